@@ -1,0 +1,108 @@
+/**
+ * Groups items that arrive close together so one slow operation (a durable commit) serves many.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode Batcher}. */
+export interface BatcherOptions {
+  /**
+   * A batch is flushed as soon as it holds this many items.
+   * @default {100}
+   */
+  maxSize?: number;
+  /**
+   * A batch is flushed at the latest this long after its first item arrived, in milliseconds.
+   * 0 flushes once the current burst of work (the event-loop turn) is over.
+   * @default {0}
+   */
+  maxDelayMs?: number;
+}
+
+interface Entry<I, R> {
+  readonly item: I;
+  readonly resolve: (result: R) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Collects items and hands them to `flush` in batches, one flush at a time; each `add` resolves
+ * with its own item's result, or rejects with the flush's error.
+ *
+ * @example
+ * ```ts
+ * const batcher = new Batcher((ids: string[]) => ledger.commit(ids.map(toWrite)));
+ * const [a, b] = await Promise.all([batcher.add("x"), batcher.add("y")]); // one commit
+ * ```
+ */
+export class Batcher<I, R> {
+  readonly #flush: (items: I[]) => Promise<R[]>;
+  readonly #maxSize: number;
+  readonly #maxDelayMs: number;
+  #entries: Entry<I, R>[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running: Promise<void> | undefined;
+
+  /** Creates a batcher around a flush function that returns one result per item, in order. */
+  constructor(flush: (items: I[]) => Promise<R[]>, options: BatcherOptions = {}) {
+    this.#flush = flush;
+    this.#maxSize = options.maxSize ?? 100;
+    this.#maxDelayMs = options.maxDelayMs ?? 0;
+    if (!Number.isInteger(this.#maxSize) || this.#maxSize < 1) {
+      throw new RangeError(`maxSize must be a positive integer, got ${this.#maxSize}`);
+    }
+  }
+
+  /** How many items wait for a flush, or are being flushed. */
+  get pending(): number {
+    return this.#entries.length;
+  }
+
+  /** Adds an item; resolves with its result once its batch is flushed. */
+  add(item: I): Promise<R> {
+    const { promise, resolve, reject } = Promise.withResolvers<R>();
+    this.#entries.push({ item, resolve, reject });
+    if (this.#entries.length >= this.#maxSize) this.#schedule(true);
+    else this.#schedule(false);
+    return promise;
+  }
+
+  /** Flushes whatever waits and resolves once nothing is pending. */
+  async flush(): Promise<void> {
+    while (this.#entries.length > 0 || this.#running) {
+      if (!this.#running) this.#start();
+      await this.#running;
+    }
+  }
+
+  #schedule(now: boolean): void {
+    if (this.#running) return; // the running flush picks the rest up when it ends
+    if (now) {
+      this.#start();
+    } else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#start(), this.#maxDelayMs);
+    }
+  }
+
+  #start(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#running || this.#entries.length === 0) return;
+    const batch = this.#entries.splice(0, this.#maxSize);
+    this.#running = this.#run(batch).finally(() => {
+      this.#running = undefined;
+      if (this.#entries.length > 0) this.#schedule(this.#entries.length >= this.#maxSize);
+    });
+  }
+
+  async #run(batch: Entry<I, R>[]): Promise<void> {
+    try {
+      const results = await this.#flush(batch.map((entry) => entry.item));
+      batch.forEach((entry, i) => entry.resolve(results[i] as R));
+    } catch (error) {
+      for (const entry of batch) entry.reject(error);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * One connection to RabbitMQ, with the reason it closed and a password-free name for logs.
+ *
+ * @module
+ */
+
+import amqp from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
+import { describeError } from "./errors.ts";
+
+/** The broker used when `RABBITMQ_URL` is not set. */
+export const DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672";
+
+/**
+ * Hides the password of an AMQP URL, for logs and errors. Text that is not a URL is returned with
+ * anything between `//user:` and `@` hidden all the same.
+ *
+ * @example
+ * ```ts
+ * redactUrl("amqp://guest:secret@rabbit:5672/prod"); // "amqp://guest:***@rabbit:5672/prod"
+ * ```
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@");
+}
+
+/** Options for {@linkcode Broker.connect}. */
+export interface ConnectOptions {
+  /** Shown in the management UI as the connection's name. */
+  name?: string;
+  /**
+   * Heartbeat interval in seconds; 0 turns heartbeats off.
+   * @default {30}
+   */
+  heartbeatSeconds?: number;
+}
+
+/** An open connection to RabbitMQ. Close it with `await using` or {@linkcode Broker.close}. */
+export class Broker implements AsyncDisposable {
+  /** The amqplib connection. */
+  readonly model: ChannelModel;
+  /** The URL with its password hidden. */
+  readonly safeUrl: string;
+  /** Settles when the connection closes: with the error for an abnormal close, else undefined. */
+  readonly closed: Promise<Error | undefined>;
+  #closeError: Error | undefined;
+  #closing = false;
+
+  private constructor(model: ChannelModel, safeUrl: string) {
+    this.model = model;
+    this.safeUrl = safeUrl;
+    this.closed = new Promise((resolve) => {
+      model.on("error", (error: Error) => {
+        this.#closeError = error;
+      });
+      model.on("close", (error?: Error) => {
+        const cause = error ?? this.#closeError;
+        this.#closeError = this.#closing ? undefined : cause ?? new Error("connection closed");
+        resolve(this.#closeError);
+      });
+    });
+  }
+
+  /**
+   * Connects to the broker at `url`.
+   *
+   * @throws {Error} naming the URL without its password when the broker cannot be reached or
+   * refuses the login.
+   */
+  static async connect(url: string, options: ConnectOptions = {}): Promise<Broker> {
+    const safeUrl = redactUrl(url);
+    let model: ChannelModel;
+    try {
+      const target = new URL(url);
+      if (!target.searchParams.has("heartbeat")) {
+        target.searchParams.set("heartbeat", String(options.heartbeatSeconds ?? 30));
+      }
+      model = await amqp.connect(target.href, {
+        clientProperties: { connection_name: options.name ?? "productionorder" },
+      });
+    } catch (error) {
+      throw new Error(
+        `cannot connect to RabbitMQ at ${safeUrl}: ${redactUrl(describeError(error))}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return new Broker(model, safeUrl);
+  }
+
+  /** The broker's version, e.g. `"3.10.8"`. */
+  get serverVersion(): string {
+    const version = this.model.connection.serverProperties.version;
+    return typeof version === "string" ? version : "unknown";
+  }
+
+  /** Why the connection closed, if it closed abnormally. */
+  get closeError(): Error | undefined {
+    return this.#closeError;
+  }
+
+  /** Opens a plain channel; channel errors are kept for {@linkcode Broker.explain}. */
+  async channel(): Promise<Channel> {
+    const channel = await this.model.createChannel();
+    channel.on("error", () => {});
+    return channel;
+  }
+
+  /** Opens a channel in confirm mode. */
+  async confirmChannel(): Promise<ConfirmChannel> {
+    const channel = await this.model.createConfirmChannel();
+    channel.on("error", () => {});
+    return channel;
+  }
+
+  /**
+   * Replaces amqplib's "channel ended, no reply" with the reason the broker gave, when the
+   * connection closed under an operation.
+   */
+  explain(error: unknown): Error {
+    const reason = this.#closeError;
+    if (reason && error instanceof Error && /Channel ended|Connection closed/.test(error.message)) {
+      return new Error(reason.message, { cause: error });
+    }
+    return error instanceof Error ? error : new Error(String(error));
+  }
+
+  /** Closes the connection; closing twice, or after the broker closed it, is fine. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    try {
+      await this.model.close();
+    } catch {
+      // Already closed: nothing left to release.
+    }
+  }
+
+  /** Closes the connection. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

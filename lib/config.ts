@@ -1,0 +1,305 @@
+/**
+ * The configuration of every command: option tables (flag, env variable, default, help) and the
+ * functions that turn a parsed command line into a validated, read-only config.
+ *
+ * @module
+ */
+
+import type { LogLevel } from "@logtape/logtape";
+import { DEFAULT_RABBITMQ_URL, redactUrl } from "./broker.ts";
+import {
+  booleanOption,
+  choiceOption,
+  integerOption,
+  numberOption,
+  type OptionSpecs,
+  type ParsedCommandLine,
+  stringOption,
+  UsageError,
+} from "./cli.ts";
+import { DEFAULT_LEDGER_PATH, defaultInstanceId } from "./ledger.ts";
+import { LOG_LEVELS } from "./log.ts";
+import { MAX_RANDOM_QUANTITY } from "./order.ts";
+import {
+  type BackoffStrategy,
+  DEFAULT_RETRY_POLICY,
+  retryDelays,
+  type RetryPolicy,
+} from "./retry_policy.ts";
+import { type RetryBackend, type Topology, topology } from "./topology.ts";
+
+/** Options every command that talks to the broker takes. */
+export const COMMON_OPTIONS = {
+  url: {
+    type: "string",
+    env: "RABBITMQ_URL",
+    default: DEFAULT_RABBITMQ_URL,
+    placeholder: "amqp-url",
+    description: "The broker, as an amqp:// or amqps:// URL.",
+  },
+  prefix: {
+    type: "string",
+    env: "TOPOLOGY_PREFIX",
+    default: "",
+    placeholder: "text",
+    description: "Put before every exchange and queue name, to share a broker.",
+  },
+  "retry-backend": {
+    type: "string",
+    env: "RETRY_BACKEND",
+    default: "ttl",
+    placeholder: "ttl|plugin",
+    description: "How retries wait: per-delay TTL queues, or the delayed-message plugin.",
+  },
+  "max-retries": {
+    type: "string",
+    env: "RETRY_MAX",
+    default: String(DEFAULT_RETRY_POLICY.maxRetries),
+    placeholder: "N",
+    description: "Retries before a failing message is dead-lettered.",
+  },
+  "retry-delay": {
+    type: "string",
+    env: "RETRY_DELAY_MS",
+    default: String(DEFAULT_RETRY_POLICY.delayMs),
+    placeholder: "ms",
+    description: "Delay before the first retry, and the linear step.",
+  },
+  "retry-strategy": {
+    type: "string",
+    env: "RETRY_STRATEGY",
+    default: DEFAULT_RETRY_POLICY.strategy,
+    placeholder: "linear|exponential",
+    description: "How the delay grows: delay x n, or delay x 2^(n-1).",
+  },
+  "retry-max-delay": {
+    type: "string",
+    env: "RETRY_MAX_DELAY_MS",
+    default: String(DEFAULT_RETRY_POLICY.maxDelayMs),
+    placeholder: "ms",
+    description: "No retry waits longer than this.",
+  },
+  "retry-jitter": {
+    type: "string",
+    env: "RETRY_JITTER",
+    default: String(DEFAULT_RETRY_POLICY.jitter),
+    placeholder: "0..1",
+    description: "Random spread of each delay, plugin backend only (0.2 = +/-20%).",
+  },
+  "log-level": {
+    type: "string",
+    env: "LOG_LEVEL",
+    default: "info",
+    placeholder: LOG_LEVELS.join("|"),
+    description: "The lowest level of log lines written to stderr.",
+  },
+} as const satisfies OptionSpecs;
+
+/** Estoque's options. */
+export const ESTOQUE_OPTIONS = {
+  ...COMMON_OPTIONS,
+  count: {
+    type: "string",
+    short: "n",
+    env: "ESTOQUE_COUNT",
+    default: "1",
+    placeholder: "N",
+    description: "How many orders to publish.",
+  },
+  quantity: {
+    type: "string",
+    env: "ESTOQUE_QUANTITY",
+    placeholder: "Q",
+    description: `Quantity of every order (default: random from 0 to ${MAX_RANDOM_QUANTITY}).`,
+  },
+  "confirm-timeout": {
+    type: "string",
+    env: "CONFIRM_TIMEOUT_MS",
+    default: "10000",
+    placeholder: "ms",
+    description: "A publish not confirmed within this long counts as failed.",
+  },
+  window: {
+    type: "string",
+    env: "PUBLISH_WINDOW",
+    default: "1000",
+    placeholder: "N",
+    description: "Publishes awaiting their confirm at once.",
+  },
+} as const satisfies OptionSpecs;
+
+/** OrdemDeProducao's options. */
+export const ORDEM_OPTIONS = {
+  ...COMMON_OPTIONS,
+  prefetch: {
+    type: "string",
+    env: "PREFETCH",
+    default: "100",
+    placeholder: "N",
+    description: "Unacknowledged deliveries the broker may send at once.",
+  },
+  "max-quantity": {
+    type: "string",
+    env: "MAX_QUANTITY",
+    default: "500",
+    placeholder: "Q",
+    description: "Orders above this quantity fail and are retried.",
+  },
+  ledger: {
+    type: "string",
+    env: "LEDGER_PATH",
+    default: DEFAULT_LEDGER_PATH,
+    placeholder: "path",
+    description: "The SQLite file of production orders.",
+  },
+  "instance-id": {
+    type: "string",
+    env: "INSTANCE_ID",
+    placeholder: "text",
+    description: "This consumer's name in the ledger and logs (default: hostname:pid).",
+  },
+  drain: {
+    type: "boolean",
+    env: "ORDEM_DRAIN",
+    description: "Exit once the work queue and its retries are empty.",
+  },
+  "confirm-timeout": ESTOQUE_OPTIONS["confirm-timeout"],
+  "shutdown-timeout": {
+    type: "string",
+    env: "SHUTDOWN_TIMEOUT_MS",
+    default: "10000",
+    placeholder: "ms",
+    description: "On SIGINT/SIGTERM, how long in-flight messages may take to finish.",
+  },
+} as const satisfies OptionSpecs;
+
+/** What every broker command is configured with. */
+export interface CommonConfig {
+  /** The broker URL (holds the password: log {@linkcode redactUrl} of it). */
+  readonly url: string;
+  /** The topology, from prefix, backend and retry policy. */
+  readonly topology: Topology;
+  /** The retry policy. */
+  readonly policy: RetryPolicy;
+  /** The lowest level logged. */
+  readonly logLevel: LogLevel;
+}
+
+/** Estoque's configuration. */
+export interface EstoqueConfig extends CommonConfig {
+  /** How many orders to publish. */
+  readonly count: number;
+  /** A fixed quantity, or undefined for random ones. */
+  readonly quantity: number | undefined;
+  /** Confirm timeout, in milliseconds. */
+  readonly confirmTimeoutMs: number;
+  /** Publishes in flight at once. */
+  readonly window: number;
+}
+
+/** OrdemDeProducao's configuration. */
+export interface OrdemConfig extends CommonConfig {
+  /** The consumer prefetch. */
+  readonly prefetch: number;
+  /** The business rule's limit. */
+  readonly maxQuantity: number;
+  /** The ledger file. */
+  readonly ledgerPath: string;
+  /** The instance name written to the ledger. */
+  readonly instanceId: string;
+  /** Exit when drained. */
+  readonly drain: boolean;
+  /** Confirm timeout of retry and dead-letter copies, in milliseconds. */
+  readonly confirmTimeoutMs: number;
+  /** Grace period on shutdown, in milliseconds. */
+  readonly shutdownTimeoutMs: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/** Builds the parts every command shares. */
+export function commonConfig(cl: ParsedCommandLine): CommonConfig {
+  const o = cl.options as Record<keyof typeof COMMON_OPTIONS, ParsedCommandLine["options"][string]>;
+  const url = stringOption(o.url).trim();
+  if (!/^amqps?:\/\/[^\s]+$/.test(url)) {
+    throw new UsageError(
+      `${o.url.label} must be an amqp:// or amqps:// URL, got ${JSON.stringify(redactUrl(url))}`,
+    );
+  }
+  const backend = choiceOption<RetryBackend>(o["retry-backend"], ["ttl", "plugin"]);
+  const delayMs = integerOption(o["retry-delay"], 0, DAY_MS);
+  const policy: RetryPolicy = Object.freeze({
+    maxRetries: integerOption(o["max-retries"], 0, 100),
+    delayMs,
+    strategy: choiceOption<BackoffStrategy>(o["retry-strategy"], ["linear", "exponential"]),
+    maxDelayMs: integerOption(o["retry-max-delay"], 0, DAY_MS),
+    jitter: numberOption(o["retry-jitter"], 0, 1),
+  });
+  if (policy.maxDelayMs < delayMs) {
+    throw new UsageError(
+      `${o["retry-max-delay"].label} (${policy.maxDelayMs}) must not be below ${
+        o["retry-delay"].label
+      } (${delayMs})`,
+    );
+  }
+  if (backend === "ttl" && policy.jitter > 0) {
+    throw new UsageError(
+      `${
+        o["retry-jitter"].label
+      } needs --retry-backend plugin: the ttl backend's delays are fixed per queue`,
+    );
+  }
+  let topo: Topology;
+  try {
+    topo = topology({
+      prefix: stringOption(o.prefix),
+      backend,
+      retryDelays: retryDelays(policy),
+    });
+  } catch (error) {
+    throw new UsageError(`${o.prefix.label}: ${(error as Error).message}`);
+  }
+  return {
+    url,
+    topology: topo,
+    policy,
+    logLevel: choiceOption(o["log-level"], LOG_LEVELS),
+  };
+}
+
+/** Builds Estoque's configuration. @throws {UsageError} naming the first bad option. */
+export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
+  const o = cl.options as Record<
+    keyof typeof ESTOQUE_OPTIONS,
+    ParsedCommandLine["options"][string]
+  >;
+  return Object.freeze({
+    ...commonConfig(cl),
+    count: integerOption(o.count, 1, 10_000_000),
+    quantity: o.quantity.value === undefined
+      ? undefined
+      : integerOption(o.quantity, 0, Number.MAX_SAFE_INTEGER),
+    confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
+    window: integerOption(o.window, 1, 100_000),
+  });
+}
+
+/** Builds OrdemDeProducao's configuration. @throws {UsageError} naming the first bad option. */
+export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
+  const o = cl.options as Record<keyof typeof ORDEM_OPTIONS, ParsedCommandLine["options"][string]>;
+  const ledgerPath = stringOption(o.ledger);
+  if (ledgerPath.trim() === "") throw new UsageError(`${o.ledger.label} must not be empty`);
+  const instanceId = o["instance-id"].value === undefined
+    ? defaultInstanceId()
+    : stringOption(o["instance-id"]);
+  return Object.freeze({
+    ...commonConfig(cl),
+    prefetch: integerOption(o.prefetch, 1, 65_535),
+    maxQuantity: integerOption(o["max-quantity"], 0, Number.MAX_SAFE_INTEGER),
+    ledgerPath,
+    instanceId,
+    drain: booleanOption(o.drain),
+    confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
+    shutdownTimeoutMs: integerOption(o["shutdown-timeout"], 0, 600_000),
+  });
+}

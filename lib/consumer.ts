@@ -1,0 +1,527 @@
+/**
+ * OrdemDeProducao's consumer: turns each delivery into a production order, a delayed retry, or a
+ * dead letter, and acknowledges it only once that outcome is durable.
+ *
+ * For each delivery, in order:
+ * 1. read `x-retry-count` (ill-typed: dead-letter as `invalid`);
+ * 2. skip a copy already passed on (a redelivery after a crash between publish and ack);
+ * 3. validate the body (invalid: dead-letter at once as `invalid`);
+ * 4. apply the business rule (quantity above the limit: transient failure);
+ * 5. write the production order to the ledger (batched with its neighbours), then ack.
+ *
+ * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
+ * Retry and dead-letter copies are published with confirms and the original is acked only after
+ * the confirm; if the publish fails, the original is requeued.
+ *
+ * @module
+ */
+
+import type { Channel, ConsumeMessage, Options } from "amqplib";
+import { Batcher, type BatcherOptions } from "./batcher.ts";
+import type { Broker } from "./broker.ts";
+import { describeError, PermanentError, TransientError } from "./errors.ts";
+import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
+import { logger } from "./log.ts";
+import { type Order, parseOrder } from "./order.ts";
+import { ConfirmedPublisher, PublishError } from "./publisher.ts";
+import {
+  deadLetterHeaders,
+  type FailureRecord,
+  HEADER,
+  readIntegerHeader,
+  readRetryCount,
+  retryHeaders,
+} from "./retry_headers.ts";
+import {
+  type DeadLetterReason,
+  decideRetry,
+  type RetryDecision,
+  type RetryPolicy,
+} from "./retry_policy.ts";
+import { retryTierFor, type Topology } from "./topology.ts";
+
+/** What became of one delivery. */
+export type Outcome =
+  | {
+    readonly kind: "created" | "duplicate";
+    readonly refCode: string;
+    /** Retries the message had before this attempt. */
+    readonly attempt: number;
+  }
+  | {
+    readonly kind: "retried";
+    readonly messageKey: string | undefined;
+    /** The retry number this copy is (1 for the first retry). */
+    readonly retry: number;
+    /** How long the copy waits, in milliseconds (the tier's TTL on the TTL backend). */
+    readonly delayMs: number;
+    readonly error: string;
+  }
+  | {
+    readonly kind: "dead-lettered";
+    readonly messageKey: string | undefined;
+    readonly reason: DeadLetterReason;
+    readonly retries: number;
+    readonly error: string;
+  }
+  | {
+    /** A copy of this hop was already passed on; this one is acked and dropped. */
+    readonly kind: "skipped";
+    readonly messageKey: string;
+  }
+  | {
+    /** Passing the message on failed; it went back to the queue. */
+    readonly kind: "requeued";
+    readonly messageKey: string | undefined;
+    readonly error: string;
+  };
+
+/** Options for {@linkcode OrderConsumer.start}. */
+export interface ConsumerOptions {
+  /** The connection to consume on; the consumer opens its own channels on it. */
+  readonly broker: Broker;
+  /** The topology to consume from; declare it first. */
+  readonly topology: Topology;
+  /** Where production orders are written. */
+  readonly ledger: Ledger;
+  /** When to retry and when to give up. */
+  readonly policy: RetryPolicy;
+  /** Orders above this quantity fail with "maximum quantity exceeded". */
+  readonly maxQuantity: number;
+  /**
+   * How many unacknowledged deliveries the broker may send at once.
+   * @default {100}
+   */
+  readonly prefetch?: number;
+  /**
+   * How long to wait for the confirm of a retry or dead-letter copy, in milliseconds.
+   * @default {10000}
+   */
+  readonly confirmTimeoutMs?: number;
+  /**
+   * How ledger writes are grouped into transactions.
+   * @default {{ maxSize: prefetch, maxDelayMs: 0 }}
+   */
+  readonly batch?: BatcherOptions;
+  /** Randomness for jitter, in [0, 1). @default {Math.random} */
+  readonly random?: () => number;
+  /** A clock, for the history headers. @default {() => new Date()} */
+  readonly now?: () => Date;
+  /** Called with every outcome, after the delivery was settled. */
+  readonly onOutcome?: (outcome: Outcome) => void;
+  /**
+   * Called after a retry or dead-letter copy is confirmed and recorded, before the original is
+   * acked. Fault-injection tests use it to crash the consumer at exactly that point.
+   */
+  readonly beforeAck?: (outcome: Outcome) => void | Promise<void>;
+}
+
+const log = logger("consumer");
+
+/** The identity of a message for de-duplication: its message id, if it has one. */
+function messageKeyOf(message: ConsumeMessage): string | undefined {
+  const id = message.properties.messageId;
+  return typeof id === "string" && id.length > 0 ? id : undefined;
+}
+
+/** The properties a retry or dead-letter copy keeps from its original. */
+function copyProperties(
+  message: ConsumeMessage,
+  headers: Record<string, unknown>,
+): Options.Publish {
+  const p = message.properties;
+  const properties: Options.Publish = { persistent: true, headers };
+  if (p.contentType !== undefined) properties.contentType = p.contentType;
+  if (p.contentEncoding !== undefined) properties.contentEncoding = p.contentEncoding;
+  if (p.messageId !== undefined) properties.messageId = p.messageId;
+  if (p.correlationId !== undefined) properties.correlationId = p.correlationId;
+  if (p.timestamp !== undefined) properties.timestamp = p.timestamp;
+  if (p.type !== undefined) properties.type = p.type;
+  if (p.appId !== undefined) properties.appId = p.appId;
+  return properties;
+}
+
+/** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
+export class OrderConsumer implements AsyncDisposable {
+  readonly #options: ConsumerOptions;
+  readonly #channel: Channel;
+  readonly #publisher: ConfirmedPublisher;
+  readonly #confirmChannel: Channel;
+  readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
+  readonly #random: () => number;
+  readonly #now: () => Date;
+  readonly #idle = new Set<() => void>();
+  #consumerTag: string | undefined;
+  #inFlight = 0;
+  #deliveries = 0;
+  #stopping = false;
+  /** Settles when the consumer stops: rejects if the broker ended it. */
+  readonly done: Promise<void>;
+  #finish!: (error?: Error) => void;
+
+  private constructor(
+    options: ConsumerOptions,
+    channel: Channel,
+    confirmChannel: Channel,
+    publisher: ConfirmedPublisher,
+  ) {
+    this.#options = options;
+    this.#channel = channel;
+    this.#confirmChannel = confirmChannel;
+    this.#publisher = publisher;
+    this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? (() => new Date());
+    this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
+      maxSize: options.batch?.maxSize ?? options.prefetch ?? 100,
+      maxDelayMs: options.batch?.maxDelayMs ?? 0,
+    });
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#finish = (error) => (error ? reject(error) : resolve());
+    });
+    this.done.catch(() => {}); // observed through `done` by whoever awaits it
+    const lost = () => {
+      if (this.#stopping) return;
+      this.#stopping = true;
+      const reason = options.broker.closeError ?? new Error("the broker closed the channel");
+      this.#finish(
+        new Error(`consumer of ${options.topology.queue} lost its channel: ${reason.message}`, {
+          cause: reason,
+        }),
+      );
+    };
+    channel.on("close", lost);
+    confirmChannel.on("close", lost);
+  }
+
+  /** Opens channels, sets the prefetch and starts consuming the topology's work queue. */
+  static async start(options: ConsumerOptions): Promise<OrderConsumer> {
+    const prefetch = options.prefetch ?? 100;
+    const channel = await options.broker.channel();
+    const confirmChannel = await options.broker.confirmChannel();
+    const publisher = new ConfirmedPublisher(confirmChannel, {
+      timeoutMs: options.confirmTimeoutMs ?? 10_000,
+    });
+    await channel.prefetch(prefetch);
+    const consumer = new OrderConsumer(options, channel, confirmChannel, publisher);
+    try {
+      const { consumerTag } = await channel.consume(
+        options.topology.queue,
+        (message) => consumer.#onDelivery(message),
+        { noAck: false },
+      );
+      consumer.#consumerTag = consumerTag;
+    } catch (error) {
+      throw options.broker.explain(error);
+    }
+    log.info("consuming", { queue: options.topology.queue, prefetch });
+    return consumer;
+  }
+
+  /** Deliveries being processed now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Deliveries received since start. */
+  get deliveries(): number {
+    return this.#deliveries;
+  }
+
+  #onDelivery(message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The broker cancelled the consumer (the queue was deleted, or a node went down).
+      if (!this.#stopping) {
+        this.#stopping = true;
+        this.#finish(
+          new Error(`the broker cancelled the consumer of ${this.#options.topology.queue}`),
+        );
+      }
+      return;
+    }
+    this.#deliveries++;
+    this.#inFlight++;
+    this.#handle(message).finally(() => {
+      this.#inFlight--;
+      if (this.#inFlight === 0) { for (const wake of this.#idle) wake(); }
+    });
+  }
+
+  async #handle(message: ConsumeMessage): Promise<void> {
+    let outcome: Outcome;
+    try {
+      outcome = await this.#process(message);
+    } catch (error) {
+      // Only a broken channel gets here: the broker requeues the unacked message itself.
+      log.error("cannot settle a delivery", { error: describeError(error) });
+      return;
+    }
+    this.#options.onOutcome?.(outcome);
+  }
+
+  async #process(message: ConsumeMessage): Promise<Outcome> {
+    const headers = message.properties.headers ?? {};
+    const messageKey = messageKeyOf(message);
+    let retries = 0;
+    let failure: unknown;
+    try {
+      retries = readRetryCount(headers);
+      const replays = readIntegerHeader(headers, HEADER.replayCount) ?? 0;
+      const hop = `${replays}:${retries}`;
+      if (messageKey !== undefined && await this.#options.ledger.wasForwarded(messageKey, hop)) {
+        this.#ack(message);
+        log.info("dropped a copy already passed on", { refCode: messageKey, hop });
+        return { kind: "skipped", messageKey };
+      }
+      const order = this.#validate(message);
+      const result = await this.#batcher.add({ kind: "order", order, attempt: retries });
+      this.#ack(message);
+      const kind = result === "created" ? "created" : "duplicate";
+      log.debug("production order", {
+        kind,
+        refCode: order.refCode,
+        quantity: order.quantity,
+        attempt: retries,
+      });
+      return { kind, refCode: order.refCode, attempt: retries };
+    } catch (error) {
+      failure = error;
+    }
+    const decision = decideRetry(this.#options.policy, retries, failure, this.#random);
+    return await this.#forward(message, messageKey, retries, failure, decision);
+  }
+
+  #validate(message: ConsumeMessage): Order {
+    const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
+    if (!parsed.ok) {
+      throw new PermanentError(`invalid order: ${parsed.rejection.message}`, { code: "invalid" });
+    }
+    const { order } = parsed;
+    if (order.quantity > this.#options.maxQuantity) {
+      throw new TransientError(
+        `maximum quantity exceeded: ${order.quantity} > ${this.#options.maxQuantity}`,
+        { code: "quantity_exceeded" },
+      );
+    }
+    return order;
+  }
+
+  async #forward(
+    message: ConsumeMessage,
+    messageKey: string | undefined,
+    retries: number,
+    error: unknown,
+    decision: RetryDecision,
+  ): Promise<Outcome> {
+    const record: FailureRecord = {
+      error,
+      now: this.#now(),
+      exchange: message.fields.exchange,
+      routingKey: message.fields.routingKey,
+    };
+    const errorText = describeError(error);
+    const replays = (() => {
+      try {
+        return readIntegerHeader(message.properties.headers, HEADER.replayCount) ?? 0;
+      } catch {
+        return 0;
+      }
+    })();
+    let outcome: Outcome;
+    try {
+      if (decision.action === "retry") {
+        try {
+          outcome = await this.#publishRetry(message, record, decision, messageKey, errorText);
+        } catch (publishError) {
+          if (!(publishError instanceof PublishError && publishError.code === "returned")) {
+            throw publishError;
+          }
+          outcome = await this.#publishDeadLetter(
+            message,
+            record,
+            retries,
+            "unroutable",
+            messageKey,
+            describeError(publishError),
+          );
+        }
+      } else {
+        outcome = await this.#publishDeadLetter(
+          message,
+          record,
+          retries,
+          decision.reason,
+          messageKey,
+          errorText,
+        );
+      }
+    } catch (publishError) {
+      log.error("cannot pass a message on; requeued it", {
+        refCode: messageKey,
+        error: describeError(publishError),
+      });
+      if (!this.#stopping) await new Promise((resolve) => setTimeout(resolve, 200));
+      this.#channel.nack(message, false, true);
+      return { kind: "requeued", messageKey, error: describeError(publishError) };
+    }
+    if (messageKey !== undefined) {
+      try {
+        await this.#batcher.add({
+          kind: "forward",
+          messageKey,
+          hop: `${replays}:${retries}`,
+          outcome: outcome.kind,
+        });
+      } catch (ledgerError) {
+        // The copy is confirmed: acking is right; only a redelivery could now slip through twice.
+        log.warning("cannot record a message as passed on", {
+          refCode: messageKey,
+          error: describeError(ledgerError),
+        });
+      }
+    }
+    await this.#options.beforeAck?.(outcome);
+    this.#ack(message);
+    return outcome;
+  }
+
+  async #publishRetry(
+    message: ConsumeMessage,
+    record: FailureRecord,
+    decision: Extract<RetryDecision, { action: "retry" }>,
+    messageKey: string | undefined,
+    errorText: string,
+  ): Promise<Outcome> {
+    const topo = this.#options.topology;
+    let delayMs = decision.delayMs;
+    if (topo.backend === "ttl") {
+      const tier = retryTierFor(topo, delayMs);
+      delayMs = tier.delayMs;
+      const headers = retryHeaders(message.properties.headers, record, decision.retry);
+      await this.#publisher.publish("", tier.queue, message.content, {
+        ...copyProperties(message, headers),
+        mandatory: true,
+      });
+    } else {
+      // The delayed-message exchange routes only when the delay is over, so it cannot honour
+      // `mandatory`: it would return every delayed message.
+      const headers = retryHeaders(message.properties.headers, record, decision.retry, delayMs);
+      await this.#publisher.publish(
+        topo.exchange,
+        topo.routingKey,
+        message.content,
+        copyProperties(message, headers),
+      );
+    }
+    log.info("retry scheduled", {
+      refCode: messageKey,
+      retry: decision.retry,
+      delayMs,
+      error: errorText,
+    });
+    return { kind: "retried", messageKey, retry: decision.retry, delayMs, error: errorText };
+  }
+
+  async #publishDeadLetter(
+    message: ConsumeMessage,
+    record: FailureRecord,
+    retries: number,
+    reason: DeadLetterReason,
+    messageKey: string | undefined,
+    errorText: string,
+  ): Promise<Outcome> {
+    const topo = this.#options.topology;
+    const headers = deadLetterHeaders(
+      message.properties.headers,
+      { ...record, error: errorText },
+      retries,
+      reason,
+    );
+    await this.#publisher.publish(topo.deadLetterExchange, topo.routingKey, message.content, {
+      ...copyProperties(message, headers),
+      mandatory: true,
+    });
+    log.warning("dead-lettered", {
+      refCode: messageKey,
+      reason,
+      retries,
+      error: errorText,
+    });
+    return { kind: "dead-lettered", messageKey, reason, retries, error: errorText };
+  }
+
+  #ack(message: ConsumeMessage): void {
+    this.#channel.ack(message);
+  }
+
+  /** Resolves when no delivery is being processed. */
+  #whenIdle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.#idle.delete(wake);
+        resolve();
+      };
+      this.#idle.add(wake);
+    });
+  }
+
+  /**
+   * Resolves once the work queue and every retry tier are empty and nothing is in flight, seen
+   * twice in a row `intervalMs` apart with no delivery in between. For `--drain`, the demo and
+   * tests.
+   */
+  async drained(options: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const intervalMs = options.intervalMs ?? 100;
+    const topo = this.#options.topology;
+    const queues = [...topo.retryTiers.map((t) => t.queue), topo.queue];
+    const probe = await this.#options.broker.channel();
+    try {
+      let quietChecks = 0;
+      let lastDeliveries = -1;
+      while (quietChecks < 2) {
+        options.signal?.throwIfAborted();
+        if (this.#stopping) throw new Error("the consumer stopped before the queues drained");
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+        let waiting = this.#inFlight + this.#batcher.pending;
+        for (const queue of queues) waiting += (await probe.checkQueue(queue)).messageCount;
+        const quiet = waiting === 0 && this.#deliveries === lastDeliveries;
+        lastDeliveries = this.#deliveries;
+        quietChecks = quiet ? quietChecks + 1 : 0;
+      }
+    } finally {
+      await probe.close().catch(() => {});
+    }
+  }
+
+  /**
+   * Stops consuming, lets in-flight deliveries finish (at most `timeoutMs`), and closes the
+   * channels. Deliveries still unfinished go back to the queue when the channel closes.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    const wasStopping = this.#stopping;
+    this.#stopping = true;
+    if (this.#consumerTag !== undefined && !wasStopping) {
+      await this.#channel.cancel(this.#consumerTag).catch(() => {});
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    });
+    const finished = await Promise.race([this.#whenIdle().then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (finished) {
+      log.warning("deliveries unfinished at shutdown; the broker requeues them", {
+        count: this.#inFlight,
+        timeoutMs,
+      });
+    }
+    await this.#channel.close().catch(() => {});
+    await this.#confirmChannel.close().catch(() => {});
+    if (!wasStopping) this.#finish();
+  }
+
+  /** Stops the consumer with the default timeout. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}

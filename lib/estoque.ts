@@ -1,0 +1,125 @@
+/**
+ * Estoque's work: publishing production-order requests with publisher confirms.
+ *
+ * @module
+ */
+
+import { logger } from "./log.ts";
+import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "./order.ts";
+import { type ConfirmedPublisher, PublishError, type PublishFailure } from "./publisher.ts";
+import type { Topology } from "./topology.ts";
+
+/** The `app-id` property of Estoque's messages. */
+export const ESTOQUE_APP_ID = "estoque";
+
+const log = logger("estoque");
+
+/**
+ * Publishes one order as the Go Estoque does: JSON body, `application/json`, persistent,
+ * `message-id` = RefCode, a timestamp, and `mandatory` so an unroutable order fails.
+ */
+export function publishOrder(
+  publisher: ConfirmedPublisher,
+  topo: Topology,
+  order: Order,
+  now: Date = new Date(),
+): Promise<void> {
+  return publisher.publish(topo.exchange, topo.routingKey, encodeOrder(order), {
+    contentType: ORDER_CONTENT_TYPE,
+    persistent: true,
+    messageId: order.refCode,
+    timestamp: Math.floor(now.getTime() / 1000),
+    appId: ESTOQUE_APP_ID,
+    mandatory: true,
+  });
+}
+
+/** Options for {@linkcode publishOrders}. */
+export interface PublishOrdersOptions {
+  /** The confirm-mode publisher. */
+  readonly publisher: ConfirmedPublisher;
+  /** Where to publish. */
+  readonly topology: Topology;
+  /** How many orders. */
+  readonly count: number;
+  /** A fixed quantity; random when undefined. */
+  readonly quantity?: number | undefined;
+  /**
+   * How many publishes may await their confirm at once.
+   * @default {1000}
+   */
+  readonly window?: number;
+  /** Makes each order; by default {@linkcode newOrder} with `quantity`. */
+  readonly makeOrder?: (index: number) => Order;
+  /** Called after each settled publish with the number settled so far. */
+  readonly onProgress?: (settled: number) => void;
+  /** Stops publishing new orders when aborted; those in flight still settle. */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@linkcode publishOrders} did. */
+export interface PublishSummary {
+  /** Orders handed to the broker. */
+  readonly attempted: number;
+  /** Orders the broker confirmed. */
+  readonly confirmed: number;
+  /** Failed publishes, by cause. */
+  readonly failed: Readonly<Record<PublishFailure, number>>;
+  /** The RefCodes of the confirmed orders. */
+  readonly confirmedRefCodes: readonly string[];
+  /** Wall time, in milliseconds. */
+  readonly elapsedMs: number;
+}
+
+/** The number of failed publishes in a summary. */
+export function failedCount(summary: PublishSummary): number {
+  return Object.values(summary.failed).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Publishes `count` orders, keeping at most `window` unconfirmed at once, and counts what the
+ * broker confirmed. Never throws for a failed publish: failures are counted by cause.
+ */
+export async function publishOrders(options: PublishOrdersOptions): Promise<PublishSummary> {
+  const window = options.window ?? 1000;
+  const makeOrder = options.makeOrder ??
+    (() => newOrder({ quantity: options.quantity }));
+  const failed: Record<PublishFailure, number> = { nacked: 0, returned: 0, timeout: 0, closed: 0 };
+  const confirmedRefCodes: string[] = [];
+  const started = performance.now();
+  let attempted = 0;
+  let settled = 0;
+  const inFlight = new Set<Promise<void>>();
+  for (let i = 0; i < options.count; i++) {
+    if (options.signal?.aborted) break;
+    const order = makeOrder(i);
+    attempted++;
+    const publish = publishOrder(options.publisher, options.topology, order).then(
+      () => {
+        confirmedRefCodes.push(order.refCode);
+      },
+      (error: unknown) => {
+        const code = error instanceof PublishError ? error.code : "closed";
+        failed[code]++;
+        log.warning("order not confirmed", {
+          refCode: order.refCode,
+          error: (error as Error).message,
+        });
+      },
+    ).finally(() => {
+      inFlight.delete(publish);
+      settled++;
+      options.onProgress?.(settled);
+    });
+    inFlight.add(publish);
+    if (inFlight.size >= window) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return {
+    attempted,
+    confirmed: confirmedRefCodes.length,
+    failed,
+    confirmedRefCodes,
+    elapsedMs: performance.now() - started,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The one logger setup of the services: LogTape, structured records, written to stderr as logfmt
+ * (`key=value` pairs), so stdout stays free for summaries and tables.
+ *
+ * @module
+ */
+
+import {
+  configureSync,
+  getLogfmtFormatter,
+  getLogger,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  resetSync,
+} from "@logtape/logtape";
+import { redactUrl } from "./broker.ts";
+
+/** The levels `--log-level` accepts, quietest last. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+/** The root category of every logger in the project. */
+export const ROOT_CATEGORY = "productionorder";
+
+const encoder = new TextEncoder();
+
+/** Options for {@linkcode setupLogging}. */
+export interface LoggingOptions {
+  /**
+   * The lowest level written.
+   * @default {"info"}
+   */
+  level?: LogLevel;
+  /**
+   * Where records go; by default each is written to stderr as one logfmt line.
+   */
+  sink?: (record: LogRecord) => void;
+}
+
+/**
+ * Configures logging for the process. Any URL in a message or a property has its password
+ * hidden before it is written.
+ */
+export function setupLogging(options: LoggingOptions = {}): void {
+  const formatter = getLogfmtFormatter();
+  const sink = options.sink ?? ((record: LogRecord) => {
+    Deno.stderr.writeSync(encoder.encode(redactUrl(formatter(record))));
+  });
+  resetSync();
+  configureSync({
+    reset: true,
+    sinks: { main: sink },
+    loggers: [
+      { category: [ROOT_CATEGORY], lowestLevel: options.level ?? "info", sinks: ["main"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
+    ],
+  });
+}
+
+/** A logger under the project's root category, e.g. `logger("consumer")`. */
+export function logger(...category: string[]): Logger {
+  return getLogger([ROOT_CATEGORY, ...category]);
+}

@@ -1,0 +1,182 @@
+/**
+ * Reading and writing the headers that carry a message's retry history.
+ *
+ * A dead-lettered message carries:
+ *
+ * | header                   | value                                          |
+ * | ------------------------ | ---------------------------------------------- |
+ * | `x-retry-count`          | retries made before it was dead-lettered       |
+ * | `x-dead-letter-reason`   | `exhausted`, `invalid`, `unroutable`, …        |
+ * | `x-last-error`           | the last error's message, at most 512 chars    |
+ * | `x-first-failed-at`      | ISO 8601 time of the first failure             |
+ * | `x-original-exchange`    | the exchange it was first published to         |
+ * | `x-original-routing-key` | the routing key it was first published with    |
+ *
+ * A retry copy carries the same history headers but the reason, plus `x-delay` on the plugin
+ * backend.
+ *
+ * @module
+ */
+
+import { PermanentError } from "./errors.ts";
+import type { DeadLetterReason } from "./retry_policy.ts";
+
+/** Header names, in one place. */
+export const HEADER = Object.freeze({
+  retryCount: "x-retry-count",
+  delay: "x-delay",
+  reason: "x-dead-letter-reason",
+  lastError: "x-last-error",
+  firstFailedAt: "x-first-failed-at",
+  originalExchange: "x-original-exchange",
+  originalRoutingKey: "x-original-routing-key",
+  death: "x-death",
+  replayCount: "x-replay-count",
+  replayedAt: "x-replayed-at",
+});
+
+/** The longest `x-last-error` written; longer messages are cut and end in `…`. */
+export const MAX_ERROR_LENGTH = 512;
+
+/** A retry count above this is not a count but garbage, and the message is invalid. */
+export const MAX_RETRY_COUNT = 1_000;
+
+/** AMQP headers as amqplib hands them over. */
+export type Headers = Record<string, unknown>;
+
+/**
+ * Reads an integer header whatever numeric type it arrived as (byte, short, int32, int64, or a
+ * double holding an integer). Returns `undefined` when absent, and throws a
+ * {@linkcode PermanentError} with code `invalid` when present but not an integer.
+ */
+export function readIntegerHeader(headers: Headers | undefined, name: string): number | undefined {
+  const value = headers?.[name];
+  if (value === undefined || value === null) return undefined;
+  const number = typeof value === "bigint" ? Number(value) : value;
+  if (typeof number !== "number" || !Number.isSafeInteger(number)) {
+    throw new PermanentError(`header ${name} must be an integer, got ${describe(value)}`, {
+      code: "invalid",
+    });
+  }
+  return number;
+}
+
+/**
+ * The number of retries a message has had (`x-retry-count`), 0 when absent.
+ *
+ * @throws {PermanentError} with code `invalid` when the header is not an integer from 0 to
+ * {@linkcode MAX_RETRY_COUNT}.
+ */
+export function readRetryCount(headers: Headers | undefined): number {
+  const count = readIntegerHeader(headers, HEADER.retryCount) ?? 0;
+  if (count < 0 || count > MAX_RETRY_COUNT) {
+    throw new PermanentError(
+      `header ${HEADER.retryCount} must be from 0 to ${MAX_RETRY_COUNT}, got ${count}`,
+      { code: "invalid" },
+    );
+  }
+  return count;
+}
+
+/**
+ * The delay a message was published with (`x-delay`), in milliseconds, or `undefined`. The
+ * delayed-message plugin hands the header back negated, so the sign is dropped.
+ */
+export function readDelay(headers: Headers | undefined): number | undefined {
+  const delay = readIntegerHeader(headers, HEADER.delay);
+  return delay === undefined ? undefined : Math.abs(delay);
+}
+
+/** What happened to a message, for the headers of its retry or dead-letter copy. */
+export interface FailureRecord {
+  /** The error that made this attempt fail. */
+  readonly error: unknown;
+  /** When it failed. */
+  readonly now: Date;
+  /** The exchange the message was delivered from. */
+  readonly exchange: string;
+  /** The routing key the message was delivered with. */
+  readonly routingKey: string;
+}
+
+/** Cuts an error message to {@linkcode MAX_ERROR_LENGTH} characters. */
+export function truncateError(message: string): string {
+  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH - 1)}…` : message;
+}
+
+function errorMessage(error: unknown): string {
+  return truncateError(error instanceof Error ? error.message : String(error));
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.slice(0, 40));
+  if (value instanceof Uint8Array) return `${value.byteLength} bytes`;
+  if (typeof value === "object" && value !== null) {
+    return JSON.stringify(value)?.slice(0, 60) ?? typeof value;
+  }
+  return String(value);
+}
+
+/** Copies the headers worth keeping: everything but the broker's and our per-hop ones. */
+function carriedHeaders(headers: Headers | undefined): Headers {
+  const carried: Headers = {};
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    if (key === HEADER.death || key === HEADER.delay || key === HEADER.reason) continue;
+    if (key.startsWith("x-death") || key === "x-first-death-exchange") continue;
+    if (key === "x-first-death-queue" || key === "x-first-death-reason") continue;
+    carried[key] = value;
+  }
+  return carried;
+}
+
+function historyHeaders(headers: Headers | undefined, failure: FailureRecord): Headers {
+  const firstFailedAt = headers?.[HEADER.firstFailedAt];
+  const originalExchange = headers?.[HEADER.originalExchange];
+  const originalRoutingKey = headers?.[HEADER.originalRoutingKey];
+  return {
+    [HEADER.lastError]: errorMessage(failure.error),
+    [HEADER.firstFailedAt]: typeof firstFailedAt === "string"
+      ? firstFailedAt
+      : failure.now.toISOString(),
+    [HEADER.originalExchange]: typeof originalExchange === "string"
+      ? originalExchange
+      : failure.exchange,
+    [HEADER.originalRoutingKey]: typeof originalRoutingKey === "string"
+      ? originalRoutingKey
+      : failure.routingKey,
+  };
+}
+
+/**
+ * The headers of a retry copy: the original's, the history, the new `x-retry-count`, and
+ * `x-delay` when `delayMs` is given (plugin backend).
+ */
+export function retryHeaders(
+  headers: Headers | undefined,
+  failure: FailureRecord,
+  retry: number,
+  delayMs?: number,
+): Headers {
+  const next: Headers = {
+    ...carriedHeaders(headers),
+    ...historyHeaders(headers, failure),
+    [HEADER.retryCount]: retry,
+  };
+  if (delayMs !== undefined) next[HEADER.delay] = delayMs;
+  return next;
+}
+
+/** The headers of a dead-letter copy: the original's, the history, the count and the reason. */
+export function deadLetterHeaders(
+  headers: Headers | undefined,
+  failure: FailureRecord,
+  retriesSoFar: number,
+  reason: DeadLetterReason,
+): Headers {
+  return {
+    ...carriedHeaders(headers),
+    ...historyHeaders(headers, failure),
+    [HEADER.retryCount]: retriesSoFar,
+    [HEADER.reason]: reason,
+  };
+}

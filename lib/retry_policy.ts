@@ -1,0 +1,126 @@
+/**
+ * When to retry a failed message, after how long, and when to give up. Pure functions: time and
+ * randomness come in as arguments, so every decision can be tested exactly.
+ *
+ * @module
+ */
+
+import { PermanentError } from "./errors.ts";
+
+/** How delays grow from one retry to the next. */
+export type BackoffStrategy = "linear" | "exponential";
+
+/** The retry settings of OrdemDeProducao. */
+export interface RetryPolicy {
+  /** How many times a message is retried before it is dead-lettered. */
+  readonly maxRetries: number;
+  /** The delay before the first retry, in milliseconds; also the linear step. */
+  readonly delayMs: number;
+  /** `linear`: delay × n. `exponential`: delay × 2^(n-1). */
+  readonly strategy: BackoffStrategy;
+  /** No delay is longer than this, in milliseconds. */
+  readonly maxDelayMs: number;
+  /**
+   * The spread applied to each delay, from 0 (none) to 1: a delay d becomes a value drawn from
+   * d × (1 − jitter) to d × (1 + jitter). Only the plugin backend can honour it, since the TTL
+   * backend's delays are fixed per queue.
+   */
+  readonly jitter: number;
+}
+
+/**
+ * The defaults, as in the Go original: 3 retries, 5 s more each time, no jitter.
+ *
+ * | retry | delay |
+ * | ----- | ----- |
+ * | 1     | 5 s   |
+ * | 2     | 10 s  |
+ * | 3     | 15 s  |
+ */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  maxRetries: 3,
+  delayMs: 5_000,
+  strategy: "linear",
+  maxDelayMs: 3_600_000,
+  jitter: 0,
+});
+
+/**
+ * The delay before retry number `retry` (1 for the first retry), in whole milliseconds.
+ *
+ * `random` returns a number in [0, 1); with 0.5, or with no jitter, the delay is exact.
+ *
+ * @example
+ * ```ts
+ * backoff(DEFAULT_RETRY_POLICY, 2); // 10000
+ * backoff({ ...DEFAULT_RETRY_POLICY, strategy: "exponential" }, 3); // 20000
+ * ```
+ */
+export function backoff(policy: RetryPolicy, retry: number, random: () => number = () => 0.5) {
+  if (!Number.isInteger(retry) || retry < 1) {
+    throw new RangeError(`retry must be an integer of at least 1, got ${retry}`);
+  }
+  const base = policy.strategy === "linear"
+    ? policy.delayMs * retry
+    : policy.delayMs * 2 ** (retry - 1);
+  const capped = Math.min(base, policy.maxDelayMs);
+  const spread = policy.jitter * (2 * random() - 1);
+  return Math.max(0, Math.min(Math.round(capped * (1 + spread)), policy.maxDelayMs));
+}
+
+/** The delays of retries 1 to `maxRetries` without jitter, each once, in increasing order. */
+export function retryDelays(policy: RetryPolicy): number[] {
+  const delays = new Set<number>();
+  for (let retry = 1; retry <= policy.maxRetries; retry++) delays.add(backoff(policy, retry));
+  return [...delays].sort((a, b) => a - b);
+}
+
+/** Why a message was dead-lettered (the `x-dead-letter-reason` header). */
+export type DeadLetterReason = "exhausted" | "invalid" | "unroutable" | "rejected";
+
+/** What to do with a message whose processing failed. */
+export type RetryDecision =
+  | { readonly action: "retry"; readonly retry: number; readonly delayMs: number }
+  | { readonly action: "dead-letter"; readonly reason: DeadLetterReason };
+
+/**
+ * Decides the fate of a failed message from the retries it has had so far and the error.
+ *
+ * A {@linkcode PermanentError} is dead-lettered at once (reason `invalid` when its code says so,
+ * `rejected` otherwise). Anything else is retried until `maxRetries` retries have been made, then
+ * dead-lettered as `exhausted`.
+ */
+export function decideRetry(
+  policy: RetryPolicy,
+  retriesSoFar: number,
+  error: unknown,
+  random: () => number = () => 0.5,
+): RetryDecision {
+  if (error instanceof PermanentError) {
+    return { action: "dead-letter", reason: error.code === "invalid" ? "invalid" : "rejected" };
+  }
+  if (retriesSoFar >= policy.maxRetries) return { action: "dead-letter", reason: "exhausted" };
+  const retry = retriesSoFar + 1;
+  return { action: "retry", retry, delayMs: backoff(policy, retry, random) };
+}
+
+/** Checks a policy's numbers, throwing a `RangeError` that names the first bad one. */
+export function validateRetryPolicy(policy: RetryPolicy): RetryPolicy {
+  const { maxRetries, delayMs, maxDelayMs, jitter, strategy } = policy;
+  if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > 100) {
+    throw new RangeError(`maxRetries must be an integer from 0 to 100, got ${maxRetries}`);
+  }
+  if (!Number.isInteger(delayMs) || delayMs < 0) {
+    throw new RangeError(`delayMs must be a non-negative integer, got ${delayMs}`);
+  }
+  if (!Number.isInteger(maxDelayMs) || maxDelayMs < delayMs) {
+    throw new RangeError(`maxDelayMs must be an integer of at least delayMs, got ${maxDelayMs}`);
+  }
+  if (!(jitter >= 0 && jitter <= 1)) {
+    throw new RangeError(`jitter must be from 0 to 1, got ${jitter}`);
+  }
+  if (strategy !== "linear" && strategy !== "exponential") {
+    throw new RangeError(`strategy must be "linear" or "exponential", got ${String(strategy)}`);
+  }
+  return policy;
+}

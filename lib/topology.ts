@@ -1,0 +1,228 @@
+/**
+ * Every exchange, queue and routing key of the services, as data, and the one function that
+ * declares them. No other file spells a name.
+ *
+ * ```text
+ *   Estoque ──create──▶ [productionorder] ──create──▶ (create.productionorder) ──▶ OrdemDeProducao
+ *                            ▲                                                      │  │
+ *        ttl backend: expires│back  (create.productionorder.retry.<ms>) ◀── retry ──┘  │
+ *                                                                                      │
+ *              [productionorder.dlx] ──create──▶ (create.productionorder.dlx) ◀── dead letter
+ * ```
+ *
+ * @module
+ */
+
+import type { Channel } from "amqplib";
+import type { Broker } from "./broker.ts";
+
+/** How retries wait: queue TTLs (any RabbitMQ) or the delayed-message plugin. */
+export type RetryBackend = "ttl" | "plugin";
+
+/** One retry tier of the TTL backend: a queue whose messages expire back to the work queue. */
+export interface RetryTier {
+  /** The delay of this tier, in milliseconds (the queue's `x-message-ttl`). */
+  readonly delayMs: number;
+  /** The queue's name. */
+  readonly queue: string;
+}
+
+/** The names and settings of one deployment's broker objects. */
+export interface Topology {
+  /** The prefix every name starts with; empty for the names the Go services use. */
+  readonly prefix: string;
+  /** The retry backend the topology is built for. */
+  readonly backend: RetryBackend;
+  /** The exchange Estoque publishes to (`productionorder`). */
+  readonly exchange: string;
+  /** Its type: `direct`, or `x-delayed-message` on the plugin backend. */
+  readonly exchangeType: "direct" | "x-delayed-message";
+  /** The routing key of production-order requests (`create`). */
+  readonly routingKey: string;
+  /** The work queue (`create.productionorder`). */
+  readonly queue: string;
+  /** The dead-letter exchange (`productionorder.dlx`). */
+  readonly deadLetterExchange: string;
+  /** The dead-letter queue (`create.productionorder.dlx`). */
+  readonly deadLetterQueue: string;
+  /** The retry tiers of the TTL backend, shortest first; empty on the plugin backend. */
+  readonly retryTiers: readonly RetryTier[];
+}
+
+/** Options for {@linkcode topology}. */
+export interface TopologyOptions {
+  /**
+   * Put before every name, so several deployments or tests can share a broker.
+   * @default {""}
+   */
+  prefix?: string;
+  /**
+   * The retry backend.
+   * @default {"ttl"}
+   */
+  backend?: RetryBackend;
+  /** The distinct retry delays in milliseconds; one tier is made for each on the TTL backend. */
+  retryDelays?: readonly number[];
+}
+
+const PREFIX = /^[A-Za-z0-9._:-]{0,100}$/;
+
+/**
+ * Builds the topology for a prefix and backend.
+ *
+ * @example
+ * ```ts
+ * topology({ prefix: "demo.", retryDelays: [5000] }).retryTiers;
+ * // [{ delayMs: 5000, queue: "demo.create.productionorder.retry.5000ms" }]
+ * ```
+ */
+export function topology(options: TopologyOptions = {}): Topology {
+  const prefix = options.prefix ?? "";
+  if (!PREFIX.test(prefix)) {
+    throw new RangeError(
+      `prefix may hold only letters, digits and . _ : - (at most 100), got ${
+        JSON.stringify(prefix)
+      }`,
+    );
+  }
+  const backend = options.backend ?? "ttl";
+  if (backend !== "ttl" && backend !== "plugin") {
+    throw new RangeError(`retry backend must be "ttl" or "plugin", got ${JSON.stringify(backend)}`);
+  }
+  const queue = `${prefix}create.productionorder`;
+  const delays = backend === "ttl"
+    ? [...new Set(options.retryDelays ?? [])].sort((a, b) => a - b)
+    : [];
+  return Object.freeze({
+    prefix,
+    backend,
+    exchange: `${prefix}productionorder`,
+    exchangeType: backend === "plugin" ? "x-delayed-message" : "direct",
+    routingKey: "create",
+    queue,
+    deadLetterExchange: `${prefix}productionorder.dlx`,
+    deadLetterQueue: `${queue}.dlx`,
+    retryTiers: Object.freeze(delays.map((delayMs) => ({
+      delayMs,
+      queue: `${queue}.retry.${delayMs}ms`,
+    }))),
+  });
+}
+
+/** The TTL-backend tier for a delay: the shortest tier at least that long, else the longest. */
+export function retryTierFor(topo: Topology, delayMs: number): RetryTier {
+  const tier = topo.retryTiers.find((t) => t.delayMs >= delayMs) ?? topo.retryTiers.at(-1);
+  if (!tier) {
+    throw new Error(`topology ${topo.exchange} has no retry tiers (backend ${topo.backend})`);
+  }
+  return tier;
+}
+
+/** A queue's declaration, as the services make it. */
+export interface QueueDeclaration {
+  /** The queue name. */
+  readonly name: string;
+  /** Its `x-` arguments. */
+  readonly arguments: Readonly<Record<string, unknown>>;
+}
+
+/** The queues of a topology with the arguments they are declared with. */
+export function queueDeclarations(topo: Topology): QueueDeclaration[] {
+  return [
+    {
+      name: topo.queue,
+      arguments: {
+        "x-dead-letter-exchange": topo.deadLetterExchange,
+        "x-dead-letter-routing-key": topo.routingKey,
+      },
+    },
+    { name: topo.deadLetterQueue, arguments: {} },
+    ...topo.retryTiers.map((tier) => ({
+      name: tier.queue,
+      arguments: {
+        "x-message-ttl": tier.delayMs,
+        "x-dead-letter-exchange": topo.exchange,
+        "x-dead-letter-routing-key": topo.routingKey,
+      },
+    })),
+  ];
+}
+
+/** The name of the delayed-message plugin, for error messages. */
+export const DELAYED_MESSAGE_PLUGIN = "rabbitmq_delayed_message_exchange";
+
+/**
+ * Declares the exchanges, queues and bindings of a topology (all durable). Declaring what exists
+ * with the same settings is a no-op, so both services call it at start-up.
+ *
+ * @throws {Error} with a clear message when the plugin backend is asked of a broker without the
+ * delayed-message plugin, or when an object exists with other settings.
+ */
+export async function declareTopology(broker: Broker, topo: Topology): Promise<void> {
+  let channel: Channel | undefined;
+  try {
+    channel = await broker.channel();
+    await channel.assertExchange(topo.exchange, topo.exchangeType, {
+      durable: true,
+      ...(topo.exchangeType === "x-delayed-message"
+        ? { arguments: { "x-delayed-type": "direct" } }
+        : {}),
+    });
+    await channel.assertExchange(topo.deadLetterExchange, "direct", { durable: true });
+    for (const queue of queueDeclarations(topo)) {
+      await channel.assertQueue(queue.name, { durable: true, arguments: { ...queue.arguments } });
+    }
+    await channel.bindQueue(topo.queue, topo.exchange, topo.routingKey);
+    await channel.bindQueue(topo.deadLetterQueue, topo.deadLetterExchange, topo.routingKey);
+    await channel.close();
+  } catch (error) {
+    const explained = broker.explain(error);
+    if (/unknown exchange type 'x-delayed-message'/.test(explained.message)) {
+      throw new Error(
+        `the broker at ${broker.safeUrl} lacks the delayed-message plugin (${DELAYED_MESSAGE_PLUGIN}) ` +
+          `that --retry-backend plugin needs: enable it with ` +
+          `"rabbitmq-plugins enable ${DELAYED_MESSAGE_PLUGIN}", or use --retry-backend ttl`,
+        { cause: explained },
+      );
+    }
+    if (/PRECONDITION_FAILED/.test(explained.message)) {
+      throw new Error(
+        `the broker holds an object of this topology with other settings (${explained.message}); ` +
+          `delete it, or use another --prefix`,
+        { cause: explained },
+      );
+    }
+    throw new Error(`cannot declare the topology of ${topo.exchange}: ${explained.message}`, {
+      cause: explained,
+    });
+  }
+}
+
+/** Deletes every exchange and queue of a topology, messages included. For tests and the demo. */
+export async function deleteTopology(broker: Broker, topo: Topology): Promise<void> {
+  const channel = await broker.channel();
+  try {
+    for (const queue of queueDeclarations(topo)) await channel.deleteQueue(queue.name);
+    await channel.deleteExchange(topo.exchange);
+    await channel.deleteExchange(topo.deadLetterExchange);
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+/** How many messages wait in each queue of a topology (unacknowledged ones not counted). */
+export async function queueDepths(
+  broker: Broker,
+  topo: Topology,
+): Promise<Map<string, number>> {
+  const channel = await broker.channel();
+  try {
+    const depths = new Map<string, number>();
+    for (const queue of queueDeclarations(topo)) {
+      depths.set(queue.name, (await channel.checkQueue(queue.name)).messageCount);
+    }
+    return depths;
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * OrdemDeProducao: consumes production-order requests, writes one production order per RefCode
+ * to the ledger, retries failures after a growing delay and dead-letters what keeps failing.
+ * Runs until SIGINT/SIGTERM (then finishes in-flight messages and exits 0), or with `--drain`
+ * until the work queue and its retries are empty.
+ *
+ *   deno task ordem [--prefetch N] [--max-quantity Q] [--ledger PATH] [--drain] [--url amqp://...]
+ *
+ * Env: RABBITMQ_URL, TOPOLOGY_PREFIX, RETRY_BACKEND, RETRY_MAX, RETRY_DELAY_MS, RETRY_STRATEGY,
+ * RETRY_MAX_DELAY_MS, RETRY_JITTER, PREFETCH, MAX_QUANTITY, LEDGER_PATH, INSTANCE_ID,
+ * ORDEM_DRAIN, CONFIRM_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, LOG_LEVEL. `--help` lists every flag.
+ *
+ * @module
+ */
+
+import { Broker } from "./lib/broker.ts";
+import { formatHelp, parseCommandLine } from "./lib/cli.ts";
+import { ORDEM_OPTIONS, ordemConfig } from "./lib/config.ts";
+import { OrderConsumer } from "./lib/consumer.ts";
+import { SqliteLedger } from "./lib/ledger.ts";
+import { logger, setupLogging } from "./lib/log.ts";
+import { EXIT, runMain } from "./lib/main.ts";
+import { declareTopology } from "./lib/topology.ts";
+
+runMain(async (signal) => {
+  const cl = parseCommandLine(ORDEM_OPTIONS, Deno.args, Deno.env.toObject());
+  if (cl.help) {
+    console.log(formatHelp(
+      "deno task ordem [options]",
+      "OrdemDeProducao: consumes production-order requests with delayed retries and a DLQ.",
+      ORDEM_OPTIONS,
+    ));
+    return EXIT.ok;
+  }
+  const config = ordemConfig(cl);
+  setupLogging({ level: config.logLevel });
+  const log = logger("ordem");
+
+  await using ledger = SqliteLedger.open(config.ledgerPath, { instanceId: config.instanceId });
+  await using broker = await Broker.connect(config.url, { name: `ordem ${config.instanceId}` });
+  await declareTopology(broker, config.topology);
+  const consumer = await OrderConsumer.start({
+    broker,
+    topology: config.topology,
+    ledger,
+    policy: config.policy,
+    maxQuantity: config.maxQuantity,
+    prefetch: config.prefetch,
+    confirmTimeoutMs: config.confirmTimeoutMs,
+  });
+  log.info("ready", {
+    instanceId: config.instanceId,
+    broker: broker.safeUrl,
+    backend: config.topology.backend,
+    ledger: config.ledgerPath,
+  });
+  const stopped = new Promise<"signal">((resolve) => {
+    if (signal.aborted) resolve("signal");
+    signal.addEventListener("abort", () => resolve("signal"), { once: true });
+  });
+  const drained = config.drain
+    ? consumer.drained({ signal }).then(() => "drained" as const)
+    : new Promise<never>(() => {});
+  const why = await Promise.race([stopped, drained, consumer.done.then(() => "done" as const)]);
+  log.info("stopping", { why });
+  await consumer.stop(config.shutdownTimeoutMs);
+  log.info("stopped", { deliveries: consumer.deliveries });
+  return EXIT.ok;
+});
