@@ -24,6 +24,9 @@ export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@");
 }
 
+/** How long {@linkcode Broker.close} waits for the broker's close-ok before dropping the socket. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
 /** Options for {@linkcode Broker.connect}. */
 export interface ConnectOptions {
   /** Shown in the management UI as the connection's name. */
@@ -130,10 +133,20 @@ export class Broker implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
+    });
     try {
-      await this.model.close();
+      const result = await Promise.race([this.model.close(), timedOut]);
+      if (result === "timeout") {
+        // The broker never answered the close: the socket is dead. Let it go.
+        (this.model.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+      }
     } catch {
       // Already closed: nothing left to release.
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,176 @@
+/**
+ * Test helpers for the real broker: a unique topology per test that is deleted afterwards, and
+ * ways to wait for an event with a deadline instead of sleeping.
+ */
+
+import type { Channel, ConsumeMessage } from "amqplib";
+import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
+import type { Outcome } from "../lib/consumer.ts";
+import { setupLogging } from "../lib/log.ts";
+import {
+  declareTopology,
+  deleteTopology,
+  type Topology,
+  topology,
+  type TopologyOptions,
+} from "../lib/topology.ts";
+
+/** The broker under test: `RABBITMQ_URL`, or the local one. */
+export const RABBITMQ_URL = Deno.env.get("RABBITMQ_URL") ?? DEFAULT_RABBITMQ_URL;
+
+setupLogging({ level: (Deno.env.get("TEST_LOG_LEVEL") ?? "fatal") as "fatal" });
+
+/** A prefix no other test uses. */
+export function uniquePrefix(name: string): string {
+  return `test.${name}.${crypto.randomUUID().slice(0, 8)}.`;
+}
+
+/** What a broker test gets. */
+export interface BrokerContext {
+  readonly broker: Broker;
+  readonly topo: Topology;
+}
+
+/**
+ * Connects, declares a fresh topology, runs `fn`, then deletes the topology and closes the
+ * connection whatever happened. Fails when the broker cannot be reached.
+ */
+export async function withTopology(
+  name: string,
+  options: Omit<TopologyOptions, "prefix">,
+  fn: (ctx: BrokerContext) => Promise<void>,
+): Promise<void> {
+  const broker = await Broker.connect(RABBITMQ_URL, { name: `test ${name}` });
+  const topo = topology({ ...options, prefix: uniquePrefix(name) });
+  try {
+    await declareTopology(broker, topo);
+    await fn({ broker, topo });
+  } finally {
+    const cleaner = await Broker.connect(RABBITMQ_URL, { name: `test ${name} cleanup` });
+    try {
+      await deleteTopology(cleaner, topo);
+    } finally {
+      await cleaner.close();
+      await broker.close();
+    }
+  }
+}
+
+/** Resolves with `value()` once it is not undefined; rejects after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  value: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const result = await value();
+    if (result !== undefined) return result;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Collects a consumer's outcomes and lets a test wait for the ones it expects. */
+export class OutcomeLog {
+  readonly outcomes: Outcome[] = [];
+  /** When each outcome arrived (`performance.now()`), same order as `outcomes`. */
+  readonly times: number[] = [];
+  readonly #waiters = new Set<() => void>();
+
+  /** Pass this as the consumer's `onOutcome`. */
+  readonly record = (outcome: Outcome): void => {
+    this.outcomes.push(outcome);
+    this.times.push(performance.now());
+    for (const wake of this.#waiters) wake();
+  };
+
+  /** Resolves once `count` outcomes match, with those outcomes; rejects after `timeoutMs`. */
+  until(
+    what: string,
+    match: (o: Outcome) => boolean,
+    count = 1,
+    timeoutMs = 10_000,
+  ): Promise<Outcome[]> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.outcomes.filter(match);
+        if (found.length >= count) {
+          cleanup();
+          resolve(found);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${count} × ${what}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+}
+
+/**
+ * Takes exactly `count` messages from a queue (acking them) and resolves with them; rejects after
+ * `timeoutMs`.
+ */
+export async function takeMessages(
+  broker: Broker,
+  queue: string,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<ConsumeMessage[]> {
+  const channel: Channel = await broker.channel();
+  const messages: ConsumeMessage[] = [];
+  try {
+    await channel.prefetch(count);
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(`timed out after ${timeoutMs} ms: ${messages.length}/${count} from ${queue}`),
+        ),
+      timeoutMs,
+    );
+    const { consumerTag } = await channel.consume(queue, (message) => {
+      if (message === null || messages.length >= count) return;
+      messages.push(message);
+      if (messages.length === count) resolve();
+    });
+    try {
+      await promise;
+    } finally {
+      clearTimeout(timer);
+      await channel.cancel(consumerTag);
+    }
+    for (const message of messages) channel.ack(message);
+    return messages;
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+/** How many ready messages a queue holds. */
+export async function depth(broker: Broker, queue: string): Promise<number> {
+  const channel = await broker.channel();
+  try {
+    return (await channel.checkQueue(queue)).messageCount;
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+/** A temporary directory removed at the end of the test, for ledgers. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "productionorder-test-" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}

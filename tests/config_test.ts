@@ -1,0 +1,85 @@
+import { strict as assert } from "node:assert";
+import { formatHelp, parseCommandLine, UsageError } from "../lib/cli.ts";
+import { ESTOQUE_OPTIONS, estoqueConfig, ORDEM_OPTIONS, ordemConfig } from "../lib/config.ts";
+
+const estoque = (args: string[], env: Record<string, string> = {}) =>
+  estoqueConfig(parseCommandLine(ESTOQUE_OPTIONS, args, env));
+const ordem = (args: string[], env: Record<string, string> = {}) =>
+  ordemConfig(parseCommandLine(ORDEM_OPTIONS, args, env));
+
+Deno.test("estoqueConfig() defaults match the Go original", () => {
+  const config = estoque([]);
+  assert.equal(config.url, "amqp://guest:guest@127.0.0.1:5672");
+  assert.equal(config.count, 1);
+  assert.equal(config.quantity, undefined);
+  assert.equal(config.topology.exchange, "productionorder");
+  assert.equal(config.topology.queue, "create.productionorder");
+  assert.equal(config.topology.deadLetterExchange, "productionorder.dlx");
+  assert.equal(config.topology.deadLetterQueue, "create.productionorder.dlx");
+  assert.equal(config.topology.routingKey, "create");
+  assert.deepEqual(config.policy, {
+    maxRetries: 3,
+    delayMs: 5000,
+    strategy: "linear",
+    maxDelayMs: 3_600_000,
+    jitter: 0,
+  });
+  assert.deepEqual(config.topology.retryTiers.map((t) => t.delayMs), [5000, 10000, 15000]);
+});
+
+Deno.test("ordemConfig() defaults: prefetch 100, limit 500, ledger under data/", () => {
+  const config = ordem([]);
+  assert.equal(config.prefetch, 100);
+  assert.equal(config.maxQuantity, 500);
+  assert.equal(config.ledgerPath, "data/ledger.sqlite");
+  assert.equal(config.drain, false);
+  assert.match(config.instanceId, /.+:\d+/);
+});
+
+Deno.test("flags override env, env overrides defaults", () => {
+  assert.equal(ordem([], { PREFETCH: "7" }).prefetch, 7);
+  assert.equal(ordem(["--prefetch", "9"], { PREFETCH: "7" }).prefetch, 9);
+  assert.equal(ordem([], { ORDEM_DRAIN: "yes" }).drain, true);
+  assert.equal(estoque(["-n", "3", "--prefix=demo."]).topology.exchange, "demo.productionorder");
+});
+
+Deno.test("bad values stop with a message naming the flag or env variable and the value", () => {
+  const cases: [() => unknown, RegExp][] = [
+    [() => estoque(["--count", "abc"]), /--count must be an integer from 1 to 10000000, got "abc"/],
+    [() => estoque(["--count", "0"]), /--count must be an integer/],
+    [() => ordem([], { PREFETCH: "-1" }), /PREFETCH must be an integer from 1 to 65535, got "-1"/],
+    [
+      () => ordem(["--retry-backend", "redis"]),
+      /--retry-backend must be one of ttl, plugin, got "redis"/,
+    ],
+    [() => ordem(["--retry-jitter", "0.2"]), /--retry-jitter needs --retry-backend plugin/],
+    [
+      () => ordem(["--retry-jitter", "2", "--retry-backend", "plugin"]),
+      /--retry-jitter must be a number from 0 to 1/,
+    ],
+    [() => ordem(["--retry-max-delay", "10", "--retry-delay", "100"]), /must not be below/],
+    [() => ordem(["--url", "http://x"]), /--url must be an amqp:\/\/ or amqps:\/\/ URL/],
+    [() => ordem(["--prefix", "a b"]), /--prefix: prefix may hold only/],
+    [() => ordem([], { ORDEM_DRAIN: "maybe" }), /ORDEM_DRAIN must be true or false/],
+    [() => ordem(["--bogus"]), /Unknown option '--bogus'/],
+    [() => ordem(["--prefetch"]), /--prefetch/],
+    [() => ordem(["--log-level", "loud"]), /--log-level must be one of/],
+  ];
+  for (const [run, message] of cases) {
+    assert.throws(run, (e: unknown) => e instanceof UsageError && message.test(e.message));
+  }
+});
+
+Deno.test("a bad URL is shown without its password", () => {
+  assert.throws(
+    () => ordem(["--url", "http://user:hunter2@host"]),
+    (e: Error) => !e.message.includes("hunter2"),
+  );
+});
+
+Deno.test("formatHelp() lists every flag with its default and env variable", () => {
+  const help = formatHelp("deno task ordem [options]", "OrdemDeProducao", ORDEM_OPTIONS);
+  for (const name of Object.keys(ORDEM_OPTIONS)) assert.ok(help.includes(`--${name}`), name);
+  assert.match(help, /--prefetch <N> +Unacknowledged .*\(default: 100, env: PREFETCH\)/);
+  assert.match(help, /-h, --help/);
+});

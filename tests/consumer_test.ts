@@ -1,0 +1,324 @@
+import { strict as assert } from "node:assert";
+import { Buffer } from "node:buffer";
+import type { ConsumeMessage } from "amqplib";
+import { Broker } from "../lib/broker.ts";
+import { type ConsumerOptions, OrderConsumer, type Outcome } from "../lib/consumer.ts";
+import { publishOrder } from "../lib/estoque.ts";
+import { SqliteLedger } from "../lib/ledger.ts";
+import { newOrder, type Order } from "../lib/order.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { HEADER } from "../lib/retry_headers.ts";
+import { retryDelays, type RetryPolicy } from "../lib/retry_policy.ts";
+import type { Topology } from "../lib/topology.ts";
+import {
+  type BrokerContext,
+  depth,
+  OutcomeLog,
+  RABBITMQ_URL,
+  takeMessages,
+  withTopology,
+} from "./_broker.ts";
+
+const policy: RetryPolicy = {
+  maxRetries: 3,
+  delayMs: 100,
+  strategy: "linear",
+  maxDelayMs: 10_000,
+  jitter: 0,
+};
+const tiers = { retryDelays: retryDelays(policy) };
+
+interface Running {
+  readonly consumer: OrderConsumer;
+  readonly outcomes: OutcomeLog;
+  readonly ledger: SqliteLedger;
+  readonly publisher: ConfirmedPublisher;
+}
+
+async function start(
+  ctx: BrokerContext,
+  options: Partial<ConsumerOptions> & { ledger?: SqliteLedger } = {},
+): Promise<Running> {
+  const outcomes = new OutcomeLog();
+  const ledger = options.ledger ?? SqliteLedger.open(":memory:", { instanceId: "test" });
+  const consumer = await OrderConsumer.start({
+    broker: ctx.broker,
+    topology: ctx.topo,
+    ledger,
+    policy,
+    maxQuantity: 500,
+    onOutcome: outcomes.record,
+    ...options,
+  });
+  const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+  return { consumer, outcomes, ledger, publisher };
+}
+
+function publishRaw(
+  publisher: ConfirmedPublisher,
+  topo: Topology,
+  body: string | Uint8Array,
+  properties: Record<string, unknown> = {},
+): Promise<void> {
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  return publisher.publish(topo.exchange, topo.routingKey, bytes, {
+    persistent: true,
+    mandatory: true,
+    ...properties,
+  });
+}
+
+const isFor = (ref: string) => (o: Outcome) =>
+  ("refCode" in o && o.refCode === ref) || ("messageKey" in o && o.messageKey === ref);
+
+Deno.test("a valid order becomes one production order and is acked", async () => {
+  await withTopology("valid", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const order = newOrder({ quantity: 500 });
+    await publishOrder(publisher, ctx.topo, order);
+    const [outcome] = await outcomes.until("created", (o) => o.kind === "created");
+    assert.deepEqual(outcome, { kind: "created", refCode: order.refCode, attempt: 0 });
+    const row = await ledger.findOrder(order.refCode);
+    assert.equal(row?.quantity, 500);
+    assert.equal(row?.colorCode, order.colorCode);
+    await consumer.stop();
+    assert.equal(await depth(ctx.broker, ctx.topo.queue), 0, "the message was acked");
+    await ledger.close();
+  });
+});
+
+Deno.test("an over-limit order is retried exactly 3 times with growing delays, then dead-lettered with its history", async () => {
+  await withTopology("exhausted", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const order = newOrder({ quantity: 501 });
+    await publishOrder(publisher, ctx.topo, order);
+    await outcomes.until("dead-lettered", (o) => o.kind === "dead-lettered");
+    const mine = outcomes.outcomes.map((o, i) => ({ o, at: outcomes.times[i]! }))
+      .filter(({ o }) => isFor(order.refCode)(o));
+    assert.deepEqual(mine.map(({ o }) => o.kind), [
+      "retried",
+      "retried",
+      "retried",
+      "dead-lettered",
+    ]);
+    assert.deepEqual(
+      mine.slice(0, 3).map(({ o }) => o.kind === "retried" ? [o.retry, o.delayMs] : []),
+      [[1, 100], [2, 200], [3, 300]],
+    );
+    const gaps = [1, 2, 3].map((i) => mine[i]!.at - mine[i - 1]!.at);
+    gaps.forEach((gap, i) => {
+      const expected = (i + 1) * 100;
+      assert.ok(
+        gap >= expected - 5,
+        `retry ${i + 1} came after ${gap} ms, before its ${expected} ms`,
+      );
+      assert.ok(
+        gap < expected + 1_000,
+        `retry ${i + 1} came after ${gap} ms, far past ${expected} ms`,
+      );
+    });
+    assert.ok(gaps[0]! < gaps[1]! && gaps[1]! < gaps[2]!, `delays do not grow: ${gaps}`);
+
+    const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
+    const headers = dead!.properties.headers!;
+    assert.equal(headers[HEADER.retryCount], 3);
+    assert.equal(headers[HEADER.reason], "exhausted");
+    assert.equal(headers[HEADER.lastError], "maximum quantity exceeded: 501 > 500");
+    assert.match(String(headers[HEADER.firstFailedAt]), /^\d{4}-\d\d-\d\dT/);
+    assert.equal(headers[HEADER.originalExchange], ctx.topo.exchange);
+    assert.equal(headers[HEADER.originalRoutingKey], "create");
+    assert.equal(dead!.properties.messageId, order.refCode);
+    assert.equal(dead!.properties.contentType, "application/json");
+    assert.equal(dead!.properties.deliveryMode, 2);
+    assert.equal(
+      Buffer.from(dead!.content).toString(),
+      `{"RefCode":"${order.refCode}","ColorCode":"${order.colorCode}","Quantity":501,"EventType":"CREATE"}`,
+    );
+    assert.equal(await ledger.countOrders(), 0);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("an invalid body is dead-lettered at once as invalid, byte for byte, and the consumer goes on", async () => {
+  await withTopology("invalid", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const body = new Uint8Array([0x7b, 0x22, 0xff, 0x00, 0x7d]);
+    await publishRaw(publisher, ctx.topo, body, { messageId: "bad-1" });
+    await publishRaw(publisher, ctx.topo, '{"RefCode":"nope"}', { messageId: "bad-2" });
+    const good = newOrder({ quantity: 1 });
+    await publishOrder(publisher, ctx.topo, good);
+    await outcomes.until("two dead letters", (o) => o.kind === "dead-lettered", 2);
+    await outcomes.until("the valid order", (o) => o.kind === "created");
+    assert.equal(outcomes.outcomes.filter((o) => o.kind === "retried").length, 0, "never retried");
+    const dead = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 2);
+    const byId = new Map(dead.map((m) => [m.properties.messageId, m]));
+    const first = byId.get("bad-1")!;
+    assert.deepEqual(new Uint8Array(first.content), body);
+    assert.equal(first.properties.headers![HEADER.reason], "invalid");
+    assert.equal(first.properties.headers![HEADER.retryCount], 0);
+    assert.match(String(first.properties.headers![HEADER.lastError]), /not valid UTF-8/);
+    assert.match(
+      String(byId.get("bad-2")!.properties.headers![HEADER.lastError]),
+      /invalid order: (unknown field|field ColorCode is missing|RefCode must be a UUID)/,
+    );
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("retry headers of the wrong type are invalid, and a Go int32 count is honoured", async () => {
+  await withTopology("headers", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const wrong = newOrder({ quantity: 1 });
+    await publishRaw(
+      publisher,
+      ctx.topo,
+      JSON.stringify({
+        RefCode: wrong.refCode,
+        ColorCode: wrong.colorCode,
+        Quantity: 1,
+        EventType: "CREATE",
+      }),
+      { messageId: wrong.refCode, headers: { [HEADER.retryCount]: "two" } },
+    );
+    const [invalid] = await outcomes.until("invalid", isFor(wrong.refCode));
+    assert.equal(invalid?.kind === "dead-lettered" && invalid.reason, "invalid");
+
+    const goOrder = newOrder({ quantity: 900 });
+    await publishRaw(
+      publisher,
+      ctx.topo,
+      JSON.stringify({
+        RefCode: goOrder.refCode,
+        ColorCode: goOrder.colorCode,
+        Quantity: 900,
+        EventType: "CREATE",
+      }),
+      { messageId: goOrder.refCode, headers: { [HEADER.retryCount]: { "!": "int32", value: 2 } } },
+    );
+    await outcomes.until(
+      "the Go order's dead letter",
+      (o) => isFor(goOrder.refCode)(o) && o.kind === "dead-lettered",
+    );
+    assert.deepEqual(
+      outcomes.outcomes.filter(isFor(goOrder.refCode)).map((o) => o.kind),
+      ["retried", "dead-lettered"],
+    );
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("the same message delivered twice creates one production order", async () => {
+  await withTopology("duplicate", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const order = newOrder({ quantity: 10 });
+    await publishOrder(publisher, ctx.topo, order);
+    await publishOrder(publisher, ctx.topo, order);
+    const seen = await outcomes.until("two outcomes", isFor(order.refCode), 2);
+    assert.deepEqual(seen.map((o) => o.kind).sort(), ["created", "duplicate"]);
+    assert.equal(await ledger.countOrders(), 1);
+    await consumer.stop();
+    assert.equal(await depth(ctx.broker, ctx.topo.queue), 0);
+    await ledger.close();
+  });
+});
+
+Deno.test("a consumer killed between the retry publish and the ack loses nothing and passes nothing on twice", async () => {
+  await withTopology("crash", tiers, async (ctx) => {
+    const ledger = SqliteLedger.open(":memory:", { instanceId: "crash" });
+    const crashing = await Broker.connect(RABBITMQ_URL, { name: "test crashing consumer" });
+    const crashed = Promise.withResolvers<void>();
+    const first = await start({ broker: crashing, topo: ctx.topo }, {
+      ledger,
+      beforeAck: (outcome) => {
+        if (outcome.kind !== "retried") return;
+        // Cut the TCP connection as a kill -9 would: no ack, no close handshake.
+        (crashing.model.connection as unknown as { stream: { destroy(): void } }).stream.destroy();
+        crashed.resolve();
+        return new Promise<void>(() => {}); // this process never gets to ack
+      },
+    });
+    const order = newOrder({ quantity: 700 });
+    await publishOrder(first.publisher, ctx.topo, order);
+    await crashed.promise;
+
+    const second = await start(ctx, { ledger });
+    await second.outcomes.until("the dead letter", (o) => o.kind === "dead-lettered");
+    await second.consumer.drained();
+    const kinds = second.outcomes.outcomes.filter(isFor(order.refCode)).map((o) => o.kind);
+    assert.deepEqual(kinds.sort(), ["dead-lettered", "retried", "retried", "skipped"]);
+    assert.equal(await depth(ctx.broker, ctx.topo.deadLetterQueue), 1, "exactly one dead letter");
+    const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
+    assert.equal(dead!.properties.headers![HEADER.retryCount], 3);
+    await second.consumer.stop();
+    void crashing.close();
+    await ledger.close();
+  });
+});
+
+Deno.test("a retry whose tier is gone is dead-lettered as unroutable, not lost", async () => {
+  await withTopology("unroutable", tiers, async (ctx) => {
+    const channel = await ctx.broker.channel();
+    await channel.deleteQueue(ctx.topo.retryTiers[0]!.queue);
+    await channel.close();
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    await publishOrder(publisher, ctx.topo, newOrder({ quantity: 501 }));
+    const [outcome] = await outcomes.until("dead letter", (o) => o.kind === "dead-lettered");
+    assert.equal(outcome?.kind === "dead-lettered" && outcome.reason, "unroutable");
+    const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
+    assert.match(String(dead!.properties.headers![HEADER.lastError]), /returned as unroutable/);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("when the dead-letter publish fails the message is requeued, and lands once the DLQ is back", async () => {
+  await withTopology("requeue", tiers, async (ctx) => {
+    const channel = await ctx.broker.channel();
+    await channel.unbindQueue(ctx.topo.deadLetterQueue, ctx.topo.deadLetterExchange, "create");
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    await publishRaw(publisher, ctx.topo, "not json", { messageId: "requeue-me" });
+    await outcomes.until("requeued", (o) => o.kind === "requeued");
+    await channel.bindQueue(ctx.topo.deadLetterQueue, ctx.topo.deadLetterExchange, "create");
+    await channel.close();
+    await outcomes.until("dead-lettered", (o) => o.kind === "dead-lettered");
+    const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
+    assert.equal(dead!.properties.messageId, "requeue-me");
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("stop() lets in-flight deliveries finish and leaves nothing unacked", async () => {
+  await withTopology("shutdown", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const orders: Order[] = Array.from({ length: 200 }, () => newOrder({ quantity: 5 }));
+    await Promise.all(orders.map((o) => publishOrder(publisher, ctx.topo, o)));
+    await outcomes.until("some orders", (o) => o.kind === "created", 10);
+    await consumer.stop(5_000);
+    const settled = outcomes.outcomes.length;
+    const waiting = await depth(ctx.broker, ctx.topo.queue);
+    assert.equal(settled + waiting, 200, `${settled} settled + ${waiting} waiting`);
+    assert.equal(await ledger.countOrders(), settled);
+    await ledger.close();
+  });
+});
+
+Deno.test("drained() resolves once the work queue and the retry tiers are empty", async () => {
+  await withTopology("drain", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    await publishOrder(publisher, ctx.topo, newOrder({ quantity: 501 }));
+    await publishOrder(publisher, ctx.topo, newOrder({ quantity: 5 }));
+    await outcomes.until("first outcome", () => true);
+    await consumer.drained();
+    assert.equal(outcomes.outcomes.filter((o) => o.kind === "dead-lettered").length, 1);
+    assert.equal(outcomes.outcomes.filter((o) => o.kind === "created").length, 1);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+// Silence the unused import lint for the message type used in helper signatures.
+export type { ConsumeMessage };

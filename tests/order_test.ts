@@ -1,0 +1,98 @@
+import { strict as assert } from "node:assert";
+import {
+  encodeOrder,
+  MAX_ORDER_BYTES,
+  newOrder,
+  type Order,
+  parseOrder,
+  type ParseOrderResult,
+} from "../lib/order.ts";
+
+const REF = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
+const COLOR = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const bytes = (text: string) => new TextEncoder().encode(text);
+const valid = { RefCode: REF, ColorCode: COLOR, Quantity: 42, EventType: "CREATE" };
+
+function rejection(result: ParseOrderResult) {
+  assert.equal(result.ok, false, "expected a rejection");
+  return (result as Extract<ParseOrderResult, { ok: false }>).rejection;
+}
+
+Deno.test("encodeOrder() writes the Go struct's JSON, fields in order", () => {
+  const order: Order = { refCode: REF, colorCode: COLOR, quantity: 42, eventType: "CREATE" };
+  assert.equal(
+    new TextDecoder().decode(encodeOrder(order)),
+    `{"RefCode":"${REF}","ColorCode":"${COLOR}","Quantity":42,"EventType":"CREATE"}`,
+  );
+});
+
+Deno.test("parseOrder() accepts a Go body and lower-cases the codes", () => {
+  const result = parseOrder(bytes(JSON.stringify({ ...valid, RefCode: REF.toUpperCase() })), {
+    contentType: "application/json; charset=utf-8",
+  });
+  assert.deepEqual(result, {
+    ok: true,
+    order: { refCode: REF, colorCode: COLOR, quantity: 42, eventType: "CREATE" },
+  });
+});
+
+Deno.test("parseOrder() round-trips newOrder() through encodeOrder()", () => {
+  const order = newOrder({ random: () => 0.999_999_99 });
+  assert.equal(order.quantity, 9_999_999);
+  assert.deepEqual(parseOrder(encodeOrder(order)), { ok: true, order });
+});
+
+const invalid: [string, Uint8Array, string, string?][] = [
+  ["an empty body", bytes(""), "empty"],
+  ["broken JSON", bytes('{"RefCode":'), "not_json"],
+  ["a JSON array", bytes("[1,2]"), "not_object"],
+  ["a JSON string", bytes('"CREATE"'), "not_object"],
+  ["JSON null", bytes("null"), "not_object"],
+  ["a number", bytes("42"), "not_object"],
+  ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), "not_utf8"],
+  ["a missing RefCode", bytes(JSON.stringify({ ...valid, RefCode: undefined })), "missing_field"],
+  ["an extra field", bytes(JSON.stringify({ ...valid, Extra: 1 })), "unknown_field"],
+  ["a non-UUID RefCode", bytes(JSON.stringify({ ...valid, RefCode: "abc" })), "bad_field"],
+  ["a numeric ColorCode", bytes(JSON.stringify({ ...valid, ColorCode: 7 })), "bad_field"],
+  ["a negative Quantity", bytes(JSON.stringify({ ...valid, Quantity: -1 })), "bad_field"],
+  ["a fractional Quantity", bytes(JSON.stringify({ ...valid, Quantity: 1.5 })), "bad_field"],
+  ["a string Quantity", bytes(JSON.stringify({ ...valid, Quantity: "42" })), "bad_field"],
+  ["a huge Quantity", bytes(JSON.stringify(valid).replace("42", "1e400")), "bad_field"],
+  [
+    "a Quantity past 2^53",
+    bytes(JSON.stringify(valid).replace("42", "9007199254740993")),
+    "bad_field",
+  ],
+  ["an unknown EventType", bytes(JSON.stringify({ ...valid, EventType: "DELETE" })), "bad_field"],
+  ["a body over the limit", bytes(" ".repeat(MAX_ORDER_BYTES + 1)), "too_large"],
+  ["a wrong content type", bytes(JSON.stringify(valid)), "content_type", "text/plain"],
+];
+
+for (const [what, body, code, contentType] of invalid) {
+  Deno.test(`parseOrder() rejects ${what} as ${code}`, () => {
+    const found = rejection(parseOrder(body, { contentType }));
+    assert.equal(found.code, code);
+    assert.ok(found.message.length > 0 && found.message.length < 200, found.message);
+  });
+}
+
+Deno.test("parseOrder() names the field and the value it refused", () => {
+  const found = rejection(parseOrder(bytes(JSON.stringify({ ...valid, Quantity: -3 }))));
+  assert.match(found.message, /Quantity .* got -3/);
+});
+
+Deno.test("parseOrder() never throws on random bytes or mutated bodies", () => {
+  let seed = 42;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const good = encodeOrder(newOrder({ quantity: 7 }));
+  for (let i = 0; i < 5_000; i++) {
+    const body = i % 2 === 0
+      ? Uint8Array.from({ length: Math.floor(random() * 300) }, () => Math.floor(random() * 256))
+      : good.map((byte) => (random() < 0.05 ? Math.floor(random() * 256) : byte));
+    const result = parseOrder(body);
+    assert.equal(typeof result.ok, "boolean");
+  }
+});

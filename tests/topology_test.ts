@@ -1,0 +1,104 @@
+import { Buffer } from "node:buffer";
+import { strict as assert } from "node:assert";
+import { Broker } from "../lib/broker.ts";
+import {
+  declareTopology,
+  deleteTopology,
+  queueDeclarations,
+  retryTierFor,
+  topology,
+} from "../lib/topology.ts";
+import { RABBITMQ_URL, uniquePrefix, withTopology } from "./_broker.ts";
+
+Deno.test("topology() derives every name from the prefix", () => {
+  const topo = topology({ prefix: "demo.", retryDelays: [10_000, 5_000, 5_000] });
+  assert.equal(topo.exchange, "demo.productionorder");
+  assert.equal(topo.queue, "demo.create.productionorder");
+  assert.equal(topo.deadLetterExchange, "demo.productionorder.dlx");
+  assert.equal(topo.deadLetterQueue, "demo.create.productionorder.dlx");
+  assert.deepEqual(topo.retryTiers, [
+    { delayMs: 5_000, queue: "demo.create.productionorder.retry.5000ms" },
+    { delayMs: 10_000, queue: "demo.create.productionorder.retry.10000ms" },
+  ]);
+});
+
+Deno.test("topology() on the plugin backend uses a delayed-message exchange and no tiers", () => {
+  const topo = topology({ backend: "plugin", retryDelays: [5_000] });
+  assert.equal(topo.exchangeType, "x-delayed-message");
+  assert.deepEqual(topo.retryTiers, []);
+});
+
+Deno.test("retryTierFor() picks the shortest tier that waits long enough", () => {
+  const topo = topology({ retryDelays: [100, 200, 300] });
+  assert.equal(retryTierFor(topo, 150).delayMs, 200);
+  assert.equal(retryTierFor(topo, 100).delayMs, 100);
+  assert.equal(retryTierFor(topo, 900).delayMs, 300);
+});
+
+Deno.test("queueDeclarations() sends expired retries back to the work exchange", () => {
+  const topo = topology({ retryDelays: [100] });
+  const tier = queueDeclarations(topo).find((q) => q.name === topo.retryTiers[0]!.queue);
+  assert.deepEqual(tier?.arguments, {
+    "x-message-ttl": 100,
+    "x-dead-letter-exchange": "productionorder",
+    "x-dead-letter-routing-key": "create",
+  });
+});
+
+Deno.test("declareTopology() makes durable queues bound as the Go services expect", async () => {
+  await withTopology("declare", { retryDelays: [50] }, async ({ broker, topo }) => {
+    await declareTopology(broker, topo); // a second declare is a no-op
+    const channel = await broker.confirmChannel();
+    try {
+      channel.publish(topo.exchange, topo.routingKey, Buffer.from("a"));
+      channel.publish(topo.deadLetterExchange, topo.routingKey, Buffer.from("b"));
+      await channel.waitForConfirms();
+      assert.equal((await channel.checkQueue(topo.queue)).messageCount, 1);
+      assert.equal((await channel.checkQueue(topo.deadLetterQueue)).messageCount, 1);
+      assert.equal((await channel.checkQueue(topo.retryTiers[0]!.queue)).messageCount, 0);
+    } finally {
+      await channel.close();
+    }
+  });
+});
+
+Deno.test("declareTopology() explains a queue that exists with other settings", async () => {
+  const broker = await Broker.connect(RABBITMQ_URL);
+  const topo = topology({ prefix: uniquePrefix("mismatch"), retryDelays: [50] });
+  try {
+    await declareTopology(broker, topo);
+    const changed = topology({ prefix: topo.prefix, retryDelays: [50] });
+    const conflicting = {
+      ...changed,
+      retryTiers: [{ delayMs: 60, queue: topo.retryTiers[0]!.queue }],
+    };
+    await assert.rejects(
+      () => declareTopology(broker, conflicting),
+      /other settings .*x-message-ttl.*use another --prefix/s,
+    );
+  } finally {
+    const cleaner = await Broker.connect(RABBITMQ_URL);
+    await deleteTopology(cleaner, topo);
+    await cleaner.close();
+    await broker.close();
+  }
+});
+
+Deno.test("declareTopology() names the delayed-message plugin and the ttl alternative when it is missing", async () => {
+  const broker = await Broker.connect(RABBITMQ_URL);
+  const topo = topology({ prefix: uniquePrefix("plugin"), backend: "plugin" });
+  try {
+    await declareTopology(broker, topo);
+    console.log("  the broker has the delayed-message plugin: declared the plugin topology");
+    const cleaner = await Broker.connect(RABBITMQ_URL);
+    await deleteTopology(cleaner, topo);
+    await cleaner.close();
+  } catch (error) {
+    assert.match(
+      (error as Error).message,
+      /lacks the delayed-message plugin \(rabbitmq_delayed_message_exchange\).*--retry-backend ttl/,
+    );
+  } finally {
+    await broker.close();
+  }
+});
