@@ -3,9 +3,9 @@ import { Batcher } from "../lib/batcher.ts";
 
 Deno.test("Batcher groups the items of one burst into one flush", async () => {
   const flushes: number[][] = [];
-  const batcher = new Batcher(async (items: number[]) => {
+  const batcher = new Batcher((items: number[]) => {
     flushes.push(items);
-    return items.map((n) => n * 10);
+    return Promise.resolve(items.map((n) => n * 10));
   });
   const results = await Promise.all([1, 2, 3].map((n) => batcher.add(n)));
   assert.deepEqual(results, [10, 20, 30]);
@@ -29,10 +29,9 @@ Deno.test("Batcher flushes at maxSize and runs one flush at a time", async () =>
 
 Deno.test("Batcher rejects every item of a failed flush, and goes on", async () => {
   let fail = true;
-  const batcher = new Batcher(async (items: string[]) => {
-    if (fail) throw new Error("disk full");
-    return items;
-  });
+  const batcher = new Batcher((items: string[]) =>
+    fail ? Promise.reject(new Error("disk full")) : Promise.resolve(items)
+  );
   const failed = await Promise.allSettled([batcher.add("a"), batcher.add("b")]);
   assert.deepEqual(failed.map((r) => r.status), ["rejected", "rejected"]);
   fail = false;

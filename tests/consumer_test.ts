@@ -1,6 +1,5 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
-import type { ConsumeMessage } from "amqplib";
 import { Broker } from "../lib/broker.ts";
 import { type ConsumerOptions, OrderConsumer, type Outcome } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
@@ -319,6 +318,3 @@ Deno.test("drained() resolves once the work queue and the retry tiers are empty"
     await ledger.close();
   });
 });
-
-// Silence the unused import lint for the message type used in helper signatures.
-export type { ConsumeMessage };
