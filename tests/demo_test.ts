@@ -1,0 +1,46 @@
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { Broker } from "../lib/broker.ts";
+import { formatDemoReport, MALFORMED_SAMPLES, runDemo } from "../lib/demo.ts";
+import { retryDelays, type RetryPolicy } from "../lib/retry_policy.ts";
+import { topology } from "../lib/topology.ts";
+import { RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
+
+Deno.test("runDemo() accounts for every message it publishes and cleans up after itself", async () => {
+  await using dir = await tempDir();
+  const policy: RetryPolicy = {
+    maxRetries: 2,
+    delayMs: 20,
+    strategy: "linear",
+    maxDelayMs: 1_000,
+    jitter: 0,
+  };
+  const topo = topology({ prefix: uniquePrefix("demo"), retryDelays: retryDelays(policy) });
+  const report = await runDemo({
+    url: RABBITMQ_URL,
+    topology: topo,
+    policy,
+    orders: 9,
+    ledgerPath: join(dir.path, "demo.sqlite"),
+    keep: false,
+  });
+  // 9 orders (3 over the limit), one of them twice, and the malformed samples.
+  assert.equal(report.published, 9 + 1 + MALFORMED_SAMPLES.length);
+  assert.equal(report.accountedFor, report.published);
+  assert.equal(report.created, 6);
+  assert.equal(report.duplicates, 1);
+  assert.deepEqual([...report.retriedByAttempt], [[1, 3], [2, 3]]);
+  assert.deepEqual(
+    [...report.deadLetteredByReason].sort(),
+    [["exhausted", 3], ["invalid", MALFORMED_SAMPLES.length]],
+  );
+  assert.match(formatDemoReport(report, topo, policy), /accounted for +18\/18 ok/);
+
+  const broker = await Broker.connect(RABBITMQ_URL);
+  try {
+    const channel = await broker.channel();
+    await assert.rejects(() => channel.checkQueue(topo.queue), /NOT_FOUND/);
+  } finally {
+    await broker.close();
+  }
+});
