@@ -8,7 +8,9 @@
  *
  * Env: RABBITMQ_URL, TOPOLOGY_PREFIX, RETRY_BACKEND, RETRY_MAX, RETRY_DELAY_MS, RETRY_STRATEGY,
  * RETRY_MAX_DELAY_MS, RETRY_JITTER, PREFETCH, MAX_QUANTITY, LEDGER_PATH, INSTANCE_ID,
- * ORDEM_DRAIN, CONFIRM_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, LOG_LEVEL. `--help` lists every flag.
+ * ORDEM_DRAIN, CONFIRM_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, HTTP_ENABLED, HTTP_PORT, HTTP_HOST, LOG_LEVEL.
+ * `--help` lists every flag. Serves /metrics (Prometheus), /healthz and /readyz on HTTP_PORT
+ * (9464) unless `--no-http`.
  *
  * @module
  */
@@ -18,7 +20,9 @@ import { formatHelp, parseCommandLine } from "./lib/cli.ts";
 import { ORDEM_OPTIONS, ordemConfig } from "./lib/config.ts";
 import { OrderConsumer } from "./lib/consumer.ts";
 import { SqliteLedger } from "./lib/ledger.ts";
+import { serveHttp } from "./lib/http_server.ts";
 import { logger, setupLogging } from "./lib/log.ts";
+import { ConsumerMetrics } from "./lib/metrics.ts";
 import { EXIT, runMain } from "./lib/main.ts";
 import { declareTopology } from "./lib/topology.ts";
 
@@ -39,7 +43,21 @@ runMain(async (signal) => {
   await using ledger = SqliteLedger.open(config.ledgerPath, { instanceId: config.instanceId });
   await using broker = await Broker.connect(config.url, { name: `ordem ${config.instanceId}` });
   await declareTopology(broker, config.topology);
-  const consumer = await OrderConsumer.start({
+  let consumer: OrderConsumer | undefined;
+  const metrics = new ConsumerMetrics({
+    instanceId: config.instanceId,
+    inFlight: () => consumer?.inFlight ?? 0,
+    connected: () => broker.isOpen,
+  });
+  await using http = config.http
+    ? await serveHttp({
+      ...config.http,
+      registry: metrics.registry,
+      ready: () => broker.isOpen && (consumer?.ready ?? false),
+    })
+    : undefined;
+  if (http) log.info("serving /metrics, /healthz and /readyz", { port: http.port });
+  consumer = await OrderConsumer.start({
     broker,
     topology: config.topology,
     ledger,
@@ -47,6 +65,7 @@ runMain(async (signal) => {
     maxQuantity: config.maxQuantity,
     prefetch: config.prefetch,
     confirmTimeoutMs: config.confirmTimeoutMs,
+    onOutcome: metrics.observe,
   });
   log.info("ready", {
     instanceId: config.instanceId,

@@ -48,6 +48,7 @@ export class Broker implements AsyncDisposable {
   readonly closed: Promise<Error | undefined>;
   #closeError: Error | undefined;
   #closing = false;
+  #open = true;
 
   private constructor(model: ChannelModel, safeUrl: string) {
     this.model = model;
@@ -57,6 +58,7 @@ export class Broker implements AsyncDisposable {
         this.#closeError = error;
       });
       model.on("close", (error?: Error) => {
+        this.#open = false;
         const cause = error ?? this.#closeError;
         this.#closeError = this.#closing ? undefined : cause ?? new Error("connection closed");
         resolve(this.#closeError);
@@ -96,6 +98,11 @@ export class Broker implements AsyncDisposable {
   get serverVersion(): string {
     const version = this.model.connection.serverProperties.version;
     return typeof version === "string" ? version : "unknown";
+  }
+
+  /** Whether the connection is open. */
+  get isOpen(): boolean {
+    return this.#open;
   }
 
   /** Why the connection closed, if it closed abnormally. */

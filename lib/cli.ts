@@ -80,6 +80,7 @@ export function parseCommandLine(
       args: [...args],
       options: parseOptions,
       strict: true,
+      allowNegative: true,
       allowPositionals: options.allowPositionals ?? false,
     });
   } catch (error) {
@@ -119,18 +120,20 @@ export function parseCommandLine(
 /** Formats the `--help` text of a command. */
 export function formatHelp(usage: string, summary: string, specs: OptionSpecs): string {
   const rows = Object.entries(specs).map(([name, spec]) => {
-    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${
+    const negated = spec.type === "boolean" && spec.default === "true";
+    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${negated ? "no-" : ""}${name}${
       spec.type === "string" ? ` <${spec.placeholder ?? "value"}>` : ""
     }`;
     const extras = [
-      spec.default !== undefined && spec.type === "string" ? `default: ${spec.default}` : "",
+      spec.default !== undefined && spec.type === "string"
+        ? `default: ${spec.default === "" ? '""' : spec.default}`
+        : "",
       spec.env ? `env: ${spec.env}` : "",
     ].filter(Boolean).join(", ");
     return [flag, `${spec.description}${extras ? ` (${extras})` : ""}`] as const;
   });
   rows.push(["-h, --help", "Show this help and exit."]);
-  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
-  const lines = rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`);
+  const lines = rows.map(([flag, text]) => `  ${flag}\n        ${text}`);
   return `${summary}\n\nUsage: ${usage}\n\nOptions:\n${lines.join("\n")}\n`;
 }
 

@@ -164,6 +164,26 @@ export const ORDEM_OPTIONS = {
     description: "Exit once the work queue and its retries are empty.",
   },
   "confirm-timeout": ESTOQUE_OPTIONS["confirm-timeout"],
+  http: {
+    type: "boolean",
+    env: "HTTP_ENABLED",
+    default: "true",
+    description: "Turn off the /metrics, /healthz and /readyz endpoint.",
+  },
+  "http-port": {
+    type: "string",
+    env: "HTTP_PORT",
+    default: "9464",
+    placeholder: "port",
+    description: "The port of the metrics and health endpoint.",
+  },
+  "http-host": {
+    type: "string",
+    env: "HTTP_HOST",
+    default: "127.0.0.1",
+    placeholder: "address",
+    description: "The address the endpoint listens on (0.0.0.0 for all).",
+  },
   "shutdown-timeout": {
     type: "string",
     env: "SHUTDOWN_TIMEOUT_MS",
@@ -213,6 +233,8 @@ export interface OrdemConfig extends CommonConfig {
   readonly confirmTimeoutMs: number;
   /** Grace period on shutdown, in milliseconds. */
   readonly shutdownTimeoutMs: number;
+  /** The metrics and health endpoint, or undefined when turned off with `--no-http`. */
+  readonly http: { readonly port: number; readonly hostname: string } | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -301,5 +323,8 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
     drain: booleanOption(o.drain),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
     shutdownTimeoutMs: integerOption(o["shutdown-timeout"], 0, 600_000),
+    http: booleanOption(o.http)
+      ? { port: integerOption(o["http-port"], 0, 65_535), hostname: stringOption(o["http-host"]) }
+      : undefined,
   });
 }

@@ -107,8 +107,8 @@ export interface ConsumerOptions {
   readonly random?: () => number;
   /** A clock, for the history headers. @default {() => new Date()} */
   readonly now?: () => Date;
-  /** Called with every outcome, after the delivery was settled. */
-  readonly onOutcome?: (outcome: Outcome) => void;
+  /** Called with every outcome and how long the delivery took, after it was settled. */
+  readonly onOutcome?: (outcome: Outcome, durationMs: number) => void;
   /**
    * Called after a retry or dead-letter copy is confirmed and recorded, before the original is
    * acked. Fault-injection tests use it to crash the consumer at exactly that point.
@@ -217,6 +217,11 @@ export class OrderConsumer implements AsyncDisposable {
     return consumer;
   }
 
+  /** Whether the consumer is consuming: started, not stopping, its channels open. */
+  get ready(): boolean {
+    return this.#consumerTag !== undefined && !this.#stopping;
+  }
+
   /** Deliveries being processed now. */
   get inFlight(): number {
     return this.#inFlight;
@@ -247,6 +252,7 @@ export class OrderConsumer implements AsyncDisposable {
   }
 
   async #handle(message: ConsumeMessage): Promise<void> {
+    const started = performance.now();
     let outcome: Outcome;
     try {
       outcome = await this.#process(message);
@@ -255,7 +261,7 @@ export class OrderConsumer implements AsyncDisposable {
       log.error("cannot settle a delivery", { error: describeError(error) });
       return;
     }
-    this.#options.onOutcome?.(outcome);
+    this.#options.onOutcome?.(outcome, performance.now() - started);
   }
 
   async #process(message: ConsumeMessage): Promise<Outcome> {

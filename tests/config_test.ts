@@ -80,6 +80,7 @@ Deno.test("a bad URL is shown without its password", () => {
 Deno.test("formatHelp() lists every flag with its default and env variable", () => {
   const help = formatHelp("deno task ordem [options]", "OrdemDeProducao", ORDEM_OPTIONS);
   for (const name of Object.keys(ORDEM_OPTIONS)) assert.ok(help.includes(`--${name}`), name);
-  assert.match(help, /--prefetch <N> +Unacknowledged .*\(default: 100, env: PREFETCH\)/);
+  assert.match(help, /--prefetch <N>\n +Unacknowledged .*\(default: 100, env: PREFETCH\)/);
+  assert.match(help, /--no-http\n/);
   assert.match(help, /-h, --help/);
 });

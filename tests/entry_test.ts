@@ -41,7 +41,7 @@ async function cleanup(prefix: string): Promise<void> {
 Deno.test("estoque --help lists the flags and exits 0", async () => {
   const { code, stdout } = await run("estoque.ts", ["--help"]);
   assert.equal(code, 0);
-  assert.match(stdout, /--count <N> .*\(default: 1, env: ESTOQUE_COUNT\)/);
+  assert.match(stdout, /--count <N>\n +How many .*\(default: 1, env: ESTOQUE_COUNT\)/);
 });
 
 Deno.test("a bad flag stops a command with exit code 2 and a message naming it", async () => {

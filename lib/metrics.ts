@@ -1,0 +1,141 @@
+/**
+ * OrdemDeProducao's Prometheus metrics, built with prom-client.
+ *
+ * | metric | type | labels |
+ * | --- | --- | --- |
+ * | `productionorder_messages_consumed_total` | counter | |
+ * | `productionorder_orders_created_total` | counter | |
+ * | `productionorder_orders_duplicate_total` | counter | |
+ * | `productionorder_messages_retried_total` | counter | `attempt` |
+ * | `productionorder_messages_dead_lettered_total` | counter | `reason` |
+ * | `productionorder_messages_skipped_total` | counter | |
+ * | `productionorder_messages_requeued_total` | counter | |
+ * | `productionorder_processing_duration_seconds` | histogram | `outcome` |
+ * | `productionorder_messages_in_flight` | gauge | |
+ * | `productionorder_broker_connected` | gauge | |
+ * | `productionorder_broker_reconnects_total` | counter | |
+ *
+ * Every series carries `instance_id`.
+ *
+ * @module
+ */
+
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Outcome } from "./consumer.ts";
+
+/** Options for {@linkcode ConsumerMetrics}. */
+export interface ConsumerMetricsOptions {
+  /** The consumer instance, added to every series as `instance_id`. */
+  readonly instanceId: string;
+  /** Read at scrape time: deliveries being processed. */
+  readonly inFlight?: () => number;
+  /** Read at scrape time: whether the broker connection is open. */
+  readonly connected?: () => boolean;
+}
+
+/** The metrics of one consumer process, in their own registry. */
+export class ConsumerMetrics {
+  /** The registry to serve (`registry.metrics()` renders the text format). */
+  readonly registry: Registry = new Registry();
+  readonly #consumed: Counter;
+  readonly #created: Counter;
+  readonly #duplicate: Counter;
+  readonly #retried: Counter<"attempt">;
+  readonly #deadLettered: Counter<"reason">;
+  readonly #skipped: Counter;
+  readonly #requeued: Counter;
+  readonly #duration: Histogram<"outcome">;
+  /** Counts reconnects to the broker. */
+  readonly reconnects: Counter;
+
+  /** Creates the metrics; `inFlight` and `connected` are read at each scrape. */
+  constructor(options: ConsumerMetricsOptions) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ instance_id: options.instanceId });
+    const counter = (name: string, help: string) => new Counter({ name, help, registers });
+    this.#consumed = counter(
+      "productionorder_messages_consumed_total",
+      "Deliveries settled (acked, or requeued).",
+    );
+    this.#created = counter("productionorder_orders_created_total", "Production orders created.");
+    this.#duplicate = counter(
+      "productionorder_orders_duplicate_total",
+      "Deliveries of an order already in the ledger.",
+    );
+    this.#retried = new Counter({
+      name: "productionorder_messages_retried_total",
+      help: "Retry copies published, by retry number.",
+      labelNames: ["attempt"],
+      registers,
+    });
+    this.#deadLettered = new Counter({
+      name: "productionorder_messages_dead_lettered_total",
+      help: "Messages dead-lettered, by reason.",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.#skipped = counter(
+      "productionorder_messages_skipped_total",
+      "Redelivered copies of a hop already passed on, dropped.",
+    );
+    this.#requeued = counter(
+      "productionorder_messages_requeued_total",
+      "Messages requeued because their retry or dead-letter publish failed.",
+    );
+    this.#duration = new Histogram({
+      name: "productionorder_processing_duration_seconds",
+      help: "Time from delivery to settlement, by outcome.",
+      labelNames: ["outcome"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    const inFlight = options.inFlight ?? (() => 0);
+    new Gauge({
+      name: "productionorder_messages_in_flight",
+      help: "Deliveries being processed.",
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    const connected = options.connected ?? (() => false);
+    new Gauge({
+      name: "productionorder_broker_connected",
+      help: "1 while the broker connection is open, else 0.",
+      registers,
+      collect() {
+        this.set(connected() ? 1 : 0);
+      },
+    });
+    this.reconnects = counter(
+      "productionorder_broker_reconnects_total",
+      "Reconnections to the broker after a lost connection.",
+    );
+  }
+
+  /** Counts one settled delivery; pass it as the consumer's `onOutcome`. */
+  readonly observe = (outcome: Outcome, durationMs: number): void => {
+    this.#consumed.inc();
+    this.#duration.observe({ outcome: outcome.kind }, durationMs / 1000);
+    switch (outcome.kind) {
+      case "created":
+        this.#created.inc();
+        break;
+      case "duplicate":
+        this.#duplicate.inc();
+        break;
+      case "retried":
+        this.#retried.inc({ attempt: String(outcome.retry) });
+        break;
+      case "dead-lettered":
+        this.#deadLettered.inc({ reason: outcome.reason });
+        break;
+      case "skipped":
+        this.#skipped.inc();
+        break;
+      case "requeued":
+        this.#requeued.inc();
+        break;
+    }
+  };
+}
