@@ -43,21 +43,21 @@ runMain(async (signal) => {
   await using ledger = SqliteLedger.open(config.ledgerPath, { instanceId: config.instanceId });
   await using broker = await Broker.connect(config.url, { name: `ordem ${config.instanceId}` });
   await declareTopology(broker, config.topology);
-  let consumer: OrderConsumer | undefined;
+  const running: { consumer?: OrderConsumer } = {};
   const metrics = new ConsumerMetrics({
     instanceId: config.instanceId,
-    inFlight: () => consumer?.inFlight ?? 0,
+    inFlight: () => running.consumer?.inFlight ?? 0,
     connected: () => broker.isOpen,
   });
   await using http = config.http
     ? await serveHttp({
       ...config.http,
       registry: metrics.registry,
-      ready: () => broker.isOpen && (consumer?.ready ?? false),
+      ready: () => broker.isOpen && (running.consumer?.ready ?? false),
     })
     : undefined;
   if (http) log.info("serving /metrics, /healthz and /readyz", { port: http.port });
-  consumer = await OrderConsumer.start({
+  const consumer = running.consumer = await OrderConsumer.start({
     broker,
     topology: config.topology,
     ledger,

@@ -11,6 +11,7 @@
  * | `x-first-failed-at`      | ISO 8601 time of the first failure             |
  * | `x-original-exchange`    | the exchange it was first published to         |
  * | `x-original-routing-key` | the routing key it was first published with    |
+ * | `x-dead-lettered-at`     | ISO 8601 time it was dead-lettered              |
  *
  * A retry copy carries the same history headers but the reason, plus `x-delay` on the plugin
  * backend.
@@ -33,6 +34,7 @@ export const HEADER = Object.freeze({
   death: "x-death",
   replayCount: "x-replay-count",
   replayedAt: "x-replayed-at",
+  deadLetteredAt: "x-dead-lettered-at",
 });
 
 /** The longest `x-last-error` written; longer messages are cut and end in `…`. */
@@ -178,5 +180,26 @@ export function deadLetterHeaders(
     ...historyHeaders(headers, failure),
     [HEADER.retryCount]: retriesSoFar,
     [HEADER.reason]: reason,
+    [HEADER.deadLetteredAt]: failure.now.toISOString(),
+  };
+}
+
+/**
+ * The headers of a dead letter sent back for processing: the retry count starts again from 0,
+ * the reason is dropped, `x-replay-count` goes up by one and `x-replayed-at` is set. The failure
+ * history (`x-first-failed-at`, `x-last-error`, the original route) is kept.
+ */
+export function replayHeaders(headers: Headers | undefined, now: Date): Headers {
+  const replays = headers?.[HEADER.replayCount];
+  const previous = typeof replays === "number" && Number.isSafeInteger(replays) && replays >= 0
+    ? replays
+    : 0;
+  const next = carriedHeaders(headers);
+  delete next[HEADER.retryCount];
+  delete next[HEADER.deadLetteredAt];
+  return {
+    ...next,
+    [HEADER.replayCount]: previous + 1,
+    [HEADER.replayedAt]: now.toISOString(),
   };
 }

@@ -26,16 +26,16 @@ function sample(text: string, series: string): number | undefined {
 Deno.test("the metrics endpoint counts messages as they flow, and /readyz follows the consumer", async () => {
   await withTopology("metrics", { retryDelays: retryDelays(policy) }, async ({ broker, topo }) => {
     await using ledger = SqliteLedger.open(":memory:");
-    let consumer: OrderConsumer | undefined;
+    const running: { consumer?: OrderConsumer } = {};
     const metrics = new ConsumerMetrics({
       instanceId: "test-1",
-      inFlight: () => consumer?.inFlight ?? 0,
+      inFlight: () => running.consumer?.inFlight ?? 0,
       connected: () => broker.isOpen,
     });
     await using http = await serveHttp({
       port: 0,
       registry: metrics.registry,
-      ready: () => broker.isOpen && (consumer?.ready ?? false),
+      ready: () => broker.isOpen && (running.consumer?.ready ?? false),
     });
     const base = `http://127.0.0.1:${http.port}`;
     const get = async (path: string) => {
@@ -50,7 +50,7 @@ Deno.test("the metrics endpoint counts messages as they flow, and /readyz follow
     assert.equal((await get("/readyz")).status, 503, "not ready before consuming");
 
     const outcomes = new OutcomeLog();
-    consumer = await OrderConsumer.start({
+    const consumer = running.consumer = await OrderConsumer.start({
       broker,
       topology: topo,
       ledger,

@@ -1,0 +1,211 @@
+/**
+ * Dead-letter tooling: look at, replay or purge what OrdemDeProducao dead-lettered.
+ *
+ *   deno task dlq list   [--reason R] [--since 1h|DATE] [--ref REF] [--limit N] [--json]
+ *   deno task dlq show   REF [--json]
+ *   deno task dlq replay [filters] [--limit N] [--rate N] [--dry-run]
+ *   deno task dlq purge  [filters] [--yes]
+ *
+ * `list` and `show` put back every message they look at, in order. `replay` sends matching
+ * messages back to the work exchange with the retry count reset, acking each from the DLQ only
+ * after its republish is confirmed. `purge` asks first unless `--yes`.
+ * Env: RABBITMQ_URL, TOPOLOGY_PREFIX, LOG_LEVEL. `--help` lists every flag.
+ *
+ * @module
+ */
+
+import { Broker } from "./lib/broker.ts";
+import {
+  booleanOption,
+  choiceOption,
+  formatHelp,
+  integerOption,
+  numberOption,
+  type OptionSpecs,
+  parseCommandLine,
+  stringOption,
+  UsageError,
+} from "./lib/cli.ts";
+import { COMMON_OPTIONS } from "./lib/config.ts";
+import {
+  type DeadLetterFilter,
+  deadLetterJson,
+  formatDeadLetterTable,
+  inspectDeadLetters,
+  parseSince,
+  purgeDeadLetters,
+  replayDeadLetters,
+} from "./lib/dead_letters.ts";
+import { LOG_LEVELS, setupLogging } from "./lib/log.ts";
+import { EXIT, runMain } from "./lib/main.ts";
+import { Progress } from "./lib/progress.ts";
+import { topology } from "./lib/topology.ts";
+
+const COMMANDS = ["list", "show", "replay", "purge"] as const;
+
+const DLQ_OPTIONS = {
+  url: COMMON_OPTIONS.url,
+  prefix: COMMON_OPTIONS.prefix,
+  reason: {
+    type: "string",
+    placeholder: "reason",
+    description: "Only dead letters with this reason (exhausted, invalid, unroutable, ...).",
+  },
+  since: {
+    type: "string",
+    placeholder: "90s|15m|2h|7d|date",
+    description: "Only dead letters dead-lettered since then.",
+  },
+  ref: { type: "string", placeholder: "RefCode", description: "Only this RefCode." },
+  limit: { type: "string", placeholder: "N", description: "At most N dead letters." },
+  json: { type: "boolean", description: "list, show: print JSON for scripts." },
+  "dry-run": { type: "boolean", description: "replay: say what would be replayed, move nothing." },
+  rate: { type: "string", placeholder: "N", description: "replay: at most N messages a second." },
+  yes: { type: "boolean", short: "y", description: "purge: do not ask for confirmation." },
+  "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
+} as const satisfies OptionSpecs;
+
+const HELP = formatHelp(
+  "deno task dlq <list|show REF|replay|purge> [options]",
+  "Dead-letter tooling: list, show, replay or purge dead-lettered production orders.",
+  DLQ_OPTIONS,
+);
+
+runMain(async (signal) => {
+  const cl = parseCommandLine(DLQ_OPTIONS, Deno.args, Deno.env.toObject(), {
+    allowPositionals: true,
+  });
+  if (cl.help) {
+    console.log(HELP);
+    return EXIT.ok;
+  }
+  const o = cl.options as Record<keyof typeof DLQ_OPTIONS, (typeof cl.options)[string]>;
+  const [command, ...rest] = cl.positionals;
+  if (command === undefined) throw new UsageError(`name a command: ${COMMANDS.join(", ")}`);
+  const verb = choiceOption({ value: command, label: "the command" }, COMMANDS);
+  if (verb !== "show" && rest.length > 0) {
+    throw new UsageError(`${verb} takes no arguments, got ${JSON.stringify(rest.join(" "))}`);
+  }
+  const url = stringOption(o.url);
+  const topo = topology({ prefix: stringOption(o.prefix) });
+  setupLogging({ level: choiceOption(o["log-level"], LOG_LEVELS) });
+  const now = new Date();
+  let since: Date | undefined;
+  if (o.since.value !== undefined) {
+    since = parseSince(stringOption(o.since), now);
+    if (!since) {
+      throw new UsageError(
+        `--since must be a duration such as 90s, 15m, 2h or 7d, or a date, got ${
+          JSON.stringify(o.since.value)
+        }`,
+      );
+    }
+  }
+  const filter: DeadLetterFilter = {
+    reason: o.reason.value === undefined ? undefined : stringOption(o.reason),
+    ref: o.ref.value === undefined ? undefined : stringOption(o.ref),
+    since,
+  };
+  const limit = o.limit.value === undefined ? undefined : integerOption(o.limit, 1, 10_000_000);
+  const scan = { filter, signal, ...(limit !== undefined ? { limit } : {}) };
+
+  await using broker = await Broker.connect(url, { name: `dlq ${verb}` });
+  switch (verb) {
+    case "list": {
+      const letters = await inspectDeadLetters(broker, topo, scan);
+      if (booleanOption(o.json)) {
+        console.log(JSON.stringify(letters.map((l) => deadLetterJson(l, false)), null, 2));
+      } else {
+        console.log(formatDeadLetterTable(letters, now));
+        console.log(`\n${letters.length} dead letter(s) in ${topo.deadLetterQueue}`);
+      }
+      return EXIT.ok;
+    }
+    case "show": {
+      if (rest.length !== 1) throw new UsageError("show takes one RefCode: deno task dlq show REF");
+      const [letter] = await inspectDeadLetters(broker, topo, {
+        filter: { ...filter, ref: rest[0] },
+        limit: 1,
+        signal,
+      });
+      if (!letter) {
+        console.error(`error: no dead letter with RefCode ${rest[0]} in ${topo.deadLetterQueue}`);
+        return EXIT.failure;
+      }
+      const json = deadLetterJson(letter, true);
+      if (booleanOption(o.json)) {
+        console.log(JSON.stringify(json, null, 2));
+      } else {
+        console.log(`RefCode:     ${json.refCode}`);
+        console.log(`reason:      ${json.reason} after ${json.attempts} retries`);
+        console.log(`last error:  ${json.lastError}`);
+        console.log(`first fail:  ${json.firstFailedAt ?? "-"}`);
+        console.log(`dead since:  ${json.deadLetteredAt ?? "-"}`);
+        console.log(`properties:  ${JSON.stringify(json.properties)}`);
+        console.log("headers:");
+        for (const [key, value] of Object.entries(letter.headers)) {
+          console.log(`  ${key}: ${JSON.stringify(value)}`);
+        }
+        console.log(
+          json.body !== undefined
+            ? `body:\n${json.body}`
+            : `body (base64, not UTF-8):\n${json.bodyBase64}`,
+        );
+      }
+      return EXIT.ok;
+    }
+    case "replay": {
+      const dryRun = booleanOption(o["dry-run"]);
+      const rate = o.rate.value === undefined ? undefined : numberOption(o.rate, 0.1, 1_000_000);
+      const total = Math.min(
+        limit ?? Number.POSITIVE_INFINITY,
+        await inspectCount(broker, topo.deadLetterQueue),
+      );
+      const progress = dryRun ? undefined : new Progress({ label: "replayed", total });
+      const summary = await replayDeadLetters(broker, topo, {
+        ...scan,
+        dryRun,
+        ...(rate !== undefined ? { ratePerSecond: rate } : {}),
+        onProgress: (n) => progress?.update(n),
+      });
+      progress?.done(summary.replayed);
+      console.log(
+        dryRun
+          ? `dry run: ${summary.matched} dead letter(s) would be replayed to ${topo.exchange}, ${summary.kept} left in ${topo.deadLetterQueue}`
+          : `replayed ${summary.replayed} of ${summary.matched} matching dead letter(s) to ${topo.exchange}` +
+            `${summary.failed > 0 ? `, ${summary.failed} failed and stay in the DLQ` : ""}` +
+            `, ${summary.kept} left in ${topo.deadLetterQueue}`,
+      );
+      return summary.failed > 0 ? EXIT.failure : EXIT.ok;
+    }
+    case "purge": {
+      if (!booleanOption(o.yes)) {
+        if (!Deno.stdin.isTerminal()) {
+          throw new UsageError("purge deletes dead letters for good: add --yes to confirm");
+        }
+        const what = filter.reason || filter.ref || filter.since || limit
+          ? "the matching dead letters"
+          : `every dead letter (${await inspectCount(broker, topo.deadLetterQueue)})`;
+        const answer = prompt(`Delete ${what} in ${topo.deadLetterQueue} for good? [y/N]`);
+        if (!/^y(es)?$/i.test(answer?.trim() ?? "")) {
+          console.log("nothing purged");
+          return EXIT.ok;
+        }
+      }
+      const summary = await purgeDeadLetters(broker, topo, scan);
+      console.log(
+        `purged ${summary.purged} dead letter(s) from ${topo.deadLetterQueue}, ${summary.kept} kept`,
+      );
+      return EXIT.ok;
+    }
+  }
+});
+
+async function inspectCount(broker: Broker, queue: string): Promise<number> {
+  const channel = await broker.channel();
+  try {
+    return (await channel.checkQueue(queue)).messageCount;
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
