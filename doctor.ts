@@ -1,0 +1,73 @@
+/**
+ * The topology doctor: connects to the broker and prints a checklist of what the services need:
+ * broker version, the delayed-message plugin (and whether the backend needs it), exchanges and
+ * queues whose settings differ from what the services declare (both sides shown), quorum queues
+ * without a delivery limit or with unsafe dead-lettering, a length limit with drop-head overflow
+ * on the work queue, unbound queues, and the depth of every queue and retry tier.
+ * Exits 1 when it finds a problem.
+ *
+ *   deno task doctor [--prefix P] [--retry-backend ttl|plugin] [--management-url URL]
+ *
+ * Env: RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, TOPOLOGY_PREFIX, RETRY_*. `--help` lists every flag.
+ *
+ * @module
+ */
+
+import { booleanOption, formatHelp, parseCommandLine, stringOption } from "./lib/cli.ts";
+import { COMMON_OPTIONS, commonConfig } from "./lib/config.ts";
+import { formatChecks, runDoctor } from "./lib/doctor.ts";
+import { redactUrl } from "./lib/broker.ts";
+import { ManagementClient, managementUrlFor, vhostOf } from "./lib/management.ts";
+import { setupLogging } from "./lib/log.ts";
+import { EXIT, runMain } from "./lib/main.ts";
+
+const DOCTOR_OPTIONS = {
+  ...COMMON_OPTIONS,
+  "management-url": {
+    type: "string",
+    env: "RABBITMQ_MANAGEMENT_URL",
+    placeholder: "http-url",
+    description:
+      "The management API, for argument, binding and quorum checks (default: the broker's host, port 15672, same login).",
+  },
+  management: {
+    type: "boolean",
+    default: "true",
+    description: "Skip the checks that need the management API.",
+  },
+  json: { type: "boolean", description: "Print the findings as JSON." },
+} as const;
+
+runMain(async () => {
+  const cl = parseCommandLine(DOCTOR_OPTIONS, Deno.args, Deno.env.toObject());
+  if (cl.help) {
+    console.log(
+      formatHelp(
+        "deno task doctor [options]",
+        "Checks the broker against the services' topology.",
+        DOCTOR_OPTIONS,
+      ),
+    );
+    return EXIT.ok;
+  }
+  const config = commonConfig(cl);
+  setupLogging({ level: "error" });
+  const managementUrl = cl.options["management-url"]!.value === undefined
+    ? managementUrlFor(config.url)
+    : stringOption(cl.options["management-url"]!);
+  const management = booleanOption(cl.options.management!)
+    ? new ManagementClient(managementUrl, vhostOf(config.url))
+    : undefined;
+  const checks = await runDoctor({ url: config.url, topology: config.topology, management });
+  if (booleanOption(cl.options.json!)) {
+    console.log(JSON.stringify(checks, null, 2));
+  } else {
+    console.log(
+      `Doctor for ${config.topology.exchange} on ${redactUrl(config.url)} (vhost ${
+        vhostOf(config.url)
+      }, retry backend ${config.topology.backend})\n`,
+    );
+    console.log(formatChecks(checks));
+  }
+  return checks.some((c) => c.status === "fail") ? EXIT.failure : EXIT.ok;
+});

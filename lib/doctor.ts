@@ -1,0 +1,288 @@
+/**
+ * The topology doctor: connects to the broker and checks what the services need, as a list of
+ * findings an operator can act on.
+ *
+ * @module
+ */
+
+import type { Channel } from "amqplib";
+import { Broker } from "./broker.ts";
+import { describeError } from "./errors.ts";
+import type { ManagementClient } from "./management.ts";
+import { DELAYED_MESSAGE_PLUGIN, queueDeclarations, type Topology } from "./topology.ts";
+
+/** How a check came out. `fail` makes the doctor exit non-zero. */
+export type CheckStatus = "ok" | "warn" | "fail" | "skip";
+
+/** One finding. */
+export interface Check {
+  /** How it came out. */
+  readonly status: CheckStatus;
+  /** What was checked, e.g. `queue create.productionorder`. */
+  readonly subject: string;
+  /** What was found. */
+  readonly detail: string;
+}
+
+/** Options for {@linkcode runDoctor}. */
+export interface DoctorOptions {
+  /** The broker URL. */
+  readonly url: string;
+  /** What the services would declare. */
+  readonly topology: Topology;
+  /** The management API, for the checks AMQP cannot make; undefined skips them. */
+  readonly management: ManagementClient | undefined;
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Runs a channel operation on a throwaway channel, so a channel error cannot spread. */
+async function probe<T>(broker: Broker, operation: (channel: Channel) => Promise<T>): Promise<T> {
+  const channel = await broker.channel();
+  try {
+    return await operation(channel);
+  } catch (error) {
+    throw broker.explain(error);
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+/** Whether the broker knows the x-delayed-message exchange type. */
+async function hasDelayedPlugin(
+  url: string,
+  topo: Topology,
+  management: ManagementClient | undefined,
+): Promise<boolean> {
+  if (management) {
+    try {
+      return (await management.exchangeTypes()).includes("x-delayed-message");
+    } catch {
+      // fall through to the AMQP probe
+    }
+  }
+  // Declaring an unknown exchange type closes the connection, so probe on a connection of its own.
+  const broker = await Broker.connect(url, { name: "doctor plugin probe" });
+  const name = `${topo.prefix}doctor.probe.${crypto.randomUUID()}`;
+  try {
+    const channel = await broker.channel();
+    await channel.assertExchange(name, "x-delayed-message", {
+      durable: false,
+      autoDelete: true,
+      arguments: { "x-delayed-type": "direct" },
+    });
+    await channel.deleteExchange(name);
+    await channel.close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await broker.close();
+  }
+}
+
+/** Checks the broker against the topology; see the README's "Operating it" for every check. */
+export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
+  const { topology: topo, management } = options;
+  const checks: Check[] = [];
+  const add = (status: CheckStatus, subject: string, detail: string) =>
+    checks.push({ status, subject, detail });
+
+  let broker: Broker;
+  try {
+    broker = await Broker.connect(options.url, { name: "doctor" });
+  } catch (error) {
+    add("fail", "broker", describeError(error));
+    return checks;
+  }
+  try {
+    const server = broker.model.connection.serverProperties;
+    add(
+      "ok",
+      "broker",
+      `${server.product ?? "RabbitMQ"} ${server.version ?? "?"} on ${server.platform ?? "?"}`,
+    );
+
+    let mgmt = management;
+    if (mgmt) {
+      try {
+        await mgmt.exchangeTypes();
+        add("ok", "management API", mgmt.safeUrl);
+      } catch (error) {
+        add(
+          "skip",
+          "management API",
+          `not reachable (${describeError(error)}): argument, binding and quorum checks skipped; ` +
+            `enable it with "rabbitmq-plugins enable rabbitmq_management"`,
+        );
+        mgmt = undefined;
+      }
+    } else {
+      add("skip", "management API", "not asked for: argument, binding and quorum checks skipped");
+    }
+
+    const plugin = await hasDelayedPlugin(options.url, topo, mgmt);
+    if (plugin) {
+      add(
+        "ok",
+        "delayed-message plugin",
+        `present${topo.backend === "plugin" ? " (needed by the plugin backend)" : ""}`,
+      );
+    } else if (topo.backend === "plugin") {
+      add(
+        "fail",
+        "delayed-message plugin",
+        `missing, and the plugin backend needs it: "rabbitmq-plugins enable ${DELAYED_MESSAGE_PLUGIN}", or use --retry-backend ttl`,
+      );
+    } else {
+      add("ok", "delayed-message plugin", "absent (the ttl backend does not need it)");
+    }
+
+    for (
+      const [name, type] of [
+        [topo.exchange, topo.exchangeType],
+        [topo.deadLetterExchange, "direct"],
+      ] as const
+    ) {
+      const exists = await probe(broker, (ch) => ch.checkExchange(name)).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) {
+        add("warn", `exchange ${name}`, "missing: the services declare it at start-up");
+        continue;
+      }
+      if (type === "x-delayed-message" && !plugin) {
+        add("skip", `exchange ${name}`, "exists; its type cannot be compared without the plugin");
+        continue;
+      }
+      try {
+        await probe(broker, (ch) =>
+          ch.assertExchange(name, type, {
+            durable: true,
+            ...(type === "x-delayed-message" ? { arguments: { "x-delayed-type": "direct" } } : {}),
+          }));
+        add("ok", `exchange ${name}`, `${type}, durable`);
+      } catch (error) {
+        add(
+          "fail",
+          `exchange ${name}`,
+          `differs from what the services declare: ${(error as Error).message}`,
+        );
+      }
+    }
+
+    for (const declaration of queueDeclarations(topo)) {
+      const subject = `queue ${declaration.name}`;
+      const isTier = topo.retryTiers.some((t) => t.queue === declaration.name);
+      let counts: { messageCount: number; consumerCount: number };
+      try {
+        counts = await probe(broker, (ch) => ch.checkQueue(declaration.name));
+      } catch {
+        add("warn", subject, "missing: the services declare it at start-up");
+        continue;
+      }
+      const problems: string[] = [];
+      if (mgmt) {
+        const actual = await mgmt.queue(declaration.name);
+        if (actual) {
+          const expected: Record<string, unknown> = { ...declaration.arguments };
+          const keys = new Set([...Object.keys(expected), ...Object.keys(actual.arguments)]);
+          const differ = [...keys].sort().filter((k) => !same(expected[k], actual.arguments[k]))
+            .map((k) =>
+              `${k}: services declare ${JSON.stringify(expected[k] ?? "(none)")}, broker has ${
+                JSON.stringify(actual.arguments[k] ?? "(none)")
+              }`
+            );
+          if (differ.length > 0) {
+            problems.push(
+              `arguments differ, so RabbitMQ refuses the services' declare with PRECONDITION_FAILED (${
+                differ.join("; ")
+              })`,
+            );
+          }
+          if (!actual.durable) {
+            problems.push("not durable: its messages are lost on a broker restart");
+          }
+          if (actual.type === "quorum") {
+            if (actual.arguments["x-delivery-limit"] === undefined) {
+              problems.push("quorum queue without an explicit x-delivery-limit");
+            }
+            if (
+              actual.arguments["x-dead-letter-strategy"] === "at-least-once" &&
+              actual.arguments["x-overflow"] !== "reject-publish"
+            ) {
+              problems.push(
+                "quorum at-least-once dead-lettering without x-overflow reject-publish: RabbitMQ falls back to at-most-once",
+              );
+            }
+          }
+          const limited = actual.arguments["x-max-length"] !== undefined ||
+            actual.arguments["x-max-length-bytes"] !== undefined;
+          const overflow = actual.arguments["x-overflow"] ?? "drop-head";
+          if (declaration.name === topo.queue && limited && overflow === "drop-head") {
+            problems.push(
+              "length limit with drop-head overflow: when full, the oldest orders are dropped or dead-lettered unprocessed (use x-overflow reject-publish)",
+            );
+          }
+          if (!isTier) {
+            const bindings = await mgmt.bindings(declaration.name);
+            const source = declaration.name === topo.queue
+              ? topo.exchange
+              : topo.deadLetterExchange;
+            if (!bindings.some((b) => b.source === source && b.routingKey === topo.routingKey)) {
+              problems.push(
+                `not bound to ${source} with "${topo.routingKey}": nothing published reaches it`,
+              );
+            }
+          }
+        }
+      } else {
+        try {
+          await probe(
+            broker,
+            (ch) =>
+              ch.assertQueue(declaration.name, {
+                durable: true,
+                arguments: { ...declaration.arguments },
+              }),
+          );
+        } catch (error) {
+          problems.push(`differs from what the services declare: ${(error as Error).message}`);
+        }
+      }
+      const depth = `${counts.messageCount} ready, ${counts.consumerCount} consumer${
+        counts.consumerCount === 1 ? "" : "s"
+      }`;
+      if (problems.length > 0) add("fail", subject, `${problems.join("; ")} [${depth}]`);
+      else {add(
+          "ok",
+          subject,
+          `${
+            isTier ? `retry tier, TTL ${declaration.arguments["x-message-ttl"]} ms, ` : ""
+          }${depth}`,
+        );}
+    }
+  } finally {
+    await broker.close();
+  }
+  return checks;
+}
+
+const LABEL: Record<CheckStatus, string> = { ok: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
+
+/** Renders the findings as a checklist, with a closing count. */
+export function formatChecks(checks: readonly Check[]): string {
+  const lines = checks.map((c) => `  ${LABEL[c.status]}  ${c.subject}: ${c.detail}`);
+  const failed = checks.filter((c) => c.status === "fail").length;
+  const warned = checks.filter((c) => c.status === "warn").length;
+  lines.push(
+    "",
+    failed === 0 && warned === 0
+      ? "No problems found."
+      : `${failed} problem${failed === 1 ? "" : "s"}, ${warned} warning${warned === 1 ? "" : "s"}.`,
+  );
+  return lines.join("\n");
+}
