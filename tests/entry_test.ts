@@ -44,6 +44,39 @@ Deno.test("estoque --help lists the flags and exits 0", async () => {
   assert.match(stdout, /--count <N>\n +How many .*\(default: 1, env: ESTOQUE_COUNT\)/);
 });
 
+Deno.test("every command has --help naming its flags and their env variables", async () => {
+  for (
+    const [script, flag] of [
+      ["ordem_de_producao.ts", "--prefetch <N>"],
+      ["demo.ts", "--orders <N>"],
+      ["dlq.ts", "--dry-run"],
+      ["doctor.ts", "--management-url <http-url>"],
+    ]
+  ) {
+    const { code, stdout } = await run(script!, ["--help"]);
+    assert.equal(code, 0, script);
+    assert.ok(stdout.includes(flag!), `${script} --help lacks ${flag}`);
+    assert.match(stdout, /env: RABBITMQ_URL/, script);
+  }
+});
+
+Deno.test("doctor exits 1 on a problem and 0 otherwise", async () => {
+  const prefix = uniquePrefix("entry-doctor");
+  const missing = await run("doctor.ts", ["--prefix", prefix]);
+  assert.equal(missing.code, 0, missing.stdout);
+  assert.match(missing.stdout, /0 problems, 7 warnings\./);
+  const plugin = await run("doctor.ts", [
+    "--prefix",
+    prefix,
+    "--retry-backend",
+    "plugin",
+    "--json",
+  ]);
+  const checks = JSON.parse(plugin.stdout) as { status: string; subject: string }[];
+  const pluginCheck = checks.find((c) => c.subject === "delayed-message plugin")!;
+  assert.equal(plugin.code, pluginCheck.status === "fail" ? 1 : 0);
+});
+
 Deno.test("a bad flag stops a command with exit code 2 and a message naming it", async () => {
   const unknown = await run("ordem_de_producao.ts", ["--prefech", "5"]);
   assert.equal(unknown.code, 2);
