@@ -17,6 +17,7 @@
  */
 
 import type { Channel, ConsumeMessage, Options } from "amqplib";
+import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, PermanentError, TransientError } from "./errors.ts";
@@ -148,6 +149,7 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #publisher: ConfirmedPublisher;
   readonly #confirmChannel: Channel;
   readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
+  readonly #acker: Acker;
   readonly #random: () => number;
   readonly #now: () => Date;
   readonly #idle = new Set<() => void>();
@@ -169,6 +171,7 @@ export class OrderConsumer implements AsyncDisposable {
     this.#channel = channel;
     this.#confirmChannel = confirmChannel;
     this.#publisher = publisher;
+    this.#acker = new Acker(channel);
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
@@ -245,6 +248,7 @@ export class OrderConsumer implements AsyncDisposable {
     }
     this.#deliveries++;
     this.#inFlight++;
+    this.#acker.delivered(message);
     this.#handle(message).finally(() => {
       this.#inFlight--;
       if (this.#inFlight === 0) { for (const wake of this.#idle) wake(); }
@@ -366,7 +370,7 @@ export class OrderConsumer implements AsyncDisposable {
         error: describeError(publishError),
       });
       if (!this.#stopping) await new Promise((resolve) => setTimeout(resolve, 200));
-      this.#channel.nack(message, false, true);
+      this.#acker.nack(message, true);
       return { kind: "requeued", messageKey, error: describeError(publishError) };
     }
     if (messageKey !== undefined) {
@@ -456,7 +460,7 @@ export class OrderConsumer implements AsyncDisposable {
   }
 
   #ack(message: ConsumeMessage): void {
-    this.#channel.ack(message);
+    this.#acker.ack(message);
   }
 
   /** Resolves when no delivery is being processed. */

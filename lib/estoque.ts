@@ -6,7 +6,12 @@
 
 import { logger } from "./log.ts";
 import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "./order.ts";
-import { type ConfirmedPublisher, PublishError, type PublishFailure } from "./publisher.ts";
+import type {
+  ConfirmedPublisher,
+  PublishError,
+  PublishFailure,
+  PublishProperties,
+} from "./publisher.ts";
 import type { Topology } from "./topology.ts";
 
 /** The `app-id` property of Estoque's messages. */
@@ -24,14 +29,23 @@ export function publishOrder(
   order: Order,
   now: Date = new Date(),
 ): Promise<void> {
-  return publisher.publish(topo.exchange, topo.routingKey, encodeOrder(order), {
+  return publisher.publish(
+    topo.exchange,
+    topo.routingKey,
+    encodeOrder(order),
+    orderProperties(order, now),
+  );
+}
+
+function orderProperties(order: Order, now: Date): PublishProperties {
+  return {
     contentType: ORDER_CONTENT_TYPE,
     persistent: true,
     messageId: order.refCode,
     timestamp: Math.floor(now.getTime() / 1000),
     appId: ESTOQUE_APP_ID,
     mandatory: true,
-  });
+  };
 }
 
 /** Options for {@linkcode publishOrders}. */
@@ -46,7 +60,7 @@ export interface PublishOrdersOptions {
   readonly quantity?: number | undefined;
   /**
    * How many publishes may await their confirm at once.
-   * @default {1000}
+   * @default {5000}
    */
   readonly window?: number;
   /** Makes each order; by default {@linkcode newOrder} with `quantity`. */
@@ -81,7 +95,7 @@ export function failedCount(summary: PublishSummary): number {
  * broker confirmed. Never throws for a failed publish: failures are counted by cause.
  */
 export async function publishOrders(options: PublishOrdersOptions): Promise<PublishSummary> {
-  const window = options.window ?? 1000;
+  const window = options.window ?? 5000;
   const makeOrder = options.makeOrder ??
     (() => newOrder({ quantity: options.quantity }));
   const failed: Record<PublishFailure, number> = { nacked: 0, returned: 0, timeout: 0, closed: 0 };
@@ -89,32 +103,47 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
   const started = performance.now();
   let attempted = 0;
   let settled = 0;
-  const inFlight = new Set<Promise<void>>();
+  let wake: (() => void) | undefined;
+  const lowWater = Math.floor(window / 2);
+  const onSettled = (order: Order, error?: PublishError) => {
+    settled++;
+    if (error) {
+      failed[error.code]++;
+      log.warning("order not confirmed", { refCode: order.refCode, error: error.message });
+    } else {
+      confirmedRefCodes.push(order.refCode);
+    }
+    options.onProgress?.(settled);
+    if (wake && attempted - settled <= lowWater) {
+      const resume = wake;
+      wake = undefined;
+      resume();
+    }
+  };
   for (let i = 0; i < options.count; i++) {
     if (options.signal?.aborted) break;
+    // When the window is full, wait until half of it is confirmed, then publish a burst: one
+    // publish per freed slot would cost a socket write and an event-loop turn per message.
+    if (attempted - settled >= window) {
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
     const order = makeOrder(i);
     attempted++;
-    const publish = publishOrder(options.publisher, options.topology, order).then(
-      () => {
-        confirmedRefCodes.push(order.refCode);
-      },
-      (error: unknown) => {
-        const code = error instanceof PublishError ? error.code : "closed";
-        failed[code]++;
-        log.warning("order not confirmed", {
-          refCode: order.refCode,
-          error: (error as Error).message,
-        });
-      },
-    ).finally(() => {
-      inFlight.delete(publish);
-      settled++;
-      options.onProgress?.(settled);
-    });
-    inFlight.add(publish);
-    if (inFlight.size >= window) await Promise.race(inFlight);
+    const flowing = options.publisher.send(
+      options.topology.exchange,
+      options.topology.routingKey,
+      encodeOrder(order),
+      orderProperties(order, new Date()),
+      (error) => onSettled(order, error),
+    );
+    if (!flowing) await options.publisher.writable();
   }
-  await Promise.all(inFlight);
+  while (settled < attempted) {
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      if (settled === attempted) resolve();
+    });
+  }
   return {
     attempted,
     confirmed: confirmedRefCodes.length,

@@ -38,8 +38,14 @@ export interface ConfirmedPublisherOptions {
 export type PublishProperties = Options.Publish;
 
 interface Pending {
+  /** Set when the broker returned the message (mandatory and unroutable). */
   returned: string | undefined;
-  readonly key: string;
+  /** The return-matching key; undefined when the publish is not mandatory. */
+  readonly key: string | undefined;
+  /** When the publish times out (`performance.now()` based). */
+  readonly deadline: number;
+  /** Settles the publish. */
+  readonly finish: (error?: PublishError) => void;
 }
 
 function returnKey(exchange: string, routingKey: string, messageId: unknown): string {
@@ -50,14 +56,17 @@ function returnKey(exchange: string, routingKey: string, messageId: unknown): st
  * Publishes over one confirm channel, any number of publishes in flight at once.
  *
  * A returned message is matched to its publish by exchange, routing key and message id: the
- * broker sends `basic.return` before the `basic.ack` of the same message.
+ * broker sends `basic.return` before the `basic.ack` of the same message. Timeouts are checked by
+ * one timer for all publishes, not one timer each.
  */
 export class ConfirmedPublisher {
   readonly #channel: ConfirmChannel;
   readonly #timeoutMs: number;
   readonly #pendingByKey = new Map<string, Pending[]>();
+  /** Every publish awaiting its confirm, oldest first (so deadlines are in order). */
+  readonly #pending = new Set<Pending>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #drain: Promise<void> | undefined;
-  #inFlight = 0;
 
   /** Wraps a confirm channel; the publisher listens to its `return` and `drain` events. */
   constructor(channel: ConfirmChannel, options: ConfirmedPublisherOptions = {}) {
@@ -75,7 +84,17 @@ export class ConfirmedPublisher {
 
   /** How many publishes await their confirm. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#pending.size;
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const pending of this.#pending) {
+      if (pending.deadline > now) break;
+      pending.finish(
+        new PublishError("timeout", `no confirm from the broker within ${this.#timeoutMs} ms`),
+      );
+    }
   }
 
   /**
@@ -91,42 +110,81 @@ export class ConfirmedPublisher {
     properties: PublishProperties = {},
   ): Promise<void> {
     while (this.#drain) await this.#drain;
-    const key = returnKey(exchange, routingKey, properties.messageId);
-    const pending: Pending = { returned: undefined, key };
-    const queue = this.#pendingByKey.get(key);
-    if (queue) queue.push(pending);
-    else this.#pendingByKey.set(key, [pending]);
-    this.#inFlight++;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.send(
+      exchange,
+      routingKey,
+      body,
+      properties,
+      (error) => (error ? reject(error) : resolve()),
+    );
+    return await promise;
+  }
+
+  /**
+   * Resolves when the channel can take more publishes: at once, or after its `drain` event. Call
+   * it before a burst of {@linkcode ConfirmedPublisher.send}s.
+   */
+  writable(): Promise<void> {
+    return this.#drain ?? Promise.resolve();
+  }
+
+  /**
+   * Publishes one message and calls `done` once the broker confirmed it (no error) or did not (a
+   * {@linkcode PublishError}); `done` is called exactly once. The callback form costs no promise
+   * per message, for bulk publishing. Returns false when the channel's buffer is full: await
+   * {@linkcode ConfirmedPublisher.writable} before sending more.
+   */
+  send(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: PublishProperties,
+    done: (error?: PublishError) => void,
+  ): boolean {
+    const key = properties.mandatory
+      ? returnKey(exchange, routingKey, properties.messageId)
+      : undefined;
     let settled = false;
-    const finish = (error?: PublishError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      this.#inFlight--;
-      const list = this.#pendingByKey.get(key);
-      if (list) {
-        list.splice(list.indexOf(pending), 1);
-        if (list.length === 0) this.#pendingByKey.delete(key);
-      }
-      if (error) reject(error);
-      else resolve();
+    const pending: Pending = {
+      returned: undefined,
+      key,
+      deadline: performance.now() + this.#timeoutMs,
+      finish: (error) => {
+        if (settled) return;
+        settled = true;
+        this.#pending.delete(pending);
+        if (this.#pending.size === 0 && this.#sweeper !== undefined) {
+          clearInterval(this.#sweeper);
+          this.#sweeper = undefined;
+        }
+        if (key !== undefined) {
+          const list = this.#pendingByKey.get(key)!;
+          if (list.length === 1) this.#pendingByKey.delete(key);
+          else list.splice(list.indexOf(pending), 1);
+        }
+        done(error);
+      },
     };
-    const timer = setTimeout(() => {
-      finish(
-        new PublishError(
-          "timeout",
-          `no confirm from the broker within ${this.#timeoutMs} ms for a message to ${exchange}/${routingKey}`,
-        ),
+    this.#pending.add(pending);
+    if (key !== undefined) {
+      const list = this.#pendingByKey.get(key);
+      if (list) list.push(pending);
+      else this.#pendingByKey.set(key, [pending]);
+    }
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(
+        () => this.#sweep(),
+        Math.min(1_000, Math.max(5, this.#timeoutMs / 4)),
       );
-    }, this.#timeoutMs);
+    }
     const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     let flowing: boolean;
     try {
       flowing = this.#channel.publish(exchange, routingKey, content, properties, (error) => {
         if (error) {
           const closed = error instanceof Error && /closed/i.test(error.message);
-          finish(
+          pending.finish(
             new PublishError(
               closed ? "closed" : "nacked",
               closed
@@ -136,34 +194,34 @@ export class ConfirmedPublisher {
             ),
           );
         } else if (pending.returned !== undefined) {
-          finish(
+          pending.finish(
             new PublishError(
               "returned",
               `a message to ${exchange}/${routingKey} was returned as unroutable (${pending.returned})`,
             ),
           );
         } else {
-          finish();
+          pending.finish();
         }
       });
     } catch (error) {
-      finish(
+      pending.finish(
         new PublishError("closed", `cannot publish to ${exchange}/${routingKey}`, { cause: error }),
       );
-      return promise;
+      return true;
     }
     if (!flowing && !this.#drain) {
       this.#drain = new Promise<void>((resolveDrain) => {
-        this.#channel.once("drain", () => {
+        const release = () => {
+          this.#channel.off("drain", release);
+          this.#channel.off("close", release);
           this.#drain = undefined;
           resolveDrain();
-        });
-        this.#channel.once("close", () => {
-          this.#drain = undefined;
-          resolveDrain();
-        });
+        };
+        this.#channel.on("drain", release);
+        this.#channel.on("close", release);
       });
     }
-    return promise;
+    return flowing;
   }
 }

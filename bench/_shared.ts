@@ -1,0 +1,100 @@
+/** What the benchmark's two sides share: a fresh topology per run, prefill, statistics. */
+
+import { Buffer } from "node:buffer";
+import { Broker } from "../lib/broker.ts";
+import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "../lib/order.ts";
+import { HEADER } from "../lib/retry_headers.ts";
+import { declareTopology, deleteTopology, type Topology, topology } from "../lib/topology.ts";
+
+/** One timed run of one side of one case. */
+export interface RunResult {
+  /** Messages handled. */
+  readonly messages: number;
+  /** Wall time, in milliseconds. */
+  readonly elapsedMs: number;
+  /** Per-message latencies, in milliseconds, where the case measures them. */
+  readonly latenciesMs?: number[];
+  /** Peak resident set size seen during the run, in bytes. */
+  readonly peakRss?: number;
+}
+
+/** What a run gets. */
+export interface RunContext {
+  readonly url: string;
+  readonly broker: Broker;
+  readonly topo: Topology;
+  readonly messages: number;
+  readonly dir: string;
+}
+
+/** The retry delays of the bench topology: one short tier, one long tier for parking. */
+export const BENCH_DELAYS = [200, 3_600_000];
+
+/** Makes a fresh topology, runs `fn`, deletes the topology. */
+export async function withBenchTopology<T>(
+  url: string,
+  fn: (broker: Broker, topo: Topology) => Promise<T>,
+): Promise<T> {
+  const broker = await Broker.connect(url, { name: "bench" });
+  const topo = topology({
+    prefix: `bench.${crypto.randomUUID().slice(0, 8)}.`,
+    retryDelays: BENCH_DELAYS,
+  });
+  try {
+    await declareTopology(broker, topo);
+    return await fn(broker, topo);
+  } finally {
+    await deleteTopology(broker, topo).catch(() => {});
+    await broker.close();
+  }
+}
+
+/** The orders of a run: distinct RefCodes, a fixed quantity. */
+export function orders(n: number, quantity: number): Order[] {
+  return Array.from({ length: n }, () => newOrder({ quantity }));
+}
+
+/** Publishes bodies straight into a queue (untimed set-up), with confirms. */
+export async function prefill(
+  broker: Broker,
+  queue: string,
+  list: Order[],
+  headers: Record<string, unknown> = {},
+): Promise<void> {
+  const channel = await broker.confirmChannel();
+  for (const order of list) {
+    const ok = channel.sendToQueue(queue, Buffer.from(encodeOrder(order)), {
+      persistent: true,
+      contentType: ORDER_CONTENT_TYPE,
+      messageId: order.refCode,
+      headers,
+    });
+    if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
+  }
+  await channel.waitForConfirms();
+  await channel.close();
+}
+
+/** Headers of a message that has used up its retries (for the dead-letter path). */
+export const EXHAUSTED = { [HEADER.retryCount]: 3 };
+
+/** Samples the process's RSS until stopped; returns the peak. */
+export function rssSampler(): { stop(): number } {
+  let peak = Deno.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, Deno.memoryUsage().rss);
+  }, 25);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, Deno.memoryUsage().rss);
+    },
+  };
+}
+
+/** The q-quantile (0..1) of numbers, nearest rank. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}

@@ -1,0 +1,134 @@
+/**
+ * The baseline: the same paths written directly on amqplib, the way a careful user of the raw
+ * client would: pipelined publisher confirms, manual acks at prefetch 100, republish-then-ack.
+ * No validation, no ledger, no bookkeeping.
+ */
+
+import { Buffer } from "node:buffer";
+import type { ConsumeMessage } from "amqplib";
+import { encodeOrder, newOrder, ORDER_CONTENT_TYPE } from "../lib/order.ts";
+import { EXHAUSTED, orders, prefill, type RunContext, type RunResult } from "./_shared.ts";
+
+const PREFETCH = 100;
+
+/** Publishes N orders with pipelined confirms. */
+export async function rawPublish(ctx: RunContext): Promise<RunResult> {
+  const list = orders(ctx.messages, 42).map((o) => ({
+    id: o.refCode,
+    body: Buffer.from(encodeOrder(o)),
+  }));
+  const channel = await ctx.broker.confirmChannel();
+  const started = performance.now();
+  for (const { id, body } of list) {
+    const ok = channel.publish(ctx.topo.exchange, ctx.topo.routingKey, body, {
+      persistent: true,
+      contentType: ORDER_CONTENT_TYPE,
+      messageId: id,
+      mandatory: true,
+    });
+    if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
+  }
+  await channel.waitForConfirms();
+  const elapsedMs = performance.now() - started;
+  await channel.close();
+  return { messages: ctx.messages, elapsedMs };
+}
+
+/** Consumes N prefilled messages and acks each one. */
+export async function rawConsume(ctx: RunContext): Promise<RunResult> {
+  await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
+  const channel = await ctx.broker.channel();
+  await channel.prefetch(PREFETCH);
+  const done = Promise.withResolvers<void>();
+  let acked = 0;
+  const started = performance.now();
+  await channel.consume(ctx.topo.queue, (message) => {
+    if (!message) return;
+    JSON.parse(message.content.toString());
+    channel.ack(message);
+    if (++acked === ctx.messages) done.resolve();
+  });
+  await done.promise;
+  const elapsedMs = performance.now() - started;
+  await channel.close();
+  return { messages: ctx.messages, elapsedMs };
+}
+
+/** Publishes N messages while a consumer acks them; latency from publish to ack. */
+export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
+  const list = orders(ctx.messages, 42).map((o) => ({
+    id: o.refCode,
+    body: Buffer.from(encodeOrder(o)),
+  }));
+  const sentAt = new Map<string, number>();
+  const latenciesMs: number[] = [];
+  const consumerChannel = await ctx.broker.channel();
+  await consumerChannel.prefetch(PREFETCH);
+  const done = Promise.withResolvers<void>();
+  await consumerChannel.consume(ctx.topo.queue, (message) => {
+    if (!message) return;
+    consumerChannel.ack(message);
+    latenciesMs.push(performance.now() - sentAt.get(message.properties.messageId)!);
+    if (latenciesMs.length === ctx.messages) done.resolve();
+  });
+  const channel = await ctx.broker.confirmChannel();
+  const started = performance.now();
+  for (const { id, body } of list) {
+    sentAt.set(id, performance.now());
+    const ok = channel.publish(ctx.topo.exchange, ctx.topo.routingKey, body, {
+      persistent: true,
+      contentType: ORDER_CONTENT_TYPE,
+      messageId: id,
+      mandatory: true,
+    });
+    if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
+  }
+  await channel.waitForConfirms();
+  await done.promise;
+  const elapsedMs = performance.now() - started;
+  await channel.close();
+  await consumerChannel.close();
+  return { messages: ctx.messages, elapsedMs, latenciesMs };
+}
+
+async function republishThenAck(ctx: RunContext, target: (m: ConsumeMessage) => [string, string]) {
+  const consumerChannel = await ctx.broker.channel();
+  await consumerChannel.prefetch(PREFETCH);
+  const publisher = await ctx.broker.confirmChannel();
+  const done = Promise.withResolvers<void>();
+  let acked = 0;
+  const started = performance.now();
+  await consumerChannel.consume(ctx.topo.queue, (message) => {
+    if (!message) return;
+    const [exchange, key] = target(message);
+    publisher.publish(exchange, key, message.content, {
+      persistent: true,
+      contentType: message.properties.contentType,
+      messageId: message.properties.messageId,
+      headers: { ...message.properties.headers, "x-retry-count": 1 },
+      mandatory: true,
+    }, (error) => {
+      if (error) consumerChannel.nack(message, false, true);
+      else consumerChannel.ack(message);
+      if (!error && ++acked === ctx.messages) done.resolve();
+    });
+  });
+  await done.promise;
+  const elapsedMs = performance.now() - started;
+  await consumerChannel.close();
+  await publisher.close();
+  return { messages: ctx.messages, elapsedMs };
+}
+
+/** Consumes N messages, republishes each to a (long) retry queue with a confirm, then acks it. */
+export async function rawRetry(ctx: RunContext): Promise<RunResult> {
+  await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900));
+  const parking = ctx.topo.retryTiers.at(-1)!.queue;
+  return await republishThenAck(ctx, () => ["", parking]);
+}
+
+/** Consumes N messages, publishes each to the dead-letter exchange with a confirm, then acks it. */
+export async function rawDeadLetter(ctx: RunContext): Promise<RunResult> {
+  await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
+  return await republishThenAck(ctx, () => [ctx.topo.deadLetterExchange, ctx.topo.routingKey]);
+}
