@@ -14,8 +14,6 @@ export interface RunResult {
   readonly elapsedMs: number;
   /** Per-message latencies, in milliseconds, where the case measures them. */
   readonly latenciesMs?: number[];
-  /** Peak resident set size seen during the run, in bytes. */
-  readonly peakRss?: number;
 }
 
 /** What a run gets. */
@@ -25,6 +23,10 @@ export interface RunContext {
   readonly topo: Topology;
   readonly messages: number;
   readonly dir: string;
+  /** The prefetch of our consumer. */
+  readonly prefetch: number;
+  /** The prefetch of the raw baseline's consumer. */
+  readonly rawPrefetch: number;
 }
 
 /** The retry delays of the bench topology: one short tier, one long tier for parking. */
@@ -34,12 +36,10 @@ export const BENCH_DELAYS = [200, 3_600_000];
 export async function withBenchTopology<T>(
   url: string,
   fn: (broker: Broker, topo: Topology) => Promise<T>,
+  retryDelays: readonly number[] = BENCH_DELAYS,
 ): Promise<T> {
   const broker = await Broker.connect(url, { name: "bench" });
-  const topo = topology({
-    prefix: `bench.${crypto.randomUUID().slice(0, 8)}.`,
-    retryDelays: BENCH_DELAYS,
-  });
+  const topo = topology({ prefix: `bench.${crypto.randomUUID().slice(0, 8)}.`, retryDelays });
   try {
     await declareTopology(broker, topo);
     return await fn(broker, topo);
@@ -78,23 +78,33 @@ export async function prefill(
 /** Headers of a message that has used up its retries (for the dead-letter path). */
 export const EXHAUSTED = { [HEADER.retryCount]: 3 };
 
-/** Samples the process's RSS until stopped; returns the peak. */
-export function rssSampler(): { stop(): number } {
-  let peak = Deno.memoryUsage().rss;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, Deno.memoryUsage().rss);
-  }, 25);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, Deno.memoryUsage().rss);
-    },
-  };
-}
-
 /** The q-quantile (0..1) of numbers, nearest rank. */
 export function quantile(values: readonly number[], q: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/**
+ * Calls `send(i)` for i = 0..n-1 at `rate` a second, in 5 ms slices; resolves when all are sent.
+ */
+export async function paced(n: number, rate: number, send: (i: number) => void): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  while (sent < n) {
+    const due = Math.min(n, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+    while (sent < due) send(sent++);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Peak RSS (VmHWM) of a process in bytes, read from /proc; undefined when unavailable. */
+export async function peakRssOf(pid: number): Promise<number | undefined> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,7 +2,7 @@
 
 import { join } from "node:path";
 import { OrderConsumer, type Outcome } from "../lib/consumer.ts";
-import { publishOrders } from "../lib/estoque.ts";
+import { publishOrder, publishOrders } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
@@ -10,8 +10,9 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../lib/retry_policy.ts";
 import {
   EXHAUSTED,
   orders,
+  paced,
+  peakRssOf,
   prefill,
-  rssSampler,
   type RunContext,
   type RunResult,
 } from "./_shared.ts";
@@ -25,7 +26,6 @@ export async function oursPublish(ctx: RunContext): Promise<RunResult> {
     topology: ctx.topo,
     count: ctx.messages,
     quantity: 42,
-    window: Number(Deno.env.get("BENCH_WINDOW") ?? 1000),
   });
   const elapsedMs = performance.now() - started;
   if (summary.confirmed !== ctx.messages) throw new Error(`only ${summary.confirmed} confirmed`);
@@ -38,13 +38,12 @@ async function consume(
   policy: RetryPolicy,
   count: number,
   want: Outcome["kind"],
-  before?: () => Promise<(outcome: Outcome) => void>,
-): Promise<{ elapsedMs: number; peakRss: number }> {
+  before?: () => Promise<(outcome: Outcome, durationMs: number) => void>,
+): Promise<{ elapsedMs: number }> {
   await using ledger = SqliteLedger.open(join(ctx.dir, `ledger-${crypto.randomUUID()}.sqlite`));
   const done = Promise.withResolvers<void>();
   let seen = 0;
-  let observe: ((outcome: Outcome) => void) | undefined;
-  const rss = rssSampler();
+  let observe: ((outcome: Outcome, durationMs: number) => void) | undefined;
   const started = performance.now();
   const consumer = await OrderConsumer.start({
     broker: ctx.broker,
@@ -52,9 +51,9 @@ async function consume(
     ledger,
     policy,
     maxQuantity: 500,
-    prefetch: Number(Deno.env.get("BENCH_PREFETCH") ?? 100),
-    onOutcome: (outcome) => {
-      observe?.(outcome);
+    prefetch: ctx.prefetch,
+    onOutcome: (outcome, durationMs) => {
+      observe?.(outcome, durationMs);
       if (outcome.kind === want && ++seen === count) done.resolve();
       else if (outcome.kind === "requeued") done.reject(new Error(`requeued: ${outcome.error}`));
     },
@@ -62,52 +61,27 @@ async function consume(
   if (before) observe = await before();
   await done.promise;
   const elapsedMs = performance.now() - started;
-  const peakRss = rss.stop();
   await consumer.stop();
-  return { elapsedMs, peakRss };
+  return { elapsedMs };
 }
 
 /** The consumer on prefilled valid orders, each written to the durable ledger. */
 export async function oursConsume(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
-  const { elapsedMs, peakRss } = await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created");
-  return { messages: ctx.messages, elapsedMs, peakRss };
+  const { elapsedMs } = await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created");
+  return { messages: ctx.messages, elapsedMs };
 }
 
-/** Estoque publishing while the consumer runs; latency from publish to production order. */
+/** Estoque publishing at full speed while the consumer runs, until every order is created. */
 export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
-  const sentAt = new Map<string, number>();
-  const latenciesMs: number[] = [];
   let publishStarted = 0;
-  const { peakRss } = await consume(
-    ctx,
-    DEFAULT_RETRY_POLICY,
-    ctx.messages,
-    "created",
-    async () => {
-      const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
-      publishStarted = performance.now();
-      publishOrders({
-        publisher,
-        topology: ctx.topo,
-        count: ctx.messages,
-        makeOrder: () => {
-          const order = newOrder({ quantity: 42 });
-          sentAt.set(order.refCode, performance.now());
-          return order;
-        },
-      });
-      return (outcome) => {
-        if (outcome.kind === "created") {
-          latenciesMs.push(
-            performance.now() - sentAt.get(outcome.refCode)!,
-          );
-        }
-      };
-    },
-  );
-  const elapsedMs = performance.now() - publishStarted;
-  return { messages: ctx.messages, elapsedMs, latenciesMs, peakRss };
+  await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
+    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+    publishStarted = performance.now();
+    publishOrders({ publisher, topology: ctx.topo, count: ctx.messages, quantity: 42 });
+    return () => {};
+  });
+  return { messages: ctx.messages, elapsedMs: performance.now() - publishStarted };
 }
 
 /** The consumer retrying prefilled over-limit orders into the long retry tier. */
@@ -125,28 +99,48 @@ export async function oursDeadLetter(ctx: RunContext): Promise<RunResult> {
   return { messages: ctx.messages, elapsedMs };
 }
 
+/** Latency at a steady rate: Estoque publishes `rate` orders a second; until each is created. */
+export async function oursLatency(ctx: RunContext, rate: number): Promise<number[]> {
+  const list = orders(ctx.messages, 42);
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
+    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+    paced(ctx.messages, rate, (i) => {
+      const order = list[i]!;
+      sentAt.set(order.refCode, performance.now());
+      publishOrder(publisher, ctx.topo, order);
+    });
+    return (outcome) => {
+      if (outcome.kind === "created") {
+        latencies.push(performance.now() - sentAt.get(outcome.refCode)!);
+      }
+    };
+  });
+  return latencies;
+}
+
 /**
- * Retry-delay lateness on the TTL backend: over-limit orders get one 200 ms retry; lateness is
- * the time from a retry being scheduled to its redelivery being dead-lettered, less 200 ms.
+ * Retry-delay lateness on the TTL backend: over-limit orders, published at `rate` a second, get
+ * one 200 ms retry. Lateness is the time from the first delivery to the redelivery, less 200 ms:
+ * an upper bound, since the retry copy is published a little after the first delivery.
  */
-export async function oursRetryLateness(ctx: RunContext): Promise<number[]> {
+export async function oursRetryLateness(ctx: RunContext, rate: number): Promise<number[]> {
   const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: 1, delayMs: 200 };
-  const retriedAt = new Map<string, number>();
+  const list = orders(ctx.messages, 900);
+  const firstDelivery = new Map<string, number>();
   const lateness: number[] = [];
-  await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900));
-  await consume(
-    ctx,
-    policy,
-    ctx.messages,
-    "dead-lettered",
-    () =>
-      Promise.resolve((outcome: Outcome) => {
-        if (outcome.kind === "retried") retriedAt.set(outcome.messageKey!, performance.now());
-        if (outcome.kind === "dead-lettered") {
-          lateness.push(performance.now() - retriedAt.get(outcome.messageKey!)! - 200);
-        }
-      }),
-  );
+  await consume(ctx, policy, ctx.messages, "dead-lettered", async () => {
+    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+    paced(ctx.messages, rate, (i) => publishOrder(publisher, ctx.topo, list[i]!));
+    return (outcome, durationMs) => {
+      const deliveredAt = performance.now() - durationMs;
+      if (outcome.kind === "retried") firstDelivery.set(outcome.messageKey!, deliveredAt);
+      if (outcome.kind === "dead-lettered") {
+        lateness.push(deliveredAt - firstDelivery.get(outcome.messageKey!)! - 200);
+      }
+    };
+  });
   return lateness;
 }
 
@@ -156,4 +150,42 @@ export async function park(ctx: RunContext, parked: number): Promise<void> {
   for (let done = 0; done < parked; done += 10_000) {
     await prefill(ctx.broker, tier, orders(Math.min(10_000, parked - done), 900));
   }
+}
+
+/**
+ * Peak RSS of OrdemDeProducao itself: the real service, in its own process, draining a queue of
+ * prefilled orders at full rate. Returns the peak in bytes and the rate it drained at.
+ */
+export async function oursServiceRss(ctx: RunContext): Promise<{ peakRss: number; rate: number }> {
+  await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
+  const root = new URL("..", import.meta.url).pathname;
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(root, "ordem_de_producao.ts"),
+      "--prefix",
+      ctx.topo.prefix,
+      "--drain",
+      "--no-http",
+      "--ledger",
+      join(ctx.dir, `service-${crypto.randomUUID()}.sqlite`),
+      "--log-level",
+      "error",
+      "--prefetch",
+      String(ctx.prefetch),
+    ],
+    env: { RABBITMQ_URL: ctx.url },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  let peakRss = 0;
+  const sampler = setInterval(async () => {
+    peakRss = Math.max(peakRss, (await peakRssOf(child.pid)) ?? 0);
+  }, 20);
+  const status = await child.status;
+  clearInterval(sampler);
+  if (!status.success) throw new Error(`ordem_de_producao.ts exited with ${status.code}`);
+  return { peakRss, rate: ctx.messages / ((performance.now() - started) / 1000) };
 }

@@ -7,9 +7,7 @@
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
 import { encodeOrder, newOrder, ORDER_CONTENT_TYPE } from "../lib/order.ts";
-import { EXHAUSTED, orders, prefill, type RunContext, type RunResult } from "./_shared.ts";
-
-const PREFETCH = 100;
+import { EXHAUSTED, orders, paced, prefill, type RunContext, type RunResult } from "./_shared.ts";
 
 /** Publishes N orders with pipelined confirms. */
 export async function rawPublish(ctx: RunContext): Promise<RunResult> {
@@ -38,7 +36,7 @@ export async function rawPublish(ctx: RunContext): Promise<RunResult> {
 export async function rawConsume(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
   const channel = await ctx.broker.channel();
-  await channel.prefetch(PREFETCH);
+  await channel.prefetch(ctx.rawPrefetch);
   const done = Promise.withResolvers<void>();
   let acked = 0;
   const started = performance.now();
@@ -54,33 +52,34 @@ export async function rawConsume(ctx: RunContext): Promise<RunResult> {
   return { messages: ctx.messages, elapsedMs };
 }
 
-/** Publishes N messages while a consumer acks them; latency from publish to ack. */
+/** Publishes N messages at full speed while a consumer acks them, until all are acked. */
 export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
-  const list = orders(ctx.messages, 42).map((o) => ({
-    id: o.refCode,
-    body: Buffer.from(encodeOrder(o)),
-  }));
-  const sentAt = new Map<string, number>();
-  const latenciesMs: number[] = [];
   const consumerChannel = await ctx.broker.channel();
-  await consumerChannel.prefetch(PREFETCH);
+  await consumerChannel.prefetch(ctx.rawPrefetch);
   const done = Promise.withResolvers<void>();
+  let acked = 0;
   await consumerChannel.consume(ctx.topo.queue, (message) => {
     if (!message) return;
+    JSON.parse(message.content.toString());
     consumerChannel.ack(message);
-    latenciesMs.push(performance.now() - sentAt.get(message.properties.messageId)!);
-    if (latenciesMs.length === ctx.messages) done.resolve();
+    if (++acked === ctx.messages) done.resolve();
   });
   const channel = await ctx.broker.confirmChannel();
   const started = performance.now();
-  for (const { id, body } of list) {
-    sentAt.set(id, performance.now());
-    const ok = channel.publish(ctx.topo.exchange, ctx.topo.routingKey, body, {
-      persistent: true,
-      contentType: ORDER_CONTENT_TYPE,
-      messageId: id,
-      mandatory: true,
-    });
+  for (let i = 0; i < ctx.messages; i++) {
+    const order = newOrder({ quantity: 42 });
+    const ok = channel.publish(
+      ctx.topo.exchange,
+      ctx.topo.routingKey,
+      Buffer.from(encodeOrder(order)),
+      {
+        persistent: true,
+        contentType: ORDER_CONTENT_TYPE,
+        messageId: order.refCode,
+        timestamp: Math.floor(Date.now() / 1000),
+        mandatory: true,
+      },
+    );
     if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
   }
   await channel.waitForConfirms();
@@ -88,12 +87,12 @@ export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
   const elapsedMs = performance.now() - started;
   await channel.close();
   await consumerChannel.close();
-  return { messages: ctx.messages, elapsedMs, latenciesMs };
+  return { messages: ctx.messages, elapsedMs };
 }
 
 async function republishThenAck(ctx: RunContext, target: (m: ConsumeMessage) => [string, string]) {
   const consumerChannel = await ctx.broker.channel();
-  await consumerChannel.prefetch(PREFETCH);
+  await consumerChannel.prefetch(ctx.rawPrefetch);
   const publisher = await ctx.broker.confirmChannel();
   const done = Promise.withResolvers<void>();
   let acked = 0;
@@ -131,4 +130,37 @@ export async function rawRetry(ctx: RunContext): Promise<RunResult> {
 export async function rawDeadLetter(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
   return await republishThenAck(ctx, () => [ctx.topo.deadLetterExchange, ctx.topo.routingKey]);
+}
+
+/** Latency at a steady rate: publish `rate` messages a second, a consumer acks them. */
+export async function rawLatency(ctx: RunContext, rate: number): Promise<number[]> {
+  const list = orders(ctx.messages, 42);
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const consumerChannel = await ctx.broker.channel();
+  await consumerChannel.prefetch(ctx.rawPrefetch);
+  const done = Promise.withResolvers<void>();
+  await consumerChannel.consume(ctx.topo.queue, (message) => {
+    if (!message) return;
+    JSON.parse(message.content.toString());
+    consumerChannel.ack(message);
+    latencies.push(performance.now() - sentAt.get(message.properties.messageId)!);
+    if (latencies.length === ctx.messages) done.resolve();
+  });
+  const channel = await ctx.broker.confirmChannel();
+  await paced(ctx.messages, rate, (i) => {
+    const order = list[i]!;
+    sentAt.set(order.refCode, performance.now());
+    channel.publish(ctx.topo.exchange, ctx.topo.routingKey, Buffer.from(encodeOrder(order)), {
+      persistent: true,
+      contentType: ORDER_CONTENT_TYPE,
+      messageId: order.refCode,
+      mandatory: true,
+    });
+  });
+  await channel.waitForConfirms();
+  await done.promise;
+  await channel.close();
+  await consumerChannel.close();
+  return latencies;
 }

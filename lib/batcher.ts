@@ -13,7 +13,7 @@ export interface BatcherOptions {
   maxSize?: number;
   /**
    * A batch is flushed at the latest this long after its first item arrived, in milliseconds.
-   * 0 flushes once the current burst of work (the event-loop turn) is over.
+   * 0 flushes as soon as the work already queued in this turn has added its items.
    * @default {0}
    */
   maxDelayMs?: number;
@@ -42,6 +42,7 @@ export class Batcher<I, R> {
   #entries: Entry<I, R>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> | undefined;
+  #soon = false;
 
   /** Creates a batcher around a flush function that returns one result per item, in order. */
   constructor(flush: (items: I[]) => Promise<R[]>, options: BatcherOptions = {}) {
@@ -79,8 +80,19 @@ export class Batcher<I, R> {
     if (this.#running) return; // the running flush picks the rest up when it ends
     if (now) {
       this.#start();
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.#start(), this.#maxDelayMs);
+    } else if (this.#timer === undefined && !this.#soon) {
+      if (this.#maxDelayMs > 0) {
+        this.#timer = setTimeout(() => this.#start(), this.#maxDelayMs);
+      } else {
+        // Flush once the work already queued in this turn has added its items.
+        this.#soon = true;
+        queueMicrotask(() =>
+          queueMicrotask(() => {
+            this.#soon = false;
+            this.#start();
+          })
+        );
+      }
     }
   }
 

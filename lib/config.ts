@@ -134,7 +134,7 @@ export const ORDEM_OPTIONS = {
   prefetch: {
     type: "string",
     env: "PREFETCH",
-    default: "100",
+    default: "500",
     placeholder: "N",
     description: "Unacknowledged deliveries the broker may send at once.",
   },

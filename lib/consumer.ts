@@ -90,8 +90,9 @@ export interface ConsumerOptions {
   /** Orders above this quantity fail with "maximum quantity exceeded". */
   readonly maxQuantity: number;
   /**
-   * How many unacknowledged deliveries the broker may send at once.
-   * @default {100}
+   * How many unacknowledged deliveries the broker may send at once. Ledger commits and acks are
+   * batched, so a deep window keeps the pipeline full.
+   * @default {500}
    */
   readonly prefetch?: number;
   /**
@@ -175,7 +176,7 @@ export class OrderConsumer implements AsyncDisposable {
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
-      maxSize: options.batch?.maxSize ?? options.prefetch ?? 100,
+      maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
     });
     this.done = new Promise<void>((resolve, reject) => {
@@ -198,7 +199,7 @@ export class OrderConsumer implements AsyncDisposable {
 
   /** Opens channels, sets the prefetch and starts consuming the topology's work queue. */
   static async start(options: ConsumerOptions): Promise<OrderConsumer> {
-    const prefetch = options.prefetch ?? 100;
+    const prefetch = options.prefetch ?? 500;
     const channel = await options.broker.channel();
     const confirmChannel = await options.broker.confirmChannel();
     const publisher = new ConfirmedPublisher(confirmChannel, {

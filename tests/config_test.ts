@@ -27,9 +27,9 @@ Deno.test("estoqueConfig() defaults match the Go original", () => {
   assert.deepEqual(config.topology.retryTiers.map((t) => t.delayMs), [5000, 10000, 15000]);
 });
 
-Deno.test("ordemConfig() defaults: prefetch 100, limit 500, ledger under data/", () => {
+Deno.test("ordemConfig() defaults: prefetch 500, limit 500, ledger under data/", () => {
   const config = ordem([]);
-  assert.equal(config.prefetch, 100);
+  assert.equal(config.prefetch, 500);
   assert.equal(config.maxQuantity, 500);
   assert.equal(config.ledgerPath, "data/ledger.sqlite");
   assert.equal(config.drain, false);
@@ -80,7 +80,7 @@ Deno.test("a bad URL is shown without its password", () => {
 Deno.test("formatHelp() lists every flag with its default and env variable", () => {
   const help = formatHelp("deno task ordem [options]", "OrdemDeProducao", ORDEM_OPTIONS);
   for (const name of Object.keys(ORDEM_OPTIONS)) assert.ok(help.includes(`--${name}`), name);
-  assert.match(help, /--prefetch <N>\n +Unacknowledged .*\(default: 100, env: PREFETCH\)/);
+  assert.match(help, /--prefetch <N>\n +Unacknowledged .*\(default: 500, env: PREFETCH\)/);
   assert.match(help, /--no-http\n/);
   assert.match(help, /-h, --help/);
 });
