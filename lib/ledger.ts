@@ -6,10 +6,17 @@
  * @module
  */
 
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Order } from "./order.ts";
+import {
+  openDatabase,
+  SCHEMA,
+  SqliteWriter,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./_sqlite_writer.ts";
 
 /** The default ledger file, relative to the working directory. */
 export const DEFAULT_LEDGER_PATH = "data/ledger.sqlite";
@@ -82,24 +89,6 @@ export interface SqliteLedgerOptions {
   now?: () => Date;
 }
 
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS production_orders (
-    ref_code    TEXT PRIMARY KEY,
-    color_code  TEXT NOT NULL,
-    quantity    INTEGER NOT NULL,
-    created_at  TEXT NOT NULL,
-    attempt     INTEGER NOT NULL,
-    instance_id TEXT NOT NULL
-  ) STRICT;
-  CREATE TABLE IF NOT EXISTS forwarded_messages (
-    message_key TEXT NOT NULL,
-    hop         TEXT NOT NULL,
-    outcome     TEXT NOT NULL,
-    at          TEXT NOT NULL,
-    PRIMARY KEY (message_key, hop)
-  ) STRICT;
-`;
-
 /** The default instance id: host name and process id. */
 export function defaultInstanceId(): string {
   return `${Deno.hostname()}:${Deno.pid}`;
@@ -107,31 +96,50 @@ export function defaultInstanceId(): string {
 
 /**
  * The embedded ledger: one SQLite file in WAL mode with `synchronous=FULL`, so a committed batch
- * survives a crash of the process or of the machine.
+ * survives a crash of the process or of the machine. Commits run in a worker, so their fsync
+ * never blocks the event loop; lookups read the file on the main thread (WAL lets them run beside
+ * a commit). An in-memory ledger (`":memory:"`) commits on the main thread.
  */
 export class SqliteLedger implements Ledger {
   readonly #db: DatabaseSync;
   readonly #instanceId: string;
   readonly #now: () => Date;
-  readonly #insertOrder: StatementSync;
-  readonly #insertForward: StatementSync;
+  readonly #inline: SqliteWriter | undefined;
+  readonly #worker: Worker | undefined;
+  readonly #replies = new Map<number, PromiseWithResolvers<LedgerResult[]>>();
+  #nextId = 0;
   readonly #findForward: StatementSync;
   readonly #findOrder: StatementSync;
   readonly #countOrders: StatementSync;
 
-  private constructor(db: DatabaseSync, options: SqliteLedgerOptions) {
+  private constructor(db: DatabaseSync, path: string, options: SqliteLedgerOptions) {
     this.#db = db;
     this.#instanceId = options.instanceId ?? defaultInstanceId();
     this.#now = options.now ?? (() => new Date());
-    this.#insertOrder = db.prepare(
-      `INSERT INTO production_orders
-         (ref_code, color_code, quantity, created_at, attempt, instance_id)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ref_code) DO NOTHING`,
-    );
-    this.#insertForward = db.prepare(
-      `INSERT INTO forwarded_messages (message_key, hop, outcome, at) VALUES (?, ?, ?, ?)
-       ON CONFLICT DO NOTHING`,
-    );
+    if (path === ":memory:") {
+      this.#inline = new SqliteWriter(db);
+    } else {
+      this.#worker = new Worker(new URL("./_ledger_worker.ts", import.meta.url).href, {
+        type: "module",
+        name: "ledger",
+      });
+      this.#worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        const reply = event.data;
+        const waiting = this.#replies.get(reply.id);
+        if (!waiting) return;
+        this.#replies.delete(reply.id);
+        if ("error" in reply) waiting.reject(new Error(`ledger commit failed: ${reply.error}`));
+        else waiting.resolve(reply.results);
+      };
+      this.#worker.onerror = (event) => {
+        event.preventDefault();
+        for (const waiting of this.#replies.values()) {
+          waiting.reject(new Error(`the ledger worker failed: ${event.message}`));
+        }
+        this.#replies.clear();
+      };
+      this.#worker.postMessage({ kind: "open", path } satisfies WorkerRequest);
+    }
     this.#findForward = db.prepare(
       "SELECT 1 AS found FROM forwarded_messages WHERE message_key = ? AND hop = ?",
     );
@@ -145,41 +153,28 @@ export class SqliteLedger implements Ledger {
   /** Opens (creating if needed) the ledger at `path`; `":memory:"` makes a throwaway one. */
   static open(path: string, options: SqliteLedgerOptions = {}): SqliteLedger {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const db = new DatabaseSync(path);
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+    const db = openDatabase(path);
     db.exec(SCHEMA);
-    return new SqliteLedger(db, options);
+    return new SqliteLedger(db, path, options);
   }
 
   commit(writes: readonly LedgerWrite[]): Promise<LedgerResult[]> {
     if (writes.length === 0) return Promise.resolve([]);
     const at = this.#now().toISOString();
-    const results: LedgerResult[] = [];
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      for (const write of writes) {
-        if (write.kind === "order") {
-          const { order } = write;
-          const { changes } = this.#insertOrder.run(
-            order.refCode,
-            order.colorCode,
-            order.quantity,
-            at,
-            write.attempt,
-            this.#instanceId,
-          );
-          results.push(changes === 1 ? "created" : "duplicate");
-        } else {
-          this.#insertForward.run(write.messageKey, write.hop, write.outcome, at);
-          results.push("recorded");
-        }
+    if (this.#inline) {
+      try {
+        return Promise.resolve(this.#inline.commit(writes, at, this.#instanceId));
+      } catch (error) {
+        return Promise.reject(error);
       }
-      this.#db.exec("COMMIT");
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      return Promise.reject(error);
     }
-    return Promise.resolve(results);
+    const id = this.#nextId++;
+    const waiting = Promise.withResolvers<LedgerResult[]>();
+    this.#replies.set(id, waiting);
+    this.#worker!.postMessage(
+      { kind: "commit", id, writes, at, instanceId: this.#instanceId } satisfies WorkerRequest,
+    );
+    return waiting.promise;
   }
 
   wasForwarded(messageKey: string, hop: string): Promise<boolean> {
@@ -204,9 +199,10 @@ export class SqliteLedger implements Ledger {
     return Promise.resolve(Number(row.n));
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#replies.values()].map((waiting) => waiting.promise));
+    this.#worker?.terminate();
     if (this.#db.isOpen) this.#db.close();
-    return Promise.resolve();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

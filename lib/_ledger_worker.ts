@@ -1,0 +1,35 @@
+/**
+ * The ledger's worker: commits batches (and waits for their fsync) off the main thread.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import {
+  openDatabase,
+  SqliteWriter,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./_sqlite_writer.ts";
+
+let writer: SqliteWriter | undefined;
+
+self.onmessage = (event: MessageEvent<WorkerRequest>) => {
+  const request = event.data;
+  if (request.kind === "open") {
+    writer = new SqliteWriter(openDatabase(request.path));
+    return;
+  }
+  let reply: WorkerReply;
+  try {
+    if (!writer) throw new Error("the ledger worker was not opened");
+    reply = {
+      id: request.id,
+      results: writer.commit(request.writes, request.at, request.instanceId),
+    };
+  } catch (error) {
+    reply = { id: request.id, error: error instanceof Error ? error.message : String(error) };
+  }
+  self.postMessage(reply);
+};
