@@ -17,15 +17,9 @@
 
 import { Broker, DEFAULT_RABBITMQ_URL } from "./lib/broker.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "./lib/retry_policy.ts";
-import {
-  booleanOption,
-  formatHelp,
-  integerOption,
-  parseCommandLine,
-  stringOption,
-} from "./lib/cli.ts";
+import { booleanOption, integerOption, stringOption } from "./lib/cli.ts";
 import { setupLogging } from "./lib/log.ts";
-import { EXIT, runMain } from "./lib/main.ts";
+import { EXIT, runCommand } from "./lib/main.ts";
 import { quantile, type RunContext, type RunResult, withBenchTopology } from "./bench/_shared.ts";
 import {
   oursConsume,
@@ -144,18 +138,11 @@ function stats(results: RunResult[]): SideStats {
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
-runMain(async () => {
-  const cl = parseCommandLine(OPTIONS, Deno.args, Deno.env.toObject());
-  if (cl.help) {
-    console.log(
-      formatHelp(
-        "deno task bench [options]",
-        "Our services against the raw amqplib client.",
-        OPTIONS,
-      ),
-    );
-    return EXIT.ok;
-  }
+runCommand({
+  options: OPTIONS,
+  usage: "deno task bench [options]",
+  summary: "Our services against the raw amqplib client.",
+}, async (cl) => {
   setupLogging({ level: "error" });
   const quick = booleanOption(cl.options.quick!);
   const url = stringOption(cl.options.url!);

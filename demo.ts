@@ -11,11 +11,11 @@
  * @module
  */
 
-import { formatHelp, integerOption, parseCommandLine, stringOption } from "./lib/cli.ts";
+import { integerOption, stringOption } from "./lib/cli.ts";
 import { COMMON_OPTIONS, commonConfig } from "./lib/config.ts";
 import { formatDemoReport, runDemo } from "./lib/demo.ts";
 import { setupLogging } from "./lib/log.ts";
-import { EXIT, runMain } from "./lib/main.ts";
+import { EXIT, runCommand } from "./lib/main.ts";
 
 const DEMO_OPTIONS = {
   ...COMMON_OPTIONS,
@@ -43,14 +43,11 @@ const DEMO_OPTIONS = {
   },
 } as const;
 
-runMain(async (signal) => {
-  const cl = parseCommandLine(DEMO_OPTIONS, Deno.args, Deno.env.toObject());
-  if (cl.help) {
-    console.log(
-      formatHelp("deno task demo [options]", "The whole flow in one command.", DEMO_OPTIONS),
-    );
-    return EXIT.ok;
-  }
+runCommand({
+  options: DEMO_OPTIONS,
+  usage: "deno task demo [options]",
+  summary: "The whole flow in one command.",
+}, async (cl, signal) => {
   const common = commonConfig(cl);
   const orders = integerOption(cl.options.orders!, 1, 100_000);
   const ledgerPath = stringOption(cl.options.ledger!);

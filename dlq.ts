@@ -18,11 +18,9 @@ import { Broker } from "./lib/broker.ts";
 import {
   booleanOption,
   choiceOption,
-  formatHelp,
   integerOption,
   numberOption,
   type OptionSpecs,
-  parseCommandLine,
   stringOption,
   UsageError,
 } from "./lib/cli.ts";
@@ -37,7 +35,7 @@ import {
   replayDeadLetters,
 } from "./lib/dead_letters.ts";
 import { LOG_LEVELS, setupLogging } from "./lib/log.ts";
-import { EXIT, runMain } from "./lib/main.ts";
+import { EXIT, runCommand } from "./lib/main.ts";
 import { Progress } from "./lib/progress.ts";
 import { topology } from "./lib/topology.ts";
 
@@ -65,20 +63,12 @@ const DLQ_OPTIONS = {
   "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
 } as const satisfies OptionSpecs;
 
-const HELP = formatHelp(
-  "deno task dlq <list|show REF|replay|purge> [options]",
-  "Dead-letter tooling: list, show, replay or purge dead-lettered production orders.",
-  DLQ_OPTIONS,
-);
-
-runMain(async (signal) => {
-  const cl = parseCommandLine(DLQ_OPTIONS, Deno.args, Deno.env.toObject(), {
-    allowPositionals: true,
-  });
-  if (cl.help) {
-    console.log(HELP);
-    return EXIT.ok;
-  }
+runCommand({
+  options: DLQ_OPTIONS,
+  usage: "deno task dlq <list|show REF|replay|purge> [options]",
+  summary: "Dead-letter tooling: list, show, replay or purge dead-lettered production orders.",
+  allowPositionals: true,
+}, async (cl, signal) => {
   const o = cl.options as Record<keyof typeof DLQ_OPTIONS, (typeof cl.options)[string]>;
   const [command, ...rest] = cl.positionals;
   if (command === undefined) throw new UsageError(`name a command: ${COMMANDS.join(", ")}`);

@@ -13,13 +13,13 @@
  * @module
  */
 
-import { booleanOption, formatHelp, parseCommandLine, stringOption } from "./lib/cli.ts";
+import { booleanOption, stringOption } from "./lib/cli.ts";
 import { COMMON_OPTIONS, commonConfig } from "./lib/config.ts";
 import { formatChecks, runDoctor } from "./lib/doctor.ts";
 import { redactUrl } from "./lib/broker.ts";
 import { ManagementClient, managementUrlFor, vhostOf } from "./lib/management.ts";
 import { setupLogging } from "./lib/log.ts";
-import { EXIT, runMain } from "./lib/main.ts";
+import { EXIT, runCommand } from "./lib/main.ts";
 
 const DOCTOR_OPTIONS = {
   ...COMMON_OPTIONS,
@@ -38,18 +38,11 @@ const DOCTOR_OPTIONS = {
   json: { type: "boolean", description: "Print the findings as JSON." },
 } as const;
 
-runMain(async () => {
-  const cl = parseCommandLine(DOCTOR_OPTIONS, Deno.args, Deno.env.toObject());
-  if (cl.help) {
-    console.log(
-      formatHelp(
-        "deno task doctor [options]",
-        "Checks the broker against the services' topology.",
-        DOCTOR_OPTIONS,
-      ),
-    );
-    return EXIT.ok;
-  }
+runCommand({
+  options: DOCTOR_OPTIONS,
+  usage: "deno task doctor [options]",
+  summary: "Checks the broker against the services' topology.",
+}, async (cl) => {
   const config = commonConfig(cl);
   setupLogging({ level: "error" });
   const managementUrl = cl.options["management-url"]!.value === undefined

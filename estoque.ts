@@ -12,25 +12,19 @@
  */
 
 import { Broker } from "./lib/broker.ts";
-import { formatHelp, parseCommandLine } from "./lib/cli.ts";
 import { ESTOQUE_OPTIONS, estoqueConfig } from "./lib/config.ts";
 import { failedCount, publishOrders } from "./lib/estoque.ts";
 import { logger, setupLogging } from "./lib/log.ts";
-import { EXIT, runMain } from "./lib/main.ts";
+import { EXIT, runCommand } from "./lib/main.ts";
 import { Progress } from "./lib/progress.ts";
 import { ConfirmedPublisher } from "./lib/publisher.ts";
 import { declareTopology } from "./lib/topology.ts";
 
-runMain(async (signal) => {
-  const cl = parseCommandLine(ESTOQUE_OPTIONS, Deno.args, Deno.env.toObject());
-  if (cl.help) {
-    console.log(formatHelp(
-      "deno task estoque [options]",
-      "Estoque: declares the topology and publishes production-order requests.",
-      ESTOQUE_OPTIONS,
-    ));
-    return EXIT.ok;
-  }
+runCommand({
+  options: ESTOQUE_OPTIONS,
+  usage: "deno task estoque [options]",
+  summary: "Estoque: declares the topology and publishes production-order requests.",
+}, async (cl, signal) => {
   const config = estoqueConfig(cl);
   setupLogging({ level: config.logLevel });
   const log = logger("estoque");

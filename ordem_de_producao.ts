@@ -16,26 +16,20 @@
  */
 
 import { Broker } from "./lib/broker.ts";
-import { formatHelp, parseCommandLine } from "./lib/cli.ts";
 import { ORDEM_OPTIONS, ordemConfig } from "./lib/config.ts";
 import { OrderConsumer } from "./lib/consumer.ts";
 import { SqliteLedger } from "./lib/ledger.ts";
 import { serveHttp } from "./lib/http_server.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { ConsumerMetrics } from "./lib/metrics.ts";
-import { EXIT, runMain } from "./lib/main.ts";
+import { EXIT, runCommand } from "./lib/main.ts";
 import { declareTopology } from "./lib/topology.ts";
 
-runMain(async (signal) => {
-  const cl = parseCommandLine(ORDEM_OPTIONS, Deno.args, Deno.env.toObject());
-  if (cl.help) {
-    console.log(formatHelp(
-      "deno task ordem [options]",
-      "OrdemDeProducao: consumes production-order requests with delayed retries and a DLQ.",
-      ORDEM_OPTIONS,
-    ));
-    return EXIT.ok;
-  }
+runCommand({
+  options: ORDEM_OPTIONS,
+  usage: "deno task ordem [options]",
+  summary: "OrdemDeProducao: consumes production-order requests with delayed retries and a DLQ.",
+}, async (cl, signal) => {
   const config = ordemConfig(cl);
   setupLogging({ level: config.logLevel });
   const log = logger("ordem");

@@ -11,7 +11,13 @@
  * @module
  */
 
-import { UsageError } from "./cli.ts";
+import {
+  formatHelp,
+  type OptionSpecs,
+  parseCommandLine,
+  type ParsedCommandLine,
+  UsageError,
+} from "./cli.ts";
 import { redactUrl } from "./broker.ts";
 
 /** Exit codes of the commands. */
@@ -54,4 +60,36 @@ export async function runMain(
     code = error instanceof UsageError ? EXIT.usage : EXIT.failure;
   }
   Deno.exit(code);
+}
+
+/** What {@linkcode runCommand} needs to know about a command. */
+export interface CommandSpec {
+  /** Its options. */
+  readonly options: OptionSpecs;
+  /** The usage line of `--help`, e.g. `deno task estoque [options]`. */
+  readonly usage: string;
+  /** The one-line summary `--help` opens with. */
+  readonly summary: string;
+  /** Whether it takes arguments besides options. */
+  readonly allowPositionals?: boolean;
+}
+
+/**
+ * {@linkcode runMain} for a command with options: parses `Deno.args` and the environment, answers
+ * `--help` itself, and hands the parsed command line to `main`.
+ */
+export function runCommand(
+  spec: CommandSpec,
+  main: (cl: ParsedCommandLine, signal: AbortSignal) => Promise<number>,
+): Promise<never> {
+  return runMain((signal) => {
+    const cl = parseCommandLine(spec.options, Deno.args, Deno.env.toObject(), {
+      allowPositionals: spec.allowPositionals ?? false,
+    });
+    if (cl.help) {
+      console.log(formatHelp(spec.usage, spec.summary, spec.options));
+      return Promise.resolve(EXIT.ok);
+    }
+    return main(cl, signal);
+  });
 }
