@@ -158,12 +158,14 @@ export async function park(ctx: RunContext, parked: number): Promise<void> {
 export async function oursServiceRss(ctx: RunContext): Promise<{ peakRss: number; rate: number }> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
   const root = new URL("..", import.meta.url).pathname;
+  // Run the service exactly as `deno task ordem` does (same flags, same V8 settings).
+  const tasks = JSON.parse(await Deno.readTextFile(join(root, "deno.json"))).tasks;
+  const [_deno, ...taskArgs] = String(tasks.ordem).split(/\s+/);
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
+    cwd: root,
     args: [
-      "run",
-      "-A",
-      join(root, "ordem_de_producao.ts"),
+      ...taskArgs,
       "--prefix",
       ctx.topo.prefix,
       "--drain",

@@ -122,7 +122,7 @@ export const ESTOQUE_OPTIONS = {
   window: {
     type: "string",
     env: "PUBLISH_WINDOW",
-    default: "5000",
+    default: "20000",
     placeholder: "N",
     description: "Publishes awaiting their confirm at once.",
   },

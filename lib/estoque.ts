@@ -33,16 +33,16 @@ export function publishOrder(
     topo.exchange,
     topo.routingKey,
     encodeOrder(order),
-    orderProperties(order, now),
+    orderProperties(order, now.getTime()),
   );
 }
 
-function orderProperties(order: Order, now: Date): PublishProperties {
+function orderProperties(order: Order, nowMs: number): PublishProperties {
   return {
     contentType: ORDER_CONTENT_TYPE,
     persistent: true,
     messageId: order.refCode,
-    timestamp: Math.floor(now.getTime() / 1000),
+    timestamp: Math.floor(nowMs / 1000),
     appId: ESTOQUE_APP_ID,
     mandatory: true,
   };
@@ -59,12 +59,15 @@ export interface PublishOrdersOptions {
   /** A fixed quantity; random when undefined. */
   readonly quantity?: number | undefined;
   /**
-   * How many publishes may await their confirm at once.
-   * @default {5000}
+   * How many publishes may await their confirm at once: a deep window lets the broker confirm
+   * in large batches; it bounds the memory the unconfirmed publishes take.
+   * @default {20000}
    */
   readonly window?: number;
   /** Makes each order; by default {@linkcode newOrder} with `quantity`. */
   readonly makeOrder?: (index: number) => Order;
+  /** Called with each order the broker confirmed. */
+  readonly onConfirmed?: (order: Order) => void;
   /** Called after each settled publish with the number settled so far. */
   readonly onProgress?: (settled: number) => void;
   /** Stops publishing new orders when aborted; those in flight still settle. */
@@ -79,8 +82,6 @@ export interface PublishSummary {
   readonly confirmed: number;
   /** Failed publishes, by cause. */
   readonly failed: Readonly<Record<PublishFailure, number>>;
-  /** The RefCodes of the confirmed orders. */
-  readonly confirmedRefCodes: readonly string[];
   /** Wall time, in milliseconds. */
   readonly elapsedMs: number;
 }
@@ -95,11 +96,11 @@ export function failedCount(summary: PublishSummary): number {
  * broker confirmed. Never throws for a failed publish: failures are counted by cause.
  */
 export async function publishOrders(options: PublishOrdersOptions): Promise<PublishSummary> {
-  const window = options.window ?? 5000;
+  const window = options.window ?? 20_000;
   const makeOrder = options.makeOrder ??
     (() => newOrder({ quantity: options.quantity }));
   const failed: Record<PublishFailure, number> = { nacked: 0, returned: 0, timeout: 0, closed: 0 };
-  const confirmedRefCodes: string[] = [];
+  let confirmed = 0;
   const started = performance.now();
   let attempted = 0;
   let settled = 0;
@@ -111,7 +112,8 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
       failed[error.code]++;
       log.warning("order not confirmed", { refCode: order.refCode, error: error.message });
     } else {
-      confirmedRefCodes.push(order.refCode);
+      confirmed++;
+      options.onConfirmed?.(order);
     }
     options.onProgress?.(settled);
     if (wake && attempted - settled <= lowWater) {
@@ -133,7 +135,7 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
       options.topology.exchange,
       options.topology.routingKey,
       encodeOrder(order),
-      orderProperties(order, new Date()),
+      orderProperties(order, Date.now()),
       (error) => onSettled(order, error),
     );
     if (!flowing) await options.publisher.writable();
@@ -146,9 +148,8 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
   }
   return {
     attempted,
-    confirmed: confirmedRefCodes.length,
+    confirmed,
     failed,
-    confirmedRefCodes,
     elapsedMs: performance.now() - started,
   };
 }

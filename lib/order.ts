@@ -71,6 +71,7 @@ export interface ParseOrderOptions {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FIELDS = ["RefCode", "ColorCode", "Quantity", "EventType"] as const;
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const encoder = new TextEncoder();
 
 function reject(code: OrderRejection["code"], message: string): ParseOrderResult {
   return { ok: false, rejection: { code, message } };
@@ -171,7 +172,7 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
 
 /** Encodes an order exactly as the Go services marshal it (field order included). */
 export function encodeOrder(order: Order): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({
+  return encoder.encode(JSON.stringify({
     RefCode: order.refCode,
     ColorCode: order.colorCode,
     Quantity: order.quantity,
