@@ -81,6 +81,8 @@ export class Broker implements AsyncDisposable {
         target.searchParams.set("heartbeat", String(options.heartbeatSeconds ?? 30));
       }
       model = await amqp.connect(target.href, {
+        // Small frames (acks, confirms, single orders) must not wait for Nagle's algorithm.
+        noDelay: true,
         clientProperties: { connection_name: options.name ?? "productionorder" },
       });
     } catch (error) {

@@ -273,11 +273,11 @@ export class OrderConsumer implements AsyncDisposable {
     const headers = message.properties.headers ?? {};
     const messageKey = messageKeyOf(message);
     let retries = 0;
+    let hop = "0:0";
     let failure: unknown;
     try {
       retries = readRetryCount(headers);
-      const replays = readIntegerHeader(headers, HEADER.replayCount) ?? 0;
-      const hop = `${replays}:${retries}`;
+      hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
       if (messageKey !== undefined && await this.#options.ledger.wasForwarded(messageKey, hop)) {
         this.#ack(message);
         log.info("dropped a copy already passed on", { refCode: messageKey, hop });
@@ -298,7 +298,7 @@ export class OrderConsumer implements AsyncDisposable {
       failure = error;
     }
     const decision = decideRetry(this.#options.policy, retries, failure, this.#random);
-    return await this.#forward(message, messageKey, retries, failure, decision);
+    return await this.#forward(message, messageKey, hop, retries, failure, decision);
   }
 
   #validate(message: ConsumeMessage): Order {
@@ -319,6 +319,7 @@ export class OrderConsumer implements AsyncDisposable {
   async #forward(
     message: ConsumeMessage,
     messageKey: string | undefined,
+    hop: string,
     retries: number,
     error: unknown,
     decision: RetryDecision,
@@ -330,13 +331,6 @@ export class OrderConsumer implements AsyncDisposable {
       routingKey: message.fields.routingKey,
     };
     const errorText = describeError(error);
-    const replays = (() => {
-      try {
-        return readIntegerHeader(message.properties.headers, HEADER.replayCount) ?? 0;
-      } catch {
-        return 0;
-      }
-    })();
     let outcome: Outcome;
     try {
       if (decision.action === "retry") {
@@ -379,7 +373,7 @@ export class OrderConsumer implements AsyncDisposable {
         await this.#batcher.add({
           kind: "forward",
           messageKey,
-          hop: `${replays}:${retries}`,
+          hop,
           outcome: outcome.kind,
         });
       } catch (ledgerError) {
