@@ -230,7 +230,7 @@ runCommand({
 
   log(`  scale: ${parked} parked`);
   const scale = { without: [] as RunResult[], with: [] as RunResult[] };
-  for (let round = 0; round < Math.max(1, Math.min(rounds, 3)); round++) {
+  for (let round = 0; round < Math.max(1, Math.min(rounds, 5)); round++) {
     scale.without.push(await run(oursEndToEnd));
     scale.with.push(await run(oursEndToEnd, (ctx) => park(ctx, parked)));
     log(
@@ -264,7 +264,12 @@ runCommand({
     ours: { p50: quantile(latencies.ours, 0.5), p99: quantile(latencies.ours, 0.99) },
   };
   const late = { p50: quantile(lateness, 0.5), p99: quantile(lateness, 0.99) };
-  const slowdown = 1 - stats(scale.with).median / stats(scale.without).median;
+  // Paired like the paths: each round ran without, then with, parked messages.
+  const slowdown = 1 -
+    quantile(
+      scale.with.map((r, i) => scale.without[i]!.elapsedMs / r.elapsedMs),
+      0.5,
+    );
   const mb = (bytes: number) => (bytes / 1_048_576).toFixed(0);
   const broker = await (async () => {
     const b = await Broker.connect(url);

@@ -143,6 +143,9 @@ export function queueDeclarations(topo: Topology): QueueDeclaration[] {
         "x-message-ttl": tier.delayMs,
         "x-dead-letter-exchange": topo.exchange,
         "x-dead-letter-routing-key": topo.routingKey,
+        // Parked retries wait on disk, not in the broker's memory (RabbitMQ before 3.12; later
+        // versions keep classic queues on disk anyway and ignore it).
+        "x-queue-mode": "lazy",
       },
     })),
   ];

@@ -42,6 +42,7 @@ Deno.test("queueDeclarations() sends expired retries back to the work exchange",
     "x-message-ttl": 100,
     "x-dead-letter-exchange": "productionorder",
     "x-dead-letter-routing-key": "create",
+    "x-queue-mode": "lazy",
   });
 });
 
