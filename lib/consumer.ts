@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { Channel, ConsumeMessage, Options } from "amqplib";
+import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import type { Broker } from "./broker.ts";
@@ -24,7 +24,7 @@ import { describeError, PermanentError, TransientError } from "./errors.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import { type Order, parseOrder } from "./order.ts";
-import { ConfirmedPublisher, PublishError } from "./publisher.ts";
+import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
 import {
   deadLetterHeaders,
   type FailureRecord,
@@ -112,8 +112,8 @@ export interface ConsumerOptions {
   /** Called with every outcome and how long the delivery took, after it was settled. */
   readonly onOutcome?: (outcome: Outcome, durationMs: number) => void;
   /**
-   * Called after a retry or dead-letter copy is confirmed and recorded, before the original is
-   * acked. Fault-injection tests use it to crash the consumer at exactly that point.
+   * Called after a retry or dead-letter copy is confirmed, before the original is acked.
+   * Fault-injection tests use it to crash the consumer at exactly that point.
    */
   readonly beforeAck?: (outcome: Outcome) => void | Promise<void>;
 }
@@ -124,23 +124,6 @@ const log = logger("consumer");
 function messageKeyOf(message: ConsumeMessage): string | undefined {
   const id = message.properties.messageId;
   return typeof id === "string" && id.length > 0 ? id : undefined;
-}
-
-/** The properties a retry or dead-letter copy keeps from its original. */
-function copyProperties(
-  message: ConsumeMessage,
-  headers: Record<string, unknown>,
-): Options.Publish {
-  const p = message.properties;
-  const properties: Options.Publish = { persistent: true, headers };
-  if (p.contentType !== undefined) properties.contentType = p.contentType;
-  if (p.contentEncoding !== undefined) properties.contentEncoding = p.contentEncoding;
-  if (p.messageId !== undefined) properties.messageId = p.messageId;
-  if (p.correlationId !== undefined) properties.correlationId = p.correlationId;
-  if (p.timestamp !== undefined) properties.timestamp = p.timestamp;
-  if (p.type !== undefined) properties.type = p.type;
-  if (p.appId !== undefined) properties.appId = p.appId;
-  return properties;
 }
 
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
@@ -368,24 +351,25 @@ export class OrderConsumer implements AsyncDisposable {
       this.#acker.nack(message, true);
       return { kind: "requeued", messageKey, error: describeError(publishError) };
     }
-    if (messageKey !== undefined) {
-      try {
-        await this.#batcher.add({
-          kind: "forward",
-          messageKey,
-          hop,
-          outcome: outcome.kind,
-        });
-      } catch (ledgerError) {
-        // The copy is confirmed: acking is right; only a redelivery could now slip through twice.
-        log.warning("cannot record a message as passed on", {
-          refCode: messageKey,
-          error: describeError(ledgerError),
-        });
-      }
-    }
+    // Record the hop as passed on, so that a redelivered original of it is dropped. The record
+    // is committed beside the ack rather than before it, which keeps the commit off the retry
+    // path's latency: the original comes back only if the ack never reached the broker; if this
+    // process lives on, the record commits within milliseconds, and if it died, the
+    // record-then-ack order could have lost the record just the same.
+    const recorded = messageKey === undefined ? undefined : this.#batcher.add({
+      kind: "forward",
+      messageKey,
+      hop,
+      outcome: outcome.kind,
+    }).catch((ledgerError: unknown) => {
+      log.warning("cannot record a message as passed on", {
+        refCode: messageKey,
+        error: describeError(ledgerError),
+      });
+    });
     await this.#options.beforeAck?.(outcome);
     this.#ack(message);
+    await recorded;
     return outcome;
   }
 
@@ -403,7 +387,7 @@ export class OrderConsumer implements AsyncDisposable {
       delayMs = tier.delayMs;
       const headers = retryHeaders(message.properties.headers, record, decision.retry);
       await this.#publisher.publish("", tier.queue, message.content, {
-        ...copyProperties(message, headers),
+        ...copyProperties(message.properties, headers),
         mandatory: true,
       });
     } else {
@@ -414,7 +398,7 @@ export class OrderConsumer implements AsyncDisposable {
         topo.exchange,
         topo.routingKey,
         message.content,
-        copyProperties(message, headers),
+        copyProperties(message.properties, headers),
       );
     }
     log.info("retry scheduled", {
@@ -442,7 +426,7 @@ export class OrderConsumer implements AsyncDisposable {
       reason,
     );
     await this.#publisher.publish(topo.deadLetterExchange, topo.routingKey, message.content, {
-      ...copyProperties(message, headers),
+      ...copyProperties(message.properties, headers),
       mandatory: true,
     });
     log.warning("dead-lettered", {

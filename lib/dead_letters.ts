@@ -9,7 +9,7 @@
 
 import type { Channel, GetMessage } from "amqplib";
 import type { Broker } from "./broker.ts";
-import { ConfirmedPublisher } from "./publisher.ts";
+import { ConfirmedPublisher, copyProperties } from "./publisher.ts";
 import { HEADER, readIntegerHeader, replayHeaders } from "./retry_headers.ts";
 import type { Topology } from "./topology.ts";
 
@@ -234,23 +234,10 @@ export async function replayDeadLetters(
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         nextSlot = Math.max(nextSlot, performance.now() - interval) + interval;
       }
-      const { properties } = message;
       try {
         await publisher.publish(topo.exchange, topo.routingKey, message.content, {
-          ...(properties.contentType !== undefined ? { contentType: properties.contentType } : {}),
-          ...(properties.contentEncoding !== undefined
-            ? { contentEncoding: properties.contentEncoding }
-            : {}),
-          ...(properties.messageId !== undefined ? { messageId: properties.messageId } : {}),
-          ...(properties.correlationId !== undefined
-            ? { correlationId: properties.correlationId }
-            : {}),
-          ...(properties.timestamp !== undefined ? { timestamp: properties.timestamp } : {}),
-          ...(properties.type !== undefined ? { type: properties.type } : {}),
-          ...(properties.appId !== undefined ? { appId: properties.appId } : {}),
-          persistent: true,
+          ...copyProperties(message.properties, replayHeaders(message.properties.headers, now())),
           mandatory: true,
-          headers: replayHeaders(properties.headers, now()),
         });
       } catch {
         failed++;

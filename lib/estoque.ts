@@ -104,8 +104,9 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
   const started = performance.now();
   let attempted = 0;
   let settled = 0;
+  // Resumes the publishing loop once no more than `resumeAt` publishes are unconfirmed.
   let wake: (() => void) | undefined;
-  const lowWater = Math.floor(window / 2);
+  let resumeAt = Math.floor(window / 2);
   const onSettled = (order: Order, error?: PublishError) => {
     settled++;
     if (error) {
@@ -116,7 +117,7 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
       options.onConfirmed?.(order);
     }
     options.onProgress?.(settled);
-    if (wake && attempted - settled <= lowWater) {
+    if (wake && attempted - settled <= resumeAt) {
       const resume = wake;
       wake = undefined;
       resume();
@@ -140,12 +141,8 @@ export async function publishOrders(options: PublishOrdersOptions): Promise<Publ
     );
     if (!flowing) await options.publisher.writable();
   }
-  while (settled < attempted) {
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      if (settled === attempted) resolve();
-    });
-  }
+  resumeAt = 0;
+  if (settled < attempted) await new Promise<void>((resolve) => (wake = resolve));
   return {
     attempted,
     confirmed,

@@ -7,7 +7,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { ConfirmChannel, Message, Options } from "amqplib";
+import type { ConfirmChannel, Message, MessageProperties, Options } from "amqplib";
 
 /** Why a publish failed. */
 export type PublishFailure = "nacked" | "returned" | "timeout" | "closed";
@@ -36,6 +36,28 @@ export interface ConfirmedPublisherOptions {
 
 /** Message properties; `mandatory` makes an unroutable message fail with `returned`. */
 export type PublishProperties = Options.Publish;
+
+/**
+ * The properties a copy of a message keeps (retry, dead letter, replay): content type and
+ * encoding, message and correlation ids, timestamp, type and app id; made persistent, with the
+ * given headers. Expiration and priority are not carried: a copy must not expire in a retry queue.
+ */
+export function copyProperties(
+  original: MessageProperties,
+  headers: Record<string, unknown>,
+): PublishProperties {
+  const properties: PublishProperties = { persistent: true, headers };
+  if (original.contentType !== undefined) properties.contentType = original.contentType;
+  if (original.contentEncoding !== undefined) {
+    properties.contentEncoding = original.contentEncoding;
+  }
+  if (original.messageId !== undefined) properties.messageId = original.messageId;
+  if (original.correlationId !== undefined) properties.correlationId = original.correlationId;
+  if (original.timestamp !== undefined) properties.timestamp = original.timestamp;
+  if (original.type !== undefined) properties.type = original.type;
+  if (original.appId !== undefined) properties.appId = original.appId;
+  return properties;
+}
 
 interface Pending {
   /** Set when the broker returned the message (mandatory and unroutable). */

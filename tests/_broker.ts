@@ -7,6 +7,7 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import type { Outcome } from "../lib/consumer.ts";
 import { setupLogging } from "../lib/log.ts";
+import type { RetryPolicy } from "../lib/retry_policy.ts";
 import {
   declareTopology,
   deleteTopology,
@@ -19,6 +20,13 @@ import {
 export const RABBITMQ_URL = Deno.env.get("RABBITMQ_URL") ?? DEFAULT_RABBITMQ_URL;
 
 setupLogging({ level: (Deno.env.get("TEST_LOG_LEVEL") ?? "fatal") as "fatal" });
+
+/**
+ * A retry policy with millisecond delays for broker tests: linear from `delayMs`, no jitter.
+ */
+export function fastPolicy(maxRetries: number, delayMs: number): RetryPolicy {
+  return { maxRetries, delayMs, strategy: "linear", maxDelayMs: 10_000, jitter: 0 };
+}
 
 /** A prefix no other test uses. */
 export function uniquePrefix(name: string): string {

@@ -7,24 +7,19 @@ import { SqliteLedger } from "../lib/ledger.ts";
 import { newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import { retryDelays, type RetryPolicy } from "../lib/retry_policy.ts";
+import { retryDelays } from "../lib/retry_policy.ts";
 import type { Topology } from "../lib/topology.ts";
 import {
   type BrokerContext,
   depth,
+  fastPolicy,
   OutcomeLog,
   RABBITMQ_URL,
   takeMessages,
   withTopology,
 } from "./_broker.ts";
 
-const policy: RetryPolicy = {
-  maxRetries: 3,
-  delayMs: 100,
-  strategy: "linear",
-  maxDelayMs: 10_000,
-  jitter: 0,
-};
+const policy = fastPolicy(3, 100);
 const tiers = { retryDelays: retryDelays(policy) };
 
 interface Running {

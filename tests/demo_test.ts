@@ -2,19 +2,13 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { formatDemoReport, MALFORMED_SAMPLES, runDemo } from "../lib/demo.ts";
-import { retryDelays, type RetryPolicy } from "../lib/retry_policy.ts";
+import { retryDelays } from "../lib/retry_policy.ts";
 import { topology } from "../lib/topology.ts";
-import { RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
+import { fastPolicy, RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
 
 Deno.test("runDemo() accounts for every message it publishes and cleans up after itself", async () => {
   await using dir = await tempDir();
-  const policy: RetryPolicy = {
-    maxRetries: 2,
-    delayMs: 20,
-    strategy: "linear",
-    maxDelayMs: 1_000,
-    jitter: 0,
-  };
+  const policy = fastPolicy(2, 20);
   const topo = topology({ prefix: uniquePrefix("demo"), retryDelays: retryDelays(policy) });
   const report = await runDemo({
     url: RABBITMQ_URL,

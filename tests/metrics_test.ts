@@ -6,16 +6,10 @@ import { SqliteLedger } from "../lib/ledger.ts";
 import { ConsumerMetrics } from "../lib/metrics.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
-import { retryDelays, type RetryPolicy } from "../lib/retry_policy.ts";
-import { OutcomeLog, withTopology } from "./_broker.ts";
+import { retryDelays } from "../lib/retry_policy.ts";
+import { fastPolicy, OutcomeLog, withTopology } from "./_broker.ts";
 
-const policy: RetryPolicy = {
-  maxRetries: 2,
-  delayMs: 20,
-  strategy: "linear",
-  maxDelayMs: 1_000,
-  jitter: 0,
-};
+const policy = fastPolicy(2, 20);
 
 /** The value of one series in a Prometheus text exposition, or undefined. */
 function sample(text: string, series: string): number | undefined {

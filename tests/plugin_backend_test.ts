@@ -12,9 +12,15 @@ import { SqliteLedger } from "../lib/ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import type { RetryPolicy } from "../lib/retry_policy.ts";
 import { declareTopology, deleteTopology, topology } from "../lib/topology.ts";
-import { OutcomeLog, RABBITMQ_URL, takeMessages, uniquePrefix, withTopology } from "./_broker.ts";
+import {
+  fastPolicy,
+  OutcomeLog,
+  RABBITMQ_URL,
+  takeMessages,
+  uniquePrefix,
+  withTopology,
+} from "./_broker.ts";
 
 async function pluginMissing(): Promise<string | undefined> {
   const broker = await Broker.connect(RABBITMQ_URL, { name: "test plugin probe" });
@@ -33,13 +39,7 @@ async function pluginMissing(): Promise<string | undefined> {
 const missing = await pluginMissing();
 if (missing) console.log(`skipping plugin-backend broker tests: ${missing}`);
 
-const policy: RetryPolicy = {
-  maxRetries: 3,
-  delayMs: 100,
-  strategy: "linear",
-  maxDelayMs: 10_000,
-  jitter: 0,
-};
+const policy = fastPolicy(3, 100);
 
 Deno.test({
   name: "plugin backend: an over-limit order is retried with x-delay 3 times, then dead-lettered",
