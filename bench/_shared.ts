@@ -12,8 +12,6 @@ export interface RunResult {
   readonly messages: number;
   /** Wall time, in milliseconds. */
   readonly elapsedMs: number;
-  /** Per-message latencies, in milliseconds, where the case measures them. */
-  readonly latenciesMs?: number[];
 }
 
 /** What a run gets. */

@@ -103,24 +103,3 @@ export function decideRetry(
   const retry = retriesSoFar + 1;
   return { action: "retry", retry, delayMs: backoff(policy, retry, random) };
 }
-
-/** Checks a policy's numbers, throwing a `RangeError` that names the first bad one. */
-export function validateRetryPolicy(policy: RetryPolicy): RetryPolicy {
-  const { maxRetries, delayMs, maxDelayMs, jitter, strategy } = policy;
-  if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > 100) {
-    throw new RangeError(`maxRetries must be an integer from 0 to 100, got ${maxRetries}`);
-  }
-  if (!Number.isInteger(delayMs) || delayMs < 0) {
-    throw new RangeError(`delayMs must be a non-negative integer, got ${delayMs}`);
-  }
-  if (!Number.isInteger(maxDelayMs) || maxDelayMs < delayMs) {
-    throw new RangeError(`maxDelayMs must be an integer of at least delayMs, got ${maxDelayMs}`);
-  }
-  if (!(jitter >= 0 && jitter <= 1)) {
-    throw new RangeError(`jitter must be from 0 to 1, got ${jitter}`);
-  }
-  if (strategy !== "linear" && strategy !== "exponential") {
-    throw new RangeError(`strategy must be "linear" or "exponential", got ${String(strategy)}`);
-  }
-  return policy;
-}

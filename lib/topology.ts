@@ -212,20 +212,3 @@ export async function deleteTopology(broker: Broker, topo: Topology): Promise<vo
     await channel.close().catch(() => {});
   }
 }
-
-/** How many messages wait in each queue of a topology (unacknowledged ones not counted). */
-export async function queueDepths(
-  broker: Broker,
-  topo: Topology,
-): Promise<Map<string, number>> {
-  const channel = await broker.channel();
-  try {
-    const depths = new Map<string, number>();
-    for (const queue of queueDeclarations(topo)) {
-      depths.set(queue.name, (await channel.checkQueue(queue.name)).messageCount);
-    }
-    return depths;
-  } finally {
-    await channel.close().catch(() => {});
-  }
-}

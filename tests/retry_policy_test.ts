@@ -6,7 +6,6 @@ import {
   DEFAULT_RETRY_POLICY,
   retryDelays,
   type RetryPolicy,
-  validateRetryPolicy,
 } from "../lib/retry_policy.ts";
 
 const linear = DEFAULT_RETRY_POLICY;
@@ -66,14 +65,4 @@ Deno.test("decideRetry() dead-letters a permanent failure at once", () => {
     action: "dead-letter",
     reason: "rejected",
   });
-});
-
-Deno.test("validateRetryPolicy() names the bad setting", () => {
-  assert.throws(
-    () => validateRetryPolicy({ ...linear, jitter: 2 }),
-    /jitter must be from 0 to 1, got 2/,
-  );
-  assert.throws(() => validateRetryPolicy({ ...linear, maxRetries: -1 }), /maxRetries/);
-  assert.throws(() => validateRetryPolicy({ ...linear, maxDelayMs: 1 }), /maxDelayMs/);
-  assert.equal(validateRetryPolicy(linear), linear);
 });
