@@ -112,7 +112,10 @@ export class Broker implements AsyncDisposable {
     return this.#closeError;
   }
 
-  /** Opens a plain channel; channel errors are kept for {@linkcode Broker.explain}. */
+  /**
+   * Opens a plain channel. Its errors are not thrown at the connection: an operation that fails
+   * rejects, and {@linkcode Broker.explain} tells why.
+   */
   async channel(): Promise<Channel> {
     const channel = await this.model.createChannel();
     channel.on("error", () => {});

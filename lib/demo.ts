@@ -7,12 +7,12 @@
  */
 
 import { Broker } from "./broker.ts";
+import { inspectDeadLetters } from "./dead_letters.ts";
 import { OrderConsumer, type Outcome } from "./consumer.ts";
 import { publishOrder } from "./estoque.ts";
 import { SqliteLedger } from "./ledger.ts";
 import { newOrder, type Order, ORDER_CONTENT_TYPE } from "./order.ts";
 import { ConfirmedPublisher } from "./publisher.ts";
-import { HEADER } from "./retry_headers.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 import { declareTopology, deleteTopology, type Topology } from "./topology.ts";
 
@@ -128,19 +128,24 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     await consumer.drained(options.signal ? { signal: options.signal } : {});
 
     // Check every published message's end in the ledger or the dead-letter queue.
-    const deadLetters = await readDeadLetters(broker, topo);
+    // Check every published message's end: exactly one place, the ledger or the DLQ.
+    const deadLetters = await inspectDeadLetters(broker, topo);
     const deadLetteredByReason = new Map<string, number>();
-    for (const reason of deadLetters.values()) {
-      deadLetteredByReason.set(reason, (deadLetteredByReason.get(reason) ?? 0) + 1);
+    const inDlq = new Map<string, string[]>();
+    for (const letter of deadLetters) {
+      deadLetteredByReason.set(letter.reason, (deadLetteredByReason.get(letter.reason) ?? 0) + 1);
+      const id = letter.refCode ?? "";
+      inDlq.set(id, [...(inDlq.get(id) ?? []), letter.reason]);
     }
     let accountedFor = 0;
     for (const order of orders) {
-      const inLedger = (await ledger.findOrder(order.refCode)) !== undefined;
-      if (inLedger !== deadLetters.has(order.refCode)) accountedFor++;
+      const inLedger = (await ledger.findOrder(order.refCode)) !== undefined ? 1 : 0;
+      if (inLedger + (inDlq.get(order.refCode)?.length ?? 0) === 1) accountedFor++;
     }
     if (repeated && (await ledger.findOrder(repeated.refCode))) accountedFor++;
     MALFORMED_SAMPLES.forEach((_, i) => {
-      if (deadLetters.get(`malformed-${i + 1}`) === "invalid") accountedFor++;
+      const reasons = inDlq.get(`malformed-${i + 1}`) ?? [];
+      if (reasons.length === 1 && reasons[0] === "invalid") accountedFor++;
     });
 
     const retriedByAttempt = new Map<number, number>();
@@ -162,23 +167,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     await consumer.stop();
     if (!options.keep) await deleteTopology(broker, topo).catch(() => {});
   }
-}
-
-/** Reads the dead-letter queue without losing it: message id → reason; messages stay queued. */
-async function readDeadLetters(broker: Broker, topo: Topology): Promise<Map<string, string>> {
-  const channel = await broker.channel();
-  const found = new Map<string, string>();
-  try {
-    while (true) {
-      const message = await channel.get(topo.deadLetterQueue, { noAck: false });
-      if (message === false) break;
-      const id = String(message.properties.messageId ?? "");
-      found.set(id, String(message.properties.headers?.[HEADER.reason] ?? "unknown"));
-    }
-  } finally {
-    await channel.close().catch(() => {}); // closing requeues every message we looked at
-  }
-  return found;
 }
 
 /** Renders a report as the table the demo prints. */
