@@ -9,27 +9,39 @@ import type { ConsumeMessage } from "amqplib";
 import { encodeOrder, newOrder, ORDER_CONTENT_TYPE } from "../lib/order.ts";
 import { EXHAUSTED, orders, paced, prefill, type RunContext, type RunResult } from "./_shared.ts";
 
-/** Publishes N orders with pipelined confirms. */
+/**
+ * Makes and publishes N orders with pipelined confirms. Making them is timed, as in Estoque, and
+ * the properties are Estoque's.
+ */
 export async function rawPublish(ctx: RunContext): Promise<RunResult> {
-  const list = orders(ctx.messages, 42).map((o) => ({
-    id: o.refCode,
-    body: Buffer.from(encodeOrder(o)),
-  }));
   const channel = await ctx.broker.confirmChannel();
   const started = performance.now();
-  for (const { id, body } of list) {
-    const ok = channel.publish(ctx.topo.exchange, ctx.topo.routingKey, body, {
-      persistent: true,
-      contentType: ORDER_CONTENT_TYPE,
-      messageId: id,
-      mandatory: true,
-    });
+  for (let i = 0; i < ctx.messages; i++) {
+    const order = newOrder({ quantity: 42 });
+    const ok = channel.publish(
+      ctx.topo.exchange,
+      ctx.topo.routingKey,
+      Buffer.from(encodeOrder(order)),
+      estoqueProperties(order.refCode),
+    );
     if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
   }
   await channel.waitForConfirms();
   const elapsedMs = performance.now() - started;
   await channel.close();
   return { messages: ctx.messages, elapsedMs };
+}
+
+/** The properties Estoque sets on an order. */
+function estoqueProperties(refCode: string) {
+  return {
+    persistent: true,
+    contentType: ORDER_CONTENT_TYPE,
+    messageId: refCode,
+    timestamp: Math.floor(Date.now() / 1000),
+    appId: "estoque",
+    mandatory: true,
+  };
 }
 
 /** Consumes N prefilled messages and acks each one. */
@@ -72,13 +84,7 @@ export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
       ctx.topo.exchange,
       ctx.topo.routingKey,
       Buffer.from(encodeOrder(order)),
-      {
-        persistent: true,
-        contentType: ORDER_CONTENT_TYPE,
-        messageId: order.refCode,
-        timestamp: Math.floor(Date.now() / 1000),
-        mandatory: true,
-      },
+      estoqueProperties(order.refCode),
     );
     if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
   }
@@ -151,12 +157,12 @@ export async function rawLatency(ctx: RunContext, rate: number): Promise<number[
   await paced(ctx.messages, rate, (i) => {
     const order = list[i]!;
     sentAt.set(order.refCode, performance.now());
-    channel.publish(ctx.topo.exchange, ctx.topo.routingKey, Buffer.from(encodeOrder(order)), {
-      persistent: true,
-      contentType: ORDER_CONTENT_TYPE,
-      messageId: order.refCode,
-      mandatory: true,
-    });
+    channel.publish(
+      ctx.topo.exchange,
+      ctx.topo.routingKey,
+      Buffer.from(encodeOrder(order)),
+      estoqueProperties(order.refCode),
+    );
   });
   await channel.waitForConfirms();
   await done.promise;
