@@ -32,9 +32,10 @@ export interface LoggingOptions {
    */
   level?: LogLevel;
   /**
-   * Where records go; by default each is written to stderr as one logfmt line.
+   * Where the formatted lines go (each ends in a newline, passwords already hidden).
+   * @default {writes to stderr}
    */
-  sink?: (record: LogRecord) => void;
+  write?: (line: string) => void;
 }
 
 /**
@@ -43,9 +44,8 @@ export interface LoggingOptions {
  */
 export function setupLogging(options: LoggingOptions = {}): void {
   const formatter = getLogfmtFormatter();
-  const sink = options.sink ?? ((record: LogRecord) => {
-    Deno.stderr.writeSync(encoder.encode(redactUrl(formatter(record))));
-  });
+  const write = options.write ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line)));
+  const sink = (record: LogRecord) => write(redactUrl(formatter(record)));
   resetSync();
   configureSync({
     reset: true,

@@ -1,0 +1,24 @@
+import { strict as assert } from "node:assert";
+import { logger, setupLogging } from "../lib/log.ts";
+
+Deno.test("log lines are logfmt with structured fields, and never carry a URL's password", () => {
+  const lines: string[] = [];
+  try {
+    setupLogging({ level: "info", write: (line) => lines.push(line) });
+    const log = logger("test");
+    log.info("connected", {
+      broker: "amqp://guest:s3cret@rabbit:5672",
+      refCode: "abc",
+      attempt: 2,
+    });
+    log.debug("not shown at info");
+  } finally {
+    setupLogging({ level: "fatal" });
+  }
+  assert.equal(lines.length, 1);
+  const line = lines[0]!;
+  assert.match(line, /level=info logger=productionorder\.test msg=connected/);
+  assert.match(line, /refCode=abc attempt=2/);
+  assert.ok(line.includes("amqp://guest:***@rabbit:5672"), line);
+  assert.ok(!line.includes("s3cret"), line);
+});
