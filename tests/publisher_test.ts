@@ -1,0 +1,68 @@
+import { strict as assert } from "node:assert";
+import { ConfirmedPublisher, copyProperties, PublishError } from "../lib/publisher.ts";
+import { depth, withTopology } from "./_broker.ts";
+
+const body = new TextEncoder().encode("{}");
+
+Deno.test("ConfirmedPublisher reports a message the broker refuses as nacked", async () => {
+  await withTopology("publisher-nack", {}, async ({ broker, topo }) => {
+    const channel = await broker.channel();
+    const full = `${topo.prefix}full`;
+    await channel.assertQueue(full, {
+      durable: false,
+      arguments: { "x-max-length": 1, "x-overflow": "reject-publish" },
+    });
+    try {
+      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+      await publisher.publish("", full, body, { mandatory: true });
+      await assert.rejects(
+        () => publisher.publish("", full, body, { mandatory: true }),
+        (e: unknown) => e instanceof PublishError && e.code === "nacked",
+      );
+      assert.equal(publisher.inFlight, 0);
+    } finally {
+      await channel.deleteQueue(full);
+      await channel.close();
+    }
+  });
+});
+
+Deno.test("ConfirmedPublisher.send() calls back once per message, in bulk", async () => {
+  await withTopology("publisher-send", {}, async ({ broker, topo }) => {
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+    let confirmed = 0;
+    const all = Promise.withResolvers<void>();
+    for (let i = 0; i < 500; i++) {
+      const flowing = publisher.send(topo.exchange, topo.routingKey, body, {
+        messageId: String(i),
+        mandatory: true,
+      }, (error) => {
+        assert.equal(error, undefined);
+        if (++confirmed === 500) all.resolve();
+      });
+      if (!flowing) await publisher.writable();
+    }
+    await all.promise;
+    assert.equal(await depth(broker, topo.queue), 500);
+  });
+});
+
+Deno.test("copyProperties() keeps what identifies a message and drops expiration", () => {
+  const copy = copyProperties({
+    contentType: "application/json",
+    messageId: "ref",
+    timestamp: 1,
+    appId: "estoque",
+    expiration: "1000",
+    priority: 5,
+    headers: { a: 1 },
+  } as never, { b: 2 });
+  assert.deepEqual(copy, {
+    persistent: true,
+    headers: { b: 2 },
+    contentType: "application/json",
+    messageId: "ref",
+    timestamp: 1,
+    appId: "estoque",
+  });
+});
