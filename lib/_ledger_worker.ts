@@ -21,6 +21,14 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
     writer = new SqliteWriter(openDatabase(request.path));
     return;
   }
+  if (request.kind === "close") {
+    // Close the connection before the thread is terminated: a connection that is never closed
+    // keeps its locks on the file, and the next open of it in this process finds it locked.
+    writer?.close();
+    writer = undefined;
+    self.postMessage({ id: request.id, closed: true } satisfies WorkerReply);
+    return;
+  }
   let reply: WorkerReply;
   try {
     if (!writer) throw new Error("the ledger worker was not opened");

@@ -41,6 +41,11 @@ export class SqliteWriter {
   readonly #insertOrder: StatementSync;
   readonly #insertForward: StatementSync;
 
+  /** Closes the connection, releasing its locks. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
   /** Prepares the statements on `db` (whose schema must exist). */
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -89,6 +94,7 @@ export class SqliteWriter {
 /** A request to the ledger worker. */
 export type WorkerRequest =
   | { readonly kind: "open"; readonly path: string }
+  | { readonly kind: "close"; readonly id: number }
   | {
     readonly kind: "commit";
     readonly id: number;
@@ -100,4 +106,5 @@ export type WorkerRequest =
 /** The worker's answer to a commit. */
 export type WorkerReply =
   | { readonly id: number; readonly results: LedgerResult[] }
+  | { readonly id: number; readonly closed: true }
   | { readonly id: number; readonly error: string };

@@ -107,6 +107,7 @@ export class SqliteLedger implements Ledger {
   readonly #inline: SqliteWriter | undefined;
   readonly #worker: Worker | undefined;
   readonly #replies = new Map<number, PromiseWithResolvers<LedgerResult[]>>();
+  #closed: PromiseWithResolvers<void> | undefined;
   #nextId = 0;
   readonly #findForward: StatementSync;
   readonly #findOrder: StatementSync;
@@ -125,6 +126,10 @@ export class SqliteLedger implements Ledger {
       });
       this.#worker.onmessage = (event: MessageEvent<WorkerReply>) => {
         const reply = event.data;
+        if ("closed" in reply) {
+          this.#closed?.resolve();
+          return;
+        }
         const waiting = this.#replies.get(reply.id);
         if (!waiting) return;
         this.#replies.delete(reply.id);
@@ -137,6 +142,7 @@ export class SqliteLedger implements Ledger {
           waiting.reject(new Error(`the ledger worker failed: ${event.message}`));
         }
         this.#replies.clear();
+        this.#closed?.resolve();
       };
       this.#worker.postMessage({ kind: "open", path } satisfies WorkerRequest);
     }
@@ -200,9 +206,17 @@ export class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    if (!this.#db.isOpen) return;
     await Promise.allSettled([...this.#replies.values()].map((waiting) => waiting.promise));
-    this.#worker?.terminate();
-    if (this.#db.isOpen) this.#db.close();
+    if (this.#worker) {
+      this.#closed = Promise.withResolvers<void>();
+      this.#worker.postMessage({ kind: "close", id: this.#nextId++ } satisfies WorkerRequest);
+      const timer = setTimeout(() => this.#closed?.resolve(), 5_000); // a worker that died
+      await this.#closed.promise;
+      clearTimeout(timer);
+      this.#worker.terminate();
+    }
+    this.#db.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
