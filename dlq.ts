@@ -149,7 +149,7 @@ runCommand({
       const rate = o.rate.value === undefined ? undefined : numberOption(o.rate, 0.1, 1_000_000);
       const total = Math.min(
         limit ?? Number.POSITIVE_INFINITY,
-        await inspectCount(broker, topo.deadLetterQueue),
+        await broker.messageCount(topo.deadLetterQueue),
       );
       const progress = dryRun ? undefined : new Progress({ label: "replayed", total });
       const summary = await replayDeadLetters(broker, topo, {
@@ -175,7 +175,7 @@ runCommand({
         }
         const what = filter.reason || filter.ref || filter.since || limit
           ? "the matching dead letters"
-          : `every dead letter (${await inspectCount(broker, topo.deadLetterQueue)})`;
+          : `every dead letter (${await broker.messageCount(topo.deadLetterQueue)})`;
         const answer = prompt(`Delete ${what} in ${topo.deadLetterQueue} for good? [y/N]`);
         if (!/^y(es)?$/i.test(answer?.trim() ?? "")) {
           console.log("nothing purged");
@@ -190,12 +190,3 @@ runCommand({
     }
   }
 });
-
-async function inspectCount(broker: Broker, queue: string): Promise<number> {
-  const channel = await broker.channel();
-  try {
-    return (await channel.checkQueue(queue)).messageCount;
-  } finally {
-    await channel.close().catch(() => {});
-  }
-}

@@ -18,8 +18,8 @@ import {
 
 /** Estoque's bulk publish. */
 export async function oursPublish(ctx: RunContext): Promise<RunResult> {
-  const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
   const started = performance.now();
+  const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
   const summary = await publishOrders({
     publisher,
     topology: ctx.topo,

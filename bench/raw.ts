@@ -6,93 +6,79 @@
 
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
-import { encodeOrder, newOrder, ORDER_CONTENT_TYPE } from "../lib/order.ts";
+import { orderProperties } from "../lib/estoque.ts";
+import { encodeOrder, newOrder } from "../lib/order.ts";
 import { EXHAUSTED, orders, paced, prefill, type RunContext, type RunResult } from "./_shared.ts";
 
 /**
- * Makes and publishes N orders with pipelined confirms. Making them is timed, as in Estoque, and
- * the properties are Estoque's.
+ * Makes and publishes N orders with pipelined confirms, as Estoque would on bare amqplib (with
+ * Estoque's properties); resolves
+ * once every one is confirmed.
  */
-export async function rawPublish(ctx: RunContext): Promise<RunResult> {
+async function publishAll(ctx: RunContext): Promise<void> {
   const channel = await ctx.broker.confirmChannel();
-  const started = performance.now();
   for (let i = 0; i < ctx.messages; i++) {
     const order = newOrder({ quantity: 42 });
     const ok = channel.publish(
       ctx.topo.exchange,
       ctx.topo.routingKey,
       Buffer.from(encodeOrder(order)),
-      estoqueProperties(order.refCode),
+      orderProperties(order, Date.now()),
     );
     if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
   }
   await channel.waitForConfirms();
-  const elapsedMs = performance.now() - started;
   await channel.close();
-  return { messages: ctx.messages, elapsedMs };
 }
 
-/** The properties Estoque sets on an order. */
-function estoqueProperties(refCode: string) {
-  return {
-    persistent: true,
-    contentType: ORDER_CONTENT_TYPE,
-    messageId: refCode,
-    timestamp: Math.floor(Date.now() / 1000),
-    appId: "estoque",
-    mandatory: true,
-  };
+/**
+ * Consumes the work queue, parsing and acking each message; `done` resolves after N acks.
+ * `onAck` sees each acked message.
+ */
+async function ackAll(
+  ctx: RunContext,
+  onAck?: (message: ConsumeMessage) => void,
+): Promise<{ done: Promise<void>; close(): Promise<void> }> {
+  const channel = await ctx.broker.channel();
+  await channel.prefetch(ctx.rawPrefetch);
+  const done = Promise.withResolvers<void>();
+  let acked = 0;
+  await channel.consume(ctx.topo.queue, (message) => {
+    if (!message) return;
+    JSON.parse(message.content.toString());
+    channel.ack(message);
+    onAck?.(message);
+    if (++acked === ctx.messages) done.resolve();
+  });
+  return { done: done.promise, close: () => channel.close() };
+}
+
+/** Makes and publishes N orders; making them is timed, as in Estoque. */
+export async function rawPublish(ctx: RunContext): Promise<RunResult> {
+  const started = performance.now();
+  await publishAll(ctx);
+  return { messages: ctx.messages, elapsedMs: performance.now() - started };
 }
 
 /** Consumes N prefilled messages and acks each one. */
 export async function rawConsume(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
-  const channel = await ctx.broker.channel();
-  await channel.prefetch(ctx.rawPrefetch);
-  const done = Promise.withResolvers<void>();
-  let acked = 0;
   const started = performance.now();
-  await channel.consume(ctx.topo.queue, (message) => {
-    if (!message) return;
-    JSON.parse(message.content.toString());
-    channel.ack(message);
-    if (++acked === ctx.messages) done.resolve();
-  });
-  await done.promise;
+  const consumer = await ackAll(ctx);
+  await consumer.done;
   const elapsedMs = performance.now() - started;
-  await channel.close();
+  await consumer.close();
   return { messages: ctx.messages, elapsedMs };
 }
 
 /** Publishes N messages at full speed while a consumer acks them, until all are acked. */
 export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
-  const consumerChannel = await ctx.broker.channel();
-  await consumerChannel.prefetch(ctx.rawPrefetch);
-  const done = Promise.withResolvers<void>();
-  let acked = 0;
-  await consumerChannel.consume(ctx.topo.queue, (message) => {
-    if (!message) return;
-    JSON.parse(message.content.toString());
-    consumerChannel.ack(message);
-    if (++acked === ctx.messages) done.resolve();
-  });
-  const channel = await ctx.broker.confirmChannel();
+  const consumer = await ackAll(ctx);
   const started = performance.now();
-  for (let i = 0; i < ctx.messages; i++) {
-    const order = newOrder({ quantity: 42 });
-    const ok = channel.publish(
-      ctx.topo.exchange,
-      ctx.topo.routingKey,
-      Buffer.from(encodeOrder(order)),
-      estoqueProperties(order.refCode),
-    );
-    if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
-  }
-  await channel.waitForConfirms();
-  await done.promise;
+  await publishAll(ctx);
+  await consumer.done;
   const elapsedMs = performance.now() - started;
-  await channel.close();
-  await consumerChannel.close();
+  await consumer.close();
   return { messages: ctx.messages, elapsedMs };
 }
 
@@ -143,15 +129,8 @@ export async function rawLatency(ctx: RunContext, rate: number): Promise<number[
   const list = orders(ctx.messages, 42);
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
-  const consumerChannel = await ctx.broker.channel();
-  await consumerChannel.prefetch(ctx.rawPrefetch);
-  const done = Promise.withResolvers<void>();
-  await consumerChannel.consume(ctx.topo.queue, (message) => {
-    if (!message) return;
-    JSON.parse(message.content.toString());
-    consumerChannel.ack(message);
+  const consumer = await ackAll(ctx, (message) => {
     latencies.push(performance.now() - sentAt.get(message.properties.messageId)!);
-    if (latencies.length === ctx.messages) done.resolve();
   });
   const channel = await ctx.broker.confirmChannel();
   await paced(ctx.messages, rate, (i) => {
@@ -161,12 +140,12 @@ export async function rawLatency(ctx: RunContext, rate: number): Promise<number[
       ctx.topo.exchange,
       ctx.topo.routingKey,
       Buffer.from(encodeOrder(order)),
-      estoqueProperties(order.refCode),
+      orderProperties(order, Date.now()),
     );
   });
   await channel.waitForConfirms();
-  await done.promise;
+  await consumer.done;
   await channel.close();
-  await consumerChannel.close();
+  await consumer.close();
   return latencies;
 }

@@ -129,6 +129,18 @@ export class Broker implements AsyncDisposable {
     return channel;
   }
 
+  /** How many ready messages a queue holds (unacknowledged ones not counted). */
+  async messageCount(queue: string): Promise<number> {
+    const channel = await this.channel();
+    try {
+      return (await channel.checkQueue(queue)).messageCount;
+    } catch (error) {
+      throw this.explain(error);
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  }
+
   /**
    * Replaces amqplib's "channel ended, no reply" with the reason the broker gave, when the
    * connection closed under an operation.

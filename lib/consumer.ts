@@ -3,7 +3,7 @@
  * dead letter, and acknowledges it only once that outcome is durable.
  *
  * For each delivery, in order:
- * 1. read `x-retry-count` (ill-typed: dead-letter as `invalid`);
+ * 1. read `x-retry-count`, `x-replay-count` and `x-delay` (ill-typed: dead-letter as `invalid`);
  * 2. skip a copy already passed on (a redelivery after a crash between publish and ack);
  * 3. validate the body (invalid: dead-letter at once as `invalid`);
  * 4. apply the business rule (quantity above the limit: transient failure);
@@ -29,6 +29,7 @@ import {
   deadLetterHeaders,
   type FailureRecord,
   HEADER,
+  readDelay,
   readIntegerHeader,
   readRetryCount,
   retryHeaders,
@@ -261,6 +262,7 @@ export class OrderConsumer implements AsyncDisposable {
     try {
       retries = readRetryCount(headers);
       hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
+      readDelay(headers); // an ill-typed x-delay makes the message invalid, like x-retry-count
       if (messageKey !== undefined && await this.#options.ledger.wasForwarded(messageKey, hop)) {
         this.#ack(message);
         log.info("dropped a copy already passed on", { refCode: messageKey, hop });
@@ -270,12 +272,13 @@ export class OrderConsumer implements AsyncDisposable {
       const result = await this.#batcher.add({ kind: "order", order, attempt: retries });
       this.#ack(message);
       const kind = result === "created" ? "created" : "duplicate";
-      log.debug("production order", {
+      // Properties built only when debug is on: this runs once per message.
+      log.debug("production order", () => ({
         kind,
         refCode: order.refCode,
         quantity: order.quantity,
         attempt: retries,
-      });
+      }));
       return { kind, refCode: order.refCode, attempt: retries };
     } catch (error) {
       failure = error;

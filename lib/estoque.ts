@@ -37,7 +37,8 @@ export function publishOrder(
   );
 }
 
-function orderProperties(order: Order, nowMs: number): PublishProperties {
+/** The properties Estoque publishes an order with; `nowMs` is the time, for the timestamp. */
+export function orderProperties(order: Order, nowMs: number): PublishProperties {
   return {
     contentType: ORDER_CONTENT_TYPE,
     persistent: true,

@@ -3,6 +3,7 @@
  * ways to wait for an event with a deadline instead of sleeping.
  */
 
+import { join } from "node:path";
 import type { Channel, ConsumeMessage } from "amqplib";
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import type { Outcome } from "../lib/consumer.ts";
@@ -164,14 +165,33 @@ export async function takeMessages(
   }
 }
 
-/** How many ready messages a queue holds. */
-export async function depth(broker: Broker, queue: string): Promise<number> {
-  const channel = await broker.channel();
-  try {
-    return (await channel.checkQueue(queue)).messageCount;
-  } finally {
-    await channel.close().catch(() => {});
-  }
+const root = new URL("..", import.meta.url).pathname;
+
+/** One of the project's entry scripts as a subprocess, with RABBITMQ_URL set; output piped. */
+export function scriptCommand(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(root, script), ...args],
+    cwd: root,
+    env: { RABBITMQ_URL, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs an entry script to its end; its exit code and what it printed. */
+export async function runScript(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await scriptCommand(script, args, env).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
 /** A temporary directory removed at the end of the test, for ledgers. */

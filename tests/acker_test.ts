@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
 import { Acker } from "../lib/acker.ts";
-import { depth, waitFor, withTopology } from "./_broker.ts";
+import { waitFor, withTopology } from "./_broker.ts";
 
 Deno.test("Acker acks the settled front with one multiple ack, and what waits behind a pending one singly", async () => {
   await withTopology("acker", {}, async ({ broker, topo }) => {
@@ -47,6 +47,6 @@ Deno.test("Acker acks the settled front with one multiple ack, and what waits be
     acker.nack(m5, false);
     assert.deepEqual(calls, [[m4.fields.deliveryTag, true]], "one multiple ack covers 1..4");
     await channel.close();
-    assert.equal(await depth(broker, topo.queue), 0, "nothing was left unacked or requeued");
+    assert.equal(await broker.messageCount(topo.queue), 0, "nothing was left unacked or requeued");
   });
 });

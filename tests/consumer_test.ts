@@ -4,14 +4,13 @@ import { Broker } from "../lib/broker.ts";
 import { type ConsumerOptions, OrderConsumer, type Outcome } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/ledger.ts";
-import { newOrder, type Order } from "../lib/order.ts";
+import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import type { Topology } from "../lib/topology.ts";
 import {
   type BrokerContext,
-  depth,
   fastPolicy,
   OutcomeLog,
   RABBITMQ_URL,
@@ -76,7 +75,7 @@ Deno.test("a valid order becomes one production order and is acked", async () =>
     assert.equal(row?.quantity, 500);
     assert.equal(row?.colorCode, order.colorCode);
     await consumer.stop();
-    assert.equal(await depth(ctx.broker, ctx.topo.queue), 0, "the message was acked");
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0, "the message was acked");
     await ledger.close();
   });
 });
@@ -161,7 +160,7 @@ Deno.test("an invalid body is dead-lettered at once as invalid, byte for byte, a
   });
 });
 
-Deno.test("retry headers of the wrong type are invalid, and a Go int32 count is honoured", async () => {
+Deno.test("retry headers of the wrong type (x-retry-count, x-delay) are invalid, and a Go int32 count is honoured", async () => {
   await withTopology("headers", tiers, async (ctx) => {
     const { consumer, outcomes, ledger, publisher } = await start(ctx);
     const wrong = newOrder({ quantity: 1 });
@@ -178,6 +177,18 @@ Deno.test("retry headers of the wrong type are invalid, and a Go int32 count is 
     );
     const [invalid] = await outcomes.until("invalid", isFor(wrong.refCode));
     assert.equal(invalid?.kind === "dead-lettered" && invalid.reason, "invalid");
+
+    const badDelay = newOrder({ quantity: 1 });
+    await publishRaw(publisher, ctx.topo, new TextDecoder().decode(encodeOrder(badDelay)), {
+      messageId: badDelay.refCode,
+      headers: { [HEADER.delay]: "soon" },
+    });
+    const [delayed] = await outcomes.until("invalid x-delay", isFor(badDelay.refCode));
+    assert.equal(delayed?.kind === "dead-lettered" && delayed.reason, "invalid");
+    assert.match(
+      delayed?.kind === "dead-lettered" ? delayed.error : "",
+      /x-delay must be an integer/,
+    );
 
     const goOrder = newOrder({ quantity: 900 });
     await publishRaw(
@@ -214,7 +225,7 @@ Deno.test("the same message delivered twice creates one production order", async
     assert.deepEqual(seen.map((o) => o.kind).sort(), ["created", "duplicate"]);
     assert.equal(await ledger.countOrders(), 1);
     await consumer.stop();
-    assert.equal(await depth(ctx.broker, ctx.topo.queue), 0);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
     await ledger.close();
   });
 });
@@ -243,7 +254,11 @@ Deno.test("a consumer killed between the retry publish and the ack loses nothing
     await second.consumer.drained();
     const kinds = second.outcomes.outcomes.filter(isFor(order.refCode)).map((o) => o.kind);
     assert.deepEqual(kinds.sort(), ["dead-lettered", "retried", "retried", "skipped"]);
-    assert.equal(await depth(ctx.broker, ctx.topo.deadLetterQueue), 1, "exactly one dead letter");
+    assert.equal(
+      await ctx.broker.messageCount(ctx.topo.deadLetterQueue),
+      1,
+      "exactly one dead letter",
+    );
     const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
     assert.equal(dead!.properties.headers![HEADER.retryCount], 3);
     await second.consumer.stop();
@@ -293,7 +308,7 @@ Deno.test("stop() lets in-flight deliveries finish and leaves nothing unacked", 
     await outcomes.until("some orders", (o) => o.kind === "created", 10);
     await consumer.stop(5_000);
     const settled = outcomes.outcomes.length;
-    const waiting = await depth(ctx.broker, ctx.topo.queue);
+    const waiting = await ctx.broker.messageCount(ctx.topo.queue);
     assert.equal(settled + waiting, 200, `${settled} settled + ${waiting} waiting`);
     assert.equal(await ledger.countOrders(), settled);
     await ledger.close();

@@ -1,5 +1,4 @@
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
 import {
   formatAge,
   formatDeadLetterTable,
@@ -15,14 +14,12 @@ import { deadLetterHeaders, HEADER } from "../lib/retry_headers.ts";
 import type { DeadLetterReason } from "../lib/retry_policy.ts";
 import {
   type BrokerContext,
-  depth,
-  RABBITMQ_URL,
+  runScript,
+  scriptCommand,
   takeMessages,
   waitFor,
   withTopology,
 } from "./_broker.ts";
-
-const root = new URL("..", import.meta.url).pathname;
 
 /** Puts dead letters in the DLQ as the consumer would, oldest first. */
 async function seed(
@@ -73,7 +70,7 @@ Deno.test("toDeadLetter() reads the broker's own x-death reason when ours is mis
   assert.equal(letter.attempts, 0);
 });
 
-Deno.test("inspectDeadLetters() lists without consuming: same order, same depth, every time", async () => {
+Deno.test("inspectDeadLetters() lists without consuming: same order, same every time", async () => {
   await withTopology("dlq-list", {}, async (ctx) => {
     const refs = await seed(ctx, [
       { reason: "exhausted", at: dayAgo },
@@ -84,7 +81,7 @@ Deno.test("inspectDeadLetters() lists without consuming: same order, same depth,
     const second = await inspectDeadLetters(ctx.broker, ctx.topo);
     assert.deepEqual(first.map((l) => l.refCode), refs);
     assert.deepEqual(second.map((l) => l.refCode), refs);
-    assert.equal(await depth(ctx.broker, ctx.topo.deadLetterQueue), 3);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 3);
     assert.deepEqual(first.map((l) => [l.reason, l.attempts]), [["exhausted", 3], ["invalid", 0], [
       "exhausted",
       3,
@@ -124,7 +121,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
       dryRun: true,
     });
     assert.deepEqual(dry, { matched: 2, replayed: 0, failed: 0, kept: 2 });
-    assert.equal(await depth(ctx.broker, ctx.topo.queue), 0);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
 
     const now = new Date("2026-11-24T12:00:00Z");
     const progress: number[] = [];
@@ -148,7 +145,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
 
     const limited = await replayDeadLetters(ctx.broker, ctx.topo, { limit: 1 });
     assert.equal(limited.replayed, 1);
-    assert.equal(await depth(ctx.broker, ctx.topo.deadLetterQueue), 1);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
   });
 });
 
@@ -158,30 +155,25 @@ Deno.test("an interrupted replay (kill -9) loses nothing", async () => {
       ctx,
       Array.from({ length: 60 }, () => ({ reason: "exhausted" as const, at: hourAgo })),
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(root, "dlq.ts"),
-        "replay",
-        "--prefix",
-        ctx.topo.prefix,
-        "--rate",
-        "40",
-      ],
-      env: { RABBITMQ_URL },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const child = scriptCommand("dlq.ts", [
+      "replay",
+      "--prefix",
+      ctx.topo.prefix,
+      "--rate",
+      "40",
+    ]).spawn();
     await waitFor(
       "some replayed messages",
-      async () => (await depth(ctx.broker, ctx.topo.queue)) >= 10 ? true : undefined,
+      async () => (await ctx.broker.messageCount(ctx.topo.queue)) >= 10 ? true : undefined,
     );
     child.kill("SIGKILL");
-    await child.status;
-    const inWork =
-      (await takeMessages(ctx.broker, ctx.topo.queue, await depth(ctx.broker, ctx.topo.queue)))
-        .map((m) => String(m.properties.messageId));
+    await child.output(); // reads (and closes) its pipes
+    const inWork = (await takeMessages(
+      ctx.broker,
+      ctx.topo.queue,
+      await ctx.broker.messageCount(ctx.topo.queue),
+    ))
+      .map((m) => String(m.properties.messageId));
     const inDlq = (await inspectDeadLetters(ctx.broker, ctx.topo)).map((l) => String(l.refCode));
     assert.ok(inWork.length >= 10 && inWork.length < 60, `${inWork.length} replayed`);
     assert.deepEqual(
@@ -208,25 +200,14 @@ Deno.test("purgeDeadLetters() removes only what matches, or everything", async (
       refs[1],
     ]);
     assert.deepEqual(await purgeDeadLetters(ctx.broker, ctx.topo), { purged: 1, kept: 0 });
-    assert.equal(await depth(ctx.broker, ctx.topo.deadLetterQueue), 0);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0);
   });
 });
 
 Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal", async () => {
   await withTopology("dlq-cli", {}, async (ctx) => {
     const [ref] = await seed(ctx, [{ reason: "exhausted", at: hourAgo }]);
-    const run = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(root, "dlq.ts"), ...args, "--prefix", ctx.topo.prefix],
-        env: { RABBITMQ_URL },
-        stdin: "null",
-      }).output();
-      return {
-        code: out.code,
-        stdout: new TextDecoder().decode(out.stdout),
-        stderr: new TextDecoder().decode(out.stderr),
-      };
-    };
+    const run = (...args: string[]) => runScript("dlq.ts", [...args, "--prefix", ctx.topo.prefix]);
     const list = await run("list", "--json");
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(JSON.parse(list.stdout).map((l: { refCode: string }) => l.refCode), [ref]);
@@ -238,7 +219,7 @@ Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal", a
     const refused = await run("purge");
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /add --yes/);
-    assert.equal(await depth(ctx.broker, ctx.topo.deadLetterQueue), 1);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
     const purge = await run("purge", "--yes");
     assert.match(purge.stdout, /purged 1 dead letter/);
     assert.equal((await run("frobnicate")).code, 2);

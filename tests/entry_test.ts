@@ -5,26 +5,7 @@ import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { deleteTopology, topology } from "../lib/topology.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
-import { depth, RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
-
-const root = new URL("..", import.meta.url).pathname;
-
-function command(script: string, args: string[], env: Record<string, string> = {}) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(root, script), ...args],
-    cwd: root,
-    env: { RABBITMQ_URL, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
-async function run(script: string, args: string[], env: Record<string, string> = {}) {
-  const { code, stdout, stderr } = await command(script, args, env).output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
-}
+import { RABBITMQ_URL, runScript, scriptCommand, tempDir, uniquePrefix } from "./_broker.ts";
 
 async function cleanup(prefix: string): Promise<void> {
   const broker = await Broker.connect(RABBITMQ_URL);
@@ -39,7 +20,7 @@ async function cleanup(prefix: string): Promise<void> {
 }
 
 Deno.test("estoque --help lists the flags and exits 0", async () => {
-  const { code, stdout } = await run("estoque.ts", ["--help"]);
+  const { code, stdout } = await runScript("estoque.ts", ["--help"]);
   assert.equal(code, 0);
   assert.match(stdout, /--count <N>\n +How many .*\(default: 1, env: ESTOQUE_COUNT\)/);
 });
@@ -53,7 +34,7 @@ Deno.test("every command has --help naming its flags and their env variables", a
       ["doctor.ts", "--management-url <http-url>"],
     ]
   ) {
-    const { code, stdout } = await run(script!, ["--help"]);
+    const { code, stdout } = await runScript(script!, ["--help"]);
     assert.equal(code, 0, script);
     assert.ok(stdout.includes(flag!), `${script} --help lacks ${flag}`);
     assert.match(stdout, /env: RABBITMQ_URL/, script);
@@ -62,10 +43,10 @@ Deno.test("every command has --help naming its flags and their env variables", a
 
 Deno.test("doctor exits 1 on a problem and 0 otherwise", async () => {
   const prefix = uniquePrefix("entry-doctor");
-  const missing = await run("doctor.ts", ["--prefix", prefix]);
+  const missing = await runScript("doctor.ts", ["--prefix", prefix]);
   assert.equal(missing.code, 0, missing.stdout);
   assert.match(missing.stdout, /0 problems, 7 warnings\./);
-  const plugin = await run("doctor.ts", [
+  const plugin = await runScript("doctor.ts", [
     "--prefix",
     prefix,
     "--retry-backend",
@@ -78,19 +59,19 @@ Deno.test("doctor exits 1 on a problem and 0 otherwise", async () => {
 });
 
 Deno.test("a bad flag stops a command with exit code 2 and a message naming it", async () => {
-  const unknown = await run("ordem_de_producao.ts", ["--prefech", "5"]);
+  const unknown = await runScript("ordem_de_producao.ts", ["--prefech", "5"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown option '--prefech'/);
-  const bad = await run("estoque.ts", ["--count=-3"]);
+  const bad = await runScript("estoque.ts", ["--count=-3"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--count must be an integer from 1 to 10000000, got "-3"/);
-  const env = await run("demo.ts", [], { DEMO_ORDERS: "lots" });
+  const env = await runScript("demo.ts", [], { DEMO_ORDERS: "lots" });
   assert.equal(env.code, 2);
   assert.match(env.stderr, /DEMO_ORDERS must be an integer/);
 });
 
 Deno.test("a refused login exits 1 and never prints the password", async () => {
-  const { code, stderr } = await run("estoque.ts", [], {
+  const { code, stderr } = await runScript("estoque.ts", [], {
     RABBITMQ_URL: "amqp://guest:s3cret-pw@127.0.0.1:5672",
   });
   assert.equal(code, 1);
@@ -101,7 +82,7 @@ Deno.test("a refused login exits 1 and never prints the password", async () => {
 Deno.test("estoque publishes --count orders and prints a one-line summary", async () => {
   const prefix = uniquePrefix("entry-estoque");
   try {
-    const { code, stdout } = await run("estoque.ts", [
+    const { code, stdout } = await runScript("estoque.ts", [
       "--count",
       "25",
       "--prefix",
@@ -119,7 +100,7 @@ Deno.test("estoque publishes --count orders and prints a one-line summary", asyn
       ),
     );
     const broker = await Broker.connect(RABBITMQ_URL);
-    assert.equal(await depth(broker, `${prefix}create.productionorder`), 25);
+    assert.equal(await broker.messageCount(`${prefix}create.productionorder`), 25);
     await broker.close();
   } finally {
     await cleanup(prefix);
@@ -131,11 +112,11 @@ Deno.test("ordem --drain processes what estoque sent and exits 0", async () => {
   await using dir = await tempDir();
   try {
     assert.equal(
-      (await run("estoque.ts", ["-n", "10", "--prefix", prefix, "--quantity", "7"])).code,
+      (await runScript("estoque.ts", ["-n", "10", "--prefix", prefix, "--quantity", "7"])).code,
       0,
     );
     const ledger = join(dir.path, "ledger.sqlite");
-    const { code, stderr } = await run("ordem_de_producao.ts", [
+    const { code, stderr } = await runScript("ordem_de_producao.ts", [
       "--prefix",
       prefix,
       "--drain",
@@ -155,7 +136,7 @@ Deno.test("ordem --drain processes what estoque sent and exits 0", async () => {
 Deno.test("ordem stops cleanly on SIGTERM and exits 0", async () => {
   const prefix = uniquePrefix("entry-signal");
   await using dir = await tempDir();
-  const child = command("ordem_de_producao.ts", [
+  const child = scriptCommand("ordem_de_producao.ts", [
     "--prefix",
     prefix,
     "--ledger",

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { failedCount, publishOrder, publishOrders } from "../lib/estoque.ts";
 import { newOrder, parseOrder } from "../lib/order.ts";
 import { ConfirmedPublisher, PublishError } from "../lib/publisher.ts";
-import { depth, takeMessages, withTopology } from "./_broker.ts";
+import { takeMessages, withTopology } from "./_broker.ts";
 
 Deno.test("publishOrders() publishes confirmed, persistent JSON orders keyed by RefCode", async () => {
   await withTopology("estoque", {}, async ({ broker, topo }) => {
@@ -26,7 +26,7 @@ Deno.test("publishOrders() publishes confirmed, persistent JSON orders keyed by 
     assert.equal(message!.properties.messageId, parsed.order.refCode);
     assert.equal(typeof message!.properties.timestamp, "number");
     assert.ok(parsed.order.quantity >= 0 && parsed.order.quantity <= 9_999_999);
-    assert.equal(await depth(broker, topo.queue), 49);
+    assert.equal(await broker.messageCount(topo.queue), 49);
   });
 });
 

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { ConfirmedPublisher, copyProperties, PublishError } from "../lib/publisher.ts";
-import { depth, withTopology } from "./_broker.ts";
+import { withTopology } from "./_broker.ts";
 
 const body = new TextEncoder().encode("{}");
 
@@ -43,7 +43,7 @@ Deno.test("ConfirmedPublisher.send() calls back once per message, in bulk", asyn
       if (!flowing) await publisher.writable();
     }
     await all.promise;
-    assert.equal(await depth(broker, topo.queue), 500);
+    assert.equal(await broker.messageCount(topo.queue), 500);
   });
 });
 
