@@ -34,7 +34,9 @@ runCommand({
   setupLogging({ level: config.logLevel });
   const log = logger("ordem");
 
-  await using ledger = SqliteLedger.open(config.ledgerPath, { instanceId: config.instanceId });
+  await using ledger = await SqliteLedger.open(config.ledgerPath, {
+    instanceId: config.instanceId,
+  });
   await using broker = await Broker.connect(config.url, { name: `ordem ${config.instanceId}` });
   await declareTopology(broker, config.topology);
   const running: { consumer?: OrderConsumer } = {};

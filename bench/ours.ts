@@ -39,7 +39,9 @@ async function consume(
   want: Outcome["kind"],
   before?: () => Promise<(outcome: Outcome, durationMs: number) => void>,
 ): Promise<{ elapsedMs: number }> {
-  await using ledger = SqliteLedger.open(join(ctx.dir, `ledger-${crypto.randomUUID()}.sqlite`));
+  await using ledger = await SqliteLedger.open(
+    join(ctx.dir, `ledger-${crypto.randomUUID()}.sqlite`),
+  );
   const done = Promise.withResolvers<void>();
   let seen = 0;
   let observe: ((outcome: Outcome, durationMs: number) => void) | undefined;

@@ -18,7 +18,13 @@ let writer: SqliteWriter | undefined;
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const request = event.data;
   if (request.kind === "open") {
-    writer = new SqliteWriter(openDatabase(request.path));
+    try {
+      writer = new SqliteWriter(openDatabase(request.path));
+      self.postMessage({ id: request.id, results: [] } satisfies WorkerReply);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      self.postMessage({ id: request.id, error: message } satisfies WorkerReply);
+    }
     return;
   }
   if (request.kind === "close") {

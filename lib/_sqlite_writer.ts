@@ -93,7 +93,7 @@ export class SqliteWriter {
 
 /** A request to the ledger worker. */
 export type WorkerRequest =
-  | { readonly kind: "open"; readonly path: string }
+  | { readonly kind: "open"; readonly id: number; readonly path: string }
   | { readonly kind: "close"; readonly id: number }
   | {
     readonly kind: "commit";

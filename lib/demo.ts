@@ -93,7 +93,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   await using broker = await Broker.connect(options.url, { name: "demo" });
   await deleteTopology(broker, topo).catch(() => {});
   await declareTopology(broker, topo);
-  await using ledger = SqliteLedger.open(options.ledgerPath, { instanceId: "demo" });
+  await using ledger = await SqliteLedger.open(options.ledgerPath, { instanceId: "demo" });
   const outcomes: Outcome[] = [];
   const consumer = await OrderConsumer.start({
     broker,

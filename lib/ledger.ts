@@ -108,6 +108,8 @@ export class SqliteLedger implements Ledger {
   readonly #worker: Worker | undefined;
   readonly #replies = new Map<number, PromiseWithResolvers<LedgerResult[]>>();
   #closed: PromiseWithResolvers<void> | undefined;
+  /** Settles once the worker has opened the file (at once for an in-memory ledger). */
+  readonly #ready: Promise<unknown>;
   #nextId = 0;
   readonly #findForward: StatementSync;
   readonly #findOrder: StatementSync;
@@ -133,7 +135,7 @@ export class SqliteLedger implements Ledger {
         const waiting = this.#replies.get(reply.id);
         if (!waiting) return;
         this.#replies.delete(reply.id);
-        if ("error" in reply) waiting.reject(new Error(`ledger commit failed: ${reply.error}`));
+        if ("error" in reply) waiting.reject(new Error(reply.error));
         else waiting.resolve(reply.results);
       };
       this.#worker.onerror = (event) => {
@@ -144,8 +146,9 @@ export class SqliteLedger implements Ledger {
         this.#replies.clear();
         this.#closed?.resolve();
       };
-      this.#worker.postMessage({ kind: "open", path } satisfies WorkerRequest);
+      this.#ready = this.#request({ kind: "open", id: this.#nextId++, path });
     }
+    this.#ready ??= Promise.resolve();
     this.#findForward = db.prepare(
       "SELECT 1 AS found FROM forwarded_messages WHERE message_key = ? AND hop = ?",
     );
@@ -156,12 +159,41 @@ export class SqliteLedger implements Ledger {
     this.#countOrders = db.prepare("SELECT count(*) AS n FROM production_orders");
   }
 
-  /** Opens (creating if needed) the ledger at `path`; `":memory:"` makes a throwaway one. */
-  static open(path: string, options: SqliteLedgerOptions = {}): SqliteLedger {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const db = openDatabase(path);
-    db.exec(SCHEMA);
-    return new SqliteLedger(db, path, options);
+  /**
+   * Opens (creating if needed) the ledger at `path`, resolving once it can take commits;
+   * `":memory:"` makes a throwaway one.
+   *
+   * @throws {Error} naming the path when the file cannot be opened or created.
+   */
+  static async open(path: string, options: SqliteLedgerOptions = {}): Promise<SqliteLedger> {
+    let ledger: SqliteLedger;
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      const db = openDatabase(path);
+      db.exec(SCHEMA);
+      ledger = new SqliteLedger(db, path, options);
+    } catch (error) {
+      throw new Error(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    try {
+      await ledger.#ready;
+    } catch (error) {
+      await ledger.close();
+      throw new Error(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return ledger;
+  }
+
+  /** Sends a request to the worker and resolves with its reply. */
+  #request(request: WorkerRequest & { readonly id: number }): Promise<LedgerResult[]> {
+    const waiting = Promise.withResolvers<LedgerResult[]>();
+    this.#replies.set(request.id, waiting);
+    this.#worker!.postMessage(request);
+    return waiting.promise;
   }
 
   commit(writes: readonly LedgerWrite[]): Promise<LedgerResult[]> {
@@ -174,13 +206,15 @@ export class SqliteLedger implements Ledger {
         return Promise.reject(error);
       }
     }
-    const id = this.#nextId++;
-    const waiting = Promise.withResolvers<LedgerResult[]>();
-    this.#replies.set(id, waiting);
-    this.#worker!.postMessage(
-      { kind: "commit", id, writes, at, instanceId: this.#instanceId } satisfies WorkerRequest,
-    );
-    return waiting.promise;
+    return this.#request({
+      kind: "commit",
+      id: this.#nextId++,
+      writes,
+      at,
+      instanceId: this.#instanceId,
+    }).catch((error: Error) => {
+      throw new Error(`ledger commit failed: ${error.message}`, { cause: error });
+    });
   }
 
   wasForwarded(messageKey: string, hop: string): Promise<boolean> {

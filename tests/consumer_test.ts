@@ -33,7 +33,7 @@ async function start(
   options: Partial<ConsumerOptions> & { ledger?: SqliteLedger } = {},
 ): Promise<Running> {
   const outcomes = new OutcomeLog();
-  const ledger = options.ledger ?? SqliteLedger.open(":memory:", { instanceId: "test" });
+  const ledger = options.ledger ?? await SqliteLedger.open(":memory:", { instanceId: "test" });
   const consumer = await OrderConsumer.start({
     broker: ctx.broker,
     topology: ctx.topo,
@@ -232,7 +232,7 @@ Deno.test("the same message delivered twice creates one production order", async
 
 Deno.test("a consumer killed between the retry publish and the ack loses nothing and passes nothing on twice", async () => {
   await withTopology("crash", tiers, async (ctx) => {
-    const ledger = SqliteLedger.open(":memory:", { instanceId: "crash" });
+    const ledger = await SqliteLedger.open(":memory:", { instanceId: "crash" });
     const crashing = await Broker.connect(RABBITMQ_URL, { name: "test crashing consumer" });
     const crashed = Promise.withResolvers<void>();
     const first = await start({ broker: crashing, topo: ctx.topo }, {

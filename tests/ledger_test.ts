@@ -7,7 +7,7 @@ import { tempDir } from "./_broker.ts";
 const now = () => new Date("2026-11-24T12:00:00.000Z");
 
 Deno.test("SqliteLedger creates one production order per RefCode", async () => {
-  await using ledger = SqliteLedger.open(":memory:", { instanceId: "test:1", now });
+  await using ledger = await SqliteLedger.open(":memory:", { instanceId: "test:1", now });
   const order = newOrder({ quantity: 10 });
   const results = await ledger.commit([
     { kind: "order", order, attempt: 0 },
@@ -27,7 +27,7 @@ Deno.test("SqliteLedger creates one production order per RefCode", async () => {
 });
 
 Deno.test("SqliteLedger remembers which hops of a message were passed on", async () => {
-  await using ledger = SqliteLedger.open(":memory:");
+  await using ledger = await SqliteLedger.open(":memory:");
   await ledger.commit([{ kind: "forward", messageKey: "m1", hop: "0:1", outcome: "retried" }]);
   assert.equal(await ledger.wasForwarded("m1", "0:1"), true);
   assert.equal(await ledger.wasForwarded("m1", "0:2"), false);
@@ -39,9 +39,19 @@ Deno.test("SqliteLedger keeps committed orders across a reopen, and creates its 
   const path = join(dir.path, "nested", "ledger.sqlite");
   const order = newOrder();
   {
-    await using ledger = SqliteLedger.open(path);
+    await using ledger = await SqliteLedger.open(path);
     await ledger.commit([{ kind: "order", order, attempt: 0 }]);
   }
-  await using reopened = SqliteLedger.open(path);
+  await using reopened = await SqliteLedger.open(path);
   assert.equal((await reopened.findOrder(order.refCode))?.quantity, order.quantity);
+});
+
+Deno.test("SqliteLedger.open() fails at once, naming the path, when the file cannot be made", async () => {
+  await using dir = await tempDir();
+  const blocker = join(dir.path, "not-a-directory");
+  await Deno.writeTextFile(blocker, "");
+  await assert.rejects(
+    () => SqliteLedger.open(join(blocker, "ledger.sqlite")),
+    /^Error: cannot open the ledger at .*not-a-directory\/ledger\.sqlite: /,
+  );
 });

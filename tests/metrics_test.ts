@@ -19,7 +19,7 @@ function sample(text: string, series: string): number | undefined {
 
 Deno.test("the metrics endpoint counts messages as they flow, and /readyz follows the consumer", async () => {
   await withTopology("metrics", { retryDelays: retryDelays(policy) }, async ({ broker, topo }) => {
-    await using ledger = SqliteLedger.open(":memory:");
+    await using ledger = await SqliteLedger.open(":memory:");
     const running: { consumer?: OrderConsumer } = {};
     const metrics = new ConsumerMetrics({
       instanceId: "test-1",

@@ -47,7 +47,7 @@ Deno.test({
   fn: async () => {
     await withTopology("plugin", { backend: "plugin" }, async ({ broker, topo }) => {
       const outcomes = new OutcomeLog();
-      await using ledger = SqliteLedger.open(":memory:");
+      await using ledger = await SqliteLedger.open(":memory:");
       const consumer = await OrderConsumer.start({
         broker,
         topology: topo,
