@@ -4,31 +4,62 @@
  * @module
  */
 
+import { readFileSync } from "node:fs";
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { describeError } from "./errors.ts";
+import { logger } from "./log.ts";
+import { redactUrl } from "./redact.ts";
+
+export { redactUrl };
+
+const log = logger("broker");
 
 /** The broker used when `RABBITMQ_URL` is not set. */
 export const DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672";
 
-/**
- * Hides the password of an AMQP URL, for logs and errors. Text that is not a URL is returned with
- * anything between `//user:` and `@` hidden all the same.
- *
- * @example
- * ```ts
- * redactUrl("amqp://guest:secret@rabbit:5672/prod"); // "amqp://guest:***@rabbit:5672/prod"
- * ```
- */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@");
-}
-
 /** How long {@linkcode Broker.close} waits for the broker's close-ok before dropping the socket. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
+/** Files for `amqps://` connections, all optional; PEM format. */
+export interface TlsFiles {
+  /** The CA certificate(s) to trust instead of the system's. */
+  readonly caFile?: string | undefined;
+  /** The client certificate, for brokers that ask for one (`verify_peer`). */
+  readonly certFile?: string | undefined;
+  /** The client certificate's private key. */
+  readonly keyFile?: string | undefined;
+}
+
+/** Reads the TLS files into socket options. @throws {Error} naming a file that cannot be read. */
+function tlsSocketOptions(tls: TlsFiles): Record<string, unknown> {
+  const read = (what: string, path: string | undefined) => {
+    if (path === undefined || path === "") return undefined;
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+  };
+  const options: Record<string, unknown> = {};
+  const ca = read("CA file", tls.caFile);
+  if (ca) options.ca = [ca];
+  const cert = read("certificate file", tls.certFile);
+  if (cert) options.cert = cert;
+  const key = read("key file", tls.keyFile);
+  if (key) options.key = key;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new Error("a TLS client certificate needs its key, and a key its certificate");
+  }
+  return options;
+}
+
 /** Options for {@linkcode Broker.connect}. */
 export interface ConnectOptions {
+  /** CA, certificate and key files for `amqps://` URLs. */
+  tls?: TlsFiles;
   /** Shown in the management UI as the connection's name. */
   name?: string;
   /**
@@ -49,10 +80,20 @@ export class Broker implements AsyncDisposable {
   #closeError: Error | undefined;
   #closing = false;
   #open = true;
+  #blocked: { reason: string; unblocked: PromiseWithResolvers<void> } | undefined;
 
   private constructor(model: ChannelModel, safeUrl: string) {
     this.model = model;
     this.safeUrl = safeUrl;
+    model.on("blocked", (reason: string) => {
+      if (this.#blocked) return;
+      this.#blocked = { reason: String(reason), unblocked: Promise.withResolvers<void>() };
+      log.warning("the broker blocked publishing on this connection", {
+        broker: safeUrl,
+        reason: String(reason),
+      });
+    });
+    model.on("unblocked", () => this.#unblock(true));
     this.closed = new Promise((resolve) => {
       model.on("error", (error: Error) => {
         this.#closeError = error;
@@ -61,6 +102,7 @@ export class Broker implements AsyncDisposable {
         this.#open = false;
         const cause = error ?? this.#closeError;
         this.#closeError = this.#closing ? undefined : cause ?? new Error("connection closed");
+        this.#unblock(false);
         resolve(this.#closeError);
       });
     });
@@ -80,7 +122,9 @@ export class Broker implements AsyncDisposable {
       if (!target.searchParams.has("heartbeat")) {
         target.searchParams.set("heartbeat", String(options.heartbeatSeconds ?? 30));
       }
+      const tls = target.protocol === "amqps:" && options.tls ? tlsSocketOptions(options.tls) : {};
       model = await amqp.connect(target.href, {
+        ...tls,
         // Small frames (acks, confirms, single orders) must not wait for Nagle's algorithm.
         noDelay: true,
         clientProperties: { connection_name: options.name ?? "productionorder" },
@@ -105,6 +149,27 @@ export class Broker implements AsyncDisposable {
   /** Whether the connection is open. */
   get isOpen(): boolean {
     return this.#open;
+  }
+
+  /**
+   * Whether the broker blocked publishing on this connection (a memory or disk alarm): published
+   * messages are not read until it lifts the block.
+   */
+  get blocked(): boolean {
+    return this.#blocked !== undefined;
+  }
+
+  /** Resolves when publishing is not blocked (at once, if it is not). */
+  whenUnblocked(): Promise<void> {
+    return this.#blocked?.unblocked.promise ?? Promise.resolve();
+  }
+
+  #unblock(logIt: boolean): void {
+    const blocked = this.#blocked;
+    if (!blocked) return;
+    this.#blocked = undefined;
+    if (logIt) log.info("the broker unblocked publishing", { broker: this.safeUrl });
+    blocked.unblocked.resolve();
   }
 
   /** Why the connection closed, if it closed abnormally. */

@@ -6,7 +6,7 @@
  */
 
 import type { LogLevel } from "@logtape/logtape";
-import { DEFAULT_RABBITMQ_URL, redactUrl } from "./broker.ts";
+import { DEFAULT_RABBITMQ_URL, type TlsFiles } from "./broker.ts";
 import {
   booleanOption,
   choiceOption,
@@ -26,7 +26,14 @@ import {
   retryDelays,
   type RetryPolicy,
 } from "./retry_policy.ts";
-import { type RetryBackend, type Topology, topology } from "./topology.ts";
+import { parseBrokerUrls } from "./reconnect.ts";
+import {
+  DEFAULT_DELIVERY_LIMIT,
+  type QueueType,
+  type RetryBackend,
+  type Topology,
+  topology,
+} from "./topology.ts";
 
 /** Options every command that talks to the broker takes. */
 export const COMMON_OPTIONS = {
@@ -34,8 +41,50 @@ export const COMMON_OPTIONS = {
     type: "string",
     env: "RABBITMQ_URL",
     default: DEFAULT_RABBITMQ_URL,
-    placeholder: "amqp-url",
-    description: "The broker, as an amqp:// or amqps:// URL.",
+    placeholder: "amqp-url[,...]",
+    description:
+      "The broker, as an amqp:// or amqps:// URL; several, comma-separated, for a cluster (tried in turn).",
+  },
+  "tls-ca": {
+    type: "string",
+    env: "RABBITMQ_CA_FILE",
+    placeholder: "path",
+    description: "amqps://: the CA certificate (PEM) to trust instead of the system's.",
+  },
+  "tls-cert": {
+    type: "string",
+    env: "RABBITMQ_CERT_FILE",
+    placeholder: "path",
+    description: "amqps://: a client certificate (PEM), for brokers that verify clients.",
+  },
+  "tls-key": {
+    type: "string",
+    env: "RABBITMQ_KEY_FILE",
+    placeholder: "path",
+    description: "amqps://: the client certificate's private key (PEM).",
+  },
+  "reconnect-timeout": {
+    type: "string",
+    env: "RECONNECT_TIMEOUT_MS",
+    default: "300000",
+    placeholder: "ms",
+    description:
+      "Give up when no broker could be reached for this long (0: one round of attempts).",
+  },
+  "queue-type": {
+    type: "string",
+    env: "QUEUE_TYPE",
+    default: "classic",
+    placeholder: "classic|quorum",
+    description: "The type of every queue: classic, or quorum (replicated across a cluster).",
+  },
+  "delivery-limit": {
+    type: "string",
+    env: "DELIVERY_LIMIT",
+    default: String(DEFAULT_DELIVERY_LIMIT),
+    placeholder: "N",
+    description:
+      "Quorum queues: returns to the queue (crashed consumers) before the broker dead-letters a message.",
   },
   prefix: {
     type: "string",
@@ -126,6 +175,12 @@ export const ESTOQUE_OPTIONS = {
     placeholder: "N",
     description: "Publishes awaiting their confirm at once.",
   },
+  "confirmed-log": {
+    type: "string",
+    env: "ESTOQUE_CONFIRMED_LOG",
+    placeholder: "path",
+    description: "Append the RefCode of every order the broker confirmed to this file.",
+  },
 } as const satisfies OptionSpecs;
 
 /** OrdemDeProducao's options. */
@@ -195,8 +250,14 @@ export const ORDEM_OPTIONS = {
 
 /** What every broker command is configured with. */
 export interface CommonConfig {
-  /** The broker URL (holds the password: log {@linkcode redactUrl} of it). */
+  /** The first broker URL (holds the password: log it through `redactUrl`). */
   readonly url: string;
+  /** Every broker URL, in the order given. */
+  readonly urls: readonly string[];
+  /** TLS files for amqps:// URLs. */
+  readonly tls: TlsFiles;
+  /** Give up reconnecting after this long without a connection, in milliseconds. */
+  readonly reconnectTimeoutMs: number;
   /** The topology, from prefix, backend and retry policy. */
   readonly topology: Topology;
   /** The retry policy. */
@@ -215,6 +276,8 @@ export interface EstoqueConfig extends CommonConfig {
   readonly confirmTimeoutMs: number;
   /** Publishes in flight at once. */
   readonly window: number;
+  /** The file confirmed RefCodes are appended to, if any. */
+  readonly confirmedLog: string | undefined;
 }
 
 /** OrdemDeProducao's configuration. */
@@ -242,12 +305,14 @@ const DAY_MS = 86_400_000;
 /** Builds the parts every command shares. */
 export function commonConfig(cl: ParsedCommandLine): CommonConfig {
   const o = cl.options as Record<keyof typeof COMMON_OPTIONS, ParsedCommandLine["options"][string]>;
-  const url = stringOption(o.url).trim();
-  if (!/^amqps?:\/\/[^\s]+$/.test(url)) {
-    throw new UsageError(
-      `${o.url.label} must be an amqp:// or amqps:// URL, got ${JSON.stringify(redactUrl(url))}`,
-    );
+  let urls: string[];
+  try {
+    urls = parseBrokerUrls(stringOption(o.url));
+  } catch (error) {
+    throw new UsageError(`${o.url.label}: ${(error as Error).message}`);
   }
+  const optionalPath = (option: ParsedCommandLine["options"][string]) =>
+    option.value === undefined || option.value === "" ? undefined : stringOption(option);
   const backend = choiceOption<RetryBackend>(o["retry-backend"], ["ttl", "plugin"]);
   const delayMs = integerOption(o["retry-delay"], 0, DAY_MS);
   const policy: RetryPolicy = Object.freeze({
@@ -277,12 +342,23 @@ export function commonConfig(cl: ParsedCommandLine): CommonConfig {
       prefix: stringOption(o.prefix),
       backend,
       retryDelays: retryDelays(policy),
+      queueType: choiceOption<QueueType>(o["queue-type"], ["classic", "quorum"]),
+      deliveryLimit: integerOption(o["delivery-limit"], 1, 1_000_000),
     });
   } catch (error) {
-    throw new UsageError(`${o.prefix.label}: ${(error as Error).message}`);
+    if (error instanceof UsageError) throw error;
+    const option = /queue/.test((error as Error).message) ? o["queue-type"] : o.prefix;
+    throw new UsageError(`${option.label}: ${(error as Error).message}`);
   }
   return {
-    url,
+    url: urls[0]!,
+    urls,
+    tls: {
+      caFile: optionalPath(o["tls-ca"]),
+      certFile: optionalPath(o["tls-cert"]),
+      keyFile: optionalPath(o["tls-key"]),
+    },
+    reconnectTimeoutMs: integerOption(o["reconnect-timeout"], 0, DAY_MS),
     topology: topo,
     policy,
     logLevel: choiceOption(o["log-level"], LOG_LEVELS),
@@ -303,6 +379,9 @@ export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
       : integerOption(o.quantity, 0, Number.MAX_SAFE_INTEGER),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
     window: integerOption(o.window, 1, 100_000),
+    confirmedLog: o["confirmed-log"].value === undefined || o["confirmed-log"].value === ""
+      ? undefined
+      : stringOption(o["confirmed-log"]),
   });
 }
 

@@ -121,6 +121,9 @@ export interface ConsumerOptions {
 
 const log = logger("consumer");
 
+/** A claim nobody waits for (no array allocated per message). */
+const NO_WAITERS: Array<() => void> = [];
+
 /** The identity of a message for de-duplication: its message id, if it has one. */
 function messageKeyOf(message: ConsumeMessage): string | undefined {
   const id = message.properties.messageId;
@@ -138,6 +141,8 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #random: () => number;
   readonly #now: () => Date;
   readonly #idle = new Set<() => void>();
+  /** Message-and-hop keys being processed, with who waits for each. */
+  readonly #claims = new Map<string, Array<() => void>>();
   #consumerTag: string | undefined;
   #inFlight = 0;
   #deliveries = 0;
@@ -253,16 +258,59 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options.onOutcome?.(outcome, performance.now() - started);
   }
 
+  /**
+   * Waits while another delivery of the same message and hop is being processed (two copies of
+   * one retry, published twice because a confirm was lost), then claims it; returns the release.
+   * The second copy then finds the hop recorded as passed on and is dropped.
+   */
+  async #claim(claim: string): Promise<() => void> {
+    let waiters = this.#claims.get(claim);
+    while (waiters !== undefined) {
+      const list = waiters === NO_WAITERS ? [] : waiters;
+      this.#claims.set(claim, list);
+      await new Promise<void>((resolve) => list.push(resolve));
+      waiters = this.#claims.get(claim);
+    }
+    this.#claims.set(claim, NO_WAITERS);
+    return () => {
+      const list = this.#claims.get(claim);
+      this.#claims.delete(claim);
+      if (list !== undefined && list !== NO_WAITERS) { for (const wake of list) wake(); }
+    };
+  }
+
   async #process(message: ConsumeMessage): Promise<Outcome> {
     const headers = message.properties.headers ?? {};
     const messageKey = messageKeyOf(message);
     let retries = 0;
     let hop = "0:0";
     let failure: unknown;
+    let release: (() => void) | undefined;
     try {
       retries = readRetryCount(headers);
       hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
       readDelay(headers); // an ill-typed x-delay makes the message invalid, like x-retry-count
+      if (messageKey !== undefined) release = await this.#claim(`${messageKey}\u0000${hop}`);
+    } catch (error) {
+      failure = error;
+    }
+    try {
+      return await this.#processClaimed(message, messageKey, retries, hop, failure);
+    } finally {
+      release?.();
+    }
+  }
+
+  async #processClaimed(
+    message: ConsumeMessage,
+    messageKey: string | undefined,
+    retries: number,
+    hop: string,
+    headerFailure: unknown,
+  ): Promise<Outcome> {
+    let failure: unknown = headerFailure;
+    try {
+      if (failure !== undefined) throw failure;
       if (messageKey !== undefined && await this.#options.ledger.wasForwarded(messageKey, hop)) {
         this.#ack(message);
         log.info("dropped a copy already passed on", { refCode: messageKey, hop });

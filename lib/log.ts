@@ -14,7 +14,7 @@ import {
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
-import { redactUrl } from "./broker.ts";
+import { redactUrl } from "./redact.ts";
 
 /** The levels `--log-level` accepts, quietest last. */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;

@@ -32,6 +32,19 @@ export interface ConfirmedPublisherOptions {
    * @default {10000}
    */
   timeoutMs?: number;
+  /**
+   * The channel's connection, to wait while the broker blocks publishing (a memory or disk
+   * alarm): {@linkcode ConfirmedPublisher.writable} waits, and no publish times out meanwhile.
+   */
+  connection?: PublishGate;
+}
+
+/** What {@linkcode ConfirmedPublisher} needs to know of a connection's blocked state. */
+export interface PublishGate {
+  /** Whether the broker blocks publishing now. */
+  readonly blocked: boolean;
+  /** Resolves when publishing is no longer blocked. */
+  whenUnblocked(): Promise<void>;
 }
 
 /** Message properties; `mandatory` makes an unroutable message fail with `returned`. */
@@ -65,7 +78,7 @@ interface Pending {
   /** The return-matching key; undefined when the publish is not mandatory. */
   readonly key: string | undefined;
   /** When the publish times out (`performance.now()` based). */
-  readonly deadline: number;
+  deadline: number;
   /** Settles the publish. */
   readonly finish: (error?: PublishError) => void;
 }
@@ -89,11 +102,14 @@ export class ConfirmedPublisher {
   readonly #pending = new Set<Pending>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #drain: Promise<void> | undefined;
+  readonly #gate: PublishGate | undefined;
+  #paused = false;
 
   /** Wraps a confirm channel; the publisher listens to its `return` and `drain` events. */
   constructor(channel: ConfirmChannel, options: ConfirmedPublisherOptions = {}) {
     this.#channel = channel;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#gate = options.connection;
     channel.on("return", (message: Message) => {
       const { exchange, routingKey, replyText } = message.fields as Message["fields"] & {
         replyText?: string;
@@ -109,7 +125,26 @@ export class ConfirmedPublisher {
     return this.#pending.size;
   }
 
+  /** Whether the broker blocks publishing on this publisher's connection. */
+  get blocked(): boolean {
+    return this.#gate?.blocked ?? false;
+  }
+
   #sweep(): void {
+    if (this.#gate?.blocked) {
+      // A blocked connection is not read by the broker: confirms cannot come. The clock of every
+      // publish starts again once the block lifts.
+      if (!this.#paused) {
+        this.#paused = true;
+        this.#gate.whenUnblocked().then(() => {
+          this.#paused = false;
+          const deadline = performance.now() + this.#timeoutMs;
+          for (const pending of this.#pending) pending.deadline = deadline;
+        });
+      }
+      return;
+    }
+    if (this.#paused) return;
     const now = performance.now();
     for (const pending of this.#pending) {
       if (pending.deadline > now) break;
@@ -131,7 +166,7 @@ export class ConfirmedPublisher {
     body: Uint8Array,
     properties: PublishProperties = {},
   ): Promise<void> {
-    while (this.#drain) await this.#drain;
+    while (this.#drain || this.#gate?.blocked) await this.writable();
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.send(
       exchange,
@@ -144,11 +179,13 @@ export class ConfirmedPublisher {
   }
 
   /**
-   * Resolves when the channel can take more publishes: at once, or after its `drain` event. Call
-   * it before a burst of {@linkcode ConfirmedPublisher.send}s.
+   * Resolves when the channel can take more publishes: at once, or after its `drain` event and
+   * once the broker no longer blocks the connection. Call it before a burst of
+   * {@linkcode ConfirmedPublisher.send}s.
    */
-  writable(): Promise<void> {
-    return this.#drain ?? Promise.resolve();
+  async writable(): Promise<void> {
+    if (this.#gate?.blocked) await this.#gate.whenUnblocked();
+    if (this.#drain) await this.#drain;
   }
 
   /**

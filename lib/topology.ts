@@ -19,6 +19,12 @@ import type { Broker } from "./broker.ts";
 /** How retries wait: queue TTLs (any RabbitMQ) or the delayed-message plugin. */
 export type RetryBackend = "ttl" | "plugin";
 
+/** The kind of queue: classic (one node), or quorum (replicated on a cluster with Raft). */
+export type QueueType = "classic" | "quorum";
+
+/** The delivery limit of quorum queues when none is given. */
+export const DEFAULT_DELIVERY_LIMIT = 20;
+
 /** One retry tier of the TTL backend: a queue whose messages expire back to the work queue. */
 export interface RetryTier {
   /** The delay of this tier, in milliseconds (the queue's `x-message-ttl`). */
@@ -47,6 +53,13 @@ export interface Topology {
   readonly deadLetterQueue: string;
   /** The retry tiers of the TTL backend, shortest first; empty on the plugin backend. */
   readonly retryTiers: readonly RetryTier[];
+  /** The type of every queue. */
+  readonly queueType: QueueType;
+  /**
+   * Quorum queues: how often a message may be returned to the queue (a consumer crashed or
+   * requeued it) before the broker dead-letters it with reason `delivery_limit`.
+   */
+  readonly deliveryLimit: number;
 }
 
 /** Options for {@linkcode topology}. */
@@ -63,6 +76,16 @@ export interface TopologyOptions {
   backend?: RetryBackend;
   /** The distinct retry delays in milliseconds; one tier is made for each on the TTL backend. */
   retryDelays?: readonly number[];
+  /**
+   * The type of every queue.
+   * @default {"classic"}
+   */
+  queueType?: QueueType;
+  /**
+   * The delivery limit of quorum queues, set explicitly rather than left to the broker.
+   * @default {20}
+   */
+  deliveryLimit?: number;
 }
 
 const PREFIX = /^[A-Za-z0-9._:-]{0,100}$/;
@@ -89,6 +112,22 @@ export function topology(options: TopologyOptions = {}): Topology {
   if (backend !== "ttl" && backend !== "plugin") {
     throw new RangeError(`retry backend must be "ttl" or "plugin", got ${JSON.stringify(backend)}`);
   }
+  const queueType = options.queueType ?? "classic";
+  if (queueType !== "classic" && queueType !== "quorum") {
+    throw new RangeError(
+      `queue type must be "classic" or "quorum", got ${JSON.stringify(queueType)}`,
+    );
+  }
+  if (queueType === "quorum" && backend === "plugin") {
+    throw new RangeError(
+      "quorum queues need the ttl retry backend: the delayed-message plugin keeps delayed " +
+        "messages on one node, outside any queue",
+    );
+  }
+  const deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
+  if (!Number.isSafeInteger(deliveryLimit) || deliveryLimit < 1) {
+    throw new RangeError(`delivery limit must be a positive integer, got ${deliveryLimit}`);
+  }
   const queue = `${prefix}create.productionorder`;
   const delays = backend === "ttl"
     ? [...new Set(options.retryDelays ?? [])].sort((a, b) => a - b)
@@ -106,6 +145,8 @@ export function topology(options: TopologyOptions = {}): Topology {
       delayMs,
       queue: `${queue}.retry.${delayMs}ms`,
     }))),
+    queueType,
+    deliveryLimit,
   });
 }
 
@@ -126,26 +167,44 @@ export interface QueueDeclaration {
   readonly arguments: Readonly<Record<string, unknown>>;
 }
 
-/** The queues of a topology with the arguments they are declared with. */
+/**
+ * The queues of a topology with the arguments they are declared with.
+ *
+ * On quorum queues, every queue that dead-letters (the work queue to the DLX, each retry tier
+ * back to the exchange) does so `at-least-once`, which RabbitMQ honours only with
+ * `x-overflow: reject-publish` (otherwise it falls back to at-most-once without a word), and every
+ * quorum queue has an explicit `x-delivery-limit`.
+ */
 export function queueDeclarations(topo: Topology): QueueDeclaration[] {
+  const quorum = topo.queueType === "quorum";
+  const common: Record<string, unknown> = quorum
+    ? { "x-queue-type": "quorum", "x-delivery-limit": topo.deliveryLimit }
+    : {};
+  const deadLettering: Record<string, unknown> = quorum
+    ? { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }
+    : {};
   return [
     {
       name: topo.queue,
       arguments: {
+        ...common,
         "x-dead-letter-exchange": topo.deadLetterExchange,
         "x-dead-letter-routing-key": topo.routingKey,
+        ...deadLettering,
       },
     },
-    { name: topo.deadLetterQueue, arguments: {} },
+    { name: topo.deadLetterQueue, arguments: { ...common } },
     ...topo.retryTiers.map((tier) => ({
       name: tier.queue,
       arguments: {
+        ...common,
         "x-message-ttl": tier.delayMs,
         "x-dead-letter-exchange": topo.exchange,
         "x-dead-letter-routing-key": topo.routingKey,
-        // Parked retries wait on disk, not in the broker's memory (RabbitMQ before 3.12; later
-        // versions keep classic queues on disk anyway and ignore it).
-        "x-queue-mode": "lazy",
+        ...deadLettering,
+        // Parked retries wait on disk, not in the broker's memory (classic queues before 3.12;
+        // quorum queues always keep their messages on disk).
+        ...(quorum ? {} : { "x-queue-mode": "lazy" }),
       },
     })),
   ];

@@ -43,6 +43,25 @@ Deno.test("flags override env, env overrides defaults", () => {
   assert.equal(estoque(["-n", "3", "--prefix=demo."]).topology.exchange, "demo.productionorder");
 });
 
+Deno.test("RABBITMQ_URL takes several comma-separated URLs, and TLS files from env", () => {
+  const config = ordem([], {
+    RABBITMQ_URL: "amqp://u:p@r1:5672, amqps://u:p@r2:5671/prod",
+    RABBITMQ_CA_FILE: "/etc/ssl/ca.pem",
+    RABBITMQ_CERT_FILE: "",
+  });
+  assert.deepEqual(config.urls, ["amqp://u:p@r1:5672", "amqps://u:p@r2:5671/prod"]);
+  assert.equal(config.url, "amqp://u:p@r1:5672");
+  assert.deepEqual(config.tls, {
+    caFile: "/etc/ssl/ca.pem",
+    certFile: undefined,
+    keyFile: undefined,
+  });
+  assert.equal(config.topology.queueType, "classic");
+  const quorum = ordem(["--queue-type", "quorum", "--delivery-limit", "7"]).topology;
+  assert.equal(quorum.queueType, "quorum");
+  assert.equal(quorum.deliveryLimit, 7);
+});
+
 Deno.test("bad values stop with a message naming the flag or env variable and the value", () => {
   const cases: [() => unknown, RegExp][] = [
     [() => estoque(["--count", "abc"]), /--count must be an integer from 1 to 10000000, got "abc"/],
@@ -58,7 +77,21 @@ Deno.test("bad values stop with a message naming the flag or env variable and th
       /--retry-jitter must be a number from 0 to 1/,
     ],
     [() => ordem(["--retry-max-delay", "10", "--retry-delay", "100"]), /must not be below/],
-    [() => ordem(["--url", "http://x"]), /--url must be an amqp:\/\/ or amqps:\/\/ URL/],
+    [
+      () => ordem(["--url", "http://x"]),
+      /--url: each broker URL must be an amqp:\/\/ or amqps:\/\//,
+    ],
+    [
+      () => ordem([], { RABBITMQ_URL: "amqp://a:5672, ftp://b" }),
+      /RABBITMQ_URL: each broker URL must be .*got "ftp:\/\/b"/,
+    ],
+    [() => ordem(["--queue-type", "stream"]), /--queue-type must be one of classic, quorum/],
+    [
+      () => ordem(["--queue-type", "quorum", "--retry-backend", "plugin"]),
+      /--queue-type: quorum queues need the ttl retry backend/,
+    ],
+    [() => ordem([], { DELIVERY_LIMIT: "0" }), /DELIVERY_LIMIT must be an integer from 1/],
+    [() => estoque(["--reconnect-timeout", "soon"]), /--reconnect-timeout must be an integer/],
     [() => ordem(["--prefix", "a b"]), /--prefix: prefix may hold only/],
     [() => ordem([], { ORDEM_DRAIN: "maybe" }), /ORDEM_DRAIN must be true or false/],
     [() => ordem(["--bogus"]), /Unknown option '--bogus'/],

@@ -328,3 +328,21 @@ Deno.test("drained() resolves once the work queue and the retry tiers are empty"
     await ledger.close();
   });
 });
+
+Deno.test("two copies of one retry processed at once become one dead letter and one skip", async () => {
+  await withTopology("twin-copies", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx, { prefetch: 10 });
+    const order = newOrder({ quantity: 900 });
+    // A retry copy published twice (its first confirm was lost): same message id, same hop.
+    const copy = { messageId: order.refCode, headers: { [HEADER.retryCount]: 3 } };
+    await Promise.all([
+      publishRaw(publisher, ctx.topo, encodeOrder(order), copy),
+      publishRaw(publisher, ctx.topo, encodeOrder(order), copy),
+    ]);
+    const settled = await outcomes.until("both copies", isFor(order.refCode), 2);
+    assert.deepEqual(settled.map((o) => o.kind).sort(), ["dead-lettered", "skipped"]);
+    await consumer.stop();
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    await ledger.close();
+  });
+});

@@ -1,5 +1,11 @@
 import { strict as assert } from "node:assert";
-import { failedCount, publishOrder, publishOrders } from "../lib/estoque.ts";
+import {
+  failedCount,
+  OrderFeed,
+  publishFeed,
+  publishOrder,
+  publishOrders,
+} from "../lib/estoque.ts";
 import { newOrder, parseOrder } from "../lib/order.ts";
 import { ConfirmedPublisher, PublishError } from "../lib/publisher.ts";
 import { takeMessages, withTopology } from "./_broker.ts";
@@ -67,5 +73,66 @@ Deno.test("a publish to a missing exchange fails as closed, not silently", async
       () => publishOrder(publisher, missing, newOrder()),
       (e: unknown) => e instanceof PublishError && e.code === "closed",
     );
+  });
+});
+
+Deno.test("OrderFeed sends failed orders again first, and gives up on unroutable or too-often-failed ones", () => {
+  let made = 0;
+  const feed = new OrderFeed({ count: 3, makeOrder: () => (made++, newOrder()), maxSends: 2 });
+  const a = feed.next()!;
+  const b = feed.next()!;
+  assert.equal(feed.failed(a, "closed"), true);
+  assert.equal(feed.failed(b, "returned"), false);
+  assert.equal(feed.next(), a, "a resend goes before a fresh order");
+  assert.equal(feed.failed(a, "timeout"), false, "the second failure of a is its last");
+  const c = feed.next()!;
+  feed.confirmed(c);
+  assert.equal(feed.next(), undefined);
+  assert.equal(feed.done, true);
+  assert.equal(made, 3);
+  const summary = feed.summary();
+  assert.equal(summary.attempted, 3);
+  assert.equal(summary.confirmed, 1);
+  assert.equal(summary.resent, 1);
+  assert.deepEqual(summary.failed, { nacked: 0, returned: 1, timeout: 1, closed: 0 });
+});
+
+Deno.test("publishFeed() stops at a lost channel and a second session sends the rest, nothing lost", async () => {
+  await withTopology("estoque-resend", {}, async ({ broker, topo }) => {
+    const feed = new OrderFeed({ count: 2_000, makeOrder: () => newOrder({ quantity: 1 }) });
+    const confirmed = new Set<string>();
+    const channel = await broker.confirmChannel();
+    const first = new ConfirmedPublisher(channel);
+    // Close the channel under the first session once a few hundred orders are confirmed.
+    const finished = await publishFeed({
+      publisher: first,
+      topology: topo,
+      feed,
+      window: 200,
+      onConfirmed: (order) => {
+        confirmed.add(order.refCode);
+        if (confirmed.size === 300) channel.close().catch(() => {});
+      },
+    });
+    assert.equal(finished, false, "the first session reports that orders wait to be sent again");
+    assert.ok(!feed.done);
+    const second = new ConfirmedPublisher(await broker.confirmChannel());
+    assert.equal(
+      await publishFeed({
+        publisher: second,
+        topology: topo,
+        feed,
+        onConfirmed: (order) => confirmed.add(order.refCode),
+      }),
+      true,
+    );
+    const summary = feed.summary();
+    assert.equal(summary.confirmed, 2_000);
+    assert.equal(failedCount(summary), 0);
+    assert.ok(summary.resent > 0);
+    assert.equal(confirmed.size, 2_000);
+    // Every order is in the queue at least once (a resent one may be there twice).
+    const queued = await broker.messageCount(topo.queue);
+    assert.ok(queued >= 2_000 && queued <= 2_000 + summary.resent, String(queued));
   });
 });

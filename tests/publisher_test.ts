@@ -66,3 +66,29 @@ Deno.test("copyProperties() keeps what identifies a message and drops expiration
     appId: "estoque",
   });
 });
+
+Deno.test("ConfirmedPublisher waits while the connection is blocked, and times nothing out meanwhile", async () => {
+  await withTopology("publisher-blocked", {}, async ({ broker, topo }) => {
+    let unblock!: () => void;
+    const gate = {
+      blocked: true,
+      whenUnblocked: () => new Promise<void>((resolve) => (unblock = resolve)),
+    };
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
+      timeoutMs: 20,
+      connection: gate,
+    });
+    assert.equal(publisher.blocked, true);
+    let published = false;
+    const publishing = publisher.publish(topo.exchange, topo.routingKey, body, { mandatory: true })
+      .then(() => (published = true));
+    // Nothing may go out while blocked: the publish waits for the gate, well past its timeout.
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(published, false);
+    assert.equal(await broker.messageCount(topo.queue), 0);
+    gate.blocked = false;
+    unblock();
+    await publishing;
+    assert.equal(await broker.messageCount(topo.queue), 1);
+  });
+});

@@ -103,3 +103,49 @@ Deno.test("declareTopology() names the delayed-message plugin and the ttl altern
     await broker.close();
   }
 });
+
+Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once with an explicit delivery limit", () => {
+  const topo = topology({ retryDelays: [100], queueType: "quorum", deliveryLimit: 7 });
+  const [work, dlq, tier] = queueDeclarations(topo);
+  assert.deepEqual(work!.arguments, {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": 7,
+    "x-dead-letter-exchange": topo.deadLetterExchange,
+    "x-dead-letter-routing-key": "create",
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+  });
+  assert.deepEqual(dlq!.arguments, { "x-queue-type": "quorum", "x-delivery-limit": 7 });
+  assert.equal(tier!.arguments["x-dead-letter-strategy"], "at-least-once");
+  assert.equal(tier!.arguments["x-overflow"], "reject-publish");
+  assert.equal(tier!.arguments["x-queue-mode"], undefined);
+  assert.throws(
+    () => topology({ queueType: "quorum", backend: "plugin" }),
+    /quorum queues need the ttl retry backend/,
+  );
+});
+
+Deno.test("declareTopology() declares quorum queues the broker accepts, and a retry comes back through one", async () => {
+  await withTopology(
+    "quorum",
+    { retryDelays: [50], queueType: "quorum" },
+    async ({ broker, topo }) => {
+      const channel = await broker.channel();
+      try {
+        const [tier] = topo.retryTiers;
+        channel.sendToQueue(tier!.queue, Buffer.from("{}"), { persistent: true, messageId: "q1" });
+        // The tier's TTL expires the message back to the exchange, into the work queue.
+        const deadline = Date.now() + 10_000;
+        let message: false | { properties: { messageId?: string } } = false;
+        while (!message && Date.now() < deadline) {
+          message = await channel.get(topo.queue, { noAck: true });
+          if (!message) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        assert.ok(message, "the retry never came back to the work queue");
+        assert.equal(message.properties.messageId, "q1");
+      } finally {
+        await channel.close();
+      }
+    },
+  );
+});

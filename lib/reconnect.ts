@@ -1,0 +1,221 @@
+/**
+ * Staying connected: a list of broker URLs tried in turn, exponential backoff with jitter between
+ * rounds, and a loop that runs a service's session on a connection and starts it again on a new
+ * one when the connection is lost.
+ *
+ * The first reconnect waits at least {@linkcode MIN_RECONNECT_DELAY_MS}: on RabbitMQ 3.10 a
+ * publisher that reconnects within ~100 ms of losing a quorum queue's leader can wait forever for
+ * its confirms.
+ *
+ * @module
+ */
+
+import { Broker, type ConnectOptions } from "./broker.ts";
+import { describeError } from "./errors.ts";
+import { logger } from "./log.ts";
+import { redactUrl } from "./redact.ts";
+
+/** No reconnect waits less than this, in milliseconds. */
+export const MIN_RECONNECT_DELAY_MS = 250;
+
+/** How reconnect delays grow. */
+export interface BackoffOptions {
+  /**
+   * The base of the first delay, in milliseconds; each round doubles it. With equal jitter a
+   * delay lies between half its base and its base, and never below
+   * {@linkcode MIN_RECONNECT_DELAY_MS}.
+   * @default {500}
+   */
+  readonly initialMs?: number;
+  /**
+   * The largest base, in milliseconds.
+   * @default {15000}
+   */
+  readonly maxMs?: number;
+}
+
+/**
+ * The delay before reconnect round `round` (1 for the first): "equal jitter", half of the doubled
+ * base fixed and half random, so clients that lost the same broker do not come back in step.
+ *
+ * @example
+ * ```ts
+ * // random() = 0 gives the lower bound, random() -> 1 the upper one:
+ * // round:  1          2           3            4             ... 7+
+ * // delay:  250-500    500-1000    1000-2000    2000-4000     ... 7500-15000
+ * ```
+ */
+export function reconnectDelay(
+  round: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+): number {
+  const initialMs = options.initialMs ?? 500;
+  const maxMs = options.maxMs ?? 15_000;
+  const base = Math.min(maxMs, initialMs * 2 ** Math.max(0, Math.min(round - 1, 30)));
+  const delay = base / 2 + (base / 2) * random();
+  return Math.max(MIN_RECONNECT_DELAY_MS, Math.round(delay));
+}
+
+/**
+ * Splits `RABBITMQ_URL` into its URLs: several may be given, separated by commas, for a cluster.
+ *
+ * @throws {RangeError} naming (without its password) a URL that is not amqp:// or amqps://.
+ */
+export function parseBrokerUrls(text: string): string[] {
+  const urls = text.split(",").map((url) => url.trim()).filter((url) => url !== "");
+  if (urls.length === 0) throw new RangeError("no broker URL given");
+  for (const url of urls) {
+    let ok = /^amqps?:\/\/\S+$/.test(url);
+    if (ok) {
+      try {
+        new URL(url);
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      throw new RangeError(
+        `each broker URL must be an amqp:// or amqps:// URL, got ${JSON.stringify(redactUrl(url))}`,
+      );
+    }
+  }
+  return urls;
+}
+
+/**
+ * Whether an error is one that reconnecting cannot cure: a refused login, a topology declared
+ * elsewhere with other settings, a missing plugin. Everything else (refused or dropped
+ * connections, a node down, a cancelled consumer, a confirm that never came) is retried.
+ */
+export function isFatal(error: unknown): boolean {
+  const text = describeError(error);
+  return /ACCESS.REFUSED|PRECONDITION.FAILED|NOT.ALLOWED|lacks the delayed-message plugin|TLS (CA|certificate|key) file|needs its key/
+    .test(text);
+}
+
+/** A session's end that calls for a new connection (the session saw the connection fail). */
+export class ConnectionLost extends Error {
+  /** Creates the error; `cause` says what failed. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionLost";
+  }
+}
+
+/** Options for {@linkcode keepConnected}. */
+export interface KeepConnectedOptions {
+  /** The broker URLs, tried in turn. */
+  readonly urls: readonly string[];
+  /** Connection options (name, TLS files, heartbeat). */
+  readonly connect?: ConnectOptions;
+  /** Stops reconnecting; the session gets it too and should end when it aborts. */
+  readonly signal?: AbortSignal;
+  /** Reconnect delays. */
+  readonly backoff?: BackoffOptions;
+  /**
+   * Give up when no connection could be made for this long, in milliseconds (the error of the
+   * last attempt is thrown).
+   * @default {Infinity}
+   */
+  readonly giveUpAfterMs?: number;
+  /** Randomness for jitter, in [0, 1). @default {Math.random} */
+  readonly random?: () => number;
+  /** Called with each new connection after the first, before the session runs on it. */
+  readonly onReconnect?: (broker: Broker) => void;
+  /** Called when a connection is lost, with the reason. */
+  readonly onLost?: (error: Error) => void;
+}
+
+const log = logger("reconnect");
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Runs `session` on a connection to one of `urls`, and again on a new connection each time it
+ * fails, until the session returns, throws an error that reconnecting cannot cure
+ * ({@linkcode isFatal}), or `signal` aborts. Connection attempts go through the URLs in turn,
+ * starting after the one that was lost, with {@linkcode reconnectDelay} between rounds; the first
+ * attempt after a loss also waits one delay.
+ *
+ * The connection is closed when `session` returns or throws.
+ *
+ * @throws a fatal error of `session` or of connecting, the abort reason, or the last error once
+ * `giveUpAfterMs` passed without a session that lasted more than a second.
+ */
+export async function keepConnected<T>(
+  options: KeepConnectedOptions,
+  session: (broker: Broker) => Promise<T>,
+): Promise<T> {
+  const { urls, signal } = options;
+  if (urls.length === 0) throw new RangeError("no broker URL given");
+  const random = options.random ?? Math.random;
+  const giveUpAfterMs = options.giveUpAfterMs ?? Infinity;
+  let next = 0;
+  let round = 0;
+  let connections = 0;
+  /** When the last working session ended (or the start). */
+  let healthySince = performance.now();
+  const backOff = async (error: unknown) => {
+    if (performance.now() - healthySince > giveUpAfterMs) throw error;
+    round++;
+    const delayMs = reconnectDelay(round, options.backoff, random);
+    log.info("reconnecting after a delay", { delayMs, round });
+    await sleep(delayMs, signal);
+  };
+  while (true) {
+    signal?.throwIfAborted();
+    let broker: Broker | undefined;
+    let lastError: unknown;
+    for (let tried = 0; tried < urls.length && !broker; tried++) {
+      const url = urls[next % urls.length]!;
+      next++;
+      try {
+        broker = await Broker.connect(url, options.connect);
+      } catch (error) {
+        lastError = error;
+        if (isFatal(error)) throw error;
+        log.warning("cannot connect", { broker: redactUrl(url), error: describeError(error) });
+      }
+    }
+    if (!broker) {
+      await backOff(lastError);
+      continue;
+    }
+    connections++;
+    if (connections > 1) {
+      log.info("reconnected", { broker: broker.safeUrl });
+      options.onReconnect?.(broker);
+    }
+    const started = performance.now();
+    try {
+      return await session(broker);
+    } catch (error) {
+      if (isFatal(error) || signal?.aborted) throw error;
+      lastError = error;
+      const reason = error instanceof Error ? error : new Error(String(error));
+      log.warning("connection lost", { broker: broker.safeUrl, error: describeError(reason) });
+      options.onLost?.(reason);
+    } finally {
+      await broker.close();
+    }
+    if (performance.now() - started > 1_000) {
+      healthySince = performance.now();
+      round = 0;
+    }
+    await backOff(lastError);
+  }
+}

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# A throwaway 3-node RabbitMQ cluster on loopback, for the fault-injection tests and for trying
+# quorum queues by hand. Uses the Debian package's /usr/lib/rabbitmq/bin scripts with its own
+# HOME (Erlang cookie), config, data and log directories, so the system broker (rabbit@localhost
+# on 5672) is never touched.
+#
+#   scripts/cluster.sh up             start r1..r3@localhost and join them (about 20 s)
+#   scripts/cluster.sh down           stop every node and delete the cluster's directory
+#   scripts/cluster.sh kill NODE      kill -9 a node (r1, r2 or r3) and wait until it is gone
+#   scripts/cluster.sh start NODE     start a stopped or killed node again; it rejoins
+#   scripts/cluster.sh restart NODE   stop_app then start_app (a clean broker restart)
+#   scripts/cluster.sh status         the nodes, and which are running
+#   scripts/cluster.sh leader QUEUE   the node that leads a quorum queue (on the default vhost)
+#   scripts/cluster.sh urls           the AMQP URLs of the nodes, comma-separated
+#
+# Env: CLUSTER_DIR (default /tmp/productionorder-cluster), CLUSTER_PORT (default 5701: nodes
+# listen on 5701, 5702, 5703; Erlang distribution on 25701..25703).
+set -euo pipefail
+
+DIR=${CLUSTER_DIR:-/tmp/productionorder-cluster}
+PORT=${CLUSTER_PORT:-5701}
+BIN=/usr/lib/rabbitmq/bin
+NODES=(r1 r2 r3)
+
+die() {
+  echo "cluster.sh: $*" >&2
+  exit 1
+}
+
+[ -x "$BIN/rabbitmq-server" ] || die "$BIN/rabbitmq-server not found: install rabbitmq-server"
+
+index_of() {
+  case "$1" in
+    r1) echo 0 ;;
+    r2) echo 1 ;;
+    r3) echo 2 ;;
+    *) die "unknown node '$1' (expected r1, r2 or r3)" ;;
+  esac
+}
+
+amqp_port() { echo $((PORT + $(index_of "$1"))); }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Runs one of the package's scripts as node $1, with the cluster's own environment.
+as_node() {
+  local node=$1 tool=$2
+  shift 2
+  local i
+  i=$(index_of "$node")
+  env HOME="$DIR" \
+    RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf" \
+    RABBITMQ_NODENAME="$node@localhost" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT=$((PORT + i)) \
+    RABBITMQ_DIST_PORT=$((PORT + 20000 + i)) \
+    RABBITMQ_CONFIG_FILE="$DIR/$node/rabbitmq.conf" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/$node/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$DIR/$node/mnesia" \
+    RABBITMQ_LOG_BASE="$DIR/$node/log" \
+    RABBITMQ_PID_FILE="$DIR/$node/pid" \
+    "$BIN/$tool" "$@"
+}
+
+ctl() {
+  local node=$1
+  shift
+  as_node "$node" rabbitmqctl -n "$node@localhost" "$@"
+}
+
+prepare() {
+  mkdir -p "$DIR"
+  if [ ! -f "$DIR/.erlang.cookie" ]; then
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/.erlang.cookie"
+    chmod 400 "$DIR/.erlang.cookie"
+  fi
+  printf 'ERL_EPMD_ADDRESS=127.0.0.1\n' >"$DIR/rabbitmq-env.conf"
+  local node
+  for node in "${NODES[@]}"; do
+    mkdir -p "$DIR/$node/mnesia" "$DIR/$node/log"
+    cat >"$DIR/$node/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$(amqp_port "$node")
+loopback_users = none
+vm_memory_high_watermark.relative = 0.2
+disk_free_limit.absolute = 50MB
+EOF
+    echo '[].' >"$DIR/$node/enabled_plugins"
+  done
+}
+
+pid_of() {
+  local file="$DIR/$1/pid"
+  [ -s "$file" ] && cat "$file"
+}
+
+running() {
+  local pid
+  pid=$(pid_of "$1") || return 1
+  kill -0 "$pid" 2>/dev/null
+}
+
+start_node() {
+  local node=$1
+  running "$node" && return 0
+  rm -f "$DIR/$node/pid"
+  as_node "$node" rabbitmq-server -detached >>"$DIR/$node/log/start.out" 2>&1 ||
+    die "$node did not start (see $DIR/$node/log)"
+  # await_startup needs the pid file, which the node writes a moment after it is launched.
+  local _
+  for _ in $(seq 1 300); do
+    [ -s "$DIR/$node/pid" ] && break
+    sleep 0.1
+  done
+  ctl "$node" await_startup --timeout 120 >/dev/null ||
+    die "$node did not finish booting (see $DIR/$node/log)"
+}
+
+up() {
+  prepare
+  local node
+  for node in "${NODES[@]}"; do
+    port_open "$(amqp_port "$node")" && ! running "$node" &&
+      die "port $(amqp_port "$node") is taken by something else; set CLUSTER_PORT"
+  done
+  # Boot all three at once (the slow part), then join r2 and r3 to r1.
+  local pids=()
+  for node in "${NODES[@]}"; do
+    start_node "$node" &
+    pids+=($!)
+  done
+  local pid
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  for node in r2 r3; do
+    if ! ctl "$node" cluster_status --formatter json 2>/dev/null | grep -q 'r1@localhost'; then
+      ctl "$node" stop_app >/dev/null
+      ctl "$node" join_cluster r1@localhost >/dev/null
+      ctl "$node" start_app >/dev/null
+    fi
+  done
+  echo "cluster up: $(urls)"
+}
+
+down() {
+  local node
+  for node in "${NODES[@]}"; do
+    if running "$node"; then
+      ctl "$node" stop >/dev/null 2>&1 || kill -9 "$(pid_of "$node")" 2>/dev/null || true
+    fi
+  done
+  for node in "${NODES[@]}"; do
+    local pid
+    pid=$(pid_of "$node") || continue
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
+  rm -rf "$DIR"
+  echo "cluster down"
+}
+
+kill_node() {
+  local node=$1 pid
+  pid=$(pid_of "$node") || die "$node has no pid file: is it running?"
+  kill -9 "$pid" 2>/dev/null || true
+  # A killed node lingers for a moment (its port and Erlang name): wait until both are free.
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$pid" 2>/dev/null && ! port_open "$(amqp_port "$node")"; then
+      echo "$node killed"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "$node (pid $pid) did not go away"
+}
+
+urls() {
+  local node list=()
+  for node in "${NODES[@]}"; do list+=("amqp://guest:guest@127.0.0.1:$(amqp_port "$node")"); done
+  (
+    IFS=,
+    echo "${list[*]}"
+  )
+}
+
+status() {
+  local node
+  for node in "${NODES[@]}"; do
+    if running "$node"; then
+      echo "$node@localhost  running  amqp://127.0.0.1:$(amqp_port "$node")"
+    else
+      echo "$node@localhost  stopped"
+    fi
+  done
+}
+
+leader() {
+  local queue=$1 node
+  for node in "${NODES[@]}"; do
+    running "$node" || continue
+    ctl "$node" list_queues name leader --no-table-headers --quiet 2>/dev/null |
+      awk -v q="$queue" '$1 == q { sub(/@.*/, "", $2); print $2; found = 1 } END { exit !found }' &&
+      return 0
+  done
+  die "no running node knows a quorum queue named $queue"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  kill) kill_node "${2:?kill needs a node: r1, r2 or r3}" ;;
+  start)
+    start_node "${2:?start needs a node: r1, r2 or r3}"
+    echo "${2} started"
+    ;;
+  restart)
+    ctl "${2:?restart needs a node}" stop_app >/dev/null
+    ctl "$2" start_app >/dev/null
+    echo "${2} restarted"
+    ;;
+  status) status ;;
+  leader) leader "${2:?leader needs a queue name}" ;;
+  urls) urls ;;
+  *)
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

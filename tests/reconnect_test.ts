@@ -1,0 +1,109 @@
+import { strict as assert } from "node:assert";
+import type { Broker } from "../lib/broker.ts";
+import {
+  isFatal,
+  keepConnected,
+  MIN_RECONNECT_DELAY_MS,
+  parseBrokerUrls,
+  reconnectDelay,
+} from "../lib/reconnect.ts";
+import { RABBITMQ_URL } from "./_broker.ts";
+
+Deno.test("reconnectDelay() doubles per round with equal jitter, from 250-500 ms up to 15 s", () => {
+  const low = () => 0;
+  const high = () => 0.999_999;
+  assert.deepEqual([1, 2, 3, 4].map((r) => reconnectDelay(r, {}, low)), [250, 500, 1000, 2000]);
+  assert.deepEqual([1, 2, 3].map((r) => reconnectDelay(r, {}, high)), [500, 1000, 2000]);
+  assert.equal(reconnectDelay(40, {}, high), 15_000);
+  assert.equal(reconnectDelay(40, {}, low), 7_500);
+  // However small the configured start, no reconnect comes sooner than 250 ms.
+  assert.equal(reconnectDelay(1, { initialMs: 10 }, low), MIN_RECONNECT_DELAY_MS);
+});
+
+Deno.test("parseBrokerUrls() splits a comma-separated list and names a bad URL without its password", () => {
+  assert.deepEqual(parseBrokerUrls(" amqp://a:1 ,amqps://u:p@b:2/v, "), [
+    "amqp://a:1",
+    "amqps://u:p@b:2/v",
+  ]);
+  assert.throws(() => parseBrokerUrls(""), /no broker URL/);
+  assert.throws(
+    () => parseBrokerUrls("amqp://a:1,http://u:hunter2@b"),
+    (e: Error) => /got "http:\/\/u:\*\*\*@b"/.test(e.message) && !e.message.includes("hunter2"),
+  );
+});
+
+Deno.test("isFatal() gives up on refused logins and conflicting topology, not on lost connections", () => {
+  assert.ok(
+    isFatal(new Error('403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused"')),
+  );
+  assert.ok(isFatal(new Error("PRECONDITION_FAILED - inequivalent arg 'x-message-ttl'")));
+  assert.ok(!isFatal(new Error("connect ECONNREFUSED 127.0.0.1:5701")));
+  assert.ok(!isFatal(new Error("CONNECTION_FORCED - broker forced connection closure")));
+  assert.ok(!isFatal(new Error("NOT_FOUND - home node 'r1@localhost' of durable queue is down")));
+});
+
+Deno.test("keepConnected() skips an unreachable URL, and reconnects after a dropped connection", async () => {
+  const sessions: Broker[] = [];
+  let lost = 0;
+  let reconnected = 0;
+  const started = performance.now();
+  let droppedAt = 0;
+  const result = await keepConnected({
+    urls: ["amqp://guest:guest@127.0.0.1:1", RABBITMQ_URL],
+    connect: { name: "test keepConnected" },
+    onLost: () => lost++,
+    onReconnect: () => reconnected++,
+  }, async (broker) => {
+    sessions.push(broker);
+    if (sessions.length === 1) {
+      // Break the socket under the session, as a network failure would.
+      (broker.model.connection as unknown as { stream: { destroy(e: Error): void } }).stream
+        .destroy(new Error("simulated network failure"));
+      await broker.closed;
+      droppedAt = performance.now();
+      throw new Error("the session saw its connection drop");
+    }
+    return "second session";
+  });
+  assert.equal(result, "second session");
+  assert.equal(sessions.length, 2);
+  assert.equal(lost, 1);
+  assert.equal(reconnected, 1);
+  assert.ok(sessions.every((b) => !b.isOpen), "every connection is closed afterwards");
+  assert.ok(
+    performance.now() - droppedAt >= MIN_RECONNECT_DELAY_MS,
+    "the reconnect waited at least the minimum delay",
+  );
+  assert.ok(droppedAt > started);
+});
+
+Deno.test("keepConnected() gives up after giveUpAfterMs without a broker, with the connect error", async () => {
+  await assert.rejects(
+    keepConnected({ urls: ["amqp://guest:secret@127.0.0.1:1"], giveUpAfterMs: 0 }, () => {
+      throw new Error("never runs");
+    }),
+    (e: Error) =>
+      /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/.test(e.message),
+  );
+});
+
+Deno.test("keepConnected() does not retry a refused login", async () => {
+  const url = new URL(RABBITMQ_URL);
+  url.password = "wrong-password";
+  const started = performance.now();
+  await assert.rejects(
+    keepConnected({ urls: [url.href] }, () => Promise.resolve()),
+    /ACCESS.REFUSED/,
+  );
+  assert.ok(performance.now() - started < 5_000);
+});
+
+Deno.test("keepConnected() stops waiting when its signal aborts", async () => {
+  const controller = new AbortController();
+  const running = keepConnected(
+    { urls: ["amqp://guest:guest@127.0.0.1:1"], signal: controller.signal },
+    () => Promise.resolve(),
+  );
+  controller.abort(new Error("stop"));
+  await assert.rejects(running, /stop/);
+});
