@@ -2,13 +2,13 @@
  * Estoque: declares the broker topology and publishes production-order requests with publisher
  * confirms. A lost connection is re-established (with backoff, through every URL given) and the
  * unconfirmed orders are sent again; exits 1 and says how many failed if any publish failed for
- * good (unroutable, or refused ten times), or when no broker could be reached.
+ * good (not confirmed in ten sends), or when no broker could be reached.
  *
  *   deno task estoque [--count N] [--quantity Q] [--prefix P] [--url amqp://...[,amqp://...]]
  *
  * Env: RABBITMQ_URL, RABBITMQ_CA_FILE, RABBITMQ_CERT_FILE, RABBITMQ_KEY_FILE, TOPOLOGY_PREFIX,
  * QUEUE_TYPE, DELIVERY_LIMIT, RETRY_BACKEND, RETRY_* (the retry tiers it declares),
- * ESTOQUE_COUNT, ESTOQUE_QUANTITY, ESTOQUE_CONFIRMED_LOG, CONFIRM_TIMEOUT_MS, PUBLISH_WINDOW,
+ * ESTOQUE_COUNT, ESTOQUE_QUANTITY, ESTOQUE_RATE, ESTOQUE_CONFIRMED_LOG, CONFIRM_TIMEOUT_MS, PUBLISH_WINDOW,
  * RECONNECT_TIMEOUT_MS, LOG_LEVEL. `--help` lists every flag with its default.
  *
  * @module
@@ -64,6 +64,7 @@ runCommand({
       topology: config.topology,
       feed,
       window: config.window,
+      rate: config.rate,
       signal,
       onConfirmed: confirmedLog?.add,
       onProgress: (settled) => progress?.update(settled),

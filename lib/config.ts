@@ -175,6 +175,12 @@ export const ESTOQUE_OPTIONS = {
     placeholder: "N",
     description: "Publishes awaiting their confirm at once.",
   },
+  rate: {
+    type: "string",
+    env: "ESTOQUE_RATE",
+    placeholder: "N",
+    description: "Publish at most N orders per second (default: as fast as confirms allow).",
+  },
   "confirmed-log": {
     type: "string",
     env: "ESTOQUE_CONFIRMED_LOG",
@@ -276,6 +282,8 @@ export interface EstoqueConfig extends CommonConfig {
   readonly confirmTimeoutMs: number;
   /** Publishes in flight at once. */
   readonly window: number;
+  /** Publishes per second at most; undefined for no limit. */
+  readonly rate: number | undefined;
   /** The file confirmed RefCodes are appended to, if any. */
   readonly confirmedLog: string | undefined;
 }
@@ -379,6 +387,7 @@ export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
       : integerOption(o.quantity, 0, Number.MAX_SAFE_INTEGER),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
     window: integerOption(o.window, 1, 100_000),
+    rate: o.rate.value === undefined ? undefined : integerOption(o.rate, 1, 1_000_000),
     confirmedLog: o["confirmed-log"].value === undefined || o["confirmed-log"].value === ""
       ? undefined
       : stringOption(o["confirmed-log"]),

@@ -11,7 +11,8 @@
  *
  * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
  * Retry and dead-letter copies are published with confirms and the original is acked only after
- * the confirm; if the publish fails, the original is requeued.
+ * the confirm; a copy the broker does not confirm is published again after a growing delay (the
+ * original requeued only when the consumer stops meanwhile).
  *
  * @module
  */
@@ -40,6 +41,7 @@ import {
   type RetryDecision,
   type RetryPolicy,
 } from "./retry_policy.ts";
+import { reconnectDelay } from "./reconnect.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
 /** What became of one delivery. */
@@ -110,6 +112,12 @@ export interface ConsumerOptions {
   readonly random?: () => number;
   /** A clock, for the history headers. @default {() => new Date()} */
   readonly now?: () => Date;
+  /**
+   * How long to wait before publishing a retry or dead-letter copy again after attempt `attempt`
+   * failed, in milliseconds.
+   * @default {reconnectDelay: 250-500 ms, doubling up to 7.5-15 s}
+   */
+  readonly passOnDelay?: (attempt: number) => number;
   /** Called with every outcome and how long the delivery took, after it was settled. */
   readonly onOutcome?: (outcome: Outcome, durationMs: number) => void;
   /**
@@ -120,6 +128,9 @@ export interface ConsumerOptions {
 }
 
 const log = logger("consumer");
+
+/** How often a retry copy is returned as unroutable before the message is dead-lettered. */
+const UNROUTABLE_ATTEMPTS = 5;
 
 /** A claim nobody waits for (no array allocated per message). */
 const NO_WAITERS: Array<() => void> = [];
@@ -134,12 +145,15 @@ function messageKeyOf(message: ConsumeMessage): string | undefined {
 export class OrderConsumer implements AsyncDisposable {
   readonly #options: ConsumerOptions;
   readonly #channel: Channel;
-  readonly #publisher: ConfirmedPublisher;
-  readonly #confirmChannel: Channel;
+  #publisher: ConfirmedPublisher;
+  #confirmChannel: Channel;
+  #renewing: Promise<void> | undefined;
+  readonly #lost: () => void;
   readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
   readonly #acker: Acker;
   readonly #random: () => number;
   readonly #now: () => Date;
+  readonly #passOnDelay: (attempt: number) => number;
   readonly #idle = new Set<() => void>();
   /** Message-and-hop keys being processed, with who waits for each. */
   readonly #claims = new Map<string, Array<() => void>>();
@@ -164,6 +178,8 @@ export class OrderConsumer implements AsyncDisposable {
     this.#acker = new Acker(channel);
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
+    this.#passOnDelay = options.passOnDelay ??
+      ((attempt) => reconnectDelay(attempt, {}, this.#random));
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
       maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
@@ -172,7 +188,7 @@ export class OrderConsumer implements AsyncDisposable {
       this.#finish = (error) => (error ? reject(error) : resolve());
     });
     this.done.catch(() => {}); // observed through `done` by whoever awaits it
-    const lost = () => {
+    const lost = this.#lost = () => {
       if (this.#stopping) return;
       this.#stopping = true;
       const reason = options.broker.closeError ?? new Error("the broker closed the channel");
@@ -365,42 +381,49 @@ export class OrderConsumer implements AsyncDisposable {
       routingKey: message.fields.routingKey,
     };
     const errorText = describeError(error);
-    let outcome: Outcome;
-    try {
-      if (decision.action === "retry") {
-        try {
-          outcome = await this.#publishRetry(message, record, decision, messageKey, errorText);
-        } catch (publishError) {
-          if (!(publishError instanceof PublishError && publishError.code === "returned")) {
-            throw publishError;
-          }
-          outcome = await this.#publishDeadLetter(
-            message,
-            record,
-            retries,
-            "unroutable",
-            messageKey,
-            describeError(publishError),
-          );
-        }
-      } else {
-        outcome = await this.#publishDeadLetter(
+    let outcome: Outcome | undefined;
+    // A copy the broker does not confirm (a queue without a leader, a node going down) is
+    // published again after a growing delay while the original stays unacknowledged: requeueing
+    // it instead would spend a quorum queue's delivery limit in seconds.
+    for (let attempt = 1; outcome === undefined; attempt++) {
+      const publisher = this.#publisher;
+      try {
+        outcome = await this.#passOn(
           message,
           record,
+          decision,
           retries,
-          decision.reason,
           messageKey,
           errorText,
+          attempt,
         );
+      } catch (publishError) {
+        if (this.#stopping) {
+          log.error("cannot pass a message on; requeued it", {
+            refCode: messageKey,
+            error: describeError(publishError),
+          });
+          this.#acker.nack(message, true);
+          return { kind: "requeued", messageKey, error: describeError(publishError) };
+        }
+        if (
+          publishError instanceof PublishError &&
+          (publishError.code === "nacked" || publishError.code === "timeout") &&
+          publisher === this.#publisher
+        ) {
+          // After a quorum queue's leader moved, RabbitMQ 3.10 can go on refusing or ignoring a
+          // channel's publishes to it: later attempts go out on a new channel.
+          await this.#renewPublisher().catch(() => {});
+        }
+        const delayMs = this.#passOnDelay(attempt);
+        log.error("cannot pass a message on; trying again", {
+          refCode: messageKey,
+          attempt,
+          delayMs,
+          error: describeError(publishError),
+        });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
-    } catch (publishError) {
-      log.error("cannot pass a message on; requeued it", {
-        refCode: messageKey,
-        error: describeError(publishError),
-      });
-      if (!this.#stopping) await new Promise((resolve) => setTimeout(resolve, 200));
-      this.#acker.nack(message, true);
-      return { kind: "requeued", messageKey, error: describeError(publishError) };
     }
     // Record the hop as passed on, so that a redelivered original of it is dropped. The record
     // is committed beside the ack rather than before it, which keeps the commit off the retry
@@ -422,6 +445,63 @@ export class OrderConsumer implements AsyncDisposable {
     this.#ack(message);
     await recorded;
     return outcome;
+  }
+
+  /** Replaces the confirm channel; publishes still awaiting a confirm on the old one fail. */
+  #renewPublisher(): Promise<void> {
+    this.#renewing ??= (async () => {
+      const old = this.#confirmChannel;
+      const channel = await this.#options.broker.confirmChannel();
+      channel.on("close", this.#lost);
+      old.off("close", this.#lost);
+      this.#confirmChannel = channel;
+      this.#publisher = new ConfirmedPublisher(channel, {
+        timeoutMs: this.#options.confirmTimeoutMs ?? 10_000,
+      });
+      log.warning("opened a new channel for retry and dead-letter copies");
+      await old.close().catch(() => {});
+    })().finally(() => (this.#renewing = undefined));
+    return this.#renewing;
+  }
+
+  /**
+   * Publishes the retry or dead-letter copy of a failed message. A retry copy the broker returns
+   * as unroutable (its tier is missing) is tried again a few times, as a cluster node holding the
+   * tier may be restarting, then dead-lettered as `unroutable`.
+   */
+  async #passOn(
+    message: ConsumeMessage,
+    record: FailureRecord,
+    decision: RetryDecision,
+    retries: number,
+    messageKey: string | undefined,
+    errorText: string,
+    attempt: number,
+  ): Promise<Outcome> {
+    if (decision.action !== "retry") {
+      return await this.#publishDeadLetter(
+        message,
+        record,
+        retries,
+        decision.reason,
+        messageKey,
+        errorText,
+      );
+    }
+    try {
+      return await this.#publishRetry(message, record, decision, messageKey, errorText);
+    } catch (publishError) {
+      const returned = publishError instanceof PublishError && publishError.code === "returned";
+      if (!returned || attempt < UNROUTABLE_ATTEMPTS) throw publishError;
+      return await this.#publishDeadLetter(
+        message,
+        record,
+        retries,
+        "unroutable",
+        messageKey,
+        describeError(publishError),
+      );
+    }
   }
 
   async #publishRetry(

@@ -118,8 +118,7 @@ export interface OrderFeedOptions {
 
 /**
  * The orders to publish, across connections: fresh ones made on demand, and the ones whose
- * publish failed in a way that sending again can cure (`closed`, `timeout`, `nacked`), which go
- * first. A resent order may reach the broker twice; the consumer's ledger makes the second one a
+ * publish failed (`closed`, `timeout`, `nacked`, `returned`), which go first. A resent order may reach the broker twice; the consumer's ledger makes the second one a
  * duplicate, not a second production order.
  */
 export class OrderFeed {
@@ -167,13 +166,14 @@ export class OrderFeed {
   }
 
   /**
-   * Records a failed publish: queued to be sent again, or (unroutable, or sent too often) failed
-   * for good. Returns whether it will be sent again.
+   * Records a failed publish: queued to be sent again, or, once sent `maxSends` times, failed for
+   * good. An unroutable (`returned`) order is sent again too: on a cluster, a classic queue whose
+   * node is down routes nothing until it is back. Returns whether it will be sent again.
    */
   failed(order: Order, cause: PublishFailure): boolean {
     const sends = this.#sends.get(order) ?? 1;
     this.#sends.delete(order);
-    if (cause === "returned" || sends >= this.#maxSends) {
+    if (sends >= this.#maxSends) {
       this.#failed[cause]++;
       return false;
     }
@@ -230,6 +230,10 @@ export interface PublishFeedOptions {
   readonly onProgress?: ((settled: number) => void) | undefined;
   /** Stops publishing new orders when aborted; those in flight still settle. */
   readonly signal?: AbortSignal | undefined;
+  /** At most this many publishes per second; unlimited when undefined. */
+  readonly rate?: number | undefined;
+  /** Writes an order's body. @default {encodeOrder} */
+  readonly encode?: ((order: Order) => Uint8Array) | undefined;
 }
 
 /**
@@ -240,8 +244,10 @@ export interface PublishFeedOptions {
  * true once the feed is done (or `signal` aborted and all in flight settled).
  */
 export async function publishFeed(options: PublishFeedOptions): Promise<boolean> {
-  const { publisher, feed } = options;
+  const { publisher, feed, rate } = options;
+  const encode = options.encode ?? encodeOrder;
   const window = options.window ?? 20_000;
+  const started = performance.now();
   let sent = 0;
   let settled = 0;
   let broken = false;
@@ -277,13 +283,17 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
       continue;
     }
     if (publisher.blocked) await publisher.writable();
+    if (rate !== undefined) {
+      const wait = started + (sent / rate) * 1000 - performance.now();
+      if (wait > 4) await new Promise((resolve) => setTimeout(resolve, wait));
+    }
     const order = feed.next();
     if (order === undefined) break;
     sent++;
     const flowing = publisher.send(
       options.topology.exchange,
       options.topology.routingKey,
-      encodeOrder(order),
+      encode(order),
       orderProperties(order, Date.now()),
       (error) => onSettled(order, error),
     );

@@ -12,9 +12,11 @@
 #   scripts/cluster.sh status         the nodes, and which are running
 #   scripts/cluster.sh leader QUEUE   the node that leads a quorum queue (on the default vhost)
 #   scripts/cluster.sh urls           the AMQP URLs of the nodes, comma-separated
+#   scripts/cluster.sh tls-url        r1's amqps:// URL (CA, client cert and key in $CLUSTER_DIR/tls)
+#   scripts/cluster.sh alarm NODE on|off   raise or clear a memory alarm (blocks publishers)
 #
 # Env: CLUSTER_DIR (default /tmp/productionorder-cluster), CLUSTER_PORT (default 5701: nodes
-# listen on 5701, 5702, 5703; Erlang distribution on 25701..25703).
+# listen on 5701, 5702, 5703; Erlang distribution on 25701..25703; r1 also takes TLS on 5711).
 set -euo pipefail
 
 DIR=${CLUSTER_DIR:-/tmp/productionorder-cluster}
@@ -68,8 +70,30 @@ ctl() {
   as_node "$node" rabbitmqctl -n "$node@localhost" "$@"
 }
 
+# A throwaway CA, a server certificate for localhost and a client certificate, for amqps://.
+make_certificates() {
+  local tls="$DIR/tls"
+  [ -f "$tls/client.pem" ] && return 0
+  command -v openssl >/dev/null || die "openssl is needed for the TLS listener"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=productionorder test CA" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+    for name in server client; do
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$name.key" -out "$name.csr" 2>/dev/null
+      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+        -extfile server.ext -out "$name.pem" 2>/dev/null
+    done
+    chmod 644 ./*.pem ./*.key
+  )
+}
+
 prepare() {
   mkdir -p "$DIR"
+  make_certificates
   if [ ! -f "$DIR/.erlang.cookie" ]; then
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/.erlang.cookie"
     chmod 400 "$DIR/.erlang.cookie"
@@ -84,6 +108,16 @@ loopback_users = none
 vm_memory_high_watermark.relative = 0.2
 disk_free_limit.absolute = 50MB
 EOF
+    if [ "$node" = r1 ]; then
+      cat >>"$DIR/$node/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$((PORT + 10))
+ssl_options.cacertfile = $DIR/tls/ca.pem
+ssl_options.certfile = $DIR/tls/server.pem
+ssl_options.keyfile = $DIR/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+EOF
+    fi
     echo '[].' >"$DIR/$node/enabled_plugins"
   done
 }
@@ -205,6 +239,16 @@ leader() {
   die "no running node knows a quorum queue named $queue"
 }
 
+alarm() {
+  local node=$1 state=$2
+  case "$state" in
+    on) ctl "$node" eval "rabbit_alarm:set_alarm({{resource_limit, memory, '$node@localhost'}, []})." >/dev/null ;;
+    off) ctl "$node" eval "rabbit_alarm:clear_alarm({resource_limit, memory, '$node@localhost'})." >/dev/null ;;
+    *) die "alarm takes on or off, got '$state'" ;;
+  esac
+  echo "memory alarm $state on $node"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
@@ -221,8 +265,10 @@ case "${1:-}" in
   status) status ;;
   leader) leader "${2:?leader needs a queue name}" ;;
   urls) urls ;;
+  tls-url) echo "amqps://guest:guest@localhost:$((PORT + 10))" ;;
+  alarm) alarm "${2:?alarm needs a node}" "${3:?alarm needs on or off}" ;;
   *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

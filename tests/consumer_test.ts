@@ -272,9 +272,13 @@ Deno.test("a retry whose tier is gone is dead-lettered as unroutable, not lost",
     const channel = await ctx.broker.channel();
     await channel.deleteQueue(ctx.topo.retryTiers[0]!.queue);
     await channel.close();
-    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const attempts: number[] = [];
+    const { consumer, outcomes, ledger, publisher } = await start(ctx, {
+      passOnDelay: (attempt) => (attempts.push(attempt), 10),
+    });
     await publishOrder(publisher, ctx.topo, newOrder({ quantity: 501 }));
     const [outcome] = await outcomes.until("dead letter", (o) => o.kind === "dead-lettered");
+    assert.deepEqual(attempts, [1, 2, 3, 4], "returned four times, dead-lettered at the fifth");
     assert.equal(outcome?.kind === "dead-lettered" && outcome.reason, "unroutable");
     const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
     assert.match(String(dead!.properties.headers![HEADER.lastError]), /returned as unroutable/);
@@ -283,18 +287,28 @@ Deno.test("a retry whose tier is gone is dead-lettered as unroutable, not lost",
   });
 });
 
-Deno.test("when the dead-letter publish fails the message is requeued, and lands once the DLQ is back", async () => {
-  await withTopology("requeue", tiers, async (ctx) => {
+Deno.test("a dead letter the broker does not take is published again, the original held, until the DLQ is back", async () => {
+  await withTopology("pass-on-again", tiers, async (ctx) => {
     const channel = await ctx.broker.channel();
     await channel.unbindQueue(ctx.topo.deadLetterQueue, ctx.topo.deadLetterExchange, "create");
-    const { consumer, outcomes, ledger, publisher } = await start(ctx);
-    await publishRaw(publisher, ctx.topo, "not json", { messageId: "requeue-me" });
-    await outcomes.until("requeued", (o) => o.kind === "requeued");
+    const failed = Promise.withResolvers<void>();
+    const { consumer, outcomes, ledger, publisher } = await start(ctx, {
+      passOnDelay: (attempt) => {
+        if (attempt === 2) failed.resolve();
+        return 20;
+      },
+    });
+    await publishRaw(publisher, ctx.topo, "not json", { messageId: "hold-me" });
+    await failed.promise;
+    // Held, not requeued: the work queue has nothing ready, the consumer has it in flight.
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
+    assert.equal(consumer.inFlight, 1);
     await channel.bindQueue(ctx.topo.deadLetterQueue, ctx.topo.deadLetterExchange, "create");
     await channel.close();
     await outcomes.until("dead-lettered", (o) => o.kind === "dead-lettered");
+    assert.ok(!outcomes.outcomes.some((o) => o.kind === "requeued"));
     const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
-    assert.equal(dead!.properties.messageId, "requeue-me");
+    assert.equal(dead!.properties.messageId, "hold-me");
     await consumer.stop();
     await ledger.close();
   });

@@ -1,0 +1,405 @@
+/**
+ * The fault-injection suite (`deno task test:faults`): each case publishes a few thousand orders
+ * (valid, over the quantity limit, malformed), injects a fault mid-run, lets the services
+ * recover, and checks that every RefCode ended exactly once in the ledger or the DLQ. Cases 2
+ * and 3 run on the throwaway cluster of `scripts/cluster.sh` (started here, stopped at the end);
+ * the others on the system broker. A report of the outages is printed at the end.
+ */
+
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import {
+  account,
+  type CaseReport,
+  closeConnections,
+  cluster,
+  CLUSTER_DIR,
+  deployment,
+  formatReport,
+  ledgerRows,
+  LOCAL_URL,
+  makeLoad,
+  ProgressWatch,
+  publishLoad,
+  removeDeployment,
+  Service,
+  serviceEnv,
+  startOrdem,
+  waitSettled,
+} from "./_harness.ts";
+
+const reports: CaseReport[] = [];
+/** With FAULT_DEBUG set, prints each step of a case with the time. */
+const step = (what: string) => {
+  if (Deno.env.get("FAULT_DEBUG")) console.error(`${new Date().toISOString()} ${what}`);
+};
+/** `FAULT_CASES=2,3` runs only those cases. */
+const CASES = Deno.env.get("FAULT_CASES")?.split(",").map((c) => c.trim());
+const selected = (id: string) => CASES === undefined || CASES.includes(id);
+
+/** Copies a failed case's service log where it survives the clean-up, and says where. */
+function keepLog(service: Service): void {
+  const path = Deno.makeTempFileSync({ prefix: "productionorder-fault-", suffix: ".log" });
+  Deno.writeTextFileSync(path, service.output());
+  console.error(`the service's log is kept in ${path}`);
+}
+
+function faultCase(id: string, name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: !selected(id), fn });
+}
+
+/** The node leading a quorum queue, once the queue exists (OrdemDeProducao declares it). */
+async function waitForLeader(queue: string): Promise<string> {
+  const deadline = performance.now() + 60_000;
+  while (true) {
+    try {
+      return await cluster("leader", queue);
+    } catch (error) {
+      if (performance.now() > deadline) throw error;
+    }
+  }
+}
+const ORDERS = Number(Deno.env.get("FAULT_ORDERS") ?? 3_000);
+const RATE = Number(Deno.env.get("FAULT_RATE") ?? 600);
+
+/** A point `share` of the way through the valid orders of a load of `orders`. */
+function validAt(share: number, valid: number): number {
+  return Math.max(1, Math.floor(valid * share));
+}
+
+faultCase(
+  "1",
+  "1. OrdemDeProducao kill -9'd at random points three times, restarted each time",
+  async () => {
+    const dep = await deployment("kill-consumer", [LOCAL_URL]);
+    const ordem = await startOrdem(dep);
+    const watch = new ProgressWatch(dep);
+    try {
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+      const publishing = publishLoad(dep, load, RATE);
+      const outages: CaseReport["outages"] = [];
+      const kills: number[] = [];
+      for (const share of [0.15, 0.4, 0.65].map((s) => s + Math.random() * 0.1)) {
+        await watch.until(validAt(share, valid));
+        await ordem.kill("SIGKILL");
+        kills.push(performance.now());
+        await ordem.start();
+      }
+      const { resent } = await publishing;
+      await waitSettled(dep, load, watch);
+      for (const [i, at] of kills.entries()) {
+        outages.push({ fault: `kill ${i + 1}`, ms: watch.stallAfter(at, valid) });
+      }
+      await ordem.kill("SIGTERM");
+      const accounting = await account(dep, load);
+      reports.push({ name: "1. consumer kill -9 (x3)", accounting, outages, resent });
+    } catch (error) {
+      console.error(ordem.output().slice(-4_000));
+      throw error;
+    } finally {
+      watch.stop();
+      await ordem.kill();
+      await removeDeployment(dep);
+    }
+  },
+);
+
+faultCase(
+  "4",
+  "4. Estoque kill -9'd mid-publish: every order it reported as confirmed is processed",
+  async () => {
+    const dep = await deployment("kill-estoque", [LOCAL_URL]);
+    const ordem = await startOrdem(dep);
+    const confirmedLog = join(dep.dir, "confirmed.txt");
+    const estoque = new Service(
+      "estoque.ts",
+      ["--count", String(ORDERS), "--quantity", "42", "--rate", String(RATE)],
+      serviceEnv(dep, { ESTOQUE_CONFIRMED_LOG: confirmedLog }),
+      join(dep.dir, "estoque.log"),
+    );
+    const watch = new ProgressWatch(dep);
+    try {
+      await estoque.start();
+      await watch.until(Math.floor(ORDERS / 3));
+      await estoque.kill("SIGKILL");
+      const confirmed = Deno.readTextFileSync(confirmedLog).split("\n").filter((l) => l !== "");
+      assert.ok(confirmed.length > 0 && confirmed.length < ORDERS, `${confirmed.length} confirmed`);
+      const load = {
+        orders: [],
+        invalidBodies: new Map<string, Uint8Array>(),
+        expected: new Map(confirmed.map((ref) => [ref, "ledger" as const])),
+      };
+      // What was sent but not reported as confirmed may be there too; wait for the reported ones.
+      await watch.until(confirmed.length);
+      await waitSettled(dep, load, watch);
+      await ordem.kill("SIGTERM");
+      const rows = ledgerRows(dep);
+      const missing = confirmed.filter((ref) => !rows.has(ref));
+      assert.equal(missing.length, 0, `confirmed but not processed: ${missing.slice(0, 5)}`);
+      reports.push({
+        name: "4. estoque kill -9 mid-publish",
+        accounting: {
+          orders: confirmed.length,
+          inLedger: confirmed.length,
+          inDlq: 0,
+          duplicateDeadLetters: 0,
+          byInstance: {},
+        },
+        outages: [{
+          fault:
+            `estoque killed after ${confirmed.length} reported confirmed; ${rows.size} processed`,
+          ms: undefined,
+        }],
+        resent: 0,
+      });
+    } catch (error) {
+      keepLog(estoque);
+      keepLog(ordem);
+      throw error;
+    } finally {
+      watch.stop();
+      await estoque.kill();
+      await ordem.kill();
+      await removeDeployment(dep);
+    }
+  },
+);
+
+faultCase(
+  "5",
+  "5. retry and dead-letter copies in flight when the consumer's connection is dropped",
+  async () => {
+    const dep = await deployment("drop-connection", [LOCAL_URL]);
+    const ordem = await startOrdem(dep, "ordem-5");
+    const watch = new ProgressWatch(dep);
+    try {
+      // Half the orders fail and are retried twice: many copies are always in flight.
+      const load = makeLoad(ORDERS, 0.5, 0.1);
+      const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+      const publishing = publishLoad(dep, load, RATE);
+      const drops: number[] = [];
+      for (const share of [0.3, 0.6]) {
+        await watch.until(validAt(share, valid));
+        const closed = await closeConnections("ordem ordem-5");
+        assert.ok(closed > 0, "found the consumer's connection");
+        drops.push(performance.now());
+      }
+      const { resent } = await publishing;
+      await waitSettled(dep, load, watch);
+      await ordem.kill("SIGTERM");
+      assert.match(ordem.output(), /msg=reconnected/);
+      const accounting = await account(dep, load);
+      reports.push({
+        name: "5. connection dropped under retries",
+        accounting,
+        outages: drops.map((at, i) => ({
+          fault: `drop ${i + 1}`,
+          ms: watch.stallAfter(at, valid),
+        })),
+        resent,
+      });
+    } catch (error) {
+      console.error(ordem.output().slice(-4_000));
+      throw error;
+    } finally {
+      watch.stop();
+      await ordem.kill();
+      await removeDeployment(dep);
+    }
+  },
+);
+
+Deno.test({
+  name: "on a 3-node cluster: 2. node restart, 3. quorum leader kill -9, TLS, memory alarm",
+  ignore: !["2", "3", "tls", "blocked"].some(selected),
+  async fn(t) {
+    await cluster("up");
+    const urls = (await cluster("urls")).split(",");
+    try {
+      await t.step({
+        name: "2. broker restart mid-run (stop_app/start_app of the node holding the queues)",
+        ignore: !selected("2"),
+        fn: async () => {
+          const dep = await deployment("restart", urls);
+          const ordem = await startOrdem(dep);
+          const watch = new ProgressWatch(dep);
+          try {
+            const load = makeLoad(ORDERS, 0.1, 0.1);
+            const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+            const publishing = publishLoad(dep, load, RATE);
+            await watch.until(validAt(0.4, valid));
+            const at = performance.now();
+            await cluster("restart", "r1");
+            const { resent } = await publishing;
+            await waitSettled(dep, load, watch);
+            await ordem.kill("SIGTERM");
+            const accounting = await account(dep, load);
+            reports.push({
+              name: "2. broker node restart",
+              accounting,
+              outages: [{ fault: "r1 stop_app/start_app", ms: watch.stallAfter(at, valid) }],
+              resent,
+            });
+          } catch (error) {
+            keepLog(ordem);
+            throw error;
+          } finally {
+            watch.stop();
+            await ordem.kill();
+            await removeDeployment(dep);
+          }
+        },
+      });
+
+      await t.step({
+        name: "3. quorum queues: kill -9 of the leader, then of another node",
+        ignore: !selected("3"),
+        fn: async () => {
+          const dep = await deployment("quorum", urls, "quorum");
+          const ordem = await startOrdem(dep);
+          const watch = new ProgressWatch(dep);
+          try {
+            const load = makeLoad(ORDERS, 0.1, 0.1);
+            const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+            // Asking the cluster takes seconds: find the work queue's leader before the load.
+            const leader = await waitForLeader(dep.topo.queue);
+            const publishing = publishLoad(dep, load, RATE / 4);
+            await watch.until(validAt(0.2, valid));
+            const firstAt = performance.now();
+            step(`killing the leader, ${leader}`);
+            await cluster("kill", leader);
+            await watch.until(validAt(0.35, valid));
+            step(`starting ${leader} again`);
+            await cluster("start", leader);
+            const other = ["r1", "r2", "r3"].find((n) => n !== leader)!;
+            await watch.until(validAt(0.65, valid));
+            const secondAt = performance.now();
+            step(`killing ${other}`);
+            await cluster("kill", other);
+            const { resent } = await publishing;
+            await waitSettled(dep, load, watch);
+            await cluster("start", other);
+            await ordem.kill("SIGTERM");
+            if (Deno.env.get("FAULT_DEBUG")) {
+              console.log(
+                firstAt,
+                secondAt,
+                JSON.stringify(watch.samples.map(([t, n]) => [Math.round(t), n])),
+              );
+            }
+            const accounting = await account(dep, load);
+            reports.push({
+              name: "3. quorum, leader then another node kill -9",
+              accounting,
+              outages: [
+                { fault: `leader ${leader} killed`, ms: watch.stallAfter(firstAt, valid) },
+                { fault: `${other} killed`, ms: watch.stallAfter(secondAt, valid) },
+              ],
+              resent,
+            });
+          } catch (error) {
+            keepLog(ordem);
+            throw error;
+          } finally {
+            watch.stop();
+            await ordem.kill();
+            for (const node of ["r1", "r2", "r3"]) await cluster("start", node).catch(() => {});
+            await removeDeployment(dep);
+          }
+        },
+      });
+
+      await t.step({
+        name: "amqps://: both services work over TLS with the CA and client certificate from env",
+        ignore: !selected("tls"),
+        fn: async () => {
+          const dep = await deployment("tls", [await cluster("tls-url")]);
+          const tls = join(CLUSTER_DIR, "tls");
+          const tlsEnv = {
+            RABBITMQ_CA_FILE: join(tls, "ca.pem"),
+            RABBITMQ_CERT_FILE: join(tls, "client.pem"),
+            RABBITMQ_KEY_FILE: join(tls, "client.key"),
+          };
+          const run = async (script: string, args: string[], env: Record<string, string>) => {
+            const service = new Service(
+              script,
+              args,
+              serviceEnv(dep, env),
+              join(dep.dir, "out.log"),
+            );
+            await service.start();
+            const status = await service.exited();
+            return { code: status?.code, output: service.output() };
+          };
+          try {
+            const untrusted = await run("estoque.ts", ["--count", "1"], {
+              RECONNECT_TIMEOUT_MS: "0",
+            });
+            assert.equal(untrusted.code, 1, untrusted.output);
+            assert.match(
+              untrusted.output,
+              /cannot connect to RabbitMQ at amqps:\/\/guest:\*\*\*@localhost:\d+.*certificate/,
+            );
+            const published = await run("estoque.ts", ["--count", "50", "--quantity", "1"], tlsEnv);
+            assert.equal(published.code, 0, published.output);
+            assert.match(published.output, /50\/50 orders confirmed/);
+            const consumed = await run("ordem_de_producao.ts", ["--drain"], tlsEnv);
+            assert.equal(consumed.code, 0, consumed.output);
+            assert.equal(ledgerRows(dep).size, 50);
+            assert.ok(!published.output.includes("guest:guest"), "no password in the output");
+          } finally {
+            await removeDeployment(dep);
+          }
+        },
+      });
+
+      await t.step({
+        name:
+          "a memory alarm blocks publishing: Estoque says so, waits, and finishes once it clears",
+        ignore: !selected("blocked"),
+        fn: async () => {
+          const dep = await deployment("blocked", urls);
+          const estoque = new Service(
+            "estoque.ts",
+            ["--count", "200", "--quantity", "1", "--confirm-timeout", "2000"],
+            serviceEnv(dep),
+            join(dep.dir, "estoque.log"),
+          );
+          try {
+            await cluster("alarm", "r1", "on");
+            await estoque.start();
+            const deadline = performance.now() + 30_000;
+            while (!/publishing was blocked|blocked publishing/.test(estoque.output())) {
+              assert.ok(performance.now() < deadline, `never blocked: ${estoque.output()}`);
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+            assert.ok(estoque.running, "Estoque waits while blocked");
+            // Longer than the confirm timeout: a blocked publish must not time out.
+            await new Promise((resolve) => setTimeout(resolve, 2_500));
+            assert.ok(estoque.running, "Estoque still waits after its confirm timeout");
+            await cluster("alarm", "r1", "off");
+            const status = await estoque.exited();
+            const output = estoque.output();
+            assert.equal(status?.code, 0, output);
+            assert.match(output, /unblocked publishing/);
+            assert.match(output, /200\/200 orders confirmed/);
+            assert.doesNotMatch(output, /sent again/);
+          } finally {
+            await cluster("alarm", "r1", "off").catch(() => {});
+            await estoque.kill();
+            await removeDeployment(dep);
+          }
+        },
+      });
+    } finally {
+      // FAULT_KEEP_CLUSTER=1 leaves it running for the next run (`scripts/cluster.sh down` ends it).
+      if (!Deno.env.get("FAULT_KEEP_CLUSTER")) await cluster("down");
+    }
+  },
+});
+
+Deno.test("report", () => {
+  console.log(`\nFault-injection report (${ORDERS} orders per case at ${RATE}/s):\n`);
+  console.log(formatReport(reports.sort((a, b) => a.name.localeCompare(b.name))));
+});
