@@ -145,31 +145,29 @@ export class Service {
   }
 
   /** Starts it (again). */
-  async start(): Promise<void> {
-    const log = await Deno.open(this.#log, { append: true, create: true });
-    const log2 = await Deno.open(this.#log, { append: true });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--v8-flags=--max-semi-space-size=8",
-        join(ROOT, this.#script),
-        ...this.#args,
-      ],
+  start(): Promise<void> {
+    // The service writes its output straight to the log file (a shell redirection, then exec),
+    // never through a pipe this process must keep draining: a full pipe would freeze it.
+    const command = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--max-semi-space-size=8",
+      join(ROOT, this.#script),
+      ...this.#args,
+    ].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+    const child = new Deno.Command("bash", {
+      args: ["-c", `exec ${command} >>'${this.#log}' 2>&1`],
       cwd: ROOT,
       env: this.#env,
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
+      stdout: "null",
+      stderr: "null",
     }).spawn();
     this.starts++;
-    const out = child.stdout.pipeTo(log.writable, { preventClose: true });
-    const err = child.stderr.pipeTo(log2.writable);
     this.#child = child;
-    this.#exited = Promise.all([child.status, out, err]).then(([status]) => {
-      log.close();
-      return status;
-    });
+    this.#exited = child.status;
+    return Promise.resolve();
   }
 
   /** Whether it runs. */
@@ -459,8 +457,12 @@ export async function waitSettled(
   dep: Deployment,
   load: Load,
   watch: ProgressWatch,
-  timeoutMs = 60_000,
+  options: { timeoutMs?: number; onStall?: () => Promise<void> } = {},
 ): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  let lastChange = performance.now();
+  let lastState = "";
+  let stallHandled = false;
   const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
   const dead = load.expected.size - valid;
   await watch.until(valid, timeoutMs);
@@ -472,6 +474,14 @@ export async function waitSettled(
       for (const tier of dep.topo.retryTiers) tiers += await broker.messageCount(tier.queue);
       const letters = await broker.messageCount(dep.topo.deadLetterQueue);
       if (work === 0 && tiers === 0 && letters >= dead) return;
+      const state = `${work}/${tiers}/${letters}`;
+      if (state !== lastState) {
+        lastState = state;
+        lastChange = performance.now();
+      } else if (options.onStall && !stallHandled && performance.now() - lastChange > 15_000) {
+        stallHandled = true;
+        await options.onStall();
+      }
       if (performance.now() > deadline) {
         throw new Error(
           `timed out: ${work} in the work queue, ${tiers} in retry tiers, ${letters}/${dead} dead letters`,

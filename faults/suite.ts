@@ -278,8 +278,21 @@ Deno.test({
             step(`killing ${other}`);
             await cluster("kill", other);
             const { resent } = await publishing;
-            await waitSettled(dep, load, watch);
+            step(`starting ${other} again`);
             await cluster("start", other);
+            let rebalanced = false;
+            await waitSettled(dep, load, watch, {
+              // On RabbitMQ 3.10.8 (Debian's) the at-least-once dead-letter worker of a quorum
+              // retry tier whose leader moved twice can stay stuck: its expired retries are kept,
+              // not lost, but not moved on (upstream fixed worker bugs of this kind after 3.10.8,
+              // e.g. rabbitmq-server#7677). Moving the leaders starts new workers; see
+              // "Guarantees" in the README.
+              onStall: async () => {
+                step("dead letters stuck in a retry tier: rebalancing the quorum leaders");
+                rebalanced = true;
+                await cluster("rebalance");
+              },
+            });
             await ordem.kill("SIGTERM");
             if (Deno.env.get("FAULT_DEBUG")) {
               console.log(
@@ -295,6 +308,9 @@ Deno.test({
               outages: [
                 { fault: `leader ${leader} killed`, ms: watch.stallAfter(firstAt, valid) },
                 { fault: `${other} killed`, ms: watch.stallAfter(secondAt, valid) },
+                ...(rebalanced
+                  ? [{ fault: "stuck dead-letter worker: leaders rebalanced", ms: undefined }]
+                  : []),
               ],
               resent,
             });
@@ -399,7 +415,21 @@ Deno.test({
   },
 });
 
-Deno.test("report", () => {
+Deno.test("report", async () => {
+  const table = formatReport(reports.sort((a, b) => a.name.localeCompare(b.name)));
   console.log(`\nFault-injection report (${ORDERS} orders per case at ${RATE}/s):\n`);
-  console.log(formatReport(reports.sort((a, b) => a.name.localeCompare(b.name))));
+  console.log(table);
+  // FAULT_README=1 puts the table in README.md's "Guarantees" section.
+  if (Deno.env.get("FAULT_README") && reports.length > 0) {
+    const path = new URL("../README.md", import.meta.url);
+    const readme = await Deno.readTextFile(path);
+    const start = "<!-- faults:start -->";
+    const end = "<!-- faults:end -->";
+    const a = readme.indexOf(start);
+    const b = readme.indexOf(end);
+    assert.ok(a >= 0 && b > a, "README.md has the faults markers");
+    const date = new Date().toISOString().slice(0, 10);
+    const block = `${start}\n\nLast run: ${date}.\n\n${table}\n\n`;
+    await Deno.writeTextFile(path, readme.slice(0, a) + block + readme.slice(b));
+  }
 });

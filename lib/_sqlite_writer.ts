@@ -31,7 +31,9 @@ export const SCHEMA = `
 /** Opens a connection with the ledger's settings: WAL, and a commit is durable when it returns. */
 export function openDatabase(path: string): DatabaseSync {
   const db = new DatabaseSync(path);
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+  // busy_timeout first: opening a file another connection holds (a reader, or WAL recovery after a
+  // crash) waits instead of failing with "database is locked".
+  db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
   return db;
 }
 

@@ -166,7 +166,7 @@ export const ESTOQUE_OPTIONS = {
     env: "CONFIRM_TIMEOUT_MS",
     default: "10000",
     placeholder: "ms",
-    description: "A publish not confirmed within this long counts as failed.",
+    description: "A publish not confirmed within this long is sent again on a new connection.",
   },
   window: {
     type: "string",
@@ -224,7 +224,10 @@ export const ORDEM_OPTIONS = {
     env: "ORDEM_DRAIN",
     description: "Exit once the work queue and its retries are empty.",
   },
-  "confirm-timeout": ESTOQUE_OPTIONS["confirm-timeout"],
+  "confirm-timeout": {
+    ...ESTOQUE_OPTIONS["confirm-timeout"],
+    description: "A retry or dead-letter copy not confirmed within this long is published again.",
+  },
   http: {
     type: "boolean",
     env: "HTTP_ENABLED",

@@ -74,7 +74,7 @@ export type Outcome =
     readonly messageKey: string;
   }
   | {
-    /** Passing the message on failed; it went back to the queue. */
+    /** Passing the message on failed and the consumer stopped meanwhile: it goes back to the queue. */
     readonly kind: "requeued";
     readonly messageKey: string | undefined;
     readonly error: string;

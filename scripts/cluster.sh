@@ -14,6 +14,7 @@
 #   scripts/cluster.sh urls           the AMQP URLs of the nodes, comma-separated
 #   scripts/cluster.sh tls-url        r1's amqps:// URL (CA, client cert and key in $CLUSTER_DIR/tls)
 #   scripts/cluster.sh alarm NODE on|off   raise or clear a memory alarm (blocks publishers)
+#   scripts/cluster.sh rebalance      move quorum queue leaders evenly across the running nodes
 #
 # Env: CLUSTER_DIR (default /tmp/productionorder-cluster), CLUSTER_PORT (default 5701: nodes
 # listen on 5701, 5702, 5703; Erlang distribution on 25701..25703; r1 also takes TLS on 5711).
@@ -57,6 +58,7 @@ as_node() {
     RABBITMQ_NODE_PORT=$((PORT + i)) \
     RABBITMQ_DIST_PORT=$((PORT + 20000 + i)) \
     RABBITMQ_CONFIG_FILE="$DIR/$node/rabbitmq.conf" \
+    RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/advanced.config" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/$node/enabled_plugins" \
     RABBITMQ_MNESIA_BASE="$DIR/$node/mnesia" \
     RABBITMQ_LOG_BASE="$DIR/$node/log" \
@@ -99,6 +101,10 @@ prepare() {
     chmod 400 "$DIR/.erlang.cookie"
   fi
   printf 'ERL_EPMD_ADDRESS=127.0.0.1\n' >"$DIR/rabbitmq-env.conf"
+  # At-least-once dead-lettering re-sends a dead letter whose confirm was lost (its target's
+  # leader died) only after this timeout: 3 minutes by default, 5 s here.
+  printf '[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].\n' \
+    >"$DIR/advanced.config"
   local node
   for node in "${NODES[@]}"; do
     mkdir -p "$DIR/$node/mnesia" "$DIR/$node/log"
@@ -265,10 +271,19 @@ case "${1:-}" in
   status) status ;;
   leader) leader "${2:?leader needs a queue name}" ;;
   urls) urls ;;
+  rebalance)
+    for node in "${NODES[@]}"; do
+      running "$node" || continue
+      as_node "$node" rabbitmq-queues -n "$node@localhost" rebalance quorum >/dev/null
+      echo "quorum leaders rebalanced"
+      exit 0
+    done
+    die "no node is running"
+    ;;
   tls-url) echo "amqps://guest:guest@localhost:$((PORT + 10))" ;;
   alarm) alarm "${2:?alarm needs a node}" "${3:?alarm needs on or off}" ;;
   *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
