@@ -11,7 +11,7 @@
  *
  * Env: RABBITMQ_URL (comma-separated for a cluster), RABBITMQ_CA_FILE, RABBITMQ_CERT_FILE,
  * RABBITMQ_KEY_FILE, RECONNECT_TIMEOUT_MS, QUEUE_TYPE, DELIVERY_LIMIT, TOPOLOGY_PREFIX, RETRY_BACKEND, RETRY_MAX, RETRY_DELAY_MS, RETRY_STRATEGY,
- * RETRY_MAX_DELAY_MS, RETRY_JITTER, PREFETCH, MAX_QUANTITY, LEDGER_PATH, INSTANCE_ID,
+ * RETRY_MAX_DELAY_MS, RETRY_JITTER, PREFETCH, MAX_QUANTITY, LEDGER_PATH, LEDGER_URL, INSTANCE_ID,
  * ORDEM_DRAIN, CONFIRM_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, HTTP_ENABLED, HTTP_PORT, HTTP_HOST, LOG_LEVEL.
  * `--help` lists every flag. Serves /metrics (Prometheus), /healthz and /readyz on HTTP_PORT
  * (9464) unless `--no-http`.
@@ -19,10 +19,10 @@
  * @module
  */
 
-import type { Broker } from "./lib/broker.ts";
+import { type Broker, redactUrl } from "./lib/broker.ts";
 import { ORDEM_OPTIONS, ordemConfig } from "./lib/config.ts";
 import { OrderConsumer } from "./lib/consumer.ts";
-import { SqliteLedger } from "./lib/ledger.ts";
+import { openLedger } from "./lib/ledger.ts";
 import { serveHttp } from "./lib/http_server.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { ConsumerMetrics } from "./lib/metrics.ts";
@@ -39,9 +39,7 @@ runCommand({
   setupLogging({ level: config.logLevel });
   const log = logger("ordem");
 
-  await using ledger = await SqliteLedger.open(config.ledgerPath, {
-    instanceId: config.instanceId,
-  });
+  await using ledger = await openLedger(config.ledgerUrl, { instanceId: config.instanceId });
   const running: { consumer?: OrderConsumer | undefined; broker?: Broker | undefined } = {};
   const connected = () => running.broker?.isOpen ?? false;
   const metrics = new ConsumerMetrics({
@@ -88,7 +86,7 @@ runCommand({
       broker: broker.safeUrl,
       backend: config.topology.backend,
       queueType: config.topology.queueType,
-      ledger: config.ledgerPath,
+      ledger: redactUrl(config.ledgerUrl),
     });
     try {
       const drained = config.drain

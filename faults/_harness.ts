@@ -8,7 +8,8 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { Broker } from "../lib/broker.ts";
+import postgres from "postgres";
+import { Broker, type TlsFiles } from "../lib/broker.ts";
 import { OrderFeed, publishFeed } from "../lib/estoque.ts";
 import { setupLogging } from "../lib/log.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
@@ -83,6 +84,10 @@ export async function cluster(...args: string[]): Promise<string> {
 export interface Deployment {
   readonly name: string;
   readonly urls: readonly string[];
+  /** TLS files for amqps:// URLs. */
+  readonly tls?: TlsFiles;
+  /** A PostgreSQL ledger shared by the deployment's consumers; SQLite in `dir` when undefined. */
+  readonly ledgerUrl?: string;
   readonly topo: Topology;
   readonly dir: string;
 }
@@ -92,6 +97,7 @@ export async function deployment(
   name: string,
   urls: readonly string[],
   queueType: QueueType = "classic",
+  ledger: "sqlite" | "postgres" = "sqlite",
 ): Promise<Deployment> {
   const topo = topology({
     prefix: `fault.${name}.${crypto.randomUUID().slice(0, 8)}.`,
@@ -99,7 +105,9 @@ export async function deployment(
     queueType,
   });
   const dir = await Deno.makeTempDir({ prefix: `productionorder-fault-${name}-` });
-  return { name, urls, topo, dir };
+  if (ledger === "sqlite") return { name, urls, topo, dir };
+  const schema = `fault_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  return { name, urls, topo, dir, ledgerUrl: `${POSTGRES_URL}?search_path=${schema}` };
 }
 
 /** The environment of this deployment's services. */
@@ -108,7 +116,7 @@ export function serviceEnv(dep: Deployment, extra: Record<string, string> = {}) 
     RABBITMQ_URL: dep.urls.join(","),
     TOPOLOGY_PREFIX: dep.topo.prefix,
     QUEUE_TYPE: dep.topo.queueType,
-    LEDGER_PATH: join(dep.dir, "ledger.sqlite"),
+    LEDGER_URL: dep.ledgerUrl ?? `sqlite:${join(dep.dir, "ledger.sqlite")}`,
     HTTP_ENABLED: "false",
     LOG_LEVEL: "info",
     ...RETRY_ENV,
@@ -123,6 +131,28 @@ export async function removeDeployment(dep: Deployment): Promise<void> {
     (broker) => deleteTopology(broker, dep.topo),
   ).catch((error) => console.error(`cannot delete the topology of ${dep.name}: ${error}`));
   await Deno.remove(dep.dir, { recursive: true }).catch(() => {});
+  const client = clients.get(dep);
+  if (client) {
+    clients.delete(dep);
+    const schema = new URL(dep.ledgerUrl!).searchParams.get("search_path")!;
+    await client.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+    await client.end();
+  }
+}
+
+/** The PostgreSQL of the shared-ledger cases: `POSTGRES_URL`, or the local one. */
+export const POSTGRES_URL = Deno.env.get("POSTGRES_URL") ??
+  "postgres://postgres@127.0.0.1:5432/test";
+
+const clients = new Map<Deployment, postgres.Sql>();
+
+function client(dep: Deployment): postgres.Sql {
+  let sql = clients.get(dep);
+  if (!sql) {
+    sql = postgres(dep.ledgerUrl!, { max: 1, onnotice: () => {} });
+    clients.set(dep, sql);
+  }
+  return sql;
 }
 
 /** One of the entry scripts as a subprocess that can be killed and started again. */
@@ -318,8 +348,22 @@ export async function publishLoad(
   return { confirmed: summary.confirmed, resent: summary.resent };
 }
 
-/** Reads a ledger file while its service may still write it. */
-export function ledgerRows(dep: Deployment): Map<string, { instance: string; attempt: number }> {
+/** Reads the production orders while the services may still write them. */
+export async function ledgerRows(
+  dep: Deployment,
+): Promise<Map<string, { instance: string; attempt: number }>> {
+  if (dep.ledgerUrl) {
+    const rows = await client(dep)`
+      SELECT ref_code, instance_id, attempt FROM production_orders`.catch(() => []);
+    return new Map(rows.map((r) => [
+      String(r.ref_code),
+      { instance: String(r.instance_id), attempt: Number(r.attempt) },
+    ]));
+  }
+  return sqliteRows(dep);
+}
+
+function sqliteRows(dep: Deployment): Map<string, { instance: string; attempt: number }> {
   const path = join(dep.dir, "ledger.sqlite");
   const rows = new Map<string, { instance: string; attempt: number }>();
   let db: DatabaseSync;
@@ -352,15 +396,21 @@ export class ProgressWatch {
   /** [time, ledger rows] samples, `performance.now()` based. */
   readonly samples: [number, number][] = [];
 
+  #busy = false;
+
   /** Samples the ledger of `dep` every 50 ms. */
   constructor(dep: Deployment) {
     this.#dep = dep;
-    this.#timer = setInterval(() => this.sample(), 50);
+    this.#timer = setInterval(() => {
+      if (this.#busy) return;
+      this.#busy = true;
+      this.sample().finally(() => (this.#busy = false));
+    }, 50);
   }
 
   /** Takes one sample now. */
-  sample(): number {
-    const count = countRows(this.#dep);
+  async sample(): Promise<number> {
+    const count = await countRows(this.#dep);
     this.samples.push([performance.now(), count]);
     return count;
   }
@@ -373,7 +423,7 @@ export class ProgressWatch {
   /** Resolves once at least `rows` production orders exist; rejects after `timeoutMs`. */
   async until(rows: number, timeoutMs = 60_000): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    while (this.sample() < rows) {
+    while (await this.sample() < rows) {
       if (performance.now() > deadline) {
         throw new Error(`timed out after ${timeoutMs} ms: ${this.count}/${rows} production orders`);
       }
@@ -407,7 +457,12 @@ export class ProgressWatch {
   }
 }
 
-function countRows(dep: Deployment): number {
+async function countRows(dep: Deployment): Promise<number> {
+  if (dep.ledgerUrl) {
+    const [row] = await client(dep)`SELECT count(*)::bigint AS n FROM production_orders`
+      .catch(() => []);
+    return Number(row?.n ?? 0);
+  }
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(join(dep.dir, "ledger.sqlite"), { readOnly: true });
@@ -508,7 +563,7 @@ export interface Accounting {
  * Consumes the DLQ.
  */
 export async function account(dep: Deployment, load: Load): Promise<Accounting> {
-  const rows = ledgerRows(dep);
+  const rows = await ledgerRows(dep);
   const letters = await keepConnected(
     { urls: dep.urls, giveUpAfterMs: 30_000 },
     (broker) => drainDeadLetters(broker, dep.topo.deadLetterQueue),

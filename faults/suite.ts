@@ -134,7 +134,7 @@ faultCase(
       await watch.until(confirmed.length);
       await waitSettled(dep, load, watch);
       await ordem.kill("SIGTERM");
-      const rows = ledgerRows(dep);
+      const rows = await ledgerRows(dep);
       const missing = confirmed.filter((ref) => !rows.has(ref));
       assert.equal(missing.length, 0, `confirmed but not processed: ${missing.slice(0, 5)}`);
       reports.push({
@@ -177,7 +177,8 @@ faultCase(
       // Half the orders fail and are retried twice: many copies are always in flight.
       const load = makeLoad(ORDERS, 0.5, 0.1);
       const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
-      const publishing = publishLoad(dep, load, RATE);
+      // Slower, so that both drops (rabbitmqctl takes seconds) land mid-run.
+      const publishing = publishLoad(dep, load, RATE / 3);
       const drops: number[] = [];
       for (const share of [0.3, 0.6]) {
         await watch.until(validAt(share, valid));
@@ -210,9 +211,52 @@ faultCase(
   },
 );
 
+faultCase(
+  "6",
+  "6. three consumers on one queue sharing a PostgreSQL ledger, one kill -9'd and restarted",
+  async () => {
+    const dep = await deployment("shared-ledger", [LOCAL_URL], "classic", "postgres");
+    const consumers = [];
+    for (const id of ["ordem-1", "ordem-2", "ordem-3"]) consumers.push(await startOrdem(dep, id));
+    const watch = new ProgressWatch(dep);
+    try {
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+      const publishing = publishLoad(dep, load, RATE / 2);
+      await watch.until(validAt(0.4, valid));
+      const at = performance.now();
+      await consumers[1]!.kill("SIGKILL");
+      await consumers[1]!.start();
+      const { resent } = await publishing;
+      await waitSettled(dep, load, watch);
+      for (const consumer of consumers) await consumer.kill("SIGTERM");
+      const accounting = await account(dep, load);
+      const spread = Object.entries(accounting.byInstance).sort()
+        .map(([id, n]) => `${id} ${n}`).join(", ");
+      assert.equal(Object.keys(accounting.byInstance).length, 3, `work spread: ${spread}`);
+      reports.push({
+        name: "6. 3 consumers, PostgreSQL ledger",
+        accounting,
+        outages: [
+          { fault: "ordem-2 kill -9", ms: watch.stallAfter(at, valid) },
+          { fault: `production orders by instance: ${spread}`, ms: undefined },
+        ],
+        resent,
+      });
+    } catch (error) {
+      for (const consumer of consumers) keepLog(consumer);
+      throw error;
+    } finally {
+      watch.stop();
+      for (const consumer of consumers) await consumer.kill();
+      await removeDeployment(dep);
+    }
+  },
+);
+
 Deno.test({
   name: "on a 3-node cluster: 2. node restart, 3. quorum leader kill -9, TLS, memory alarm",
-  ignore: !["2", "3", "tls", "blocked"].some(selected),
+  ignore: !["2", "3", "7", "tls", "blocked"].some(selected),
   async fn(t) {
     await cluster("up");
     const urls = (await cluster("urls")).split(",");
@@ -227,11 +271,18 @@ Deno.test({
           try {
             const load = makeLoad(ORDERS, 0.1, 0.1);
             const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
-            const publishing = publishLoad(dep, load, RATE);
-            await watch.until(validAt(0.4, valid));
+            // Slow enough that the restart (rabbitmqctl alone takes seconds) lands mid-run.
+            const publishing = publishLoad(dep, load, RATE / 4);
+            await watch.until(validAt(0.3, valid));
             const at = performance.now();
+            step("restarting r1");
             await cluster("restart", "r1");
+            step("r1 restarted");
             const { resent } = await publishing;
+            if (Deno.env.get("FAULT_DEBUG")) {
+              const t0 = Math.round(at);
+              console.error(JSON.stringify(watch.samples.map(([t, n]) => [Math.round(t) - t0, n])));
+            }
             await waitSettled(dep, load, watch);
             await ordem.kill("SIGTERM");
             const accounting = await account(dep, load);
@@ -327,11 +378,74 @@ Deno.test({
       });
 
       await t.step({
+        name: "7. three consumers sharing a PostgreSQL ledger on quorum queues, a node kill -9'd",
+        ignore: !selected("7"),
+        fn: async () => {
+          const dep = await deployment("shared-quorum", urls, "quorum", "postgres");
+          const consumers = [];
+          // Each consumer starts on another node, as they would on several hosts.
+          for (const [i, id] of ["ordem-1", "ordem-2", "ordem-3"].entries()) {
+            const rotated = [...urls.slice(i), ...urls.slice(0, i)].join(",");
+            consumers.push(await startOrdem(dep, id, { RABBITMQ_URL: rotated }));
+          }
+          const watch = new ProgressWatch(dep);
+          try {
+            const load = makeLoad(ORDERS, 0.1, 0.1);
+            const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+            const leader = await waitForLeader(dep.topo.queue);
+            const publishing = publishLoad(dep, load, RATE / 4);
+            await watch.until(validAt(0.3, valid));
+            const at = performance.now();
+            step(`killing the leader, ${leader}`);
+            await cluster("kill", leader);
+            const { resent } = await publishing;
+            step(`starting ${leader} again`);
+            await cluster("start", leader);
+            let rebalanced = false;
+            await waitSettled(dep, load, watch, {
+              onStall: async () => {
+                step("dead letters stuck in a retry tier: rebalancing the quorum leaders");
+                rebalanced = true;
+                await cluster("rebalance");
+              },
+            });
+            for (const consumer of consumers) await consumer.kill("SIGTERM");
+            const accounting = await account(dep, load);
+            const spread = Object.entries(accounting.byInstance).sort()
+              .map(([id, n]) => `${id} ${n}`).join(", ");
+            reports.push({
+              name: "7. 3 consumers, PostgreSQL ledger, quorum, node kill -9",
+              accounting,
+              outages: [
+                { fault: `leader ${leader} killed`, ms: watch.stallAfter(at, valid) },
+                { fault: `production orders by instance: ${spread}`, ms: undefined },
+                ...(rebalanced
+                  ? [{ fault: "stuck dead-letter worker: leaders rebalanced", ms: undefined }]
+                  : []),
+              ],
+              resent,
+            });
+          } catch (error) {
+            for (const consumer of consumers) keepLog(consumer);
+            throw error;
+          } finally {
+            watch.stop();
+            for (const consumer of consumers) await consumer.kill();
+            for (const node of ["r1", "r2", "r3"]) await cluster("start", node).catch(() => {});
+            await removeDeployment(dep);
+          }
+        },
+      });
+
+      await t.step({
         name: "amqps://: both services work over TLS with the CA and client certificate from env",
         ignore: !selected("tls"),
         fn: async () => {
-          const dep = await deployment("tls", [await cluster("tls-url")]);
           const tls = join(CLUSTER_DIR, "tls");
+          const dep = {
+            ...await deployment("tls", [await cluster("tls-url")]),
+            tls: { caFile: join(tls, "ca.pem") },
+          };
           const tlsEnv = {
             RABBITMQ_CA_FILE: join(tls, "ca.pem"),
             RABBITMQ_CERT_FILE: join(tls, "client.pem"),
@@ -362,7 +476,7 @@ Deno.test({
             assert.match(published.output, /50\/50 orders confirmed/);
             const consumed = await run("ordem_de_producao.ts", ["--drain"], tlsEnv);
             assert.equal(consumed.code, 0, consumed.output);
-            assert.equal(ledgerRows(dep).size, 50);
+            assert.equal((await ledgerRows(dep)).size, 50);
             assert.ok(!published.output.includes("guest:guest"), "no password in the output");
           } finally {
             await removeDeployment(dep);

@@ -6,7 +6,7 @@
  */
 
 import type { LogLevel } from "@logtape/logtape";
-import { DEFAULT_RABBITMQ_URL, type TlsFiles } from "./broker.ts";
+import { DEFAULT_RABBITMQ_URL, redactUrl, type TlsFiles } from "./broker.ts";
 import {
   booleanOption,
   choiceOption,
@@ -213,6 +213,13 @@ export const ORDEM_OPTIONS = {
     placeholder: "path",
     description: "The SQLite file of production orders.",
   },
+  "ledger-url": {
+    type: "string",
+    env: "LEDGER_URL",
+    placeholder: "sqlite:PATH|postgres://...",
+    description:
+      "Where production orders are kept: a SQLite file, or PostgreSQL shared by several instances (overrides --ledger).",
+  },
   "instance-id": {
     type: "string",
     env: "INSTANCE_ID",
@@ -297,8 +304,10 @@ export interface OrdemConfig extends CommonConfig {
   readonly prefetch: number;
   /** The business rule's limit. */
   readonly maxQuantity: number;
-  /** The ledger file. */
+  /** The SQLite ledger file (`--ledger`), when the ledger is SQLite. */
   readonly ledgerPath: string;
+  /** Where the ledger is: `sqlite:<path>` or a `postgres://` URL (holds a password: redact it). */
+  readonly ledgerUrl: string;
   /** The instance name written to the ledger. */
   readonly instanceId: string;
   /** Exit when drained. */
@@ -400,8 +409,27 @@ export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
 /** Builds OrdemDeProducao's configuration. @throws {UsageError} naming the first bad option. */
 export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
   const o = cl.options as Record<keyof typeof ORDEM_OPTIONS, ParsedCommandLine["options"][string]>;
-  const ledgerPath = stringOption(o.ledger);
+  let ledgerPath = stringOption(o.ledger);
   if (ledgerPath.trim() === "") throw new UsageError(`${o.ledger.label} must not be empty`);
+  let ledgerUrl = `sqlite:${ledgerPath}`;
+  const givenUrl = o["ledger-url"].value;
+  if (givenUrl !== undefined && givenUrl !== "") {
+    ledgerUrl = stringOption(o["ledger-url"]).trim();
+    if (ledgerUrl.startsWith("sqlite:")) {
+      ledgerPath = ledgerUrl.slice("sqlite:".length);
+      if (ledgerPath === "") {
+        throw new UsageError(
+          `${o["ledger-url"].label} sqlite: needs a path, e.g. sqlite:data/ledger.sqlite`,
+        );
+      }
+    } else if (!/^postgres(ql)?:\/\/\S+$/.test(ledgerUrl)) {
+      throw new UsageError(
+        `${o["ledger-url"].label} must be sqlite:PATH or a postgres:// URL, got ${
+          JSON.stringify(redactUrl(ledgerUrl))
+        }`,
+      );
+    }
+  }
   const instanceId = o["instance-id"].value === undefined
     ? defaultInstanceId()
     : stringOption(o["instance-id"]);
@@ -410,6 +438,7 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
     prefetch: integerOption(o.prefetch, 1, 65_535),
     maxQuantity: integerOption(o["max-quantity"], 0, Number.MAX_SAFE_INTEGER),
     ledgerPath,
+    ledgerUrl,
     instanceId,
     drain: booleanOption(o.drain),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),

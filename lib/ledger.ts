@@ -257,3 +257,19 @@ export class SqliteLedger implements Ledger {
     return this.close();
   }
 }
+
+/**
+ * Opens the ledger a `sqlite:PATH` or `postgres://` URL names.
+ *
+ * @throws {Error} naming the ledger (without a password) when it cannot be opened.
+ */
+export async function openLedger(
+  url: string,
+  options: { instanceId?: string } = {},
+): Promise<Ledger> {
+  if (url.startsWith("sqlite:")) {
+    return await SqliteLedger.open(url.slice("sqlite:".length), options);
+  }
+  const { PostgresLedger } = await import("./postgres_ledger.ts");
+  return await PostgresLedger.open(url, options);
+}

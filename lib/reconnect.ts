@@ -85,12 +85,12 @@ export function parseBrokerUrls(text: string): string[] {
 
 /**
  * Whether an error is one that reconnecting cannot cure: a refused login, a topology declared
- * elsewhere with other settings, a missing plugin. Everything else (refused or dropped
+ * elsewhere with other settings, a missing plugin, a broker certificate that does not verify. Everything else (refused or dropped
  * connections, a node down, a cancelled consumer, a confirm that never came) is retried.
  */
 export function isFatal(error: unknown): boolean {
   const text = describeError(error);
-  return /ACCESS.REFUSED|PRECONDITION.FAILED|NOT.ALLOWED|lacks the delayed-message plugin|TLS (CA|certificate|key) file|needs its key/
+  return /ACCESS.REFUSED|PRECONDITION.FAILED|NOT.ALLOWED|lacks the delayed-message plugin|TLS (CA|certificate|key) file|needs its key|self.signed certificate|unable to verify the first certificate|certificate has expired|Hostname\/IP does not match|ERR_TLS_CERT/
     .test(text);
 }
 

@@ -62,6 +62,15 @@ Deno.test("RABBITMQ_URL takes several comma-separated URLs, and TLS files from e
   assert.equal(quorum.deliveryLimit, 7);
 });
 
+Deno.test("LEDGER_URL picks SQLite or PostgreSQL; --ledger stays the SQLite path", () => {
+  assert.equal(ordem([]).ledgerUrl, "sqlite:data/ledger.sqlite");
+  assert.equal(ordem(["--ledger", "x.sqlite"]).ledgerUrl, "sqlite:x.sqlite");
+  const sqlite = ordem([], { LEDGER_URL: "sqlite:/var/lib/po/ledger.sqlite" });
+  assert.equal(sqlite.ledgerPath, "/var/lib/po/ledger.sqlite");
+  const pg = ordem(["--ledger-url", "postgres://po:pw@db:5432/po"]);
+  assert.equal(pg.ledgerUrl, "postgres://po:pw@db:5432/po");
+});
+
 Deno.test("bad values stop with a message naming the flag or env variable and the value", () => {
   const cases: [() => unknown, RegExp][] = [
     [() => estoque(["--count", "abc"]), /--count must be an integer from 1 to 10000000, got "abc"/],
@@ -92,6 +101,11 @@ Deno.test("bad values stop with a message naming the flag or env variable and th
     ],
     [() => ordem([], { DELIVERY_LIMIT: "0" }), /DELIVERY_LIMIT must be an integer from 1/],
     [() => estoque(["--reconnect-timeout", "soon"]), /--reconnect-timeout must be an integer/],
+    [
+      () => ordem([], { LEDGER_URL: "mysql://u:pw@db/x" }),
+      /LEDGER_URL must be sqlite:PATH or a postgres:\/\/ URL, got "mysql:\/\/u:\*\*\*@db\/x"/,
+    ],
+    [() => ordem(["--ledger-url", "sqlite:"]), /--ledger-url sqlite: needs a path/],
     [() => ordem(["--prefix", "a b"]), /--prefix: prefix may hold only/],
     [() => ordem([], { ORDEM_DRAIN: "maybe" }), /ORDEM_DRAIN must be true or false/],
     [() => ordem(["--bogus"]), /Unknown option '--bogus'/],

@@ -1,37 +1,114 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { SqliteLedger } from "../lib/ledger.ts";
+import postgres from "postgres";
+import { type Ledger, SqliteLedger } from "../lib/ledger.ts";
+import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { tempDir } from "./_broker.ts";
 
 const now = () => new Date("2026-11-24T12:00:00.000Z");
 
-Deno.test("SqliteLedger creates one production order per RefCode", async () => {
-  await using ledger = await SqliteLedger.open(":memory:", { instanceId: "test:1", now });
-  const order = newOrder({ quantity: 10 });
-  const results = await ledger.commit([
-    { kind: "order", order, attempt: 0 },
-    { kind: "order", order, attempt: 1 },
-  ]);
-  assert.deepEqual(results, ["created", "duplicate"]);
-  assert.deepEqual(await ledger.commit([{ kind: "order", order, attempt: 2 }]), ["duplicate"]);
-  assert.equal(await ledger.countOrders(), 1);
-  assert.deepEqual(await ledger.findOrder(order.refCode), {
-    refCode: order.refCode,
-    colorCode: order.colorCode,
-    quantity: 10,
-    createdAt: "2026-11-24T12:00:00.000Z",
-    attempt: 0,
-    instanceId: "test:1",
+/** The PostgreSQL under test: `POSTGRES_URL`, or the local one (trust auth, database `test`). */
+export const POSTGRES_URL = Deno.env.get("POSTGRES_URL") ??
+  "postgres://postgres@127.0.0.1:5432/test";
+
+/** A ledger in a schema of its own, dropped afterwards. */
+async function postgresLedger(
+  options: { instanceId?: string; now?: () => Date } = {},
+): Promise<Ledger> {
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const ledger = await PostgresLedger.open(POSTGRES_URL, { ...options, schema });
+  const close = async () => {
+    await ledger.close();
+    const sql = postgres(POSTGRES_URL, { onnotice: () => {} });
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await sql.end();
+  };
+  return {
+    commit: (writes) => ledger.commit(writes),
+    wasForwarded: (key, hop) => ledger.wasForwarded(key, hop),
+    findOrder: (ref) => ledger.findOrder(ref),
+    countOrders: () => ledger.countOrders(),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+const IMPLEMENTATIONS: [
+  string,
+  (options?: { instanceId?: string; now?: () => Date }) => Promise<Ledger>,
+][] = [
+  ["SqliteLedger", (options) => SqliteLedger.open(":memory:", options)],
+  ["PostgresLedger", postgresLedger],
+];
+
+for (const [name, open] of IMPLEMENTATIONS) {
+  Deno.test(`${name} creates one production order per RefCode, within and across batches`, async () => {
+    await using ledger = await open({ instanceId: "test:1", now });
+    const order = newOrder({ quantity: 10 });
+    const other = newOrder({ quantity: 2 ** 40 });
+    const results = await ledger.commit([
+      { kind: "order", order, attempt: 0 },
+      { kind: "order", order, attempt: 1 },
+      { kind: "forward", messageKey: "m0", hop: "0:0", outcome: "retried" },
+      { kind: "order", order: other, attempt: 3 },
+    ]);
+    assert.deepEqual(results, ["created", "duplicate", "recorded", "created"]);
+    assert.deepEqual(await ledger.commit([{ kind: "order", order, attempt: 2 }]), ["duplicate"]);
+    assert.equal(await ledger.countOrders(), 2);
+    assert.deepEqual(await ledger.findOrder(order.refCode), {
+      refCode: order.refCode,
+      colorCode: order.colorCode,
+      quantity: 10,
+      createdAt: "2026-11-24T12:00:00.000Z",
+      attempt: 0,
+      instanceId: "test:1",
+    });
+    assert.equal((await ledger.findOrder(other.refCode))?.quantity, 2 ** 40);
+    assert.equal(await ledger.findOrder(newOrder().refCode), undefined);
   });
+
+  Deno.test(`${name} remembers which hops of a message were passed on`, async () => {
+    await using ledger = await open();
+    await ledger.commit([{ kind: "forward", messageKey: "m1", hop: "0:1", outcome: "retried" }]);
+    await ledger.commit([{ kind: "forward", messageKey: "m1", hop: "0:1", outcome: "retried" }]);
+    assert.equal(await ledger.wasForwarded("m1", "0:1"), true);
+    assert.equal(await ledger.wasForwarded("m1", "0:2"), false);
+    assert.equal(await ledger.wasForwarded("m2", "0:1"), false);
+  });
+}
+
+Deno.test("PostgresLedger: two instances committing the same RefCodes at once create each order once", async () => {
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const [a, b] = await Promise.all([
+    PostgresLedger.open(POSTGRES_URL, { schema, instanceId: "a" }),
+    PostgresLedger.open(POSTGRES_URL, { schema, instanceId: "b" }),
+  ]);
+  try {
+    const orders = Array.from({ length: 200 }, () => newOrder({ quantity: 1 }));
+    const writes = orders.map((order) => ({ kind: "order" as const, order, attempt: 0 }));
+    const [ra, rb] = await Promise.all([a.commit(writes), b.commit(writes.toReversed())]);
+    const created = [...ra, ...rb].filter((r) => r === "created").length;
+    assert.equal(created, 200);
+    assert.equal(await a.countOrders(), 200);
+    const spread = await a.ordersByInstance();
+    assert.equal((spread.a ?? 0) + (spread.b ?? 0), 200);
+  } finally {
+    await a.close();
+    await b.close();
+    const sql = postgres(POSTGRES_URL, { onnotice: () => {} });
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await sql.end();
+  }
 });
 
-Deno.test("SqliteLedger remembers which hops of a message were passed on", async () => {
-  await using ledger = await SqliteLedger.open(":memory:");
-  await ledger.commit([{ kind: "forward", messageKey: "m1", hop: "0:1", outcome: "retried" }]);
-  assert.equal(await ledger.wasForwarded("m1", "0:1"), true);
-  assert.equal(await ledger.wasForwarded("m1", "0:2"), false);
-  assert.equal(await ledger.wasForwarded("m2", "0:1"), false);
+Deno.test("PostgresLedger.open() names the database without its password when it cannot connect", async () => {
+  await assert.rejects(
+    () => PostgresLedger.open("postgres://user:s3cret@127.0.0.1:1/db"),
+    (e: Error) =>
+      /^cannot open the ledger at postgres:\/\/user:\*\*\*@127\.0\.0\.1:1\/db: /.test(e.message) &&
+      !e.message.includes("s3cret"),
+  );
 });
 
 Deno.test("SqliteLedger keeps committed orders across a reopen, and creates its directory", async () => {

@@ -37,6 +37,7 @@ Deno.test("isFatal() gives up on refused logins and conflicting topology, not on
     isFatal(new Error('403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused"')),
   );
   assert.ok(isFatal(new Error("PRECONDITION_FAILED - inequivalent arg 'x-message-ttl'")));
+  assert.ok(isFatal(new Error("self-signed certificate in certificate chain")));
   assert.ok(!isFatal(new Error("connect ECONNREFUSED 127.0.0.1:5701")));
   assert.ok(!isFatal(new Error("CONNECTION_FORCED - broker forced connection closure")));
   assert.ok(!isFatal(new Error("NOT_FOUND - home node 'r1@localhost' of durable queue is down")));
