@@ -11,7 +11,8 @@
  * @module
  */
 
-import { integerOption, stringOption } from "./lib/cli.ts";
+import { integerOption, type OptionValue, stringOption, UsageError } from "./lib/cli.ts";
+import { redactUrl } from "./lib/broker.ts";
 import { COMMON_OPTIONS, commonConfig } from "./lib/config.ts";
 import { formatDemoReport, runDemo } from "./lib/demo.ts";
 import { setupLogging } from "./lib/log.ts";
@@ -36,12 +37,36 @@ const DEMO_OPTIONS = {
     placeholder: "path",
     description: "The demo's ledger file (emptied first).",
   },
+  consumers: {
+    type: "string",
+    env: "DEMO_CONSUMERS",
+    default: "1",
+    placeholder: "N",
+    description: "Consumers competing for the queue, each with its own ledger connection.",
+  },
+  "ledger-url": {
+    type: "string",
+    env: "DEMO_LEDGER_URL",
+    placeholder: "postgres://...",
+    description: "A PostgreSQL ledger shared by the consumers instead of the file (emptied first).",
+  },
   keep: {
     type: "boolean",
     env: "DEMO_KEEP",
     description: "Keep the demo's queues and exchanges afterwards.",
   },
 } as const;
+
+function optionalLedgerUrl(option: OptionValue): string | undefined {
+  if (option.value === undefined || option.value === "") return undefined;
+  const url = stringOption(option);
+  if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
+    throw new UsageError(
+      `${option.label} must be a postgres:// URL, got ${JSON.stringify(redactUrl(url))}`,
+    );
+  }
+  return url;
+}
 
 runCommand({
   options: DEMO_OPTIONS,
@@ -58,6 +83,8 @@ runCommand({
     policy: common.policy,
     orders,
     ledgerPath,
+    ledgerUrl: optionalLedgerUrl(cl.options["ledger-url"]!),
+    consumers: integerOption(cl.options.consumers!, 1, 16),
     keep: cl.options.keep!.value === true,
     signal,
   });

@@ -39,7 +39,11 @@ runCommand({
   setupLogging({ level: config.logLevel });
   const log = logger("ordem");
 
-  await using ledger = await openLedger(config.ledgerUrl, { instanceId: config.instanceId });
+  await using ledger = await openLedger(config.ledgerUrl, {
+    instanceId: config.instanceId,
+    retryForMs: config.reconnectTimeoutMs,
+    signal,
+  });
   const running: { consumer?: OrderConsumer | undefined; broker?: Broker | undefined } = {};
   const connected = () => running.broker?.isOpen ?? false;
   const metrics = new ConsumerMetrics({

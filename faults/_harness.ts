@@ -127,7 +127,7 @@ export function serviceEnv(dep: Deployment, extra: Record<string, string> = {}) 
 /** Deletes the deployment's topology (through any broker that answers) and its directory. */
 export async function removeDeployment(dep: Deployment): Promise<void> {
   await keepConnected(
-    { urls: dep.urls, giveUpAfterMs: 30_000 },
+    { urls: dep.urls, giveUpAfterMs: 30_000, connect: { tls: dep.tls ?? {} } },
     (broker) => deleteTopology(broker, dep.topo),
   ).catch((error) => console.error(`cannot delete the topology of ${dep.name}: ${error}`));
   await Deno.remove(dep.dir, { recursive: true }).catch(() => {});

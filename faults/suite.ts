@@ -315,7 +315,8 @@ Deno.test({
             const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
             // Asking the cluster takes seconds: find the work queue's leader before the load.
             const leader = await waitForLeader(dep.topo.queue);
-            const publishing = publishLoad(dep, load, RATE / 4);
+            // Slow enough that the second kill, after the first node's restart, is mid-run.
+            const publishing = publishLoad(dep, load, RATE / 6);
             await watch.until(validAt(0.2, valid));
             const firstAt = performance.now();
             step(`killing the leader, ${leader}`);

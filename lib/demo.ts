@@ -10,7 +10,8 @@ import { Broker } from "./broker.ts";
 import { inspectDeadLetters } from "./dead_letters.ts";
 import { OrderConsumer, type Outcome } from "./consumer.ts";
 import { publishOrder } from "./estoque.ts";
-import { SqliteLedger } from "./ledger.ts";
+import { type Ledger, SqliteLedger } from "./ledger.ts";
+import { PostgresLedger } from "./postgres_ledger.ts";
 import { newOrder, type Order, ORDER_CONTENT_TYPE } from "./order.ts";
 import { ConfirmedPublisher } from "./publisher.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
@@ -55,6 +56,10 @@ export interface DemoOptions {
   readonly orders: number;
   /** The ledger file; it is deleted first. */
   readonly ledgerPath: string;
+  /** A PostgreSQL ledger instead of the file (its tables are emptied first). */
+  readonly ledgerUrl?: string | undefined;
+  /** Consumers competing for the queue, each with its own ledger connection. @default {1} */
+  readonly consumers?: number;
   /** Keep the topology after the demo, to look at it in the management UI. */
   readonly keep: boolean;
   /** The business rule's limit. @default {500} */
@@ -71,6 +76,8 @@ export interface DemoReport {
   readonly created: number;
   /** Deliveries recognised as an order already created. */
   readonly duplicates: number;
+  /** Production orders created by each consumer (`demo-1`, …). */
+  readonly createdBy: ReadonlyMap<string, number>;
   /** Retries, by retry number (1 = first retry). */
   readonly retriedByAttempt: ReadonlyMap<number, number>;
   /** Messages found in the dead-letter queue, by `x-dead-letter-reason`. */
@@ -86,23 +93,47 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const started = performance.now();
   const topo = options.topology;
   const maxQuantity = options.maxQuantity ?? 500;
-  await Deno.remove(options.ledgerPath).catch(() => {});
-  for (const suffix of ["-wal", "-shm"]) {
-    await Deno.remove(options.ledgerPath + suffix).catch(() => {});
-  }
+  const count = options.consumers ?? 1;
   await using broker = await Broker.connect(options.url, { name: "demo" });
   await deleteTopology(broker, topo).catch(() => {});
   await declareTopology(broker, topo);
-  await using ledger = await SqliteLedger.open(options.ledgerPath, { instanceId: "demo" });
+  const ledgers: Ledger[] = [];
+  if (options.ledgerUrl) {
+    for (let i = 0; i < count; i++) {
+      ledgers.push(await PostgresLedger.open(options.ledgerUrl, { instanceId: `demo-${i + 1}` }));
+    }
+    await (ledgers[0] as PostgresLedger).clear();
+  } else {
+    await Deno.remove(options.ledgerPath).catch(() => {});
+    for (const suffix of ["-wal", "-shm"]) {
+      await Deno.remove(options.ledgerPath + suffix).catch(() => {});
+    }
+    // In one process the consumers share one SQLite ledger (and its writer).
+    const shared = await SqliteLedger.open(options.ledgerPath, { instanceId: "demo" });
+    for (let i = 0; i < count; i++) ledgers.push(shared);
+  }
+  const ledger = ledgers[0]!;
   const outcomes: Outcome[] = [];
-  const consumer = await OrderConsumer.start({
-    broker,
-    topology: topo,
-    ledger,
-    policy: options.policy,
-    maxQuantity,
-    onOutcome: (outcome) => outcomes.push(outcome),
-  });
+  const createdBy = new Map<string, number>();
+  const consumers: OrderConsumer[] = [];
+  for (const [i, own] of ledgers.entries()) {
+    consumers.push(
+      await OrderConsumer.start({
+        broker,
+        topology: topo,
+        ledger: own,
+        policy: options.policy,
+        maxQuantity,
+        onOutcome: (outcome) => {
+          outcomes.push(outcome);
+          if (outcome.kind === "created") {
+            const id = `demo-${i + 1}`;
+            createdBy.set(id, (createdBy.get(id) ?? 0) + 1);
+          }
+        },
+      }),
+    );
+  }
   try {
     const publisher = new ConfirmedPublisher(await broker.confirmChannel());
     const orders: Order[] = Array.from({ length: options.orders }, (_, i) =>
@@ -125,7 +156,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     await Promise.all(sends);
     const published = sends.length;
 
-    await consumer.drained(options.signal ? { signal: options.signal } : {});
+    await Promise.all(
+      consumers.map((c) => c.drained(options.signal ? { signal: options.signal } : {})),
+    );
 
     // Check every published message's end in the ledger or the dead-letter queue.
     // Check every published message's end: exactly one place, the ledger or the DLQ.
@@ -158,13 +191,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       published,
       created: outcomes.filter((o) => o.kind === "created").length,
       duplicates: outcomes.filter((o) => o.kind === "duplicate").length,
+      createdBy,
       retriedByAttempt,
       deadLetteredByReason,
       accountedFor,
       elapsedMs: performance.now() - started,
     };
   } finally {
-    await consumer.stop();
+    for (const consumer of consumers) await consumer.stop();
+    for (const own of new Set(ledgers)) await own.close();
     if (!options.keep) await deleteTopology(broker, topo).catch(() => {});
   }
 }
@@ -175,6 +210,11 @@ export function formatDemoReport(report: DemoReport, topo: Topology, policy: Ret
     ["created (production orders)", String(report.created)],
     ["duplicate (not created twice)", String(report.duplicates)],
   ];
+  if (report.createdBy.size > 1) {
+    for (const [id, n] of [...report.createdBy].sort()) {
+      rows.push([`  created by ${id}`, String(n)]);
+    }
+  }
   for (const [attempt, n] of [...report.retriedByAttempt].sort(([a], [b]) => a - b)) {
     rows.push([`retried, attempt ${attempt}`, String(n)]);
   }

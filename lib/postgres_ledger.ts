@@ -217,6 +217,11 @@ export class PostgresLedger implements Ledger {
     return Object.fromEntries(rows.map((r) => [r.instance_id as string, Number(r.n)]));
   }
 
+  /** Deletes every production order and hop record (the demo starts from an empty ledger). */
+  async clear(): Promise<void> {
+    await this.#sql`TRUNCATE production_orders, forwarded_messages`;
+  }
+
   async close(): Promise<void> {
     await this.#sql.end({ timeout: 5 });
   }

@@ -4,7 +4,8 @@ import { Broker } from "../lib/broker.ts";
 import { formatDemoReport, MALFORMED_SAMPLES, runDemo } from "../lib/demo.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { topology } from "../lib/topology.ts";
-import { fastPolicy, RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
+import postgres from "postgres";
+import { fastPolicy, POSTGRES_URL, RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
 
 Deno.test("runDemo() accounts for every message it publishes and cleans up after itself", async () => {
   await using dir = await tempDir();
@@ -36,5 +37,32 @@ Deno.test("runDemo() accounts for every message it publishes and cleans up after
     await assert.rejects(() => channel.checkQueue(topo.queue), /NOT_FOUND/);
   } finally {
     await broker.close();
+  }
+});
+
+Deno.test("runDemo() with three consumers sharing a PostgreSQL ledger accounts for everything", async () => {
+  const policy = fastPolicy(2, 20);
+  const topo = topology({ prefix: uniquePrefix("demo-pg"), retryDelays: retryDelays(policy) });
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  try {
+    const report = await runDemo({
+      url: RABBITMQ_URL,
+      topology: topo,
+      policy,
+      orders: 30,
+      ledgerPath: "unused",
+      ledgerUrl: `${POSTGRES_URL}?search_path=${schema}`,
+      consumers: 3,
+      keep: false,
+    });
+    assert.equal(report.accountedFor, report.published);
+    assert.equal(report.created, 20);
+    const byInstance = [...report.createdBy.values()].reduce((a, b) => a + b, 0);
+    assert.equal(byInstance, 20, "every production order is credited to one consumer");
+    assert.ok([...report.createdBy.keys()].every((id) => /^demo-[123]$/.test(id)));
+  } finally {
+    const sql = postgres(POSTGRES_URL, { onnotice: () => {} });
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await sql.end();
   }
 });

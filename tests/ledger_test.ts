@@ -4,13 +4,9 @@ import postgres from "postgres";
 import { type Ledger, SqliteLedger } from "../lib/ledger.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
-import { tempDir } from "./_broker.ts";
+import { POSTGRES_URL, tempDir } from "./_broker.ts";
 
 const now = () => new Date("2026-11-24T12:00:00.000Z");
-
-/** The PostgreSQL under test: `POSTGRES_URL`, or the local one (trust auth, database `test`). */
-export const POSTGRES_URL = Deno.env.get("POSTGRES_URL") ??
-  "postgres://postgres@127.0.0.1:5432/test";
 
 /** A ledger in a schema of its own, dropped afterwards. */
 async function postgresLedger(
