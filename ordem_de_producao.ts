@@ -36,7 +36,7 @@ runCommand({
   summary: "OrdemDeProducao: consumes production-order requests with delayed retries and a DLQ.",
 }, async (cl, signal) => {
   const config = ordemConfig(cl);
-  setupLogging({ level: config.logLevel });
+  setupLogging({ level: config.logLevel, fields: { instanceId: config.instanceId } });
   const log = logger("ordem");
 
   await using ledger = await openLedger(config.ledgerUrl, {

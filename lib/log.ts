@@ -36,6 +36,8 @@ export interface LoggingOptions {
    * @default {writes to stderr}
    */
   write?: (line: string) => void;
+  /** Fields added to every line, e.g. `{ instanceId }` when several instances log side by side. */
+  fields?: Record<string, unknown>;
 }
 
 /**
@@ -45,7 +47,11 @@ export interface LoggingOptions {
 export function setupLogging(options: LoggingOptions = {}): void {
   const formatter = getLogfmtFormatter();
   const write = options.write ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line)));
-  const sink = (record: LogRecord) => write(redactUrl(formatter(record)));
+  const fields = options.fields;
+  const sink = fields === undefined
+    ? (record: LogRecord) => write(redactUrl(formatter(record)))
+    : (record: LogRecord) =>
+      write(redactUrl(formatter({ ...record, properties: { ...fields, ...record.properties } })));
   resetSync();
   configureSync({
     reset: true,

@@ -22,3 +22,21 @@ Deno.test("log lines are logfmt with structured fields, and never carry a URL's 
   assert.ok(line.includes("amqp://guest:***@rabbit:5672"), line);
   assert.ok(!line.includes("s3cret"), line);
 });
+
+Deno.test("setupLogging() fields go on every line, so instances sharing a queue can be told apart", () => {
+  const lines: string[] = [];
+  try {
+    setupLogging({
+      level: "info",
+      write: (line) => lines.push(line),
+      fields: { instanceId: "h:1" },
+    });
+    logger("test").info("ready", { queue: "q" });
+    logger("other").warning("lost");
+  } finally {
+    setupLogging({ level: "fatal" });
+  }
+  assert.equal(lines.length, 2);
+  for (const line of lines) assert.match(line, /instanceId=h:1/);
+  assert.match(lines[0]!, /queue=q/);
+});
