@@ -11,19 +11,18 @@ import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
 import { Broker, type TlsFiles } from "../lib/broker.ts";
 import { OrderFeed, publishFeed } from "../lib/estoque.ts";
-import { setupLogging } from "../lib/log.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { ConnectionLost, keepConnected } from "../lib/reconnect.ts";
 import { HEADER } from "../lib/retry_headers.ts";
+// The test helpers' broker and database (and their quiet logging).
+import { POSTGRES_URL, RABBITMQ_URL } from "../tests/_broker.ts";
 import { deleteTopology, type QueueType, type Topology, topology } from "../lib/topology.ts";
-
-setupLogging({ level: (Deno.env.get("TEST_LOG_LEVEL") ?? "fatal") as "fatal" });
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /** The system broker. */
-export const LOCAL_URL = Deno.env.get("RABBITMQ_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
+export const LOCAL_URL = RABBITMQ_URL;
 
 /** The retry settings every case runs with: two retries, 100 and 200 ms apart. */
 export const RETRY_ENV = { RETRY_MAX: "2", RETRY_DELAY_MS: "100", RETRY_STRATEGY: "linear" };
@@ -139,10 +138,6 @@ export async function removeDeployment(dep: Deployment): Promise<void> {
     await client.end();
   }
 }
-
-/** The PostgreSQL of the shared-ledger cases: `POSTGRES_URL`, or the local one. */
-export const POSTGRES_URL = Deno.env.get("POSTGRES_URL") ??
-  "postgres://postgres@127.0.0.1:5432/test";
 
 const clients = new Map<Deployment, postgres.Sql>();
 
@@ -644,4 +639,35 @@ export function formatReport(reports: readonly CaseReport[]): string {
 /** Resolves after a random time between `minMs` and `maxMs`. */
 export function randomPause(minMs: number, maxMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, minMs + Math.random() * (maxMs - minMs)));
+}
+
+/** Copies a failed case's service log where it survives the clean-up, and says where. */
+export function keepLog(service: Service): void {
+  const path = Deno.makeTempFileSync({ prefix: "productionorder-fault-", suffix: ".log" });
+  Deno.writeTextFileSync(path, service.output());
+  console.error(`the service's log is kept in ${path}`);
+}
+
+/**
+ * Runs a case's body with a {@linkcode ProgressWatch} on its ledger; then, whatever happened,
+ * kills its services (keeping their logs if it failed), runs `cleanup` and removes the deployment.
+ */
+export async function runCase(
+  dep: Deployment,
+  services: readonly Service[],
+  body: (watch: ProgressWatch) => Promise<void>,
+  cleanup?: () => Promise<void>,
+): Promise<void> {
+  const watch = new ProgressWatch(dep);
+  try {
+    await body(watch);
+  } catch (error) {
+    for (const service of services) keepLog(service);
+    throw error;
+  } finally {
+    watch.stop();
+    for (const service of services) await service.kill();
+    await cleanup?.();
+    await removeDeployment(dep);
+  }
 }

@@ -19,9 +19,9 @@ import {
   ledgerRows,
   LOCAL_URL,
   makeLoad,
-  ProgressWatch,
   publishLoad,
   removeDeployment,
+  runCase,
   Service,
   serviceEnv,
   startOrdem,
@@ -36,13 +36,6 @@ const step = (what: string) => {
 /** `FAULT_CASES=2,3` runs only those cases. */
 const CASES = Deno.env.get("FAULT_CASES")?.split(",").map((c) => c.trim());
 const selected = (id: string) => CASES === undefined || CASES.includes(id);
-
-/** Copies a failed case's service log where it survives the clean-up, and says where. */
-function keepLog(service: Service): void {
-  const path = Deno.makeTempFileSync({ prefix: "productionorder-fault-", suffix: ".log" });
-  Deno.writeTextFileSync(path, service.output());
-  console.error(`the service's log is kept in ${path}`);
-}
 
 function faultCase(id: string, name: string, fn: () => Promise<void>): void {
   Deno.test({ name, ignore: !selected(id), fn });
@@ -73,8 +66,7 @@ faultCase(
   async () => {
     const dep = await deployment("kill-consumer", [LOCAL_URL]);
     const ordem = await startOrdem(dep);
-    const watch = new ProgressWatch(dep);
-    try {
+    await runCase(dep, [ordem], async (watch) => {
       const load = makeLoad(ORDERS, 0.1, 0.1);
       const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
       const publishing = publishLoad(dep, load, RATE);
@@ -94,14 +86,7 @@ faultCase(
       await ordem.kill("SIGTERM");
       const accounting = await account(dep, load);
       reports.push({ name: "1. consumer kill -9 (x3)", accounting, outages, resent });
-    } catch (error) {
-      console.error(ordem.output().slice(-4_000));
-      throw error;
-    } finally {
-      watch.stop();
-      await ordem.kill();
-      await removeDeployment(dep);
-    }
+    });
   },
 );
 
@@ -118,8 +103,7 @@ faultCase(
       serviceEnv(dep, { ESTOQUE_CONFIRMED_LOG: confirmedLog }),
       join(dep.dir, "estoque.log"),
     );
-    const watch = new ProgressWatch(dep);
-    try {
+    await runCase(dep, [estoque, ordem], async (watch) => {
       await estoque.start();
       await watch.until(Math.floor(ORDERS / 3));
       await estoque.kill("SIGKILL");
@@ -153,16 +137,7 @@ faultCase(
         }],
         resent: 0,
       });
-    } catch (error) {
-      keepLog(estoque);
-      keepLog(ordem);
-      throw error;
-    } finally {
-      watch.stop();
-      await estoque.kill();
-      await ordem.kill();
-      await removeDeployment(dep);
-    }
+    });
   },
 );
 
@@ -172,8 +147,7 @@ faultCase(
   async () => {
     const dep = await deployment("drop-connection", [LOCAL_URL]);
     const ordem = await startOrdem(dep, "ordem-5");
-    const watch = new ProgressWatch(dep);
-    try {
+    await runCase(dep, [ordem], async (watch) => {
       // Half the orders fail and are retried twice: many copies are always in flight.
       const load = makeLoad(ORDERS, 0.5, 0.1);
       const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
@@ -200,14 +174,7 @@ faultCase(
         })),
         resent,
       });
-    } catch (error) {
-      console.error(ordem.output().slice(-4_000));
-      throw error;
-    } finally {
-      watch.stop();
-      await ordem.kill();
-      await removeDeployment(dep);
-    }
+    });
   },
 );
 
@@ -216,10 +183,9 @@ faultCase(
   "6. three consumers on one queue sharing a PostgreSQL ledger, one kill -9'd and restarted",
   async () => {
     const dep = await deployment("shared-ledger", [LOCAL_URL], "classic", "postgres");
-    const consumers = [];
+    const consumers: Service[] = [];
     for (const id of ["ordem-1", "ordem-2", "ordem-3"]) consumers.push(await startOrdem(dep, id));
-    const watch = new ProgressWatch(dep);
-    try {
+    await runCase(dep, [...consumers], async (watch) => {
       const load = makeLoad(ORDERS, 0.1, 0.1);
       const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
       const publishing = publishLoad(dep, load, RATE / 2);
@@ -243,14 +209,7 @@ faultCase(
         ],
         resent,
       });
-    } catch (error) {
-      for (const consumer of consumers) keepLog(consumer);
-      throw error;
-    } finally {
-      watch.stop();
-      for (const consumer of consumers) await consumer.kill();
-      await removeDeployment(dep);
-    }
+    });
   },
 );
 
@@ -267,8 +226,7 @@ Deno.test({
         fn: async () => {
           const dep = await deployment("restart", urls);
           const ordem = await startOrdem(dep);
-          const watch = new ProgressWatch(dep);
-          try {
+          await runCase(dep, [ordem], async (watch) => {
             const load = makeLoad(ORDERS, 0.1, 0.1);
             const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
             // Slow enough that the restart (rabbitmqctl alone takes seconds) lands mid-run.
@@ -292,14 +250,7 @@ Deno.test({
               outages: [{ fault: "r1 stop_app/start_app", ms: watch.stallAfter(at, valid) }],
               resent,
             });
-          } catch (error) {
-            keepLog(ordem);
-            throw error;
-          } finally {
-            watch.stop();
-            await ordem.kill();
-            await removeDeployment(dep);
-          }
+          });
         },
       });
 
@@ -309,8 +260,7 @@ Deno.test({
         fn: async () => {
           const dep = await deployment("quorum", urls, "quorum");
           const ordem = await startOrdem(dep);
-          const watch = new ProgressWatch(dep);
-          try {
+          await runCase(dep, [ordem], async (watch) => {
             const load = makeLoad(ORDERS, 0.1, 0.1);
             const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
             // Asking the cluster takes seconds: find the work queue's leader before the load.
@@ -366,15 +316,9 @@ Deno.test({
               ],
               resent,
             });
-          } catch (error) {
-            keepLog(ordem);
-            throw error;
-          } finally {
-            watch.stop();
-            await ordem.kill();
+          }, async () => {
             for (const node of ["r1", "r2", "r3"]) await cluster("start", node).catch(() => {});
-            await removeDeployment(dep);
-          }
+          });
         },
       });
 
@@ -383,14 +327,13 @@ Deno.test({
         ignore: !selected("7"),
         fn: async () => {
           const dep = await deployment("shared-quorum", urls, "quorum", "postgres");
-          const consumers = [];
+          const consumers: Service[] = [];
           // Each consumer starts on another node, as they would on several hosts.
           for (const [i, id] of ["ordem-1", "ordem-2", "ordem-3"].entries()) {
             const rotated = [...urls.slice(i), ...urls.slice(0, i)].join(",");
             consumers.push(await startOrdem(dep, id, { RABBITMQ_URL: rotated }));
           }
-          const watch = new ProgressWatch(dep);
-          try {
+          await runCase(dep, [...consumers], async (watch) => {
             const load = makeLoad(ORDERS, 0.1, 0.1);
             const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
             const leader = await waitForLeader(dep.topo.queue);
@@ -426,15 +369,9 @@ Deno.test({
               ],
               resent,
             });
-          } catch (error) {
-            for (const consumer of consumers) keepLog(consumer);
-            throw error;
-          } finally {
-            watch.stop();
-            for (const consumer of consumers) await consumer.kill();
+          }, async () => {
             for (const node of ["r1", "r2", "r3"]) await cluster("start", node).catch(() => {});
-            await removeDeployment(dep);
-          }
+          });
         },
       });
 
