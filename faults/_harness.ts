@@ -636,11 +636,6 @@ export function formatReport(reports: readonly CaseReport[]): string {
   return lines.join("\n");
 }
 
-/** Resolves after a random time between `minMs` and `maxMs`. */
-export function randomPause(minMs: number, maxMs: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, minMs + Math.random() * (maxMs - minMs)));
-}
-
 /** Copies a failed case's service log where it survives the clean-up, and says where. */
 export function keepLog(service: Service): void {
   const path = Deno.makeTempFileSync({ prefix: "productionorder-fault-", suffix: ".log" });

@@ -43,18 +43,15 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export class PostgresLedger implements Ledger {
   readonly #sql: postgres.Sql;
   readonly #instanceId: string;
-  readonly #safeUrl: string;
   readonly #now: () => Date;
 
   private constructor(
     sql: postgres.Sql,
     instanceId: string,
-    safeUrl: string,
     now: () => Date,
   ) {
     this.#sql = sql;
     this.#instanceId = instanceId;
-    this.#safeUrl = safeUrl;
     this.#now = now;
   }
 
@@ -116,14 +113,8 @@ export class PostgresLedger implements Ledger {
     return new PostgresLedger(
       sql,
       options.instanceId ?? defaultInstanceId(),
-      safeUrl,
       options.now ?? (() => new Date()),
     );
-  }
-
-  /** The database, without its password. */
-  get safeUrl(): string {
-    return this.#safeUrl;
   }
 
   async commit(writes: readonly LedgerWrite[]): Promise<LedgerResult[]> {
