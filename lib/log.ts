@@ -36,7 +36,10 @@ export interface LoggingOptions {
    * @default {writes to stderr}
    */
   write?: (line: string) => void;
-  /** Fields added to every line, e.g. `{ instanceId }` when several instances log side by side. */
+  /**
+   * Fields added at the end of every line, e.g. `{ instanceId }` when several instances log side
+   * by side.
+   */
   fields?: Record<string, unknown>;
 }
 
@@ -51,7 +54,7 @@ export function setupLogging(options: LoggingOptions = {}): void {
   const sink = fields === undefined
     ? (record: LogRecord) => write(redactUrl(formatter(record)))
     : (record: LogRecord) =>
-      write(redactUrl(formatter({ ...record, properties: { ...fields, ...record.properties } })));
+      write(redactUrl(formatter({ ...record, properties: { ...record.properties, ...fields } })));
   resetSync();
   configureSync({
     reset: true,

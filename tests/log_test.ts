@@ -37,6 +37,6 @@ Deno.test("setupLogging() fields go on every line, so instances sharing a queue 
     setupLogging({ level: "fatal" });
   }
   assert.equal(lines.length, 2);
-  for (const line of lines) assert.match(line, /instanceId=h:1/);
-  assert.match(lines[0]!, /queue=q/);
+  for (const line of lines) assert.match(line, /instanceId=h:1\n$/);
+  assert.match(lines[0]!, /msg=ready queue=q instanceId=h:1/);
 });
