@@ -9,12 +9,12 @@
  * `list` and `show` put back every message they look at, in order. `replay` sends matching
  * messages back to the work exchange with the retry count reset, acking each from the DLQ only
  * after its republish is confirmed. `purge` asks first unless `--yes`.
- * Env: RABBITMQ_URL, TOPOLOGY_PREFIX, LOG_LEVEL. `--help` lists every flag.
+ * Env: RABBITMQ_URL (the first of a comma-separated list that answers), RABBITMQ_CA_FILE,
+ * RABBITMQ_CERT_FILE, RABBITMQ_KEY_FILE, TOPOLOGY_PREFIX, LOG_LEVEL. `--help` lists every flag.
  *
  * @module
  */
 
-import { Broker } from "./lib/broker.ts";
 import {
   booleanOption,
   choiceOption,
@@ -37,12 +37,16 @@ import {
 import { LOG_LEVELS, setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
 import { Progress } from "./lib/progress.ts";
+import { connectFirst, parseBrokerUrls } from "./lib/reconnect.ts";
 import { topology } from "./lib/topology.ts";
 
 const COMMANDS = ["list", "show", "replay", "purge"] as const;
 
 const DLQ_OPTIONS = {
   url: COMMON_OPTIONS.url,
+  "tls-ca": COMMON_OPTIONS["tls-ca"],
+  "tls-cert": COMMON_OPTIONS["tls-cert"],
+  "tls-key": COMMON_OPTIONS["tls-key"],
   prefix: COMMON_OPTIONS.prefix,
   reason: {
     type: "string",
@@ -76,7 +80,19 @@ runCommand({
   if (verb !== "show" && rest.length > 0) {
     throw new UsageError(`${verb} takes no arguments, got ${JSON.stringify(rest.join(" "))}`);
   }
-  const url = stringOption(o.url);
+  let urls: string[];
+  try {
+    urls = parseBrokerUrls(stringOption(o.url));
+  } catch (error) {
+    throw new UsageError(`${o.url.label}: ${(error as Error).message}`);
+  }
+  const path = (option: (typeof cl.options)[string]) =>
+    option.value === undefined || option.value === "" ? undefined : stringOption(option);
+  const tls = {
+    caFile: path(o["tls-ca"]),
+    certFile: path(o["tls-cert"]),
+    keyFile: path(o["tls-key"]),
+  };
   const topo = topology({ prefix: stringOption(o.prefix) });
   setupLogging({ level: choiceOption(o["log-level"], LOG_LEVELS) });
   const now = new Date();
@@ -99,7 +115,8 @@ runCommand({
   const limit = o.limit.value === undefined ? undefined : integerOption(o.limit, 1, 10_000_000);
   const scan = { filter, signal, ...(limit !== undefined ? { limit } : {}) };
 
-  await using broker = await Broker.connect(url, { name: `dlq ${verb}` });
+  // The first broker of the list that answers (any node of a cluster will do).
+  await using broker = (await connectFirst(urls, { name: `dlq ${verb}`, tls })).broker;
   switch (verb) {
     case "list": {
       const letters = await inspectDeadLetters(broker, topo, scan);

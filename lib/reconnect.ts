@@ -94,6 +94,34 @@ export function isFatal(error: unknown): boolean {
     .test(text);
 }
 
+/**
+ * Connects to the first of `urls` (from `start` on, wrapping round) that accepts, trying each
+ * once; returns the connection and the index of its URL.
+ *
+ * @throws the first fatal error ({@linkcode isFatal}), else the last connection error.
+ */
+export async function connectFirst(
+  urls: readonly string[],
+  options: ConnectOptions = {},
+  start = 0,
+): Promise<{ broker: Broker; index: number }> {
+  let lastError: unknown = new RangeError("no broker URL given");
+  for (let tried = 0; tried < urls.length; tried++) {
+    const index = (start + tried) % urls.length;
+    try {
+      return { broker: await Broker.connect(urls[index]!, options), index };
+    } catch (error) {
+      if (isFatal(error)) throw error;
+      lastError = error;
+      log.warning("cannot connect", {
+        broker: redactUrl(urls[index]!),
+        error: describeError(error),
+      });
+    }
+  }
+  throw lastError;
+}
+
 /** A session's end that calls for a new connection (the session saw the connection fail). */
 export class ConnectionLost extends Error {
   /** Creates the error; `cause` says what failed. */
@@ -178,21 +206,16 @@ export async function keepConnected<T>(
   };
   while (true) {
     signal?.throwIfAborted();
-    let broker: Broker | undefined;
+    let broker: Broker;
     let lastError: unknown;
-    for (let tried = 0; tried < urls.length && !broker; tried++) {
-      const url = urls[next % urls.length]!;
-      next++;
-      try {
-        broker = await Broker.connect(url, options.connect);
-      } catch (error) {
-        lastError = error;
-        if (isFatal(error)) throw error;
-        log.warning("cannot connect", { broker: redactUrl(url), error: describeError(error) });
-      }
-    }
-    if (!broker) {
-      await backOff(lastError);
+    try {
+      const connected = await connectFirst(urls, options.connect, next);
+      broker = connected.broker;
+      // Next time, start after this URL: if it was lost, its node is likely down.
+      next = connected.index + 1;
+    } catch (error) {
+      if (isFatal(error)) throw error;
+      await backOff(error);
       continue;
     }
     connections++;
