@@ -428,16 +428,17 @@ export class ProgressWatch {
 
   /**
    * How long processing stalled after a fault at `at`: the longest time, from `at` until the
-   * ledger held `total` rows, in which it did not grow, in milliseconds (undefined when it was
-   * already complete at `at`).
+   * ledger held `total` rows (or until `before`, the next fault), in which it did not grow, in
+   * milliseconds (undefined when it was already complete at `at`).
    */
-  stallAfter(at: number, total: number): number | undefined {
+  stallAfter(at: number, total: number, before = Infinity): number | undefined {
     let since = at;
     let last = this.samples.filter(([t]) => t <= at).at(-1)?.[1] ?? 0;
     if (last >= total) return undefined;
     let longest = 0;
     for (const [t, n] of this.samples) {
       if (t <= at || n <= last) continue;
+      if (t > before) break;
       longest = Math.max(longest, t - since);
       since = t;
       last = n;
