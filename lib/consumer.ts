@@ -300,33 +300,17 @@ export class OrderConsumer implements AsyncDisposable {
     const messageKey = messageKeyOf(message);
     let retries = 0;
     let hop = "0:0";
-    let failure: unknown;
-    let release: (() => void) | undefined;
     try {
       retries = readRetryCount(headers);
       hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
       readDelay(headers); // an ill-typed x-delay makes the message invalid, like x-retry-count
-      if (messageKey !== undefined) release = await this.#claim(`${messageKey}\u0000${hop}`);
     } catch (error) {
-      failure = error;
+      return await this.#fail(message, messageKey, hop, retries, error);
     }
+    const release = messageKey === undefined
+      ? undefined
+      : await this.#claim(`${messageKey}\u0000${hop}`);
     try {
-      return await this.#processClaimed(message, messageKey, retries, hop, failure);
-    } finally {
-      release?.();
-    }
-  }
-
-  async #processClaimed(
-    message: ConsumeMessage,
-    messageKey: string | undefined,
-    retries: number,
-    hop: string,
-    headerFailure: unknown,
-  ): Promise<Outcome> {
-    let failure: unknown = headerFailure;
-    try {
-      if (failure !== undefined) throw failure;
       if (messageKey !== undefined && await this.#options.ledger.wasForwarded(messageKey, hop)) {
         this.#ack(message);
         log.info("dropped a copy already passed on", { refCode: messageKey, hop });
@@ -345,10 +329,22 @@ export class OrderConsumer implements AsyncDisposable {
       }));
       return { kind, refCode: order.refCode, attempt: retries };
     } catch (error) {
-      failure = error;
+      return await this.#fail(message, messageKey, hop, retries, error);
+    } finally {
+      release?.();
     }
-    const decision = decideRetry(this.#options.policy, retries, failure, this.#random);
-    return await this.#forward(message, messageKey, hop, retries, failure, decision);
+  }
+
+  /** Retries or dead-letters a message whose processing failed, as the policy decides. */
+  #fail(
+    message: ConsumeMessage,
+    messageKey: string | undefined,
+    hop: string,
+    retries: number,
+    error: unknown,
+  ): Promise<Outcome> {
+    const decision = decideRetry(this.#options.policy, retries, error, this.#random);
+    return this.#forward(message, messageKey, hop, retries, error, decision);
   }
 
   #validate(message: ConsumeMessage): Order {
