@@ -11,9 +11,8 @@
  * @module
  */
 
-import { integerOption, type OptionValue, stringOption, UsageError } from "./lib/cli.ts";
-import { redactUrl } from "./lib/broker.ts";
-import { COMMON_OPTIONS, commonConfig } from "./lib/config.ts";
+import { integerOption, stringOption } from "./lib/cli.ts";
+import { COMMON_OPTIONS, commonConfig, ledgerUrlOption } from "./lib/config.ts";
 import { formatDemoReport, runDemo } from "./lib/demo.ts";
 import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
@@ -47,8 +46,9 @@ const DEMO_OPTIONS = {
   "ledger-url": {
     type: "string",
     env: "DEMO_LEDGER_URL",
-    placeholder: "postgres://...",
-    description: "A PostgreSQL ledger shared by the consumers instead of the file (emptied first).",
+    placeholder: "sqlite:PATH|postgres://...",
+    description:
+      "The ledger as a URL; a PostgreSQL one is shared by the consumers (emptied first).",
   },
   keep: {
     type: "boolean",
@@ -57,17 +57,6 @@ const DEMO_OPTIONS = {
   },
 } as const;
 
-function optionalLedgerUrl(option: OptionValue): string | undefined {
-  if (option.value === undefined || option.value === "") return undefined;
-  const url = stringOption(option);
-  if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
-    throw new UsageError(
-      `${option.label} must be a postgres:// URL, got ${JSON.stringify(redactUrl(url))}`,
-    );
-  }
-  return url;
-}
-
 runCommand({
   options: DEMO_OPTIONS,
   usage: "deno task demo [options]",
@@ -75,7 +64,8 @@ runCommand({
 }, async (cl, signal) => {
   const common = commonConfig(cl);
   const orders = integerOption(cl.options.orders!, 1, 100_000);
-  const ledgerPath = stringOption(cl.options.ledger!);
+  const ledger = ledgerUrlOption(cl.options["ledger-url"]!);
+  const ledgerPath = ledger?.sqlitePath ?? stringOption(cl.options.ledger!);
   setupLogging({ level: common.logLevel });
   const report = await runDemo({
     url: common.url,
@@ -83,7 +73,7 @@ runCommand({
     policy: common.policy,
     orders,
     ledgerPath,
-    ledgerUrl: optionalLedgerUrl(cl.options["ledger-url"]!),
+    ledgerUrl: ledger?.sqlitePath === undefined ? ledger?.url : undefined,
     consumers: integerOption(cl.options.consumers!, 1, 16),
     keep: cl.options.keep!.value === true,
     signal,

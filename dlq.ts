@@ -24,7 +24,7 @@ import {
   stringOption,
   UsageError,
 } from "./lib/cli.ts";
-import { COMMON_OPTIONS } from "./lib/config.ts";
+import { COMMON_OPTIONS, connectionConfig } from "./lib/config.ts";
 import {
   type DeadLetterFilter,
   deadLetterJson,
@@ -37,7 +37,7 @@ import {
 import { LOG_LEVELS, setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
 import { Progress } from "./lib/progress.ts";
-import { connectFirst, parseBrokerUrls } from "./lib/reconnect.ts";
+import { connectFirst } from "./lib/reconnect.ts";
 import { topology } from "./lib/topology.ts";
 
 const COMMANDS = ["list", "show", "replay", "purge"] as const;
@@ -80,19 +80,7 @@ runCommand({
   if (verb !== "show" && rest.length > 0) {
     throw new UsageError(`${verb} takes no arguments, got ${JSON.stringify(rest.join(" "))}`);
   }
-  let urls: string[];
-  try {
-    urls = parseBrokerUrls(stringOption(o.url));
-  } catch (error) {
-    throw new UsageError(`${o.url.label}: ${(error as Error).message}`);
-  }
-  const path = (option: (typeof cl.options)[string]) =>
-    option.value === undefined || option.value === "" ? undefined : stringOption(option);
-  const tls = {
-    caFile: path(o["tls-ca"]),
-    certFile: path(o["tls-cert"]),
-    keyFile: path(o["tls-key"]),
-  };
+  const { urls, tls } = connectionConfig(o);
   const topo = topology({ prefix: stringOption(o.prefix) });
   setupLogging({ level: choiceOption(o["log-level"], LOG_LEVELS) });
   const now = new Date();

@@ -13,6 +13,7 @@ import {
   integerOption,
   numberOption,
   type OptionSpecs,
+  type OptionValue,
   type ParsedCommandLine,
   stringOption,
   UsageError,
@@ -322,17 +323,59 @@ export interface OrdemConfig extends CommonConfig {
 
 const DAY_MS = 86_400_000;
 
-/** Builds the parts every command shares. */
-export function commonConfig(cl: ParsedCommandLine): CommonConfig {
-  const o = cl.options as Record<keyof typeof COMMON_OPTIONS, ParsedCommandLine["options"][string]>;
+/** The options {@linkcode connectionConfig} reads. */
+type ConnectionOptionValues = Record<"url" | "tls-ca" | "tls-cert" | "tls-key", OptionValue>;
+
+/**
+ * The broker URLs (`--url`, comma-separated) and TLS files (`--tls-*`) of a command.
+ * @throws {UsageError} naming a bad URL without its password.
+ */
+export function connectionConfig(o: ConnectionOptionValues): { urls: string[]; tls: TlsFiles } {
   let urls: string[];
   try {
     urls = parseBrokerUrls(stringOption(o.url));
   } catch (error) {
     throw new UsageError(`${o.url.label}: ${(error as Error).message}`);
   }
-  const optionalPath = (option: ParsedCommandLine["options"][string]) =>
+  const path = (option: OptionValue) =>
     option.value === undefined || option.value === "" ? undefined : stringOption(option);
+  return {
+    urls,
+    tls: { caFile: path(o["tls-ca"]), certFile: path(o["tls-cert"]), keyFile: path(o["tls-key"]) },
+  };
+}
+
+/**
+ * Reads a ledger URL option: `sqlite:PATH` (its path returned too) or a `postgres://` URL;
+ * undefined when the option is not given.
+ * @throws {UsageError} naming the option, the URL shown without its password.
+ */
+export function ledgerUrlOption(
+  option: OptionValue,
+): { url: string; sqlitePath: string | undefined } | undefined {
+  if (option.value === undefined || option.value === "") return undefined;
+  const url = stringOption(option).trim();
+  if (url.startsWith("sqlite:")) {
+    const sqlitePath = url.slice("sqlite:".length);
+    if (sqlitePath === "") {
+      throw new UsageError(`${option.label} sqlite: needs a path, e.g. sqlite:data/ledger.sqlite`);
+    }
+    return { url, sqlitePath };
+  }
+  if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
+    throw new UsageError(
+      `${option.label} must be sqlite:PATH or a postgres:// URL, got ${
+        JSON.stringify(redactUrl(url))
+      }`,
+    );
+  }
+  return { url, sqlitePath: undefined };
+}
+
+/** Builds the parts every command shares. */
+export function commonConfig(cl: ParsedCommandLine): CommonConfig {
+  const o = cl.options as Record<keyof typeof COMMON_OPTIONS, ParsedCommandLine["options"][string]>;
+  const { urls, tls } = connectionConfig(o);
   const backend = choiceOption<RetryBackend>(o["retry-backend"], ["ttl", "plugin"]);
   const delayMs = integerOption(o["retry-delay"], 0, DAY_MS);
   const policy: RetryPolicy = Object.freeze({
@@ -373,11 +416,7 @@ export function commonConfig(cl: ParsedCommandLine): CommonConfig {
   return {
     url: urls[0]!,
     urls,
-    tls: {
-      caFile: optionalPath(o["tls-ca"]),
-      certFile: optionalPath(o["tls-cert"]),
-      keyFile: optionalPath(o["tls-key"]),
-    },
+    tls,
     reconnectTimeoutMs: integerOption(o["reconnect-timeout"], 0, DAY_MS),
     topology: topo,
     policy,
@@ -411,25 +450,9 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
   const o = cl.options as Record<keyof typeof ORDEM_OPTIONS, ParsedCommandLine["options"][string]>;
   let ledgerPath = stringOption(o.ledger);
   if (ledgerPath.trim() === "") throw new UsageError(`${o.ledger.label} must not be empty`);
-  let ledgerUrl = `sqlite:${ledgerPath}`;
-  const givenUrl = o["ledger-url"].value;
-  if (givenUrl !== undefined && givenUrl !== "") {
-    ledgerUrl = stringOption(o["ledger-url"]).trim();
-    if (ledgerUrl.startsWith("sqlite:")) {
-      ledgerPath = ledgerUrl.slice("sqlite:".length);
-      if (ledgerPath === "") {
-        throw new UsageError(
-          `${o["ledger-url"].label} sqlite: needs a path, e.g. sqlite:data/ledger.sqlite`,
-        );
-      }
-    } else if (!/^postgres(ql)?:\/\/\S+$/.test(ledgerUrl)) {
-      throw new UsageError(
-        `${o["ledger-url"].label} must be sqlite:PATH or a postgres:// URL, got ${
-          JSON.stringify(redactUrl(ledgerUrl))
-        }`,
-      );
-    }
-  }
+  const ledger = ledgerUrlOption(o["ledger-url"]);
+  ledgerPath = ledger?.sqlitePath ?? ledgerPath;
+  const ledgerUrl = ledger?.url ?? `sqlite:${ledgerPath}`;
   const instanceId = o["instance-id"].value === undefined
     ? defaultInstanceId()
     : stringOption(o["instance-id"]);

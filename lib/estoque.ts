@@ -160,8 +160,8 @@ export class OrderFeed {
   }
 
   /** Records a confirmed order. */
-  confirmed(_order: Order): void {
-    this.#sends.delete(_order);
+  confirmed(order: Order): void {
+    this.#sends.delete(order);
     this.#confirmed++;
   }
 

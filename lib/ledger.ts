@@ -10,6 +10,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Order } from "./order.ts";
+import { reconnectDelay } from "./reconnect.ts";
 import {
   openDatabase,
   SCHEMA,
@@ -274,7 +275,6 @@ export async function openLedger(
     return await SqliteLedger.open(url.slice("sqlite:".length), ledgerOptions);
   }
   const { PostgresLedger } = await import("./postgres_ledger.ts");
-  const { reconnectDelay } = await import("./reconnect.ts");
   const started = performance.now();
   for (let round = 1;; round++) {
     try {

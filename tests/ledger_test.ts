@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import postgres from "postgres";
-import { type Ledger, SqliteLedger } from "../lib/ledger.ts";
+import { type Ledger, openLedger, SqliteLedger } from "../lib/ledger.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { POSTGRES_URL, tempDir } from "./_broker.ts";
@@ -127,4 +127,16 @@ Deno.test("SqliteLedger.open() fails at once, naming the path, when the file can
     () => SqliteLedger.open(join(blocker, "ledger.sqlite")),
     /^Error: cannot open the ledger at .*not-a-directory\/ledger\.sqlite: /,
   );
+});
+
+Deno.test("openLedger() tries a PostgreSQL that refuses connections again for retryForMs, then names it", async () => {
+  const started = performance.now();
+  await assert.rejects(
+    () => openLedger("postgres://user:s3cret@127.0.0.1:1/db", { retryForMs: 300 }),
+    (e: Error) => /cannot open the ledger at postgres:\/\/user:\*\*\*@/.test(e.message),
+  );
+  // At least one wait of 250 ms or more came between the attempts.
+  assert.ok(performance.now() - started >= 250);
+  await using ledger = await openLedger("sqlite::memory:", { instanceId: "x" });
+  assert.equal(await ledger.countOrders(), 0);
 });
