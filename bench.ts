@@ -20,6 +20,7 @@ import { DEFAULT_RETRY_POLICY, retryDelays } from "./lib/retry_policy.ts";
 import { booleanOption, integerOption, stringOption } from "./lib/cli.ts";
 import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
+import { writeReadmeBlock } from "./lib/_readme_block.ts";
 import { quantile, type RunContext, type RunResult, withBenchTopology } from "./bench/_shared.ts";
 import {
   oursConsume,
@@ -332,19 +333,7 @@ runCommand({
   await Deno.writeTextFile("bench/results/latest.json", JSON.stringify(json, null, 2) + "\n");
   await Deno.writeTextFile("bench/results/latest.md", md + "\n");
   if (booleanOption(cl.options.readme!)) {
-    const readme = await Deno.readTextFile("README.md");
-    const start = "<!-- bench:start -->";
-    const end = "<!-- bench:end -->";
-    const a = readme.indexOf(start);
-    const b = readme.indexOf(end);
-    if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
-    await Deno.writeTextFile(
-      "README.md",
-      readme.slice(0, a + start.length) + "\n\n" + md + "\n\n" + readme.slice(b),
-    );
-    // Keep the README as `deno fmt` wants it (CI checks): it aligns the table's columns.
-    await new Deno.Command(Deno.execPath(), { args: ["fmt", "README.md"], stderr: "null" })
-      .output();
+    await writeReadmeBlock("bench", md);
   }
   console.log(md);
   return EXIT.ok;

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { booleanOption, integerOption, type OptionSpecs, stringOption } from "../lib/cli.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
+import { writeReadmeBlock } from "../lib/_readme_block.ts";
 import { orders, prefill, withBenchTopology } from "./_shared.ts";
 
 const OPTIONS = {
@@ -150,16 +151,7 @@ runCommand({
     `${new Date().toISOString().slice(0, 10)}).`;
   console.log(table);
   if (booleanOption(cl.options.readme!)) {
-    const readme = await Deno.readTextFile(join(ROOT, "README.md"));
-    const start = "<!-- scale:start -->";
-    const end = "<!-- scale:end -->";
-    const a = readme.indexOf(start);
-    const b = readme.indexOf(end);
-    if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
-    await Deno.writeTextFile(
-      join(ROOT, "README.md"),
-      `${readme.slice(0, a)}${start}\n\n${table}\n\n${readme.slice(b)}`,
-    );
+    await writeReadmeBlock("scale", table);
   }
   return EXIT.ok;
 });

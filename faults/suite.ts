@@ -7,6 +7,7 @@
  */
 
 import { strict as assert } from "node:assert";
+import { writeReadmeBlock } from "../lib/_readme_block.ts";
 import { join } from "node:path";
 import {
   account,
@@ -489,15 +490,7 @@ Deno.test("report", async () => {
   console.log(table);
   // FAULT_README=1 puts the table in README.md's "Guarantees" section.
   if (Deno.env.get("FAULT_README") && reports.length > 0) {
-    const path = new URL("../README.md", import.meta.url);
-    const readme = await Deno.readTextFile(path);
-    const start = "<!-- faults:start -->";
-    const end = "<!-- faults:end -->";
-    const a = readme.indexOf(start);
-    const b = readme.indexOf(end);
-    assert.ok(a >= 0 && b > a, "README.md has the faults markers");
     const date = new Date().toISOString().slice(0, 10);
-    const block = `${start}\n\nLast run: ${date}.\n\n${table}\n\n`;
-    await Deno.writeTextFile(path, readme.slice(0, a) + block + readme.slice(b));
+    await writeReadmeBlock("faults", `Last run: ${date}.\n\n${table}`);
   }
 });
