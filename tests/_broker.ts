@@ -6,7 +6,9 @@
 import { join } from "node:path";
 import type { Channel, ConsumeMessage } from "amqplib";
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
-import type { Outcome } from "../lib/consumer.ts";
+import { type ConsumerOptions, OrderConsumer, type Outcome } from "../lib/consumer.ts";
+import { SqliteLedger } from "../lib/ledger.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { setupLogging } from "../lib/log.ts";
 import type { RetryPolicy } from "../lib/retry_policy.ts";
 import {
@@ -67,6 +69,39 @@ export async function withTopology(
       await broker.close();
     }
   }
+}
+
+/** A consumer started by {@linkcode startConsumer}, with what a test looks at. */
+export interface RunningConsumer {
+  readonly consumer: OrderConsumer;
+  readonly outcomes: OutcomeLog;
+  readonly ledger: SqliteLedger;
+  /** A confirm-mode publisher on the test's connection, to send it messages. */
+  readonly publisher: ConfirmedPublisher;
+}
+
+/**
+ * Starts a consumer on a test topology with `policy`, an in-memory ledger (unless given), a limit
+ * of 500 and an {@linkcode OutcomeLog}; `options` override the rest.
+ */
+export async function startConsumer(
+  ctx: BrokerContext,
+  policy: RetryPolicy,
+  options: Partial<ConsumerOptions> & { ledger?: SqliteLedger } = {},
+): Promise<RunningConsumer> {
+  const outcomes = new OutcomeLog();
+  const ledger = options.ledger ?? await SqliteLedger.open(":memory:", { instanceId: "test" });
+  const consumer = await OrderConsumer.start({
+    broker: ctx.broker,
+    topology: ctx.topo,
+    ledger,
+    policy,
+    maxQuantity: 500,
+    onOutcome: outcomes.record,
+    ...options,
+  });
+  const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+  return { consumer, outcomes, ledger, publisher };
 }
 
 /** Resolves with `value()` once it is not undefined; rejects after `timeoutMs`. */

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
-import { type ConsumerOptions, OrderConsumer, type Outcome } from "../lib/consumer.ts";
+import type { ConsumerOptions, Outcome } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/ledger.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
@@ -12,8 +12,9 @@ import type { Topology } from "../lib/topology.ts";
 import {
   type BrokerContext,
   fastPolicy,
-  OutcomeLog,
   RABBITMQ_URL,
+  type RunningConsumer,
+  startConsumer,
   takeMessages,
   withTopology,
 } from "./_broker.ts";
@@ -21,30 +22,11 @@ import {
 const policy = fastPolicy(3, 100);
 const tiers = { retryDelays: retryDelays(policy) };
 
-interface Running {
-  readonly consumer: OrderConsumer;
-  readonly outcomes: OutcomeLog;
-  readonly ledger: SqliteLedger;
-  readonly publisher: ConfirmedPublisher;
-}
-
-async function start(
+function start(
   ctx: BrokerContext,
   options: Partial<ConsumerOptions> & { ledger?: SqliteLedger } = {},
-): Promise<Running> {
-  const outcomes = new OutcomeLog();
-  const ledger = options.ledger ?? await SqliteLedger.open(":memory:", { instanceId: "test" });
-  const consumer = await OrderConsumer.start({
-    broker: ctx.broker,
-    topology: ctx.topo,
-    ledger,
-    policy,
-    maxQuantity: 500,
-    onOutcome: outcomes.record,
-    ...options,
-  });
-  const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
-  return { consumer, outcomes, ledger, publisher };
+): Promise<RunningConsumer> {
+  return startConsumer(ctx, policy, options);
 }
 
 function publishRaw(

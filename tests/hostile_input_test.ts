@@ -1,6 +1,5 @@
 import { strict as assert } from "node:assert";
-import { OrderConsumer, type Outcome } from "../lib/consumer.ts";
-import { SqliteLedger } from "../lib/ledger.ts";
+import type { Outcome } from "../lib/consumer.ts";
 import {
   encodeOrder,
   MAX_ORDER_BYTES,
@@ -8,10 +7,9 @@ import {
   type OrderRejection,
   parseOrder,
 } from "../lib/order.ts";
-import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import { fastPolicy, OutcomeLog, takeMessages, withTopology } from "./_broker.ts";
+import { fastPolicy, startConsumer, takeMessages, withTopology } from "./_broker.ts";
 
 const REF = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
 const COLOR = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -79,19 +77,10 @@ const HOSTILE: Hostile[] = [
 Deno.test(`${HOSTILE.length} hostile messages all end in the DLQ as invalid, none retried, and valid orders between them are processed`, async () => {
   assert.ok(HOSTILE.length >= 25);
   const policy = fastPolicy(2, 50);
-  await withTopology("hostile", { retryDelays: retryDelays(policy) }, async ({ broker, topo }) => {
-    const outcomes = new OutcomeLog();
-    const ledger = await SqliteLedger.open(":memory:", { instanceId: "test" });
-    const consumer = await OrderConsumer.start({
-      broker,
-      topology: topo,
-      ledger,
-      policy,
-      maxQuantity: 500,
-      onOutcome: outcomes.record,
-    });
+  await withTopology("hostile", { retryDelays: retryDelays(policy) }, async (ctx) => {
+    const { broker, topo } = ctx;
+    const { consumer, outcomes, ledger, publisher } = await startConsumer(ctx, policy);
     try {
-      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
       const goods: string[] = [];
       const ids = new Map<string, Hostile>();
       for (const [i, hostile] of HOSTILE.entries()) {

@@ -6,17 +6,14 @@
 
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
-import { OrderConsumer } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
-import { SqliteLedger } from "../lib/ledger.ts";
 import { newOrder } from "../lib/order.ts";
-import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { declareTopology, deleteTopology, topology } from "../lib/topology.ts";
 import {
   fastPolicy,
-  OutcomeLog,
   RABBITMQ_URL,
+  startConsumer,
   takeMessages,
   uniquePrefix,
   withTopology,
@@ -45,18 +42,9 @@ Deno.test({
   name: "plugin backend: an over-limit order is retried with x-delay 3 times, then dead-lettered",
   ignore: missing !== undefined,
   fn: async () => {
-    await withTopology("plugin", { backend: "plugin" }, async ({ broker, topo }) => {
-      const outcomes = new OutcomeLog();
-      await using ledger = await SqliteLedger.open(":memory:");
-      const consumer = await OrderConsumer.start({
-        broker,
-        topology: topo,
-        ledger,
-        policy,
-        maxQuantity: 500,
-        onOutcome: outcomes.record,
-      });
-      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+    await withTopology("plugin", { backend: "plugin" }, async (ctx) => {
+      const { broker, topo } = ctx;
+      const { consumer, outcomes, ledger, publisher } = await startConsumer(ctx, policy);
       await publishOrder(publisher, topo, newOrder({ quantity: 501 }));
       await outcomes.until("dead letter", (o) => o.kind === "dead-lettered");
       const delays = outcomes.outcomes.flatMap((o) => o.kind === "retried" ? [o.delayMs] : []);
@@ -67,6 +55,7 @@ Deno.test({
       assert.equal(dead!.properties.headers![HEADER.reason], "exhausted");
       assert.equal(dead!.properties.headers![HEADER.retryCount], 3);
       await consumer.stop();
+      await ledger.close();
     });
   },
 });
