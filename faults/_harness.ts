@@ -255,6 +255,8 @@ export interface Load {
   readonly orders: Order[];
   readonly invalidBodies: Map<string, Uint8Array>;
   readonly expected: Map<string, Expected>;
+  /** How many should end in the ledger. */
+  readonly valid: number;
 }
 
 const INVALID_BODIES: ((order: Order) => string)[] = [
@@ -308,7 +310,8 @@ export function makeLoad(total: number, overLimit: number, invalid: number): Loa
     }
     expected.set(order.refCode, over || bad ? "dlq" : "ledger");
   }
-  return { orders, invalidBodies, expected };
+  const valid = [...expected.values()].filter((e) => e === "ledger").length;
+  return { orders, invalidBodies, expected, valid };
 }
 
 /** Publishes a load at `rate` per second with Estoque's reconnecting publisher. */
@@ -514,7 +517,7 @@ export async function waitSettled(
   let lastChange = performance.now();
   let lastState = "";
   let stallHandled = false;
-  const valid = [...load.expected.values()].filter((e) => e === "ledger").length;
+  const { valid } = load;
   const dead = load.expected.size - valid;
   await watch.until(valid, timeoutMs);
   const deadline = performance.now() + timeoutMs;
