@@ -4,10 +4,10 @@
  * unconfirmed orders are sent again; exits 1 and says how many failed if any publish failed for
  * good (not confirmed in ten sends), or when no broker could be reached.
  *
- *   deno task estoque [--count N] [--quantity Q] [--prefix P] [--url amqp://...[,amqp://...]]
+ *   deno task estoque [--count N] [--quantity Q] [--prefix P] [--no-declare] [--url amqp://...]
  *
  * Env: RABBITMQ_URL, RABBITMQ_CA_FILE, RABBITMQ_CERT_FILE, RABBITMQ_KEY_FILE, TOPOLOGY_PREFIX,
- * QUEUE_TYPE, DELIVERY_LIMIT, RETRY_BACKEND, RETRY_* (the retry tiers it declares),
+ * TOPOLOGY_DECLARE, QUEUE_TYPE, DELIVERY_LIMIT, RETRY_BACKEND, RETRY_* (the retry tiers it declares),
  * ESTOQUE_COUNT, ESTOQUE_QUANTITY, ESTOQUE_RATE, ESTOQUE_CONFIRMED_LOG, CONFIRM_TIMEOUT_MS, PUBLISH_WINDOW,
  * RECONNECT_TIMEOUT_MS, LOG_LEVEL. `--help` lists every flag with its default.
  *
@@ -22,7 +22,7 @@ import { newOrder } from "./lib/order.ts";
 import { Progress } from "./lib/progress.ts";
 import { ConfirmedPublisher } from "./lib/publisher.ts";
 import { ConnectionLost, keepConnected } from "./lib/reconnect.ts";
-import { declareTopology } from "./lib/topology.ts";
+import { prepareTopology } from "./lib/topology.ts";
 
 runCommand({
   options: ESTOQUE_OPTIONS,
@@ -49,7 +49,7 @@ runCommand({
     signal,
     giveUpAfterMs: config.reconnectTimeoutMs,
   }, async (broker) => {
-    await declareTopology(broker, config.topology);
+    await prepareTopology(broker, config.topology, config);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
       timeoutMs: config.confirmTimeoutMs,
       connection: broker,

@@ -5,12 +5,12 @@
  * until the work queue and its retries are empty. A lost connection is re-established with
  * backoff, through every URL given, and consuming resumes; it exits 1 only when no broker could be
  * reached for RECONNECT_TIMEOUT_MS, or for an error reconnecting cannot cure (a refused login, a
- * topology declared with other settings).
+ * topology declared with other settings, or with `--no-declare` a topology that is missing).
  *
  *   deno task ordem [--prefetch N] [--max-quantity Q] [--ledger PATH] [--drain] [--url amqp://...]
  *
  * Env: RABBITMQ_URL (comma-separated for a cluster), RABBITMQ_CA_FILE, RABBITMQ_CERT_FILE,
- * RABBITMQ_KEY_FILE, RECONNECT_TIMEOUT_MS, QUEUE_TYPE, DELIVERY_LIMIT, TOPOLOGY_PREFIX, RETRY_BACKEND, RETRY_MAX, RETRY_DELAY_MS, RETRY_STRATEGY,
+ * RABBITMQ_KEY_FILE, RECONNECT_TIMEOUT_MS, QUEUE_TYPE, DELIVERY_LIMIT, TOPOLOGY_PREFIX, TOPOLOGY_DECLARE, RETRY_BACKEND, RETRY_MAX, RETRY_DELAY_MS, RETRY_STRATEGY,
  * RETRY_MAX_DELAY_MS, RETRY_JITTER, PREFETCH, MAX_QUANTITY, LEDGER_PATH, LEDGER_URL, INSTANCE_ID,
  * ORDEM_DRAIN, CONFIRM_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS, HTTP_ENABLED, HTTP_PORT, HTTP_HOST, LOG_LEVEL.
  * `--help` lists every flag. Serves /metrics (Prometheus), /healthz and /readyz on HTTP_PORT
@@ -28,7 +28,7 @@ import { logger, setupLogging } from "./lib/log.ts";
 import { ConsumerMetrics } from "./lib/metrics.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
 import { keepConnected } from "./lib/reconnect.ts";
-import { declareTopology } from "./lib/topology.ts";
+import { prepareTopology } from "./lib/topology.ts";
 
 runCommand({
   options: ORDEM_OPTIONS,
@@ -74,7 +74,7 @@ runCommand({
     onReconnect: () => metrics.reconnects.inc(),
   }, async (broker) => {
     running.broker = broker;
-    await declareTopology(broker, config.topology);
+    await prepareTopology(broker, config.topology, config);
     const consumer = running.consumer = await OrderConsumer.start({
       broker,
       topology: config.topology,

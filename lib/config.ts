@@ -145,9 +145,21 @@ export const COMMON_OPTIONS = {
   },
 } as const satisfies OptionSpecs;
 
+/** The option of both services that turns declaring off (`--no-declare`). */
+export const DECLARE_OPTION = {
+  declare: {
+    type: "boolean",
+    env: "TOPOLOGY_DECLARE",
+    default: "true",
+    description:
+      "Declare nothing; only check that the exchanges and queues exist (a topology declared by someone else, e.g. the Go services).",
+  },
+} as const satisfies OptionSpecs;
+
 /** Estoque's options. */
 export const ESTOQUE_OPTIONS = {
   ...COMMON_OPTIONS,
+  ...DECLARE_OPTION,
   count: {
     type: "string",
     short: "n",
@@ -193,6 +205,7 @@ export const ESTOQUE_OPTIONS = {
 /** OrdemDeProducao's options. */
 export const ORDEM_OPTIONS = {
   ...COMMON_OPTIONS,
+  ...DECLARE_OPTION,
   prefetch: {
     type: "string",
     env: "PREFETCH",
@@ -283,8 +296,14 @@ export interface CommonConfig {
   readonly logLevel: LogLevel;
 }
 
+/** What both services are configured with. */
+export interface ServiceConfig extends CommonConfig {
+  /** Declare the topology (true), or only check that it exists (`--no-declare`). */
+  readonly declare: boolean;
+}
+
 /** Estoque's configuration. */
-export interface EstoqueConfig extends CommonConfig {
+export interface EstoqueConfig extends ServiceConfig {
   /** How many orders to publish. */
   readonly count: number;
   /** A fixed quantity, or undefined for random ones. */
@@ -300,7 +319,7 @@ export interface EstoqueConfig extends CommonConfig {
 }
 
 /** OrdemDeProducao's configuration. */
-export interface OrdemConfig extends CommonConfig {
+export interface OrdemConfig extends ServiceConfig {
   /** The consumer prefetch. */
   readonly prefetch: number;
   /** The business rule's limit. */
@@ -432,6 +451,7 @@ export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
   >;
   return Object.freeze({
     ...commonConfig(cl),
+    declare: booleanOption(o.declare),
     count: integerOption(o.count, 1, 10_000_000),
     quantity: o.quantity.value === undefined
       ? undefined
@@ -458,6 +478,7 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
     : stringOption(o["instance-id"]);
   return Object.freeze({
     ...commonConfig(cl),
+    declare: booleanOption(o.declare),
     prefetch: integerOption(o.prefetch, 1, 65_535),
     maxQuantity: integerOption(o["max-quantity"], 0, Number.MAX_SAFE_INTEGER),
     ledgerPath,

@@ -4,7 +4,8 @@
  *
  * For each delivery, in order:
  * 1. read `x-retry-count`, `x-replay-count` and `x-delay` (ill-typed: dead-letter as `invalid`);
- * 2. skip a copy already passed on (a redelivery after a crash between publish and ack);
+ * 2. skip a copy already passed on (a redelivery after a crash between publish and ack), known by
+ *    its message id, or by the RefCode in its body when it has none (the Go services set none);
  * 3. validate the body (invalid: dead-letter at once as `invalid`);
  * 4. apply the business rule (quantity above the limit: transient failure);
  * 5. write the production order to the ledger (batched with its neighbours), then ack.
@@ -24,7 +25,7 @@ import type { Broker } from "./broker.ts";
 import { describeError, PermanentError, TransientError } from "./errors.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
-import { type Order, parseOrder } from "./order.ts";
+import { type Order, parseOrder, type ParseOrderResult, peekRefCode } from "./order.ts";
 import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
 import {
   deadLetterHeaders,
@@ -135,10 +136,14 @@ const UNROUTABLE_ATTEMPTS = 5;
 /** A claim nobody waits for (no array allocated per message). */
 const NO_WAITERS: Array<() => void> = [];
 
-/** The identity of a message for de-duplication: its message id, if it has one. */
-function messageKeyOf(message: ConsumeMessage): string | undefined {
+/**
+ * The identity of a message for de-duplication and logs: its message id, else the RefCode in its
+ * body (the Go services set no message id, and their retry copies drop ours).
+ */
+function messageKeyOf(message: ConsumeMessage, parsed: ParseOrderResult): string | undefined {
   const id = message.properties.messageId;
-  return typeof id === "string" && id.length > 0 ? id : undefined;
+  if (typeof id === "string" && id.length > 0) return id;
+  return parsed.ok ? parsed.order.refCode : peekRefCode(message.content);
 }
 
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
@@ -297,7 +302,8 @@ export class OrderConsumer implements AsyncDisposable {
 
   async #process(message: ConsumeMessage): Promise<Outcome> {
     const headers = message.properties.headers ?? {};
-    const messageKey = messageKeyOf(message);
+    const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
+    const messageKey = messageKeyOf(message, parsed);
     let retries = 0;
     let hop = "0:0";
     try {
@@ -316,7 +322,7 @@ export class OrderConsumer implements AsyncDisposable {
         log.info("dropped a copy already passed on", { refCode: messageKey, hop });
         return { kind: "skipped", messageKey };
       }
-      const order = this.#validate(message);
+      const order = this.#validate(parsed);
       const result = await this.#batcher.add({ kind: "order", order, attempt: retries });
       this.#ack(message);
       const kind = result === "created" ? "created" : "duplicate";
@@ -347,8 +353,7 @@ export class OrderConsumer implements AsyncDisposable {
     return this.#forward(message, messageKey, hop, retries, error, decision);
   }
 
-  #validate(message: ConsumeMessage): Order {
-    const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
+  #validate(parsed: ParseOrderResult): Order {
     if (!parsed.ok) {
       throw new PermanentError(`invalid order: ${parsed.rejection.message}`, { code: "invalid" });
     }

@@ -40,6 +40,33 @@ export class PermanentError extends Error {
   }
 }
 
+/**
+ * A failure that reconnecting cannot cure (a topology that is missing or declared otherwise, a
+ * plugin the broker lacks): the command stops at once with this message instead of retrying.
+ * Decided by class, not by message text: {@linkcode isFatalError} walks the cause chain.
+ */
+export class FatalError extends Error {
+  /** A short machine-readable code, e.g. `"topology_missing"`. */
+  readonly code: string | undefined;
+
+  /** Creates a fatal failure with a message, an optional code and an optional cause. */
+  constructor(message: string, options: ProcessingErrorOptions = {}) {
+    super(message, options);
+    this.name = "FatalError";
+    this.code = options.code;
+  }
+}
+
+/** Whether `error`, or an error in its `cause` chain, is a {@linkcode FatalError}. */
+export function isFatalError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
+    if (current instanceof FatalError) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
 /** Renders an error and its `cause` chain on one line: `outer: inner: root`. */
 export function describeError(error: unknown): string {
   const parts: string[] = [];

@@ -2,11 +2,16 @@
  * The production-order request that Estoque publishes and OrdemDeProducao consumes.
  *
  * The wire format is the JSON that the Go services marshal from their struct, fields in this
- * order:
+ * order. The Go Estoque has sent three fields since its second commit; its first commit, and our
+ * Estoque, add `EventType`:
  *
  * ```json
+ * {"RefCode":"<uuid>","ColorCode":"<uuid>","Quantity":42}
  * {"RefCode":"<uuid>","ColorCode":"<uuid>","Quantity":42,"EventType":"CREATE"}
  * ```
+ *
+ * Both are CREATE orders. The Go OrdemDeProducao ignores `EventType`, so either body works on
+ * either consumer.
  *
  * @module
  */
@@ -20,8 +25,8 @@ export const ORDER_CONTENT_TYPE = "application/json";
 /** The largest body {@linkcode parseOrder} reads, in bytes. A real order is under 200. */
 export const MAX_ORDER_BYTES = 16_384;
 
-/** The largest quantity Estoque picks at random, as the Go original did (`rand.Intn(10000000)`). */
-export const MAX_RANDOM_QUANTITY = 9_999_999;
+/** The largest quantity Estoque picks at random, as the Go Estoque does (`rand.Intn(9999999)`). */
+export const MAX_RANDOM_QUANTITY = 9_999_998;
 
 /** A validated production-order request. */
 export interface Order {
@@ -31,7 +36,7 @@ export interface Order {
   readonly colorCode: string;
   /** How many units to produce: a non-negative safe integer. */
   readonly quantity: number;
-  /** Always {@linkcode EVENT_TYPE_CREATE}. */
+  /** Always {@linkcode EVENT_TYPE_CREATE} (a body without `EventType` is a CREATE order). */
   readonly eventType: typeof EVENT_TYPE_CREATE;
 }
 
@@ -43,6 +48,7 @@ export interface OrderRejection {
     | "too_large"
     | "content_type"
     | "not_utf8"
+    | "bom"
     | "not_json"
     | "not_object"
     | "missing_field"
@@ -70,7 +76,9 @@ export interface ParseOrderOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FIELDS = ["RefCode", "ColorCode", "Quantity", "EventType"] as const;
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const REQUIRED_FIELDS = ["RefCode", "ColorCode", "Quantity"] as const;
+// ignoreBOM keeps a byte order mark in the text, so that parseOrder can reject it by name.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 function reject(code: OrderRejection["code"], message: string): ParseOrderResult {
@@ -79,6 +87,9 @@ function reject(code: OrderRejection["code"], message: string): ParseOrderResult
 
 /** Quotes a value for an error message, cut short so a huge value cannot flood a log line. */
 function preview(value: unknown): string {
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    return "a number that is not finite (too large for a double)";
+  }
   let text: string;
   try {
     text = JSON.stringify(value) ?? String(value);
@@ -91,9 +102,11 @@ function preview(value: unknown): string {
 /**
  * Validates a message body as an order. Never throws: every problem is a typed rejection.
  *
- * Accepted: a UTF-8 JSON object with exactly the four fields, UUID codes, a non-negative integer
- * quantity no larger than `Number.MAX_SAFE_INTEGER`, and `EventType` `"CREATE"`. The content type,
- * when present, must be `application/json` (parameters such as `charset=utf-8` allowed).
+ * Accepted: a UTF-8 JSON object with `RefCode`, `ColorCode` and `Quantity` and no other field but
+ * `EventType`; UUID codes, a non-negative integer quantity no larger than
+ * `Number.MAX_SAFE_INTEGER`, and `EventType`, when present, `"CREATE"`. The content type, when
+ * present, must be `application/json` (parameters such as `charset=utf-8` allowed). A body that
+ * starts with a UTF-8 byte order mark is rejected (`bom`), as Go's `json.Unmarshal` rejects it.
  *
  * @example
  * ```ts
@@ -123,6 +136,9 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
   } catch {
     return reject("not_utf8", "body is not valid UTF-8");
   }
+  if (text.charCodeAt(0) === 0xfeff) {
+    return reject("bom", "body starts with a UTF-8 byte order mark (EF BB BF) before the JSON");
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -139,7 +155,7 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
       return reject("unknown_field", `unknown field ${preview(key)}`);
     }
   }
-  for (const field of FIELDS) {
+  for (const field of REQUIRED_FIELDS) {
     if (!(field in record)) return reject("missing_field", `field ${field} is missing`);
   }
   const { RefCode, ColorCode, Quantity, EventType } = record;
@@ -156,7 +172,7 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
       }`,
     );
   }
-  if (EventType !== EVENT_TYPE_CREATE) {
+  if (EventType !== undefined && EventType !== EVENT_TYPE_CREATE) {
     return reject("bad_field", `EventType must be "CREATE", got ${preview(EventType)}`);
   }
   return {
@@ -168,6 +184,23 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
       eventType: EVENT_TYPE_CREATE,
     },
   };
+}
+
+/**
+ * The `RefCode` string of a body that is not a valid order, when it has one, for log lines about
+ * it; `undefined` otherwise. Never throws.
+ */
+export function peekRefCode(body: Uint8Array): string | undefined {
+  if (body.byteLength === 0 || body.byteLength > MAX_ORDER_BYTES) return undefined;
+  try {
+    const value: unknown = JSON.parse(decoder.decode(body).replace(/^\uFEFF/, ""));
+    const ref = typeof value === "object" && value !== null
+      ? (value as Record<string, unknown>).RefCode
+      : undefined;
+    return typeof ref === "string" && ref.length > 0 ? ref.slice(0, 64) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Encodes an order exactly as the Go services marshal it (field order included). */

@@ -11,7 +11,7 @@
  */
 
 import { Broker, type ConnectOptions } from "./broker.ts";
-import { describeError } from "./errors.ts";
+import { describeError, isFatalError } from "./errors.ts";
 import { logger } from "./log.ts";
 import { redactUrl } from "./redact.ts";
 
@@ -89,6 +89,7 @@ export function parseBrokerUrls(text: string): string[] {
  * connections, a node down, a cancelled consumer, a confirm that never came) is retried.
  */
 export function isFatal(error: unknown): boolean {
+  if (isFatalError(error)) return true;
   const text = describeError(error);
   return /ACCESS.REFUSED|PRECONDITION.FAILED|NOT.ALLOWED|lacks the delayed-message plugin|TLS (CA|certificate|key) file|needs its key|self.signed certificate|unable to verify the first certificate|certificate has expired|Hostname\/IP does not match|ERR_TLS_CERT/
     .test(text);

@@ -16,6 +16,11 @@
  * A retry copy carries the same history headers but the reason, plus `x-delay` on the plugin
  * backend.
  *
+ * Every integer header written here (`x-retry-count`, `x-delay`, `x-replay-count`) goes out as a
+ * signed 32-bit integer (AMQP type `I`), as the Go services write and read them: amqplib would
+ * otherwise pick the smallest type that fits (`b` for 2, `s` for 5000), and the Go consumer's
+ * unchecked `.(int32)` panics on those. Reading accepts any integer type.
+ *
  * @module
  */
 
@@ -46,13 +51,43 @@ export const MAX_RETRY_COUNT = 1_000;
 /** AMQP headers as amqplib hands them over. */
 export type Headers = Record<string, unknown>;
 
+/** A header value with its AMQP type spelt out, in amqplib's `{"!": type, value}` notation. */
+export interface TypedHeaderValue {
+  readonly "!": "int";
+  readonly value: number;
+}
+
+/**
+ * A signed 32-bit integer header value (AMQP field type `I`), whatever its size: what Go's
+ * streadway/amqp writes for an `int32` and what the Go consumer reads back.
+ *
+ * @throws {RangeError} when `value` is not an integer from -2^31 to 2^31-1.
+ * @example
+ * ```ts
+ * int32(2); // { "!": "int", value: 2 }, encoded as 'I' 00 00 00 02 (not as the byte 'b' 02)
+ * ```
+ */
+export function int32(value: number): TypedHeaderValue {
+  if (!Number.isInteger(value) || value < -0x8000_0000 || value > 0x7fff_ffff) {
+    throw new RangeError(`a 32-bit header value must be an integer in range, got ${value}`);
+  }
+  return { "!": "int", value };
+}
+
+/** The value of a header given as `{"!": type, value}`, or the value itself. */
+function untyped(value: unknown): unknown {
+  return typeof value === "object" && value !== null && Object.hasOwn(value, "!")
+    ? (value as { value: unknown }).value
+    : value;
+}
+
 /**
  * Reads an integer header whatever numeric type it arrived as (byte, short, int32, int64, or a
  * double holding an integer). Returns `undefined` when absent, and throws a
  * {@linkcode PermanentError} with code `invalid` when present but not an integer.
  */
 export function readIntegerHeader(headers: Headers | undefined, name: string): number | undefined {
-  const value = headers?.[name];
+  const value = untyped(headers?.[name]);
   if (value === undefined || value === null) return undefined;
   const number = typeof value === "bigint" ? Number(value) : value;
   if (typeof number !== "number" || !Number.isSafeInteger(number)) {
@@ -162,9 +197,9 @@ export function retryHeaders(
   const next: Headers = {
     ...carriedHeaders(headers),
     ...historyHeaders(headers, failure),
-    [HEADER.retryCount]: retry,
+    [HEADER.retryCount]: int32(retry),
   };
-  if (delayMs !== undefined) next[HEADER.delay] = delayMs;
+  if (delayMs !== undefined) next[HEADER.delay] = int32(delayMs);
   return next;
 }
 
@@ -178,7 +213,7 @@ export function deadLetterHeaders(
   return {
     ...carriedHeaders(headers),
     ...historyHeaders(headers, failure),
-    [HEADER.retryCount]: retriesSoFar,
+    [HEADER.retryCount]: int32(retriesSoFar),
     [HEADER.reason]: reason,
     [HEADER.deadLetteredAt]: failure.now.toISOString(),
   };
@@ -190,7 +225,7 @@ export function deadLetterHeaders(
  * history (`x-first-failed-at`, `x-last-error`, the original route) is kept.
  */
 export function replayHeaders(headers: Headers | undefined, now: Date): Headers {
-  const replays = headers?.[HEADER.replayCount];
+  const replays = untyped(headers?.[HEADER.replayCount]);
   const previous = typeof replays === "number" && Number.isSafeInteger(replays) && replays >= 0
     ? replays
     : 0;
@@ -199,7 +234,7 @@ export function replayHeaders(headers: Headers | undefined, now: Date): Headers 
   delete next[HEADER.deadLetteredAt];
   return {
     ...next,
-    [HEADER.replayCount]: previous + 1,
+    [HEADER.replayCount]: int32(previous + 1),
     [HEADER.replayedAt]: now.toISOString(),
   };
 }

@@ -29,16 +29,18 @@ export interface RetryPolicy {
 }
 
 /**
- * The defaults, as in the Go original: 3 retries, 5 s more each time, no jitter.
+ * The defaults, those of the Go original: a message runs at most 3 times (2 retries), waiting 5 s
+ * more each time, no jitter. `x-retry-count` counts the retries so far on both sides, so a copy
+ * arriving with count 2 is dead-lettered by either consumer.
  *
- * | retry | delay |
- * | ----- | ----- |
- * | 1     | 5 s   |
- * | 2     | 10 s  |
- * | 3     | 15 s  |
+ * | run | `x-retry-count` | then               |
+ * | --- | --------------- | ------------------ |
+ * | 1   | 0 (or absent)   | retry 1 after 5 s  |
+ * | 2   | 1               | retry 2 after 10 s |
+ * | 3   | 2               | dead-lettered      |
  */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
-  maxRetries: 3,
+  maxRetries: 2,
   delayMs: 5_000,
   strategy: "linear",
   maxDelayMs: 3_600_000,

@@ -15,6 +15,7 @@
 
 import type { Channel } from "amqplib";
 import type { Broker } from "./broker.ts";
+import { FatalError } from "./errors.ts";
 
 /** How retries wait: queue TTLs (any RabbitMQ) or the delayed-message plugin. */
 export type RetryBackend = "ttl" | "plugin";
@@ -240,24 +241,81 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
   } catch (error) {
     const explained = broker.explain(error);
     if (/unknown exchange type 'x-delayed-message'/.test(explained.message)) {
-      throw new Error(
+      throw new FatalError(
         `the broker at ${broker.safeUrl} lacks the delayed-message plugin (${DELAYED_MESSAGE_PLUGIN}) ` +
           `that --retry-backend plugin needs: enable it with ` +
           `"rabbitmq-plugins enable ${DELAYED_MESSAGE_PLUGIN}", or use --retry-backend ttl`,
-        { cause: explained },
+        { cause: explained, code: "plugin_missing" },
       );
     }
     if (/PRECONDITION_FAILED/.test(explained.message)) {
-      throw new Error(
+      throw new FatalError(
         `the broker holds an object of this topology with other settings (${explained.message}); ` +
-          `delete it, or use another --prefix`,
-        { cause: explained },
+          `delete it, use another --prefix, or run on it as it is with --no-declare`,
+        { cause: explained, code: "topology_mismatch" },
       );
     }
     throw new Error(`cannot declare the topology of ${topo.exchange}: ${explained.message}`, {
       cause: explained,
     });
   }
+}
+
+/** The AMQP reply code of a passive declare of an object that does not exist. */
+const NOT_FOUND = 404;
+
+/**
+ * Checks, with passive declares, that every exchange and queue a service needs exists, and
+ * declares nothing: for running on a topology someone else declared (the Go Estoque's, during a
+ * migration). Passive declares see names only: the doctor checks types, arguments and bindings.
+ *
+ * @throws {FatalError} with code `topology_missing`, naming every missing object and what to do.
+ */
+export async function checkTopology(broker: Broker, topo: Topology): Promise<void> {
+  const wanted: [kind: "exchange" | "queue", name: string][] = [
+    ["exchange", topo.exchange],
+    ["exchange", topo.deadLetterExchange],
+    ["queue", topo.queue],
+    ["queue", topo.deadLetterQueue],
+    ...topo.retryTiers.map((tier) => ["queue", tier.queue] as ["queue", string]),
+  ];
+  const missing: string[] = [];
+  for (const [kind, name] of wanted) {
+    // A failed passive declare closes its channel: one channel per check.
+    const channel = await broker.channel();
+    try {
+      if (kind === "exchange") await channel.checkExchange(name);
+      else await channel.checkQueue(name);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== NOT_FOUND) throw broker.explain(error);
+      missing.push(`${kind} ${name}`);
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  }
+  if (missing.length === 0) return;
+  const tiersMissing = topo.retryTiers.some((tier) => missing.includes(`queue ${tier.queue}`));
+  throw new FatalError(
+    `--no-declare: ${missing.join(", ")} ${missing.length === 1 ? "does" : "do"} not exist on ` +
+      `${broker.safeUrl}; declare ${
+        missing.length === 1 ? "it" : "them"
+      } first (the Go Estoque declares ` +
+      `the plugin backend's topology), or run without --no-declare` +
+      (tiersMissing
+        ? "; the ttl backend's retry queues are this project's own: on the Go services' " +
+          "topology use --retry-backend plugin"
+        : ""),
+    { code: "topology_missing" },
+  );
+}
+
+/** Declares the topology, or with `declare: false` only checks that it exists. */
+export function prepareTopology(
+  broker: Broker,
+  topo: Topology,
+  options: { readonly declare: boolean },
+): Promise<void> {
+  return options.declare ? declareTopology(broker, topo) : checkTopology(broker, topo);
 }
 
 /** Deletes every exchange and queue of a topology, messages included. For tests and the demo. */

@@ -104,6 +104,33 @@ export async function startConsumer(
   return { consumer, outcomes, ledger, publisher };
 }
 
+/**
+ * Records the bytes a connection receives and returns a reader of the AMQP field type tag that
+ * follows each occurrence of a header name in them (`"I"` for a signed 32-bit integer, `"b"` for
+ * a byte, …): the header types as the broker delivered them, which amqplib's decoder forgets.
+ */
+export function tapHeaderTypes(broker: Broker): (header: string) => string[] {
+  const stream = (broker.model.connection as unknown as {
+    stream: { on(event: "data", listener: (chunk: Uint8Array) => void): void };
+  }).stream;
+  const chunks: Uint8Array[] = [];
+  stream.on("data", (chunk) => chunks.push(new Uint8Array(chunk)));
+  return (header) => {
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+    chunks.reduce((offset, c) => (bytes.set(c, offset), offset + c.byteLength), 0);
+    // In a field table a name is a short string: one length byte, the name, then the type tag.
+    const name = new TextEncoder().encode(header);
+    const tags: string[] = [];
+    for (let i = 0; i + name.length + 1 < bytes.length; i++) {
+      if (bytes[i] !== name.length) continue;
+      if (name.every((b, j) => bytes[i + 1 + j] === b)) {
+        tags.push(String.fromCharCode(bytes[i + 1 + name.length]!));
+      }
+    }
+    return tags;
+  };
+}
+
 /** Resolves with `value()` once it is not undefined; rejects after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,

@@ -18,13 +18,13 @@ Deno.test("estoqueConfig() defaults match the Go original", () => {
   assert.equal(config.topology.deadLetterQueue, "create.productionorder.dlx");
   assert.equal(config.topology.routingKey, "create");
   assert.deepEqual(config.policy, {
-    maxRetries: 3,
+    maxRetries: 2,
     delayMs: 5000,
     strategy: "linear",
     maxDelayMs: 3_600_000,
     jitter: 0,
   });
-  assert.deepEqual(config.topology.retryTiers.map((t) => t.delayMs), [5000, 10000, 15000]);
+  assert.deepEqual(config.topology.retryTiers.map((t) => t.delayMs), [5000, 10000]);
 });
 
 Deno.test("ordemConfig() defaults: prefetch 500, limit 500, ledger under data/", () => {
@@ -126,7 +126,10 @@ Deno.test("a bad URL is shown without its password", () => {
 
 Deno.test("formatHelp() lists every flag with its default and env variable", () => {
   const help = formatHelp("deno task ordem [options]", "OrdemDeProducao", ORDEM_OPTIONS);
-  for (const name of Object.keys(ORDEM_OPTIONS)) assert.ok(help.includes(`--${name}`), name);
+  for (const [name, spec] of Object.entries(ORDEM_OPTIONS)) {
+    const negated = spec.type === "boolean" && "default" in spec && spec.default === "true";
+    assert.match(help, new RegExp(`--${negated ? "no-" : ""}${name}( <|\n)`), name);
+  }
   assert.match(help, /--prefetch <N>\n +Unacknowledged .*\(default: 500, env: PREFETCH\)/);
   assert.match(help, /--no-http\n/);
   assert.match(help, /-h, --help/);

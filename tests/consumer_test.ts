@@ -16,6 +16,7 @@ import {
   type RunningConsumer,
   startConsumer,
   takeMessages,
+  tapHeaderTypes,
   withTopology,
 } from "./_broker.ts";
 
@@ -64,6 +65,7 @@ Deno.test("a valid order becomes one production order and is acked", async () =>
 
 Deno.test("an over-limit order is retried exactly 3 times with growing delays, then dead-lettered with its history", async () => {
   await withTopology("exhausted", tiers, async (ctx) => {
+    const wireTypes = tapHeaderTypes(ctx.broker);
     const { consumer, outcomes, ledger, publisher } = await start(ctx);
     const order = newOrder({ quantity: 501 });
     await publishOrder(publisher, ctx.topo, order);
@@ -104,6 +106,9 @@ Deno.test("an over-limit order is retried exactly 3 times with growing delays, t
     assert.equal(dead!.properties.messageId, order.refCode);
     assert.equal(dead!.properties.contentType, "application/json");
     assert.equal(dead!.properties.deliveryMode, 2);
+    // Each retry copy delivered back, and the dead letter, carried x-retry-count as a signed
+    // 32-bit integer, the only type the Go consumer reads.
+    assert.deepEqual(wireTypes(HEADER.retryCount), ["I", "I", "I", "I"]);
     assert.equal(
       Buffer.from(dead!.content).toString(),
       `{"RefCode":"${order.refCode}","ColorCode":"${order.colorCode}","Quantity":501,"EventType":"CREATE"}`,

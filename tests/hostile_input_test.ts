@@ -37,10 +37,13 @@ const HOSTILE: Hostile[] = [
   { what: "a string Quantity", body: json({ ...valid, Quantity: "42" }) },
   { what: "a negative Quantity", body: json({ ...valid, Quantity: -1 }) },
   { what: "a fractional Quantity", body: json({ ...valid, Quantity: 1.5 }) },
-  { what: "a Quantity of 1e400", body: text(JSON.stringify(valid).replace("42", "1e400")) },
+  {
+    what: "a Quantity of 1e400",
+    body: text(JSON.stringify(valid).replace('"Quantity":42', '"Quantity":1e400')),
+  },
   {
     what: "a Quantity past 2^53",
-    body: text(JSON.stringify(valid).replace("42", "9007199254740993")),
+    body: text(JSON.stringify(valid).replace('"Quantity":42', '"Quantity":9007199254740993')),
   },
   { what: 'a Quantity of "NaN"', body: json({ ...valid, Quantity: "NaN" }) },
   { what: 'a Quantity of "Infinity"', body: json({ ...valid, Quantity: "Infinity" }) },
@@ -48,7 +51,7 @@ const HOSTILE: Hostile[] = [
   { what: "an object Quantity", body: json({ ...valid, Quantity: { n: 1 } }) },
   { what: "no RefCode", body: json({ ColorCode: COLOR, Quantity: 1, EventType: "CREATE" }) },
   { what: "no ColorCode", body: json({ RefCode: REF, Quantity: 1, EventType: "CREATE" }) },
-  { what: "no EventType", body: json({ RefCode: REF, ColorCode: COLOR, Quantity: 1 }) },
+  { what: "a byte order mark before the JSON", body: text(`\uFEFF${JSON.stringify(valid)}`) },
   { what: "an extra field", body: json({ ...valid, Priority: "high" }) },
   {
     what: "a __proto__ field",
@@ -155,6 +158,7 @@ const CODES = new Set<OrderRejection["code"]>([
   "too_large",
   "content_type",
   "not_utf8",
+  "bom",
   "not_json",
   "not_object",
   "missing_field",

@@ -6,6 +6,7 @@ import {
   type Order,
   parseOrder,
   type ParseOrderResult,
+  peekRefCode,
 } from "../lib/order.ts";
 
 const REF = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
@@ -38,8 +39,40 @@ Deno.test("parseOrder() accepts a Go body and lower-cases the codes", () => {
 
 Deno.test("parseOrder() round-trips newOrder() through encodeOrder()", () => {
   const order = newOrder({ random: () => 0.999_999_99 });
-  assert.equal(order.quantity, 9_999_999);
+  assert.equal(order.quantity, 9_999_998);
   assert.deepEqual(parseOrder(encodeOrder(order)), { ok: true, order });
+});
+
+Deno.test("parseOrder() takes the Go Estoque's three-field body as a CREATE order", () => {
+  // What the Go Estoque marshals since commit e1fe516 (checked against the real binary in
+  // interop/go_services_test.ts).
+  const body = bytes(`{"RefCode":"${REF}","ColorCode":"${COLOR}","Quantity":9999998}`);
+  assert.deepEqual(parseOrder(body, { contentType: "application/json" }), {
+    ok: true,
+    order: { refCode: REF, colorCode: COLOR, quantity: 9_999_998, eventType: "CREATE" },
+  });
+});
+
+Deno.test("parseOrder() refuses a byte order mark before the JSON, as Go's json.Unmarshal does", () => {
+  const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(JSON.stringify(valid))]);
+  const found = rejection(parseOrder(withBom));
+  assert.equal(found.code, "bom");
+  assert.match(found.message, /byte order mark/);
+});
+
+Deno.test("parseOrder() says a Quantity of 1e400 is not a finite number (not null)", () => {
+  const found = rejection(
+    parseOrder(bytes(JSON.stringify(valid).replace('"Quantity":42', '"Quantity":1e400'))),
+  );
+  assert.match(found.message, /Quantity .* got a number that is not finite/);
+  assert.doesNotMatch(found.message, /null/);
+});
+
+Deno.test("peekRefCode() names the RefCode of an invalid body, and nothing of a non-object", () => {
+  assert.equal(peekRefCode(bytes(JSON.stringify({ ...valid, Quantity: -1 }))), REF);
+  assert.equal(peekRefCode(bytes('{"RefCode":42}')), undefined);
+  assert.equal(peekRefCode(bytes("[1]")), undefined);
+  assert.equal(peekRefCode(bytes("{not json")), undefined);
 });
 
 const invalid: [string, Uint8Array, string, string?][] = [
@@ -57,13 +90,18 @@ const invalid: [string, Uint8Array, string, string?][] = [
   ["a negative Quantity", bytes(JSON.stringify({ ...valid, Quantity: -1 })), "bad_field"],
   ["a fractional Quantity", bytes(JSON.stringify({ ...valid, Quantity: 1.5 })), "bad_field"],
   ["a string Quantity", bytes(JSON.stringify({ ...valid, Quantity: "42" })), "bad_field"],
-  ["a huge Quantity", bytes(JSON.stringify(valid).replace("42", "1e400")), "bad_field"],
+  [
+    "a huge Quantity",
+    bytes(JSON.stringify(valid).replace('"Quantity":42', '"Quantity":1e400')),
+    "bad_field",
+  ],
   [
     "a Quantity past 2^53",
-    bytes(JSON.stringify(valid).replace("42", "9007199254740993")),
+    bytes(JSON.stringify(valid).replace('"Quantity":42', '"Quantity":9007199254740993')),
     "bad_field",
   ],
   ["an unknown EventType", bytes(JSON.stringify({ ...valid, EventType: "DELETE" })), "bad_field"],
+  ["a null EventType", bytes(JSON.stringify({ ...valid, EventType: null })), "bad_field"],
   ["a body over the limit", bytes(" ".repeat(MAX_ORDER_BYTES + 1)), "too_large"],
   ["a wrong content type", bytes(JSON.stringify(valid)), "content_type", "text/plain"],
 ];

@@ -3,12 +3,27 @@ import { PermanentError, TransientError } from "../lib/errors.ts";
 import {
   deadLetterHeaders,
   HEADER,
+  int32,
   MAX_ERROR_LENGTH,
   readDelay,
   readIntegerHeader,
   readRetryCount,
+  replayHeaders,
   retryHeaders,
 } from "../lib/retry_headers.ts";
+
+Deno.test("integer headers are written as signed 32-bit values (I), as the Go consumer reads them", () => {
+  const int = (value: number) => ({ "!": "int", value });
+  const retry = retryHeaders({}, failure, 2, 10_000);
+  const dead = deadLetterHeaders({}, failure, 2, "exhausted");
+  assert.deepEqual(retry[HEADER.retryCount], int(2));
+  assert.deepEqual(retry[HEADER.delay], int(10_000));
+  assert.deepEqual(dead[HEADER.retryCount], int(2));
+  assert.deepEqual(replayHeaders(dead, failure.now)[HEADER.replayCount], int(1));
+  assert.equal(readRetryCount(retry), 2, "our own reader takes the typed form back");
+  assert.equal(readDelay(retry), 10_000);
+  assert.throws(() => int32(2 ** 31), RangeError);
+});
 
 const failure = {
   error: new TransientError("maximum quantity exceeded: 900 > 500"),
@@ -56,13 +71,13 @@ Deno.test("retryHeaders() sets the count and the history, keeps user headers, dr
   );
   assert.deepEqual(headers, {
     "x-trace": "abc",
-    [HEADER.retryCount]: 2,
+    [HEADER.retryCount]: { "!": "int", value: 2 },
     [HEADER.lastError]: "maximum quantity exceeded: 900 > 500",
     [HEADER.firstFailedAt]: "2026-01-02T03:04:05.000Z",
     [HEADER.originalExchange]: "productionorder",
     [HEADER.originalRoutingKey]: "create",
   });
-  assert.equal(retryHeaders({}, failure, 1, 5000)[HEADER.delay], 5000);
+  assert.deepEqual(retryHeaders({}, failure, 1, 5000)[HEADER.delay], { "!": "int", value: 5000 });
 });
 
 Deno.test("retryHeaders() keeps the first failure time and the original route across retries", () => {
@@ -86,7 +101,7 @@ Deno.test("deadLetterHeaders() carries the reason, the count and a truncated err
     "exhausted",
   );
   assert.equal(headers[HEADER.reason], "exhausted");
-  assert.equal(headers[HEADER.retryCount], 3);
+  assert.equal(readRetryCount(headers), 3);
   assert.equal((headers[HEADER.lastError] as string).length, MAX_ERROR_LENGTH);
   assert.ok((headers[HEADER.lastError] as string).endsWith("…"));
 });

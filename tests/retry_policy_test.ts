@@ -8,8 +8,19 @@ import {
   type RetryPolicy,
 } from "../lib/retry_policy.ts";
 
-const linear = DEFAULT_RETRY_POLICY;
+const linear: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxRetries: 3 };
 const exponential: RetryPolicy = { ...linear, strategy: "exponential", maxRetries: 5 };
+
+Deno.test("the default policy is the Go original's: 2 retries (3 runs), 5 s then 10 s", () => {
+  assert.equal(DEFAULT_RETRY_POLICY.maxRetries, 2);
+  assert.deepEqual(retryDelays(DEFAULT_RETRY_POLICY), [5_000, 10_000]);
+  const error = new TransientError("Maximum quantity exceeded");
+  assert.equal(decideRetry(DEFAULT_RETRY_POLICY, 1, error).action, "retry");
+  assert.deepEqual(decideRetry(DEFAULT_RETRY_POLICY, 2, error), {
+    action: "dead-letter",
+    reason: "exhausted",
+  });
+});
 
 Deno.test("backoff() grows linearly by 5 s per attempt by default", () => {
   assert.deepEqual([1, 2, 3].map((n) => backoff(linear, n)), [5_000, 10_000, 15_000]);
