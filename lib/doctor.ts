@@ -97,6 +97,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
     add("fail", "broker", describeError(error));
     return checks;
   }
+  let overflowIntoDlq = false;
   try {
     const server = broker.model.connection.serverProperties;
     add(
@@ -226,6 +227,14 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
             problems.push(
               "length limit with drop-head overflow: when full, the oldest orders are dropped or dead-lettered unprocessed (use x-overflow reject-publish)",
             );
+            if (actual.arguments["x-dead-letter-exchange"] === topo.deadLetterExchange) {
+              overflowIntoDlq = true;
+              problems.push(
+                `overflow mixed into the DLQ: a dropped order is dead-lettered to ${topo.deadLetterExchange} ` +
+                  `with its own routing key and lands in ${topo.deadLetterQueue} beside failed orders, ` +
+                  `with no x-dead-letter-reason (only x-death reason maxlen), never processed`,
+              );
+            }
           }
           if (!isTier) {
             const bindings = await mgmt.bindings(declaration.name);
@@ -264,6 +273,16 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
             isTier ? `retry tier, TTL ${declaration.arguments["x-message-ttl"]} ms, ` : ""
           }${depth}`,
         );}
+    }
+    if (overflowIntoDlq) {
+      add(
+        "warn",
+        "migration",
+        `this looks like the Go services' topology (x-max-length on the work queue): the ` +
+          `services can run on it as it is with --no-declare --retry-backend plugin; to move to ` +
+          `this project's topology, declare it under a new --prefix, switch Estoque over, and ` +
+          `drain the old queue (docs/migration.md)`,
+      );
     }
   } finally {
     await broker.close();

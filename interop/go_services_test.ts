@@ -1,0 +1,305 @@
+/**
+ * The interoperability suite (`deno task test:interop`): this project's services against the Go
+ * original's, built from ../shared/seed/go (GO_SEED_DIR) by scripts/go_peer.sh and run unchanged
+ * on the local broker with the delayed-message plugin. The Go services use fixed names on the
+ * default vhost, so the cases run one after the other and remove those names afterwards.
+ *
+ * Each case ends with a line `interop: …` of its counts, which docs/migration.md quotes.
+ */
+
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { SqliteLedger } from "../lib/ledger.ts";
+import { encodeOrder, parseOrder } from "../lib/order.ts";
+import { HEADER, readRetryCount } from "../lib/retry_headers.ts";
+import type { RetryBackend } from "../lib/topology.ts";
+import { runScript, takeMessages, tempDir, waitFor } from "../tests/_broker.ts";
+import {
+  CANONICAL,
+  goEstoque,
+  goOrdem,
+  goPeer,
+  goRuns,
+  ourEstoque,
+  ourRuns,
+  ourService,
+  type Peer,
+  withCanonicalNames,
+} from "./_peers.ts";
+
+/** Longest a case waits for its orders to settle: 3 runs, 5 s then 10 s apart, plus slack. */
+const SETTLE_MS = 60_000;
+
+const root = new URL("..", import.meta.url).pathname;
+
+function tally(refs: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const ref of refs) counts.set(ref, (counts.get(ref) ?? 0) + 1);
+  return counts;
+}
+
+/** Seconds between a Go log line's time stamps (`2006/01/02 15:04:05`). */
+function goSecond(line: string): number {
+  return Date.parse(line.slice(0, 19).replaceAll("/", "-").replace(" ", "T") + "Z") / 1000;
+}
+
+function assertNoPanic(go: Peer): void {
+  const failed = go.grep(/panic|Failed to/);
+  assert.equal(failed.length, 0, `the Go consumer failed: ${failed[0]}\n${go}`);
+  assert.ok(go.running, `the Go consumer exited:\n${go}`);
+}
+
+async function waitForDeadLetters(
+  broker: Parameters<Parameters<typeof withCanonicalNames>[0]>[0],
+  count: number,
+): Promise<void> {
+  await waitFor(
+    `${count} dead letters in ${CANONICAL.deadLetterQueue}`,
+    async () => (await broker.messageCount(CANONICAL.deadLetterQueue)) >= count ? true : undefined,
+    SETTLE_MS,
+  );
+}
+
+Deno.test("Go-marshalled bodies of both versions are valid orders; ours is the first version byte for byte", async () => {
+  await goPeer(); // the Debian Go packages are in place
+  const ref = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
+  const color = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+  const { code, stdout, stderr } = await new Deno.Command("go", {
+    args: ["run", ".", ref, color, "420"],
+    cwd: join(root, "interop/go_bodies"),
+    env: {
+      GO111MODULE: "off",
+      GOPATH: "/usr/share/gocode",
+      GOCACHE: join(root, ".cache/go-build"),
+    },
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const [first, current] = new TextDecoder().decode(stdout).trim().split("\n");
+  const order = { refCode: ref, colorCode: color, quantity: 420, eventType: "CREATE" } as const;
+  assert.equal(new TextDecoder().decode(encodeOrder(order)), first);
+  for (const body of [first!, current!]) {
+    assert.deepEqual(
+      parseOrder(new TextEncoder().encode(body), { contentType: "application/json" }),
+      { ok: true, order },
+      body,
+    );
+  }
+});
+
+Deno.test("baseline: the seed's own flow, Go Estoque to Go OrdemDeProducao, 3 runs 5 s and 10 s apart", async () => {
+  await withCanonicalNames(async (broker) => {
+    await goEstoque(); // declares the Go topology, publishes one order
+    await using go = await goOrdem();
+    for (let i = 0; i < 3; i++) await goEstoque();
+    // The Go Estoque draws quantities up to 9,999,998 and the Go consumer fails every one above
+    // 500: all four orders (but with odds of 1 in 5,000) are dead-lettered after 3 runs.
+    await waitForDeadLetters(broker, 4);
+    assertNoPanic(go);
+    const dead = await takeMessages(broker, CANONICAL.deadLetterQueue, 4);
+    const runs = tally(goRuns(go));
+    for (const message of dead) {
+      const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
+      assert.ok(parsed.ok, "the Go body is a valid order for us");
+      const ref = parsed.order.refCode;
+      assert.equal(runs.get(ref), 3, `${ref} ran 3 times`);
+      assert.deepEqual(message.properties.headers ?? {}, {}, "the Go side dead-letters no headers");
+      const times = go.grep(new RegExp(ref)).map(goSecond);
+      assert.ok(times[1]! - times[0]! >= 4, `first retry after ~5 s: ${times}`);
+      assert.ok(times[2]! - times[1]! >= 9, `second retry after ~10 s: ${times}`);
+    }
+    console.log(`interop: baseline: 4 Go orders, 4 dead letters after 3 Go runs each`);
+  });
+});
+
+Deno.test("Go Estoque to our OrdemDeProducao on the Go services' own topology (--no-declare)", async () => {
+  await withCanonicalNames(async (broker) => {
+    await using dir = await tempDir();
+    const ledgerPath = join(dir.path, "ledger.sqlite");
+    const base = ["--no-declare", "--no-http", "--ledger", ledgerPath];
+
+    // Before anyone declared the topology, --no-declare stops at once and names what is missing.
+    const early = await runScript("ordem_de_producao.ts", [...base, "--retry-backend", "plugin"]);
+    assert.equal(early.code, 1, early.stderr);
+    assert.match(early.stderr, /exchange productionorder, exchange productionorder\.dlx, queue/);
+    assert.match(early.stderr, /do not exist/);
+
+    await goEstoque(); // the Go topology: x-delayed-message, x-max-length 3, no DL routing key
+
+    // Our own declare refuses that topology (other arguments), and says how to run on it.
+    const declaring = await runScript("ordem_de_producao.ts", [
+      "--no-http",
+      "--ledger",
+      ledgerPath,
+      "--retry-backend",
+      "plugin",
+    ]);
+    assert.equal(declaring.code, 1);
+    assert.match(declaring.stderr, /other settings.*--no-declare/s);
+    // The ttl backend's retry queues are ours alone: --no-declare names them and the way out.
+    const ttl = await runScript("ordem_de_producao.ts", [...base, "--retry-backend", "ttl"]);
+    assert.equal(ttl.code, 1);
+    assert.match(
+      ttl.stderr,
+      /queue create\.productionorder\.retry\.5000ms.*--retry-backend plugin/s,
+    );
+
+    // The doctor explains what is unsafe in that topology, and the way to move.
+    const doctor = await runScript("doctor.ts", ["--retry-backend", "plugin"]);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /drop-head overflow/);
+    assert.match(doctor.stdout, /overflow mixed into the DLQ/);
+    assert.match(doctor.stdout, /Go services' topology.*--no-declare --retry-backend plugin/);
+
+    const limit = 5_000_000;
+    await using ordem = ourService("our OrdemDeProducao", "ordem_de_producao.ts", [
+      ...base,
+      "--retry-backend",
+      "plugin",
+      "--max-quantity",
+      String(limit),
+      "--log-level",
+      "debug",
+    ]);
+    await ordem.until("ready", /msg=ready/);
+    for (let i = 0; i < 5; i++) await goEstoque();
+    const total = 6;
+    await waitFor("every Go order settled", () => {
+      const runs = ourRuns(ordem);
+      const settled = runs.filter((r) => r.msg !== "retry scheduled").length;
+      return settled >= total ? runs : undefined;
+    }, SETTLE_MS);
+    await ordem.stop();
+    const runs = ourRuns(ordem);
+    const created = runs.filter((r) => r.msg === "production order").map((r) => r.refCode);
+    const deadRefs = runs.filter((r) => r.msg === "dead-lettered").map((r) => r.refCode);
+    assert.equal(new Set([...created, ...deadRefs]).size, total, "6 distinct orders, each once");
+
+    await using ledger = await SqliteLedger.open(ledgerPath, { instanceId: "interop" });
+    assert.equal(await ledger.countOrders(), created.length);
+    for (const ref of created) {
+      const row = await ledger.findOrder(ref);
+      assert.ok(row && row.quantity <= limit, `${ref} is a production order within the limit`);
+      assert.equal(tally(runs.map((r) => r.refCode)).get(ref), 1);
+    }
+    const dead = await takeMessages(broker, CANONICAL.deadLetterQueue, deadRefs.length);
+    for (const message of dead) {
+      const parsed = parseOrder(message.content);
+      assert.ok(parsed.ok);
+      assert.ok(parsed.order.quantity > limit);
+      const headers = message.properties.headers!;
+      assert.equal(headers[HEADER.reason], "exhausted");
+      assert.equal(readRetryCount(headers), 2, "dead-lettered on its third run, as the Go side");
+      assert.match(String(headers[HEADER.lastError]), /^maximum quantity exceeded: \d+ > 5000000$/);
+      assert.equal(tally(runs.map((r) => r.refCode)).get(parsed.order.refCode), 3);
+    }
+    console.log(
+      `interop: Go Estoque -> ours: ${total} orders, ${created.length} production orders, ` +
+        `${dead.length} dead letters after 3 runs`,
+    );
+  });
+});
+
+for (const backend of ["plugin", "ttl"] as const satisfies readonly RetryBackend[]) {
+  Deno.test(`our Estoque to the Go OrdemDeProducao (${backend} backend): every order consumed, the Go process never panics`, async () => {
+    await withCanonicalNames(async (broker) => {
+      await using dir = await tempDir();
+      const flags = ["--retry-backend", backend, "--count"];
+      const valid = await ourEstoque([...flags, "4", "--quantity", "100"], join(dir.path, "a"));
+      await using go = await goOrdem();
+      const over = await ourEstoque([...flags, "3", "--quantity", "1000"], join(dir.path, "b"));
+      await waitForDeadLetters(broker, over.length);
+      assertNoPanic(go);
+      const dead = await takeMessages(broker, CANONICAL.deadLetterQueue, over.length);
+      assert.deepEqual(
+        dead.map((m) => (parseOrder(m.content) as { order: { refCode: string } }).order.refCode)
+          .sort(),
+        [...over].sort(),
+      );
+      const runs = tally(goRuns(go));
+      for (const ref of valid) assert.equal(runs.get(ref), 1, `${ref} created once`);
+      for (const ref of over) assert.equal(runs.get(ref), 3, `${ref} ran 3 times`);
+      if (backend === "plugin") {
+        for (const ref of over) {
+          const times = go.grep(new RegExp(ref)).map(goSecond);
+          assert.ok(times[2]! - times[0]! >= 14, `the Go retries waited 5 s and 10 s: ${times}`);
+        }
+      }
+      console.log(
+        `interop: ours -> Go (${backend}): ${valid.length} created by Go once each, ` +
+          `${over.length} dead-lettered by Go after 3 runs`,
+      );
+    });
+  });
+}
+
+for (const backend of ["plugin", "ttl"] as const satisfies readonly RetryBackend[]) {
+  Deno.test(`a mixed fleet (${backend} backend): the Go OrdemDeProducao and ours on one queue; every order ends exactly once`, async () => {
+    await withCanonicalNames(async (broker) => {
+      await using dir = await tempDir();
+      const ledgerPath = join(dir.path, "ledger.sqlite");
+      await using ordem = ourService("our OrdemDeProducao", "ordem_de_producao.ts", [
+        "--retry-backend",
+        backend,
+        "--no-http",
+        "--ledger",
+        ledgerPath,
+        "--log-level",
+        "debug",
+      ]);
+      await ordem.until("ready", /msg=ready/); // declares the topology with the default budget
+      await using go = await goOrdem();
+      const flags = ["--retry-backend", backend, "--count"];
+      const valid = await ourEstoque([...flags, "10", "--quantity", "100"], join(dir.path, "a"));
+      const over = await ourEstoque([...flags, "10", "--quantity", "1000"], join(dir.path, "b"));
+      await waitForDeadLetters(broker, over.length);
+      assertNoPanic(go);
+      // Our consumer settles its last deliveries before it stops.
+      await ordem.stop();
+      const dead = await takeMessages(broker, CANONICAL.deadLetterQueue, over.length);
+      const ours = ourRuns(ordem);
+      const theirs = goRuns(go);
+      const runs = tally([...ours.map((r) => r.refCode), ...theirs]);
+      const oursByRef = tally(ours.map((r) => r.refCode));
+      const goByRef = tally(theirs);
+
+      await using ledger = await SqliteLedger.open(ledgerPath, { instanceId: "interop" });
+      let createdByUs = 0;
+      for (const ref of valid) {
+        assert.equal(runs.get(ref), 1, `${ref} ran once`);
+        const inLedger = (await ledger.findOrder(ref)) !== undefined;
+        assert.equal(inLedger, oursByRef.get(ref) === 1, `${ref}: created by exactly one side`);
+        if (inLedger) createdByUs++;
+      }
+      assert.equal(await ledger.countOrders(), createdByUs);
+
+      const deadRefs = dead.map((m) =>
+        (parseOrder(m.content) as { order: { refCode: string } })
+          .order.refCode
+      );
+      assert.deepEqual([...deadRefs].sort(), [...over].sort(), "each over-limit order once in DLQ");
+      let bounced = 0;
+      let deadByUs = 0;
+      for (const ref of over) {
+        assert.equal(runs.get(ref), 3, `${ref}: 3 runs in all, whichever side ran them`);
+        if ((oursByRef.get(ref) ?? 0) > 0 && (goByRef.get(ref) ?? 0) > 0) bounced++;
+      }
+      for (const message of dead) {
+        const headers = message.properties.headers ?? {};
+        if (headers[HEADER.reason] !== undefined) {
+          deadByUs++;
+          assert.equal(headers[HEADER.reason], "exhausted");
+          assert.equal(readRetryCount(headers), 2);
+        }
+      }
+      assert.ok(bounced > 0, "some orders moved between the two consumers through retries");
+      console.log(
+        `interop: mixed fleet (${backend}): ${valid.length} valid (${createdByUs} created by ours, ` +
+          `${
+            valid.length - createdByUs
+          } by Go), ${over.length} over the limit (${bounced} ran on ` +
+          `both sides; ${deadByUs} dead-lettered by ours, ${over.length - deadByUs} by Go), ` +
+          `lost 0, duplicated 0`,
+      );
+    });
+  });
+}
