@@ -38,7 +38,7 @@ const OPTIONS = {
   "postgres-url": {
     type: "string",
     env: "POSTGRES_URL",
-    default: "postgres://postgres@127.0.0.1:5432/test",
+    default: "postgres://postgres:postgres@127.0.0.1:5432/test",
     placeholder: "postgres-url",
     description: "The PostgreSQL the shared ledger lives in (a schema per run, dropped after).",
   },

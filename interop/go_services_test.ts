@@ -95,6 +95,12 @@ Deno.test("baseline: the seed's own flow, Go Estoque to Go OrdemDeProducao, 3 ru
     // 500: all four orders (but with odds of 1 in 5,000) are dead-lettered after 3 runs.
     await waitForDeadLetters(broker, 4);
     assertNoPanic(go);
+    // The dlq tooling reads the Go side's headerless dead letters: RefCode from the body.
+    const listed = await runScript("dlq.ts", ["list", "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const letters = JSON.parse(listed.stdout) as { refCode: string; reason: string }[];
+    assert.equal(letters.length, 4);
+    assert.ok(letters.every((l) => l.reason === "unknown" && /^[0-9a-f-]{36}$/.test(l.refCode)));
     const dead = await takeMessages(broker, CANONICAL.deadLetterQueue, 4);
     const runs = tally(goRuns(go));
     for (const message of dead) {
@@ -192,9 +198,36 @@ Deno.test("Go Estoque to our OrdemDeProducao on the Go services' own topology (-
       assert.match(String(headers[HEADER.lastError]), /^maximum quantity exceeded: \d+ > 5000000$/);
       assert.equal(tally(runs.map((r) => r.refCode)).get(parsed.order.refCode), 3);
     }
+    // Step 5 of docs/migration.md: replace the emptied Go work queue with ours, and the doctor
+    // finds nothing left to explain.
+    const drained = await runScript("ordem_de_producao.ts", [
+      ...base,
+      "--retry-backend",
+      "plugin",
+      "--drain",
+    ]);
+    assert.equal(drained.code, 0, drained.stderr);
+    const deleted = await new Deno.Command("rabbitmqctl", {
+      args: ["delete_queue", "--if-empty", CANONICAL.queue],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(deleted.code, 0, new TextDecoder().decode(deleted.stderr));
+    const redeclared = await runScript("ordem_de_producao.ts", [
+      "--no-http",
+      "--ledger",
+      ledgerPath,
+      "--retry-backend",
+      "plugin",
+      "--drain",
+    ]);
+    assert.equal(redeclared.code, 0, redeclared.stderr);
+    const after = await runScript("doctor.ts", ["--retry-backend", "plugin"]);
+    assert.equal(after.code, 0, after.stdout);
+    assert.doesNotMatch(after.stdout, /drop-head|migration/);
     console.log(
       `interop: Go Estoque -> ours: ${total} orders, ${created.length} production orders, ` +
-        `${dead.length} dead letters after 3 runs`,
+        `${dead.length} dead letters after 3 runs; work queue then replaced with ours`,
     );
   });
 });

@@ -9,6 +9,7 @@
 
 import type { Channel, GetMessage } from "amqplib";
 import type { Broker } from "./broker.ts";
+import { peekRefCode } from "./order.ts";
 import { ConfirmedPublisher, copyProperties } from "./publisher.ts";
 import { HEADER, readIntegerHeader, replayHeaders } from "./retry_headers.ts";
 import type { Topology } from "./topology.ts";
@@ -80,7 +81,10 @@ export function toDeadLetter(message: Pick<GetMessage, "content" | "properties">
     : undefined;
   const firstFailedAt = date(headers[HEADER.firstFailedAt]);
   return {
-    refCode: typeof properties.messageId === "string" ? properties.messageId : undefined,
+    // The message id, or for a dead letter without one (the Go services set none) its body's.
+    refCode: typeof properties.messageId === "string" && properties.messageId !== ""
+      ? properties.messageId
+      : peekRefCode(message.content),
     reason,
     attempts: safeInteger(headers, HEADER.retryCount),
     lastError: typeof headers[HEADER.lastError] === "string"

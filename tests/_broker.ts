@@ -21,7 +21,7 @@ import {
 
 /** The PostgreSQL under test: `POSTGRES_URL`, or the local one (trust auth, database `test`). */
 export const POSTGRES_URL = Deno.env.get("POSTGRES_URL") ??
-  "postgres://postgres@127.0.0.1:5432/test";
+  "postgres://postgres:postgres@127.0.0.1:5432/test";
 
 /** The broker under test: `RABBITMQ_URL`, or the local one. */
 export const RABBITMQ_URL = Deno.env.get("RABBITMQ_URL") ?? DEFAULT_RABBITMQ_URL;
