@@ -4,9 +4,9 @@
  * and range) and the ratio ours/raw per path; end-to-end latency at a steady 2,000 msg/s;
  * retry-delay lateness; the slowdown with 100k messages parked in the retry tiers; and the peak
  * RSS of OrdemDeProducao itself, run as its own process. Writes
- * bench/results/latest.json and latest.md; `--readme` also puts the table in README.md.
+ * bench/results/latest.json and latest.md; `--docs` also puts the table in docs/performance.md.
  *
- *   deno task bench [--quick] [--messages N] [--rounds R] [--parked P] [--readme]
+ *   deno task bench [--quick] [--messages N] [--rounds R] [--parked P] [--docs]
  *
  * Env: RABBITMQ_URL. Each run uses its own throwaway topology on the broker. Runs with
  * --allow-all: it spawns OrdemDeProducao and reads its peak RSS from /proc, which Deno grants
@@ -20,7 +20,7 @@ import { DEFAULT_RETRY_POLICY, retryDelays } from "./lib/retry_policy.ts";
 import { booleanOption, integerOption, stringOption } from "./lib/cli.ts";
 import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
-import { writeReadmeBlock } from "./lib/_readme_block.ts";
+import { writeDocBlock } from "./scripts/doc_block.ts";
 import { quantile, type RunContext, type RunResult, withBenchTopology } from "./bench/_shared.ts";
 import {
   oursConsume,
@@ -75,7 +75,7 @@ const OPTIONS = {
     placeholder: "N",
     description: "The raw baseline's prefetch (default 100, as the baseline was first measured).",
   },
-  readme: { type: "boolean", description: "Also write the table into README.md." },
+  docs: { type: "boolean", description: "Also write the table into docs/performance.md." },
 } as const;
 
 type Side = (ctx: RunContext) => Promise<RunResult>;
@@ -332,8 +332,8 @@ runCommand({
   await Deno.mkdir("bench/results", { recursive: true });
   await Deno.writeTextFile("bench/results/latest.json", JSON.stringify(json, null, 2) + "\n");
   await Deno.writeTextFile("bench/results/latest.md", md + "\n");
-  if (booleanOption(cl.options.readme!)) {
-    await writeReadmeBlock("bench", md);
+  if (booleanOption(cl.options.docs!)) {
+    await writeDocBlock("performance.md", "bench", md);
   }
   console.log(md);
   return EXIT.ok;

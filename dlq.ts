@@ -20,11 +20,11 @@ import {
   choiceOption,
   integerOption,
   numberOption,
-  type OptionSpecs,
   stringOption,
   UsageError,
 } from "./lib/cli.ts";
-import { COMMON_OPTIONS, connectionConfig } from "./lib/config.ts";
+import { connectionConfig } from "./lib/config.ts";
+import { COMMANDS, type DLQ_OPTIONS } from "./lib/options.ts";
 import {
   type DeadLetterFilter,
   deadLetterJson,
@@ -40,43 +40,13 @@ import { Progress } from "./lib/progress.ts";
 import { connectFirst } from "./lib/reconnect.ts";
 import { topology } from "./lib/topology.ts";
 
-const COMMANDS = ["list", "show", "replay", "purge"] as const;
+const VERBS = ["list", "show", "replay", "purge"] as const;
 
-const DLQ_OPTIONS = {
-  url: COMMON_OPTIONS.url,
-  "tls-ca": COMMON_OPTIONS["tls-ca"],
-  "tls-cert": COMMON_OPTIONS["tls-cert"],
-  "tls-key": COMMON_OPTIONS["tls-key"],
-  prefix: COMMON_OPTIONS.prefix,
-  reason: {
-    type: "string",
-    placeholder: "reason",
-    description: "Only dead letters with this reason (exhausted, invalid, unroutable, ...).",
-  },
-  since: {
-    type: "string",
-    placeholder: "90s|15m|2h|7d|date",
-    description: "Only dead letters dead-lettered since then.",
-  },
-  ref: { type: "string", placeholder: "RefCode", description: "Only this RefCode." },
-  limit: { type: "string", placeholder: "N", description: "At most N dead letters." },
-  json: { type: "boolean", description: "list, show: print JSON for scripts." },
-  "dry-run": { type: "boolean", description: "replay: say what would be replayed, move nothing." },
-  rate: { type: "string", placeholder: "N", description: "replay: at most N messages a second." },
-  yes: { type: "boolean", short: "y", description: "purge: do not ask for confirmation." },
-  "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
-} as const satisfies OptionSpecs;
-
-runCommand({
-  options: DLQ_OPTIONS,
-  usage: "deno task dlq <list|show REF|replay|purge> [options]",
-  summary: "Dead-letter tooling: list, show, replay or purge dead-lettered production orders.",
-  allowPositionals: true,
-}, async (cl, signal) => {
+runCommand(COMMANDS.dlq, async (cl, signal) => {
   const o = cl.options as Record<keyof typeof DLQ_OPTIONS, (typeof cl.options)[string]>;
   const [command, ...rest] = cl.positionals;
-  if (command === undefined) throw new UsageError(`name a command: ${COMMANDS.join(", ")}`);
-  const verb = choiceOption({ value: command, label: "the command" }, COMMANDS);
+  if (command === undefined) throw new UsageError(`name a command: ${VERBS.join(", ")}`);
+  const verb = choiceOption({ value: command, label: "the command" }, VERBS);
   if (verb !== "show" && rest.length > 0) {
     throw new UsageError(`${verb} takes no arguments, got ${JSON.stringify(rest.join(" "))}`);
   }

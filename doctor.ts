@@ -14,35 +14,15 @@
  */
 
 import { booleanOption, stringOption } from "./lib/cli.ts";
-import { COMMON_OPTIONS, commonConfig } from "./lib/config.ts";
+import { commonConfig } from "./lib/config.ts";
+import { COMMANDS } from "./lib/options.ts";
 import { formatChecks, runDoctor } from "./lib/doctor.ts";
 import { redactUrl } from "./lib/broker.ts";
 import { ManagementClient, managementUrlFor, vhostOf } from "./lib/management.ts";
 import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
 
-const DOCTOR_OPTIONS = {
-  ...COMMON_OPTIONS,
-  "management-url": {
-    type: "string",
-    env: "RABBITMQ_MANAGEMENT_URL",
-    placeholder: "http-url",
-    description:
-      "The management API, for argument, binding and quorum checks (default: the broker's host, port 15672, same login).",
-  },
-  management: {
-    type: "boolean",
-    default: "true",
-    description: "Skip the checks that need the management API.",
-  },
-  json: { type: "boolean", description: "Print the findings as JSON." },
-} as const;
-
-runCommand({
-  options: DOCTOR_OPTIONS,
-  usage: "deno task doctor [options]",
-  summary: "Checks the broker against the services' topology.",
-}, async (cl) => {
+runCommand(COMMANDS.doctor, async (cl) => {
   const config = commonConfig(cl);
   setupLogging({ level: "error" });
   const managementUrl = cl.options["management-url"]!.value === undefined

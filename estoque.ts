@@ -14,7 +14,8 @@
  * @module
  */
 
-import { ESTOQUE_OPTIONS, estoqueConfig } from "./lib/config.ts";
+import { estoqueConfig } from "./lib/config.ts";
+import { COMMANDS } from "./lib/options.ts";
 import { ConfirmedLog, failedCount, OrderFeed, publishFeed } from "./lib/estoque.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
@@ -24,11 +25,7 @@ import { ConfirmedPublisher } from "./lib/publisher.ts";
 import { ConnectionLost, keepConnected } from "./lib/reconnect.ts";
 import { prepareTopology } from "./lib/topology.ts";
 
-runCommand({
-  options: ESTOQUE_OPTIONS,
-  usage: "deno task estoque [options]",
-  summary: "Estoque: declares the topology and publishes production-order requests.",
-}, async (cl, signal) => {
+runCommand(COMMANDS.estoque, async (cl, signal) => {
   const config = estoqueConfig(cl);
   setupLogging({ level: config.logLevel });
   const log = logger("estoque");

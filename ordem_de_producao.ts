@@ -20,9 +20,10 @@
  */
 
 import { type Broker, redactUrl } from "./lib/broker.ts";
-import { ORDEM_OPTIONS, ordemConfig } from "./lib/config.ts";
+import { ordemConfig } from "./lib/config.ts";
+import { COMMANDS } from "./lib/options.ts";
 import { OrderConsumer } from "./lib/consumer.ts";
-import { openLedger } from "./lib/ledger.ts";
+import { openLedger } from "./lib/open_ledger.ts";
 import { serveHttp } from "./lib/http_server.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { ConsumerMetrics } from "./lib/metrics.ts";
@@ -30,11 +31,7 @@ import { EXIT, runCommand } from "./lib/main.ts";
 import { keepConnected } from "./lib/reconnect.ts";
 import { prepareTopology } from "./lib/topology.ts";
 
-runCommand({
-  options: ORDEM_OPTIONS,
-  usage: "deno task ordem [options]",
-  summary: "OrdemDeProducao: consumes production-order requests with delayed retries and a DLQ.",
-}, async (cl, signal) => {
+runCommand(COMMANDS.ordem, async (cl, signal) => {
   const config = ordemConfig(cl);
   setupLogging({ level: config.logLevel, fields: { instanceId: config.instanceId } });
   const log = logger("ordem");

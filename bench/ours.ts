@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { OrderConsumer, type Outcome } from "../lib/consumer.ts";
 import { publishOrder, publishOrders } from "../lib/estoque.ts";
-import { SqliteLedger } from "../lib/ledger.ts";
+import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../lib/retry_policy.ts";
 import {

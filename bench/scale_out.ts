@@ -2,7 +2,7 @@
  * Scale-out benchmark: throughput of 1, 2 and 3 OrdemDeProducao processes consuming one queue
  * and sharing one PostgreSQL ledger.
  *
- *   deno task bench:scale [--messages N] [--rounds R] [--readme]
+ *   deno task bench:scale [--messages N] [--rounds R] [--docs]
  *
  * Each run prefills N valid orders into a fresh work queue, starts the consumer processes (each
  * its own Deno, as on separate hosts) and measures from the first production order to the last
@@ -17,7 +17,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { booleanOption, integerOption, type OptionSpecs, stringOption } from "../lib/cli.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
-import { writeReadmeBlock } from "../lib/_readme_block.ts";
+import { writeDocBlock } from "../scripts/doc_block.ts";
 import { orders, prefill, withBenchTopology } from "./_shared.ts";
 
 const OPTIONS = {
@@ -42,7 +42,7 @@ const OPTIONS = {
     placeholder: "postgres-url",
     description: "The PostgreSQL the shared ledger lives in (a schema per run, dropped after).",
   },
-  readme: { type: "boolean", description: "Also write the table into README.md." },
+  docs: { type: "boolean", description: "Also write the table into docs/architecture.md." },
 } as const satisfies OptionSpecs;
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -150,8 +150,8 @@ runCommand({
     `RabbitMQ, PostgreSQL and every consumer (\`deno task bench:scale\`, ` +
     `${new Date().toISOString().slice(0, 10)}).`;
   console.log(table);
-  if (booleanOption(cl.options.readme!)) {
-    await writeReadmeBlock("scale", table);
+  if (booleanOption(cl.options.docs!)) {
+    await writeDocBlock("architecture.md", "scale", table);
   }
   return EXIT.ok;
 });

@@ -623,7 +623,7 @@ export interface CaseReport {
   readonly resent: number;
 }
 
-/** The table the suite prints, and the README's "Guarantees" section quotes. */
+/** The table the suite prints, and docs/guarantees.md quotes. */
 export function formatReport(reports: readonly CaseReport[]): string {
   const lines = [
     "| case | orders | production orders | dead letters | lost | duplicate orders | extra DLQ copies | fault: processing stalled for |",

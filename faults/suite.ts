@@ -7,7 +7,7 @@
  */
 
 import { strict as assert } from "node:assert";
-import { writeReadmeBlock } from "../lib/_readme_block.ts";
+import { writeDocBlock } from "../scripts/doc_block.ts";
 import { join } from "node:path";
 import {
   account,
@@ -57,7 +57,7 @@ async function startAllNodes(): Promise<void> {
  * dead-letter worker of a quorum retry tier whose leader moved twice can stay stuck: its expired
  * retries are kept, not lost, but not moved on (upstream fixed worker bugs of this kind after
  * 3.10.8, e.g. rabbitmq-server#7677). When dead letters stop moving, this rebalances the leaders,
- * which starts new workers (see "Guarantees" in the README), and returns a report line saying so.
+ * which starts new workers (see docs/guarantees.md), and returns a report line saying so.
  */
 async function settleOnCluster(
   dep: Deployment,
@@ -489,9 +489,9 @@ Deno.test("report", async () => {
   const table = formatReport(reports.sort((a, b) => a.name.localeCompare(b.name)));
   console.log(`\nFault-injection report (${ORDERS} orders per case at ${RATE}/s):\n`);
   console.log(table);
-  // FAULT_README=1 puts the table in README.md's "Guarantees" section.
-  if (Deno.env.get("FAULT_README") && reports.length > 0) {
+  // FAULT_DOCS=1 puts the table in docs/guarantees.md.
+  if (Deno.env.get("FAULT_DOCS") && reports.length > 0) {
     const date = new Date().toISOString().slice(0, 10);
-    await writeReadmeBlock("faults", `Last run: ${date}.\n\n${table}`);
+    await writeDocBlock("guarantees.md", "faults", `Last run: ${date}.\n\n${table}`);
   }
 });

@@ -9,7 +9,7 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { SqliteLedger } from "../lib/ledger.ts";
+import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { encodeOrder, parseOrder } from "../lib/order.ts";
 import { HEADER, readRetryCount } from "../lib/retry_headers.ts";
 import type { RetryBackend } from "../lib/topology.ts";

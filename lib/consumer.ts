@@ -42,7 +42,7 @@ import {
   type RetryDecision,
   type RetryPolicy,
 } from "./retry_policy.ts";
-import { reconnectDelay } from "./reconnect.ts";
+import { backoffDelay } from "./backoff.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
 /** What became of one delivery. */
@@ -116,7 +116,7 @@ export interface ConsumerOptions {
   /**
    * How long to wait before publishing a retry or dead-letter copy again after attempt `attempt`
    * failed, in milliseconds.
-   * @default {reconnectDelay: 250-500 ms, doubling up to 7.5-15 s}
+   * @default {backoffDelay: 250-500 ms, doubling up to 7.5-15 s}
    */
   readonly passOnDelay?: (attempt: number) => number;
   /** Called with every outcome and how long the delivery took, after it was settled. */
@@ -184,7 +184,7 @@ export class OrderConsumer implements AsyncDisposable {
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
     this.#passOnDelay = options.passOnDelay ??
-      ((attempt) => reconnectDelay(attempt, {}, this.#random));
+      ((attempt) => backoffDelay(attempt, {}, this.#random));
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
       maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,

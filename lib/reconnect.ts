@@ -3,7 +3,7 @@
  * rounds, and a loop that runs a service's session on a connection and starts it again on a new
  * one when the connection is lost.
  *
- * The first reconnect waits at least {@linkcode MIN_RECONNECT_DELAY_MS}: on RabbitMQ 3.10 a
+ * The first reconnect waits at least 250 ms (backoff.ts): on RabbitMQ 3.10 a
  * publisher that reconnects within ~100 ms of losing a quorum queue's leader can wait forever for
  * its confirms.
  *
@@ -14,48 +14,7 @@ import { Broker, type ConnectOptions } from "./broker.ts";
 import { describeError, isFatalError } from "./errors.ts";
 import { logger } from "./log.ts";
 import { redactUrl } from "./redact.ts";
-
-/** No reconnect waits less than this, in milliseconds. */
-export const MIN_RECONNECT_DELAY_MS = 250;
-
-/** How reconnect delays grow. */
-export interface BackoffOptions {
-  /**
-   * The base of the first delay, in milliseconds; each round doubles it. With equal jitter a
-   * delay lies between half its base and its base, and never below
-   * {@linkcode MIN_RECONNECT_DELAY_MS}.
-   * @default {500}
-   */
-  readonly initialMs?: number;
-  /**
-   * The largest base, in milliseconds.
-   * @default {15000}
-   */
-  readonly maxMs?: number;
-}
-
-/**
- * The delay before reconnect round `round` (1 for the first): "equal jitter", half of the doubled
- * base fixed and half random, so clients that lost the same broker do not come back in step.
- *
- * @example
- * ```ts
- * // random() = 0 gives the lower bound, random() -> 1 the upper one:
- * // round:  1          2           3            4             ... 7+
- * // delay:  250-500    500-1000    1000-2000    2000-4000     ... 7500-15000
- * ```
- */
-export function reconnectDelay(
-  round: number,
-  options: BackoffOptions = {},
-  random: () => number = Math.random,
-): number {
-  const initialMs = options.initialMs ?? 500;
-  const maxMs = options.maxMs ?? 15_000;
-  const base = Math.min(maxMs, initialMs * 2 ** Math.max(0, Math.min(round - 1, 30)));
-  const delay = base / 2 + (base / 2) * random();
-  return Math.max(MIN_RECONNECT_DELAY_MS, Math.round(delay));
-}
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 
 /**
  * Splits `RABBITMQ_URL` into its URLs: several may be given, separated by commas, for a cluster.
@@ -177,7 +136,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Runs `session` on a connection to one of `urls`, and again on a new connection each time it
  * fails, until the session returns, throws an error that reconnecting cannot cure
  * ({@linkcode isFatal}), or `signal` aborts. Connection attempts go through the URLs in turn,
- * starting after the one that was lost, with {@linkcode reconnectDelay} between rounds; the first
+ * starting after the one that was lost, with {@linkcode backoffDelay} between rounds; the first
  * attempt after a loss also waits one delay.
  *
  * The connection is closed when `session` returns or throws.
@@ -201,7 +160,7 @@ export async function keepConnected<T>(
   const backOff = async (error: unknown) => {
     if (performance.now() - healthySince > giveUpAfterMs) throw error;
     round++;
-    const delayMs = reconnectDelay(round, options.backoff, random);
+    const delayMs = backoffDelay(round, options.backoff, random);
     log.info("reconnecting after a delay", { delayMs, round });
     await sleep(delayMs, signal);
   };

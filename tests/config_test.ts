@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { formatHelp, parseCommandLine, UsageError } from "../lib/cli.ts";
-import { ESTOQUE_OPTIONS, estoqueConfig, ORDEM_OPTIONS, ordemConfig } from "../lib/config.ts";
+import { estoqueConfig, ordemConfig } from "../lib/config.ts";
+import { ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "../lib/options.ts";
 
 const estoque = (args: string[], env: Record<string, string> = {}) =>
   estoqueConfig(parseCommandLine(ESTOQUE_OPTIONS, args, env));

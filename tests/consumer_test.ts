@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
 import type { ConsumerOptions, Outcome } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
-import { SqliteLedger } from "../lib/ledger.ts";
+import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";

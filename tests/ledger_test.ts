@@ -1,7 +1,9 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import postgres from "postgres";
-import { type Ledger, openLedger, SqliteLedger } from "../lib/ledger.ts";
+import type { Ledger } from "../lib/ledger.ts";
+import { openLedger } from "../lib/open_ledger.ts";
+import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { POSTGRES_URL, tempDir } from "./_broker.ts";

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { OrderConsumer } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { serveHttp } from "../lib/http_server.ts";
-import { SqliteLedger } from "../lib/ledger.ts";
+import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConsumerMetrics } from "../lib/metrics.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";

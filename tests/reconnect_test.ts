@@ -1,23 +1,18 @@
 import { strict as assert } from "node:assert";
 import type { Broker } from "../lib/broker.ts";
-import {
-  isFatal,
-  keepConnected,
-  MIN_RECONNECT_DELAY_MS,
-  parseBrokerUrls,
-  reconnectDelay,
-} from "../lib/reconnect.ts";
+import { backoffDelay, MIN_RECONNECT_DELAY_MS } from "../lib/backoff.ts";
+import { isFatal, keepConnected, parseBrokerUrls } from "../lib/reconnect.ts";
 import { RABBITMQ_URL } from "./_broker.ts";
 
-Deno.test("reconnectDelay() doubles per round with equal jitter, from 250-500 ms up to 15 s", () => {
+Deno.test("backoffDelay() doubles per round with equal jitter, from 250-500 ms up to 15 s", () => {
   const low = () => 0;
   const high = () => 0.999_999;
-  assert.deepEqual([1, 2, 3, 4].map((r) => reconnectDelay(r, {}, low)), [250, 500, 1000, 2000]);
-  assert.deepEqual([1, 2, 3].map((r) => reconnectDelay(r, {}, high)), [500, 1000, 2000]);
-  assert.equal(reconnectDelay(40, {}, high), 15_000);
-  assert.equal(reconnectDelay(40, {}, low), 7_500);
+  assert.deepEqual([1, 2, 3, 4].map((r) => backoffDelay(r, {}, low)), [250, 500, 1000, 2000]);
+  assert.deepEqual([1, 2, 3].map((r) => backoffDelay(r, {}, high)), [500, 1000, 2000]);
+  assert.equal(backoffDelay(40, {}, high), 15_000);
+  assert.equal(backoffDelay(40, {}, low), 7_500);
   // However small the configured start, no reconnect comes sooner than 250 ms.
-  assert.equal(reconnectDelay(1, { initialMs: 10 }, low), MIN_RECONNECT_DELAY_MS);
+  assert.equal(backoffDelay(1, { initialMs: 10 }, low), MIN_RECONNECT_DELAY_MS);
 });
 
 Deno.test("parseBrokerUrls() splits a comma-separated list and names a bad URL without its password", () => {

@@ -1,0 +1,197 @@
+/**
+ * The embedded ledger: one SQLite file, for one OrdemDeProducao process.
+ *
+ * @module
+ */
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  openDatabase,
+  SCHEMA,
+  SqliteWriter,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./_sqlite_writer.ts";
+
+import type { Ledger, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
+import { defaultInstanceId } from "./ledger.ts";
+
+/** Options for {@linkcode SqliteLedger.open}. */
+export interface SqliteLedgerOptions {
+  /**
+   * Written into every production order this process creates.
+   * @default {"<hostname>:<pid>"}
+   */
+  instanceId?: string;
+  /**
+   * A clock, for tests.
+   * @default {() => new Date()}
+   */
+  now?: () => Date;
+}
+
+/**
+ * The embedded ledger: one SQLite file in WAL mode with `synchronous=FULL`, so a committed batch
+ * survives a crash of the process or of the machine. Commits run in a worker, so their fsync
+ * never blocks the event loop; lookups read the file on the main thread (WAL lets them run beside
+ * a commit). An in-memory ledger (`":memory:"`) commits on the main thread.
+ */
+export class SqliteLedger implements Ledger {
+  readonly #db: DatabaseSync;
+  readonly #instanceId: string;
+  readonly #now: () => Date;
+  readonly #inline: SqliteWriter | undefined;
+  readonly #worker: Worker | undefined;
+  readonly #replies = new Map<number, PromiseWithResolvers<LedgerResult[]>>();
+  #closed: PromiseWithResolvers<void> | undefined;
+  /** Settles once the worker has opened the file (at once for an in-memory ledger). */
+  readonly #ready: Promise<unknown>;
+  #nextId = 0;
+  readonly #findForward: StatementSync;
+  readonly #findOrder: StatementSync;
+  readonly #countOrders: StatementSync;
+
+  private constructor(db: DatabaseSync, path: string, options: SqliteLedgerOptions) {
+    this.#db = db;
+    this.#instanceId = options.instanceId ?? defaultInstanceId();
+    this.#now = options.now ?? (() => new Date());
+    if (path === ":memory:") {
+      this.#inline = new SqliteWriter(db);
+    } else {
+      this.#worker = new Worker(new URL("./_ledger_worker.ts", import.meta.url).href, {
+        type: "module",
+        name: "ledger",
+      });
+      this.#worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        const reply = event.data;
+        if ("closed" in reply) {
+          this.#closed?.resolve();
+          return;
+        }
+        const waiting = this.#replies.get(reply.id);
+        if (!waiting) return;
+        this.#replies.delete(reply.id);
+        if ("error" in reply) waiting.reject(new Error(reply.error));
+        else waiting.resolve(reply.results);
+      };
+      this.#worker.onerror = (event) => {
+        event.preventDefault();
+        for (const waiting of this.#replies.values()) {
+          waiting.reject(new Error(`the ledger worker failed: ${event.message}`));
+        }
+        this.#replies.clear();
+        this.#closed?.resolve();
+      };
+      this.#ready = this.#request({ kind: "open", id: this.#nextId++, path });
+    }
+    this.#ready ??= Promise.resolve();
+    this.#findForward = db.prepare(
+      "SELECT 1 AS found FROM forwarded_messages WHERE message_key = ? AND hop = ?",
+    );
+    this.#findOrder = db.prepare(
+      `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
+       FROM production_orders WHERE ref_code = ?`,
+    );
+    this.#countOrders = db.prepare("SELECT count(*) AS n FROM production_orders");
+  }
+
+  /**
+   * Opens (creating if needed) the ledger at `path`, resolving once it can take commits;
+   * `":memory:"` makes a throwaway one.
+   *
+   * @throws {Error} naming the path when the file cannot be opened or created.
+   */
+  static async open(path: string, options: SqliteLedgerOptions = {}): Promise<SqliteLedger> {
+    let ledger: SqliteLedger;
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      const db = openDatabase(path);
+      db.exec(SCHEMA);
+      ledger = new SqliteLedger(db, path, options);
+    } catch (error) {
+      throw new Error(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    try {
+      await ledger.#ready;
+    } catch (error) {
+      await ledger.close();
+      throw new Error(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return ledger;
+  }
+
+  /** Sends a request to the worker and resolves with its reply. */
+  #request(request: WorkerRequest & { readonly id: number }): Promise<LedgerResult[]> {
+    const waiting = Promise.withResolvers<LedgerResult[]>();
+    this.#replies.set(request.id, waiting);
+    this.#worker!.postMessage(request);
+    return waiting.promise;
+  }
+
+  commit(writes: readonly LedgerWrite[]): Promise<LedgerResult[]> {
+    if (writes.length === 0) return Promise.resolve([]);
+    const at = this.#now().toISOString();
+    if (this.#inline) {
+      try {
+        return Promise.resolve(this.#inline.commit(writes, at, this.#instanceId));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#request({
+      kind: "commit",
+      id: this.#nextId++,
+      writes,
+      at,
+      instanceId: this.#instanceId,
+    }).catch((error: Error) => {
+      throw new Error(`ledger commit failed: ${error.message}`, { cause: error });
+    });
+  }
+
+  wasForwarded(messageKey: string, hop: string): Promise<boolean> {
+    return Promise.resolve(this.#findForward.get(messageKey, hop) !== undefined);
+  }
+
+  findOrder(refCode: string): Promise<ProductionOrder | undefined> {
+    const row = this.#findOrder.get(refCode) as Record<string, string | number> | undefined;
+    if (!row) return Promise.resolve(undefined);
+    return Promise.resolve({
+      refCode: String(row.ref_code),
+      colorCode: String(row.color_code),
+      quantity: Number(row.quantity),
+      createdAt: String(row.created_at),
+      attempt: Number(row.attempt),
+      instanceId: String(row.instance_id),
+    });
+  }
+
+  countOrders(): Promise<number> {
+    const row = this.#countOrders.get() as { n: number };
+    return Promise.resolve(Number(row.n));
+  }
+
+  async close(): Promise<void> {
+    if (!this.#db.isOpen) return;
+    await Promise.allSettled([...this.#replies.values()].map((waiting) => waiting.promise));
+    if (this.#worker) {
+      this.#closed = Promise.withResolvers<void>();
+      this.#worker.postMessage({ kind: "close", id: this.#nextId++ } satisfies WorkerRequest);
+      const timer = setTimeout(() => this.#closed?.resolve(), 5_000); // a worker that died
+      await this.#closed.promise;
+      clearTimeout(timer);
+      this.#worker.terminate();
+    }
+    this.#db.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
