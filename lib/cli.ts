@@ -21,6 +21,11 @@ export interface OptionSpec {
   readonly short?: string;
   /** The placeholder shown in `--help` for the value, e.g. `N`. */
   readonly placeholder?: string;
+  /**
+   * A secret (a password, a URL holding one): it may also come from the file that the variable
+   * `<env>_FILE` names (the Docker-secrets convention), read once at start-up.
+   */
+  readonly secret?: boolean;
 }
 
 /** The options of one command, by flag name (without the dashes). */
@@ -66,8 +71,9 @@ export function parseCommandLine(
   specs: OptionSpecs,
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-  options: { allowPositionals?: boolean } = {},
+  options: { allowPositionals?: boolean; readFile?: (path: string) => string } = {},
 ): ParsedCommandLine {
+  const readFile = options.readFile ?? Deno.readTextFileSync;
   const parseOptions: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
   };
@@ -107,6 +113,22 @@ export function parseCommandLine(
       } else {
         result[name] = { value: fromEnv, label: spec.env! };
       }
+      continue;
+    }
+    const file = spec.secret && spec.env !== undefined ? env[`${spec.env}_FILE`] : undefined;
+    if (file !== undefined && file !== "") {
+      let text: string;
+      try {
+        text = readFile(file);
+      } catch (error) {
+        throw new UsageError(
+          `${spec.env}_FILE names ${JSON.stringify(file)}, which cannot be read: ${
+            (error as Error).message
+          }`,
+          { cause: error },
+        );
+      }
+      result[name] = { value: text.replace(/\r?\n$/, ""), label: `${spec.env}_FILE` };
       continue;
     }
     result[name] = {

@@ -19,6 +19,7 @@ import {
 } from "./cli.ts";
 import { defaultInstanceId } from "./ledger.ts";
 import { LOG_LEVELS } from "./log.ts";
+import type { QuantityRange } from "./order.ts";
 import type { COMMON_OPTIONS, ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "./options.ts";
 import { type BackoffStrategy, retryDelays, type RetryPolicy } from "./retry_policy.ts";
 import { parseBrokerUrls } from "./reconnect.ts";
@@ -52,8 +53,8 @@ export interface ServiceConfig extends CommonConfig {
 export interface EstoqueConfig extends ServiceConfig {
   /** How many orders to publish. */
   readonly count: number;
-  /** A fixed quantity, or undefined for random ones. */
-  readonly quantity: number | undefined;
+  /** A fixed quantity, a range to draw each from, or undefined for the Go Estoque's range. */
+  readonly quantity: number | QuantityRange | undefined;
   /** Confirm timeout, in milliseconds. */
   readonly confirmTimeoutMs: number;
   /** Publishes in flight at once. */
@@ -89,7 +90,22 @@ export interface OrdemConfig extends ServiceConfig {
 const DAY_MS = 86_400_000;
 
 /** The options {@linkcode connectionConfig} reads. */
-type ConnectionOptionValues = Record<"url" | "tls-ca" | "tls-cert" | "tls-key", OptionValue>;
+type ConnectionOptionValues = Record<
+  "url" | "user" | "password" | "tls-ca" | "tls-cert" | "tls-key",
+  OptionValue
+>;
+
+/**
+ * A broker URL with its login replaced by `user` and `password` where given, percent-encoded so
+ * that any character works (amqplib decodes them).
+ */
+export function withLogin(url: string, user?: string, password?: string): string {
+  if (user === undefined && password === undefined) return url;
+  const parsed = new URL(url);
+  if (user !== undefined) parsed.username = encodeURIComponent(user);
+  if (password !== undefined) parsed.password = encodeURIComponent(password);
+  return parsed.href;
+}
 
 /**
  * The broker URLs (`--url`, comma-separated) and TLS files (`--tls-*`) of a command.
@@ -104,6 +120,9 @@ export function connectionConfig(o: ConnectionOptionValues): { urls: string[]; t
   }
   const path = (option: OptionValue) =>
     option.value === undefined || option.value === "" ? undefined : stringOption(option);
+  const user = path(o.user);
+  const password = o.password.value === undefined ? undefined : stringOption(o.password);
+  urls = urls.map((url) => withLogin(url, user, password));
   return {
     urls,
     tls: { caFile: path(o["tls-ca"]), certFile: path(o["tls-cert"]), keyFile: path(o["tls-key"]) },
@@ -189,6 +208,24 @@ export function commonConfig(cl: ParsedCommandLine): CommonConfig {
   };
 }
 
+/**
+ * Reads `--quantity`: `Q`, or `MIN-MAX` for a range to draw each order's quantity from.
+ * @throws {UsageError} naming the option and the value seen.
+ */
+function quantityOption(option: OptionValue): number | QuantityRange | undefined {
+  if (option.value === undefined) return undefined;
+  const text = stringOption(option).trim();
+  const range = /^(\d+)\s*-\s*(\d+)$/.exec(text);
+  if (range === null) return integerOption(option, 0, Number.MAX_SAFE_INTEGER);
+  const [min, max] = [Number(range[1]), Number(range[2])];
+  if (!Number.isSafeInteger(max) || min > max) {
+    throw new UsageError(
+      `${option.label} must be Q or MIN-MAX with MIN <= MAX, got ${JSON.stringify(option.value)}`,
+    );
+  }
+  return { min, max };
+}
+
 /** Builds Estoque's configuration. @throws {UsageError} naming the first bad option. */
 export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
   const o = cl.options as Record<
@@ -199,9 +236,7 @@ export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
     ...commonConfig(cl),
     declare: booleanOption(o.declare),
     count: integerOption(o.count, 1, 10_000_000),
-    quantity: o.quantity.value === undefined
-      ? undefined
-      : integerOption(o.quantity, 0, Number.MAX_SAFE_INTEGER),
+    quantity: quantityOption(o.quantity),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
     window: integerOption(o.window, 1, 100_000),
     rate: o.rate.value === undefined ? undefined : integerOption(o.rate, 1, 1_000_000),

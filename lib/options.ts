@@ -22,8 +22,23 @@ export const COMMON_OPTIONS = {
     env: "RABBITMQ_URL",
     default: DEFAULT_RABBITMQ_URL,
     placeholder: "amqp-url[,...]",
+    secret: true,
     description:
-      "The broker, as an amqp:// or amqps:// URL; several, comma-separated, for a cluster (tried in turn).",
+      "The broker, as an amqp:// or amqps:// URL; several, comma-separated, for a cluster (tried in turn). Also from RABBITMQ_URL_FILE.",
+  },
+  user: {
+    type: "string",
+    env: "RABBITMQ_USER",
+    placeholder: "name",
+    description: "The login for every broker URL, replacing any in the URLs.",
+  },
+  password: {
+    type: "string",
+    env: "RABBITMQ_PASSWORD",
+    placeholder: "secret",
+    secret: true,
+    description:
+      "The password for every broker URL, as it is (@ : / need no URL encoding). Give it by environment or RABBITMQ_PASSWORD_FILE, not on the command line.",
   },
   "tls-ca": {
     type: "string",
@@ -150,8 +165,9 @@ export const ESTOQUE_OPTIONS = {
   quantity: {
     type: "string",
     env: "ESTOQUE_QUANTITY",
-    placeholder: "Q",
-    description: `Quantity of every order (default: random from 0 to ${MAX_RANDOM_QUANTITY}).`,
+    placeholder: "Q|MIN-MAX",
+    description:
+      `Quantity of every order, or a range to draw each from, e.g. 1-600 (default: random from 0 to ${MAX_RANDOM_QUANTITY}, as the Go Estoque).`,
   },
   "confirm-timeout": {
     type: "string",
@@ -210,8 +226,9 @@ export const ORDEM_OPTIONS = {
     type: "string",
     env: "LEDGER_URL",
     placeholder: "sqlite:PATH|postgres://...",
+    secret: true,
     description:
-      "Where production orders are kept: a SQLite file, or PostgreSQL shared by several instances (overrides --ledger).",
+      "Where production orders are kept: a SQLite file, or PostgreSQL shared by several instances (overrides --ledger). Also from LEDGER_URL_FILE.",
   },
   "instance-id": {
     type: "string",
@@ -317,6 +334,8 @@ export const DOCTOR_OPTIONS = {
 /** The dead-letter tooling's options. */
 export const DLQ_OPTIONS = {
   url: COMMON_OPTIONS.url,
+  user: COMMON_OPTIONS.user,
+  password: COMMON_OPTIONS.password,
   "tls-ca": COMMON_OPTIONS["tls-ca"],
   "tls-cert": COMMON_OPTIONS["tls-cert"],
   "tls-key": COMMON_OPTIONS["tls-key"],

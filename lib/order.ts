@@ -213,10 +213,19 @@ export function encodeOrder(order: Order): Uint8Array {
   }));
 }
 
+/** A range of quantities, both ends included. */
+export interface QuantityRange {
+  readonly min: number;
+  readonly max: number;
+}
+
 /** Options for {@linkcode newOrder}. */
 export interface NewOrderOptions {
-  /** A fixed quantity; by default one is drawn from 0 to {@linkcode MAX_RANDOM_QUANTITY}. */
-  quantity?: number | undefined;
+  /**
+   * A fixed quantity, or a range to draw one from; by default one is drawn from 0 to
+   * {@linkcode MAX_RANDOM_QUANTITY}, as the Go Estoque does.
+   */
+  quantity?: number | QuantityRange | undefined;
   /**
    * The source of randomness for the quantity, returning a number in [0, 1).
    * @default {Math.random}
@@ -236,7 +245,13 @@ export function newOrder(options: NewOrderOptions = {}): Order {
   return {
     refCode: uuid(),
     colorCode: uuid(),
-    quantity: options.quantity ?? Math.floor(random() * (MAX_RANDOM_QUANTITY + 1)),
+    quantity: typeof options.quantity === "number"
+      ? options.quantity
+      : drawQuantity(options.quantity ?? { min: 0, max: MAX_RANDOM_QUANTITY }, random),
     eventType: EVENT_TYPE_CREATE,
   };
+}
+
+function drawQuantity(range: QuantityRange, random: () => number): number {
+  return range.min + Math.floor(random() * (range.max - range.min + 1));
 }

@@ -16,7 +16,59 @@ import {
 } from "./_sqlite_writer.ts";
 
 import type { Ledger, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
+import { FatalError } from "./errors.ts";
 import { defaultInstanceId } from "./ledger.ts";
+
+interface HeldLock {
+  readonly file: Deno.FsFile;
+  users: number;
+}
+
+/** The lock files this process holds (or is taking), by path. */
+const heldLocks = new Map<string, Promise<HeldLock>>();
+
+async function acquire(path: string, lockPath: string, instanceId: string): Promise<HeldLock> {
+  const file = await Deno.open(lockPath, { read: true, write: true, create: true });
+  if (!(await file.tryLock(true))) {
+    const holder = (await Deno.readTextFile(lockPath).catch(() => "")).trim() || "unknown";
+    file.close();
+    throw new FatalError(
+      `the SQLite ledger ${path} is in use by another process (${holder}); several ` +
+        `OrdemDeProducao instances need one shared PostgreSQL ledger: LEDGER_URL=postgres://…`,
+      { code: "ledger_in_use" },
+    );
+  }
+  await file.truncate(0);
+  await file.write(new TextEncoder().encode(`${instanceId}\n`));
+  return { file, users: 0 };
+}
+
+/**
+ * Takes the process-wide lock on a ledger file (`<path>.lock`), so that two processes never share
+ * one SQLite ledger (two OrdemDeProducao instances on one file, say several compose replicas
+ * without a PostgreSQL ledger). Ledgers opened by one process share its lock. Returns the release.
+ *
+ * @throws {FatalError} with code `ledger_in_use`, naming the holder, when another process has it.
+ */
+async function lockLedgerFile(path: string, instanceId: string): Promise<() => void> {
+  const lockPath = `${path}.lock`;
+  let taking = heldLocks.get(lockPath);
+  if (taking === undefined) {
+    taking = acquire(path, lockPath, instanceId);
+    heldLocks.set(lockPath, taking);
+    taking.catch(() => heldLocks.delete(lockPath));
+  }
+  const held = await taking;
+  held.users++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--held.users > 0) return;
+    heldLocks.delete(lockPath);
+    held.file.close(); // closing the file releases its lock
+  };
+}
 
 /** Options for {@linkcode SqliteLedger.open}. */
 export interface SqliteLedgerOptions {
@@ -40,6 +92,7 @@ export interface SqliteLedgerOptions {
  */
 export class SqliteLedger implements Ledger {
   readonly #db: DatabaseSync;
+  readonly #unlock: () => void;
   readonly #instanceId: string;
   readonly #now: () => Date;
   readonly #inline: SqliteWriter | undefined;
@@ -53,8 +106,14 @@ export class SqliteLedger implements Ledger {
   readonly #findOrder: StatementSync;
   readonly #countOrders: StatementSync;
 
-  private constructor(db: DatabaseSync, path: string, options: SqliteLedgerOptions) {
+  private constructor(
+    db: DatabaseSync,
+    path: string,
+    options: SqliteLedgerOptions,
+    unlock: () => void,
+  ) {
     this.#db = db;
+    this.#unlock = unlock;
     this.#instanceId = options.instanceId ?? defaultInstanceId();
     this.#now = options.now ?? (() => new Date());
     if (path === ":memory:") {
@@ -105,12 +164,23 @@ export class SqliteLedger implements Ledger {
    */
   static async open(path: string, options: SqliteLedgerOptions = {}): Promise<SqliteLedger> {
     let ledger: SqliteLedger;
+    let unlock = () => {};
+    if (path !== ":memory:") {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+      } catch (error) {
+        throw new Error(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      unlock = await lockLedgerFile(path, options.instanceId ?? defaultInstanceId());
+    }
     try {
-      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
       const db = openDatabase(path);
       db.exec(SCHEMA);
-      ledger = new SqliteLedger(db, path, options);
+      ledger = new SqliteLedger(db, path, options, unlock);
     } catch (error) {
+      unlock();
       throw new Error(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
         cause: error,
       });
@@ -189,6 +259,7 @@ export class SqliteLedger implements Ledger {
       this.#worker.terminate();
     }
     this.#db.close();
+    this.#unlock();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -13,6 +13,9 @@ Deno.test("estoqueConfig() defaults match the Go original", () => {
   assert.equal(config.url, "amqp://guest:guest@127.0.0.1:5672");
   assert.equal(config.count, 1);
   assert.equal(config.quantity, undefined);
+  assert.deepEqual(estoque(["--quantity", "1-600"]).quantity, { min: 1, max: 600 });
+  assert.equal(estoque(["--quantity", "42"]).quantity, 42);
+  assert.throws(() => estoque(["--quantity", "600-1"]), /--quantity must be Q or MIN-MAX/);
   assert.equal(config.topology.exchange, "productionorder");
   assert.equal(config.topology.queue, "create.productionorder");
   assert.equal(config.topology.deadLetterExchange, "productionorder.dlx");

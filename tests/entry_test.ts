@@ -133,15 +133,12 @@ Deno.test("ordem --drain processes what estoque sent and exits 0", async () => {
   }
 });
 
-Deno.test("ordem stops cleanly on SIGTERM and exits 0", async () => {
+Deno.test("ordem stops cleanly on SIGTERM and exits 0; a second instance on its SQLite ledger stops at once", async () => {
   const prefix = uniquePrefix("entry-signal");
   await using dir = await tempDir();
-  const child = scriptCommand("ordem_de_producao.ts", [
-    "--prefix",
-    prefix,
-    "--ledger",
-    join(dir.path, "l.sqlite"),
-  ]).spawn();
+  const ledger = join(dir.path, "l.sqlite");
+  const child = scriptCommand("ordem_de_producao.ts", ["--prefix", prefix, "--ledger", ledger])
+    .spawn();
   try {
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
@@ -152,6 +149,16 @@ Deno.test("ordem stops cleanly on SIGTERM and exits 0", async () => {
       seen += value;
     }
     assert.match(seen, /msg=ready/);
+    // A second instance on the same SQLite ledger stops at once instead of sharing the file.
+    const second = await runScript("ordem_de_producao.ts", [
+      "--prefix",
+      prefix,
+      "--ledger",
+      ledger,
+    ]);
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(second.stderr, /the SQLite ledger .* is in use by another process \(.+:\d+\)/);
+    assert.match(second.stderr, /LEDGER_URL=postgres/);
     child.kill("SIGTERM");
     while (true) {
       const { value, done } = await reader.read();
@@ -163,8 +170,68 @@ Deno.test("ordem stops cleanly on SIGTERM and exits 0", async () => {
     assert.equal(status.code, 0, seen);
     assert.match(seen, /msg=stopping why=signal/);
     assert.match(seen, /msg=stopped/);
+    // Its lock went with it.
+    const after = await runScript("ordem_de_producao.ts", [
+      "--prefix",
+      prefix,
+      "--ledger",
+      ledger,
+      "--drain",
+      "--no-http",
+    ]);
+    assert.equal(after.code, 0, after.stderr);
   } finally {
     await child.stdout.cancel().catch(() => {});
+    await cleanup(prefix);
+  }
+});
+
+async function rabbitmqctl(args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command("rabbitmqctl", { args, stdout: "null" })
+    .output();
+  assert.equal(code, 0, `rabbitmqctl ${args[0]}: ${new TextDecoder().decode(stderr)}`);
+}
+
+Deno.test("a password with @ : / % ? # works from RABBITMQ_PASSWORD and RABBITMQ_PASSWORD_FILE, and is never shown", async () => {
+  const user = `test-login-${crypto.randomUUID().slice(0, 8)}`;
+  const password = "p@ss:w/rd%2F?#";
+  await rabbitmqctl(["add_user", user, password]);
+  const prefix = uniquePrefix("login");
+  await using dir = await tempDir();
+  try {
+    await rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"]);
+    await rabbitmqctl(["set_user_tags", user, "monitoring"]);
+    const base = { RABBITMQ_URL: "amqp://127.0.0.1:5672", RABBITMQ_USER: user };
+    const fromEnv = await runScript("estoque.ts", ["--prefix", prefix], {
+      ...base,
+      RABBITMQ_PASSWORD: password,
+    });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    const file = join(dir.path, "password");
+    await Deno.writeTextFile(file, `${password}\n`);
+    const fromFile = await runScript("estoque.ts", ["--prefix", prefix], {
+      ...base,
+      RABBITMQ_PASSWORD_FILE: file,
+    });
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    // The doctor logs in to the management API with the same login.
+    const doctor = await runScript("doctor.ts", ["--prefix", prefix], {
+      ...base,
+      RABBITMQ_PASSWORD_FILE: file,
+    });
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /ok {4}management API/);
+    for (const run of [fromEnv, fromFile, doctor]) {
+      assert.ok(!(run.stdout + run.stderr).includes("p@ss"), "the password is never printed");
+    }
+    const missing = await runScript("estoque.ts", ["--prefix", prefix], {
+      ...base,
+      RABBITMQ_PASSWORD_FILE: join(dir.path, "nope"),
+    });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /RABBITMQ_PASSWORD_FILE names ".*nope", which cannot be read/);
+  } finally {
+    await rabbitmqctl(["delete_user", user]);
     await cleanup(prefix);
   }
 });

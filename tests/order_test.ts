@@ -134,3 +134,9 @@ Deno.test("parseOrder() never throws on random bytes or mutated bodies", () => {
     assert.equal(typeof result.ok, "boolean");
   }
 });
+
+Deno.test("newOrder() draws its quantity from a range, both ends included", () => {
+  const range = { min: 1, max: 600 };
+  assert.equal(newOrder({ quantity: range, random: () => 0 }).quantity, 1);
+  assert.equal(newOrder({ quantity: range, random: () => 0.999_999 }).quantity, 600);
+});
