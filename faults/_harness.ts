@@ -16,7 +16,7 @@ import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { ConnectionLost, keepConnected } from "../lib/reconnect.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 // The test helpers' broker and database (and their quiet logging).
-import { POSTGRES_URL, RABBITMQ_URL } from "../tests/_broker.ts";
+import { POSTGRES_URL, RABBITMQ_URL } from "../testing/broker.ts";
 import { deleteTopology, type QueueType, type Topology, topology } from "../lib/topology.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

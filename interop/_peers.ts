@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { topology } from "../lib/topology.ts";
-import { RABBITMQ_URL } from "../tests/_broker.ts";
+import { RABBITMQ_URL } from "../testing/broker.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 

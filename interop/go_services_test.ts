@@ -13,7 +13,7 @@ import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { encodeOrder, parseOrder } from "../lib/order.ts";
 import { HEADER, readRetryCount } from "../lib/retry_headers.ts";
 import type { RetryBackend } from "../lib/topology.ts";
-import { runScript, takeMessages, tempDir, waitFor } from "../tests/_broker.ts";
+import { runScript, takeMessages, tempDir, waitFor } from "../testing/broker.ts";
 import {
   CANONICAL,
   goEstoque,

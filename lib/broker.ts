@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
-import { describeError } from "./errors.ts";
+import { describeError, errorCode, FatalError } from "./errors.ts";
 import { logger } from "./log.ts";
 import { redactUrl } from "./redact.ts";
 
@@ -31,6 +31,64 @@ export interface TlsFiles {
   readonly keyFile?: string | undefined;
 }
 
+/** Node's TLS codes for a broker certificate that does not verify: a reconnect cannot cure it. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * Why a connection attempt failed, as an error whose class says whether to try again: a
+ * {@linkcode FatalError} for a refused login (`fatal-auth`), a vhost the broker will not open, an
+ * untrusted certificate or a bad TLS file (`fatal-config`); a plain error (worth another try) for
+ * everything else. amqplib gives the handshake's refusals as text only, so this is where they are
+ * told apart.
+ */
+function connectError(error: unknown, url: string, safeUrl: string): Error {
+  const text = redactUrl(describeError(error));
+  const message = `cannot connect to RabbitMQ at ${safeUrl}: ${text}`;
+  if (error instanceof FatalError) {
+    return new FatalError(message, { cause: error, code: error.code, kind: error.kind });
+  }
+  const code = errorCode(error);
+  if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
+    return new FatalError(
+      `${message}: the broker's TLS certificate does not verify; give its CA with --tls-ca`,
+      { cause: error, code: "tls_untrusted" },
+    );
+  }
+  const raw = error instanceof Error ? error.message : "";
+  if (/^Handshake terminated by server: 403\b/.test(raw)) {
+    return new FatalError(`${message} (check the user and password)`, {
+      cause: error,
+      code: "access_refused",
+      kind: "fatal-auth",
+    });
+  }
+  if (/^Expected ConnectionOpenOk; got <ConnectionClose/.test(raw)) {
+    // The broker closed the connection in answer to connection.open: the vhost is missing or
+    // the user may not use it (530 NOT_ALLOWED; amqplib keeps only the method's name).
+    const target = new URL(url);
+    const vhost = target.pathname.length > 1 ? decodeURIComponent(target.pathname.slice(1)) : "/";
+    return new FatalError(
+      `cannot connect to RabbitMQ at ${safeUrl}: the broker refused to open vhost ` +
+        `${JSON.stringify(vhost)}: it does not exist, or user ` +
+        `${JSON.stringify(decodeURIComponent(target.username) || "guest")} may not use it ` +
+        `(the vhost is the URL's path)`,
+      { cause: error, code: "vhost_refused" },
+    );
+  }
+  return new Error(message, { cause: error });
+}
+
 /** Reads the TLS files into socket options. @throws {Error} naming a file that cannot be read. */
 function tlsSocketOptions(tls: TlsFiles): Record<string, unknown> {
   const read = (what: string, path: string | undefined) => {
@@ -38,7 +96,8 @@ function tlsSocketOptions(tls: TlsFiles): Record<string, unknown> {
     try {
       return readFileSync(path);
     } catch (error) {
-      throw new Error(`cannot read the TLS ${what} ${path}: ${describeError(error)}`, {
+      throw new FatalError(`cannot read the TLS ${what} ${path}: ${describeError(error)}`, {
+        code: "tls_file",
         cause: error,
       });
     }
@@ -51,7 +110,9 @@ function tlsSocketOptions(tls: TlsFiles): Record<string, unknown> {
   const key = read("key file", tls.keyFile);
   if (key) options.key = key;
   if ((cert === undefined) !== (key === undefined)) {
-    throw new Error("a TLS client certificate needs its key, and a key its certificate");
+    throw new FatalError("a TLS client certificate needs its key, and a key its certificate", {
+      code: "tls_file",
+    });
   }
   return options;
 }
@@ -130,12 +191,7 @@ export class Broker implements AsyncDisposable {
         clientProperties: { connection_name: options.name ?? "productionorder" },
       });
     } catch (error) {
-      throw new Error(
-        `cannot connect to RabbitMQ at ${safeUrl}: ${redactUrl(describeError(error))}`,
-        {
-          cause: error,
-        },
-      );
+      throw connectError(error, url, safeUrl);
     }
     return new Broker(model, safeUrl);
   }

@@ -23,7 +23,13 @@ import type { QuantityRange } from "./order.ts";
 import type { COMMON_OPTIONS, ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "./options.ts";
 import { type BackoffStrategy, retryDelays, type RetryPolicy } from "./retry_policy.ts";
 import { parseBrokerUrls } from "./reconnect.ts";
-import { type QueueType, type RetryBackend, type Topology, topology } from "./topology.ts";
+import {
+  type QueueType,
+  type RetryBackend,
+  type Topology,
+  topology,
+  TopologyOptionError,
+} from "./topology.ts";
 
 /** What every broker command is configured with. */
 export interface CommonConfig {
@@ -193,9 +199,15 @@ export function commonConfig(cl: ParsedCommandLine): CommonConfig {
       deliveryLimit: integerOption(o["delivery-limit"], 1, 1_000_000),
     });
   } catch (error) {
-    if (error instanceof UsageError) throw error;
-    const option = /queue/.test((error as Error).message) ? o["queue-type"] : o.prefix;
-    throw new UsageError(`${option.label}: ${(error as Error).message}`);
+    if (!(error instanceof TopologyOptionError)) throw error;
+    const option = {
+      prefix: o.prefix,
+      backend: o["retry-backend"],
+      queueType: o["queue-type"],
+      deliveryLimit: o["delivery-limit"],
+      retryDelays: o["retry-delay"],
+    }[error.option];
+    throw new UsageError(`${option.label}: ${error.message}`, { cause: error });
   }
   return {
     url: urls[0]!,

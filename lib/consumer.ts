@@ -23,27 +23,26 @@ import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, PermanentError, TransientError } from "./errors.ts";
+import { type Delivery, Forwarder, type PassedOn } from "./forwarder.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import { type Order, parseOrder, type ParseOrderResult, peekRefCode } from "./order.ts";
-import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
+import { PublishError } from "./publisher.ts";
 import {
-  deadLetterHeaders,
   type FailureRecord,
   HEADER,
   readDelay,
   readIntegerHeader,
   readRetryCount,
-  retryHeaders,
 } from "./retry_headers.ts";
 import {
-  type DeadLetterReason,
+  decideAfterRefusal,
   decideRetry,
   type RetryDecision,
   type RetryPolicy,
 } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
-import { retryTierFor, type Topology } from "./topology.ts";
+import type { Topology } from "./topology.ts";
 
 /** What became of one delivery. */
 export type Outcome =
@@ -53,22 +52,7 @@ export type Outcome =
     /** Retries the message had before this attempt. */
     readonly attempt: number;
   }
-  | {
-    readonly kind: "retried";
-    readonly messageKey: string | undefined;
-    /** The retry number this copy is (1 for the first retry). */
-    readonly retry: number;
-    /** How long the copy waits, in milliseconds (the tier's TTL on the TTL backend). */
-    readonly delayMs: number;
-    readonly error: string;
-  }
-  | {
-    readonly kind: "dead-lettered";
-    readonly messageKey: string | undefined;
-    readonly reason: DeadLetterReason;
-    readonly retries: number;
-    readonly error: string;
-  }
+  | PassedOn
   | {
     /** A copy of this hop was already passed on; this one is acked and dropped. */
     readonly kind: "skipped";
@@ -130,9 +114,6 @@ export interface ConsumerOptions {
 
 const log = logger("consumer");
 
-/** How often a retry copy is returned as unroutable before the message is dead-lettered. */
-const UNROUTABLE_ATTEMPTS = 5;
-
 /** A claim nobody waits for (no array allocated per message). */
 const NO_WAITERS: Array<() => void> = [];
 
@@ -150,10 +131,7 @@ function messageKeyOf(message: ConsumeMessage, parsed: ParseOrderResult): string
 export class OrderConsumer implements AsyncDisposable {
   readonly #options: ConsumerOptions;
   readonly #channel: Channel;
-  #publisher: ConfirmedPublisher;
-  #confirmChannel: Channel;
-  #renewing: Promise<void> | undefined;
-  readonly #lost: () => void;
+  readonly #forwarder: Forwarder;
   readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
   readonly #acker: Acker;
   readonly #random: () => number;
@@ -170,16 +148,10 @@ export class OrderConsumer implements AsyncDisposable {
   readonly done: Promise<void>;
   #finish!: (error?: Error) => void;
 
-  private constructor(
-    options: ConsumerOptions,
-    channel: Channel,
-    confirmChannel: Channel,
-    publisher: ConfirmedPublisher,
-  ) {
+  private constructor(options: ConsumerOptions, channel: Channel, forwarder: Forwarder) {
     this.#options = options;
     this.#channel = channel;
-    this.#confirmChannel = confirmChannel;
-    this.#publisher = publisher;
+    this.#forwarder = forwarder;
     this.#acker = new Acker(channel);
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
@@ -193,30 +165,38 @@ export class OrderConsumer implements AsyncDisposable {
       this.#finish = (error) => (error ? reject(error) : resolve());
     });
     this.done.catch(() => {}); // observed through `done` by whoever awaits it
-    const lost = this.#lost = () => {
-      if (this.#stopping) return;
-      this.#stopping = true;
-      const reason = options.broker.closeError ?? new Error("the broker closed the channel");
-      this.#finish(
-        new Error(`consumer of ${options.topology.queue} lost its channel: ${reason.message}`, {
-          cause: reason,
-        }),
-      );
-    };
-    channel.on("close", lost);
-    confirmChannel.on("close", lost);
+    channel.on("close", () => this.#lost());
+  }
+
+  /** A channel closed under the consumer: it stops, and `done` rejects. */
+  #lost(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    const { broker, topology } = this.#options;
+    const reason = broker.closeError ?? new Error("the broker closed the channel");
+    this.#finish(
+      new Error(`consumer of ${topology.queue} lost its channel: ${reason.message}`, {
+        cause: reason,
+      }),
+    );
   }
 
   /** Opens channels, sets the prefetch and starts consuming the topology's work queue. */
   static async start(options: ConsumerOptions): Promise<OrderConsumer> {
     const prefetch = options.prefetch ?? 500;
     const channel = await options.broker.channel();
-    const confirmChannel = await options.broker.confirmChannel();
-    const publisher = new ConfirmedPublisher(confirmChannel, {
-      timeoutMs: options.confirmTimeoutMs ?? 10_000,
+    // deno-lint-ignore prefer-const -- assigned once the forwarder it is handed to exists
+    let consumer: OrderConsumer | undefined;
+    const forwarder = await Forwarder.open({
+      broker: options.broker,
+      topology: options.topology,
+      confirmTimeoutMs: options.confirmTimeoutMs ?? 10_000,
+      onLost: () => {
+        if (consumer !== undefined) consumer.#lost();
+      },
     });
     await channel.prefetch(prefetch);
-    const consumer = new OrderConsumer(options, channel, confirmChannel, publisher);
+    consumer = new OrderConsumer(options, channel, forwarder);
     try {
       const { consumerTag } = await channel.consume(
         options.topology.queue,
@@ -303,27 +283,28 @@ export class OrderConsumer implements AsyncDisposable {
   async #process(message: ConsumeMessage): Promise<Outcome> {
     const headers = message.properties.headers ?? {};
     const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
-    const messageKey = messageKeyOf(message, parsed);
-    let retries = 0;
-    let hop = "0:0";
+    const key = messageKeyOf(message, parsed);
+    let delivery: Delivery = { message, key, hop: "0:0", retries: 0 };
     try {
-      retries = readRetryCount(headers);
-      hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
+      const retries = readRetryCount(headers);
+      const hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
       readDelay(headers); // an ill-typed x-delay makes the message invalid, like x-retry-count
+      delivery = { message, key, hop, retries };
     } catch (error) {
-      return await this.#fail(message, messageKey, hop, retries, error);
+      return await this.#fail(delivery, error);
     }
-    const release = messageKey === undefined
+    const release = key === undefined
       ? undefined
-      : await this.#claim(`${messageKey}\u0000${hop}`);
+      : await this.#claim(`${key}\u0000${delivery.hop}`);
     try {
-      if (messageKey !== undefined && await this.#options.ledger.wasForwarded(messageKey, hop)) {
+      if (key !== undefined && await this.#options.ledger.wasForwarded(key, delivery.hop)) {
         this.#ack(message);
-        log.info("dropped a copy already passed on", { refCode: messageKey, hop });
-        return { kind: "skipped", messageKey };
+        log.info("dropped a copy already passed on", { refCode: key, hop: delivery.hop });
+        return { kind: "skipped", messageKey: key };
       }
       const order = this.#validate(parsed);
-      const result = await this.#batcher.add({ kind: "order", order, attempt: retries });
+      const attempt = delivery.retries;
+      const result = await this.#batcher.add({ kind: "order", order, attempt });
       this.#ack(message);
       const kind = result === "created" ? "created" : "duplicate";
       // Properties built only when debug is on: this runs once per message.
@@ -331,26 +312,14 @@ export class OrderConsumer implements AsyncDisposable {
         kind,
         refCode: order.refCode,
         quantity: order.quantity,
-        attempt: retries,
+        attempt,
       }));
-      return { kind, refCode: order.refCode, attempt: retries };
+      return { kind, refCode: order.refCode, attempt };
     } catch (error) {
-      return await this.#fail(message, messageKey, hop, retries, error);
+      return await this.#fail(delivery, error);
     } finally {
       release?.();
     }
-  }
-
-  /** Retries or dead-letters a message whose processing failed, as the policy decides. */
-  #fail(
-    message: ConsumeMessage,
-    messageKey: string | undefined,
-    hop: string,
-    retries: number,
-    error: unknown,
-  ): Promise<Outcome> {
-    const decision = decideRetry(this.#options.policy, retries, error, this.#random);
-    return this.#forward(message, messageKey, hop, retries, error, decision);
   }
 
   #validate(parsed: ParseOrderResult): Order {
@@ -367,58 +336,51 @@ export class OrderConsumer implements AsyncDisposable {
     return order;
   }
 
-  async #forward(
-    message: ConsumeMessage,
-    messageKey: string | undefined,
-    hop: string,
-    retries: number,
-    error: unknown,
-    decision: RetryDecision,
-  ): Promise<Outcome> {
-    const record: FailureRecord = {
+  /**
+   * Retries or dead-letters a delivery whose processing failed, as the policy decides, and acks
+   * it once the broker has confirmed the copy. A copy the broker does not take (a queue without a
+   * leader, a node going down) is published again after a growing delay while the original stays
+   * unacknowledged: requeueing it instead would spend a quorum queue's delivery limit in seconds.
+   */
+  async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
+    const { message, key } = delivery;
+    const failure: FailureRecord = {
       error,
       now: this.#now(),
       exchange: message.fields.exchange,
       routingKey: message.fields.routingKey,
     };
-    const errorText = describeError(error);
-    let outcome: Outcome | undefined;
-    // A copy the broker does not confirm (a queue without a leader, a node going down) is
-    // published again after a growing delay while the original stays unacknowledged: requeueing
-    // it instead would spend a quorum queue's delivery limit in seconds.
+    let decision: RetryDecision = decideRetry(
+      this.#options.policy,
+      delivery.retries,
+      error,
+      this.#random,
+    );
+    let errorText = describeError(error);
+    let outcome: PassedOn | undefined;
     for (let attempt = 1; outcome === undefined; attempt++) {
-      const publisher = this.#publisher;
       try {
-        outcome = await this.#passOn(
-          message,
-          record,
-          decision,
-          retries,
-          messageKey,
-          errorText,
-          attempt,
-        );
+        outcome = await this.#forwarder.passOn(delivery, failure, decision, errorText);
       } catch (publishError) {
         if (this.#stopping) {
           log.error("cannot pass a message on; requeued it", {
-            refCode: messageKey,
+            refCode: key,
             error: describeError(publishError),
           });
           this.#acker.nack(message, true);
-          return { kind: "requeued", messageKey, error: describeError(publishError) };
+          return { kind: "requeued", messageKey: key, error: describeError(publishError) };
         }
-        if (
-          publishError instanceof PublishError &&
-          (publishError.code === "nacked" || publishError.code === "timeout") &&
-          publisher === this.#publisher
-        ) {
-          // After a quorum queue's leader moved, RabbitMQ 3.10 can go on refusing or ignoring a
-          // channel's publishes to it: later attempts go out on a new channel.
-          await this.#renewPublisher().catch(() => {});
+        const refusal = publishError instanceof PublishError ? publishError.code : "closed";
+        const next = decideAfterRefusal(decision, refusal, attempt);
+        if (next !== decision) {
+          // The retry copy keeps coming back unroutable: dead-letter it now, saying why.
+          decision = next;
+          errorText = describeError(publishError);
+          continue;
         }
         const delayMs = this.#passOnDelay(attempt);
         log.error("cannot pass a message on; trying again", {
-          refCode: messageKey,
+          refCode: key,
           attempt,
           delayMs,
           error: describeError(publishError),
@@ -431,14 +393,14 @@ export class OrderConsumer implements AsyncDisposable {
     // path's latency: the original comes back only if the ack never reached the broker; if this
     // process lives on, the record commits within milliseconds, and if it died, the
     // record-then-ack order could have lost the record just the same.
-    const recorded = messageKey === undefined ? undefined : this.#batcher.add({
+    const recorded = key === undefined ? undefined : this.#batcher.add({
       kind: "forward",
-      messageKey,
-      hop,
+      messageKey: key,
+      hop: delivery.hop,
       outcome: outcome.kind,
     }).catch((ledgerError: unknown) => {
       log.warning("cannot record a message as passed on", {
-        refCode: messageKey,
+        refCode: key,
         error: describeError(ledgerError),
       });
     });
@@ -446,128 +408,6 @@ export class OrderConsumer implements AsyncDisposable {
     this.#ack(message);
     await recorded;
     return outcome;
-  }
-
-  /** Replaces the confirm channel; publishes still awaiting a confirm on the old one fail. */
-  #renewPublisher(): Promise<void> {
-    this.#renewing ??= (async () => {
-      const old = this.#confirmChannel;
-      const channel = await this.#options.broker.confirmChannel();
-      channel.on("close", this.#lost);
-      old.off("close", this.#lost);
-      this.#confirmChannel = channel;
-      this.#publisher = new ConfirmedPublisher(channel, {
-        timeoutMs: this.#options.confirmTimeoutMs ?? 10_000,
-      });
-      log.warning("opened a new channel for retry and dead-letter copies");
-      await old.close().catch(() => {});
-    })().finally(() => (this.#renewing = undefined));
-    return this.#renewing;
-  }
-
-  /**
-   * Publishes the retry or dead-letter copy of a failed message. A retry copy the broker returns
-   * as unroutable (its tier is missing) is tried again a few times, as a cluster node holding the
-   * tier may be restarting, then dead-lettered as `unroutable`.
-   */
-  async #passOn(
-    message: ConsumeMessage,
-    record: FailureRecord,
-    decision: RetryDecision,
-    retries: number,
-    messageKey: string | undefined,
-    errorText: string,
-    attempt: number,
-  ): Promise<Outcome> {
-    if (decision.action !== "retry") {
-      return await this.#publishDeadLetter(
-        message,
-        record,
-        retries,
-        decision.reason,
-        messageKey,
-        errorText,
-      );
-    }
-    try {
-      return await this.#publishRetry(message, record, decision, messageKey, errorText);
-    } catch (publishError) {
-      const returned = publishError instanceof PublishError && publishError.code === "returned";
-      if (!returned || attempt < UNROUTABLE_ATTEMPTS) throw publishError;
-      return await this.#publishDeadLetter(
-        message,
-        record,
-        retries,
-        "unroutable",
-        messageKey,
-        describeError(publishError),
-      );
-    }
-  }
-
-  async #publishRetry(
-    message: ConsumeMessage,
-    record: FailureRecord,
-    decision: Extract<RetryDecision, { action: "retry" }>,
-    messageKey: string | undefined,
-    errorText: string,
-  ): Promise<Outcome> {
-    const topo = this.#options.topology;
-    let delayMs = decision.delayMs;
-    if (topo.backend === "ttl") {
-      const tier = retryTierFor(topo, delayMs);
-      delayMs = tier.delayMs;
-      const headers = retryHeaders(message.properties.headers, record, decision.retry);
-      await this.#publisher.publish("", tier.queue, message.content, {
-        ...copyProperties(message.properties, headers),
-        mandatory: true,
-      });
-    } else {
-      // The delayed-message exchange routes only when the delay is over, so it cannot honour
-      // `mandatory`: it would return every delayed message.
-      const headers = retryHeaders(message.properties.headers, record, decision.retry, delayMs);
-      await this.#publisher.publish(
-        topo.exchange,
-        topo.routingKey,
-        message.content,
-        copyProperties(message.properties, headers),
-      );
-    }
-    log.info("retry scheduled", {
-      refCode: messageKey,
-      retry: decision.retry,
-      delayMs,
-      error: errorText,
-    });
-    return { kind: "retried", messageKey, retry: decision.retry, delayMs, error: errorText };
-  }
-
-  async #publishDeadLetter(
-    message: ConsumeMessage,
-    record: FailureRecord,
-    retries: number,
-    reason: DeadLetterReason,
-    messageKey: string | undefined,
-    errorText: string,
-  ): Promise<Outcome> {
-    const topo = this.#options.topology;
-    const headers = deadLetterHeaders(
-      message.properties.headers,
-      { ...record, error: errorText },
-      retries,
-      reason,
-    );
-    await this.#publisher.publish(topo.deadLetterExchange, topo.routingKey, message.content, {
-      ...copyProperties(message.properties, headers),
-      mandatory: true,
-    });
-    log.warning("dead-lettered", {
-      refCode: messageKey,
-      reason,
-      retries,
-      error: errorText,
-    });
-    return { kind: "dead-lettered", messageKey, reason, retries, error: errorText };
   }
 
   #ack(message: ConsumeMessage): void {
@@ -637,7 +477,7 @@ export class OrderConsumer implements AsyncDisposable {
       });
     }
     await this.#channel.close().catch(() => {});
-    await this.#confirmChannel.close().catch(() => {});
+    await this.#forwarder.close();
     if (!wasStopping) this.#finish();
   }
 

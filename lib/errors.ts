@@ -1,9 +1,15 @@
 /**
- * The two failure kinds that decide where a message goes.
+ * The failure kinds, decided where an error arises and read by class and code, never by message:
  *
- * A {@linkcode TransientError} is worth another try after a delay; a {@linkcode PermanentError}
- * will fail the same way every time, so the message is dead-lettered at once. Any other error is
- * treated as transient until the retry limit is reached.
+ * | class                        | kind           | what follows                                        |
+ * | ---------------------------- | -------------- | --------------------------------------------------- |
+ * | {@linkcode TransientError}   | `transient`    | the message is retried after a delay                |
+ * | {@linkcode PermanentError}   | `permanent`    | the message is dead-lettered at once                |
+ * | {@linkcode FatalError}       | `fatal-config` | the command stops: a setting or the topology is wrong |
+ * | {@linkcode FatalError}       | `fatal-auth`   | the command stops: the broker refused the login     |
+ *
+ * Any other error (a dropped connection, a node down) is transient: a reconnect or a retry may cure
+ * it.
  *
  * @module
  */
@@ -11,7 +17,7 @@
 /** Options shared by both error classes. */
 export interface ProcessingErrorOptions extends ErrorOptions {
   /** A short machine-readable code, e.g. `"quantity_exceeded"`. */
-  code?: string;
+  code?: string | undefined;
 }
 
 /** A failure that may succeed on a later attempt: the message is retried after a delay. */
@@ -40,21 +46,45 @@ export class PermanentError extends Error {
   }
 }
 
+/** Options of a {@linkcode FatalError}. */
+export interface FatalErrorOptions extends ProcessingErrorOptions {
+  /**
+   * A wrong setting or topology, or a refused login.
+   * @default {"fatal-config"}
+   */
+  kind?: "fatal-config" | "fatal-auth";
+}
+
 /**
- * A failure that reconnecting cannot cure (a topology that is missing or declared otherwise, a
- * plugin the broker lacks): the command stops at once with this message instead of retrying.
- * Decided by class, not by message text: {@linkcode isFatalError} walks the cause chain.
+ * A failure that reconnecting cannot cure (a refused login, a vhost that does not exist, a
+ * topology that is missing or declared otherwise, a plugin the broker lacks, a TLS file or
+ * certificate that does not do): the command stops at once with this message instead of
+ * retrying. Decided by class, not by message text: {@linkcode isFatalError} walks the cause chain.
  */
 export class FatalError extends Error {
   /** A short machine-readable code, e.g. `"topology_missing"`. */
   readonly code: string | undefined;
+  /** Whether a setting or the login is at fault. */
+  readonly kind: "fatal-config" | "fatal-auth";
 
   /** Creates a fatal failure with a message, an optional code and an optional cause. */
-  constructor(message: string, options: ProcessingErrorOptions = {}) {
+  constructor(message: string, options: FatalErrorOptions = {}) {
     super(message, options);
     this.name = "FatalError";
     this.code = options.code;
+    this.kind = options.kind ?? "fatal-config";
   }
+}
+
+/** The first string `code` in an error's cause chain (`ECONNREFUSED`, a PostgreSQL SQLSTATE, …). */
+export function errorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; typeof current === "object" && current !== null && depth < 8; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** Whether `error`, or an error in its `cause` chain, is a {@linkcode FatalError}. */

@@ -5,9 +5,16 @@
  */
 
 import { backoffDelay } from "./backoff.ts";
+import { errorCode } from "./errors.ts";
 import type { Ledger } from "./ledger.ts";
 import { PostgresLedger } from "./postgres_ledger.ts";
 import { SqliteLedger } from "./sqlite_ledger.ts";
+
+/**
+ * Error codes of a PostgreSQL that is not up yet: refused or unresolved connections, a connect
+ * timeout (postgres.js), and SQLSTATE 57P03 "the database system is starting up".
+ */
+const STARTING = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "CONNECT_TIMEOUT", "57P03"]);
 
 /**
  * Opens the ledger a `sqlite:PATH` or `postgres://` URL names. A PostgreSQL that is not up yet
@@ -29,9 +36,7 @@ export async function openLedger(
     try {
       return await PostgresLedger.open(url, ledgerOptions);
     } catch (error) {
-      const transient = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|starting up|CONNECT_TIMEOUT/.test(
-        String((error as Error).message),
-      );
+      const transient = STARTING.has(errorCode(error) ?? "");
       const elapsed = performance.now() - started;
       if (!transient || elapsed > (options.retryForMs ?? 0) || options.signal?.aborted) {
         throw error;

@@ -43,22 +43,10 @@ export function parseBrokerUrls(text: string): string[] {
 }
 
 /**
- * Whether an error is one that reconnecting cannot cure: a refused login, a topology declared
- * elsewhere with other settings, a missing plugin, a broker certificate that does not verify. Everything else (refused or dropped
- * connections, a node down, a cancelled consumer, a confirm that never came) is retried.
- */
-export function isFatal(error: unknown): boolean {
-  if (isFatalError(error)) return true;
-  const text = describeError(error);
-  return /ACCESS.REFUSED|PRECONDITION.FAILED|NOT.ALLOWED|lacks the delayed-message plugin|TLS (CA|certificate|key) file|needs its key|self.signed certificate|unable to verify the first certificate|certificate has expired|Hostname\/IP does not match|ERR_TLS_CERT/
-    .test(text);
-}
-
-/**
  * Connects to the first of `urls` (from `start` on, wrapping round) that accepts, trying each
  * once; returns the connection and the index of its URL.
  *
- * @throws the first fatal error ({@linkcode isFatal}), else the last connection error.
+ * @throws the first fatal error ({@linkcode isFatalError}), else the last connection error.
  */
 export async function connectFirst(
   urls: readonly string[],
@@ -71,7 +59,7 @@ export async function connectFirst(
     try {
       return { broker: await Broker.connect(urls[index]!, options), index };
     } catch (error) {
-      if (isFatal(error)) throw error;
+      if (isFatalError(error)) throw error;
       lastError = error;
       log.warning("cannot connect", {
         broker: redactUrl(urls[index]!),
@@ -135,7 +123,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * Runs `session` on a connection to one of `urls`, and again on a new connection each time it
  * fails, until the session returns, throws an error that reconnecting cannot cure
- * ({@linkcode isFatal}), or `signal` aborts. Connection attempts go through the URLs in turn,
+ * ({@linkcode isFatalError}), or `signal` aborts. Connection attempts go through the URLs in turn,
  * starting after the one that was lost, with {@linkcode backoffDelay} between rounds; the first
  * attempt after a loss also waits one delay.
  *
@@ -174,7 +162,7 @@ export async function keepConnected<T>(
       // Next time, start after this URL: if it was lost, its node is likely down.
       next = connected.index + 1;
     } catch (error) {
-      if (isFatal(error)) throw error;
+      if (isFatalError(error)) throw error;
       await backOff(error);
       continue;
     }
@@ -187,7 +175,7 @@ export async function keepConnected<T>(
     try {
       return await session(broker);
     } catch (error) {
-      if (isFatal(error) || signal?.aborted) throw error;
+      if (isFatalError(error) || signal?.aborted) throw error;
       lastError = error;
       const reason = error instanceof Error ? error : new Error(String(error));
       log.warning("connection lost", { broker: broker.safeUrl, error: describeError(reason) });

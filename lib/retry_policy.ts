@@ -105,3 +105,31 @@ export function decideRetry(
   const retry = retriesSoFar + 1;
   return { action: "retry", retry, delayMs: backoff(policy, retry, random) };
 }
+
+/** How often a retry copy may come back unroutable before the message is dead-lettered. */
+export const UNROUTABLE_ATTEMPTS = 5;
+
+/**
+ * What to publish after the broker refused the copy `decision` asked for, on attempt `attempt`
+ * (1 for the first): the same copy again (after a delay), or, once a retry copy has come back
+ * unroutable {@linkcode UNROUTABLE_ATTEMPTS} times (its retry queue is gone; a cluster node holding
+ * it may be restarting), a dead letter with reason `unroutable` instead.
+ *
+ * @example
+ * ```ts
+ * const retry = { action: "retry", retry: 1, delayMs: 5000 } as const;
+ * decideAfterRefusal(retry, "returned", 4); // retry (the same copy again)
+ * decideAfterRefusal(retry, "returned", 5); // { action: "dead-letter", reason: "unroutable" }
+ * decideAfterRefusal(retry, "nacked", 9); // retry: only an unroutable copy changes the decision
+ * ```
+ */
+export function decideAfterRefusal(
+  decision: RetryDecision,
+  refusal: "returned" | "nacked" | "timeout" | "closed",
+  attempt: number,
+): RetryDecision {
+  if (decision.action === "retry" && refusal === "returned" && attempt >= UNROUTABLE_ATTEMPTS) {
+    return { action: "dead-letter", reason: "unroutable" };
+  }
+  return decision;
+}

@@ -63,6 +63,19 @@ export interface Topology {
   readonly deliveryLimit: number;
 }
 
+/** A topology option that is out of range; `option` names it, for error messages. */
+export class TopologyOptionError extends RangeError {
+  /** The option at fault. */
+  readonly option: keyof TopologyOptions;
+
+  /** Creates the error for `option`. */
+  constructor(option: keyof TopologyOptions, message: string) {
+    super(message);
+    this.name = "TopologyOptionError";
+    this.option = option;
+  }
+}
+
 /** Options for {@linkcode topology}. */
 export interface TopologyOptions {
   /**
@@ -103,7 +116,8 @@ const PREFIX = /^[A-Za-z0-9._:-]{0,100}$/;
 export function topology(options: TopologyOptions = {}): Topology {
   const prefix = options.prefix ?? "";
   if (!PREFIX.test(prefix)) {
-    throw new RangeError(
+    throw new TopologyOptionError(
+      "prefix",
       `prefix may hold only letters, digits and . _ : - (at most 100), got ${
         JSON.stringify(prefix)
       }`,
@@ -111,23 +125,31 @@ export function topology(options: TopologyOptions = {}): Topology {
   }
   const backend = options.backend ?? "ttl";
   if (backend !== "ttl" && backend !== "plugin") {
-    throw new RangeError(`retry backend must be "ttl" or "plugin", got ${JSON.stringify(backend)}`);
+    throw new TopologyOptionError(
+      "backend",
+      `retry backend must be "ttl" or "plugin", got ${JSON.stringify(backend)}`,
+    );
   }
   const queueType = options.queueType ?? "classic";
   if (queueType !== "classic" && queueType !== "quorum") {
-    throw new RangeError(
+    throw new TopologyOptionError(
+      "queueType",
       `queue type must be "classic" or "quorum", got ${JSON.stringify(queueType)}`,
     );
   }
   if (queueType === "quorum" && backend === "plugin") {
-    throw new RangeError(
+    throw new TopologyOptionError(
+      "queueType",
       "quorum queues need the ttl retry backend: the delayed-message plugin keeps delayed " +
         "messages on one node, outside any queue",
     );
   }
   const deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
   if (!Number.isSafeInteger(deliveryLimit) || deliveryLimit < 1) {
-    throw new RangeError(`delivery limit must be a positive integer, got ${deliveryLimit}`);
+    throw new TopologyOptionError(
+      "deliveryLimit",
+      `delivery limit must be a positive integer, got ${deliveryLimit}`,
+    );
   }
   const queue = `${prefix}create.productionorder`;
   const delays = backend === "ttl"

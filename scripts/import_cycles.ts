@@ -73,7 +73,7 @@ export function cycles(graph: Map<string, string[]>): string[][] {
 
 if (import.meta.main) {
   const entries: string[] = [];
-  for (const dir of [".", "lib", "tests", "interop", "faults", "bench", "scripts"]) {
+  for (const dir of [".", "lib", "tests", "testing", "interop", "faults", "bench", "scripts"]) {
     for await (const entry of Deno.readDir(new URL(`${dir}/`, root))) {
       if (entry.isFile && entry.name.endsWith(".ts")) entries.push(`${dir}/${entry.name}`);
     }

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
 import { Acker } from "../lib/acker.ts";
-import { waitFor, withTopology } from "./_broker.ts";
+import { waitFor, withTopology } from "../testing/broker.ts";
 
 Deno.test("Acker acks the settled front with one multiple ack, and what waits behind a pending one singly", async () => {
   await withTopology("acker", {}, async ({ broker, topo }) => {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { Broker, redactUrl } from "../lib/broker.ts";
 import { describeError } from "../lib/errors.ts";
-import { RABBITMQ_URL } from "./_broker.ts";
+import { RABBITMQ_URL } from "../testing/broker.ts";
 
 Deno.test("redactUrl() hides the password, and only the password", () => {
   assert.equal(

@@ -18,7 +18,7 @@ import {
   takeMessages,
   tapHeaderTypes,
   withTopology,
-} from "./_broker.ts";
+} from "../testing/broker.ts";
 
 const policy = fastPolicy(3, 100);
 const tiers = { retryDelays: retryDelays(policy) };

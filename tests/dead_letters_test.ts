@@ -19,7 +19,7 @@ import {
   takeMessages,
   waitFor,
   withTopology,
-} from "./_broker.ts";
+} from "../testing/broker.ts";
 
 /** Puts dead letters in the DLQ as the consumer would, oldest first. */
 async function seed(

@@ -5,7 +5,13 @@ import { formatDemoReport, MALFORMED_SAMPLES, runDemo } from "../lib/demo.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { topology } from "../lib/topology.ts";
 import postgres from "postgres";
-import { fastPolicy, POSTGRES_URL, RABBITMQ_URL, tempDir, uniquePrefix } from "./_broker.ts";
+import {
+  fastPolicy,
+  POSTGRES_URL,
+  RABBITMQ_URL,
+  tempDir,
+  uniquePrefix,
+} from "../testing/broker.ts";
 
 Deno.test("runDemo() accounts for every message it publishes and cleans up after itself", async () => {
   await using dir = await tempDir();

@@ -3,7 +3,7 @@ import { Broker } from "../lib/broker.ts";
 import { type Check, formatChecks, runDoctor } from "../lib/doctor.ts";
 import { ManagementClient, managementUrlFor, vhostOf } from "../lib/management.ts";
 import { deleteTopology, type Topology, topology } from "../lib/topology.ts";
-import { RABBITMQ_URL, uniquePrefix, withTopology } from "./_broker.ts";
+import { RABBITMQ_URL, uniquePrefix, withTopology } from "../testing/broker.ts";
 
 const management = new ManagementClient(managementUrlFor(RABBITMQ_URL), vhostOf(RABBITMQ_URL));
 const tiers = { retryDelays: [5_000, 10_000] };

@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { deleteTopology, topology } from "../lib/topology.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
-import { RABBITMQ_URL, runScript, scriptCommand, tempDir, uniquePrefix } from "./_broker.ts";
+import {
+  RABBITMQ_URL,
+  runScript,
+  scriptCommand,
+  tempDir,
+  uniquePrefix,
+} from "../testing/broker.ts";
 
 async function cleanup(prefix: string): Promise<void> {
   const broker = await Broker.connect(RABBITMQ_URL);

@@ -8,7 +8,7 @@ import {
 } from "../lib/estoque.ts";
 import { newOrder, parseOrder } from "../lib/order.ts";
 import { ConfirmedPublisher, PublishError } from "../lib/publisher.ts";
-import { takeMessages, withTopology } from "./_broker.ts";
+import { takeMessages, withTopology } from "../testing/broker.ts";
 
 Deno.test("publishOrders() publishes confirmed, persistent JSON orders keyed by RefCode", async () => {
   await withTopology("estoque", {}, async ({ broker, topo }) => {

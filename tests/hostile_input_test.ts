@@ -9,7 +9,7 @@ import {
 } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import { fastPolicy, startConsumer, takeMessages, withTopology } from "./_broker.ts";
+import { fastPolicy, startConsumer, takeMessages, withTopology } from "../testing/broker.ts";
 
 const REF = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
 const COLOR = "7c9e6679-7425-40de-944b-e07fc1f90ae7";

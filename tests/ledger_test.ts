@@ -6,7 +6,7 @@ import { openLedger } from "../lib/open_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
-import { POSTGRES_URL, tempDir } from "./_broker.ts";
+import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
 
 const now = () => new Date("2026-11-24T12:00:00.000Z");
 

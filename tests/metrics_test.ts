@@ -7,7 +7,7 @@ import { ConsumerMetrics } from "../lib/metrics.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import { fastPolicy, OutcomeLog, withTopology } from "./_broker.ts";
+import { fastPolicy, OutcomeLog, withTopology } from "../testing/broker.ts";
 
 const policy = fastPolicy(2, 20);
 

@@ -14,7 +14,7 @@ import {
   takeMessages,
   tapHeaderTypes,
   withTopology,
-} from "./_broker.ts";
+} from "../testing/broker.ts";
 
 const policy = fastPolicy(3, 100);
 

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { ConfirmedPublisher, copyProperties, PublishError } from "../lib/publisher.ts";
-import { withTopology } from "./_broker.ts";
+import { withTopology } from "../testing/broker.ts";
 
 const body = new TextEncoder().encode("{}");
 

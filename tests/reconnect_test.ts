@@ -1,8 +1,10 @@
 import { strict as assert } from "node:assert";
 import type { Broker } from "../lib/broker.ts";
 import { backoffDelay, MIN_RECONNECT_DELAY_MS } from "../lib/backoff.ts";
-import { isFatal, keepConnected, parseBrokerUrls } from "../lib/reconnect.ts";
-import { RABBITMQ_URL } from "./_broker.ts";
+import { Broker as BrokerClass } from "../lib/broker.ts";
+import { FatalError, isFatalError } from "../lib/errors.ts";
+import { keepConnected, parseBrokerUrls } from "../lib/reconnect.ts";
+import { RABBITMQ_URL } from "../testing/broker.ts";
 
 Deno.test("backoffDelay() doubles per round with equal jitter, from 250-500 ms up to 15 s", () => {
   const low = () => 0;
@@ -27,15 +29,16 @@ Deno.test("parseBrokerUrls() splits a comma-separated list and names a bad URL w
   );
 });
 
-Deno.test("isFatal() gives up on refused logins and conflicting topology, not on lost connections", () => {
-  assert.ok(
-    isFatal(new Error('403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused"')),
-  );
-  assert.ok(isFatal(new Error("PRECONDITION_FAILED - inequivalent arg 'x-message-ttl'")));
-  assert.ok(isFatal(new Error("self-signed certificate in certificate chain")));
-  assert.ok(!isFatal(new Error("connect ECONNREFUSED 127.0.0.1:5701")));
-  assert.ok(!isFatal(new Error("CONNECTION_FORCED - broker forced connection closure")));
-  assert.ok(!isFatal(new Error("NOT_FOUND - home node 'r1@localhost' of durable queue is down")));
+Deno.test("connecting tells a refused login and a refused vhost (fatal) from a refused connection", async () => {
+  const login = await BrokerClass.connect("amqp://guest:wrong@127.0.0.1:5672").catch((e) => e);
+  assert.ok(login instanceof FatalError && login.kind === "fatal-auth", String(login));
+  const vhost = await BrokerClass.connect("amqp://guest:guest@127.0.0.1:5672/no-such-vhost")
+    .catch((e) => e);
+  assert.ok(vhost instanceof FatalError && vhost.code === "vhost_refused", String(vhost));
+  assert.match(vhost.message, /refused to open vhost "no-such-vhost": it does not exist/);
+  const closed = await BrokerClass.connect("amqp://guest:guest@127.0.0.1:1").catch((e) => e);
+  assert.ok(!isFatalError(closed), "a refused connection is worth another try");
+  assert.ok(isFatalError(new Error("wrapped", { cause: new FatalError("x") })));
 });
 
 Deno.test("keepConnected() skips an unreachable URL, and reconnects after a dropped connection", async () => {

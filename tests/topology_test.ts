@@ -8,7 +8,7 @@ import {
   retryTierFor,
   topology,
 } from "../lib/topology.ts";
-import { RABBITMQ_URL, uniquePrefix, withTopology } from "./_broker.ts";
+import { RABBITMQ_URL, uniquePrefix, withTopology } from "../testing/broker.ts";
 
 Deno.test("topology() derives every name from the prefix", () => {
   const topo = topology({ prefix: "demo.", retryDelays: [10_000, 5_000, 5_000] });

@@ -1,6 +1,9 @@
 /**
- * Test helpers for the real broker: a unique topology per test that is deleted afterwards, and
- * ways to wait for an event with a deadline instead of sleeping.
+ * Helpers for every suite against the real broker (tests/, interop/, faults/): the broker and
+ * database under test, a unique topology per test that is deleted afterwards, ways to wait for an
+ * event with a deadline instead of sleeping, and the entry scripts as subprocesses.
+ *
+ * @module
  */
 
 import { join } from "node:path";
