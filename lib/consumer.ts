@@ -11,8 +11,8 @@
  * 5. write the production order to the ledger (batched with its neighbours), then ack.
  *
  * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
- * Retry and dead-letter copies are published with confirms and the original is acked only after
- * the confirm; a copy the broker does not confirm is published again after a growing delay (the
+ * Retry and dead-letter copies are published with confirms (forwarder.ts) and the original is
+ * acked only after the confirm; a copy the broker does not confirm is published again after a growing delay (the
  * original requeued only when the consumer stops meanwhile).
  *
  * @module
@@ -23,18 +23,15 @@ import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, PermanentError, TransientError } from "./errors.ts";
-import { type Delivery, Forwarder, type PassedOn } from "./forwarder.ts";
+import { type Delivery, readDelivery } from "./delivery.ts";
+import { waitUntilDrained } from "./drain.ts";
+import { Forwarder, type PassedOn } from "./forwarder.ts";
+import { HopClaims } from "./hop_claims.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
-import { type Order, parseOrder, type ParseOrderResult, peekRefCode } from "./order.ts";
+import type { Order, ParseOrderResult } from "./order.ts";
 import { PublishError } from "./publisher.ts";
-import {
-  type FailureRecord,
-  HEADER,
-  readDelay,
-  readIntegerHeader,
-  readRetryCount,
-} from "./retry_headers.ts";
+import type { FailureRecord } from "./retry_headers.ts";
 import {
   decideAfterRefusal,
   decideRetry,
@@ -114,19 +111,6 @@ export interface ConsumerOptions {
 
 const log = logger("consumer");
 
-/** A claim nobody waits for (no array allocated per message). */
-const NO_WAITERS: Array<() => void> = [];
-
-/**
- * The identity of a message for de-duplication and logs: its message id, else the RefCode in its
- * body (the Go services set no message id, and their retry copies drop ours).
- */
-function messageKeyOf(message: ConsumeMessage, parsed: ParseOrderResult): string | undefined {
-  const id = message.properties.messageId;
-  if (typeof id === "string" && id.length > 0) return id;
-  return parsed.ok ? parsed.order.refCode : peekRefCode(message.content);
-}
-
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
 export class OrderConsumer implements AsyncDisposable {
   readonly #options: ConsumerOptions;
@@ -138,8 +122,8 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #now: () => Date;
   readonly #passOnDelay: (attempt: number) => number;
   readonly #idle = new Set<() => void>();
-  /** Message-and-hop keys being processed, with who waits for each. */
-  readonly #claims = new Map<string, Array<() => void>>();
+  /** The message-and-hop keys being processed. */
+  readonly #claims = new HopClaims();
   #consumerTag: string | undefined;
   #inFlight = 0;
   #deliveries = 0;
@@ -259,43 +243,12 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options.onOutcome?.(outcome, performance.now() - started);
   }
 
-  /**
-   * Waits while another delivery of the same message and hop is being processed (two copies of
-   * one retry, published twice because a confirm was lost), then claims it; returns the release.
-   * The second copy then finds the hop recorded as passed on and is dropped.
-   */
-  async #claim(claim: string): Promise<() => void> {
-    let waiters = this.#claims.get(claim);
-    while (waiters !== undefined) {
-      const list = waiters === NO_WAITERS ? [] : waiters;
-      this.#claims.set(claim, list);
-      await new Promise<void>((resolve) => list.push(resolve));
-      waiters = this.#claims.get(claim);
-    }
-    this.#claims.set(claim, NO_WAITERS);
-    return () => {
-      const list = this.#claims.get(claim);
-      this.#claims.delete(claim);
-      if (list !== undefined && list !== NO_WAITERS) { for (const wake of list) wake(); }
-    };
-  }
-
   async #process(message: ConsumeMessage): Promise<Outcome> {
-    const headers = message.properties.headers ?? {};
-    const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
-    const key = messageKeyOf(message, parsed);
-    let delivery: Delivery = { message, key, hop: "0:0", retries: 0 };
-    try {
-      const retries = readRetryCount(headers);
-      const hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;
-      readDelay(headers); // an ill-typed x-delay makes the message invalid, like x-retry-count
-      delivery = { message, key, hop, retries };
-    } catch (error) {
-      return await this.#fail(delivery, error);
-    }
-    const release = key === undefined
-      ? undefined
-      : await this.#claim(`${key}\u0000${delivery.hop}`);
+    const read = readDelivery(message);
+    const { delivery, parsed } = read;
+    const { key } = delivery;
+    if (read.invalid !== undefined) return await this.#fail(delivery, read.invalid);
+    const release = key === undefined ? undefined : await this.#claims.claim(key, delivery.hop);
     try {
       if (key !== undefined && await this.#options.ledger.wasForwarded(key, delivery.hop)) {
         this.#ack(message);
@@ -431,27 +384,16 @@ export class OrderConsumer implements AsyncDisposable {
    * twice in a row `intervalMs` apart with no delivery in between. For `--drain`, the demo and
    * tests.
    */
-  async drained(options: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    const intervalMs = options.intervalMs ?? 100;
+  drained(options: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     const topo = this.#options.topology;
-    const queues = [...topo.retryTiers.map((t) => t.queue), topo.queue];
-    const probe = await this.#options.broker.channel();
-    try {
-      let quietChecks = 0;
-      let lastDeliveries = -1;
-      while (quietChecks < 2) {
-        options.signal?.throwIfAborted();
-        if (this.#stopping) throw new Error("the consumer stopped before the queues drained");
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-        let waiting = this.#inFlight + this.#batcher.pending;
-        for (const queue of queues) waiting += (await probe.checkQueue(queue)).messageCount;
-        const quiet = waiting === 0 && this.#deliveries === lastDeliveries;
-        lastDeliveries = this.#deliveries;
-        quietChecks = quiet ? quietChecks + 1 : 0;
-      }
-    } finally {
-      await probe.close().catch(() => {});
-    }
+    return waitUntilDrained({
+      broker: this.#options.broker,
+      queues: [...topo.retryTiers.map((t) => t.queue), topo.queue],
+      busy: () => this.#inFlight + this.#batcher.pending,
+      deliveries: () => this.#deliveries,
+      stopped: () => this.#stopping,
+      ...options,
+    });
   }
 
   /**

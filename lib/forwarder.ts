@@ -7,8 +7,9 @@
  * @module
  */
 
-import type { ConfirmChannel, ConsumeMessage } from "amqplib";
+import type { ConfirmChannel } from "amqplib";
 import type { Broker } from "./broker.ts";
+import type { Delivery } from "./delivery.ts";
 import { logger } from "./log.ts";
 import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
 import { deadLetterHeaders, type FailureRecord, retryHeaders } from "./retry_headers.ts";
@@ -16,18 +17,6 @@ import type { DeadLetterReason, RetryDecision } from "./retry_policy.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
 const log = logger("consumer");
-
-/** One delivery as the consumer read it: what travels through every step of its handling. */
-export interface Delivery {
-  /** The message as the broker delivered it. */
-  readonly message: ConsumeMessage;
-  /** Its identity: the message id, else the RefCode in its body (see consumer.ts). */
-  readonly key: string | undefined;
-  /** Which pass of it this is: `<replays>:<retries>`, for de-duplication. */
-  readonly hop: string;
-  /** The retries it had before this delivery (`x-retry-count`). */
-  readonly retries: number;
-}
 
 /** A copy the broker took: what became of the delivery. */
 export type PassedOn =
