@@ -19,98 +19,15 @@
  * @module
  */
 
-import { type Broker, redactUrl } from "./lib/broker.ts";
 import { ordemConfig } from "./lib/config.ts";
-import { COMMANDS } from "./lib/options.ts";
-import { OrderConsumer } from "./lib/consumer.ts";
-import { openLedger } from "./lib/open_ledger.ts";
-import { serveHttp } from "./lib/http_server.ts";
-import { logger, setupLogging } from "./lib/log.ts";
-import { ConsumerMetrics } from "./lib/metrics.ts";
+import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
-import { keepConnected } from "./lib/reconnect.ts";
-import { prepareTopology } from "./lib/topology.ts";
+import { COMMANDS } from "./lib/options.ts";
+import { runOrdem } from "./lib/ordem.ts";
 
 runCommand(COMMANDS.ordem, async (cl, signal) => {
   const config = ordemConfig(cl);
   setupLogging({ level: config.logLevel, fields: { instanceId: config.instanceId } });
-  const log = logger("ordem");
-
-  await using ledger = await openLedger(config.ledgerUrl, {
-    instanceId: config.instanceId,
-    retryForMs: config.reconnectTimeoutMs,
-    signal,
-  });
-  const running: { consumer?: OrderConsumer | undefined; broker?: Broker | undefined } = {};
-  const connected = () => running.broker?.isOpen ?? false;
-  const metrics = new ConsumerMetrics({
-    instanceId: config.instanceId,
-    inFlight: () => running.consumer?.inFlight ?? 0,
-    connected,
-  });
-  await using http = config.http
-    ? await serveHttp({
-      ...config.http,
-      registry: metrics.registry,
-      ready: () => connected() && (running.consumer?.ready ?? false),
-    })
-    : undefined;
-  if (http) log.info("serving /metrics, /healthz and /readyz", { port: http.port });
-  const stopped = new Promise<"signal">((resolve) => {
-    if (signal.aborted) resolve("signal");
-    signal.addEventListener("abort", () => resolve("signal"), { once: true });
-  });
-  let deliveries = 0;
-  // One session per connection: declare, consume until stopped, drained or the connection is
-  // lost; then keepConnected reconnects (with backoff, through every URL) and starts another.
-  const why = await keepConnected({
-    urls: config.urls,
-    connect: { name: `ordem ${config.instanceId}`, tls: config.tls },
-    signal,
-    giveUpAfterMs: config.reconnectTimeoutMs,
-    onReconnect: () => metrics.reconnects.inc(),
-  }, async (broker) => {
-    running.broker = broker;
-    await prepareTopology(broker, config.topology, config);
-    const consumer = running.consumer = await OrderConsumer.start({
-      broker,
-      topology: config.topology,
-      ledger,
-      policy: config.policy,
-      maxQuantity: config.maxQuantity,
-      prefetch: config.prefetch,
-      confirmTimeoutMs: config.confirmTimeoutMs,
-      onOutcome: metrics.observe,
-    });
-    log.info("ready", {
-      instanceId: config.instanceId,
-      broker: broker.safeUrl,
-      backend: config.topology.backend,
-      queueType: config.topology.queueType,
-      ledger: redactUrl(config.ledgerUrl),
-    });
-    try {
-      const drained = config.drain
-        ? consumer.drained({ signal }).then(() => "drained" as const)
-        : new Promise<never>(() => {});
-      const why = await Promise.race([
-        stopped,
-        drained,
-        consumer.done.then(() => "done" as const),
-      ]);
-      log.info("stopping", { why });
-      return why;
-    } finally {
-      // In-flight deliveries finish first (their acks may fail: the broker then redelivers them,
-      // and the ledger turns a second production order into a duplicate).
-      await consumer.stop(config.shutdownTimeoutMs);
-      deliveries += consumer.deliveries;
-      running.consumer = undefined;
-    }
-  }).catch((error) => {
-    if (signal.aborted) return "signal" as const;
-    throw error;
-  });
-  log.info("stopped", { why, deliveries });
+  await runOrdem(config, signal);
   return EXIT.ok;
 });

@@ -204,7 +204,7 @@ Deno.test("purgeDeadLetters() removes only what matches, or everything", async (
   });
 });
 
-Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal", async () => {
+Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal, a dry run deletes nothing, misplaced flags are refused", async () => {
   await withTopology("dlq-cli", {}, async (ctx) => {
     const [ref] = await seed(ctx, [{ reason: "exhausted", at: hourAgo }]);
     const run = (...args: string[]) => runScript("dlq.ts", [...args, "--prefix", ctx.topo.prefix]);
@@ -220,6 +220,18 @@ Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal", a
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /add --yes/);
     assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    // A dry run never deletes, --yes or not.
+    const dry = await run("purge", "--dry-run", "--yes");
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /dry run: 1 dead letter\(s\) would be purged .* nothing was deleted/);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    // A flag of another subcommand, or an unknown reason, stops the command naming it.
+    const misplaced = await run("list", "--rate", "5");
+    assert.equal(misplaced.code, 2);
+    assert.match(misplaced.stderr, /--rate does not apply to "dlq list"/);
+    const bogus = await run("list", "--reason", "bogus");
+    assert.equal(bogus.code, 2);
+    assert.match(bogus.stderr, /--reason must be one of exhausted, invalid/);
     const purge = await run("purge", "--yes");
     assert.match(purge.stdout, /purged 1 dead letter/);
     assert.equal((await run("frobnicate")).code, 2);

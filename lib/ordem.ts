@@ -1,0 +1,111 @@
+/**
+ * OrdemDeProducao's run: the ledger, the metrics and health endpoint, and one consuming session
+ * per broker connection (declare or check the topology, consume until stopped, drained or the
+ * connection is lost; then reconnect with backoff through every URL and start another).
+ *
+ * @module
+ */
+
+import type { Broker } from "./broker.ts";
+import type { OrdemConfig } from "./config.ts";
+import { OrderConsumer } from "./consumer.ts";
+import { serveHttp } from "./http_server.ts";
+import { logger } from "./log.ts";
+import { ConsumerMetrics } from "./metrics.ts";
+import { openLedger } from "./open_ledger.ts";
+import { redactUrl } from "./redact.ts";
+import { keepConnected } from "./reconnect.ts";
+import { prepareTopology } from "./topology.ts";
+
+/** Why OrdemDeProducao stopped, and how many deliveries it took. */
+export interface OrdemResult {
+  readonly why: "signal" | "drained" | "done";
+  readonly deliveries: number;
+}
+
+/**
+ * Runs OrdemDeProducao until `signal` aborts, or with `--drain` until the queues are empty.
+ *
+ * @throws the error that stopped it for good: a ledger that cannot be opened, a fatal broker
+ * error, or no broker for `reconnectTimeoutMs`.
+ */
+export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promise<OrdemResult> {
+  const log = logger("ordem");
+  await using ledger = await openLedger(config.ledgerUrl, {
+    instanceId: config.instanceId,
+    retryForMs: config.reconnectTimeoutMs,
+    signal,
+  });
+  const running: { consumer?: OrderConsumer | undefined; broker?: Broker | undefined } = {};
+  const connected = () => running.broker?.isOpen ?? false;
+  const metrics = new ConsumerMetrics({
+    instanceId: config.instanceId,
+    inFlight: () => running.consumer?.inFlight ?? 0,
+    connected,
+  });
+  await using http = config.http
+    ? await serveHttp({
+      ...config.http,
+      registry: metrics.registry,
+      ready: () => connected() && (running.consumer?.ready ?? false),
+    })
+    : undefined;
+  if (http) log.info("serving /metrics, /healthz and /readyz", { port: http.port });
+  const stopped = new Promise<"signal">((resolve) => {
+    if (signal.aborted) resolve("signal");
+    signal.addEventListener("abort", () => resolve("signal"), { once: true });
+  });
+  let deliveries = 0;
+  // One session per connection: declare, consume until stopped, drained or the connection is
+  // lost; then keepConnected reconnects (with backoff, through every URL) and starts another.
+  const why = await keepConnected({
+    urls: config.urls,
+    connect: { name: `ordem ${config.instanceId}`, tls: config.tls },
+    signal,
+    giveUpAfterMs: config.reconnectTimeoutMs,
+    onReconnect: () => metrics.reconnects.inc(),
+  }, async (broker) => {
+    running.broker = broker;
+    await prepareTopology(broker, config.topology, config);
+    const consumer = running.consumer = await OrderConsumer.start({
+      broker,
+      topology: config.topology,
+      ledger,
+      policy: config.policy,
+      maxQuantity: config.maxQuantity,
+      prefetch: config.prefetch,
+      confirmTimeoutMs: config.confirmTimeoutMs,
+      onOutcome: metrics.observe,
+    });
+    log.info("ready", {
+      instanceId: config.instanceId,
+      broker: broker.safeUrl,
+      backend: config.topology.backend,
+      queueType: config.topology.queueType,
+      ledger: redactUrl(config.ledgerUrl),
+    });
+    try {
+      const drained = config.drain
+        ? consumer.drained({ signal }).then(() => "drained" as const)
+        : new Promise<never>(() => {});
+      const why = await Promise.race([
+        stopped,
+        drained,
+        consumer.done.then(() => "done" as const),
+      ]);
+      log.info("stopping", { why });
+      return why;
+    } finally {
+      // In-flight deliveries finish first (their acks may fail: the broker then redelivers them,
+      // and the ledger turns a second production order into a duplicate).
+      await consumer.stop(config.shutdownTimeoutMs);
+      deliveries += consumer.deliveries;
+      running.consumer = undefined;
+    }
+  }).catch((error) => {
+    if (signal.aborted) return "signal" as const;
+    throw error;
+  });
+  log.info("stopped", { why, deliveries });
+  return { why, deliveries };
+}
