@@ -13,25 +13,24 @@ import {
   account,
   type Accounting,
   type CaseReport,
-  closeConnections,
-  cluster,
-  CLUSTER_DIR,
-  type Deployment,
-  deployment,
+  closeReader,
+  countProductionOrders,
   formatReport,
   ledgerRows,
-  type Load,
-  LOCAL_URL,
-  makeLoad,
   ProgressWatch,
-  publishLoad,
+  waitSettled,
+} from "./_accounting.ts";
+import { closeConnections, cluster, CLUSTER_DIR, LOCAL_URL } from "./_cluster.ts";
+import {
+  type Deployment,
+  deployment,
   removeDeployment,
-  runCase,
   Service,
   serviceEnv,
   startOrdem,
-  waitSettled,
-} from "./_harness.ts";
+} from "./_deployment.ts";
+import { runCase } from "./_harness.ts";
+import { type Load, makeLoad, publishLoad } from "./_load.ts";
 
 const reports: CaseReport[] = [];
 /** With FAULT_DEBUG set, prints each step of a case with the time. */
@@ -159,7 +158,7 @@ faultCase(
       await watch.until(confirmed.length);
       await waitSettled(dep, load, watch);
       await ordem.kill("SIGTERM");
-      const rows = await ledgerRows(dep);
+      const rows = await ledgerRows(dep, confirmed);
       const missing = confirmed.filter((ref) => !rows.has(ref));
       assert.equal(missing.length, 0, `confirmed but not processed: ${missing.slice(0, 5)}`);
       reports.push({
@@ -432,9 +431,10 @@ Deno.test({
             assert.match(published.output, /50\/50 orders confirmed/);
             const consumed = await run("ordem_de_producao.ts", ["--drain"], tlsEnv);
             assert.equal(consumed.code, 0, consumed.output);
-            assert.equal((await ledgerRows(dep)).size, 50);
+            assert.equal(await countProductionOrders(dep), 50);
             assert.ok(!published.output.includes("guest:guest"), "no password in the output");
           } finally {
+            await closeReader(dep);
             await removeDeployment(dep);
           }
         },

@@ -67,6 +67,12 @@ export interface Ledger extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * Reading a ledger without writing to it: for tools and tests that look at a ledger a service is
+ * writing (no lock taken, no schema created).
+ */
+export type LedgerReader = Pick<Ledger, "findOrder" | "countOrders" | "close">;
+
 /** The default instance id: host name and process id. */
 export function defaultInstanceId(): string {
   return `${Deno.hostname()}:${Deno.pid}`;

@@ -6,9 +6,9 @@
 
 import { backoffDelay } from "./backoff.ts";
 import { errorCode } from "./errors.ts";
-import type { Ledger } from "./ledger.ts";
+import type { Ledger, LedgerReader } from "./ledger.ts";
 import { PostgresLedger } from "./postgres_ledger.ts";
-import { SqliteLedger } from "./sqlite_ledger.ts";
+import { SqliteLedger, SqliteLedgerReader } from "./sqlite_ledger.ts";
 
 /**
  * Error codes of a PostgreSQL that is not up yet: refused or unresolved connections, a connect
@@ -44,4 +44,15 @@ export async function openLedger(
       await new Promise((resolve) => setTimeout(resolve, backoffDelay(round)));
     }
   }
+}
+
+/**
+ * Opens the ledger a URL names for reading only, beside a service that writes it: a SQLite file
+ * read-only without its lock, or PostgreSQL.
+ *
+ * @throws {Error} when it cannot be opened (a SQLite file that does not exist yet, say).
+ */
+export async function openLedgerReader(url: string): Promise<LedgerReader> {
+  if (url.startsWith("sqlite:")) return SqliteLedgerReader.open(url.slice("sqlite:".length));
+  return await PostgresLedger.open(url, { instanceId: "reader" });
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import {
@@ -15,7 +15,7 @@ import {
   type WorkerRequest,
 } from "./_sqlite_writer.ts";
 
-import type { Ledger, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
+import type { Ledger, LedgerReader, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
 import { FatalError } from "./errors.ts";
 import { defaultInstanceId } from "./ledger.ts";
 
@@ -70,6 +70,78 @@ async function lockLedgerFile(path: string, instanceId: string): Promise<() => v
   };
 }
 
+/** The read queries of production orders, shared by the ledger and its reader. */
+class OrderQueries {
+  readonly #find: StatementSync;
+  readonly #count: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#find = db.prepare(
+      `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
+       FROM production_orders WHERE ref_code = ?`,
+    );
+    this.#count = db.prepare("SELECT count(*) AS n FROM production_orders");
+  }
+
+  find(refCode: string): ProductionOrder | undefined {
+    const row = this.#find.get(refCode) as Record<string, string | number> | undefined;
+    if (!row) return undefined;
+    return {
+      refCode: String(row.ref_code),
+      colorCode: String(row.color_code),
+      quantity: Number(row.quantity),
+      createdAt: String(row.created_at),
+      attempt: Number(row.attempt),
+      instanceId: String(row.instance_id),
+    };
+  }
+
+  count(): number {
+    return Number((this.#count.get() as { n: number }).n);
+  }
+}
+
+/**
+ * A read-only view of a SQLite ledger that a service may be writing: takes no lock, creates
+ * nothing; before the service has created its tables it finds no order.
+ */
+export class SqliteLedgerReader implements LedgerReader {
+  readonly #db: DatabaseSync;
+  #queries: OrderQueries | undefined;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Opens the ledger file at `path` read-only. @throws {Error} when there is no such file. */
+  static open(path: string): SqliteLedgerReader {
+    const db = new DatabaseSync(path, { readOnly: true });
+    db.exec("PRAGMA busy_timeout = 5000");
+    return new SqliteLedgerReader(db);
+  }
+
+  #read(): OrderQueries | undefined {
+    try {
+      return this.#queries ??= new OrderQueries(this.#db);
+    } catch {
+      return undefined; // the service has not created its tables yet
+    }
+  }
+
+  findOrder(refCode: string): Promise<ProductionOrder | undefined> {
+    return Promise.resolve(this.#read()?.find(refCode));
+  }
+
+  countOrders(): Promise<number> {
+    return Promise.resolve(this.#read()?.count() ?? 0);
+  }
+
+  close(): Promise<void> {
+    this.#db.close();
+    return Promise.resolve();
+  }
+}
+
 /** Options for {@linkcode SqliteLedger.open}. */
 export interface SqliteLedgerOptions {
   /**
@@ -103,8 +175,7 @@ export class SqliteLedger implements Ledger {
   readonly #ready: Promise<unknown>;
   #nextId = 0;
   readonly #findForward: StatementSync;
-  readonly #findOrder: StatementSync;
-  readonly #countOrders: StatementSync;
+  readonly #orders: OrderQueries;
 
   private constructor(
     db: DatabaseSync,
@@ -149,11 +220,7 @@ export class SqliteLedger implements Ledger {
     this.#findForward = db.prepare(
       "SELECT 1 AS found FROM forwarded_messages WHERE message_key = ? AND hop = ?",
     );
-    this.#findOrder = db.prepare(
-      `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
-       FROM production_orders WHERE ref_code = ?`,
-    );
-    this.#countOrders = db.prepare("SELECT count(*) AS n FROM production_orders");
+    this.#orders = new OrderQueries(db);
   }
 
   /**
@@ -230,21 +297,11 @@ export class SqliteLedger implements Ledger {
   }
 
   findOrder(refCode: string): Promise<ProductionOrder | undefined> {
-    const row = this.#findOrder.get(refCode) as Record<string, string | number> | undefined;
-    if (!row) return Promise.resolve(undefined);
-    return Promise.resolve({
-      refCode: String(row.ref_code),
-      colorCode: String(row.color_code),
-      quantity: Number(row.quantity),
-      createdAt: String(row.created_at),
-      attempt: Number(row.attempt),
-      instanceId: String(row.instance_id),
-    });
+    return Promise.resolve(this.#orders.find(refCode));
   }
 
   countOrders(): Promise<number> {
-    const row = this.#countOrders.get() as { n: number };
-    return Promise.resolve(Number(row.n));
+    return Promise.resolve(this.#orders.count());
   }
 
   async close(): Promise<void> {

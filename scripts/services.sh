@@ -101,16 +101,19 @@ delayed_message_plugin() {
   say "enabled the delayed-message plugin ($name)"
 }
 
+broker_die() { die "$* (or point the commands at a running broker: RABBITMQ_URL=amqp://user:pass@host:5672)"; }
+
 broker() {
   if ! local_broker; then
     say "RABBITMQ_URL points at another broker: not managing it"
     return 0
   fi
   if ! port_open 5672; then
-    command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+    command -v rabbitmq-server >/dev/null 2>&1 || (apt_install rabbitmq-server) ||
+      broker_die "RabbitMQ is not installed and could not be installed here"
     say "starting RabbitMQ"
     rabbitmq-server -detached >/dev/null 2>&1 || true
-    wait_port 5672 120 || die "RabbitMQ did not start on 127.0.0.1:5672 (see /var/log/rabbitmq)"
+    wait_port 5672 120 || broker_die "RabbitMQ did not start on 127.0.0.1:5672 (see /var/log/rabbitmq)"
     rabbitmqctl await_startup >/dev/null 2>&1 || true
     say "started RabbitMQ on 127.0.0.1:5672"
   fi

@@ -15,13 +15,13 @@
  * @module
  */
 
-import { Broker, DEFAULT_RABBITMQ_URL } from "./lib/broker.ts";
-import { DEFAULT_RETRY_POLICY, retryDelays } from "./lib/retry_policy.ts";
-import { booleanOption, integerOption, stringOption } from "./lib/cli.ts";
-import { setupLogging } from "./lib/log.ts";
-import { EXIT, runCommand } from "./lib/main.ts";
-import { writeDocBlock } from "./scripts/doc_block.ts";
-import { quantile, type RunContext, type RunResult, withBenchTopology } from "./bench/_shared.ts";
+import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
+import { booleanOption, integerOption, stringOption } from "../lib/cli.ts";
+import { setupLogging } from "../lib/log.ts";
+import { EXIT, runCommand } from "../lib/main.ts";
+import { writeDocBlock } from "../scripts/doc_block.ts";
+import { quantile, type RunContext, type RunResult, withBenchTopology } from "./_shared.ts";
 import {
   oursConsume,
   oursDeadLetter,
@@ -32,15 +32,8 @@ import {
   oursRetryLateness,
   oursServiceRss,
   park,
-} from "./bench/ours.ts";
-import {
-  rawConsume,
-  rawDeadLetter,
-  rawEndToEnd,
-  rawLatency,
-  rawPublish,
-  rawRetry,
-} from "./bench/raw.ts";
+} from "./ours.ts";
+import { rawConsume, rawDeadLetter, rawEndToEnd, rawLatency, rawPublish, rawRetry } from "./raw.ts";
 
 const OPTIONS = {
   url: {

@@ -1,0 +1,187 @@
+/**
+ * A fault case's deployment (its own prefix, ledger and directory) and its services as real
+ * subprocesses that can be `kill -9`'d and started again.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import postgres from "postgres";
+import type { TlsFiles } from "../lib/broker.ts";
+import { keepConnected } from "../lib/reconnect.ts";
+import { deleteTopology, type QueueType, type Topology, topology } from "../lib/topology.ts";
+import { POSTGRES_URL } from "../testing/broker.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** The retry settings every case runs with: two retries, 100 and 200 ms apart. */
+export const RETRY_ENV = { RETRY_MAX: "2", RETRY_DELAY_MS: "100", RETRY_STRATEGY: "linear" };
+const RETRY_DELAYS = [100, 200];
+
+/** A case's deployment: names, queue type and where the broker is. */
+export interface Deployment {
+  readonly name: string;
+  readonly urls: readonly string[];
+  /** TLS files for amqps:// URLs. */
+  readonly tls?: TlsFiles;
+  /** A PostgreSQL ledger shared by the deployment's consumers; SQLite in `dir` when undefined. */
+  readonly ledgerUrl?: string;
+  readonly topo: Topology;
+  readonly dir: string;
+}
+
+/** A fresh deployment with its own prefix and temporary directory. */
+export async function deployment(
+  name: string,
+  urls: readonly string[],
+  queueType: QueueType = "classic",
+  ledger: "sqlite" | "postgres" = "sqlite",
+): Promise<Deployment> {
+  const topo = topology({
+    prefix: `fault.${name}.${crypto.randomUUID().slice(0, 8)}.`,
+    retryDelays: RETRY_DELAYS,
+    queueType,
+  });
+  const dir = await Deno.makeTempDir({ prefix: `productionorder-fault-${name}-` });
+  if (ledger === "sqlite") return { name, urls, topo, dir };
+  const schema = `fault_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  return { name, urls, topo, dir, ledgerUrl: `${POSTGRES_URL}?search_path=${schema}` };
+}
+
+/** Where the deployment's production orders are: its PostgreSQL schema, or a SQLite file. */
+export function ledgerUrlOf(dep: Deployment): string {
+  return dep.ledgerUrl ?? `sqlite:${join(dep.dir, "ledger.sqlite")}`;
+}
+
+/** The environment of this deployment's services. */
+export function serviceEnv(dep: Deployment, extra: Record<string, string> = {}) {
+  return {
+    RABBITMQ_URL: dep.urls.join(","),
+    TOPOLOGY_PREFIX: dep.topo.prefix,
+    QUEUE_TYPE: dep.topo.queueType,
+    LEDGER_URL: ledgerUrlOf(dep),
+    HTTP_ENABLED: "false",
+    LOG_LEVEL: "info",
+    ...RETRY_ENV,
+    ...extra,
+  };
+}
+
+/** Deletes the deployment's topology (through any broker that answers) and its directory. */
+export async function removeDeployment(dep: Deployment): Promise<void> {
+  await keepConnected(
+    { urls: dep.urls, giveUpAfterMs: 30_000, connect: { tls: dep.tls ?? {} } },
+    (broker) => deleteTopology(broker, dep.topo),
+  ).catch((error) => console.error(`cannot delete the topology of ${dep.name}: ${error}`));
+  await Deno.remove(dep.dir, { recursive: true }).catch(() => {});
+  if (dep.ledgerUrl !== undefined) {
+    const sql = postgres(dep.ledgerUrl, { max: 1, onnotice: () => {} });
+    const schema = new URL(dep.ledgerUrl).searchParams.get("search_path")!;
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+    await sql.end();
+  }
+}
+
+/** One of the entry scripts as a subprocess that can be killed and started again. */
+export class Service {
+  readonly #script: string;
+  readonly #args: readonly string[];
+  readonly #env: Record<string, string>;
+  readonly #log: string;
+  #child: Deno.ChildProcess | undefined;
+  #exited: Promise<Deno.CommandStatus> | undefined;
+  /** How many times it was started. */
+  starts = 0;
+
+  /** A service running `script` with `env`; its stderr goes to `log`. */
+  constructor(script: string, args: readonly string[], env: Record<string, string>, log: string) {
+    this.#script = script;
+    this.#args = args;
+    this.#env = env;
+    this.#log = log;
+  }
+
+  /** Starts it (again). */
+  start(): Promise<void> {
+    // The service writes its output straight to the log file (a shell redirection, then exec),
+    // never through a pipe this process must keep draining: a full pipe would freeze it.
+    const command = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--max-semi-space-size=8",
+      join(ROOT, this.#script),
+      ...this.#args,
+    ].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+    const child = new Deno.Command("bash", {
+      args: ["-c", `exec ${command} >>'${this.#log}' 2>&1`],
+      cwd: ROOT,
+      env: this.#env,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    this.starts++;
+    this.#child = child;
+    this.#exited = child.status;
+    return Promise.resolve();
+  }
+
+  /** Whether it runs. */
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  /** Sends `signal` and waits until the process is gone. */
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<Deno.CommandStatus | undefined> {
+    const child = this.#child;
+    if (!child) return undefined;
+    try {
+      child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+    const status = await this.#exited;
+    this.#child = undefined;
+    return status;
+  }
+
+  /** Waits for it to exit by itself. */
+  async exited(): Promise<Deno.CommandStatus | undefined> {
+    const status = await this.#exited;
+    this.#child = undefined;
+    return status;
+  }
+
+  /** What it wrote so far. */
+  output(): string {
+    try {
+      return Deno.readTextFileSync(this.#log);
+    } catch {
+      return "";
+    }
+  }
+}
+
+/** Starts OrdemDeProducao for a deployment. */
+export async function startOrdem(
+  dep: Deployment,
+  instance = "ordem-1",
+  extra: Record<string, string> = {},
+): Promise<Service> {
+  const service = new Service(
+    "ordem_de_producao.ts",
+    [],
+    serviceEnv(dep, { INSTANCE_ID: instance, ...extra }),
+    join(dep.dir, `${instance}.log`),
+  );
+  await service.start();
+  return service;
+}
+
+/** Copies a failed case's service log where it survives the clean-up, and says where. */
+export function keepLog(service: Service): void {
+  const path = Deno.makeTempFileSync({ prefix: "productionorder-fault-", suffix: ".log" });
+  Deno.writeTextFileSync(path, service.output());
+  console.error(`the service's log is kept in ${path}`);
+}

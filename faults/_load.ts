@@ -1,0 +1,112 @@
+/**
+ * A fault case's load: a mix of valid, over-limit and invalid orders, each with where it must end
+ * (the ledger or the DLQ), published with the project's own reconnecting publisher.
+ *
+ * @module
+ */
+
+import { strict as assert } from "node:assert";
+import { OrderFeed, publishFeed } from "../lib/estoque.ts";
+import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { ConnectionLost, keepConnected } from "../lib/reconnect.ts";
+import type { Deployment } from "./_deployment.ts";
+
+/** What each RefCode of a load should end as. */
+export type Expected = "ledger" | "dlq";
+
+/** A mixed load: orders, the invalid bodies some of them are sent as, and where each should end. */
+export interface Load {
+  readonly orders: Order[];
+  readonly invalidBodies: Map<string, Uint8Array>;
+  readonly expected: Map<string, Expected>;
+  /** How many should end in the ledger. */
+  readonly valid: number;
+}
+
+const INVALID_BODIES: ((order: Order) => string)[] = [
+  (o) => `{"RefCode":"${o.refCode}",`,
+  () => "[]",
+  () => "42",
+  (o) =>
+    JSON.stringify({
+      RefCode: o.refCode,
+      ColorCode: o.colorCode,
+      Quantity: "many",
+      EventType: "CREATE",
+    }),
+  (o) => JSON.stringify({ RefCode: o.refCode, Quantity: 3, EventType: "CREATE" }),
+  (o) =>
+    JSON.stringify({
+      RefCode: o.refCode,
+      ColorCode: o.colorCode,
+      Quantity: 3,
+      EventType: "DELETE",
+    }),
+  (o) =>
+    JSON.stringify({
+      RefCode: "not-a-uuid",
+      ColorCode: o.colorCode,
+      Quantity: 3,
+      EventType: "CREATE",
+    }),
+];
+
+/**
+ * `total` orders: `overLimit` share above the quantity limit (retried, then dead-lettered),
+ * `invalid` share with a malformed body (dead-lettered at once), the rest valid.
+ */
+export function makeLoad(total: number, overLimit: number, invalid: number): Load {
+  const orders: Order[] = [];
+  const invalidBodies = new Map<string, Uint8Array>();
+  const expected = new Map<string, Expected>();
+  const encoder = new TextEncoder();
+  for (let i = 0; i < total; i++) {
+    const roll = (i * 7919) % 100 / 100; // an even spread of kinds along the run
+    const over = roll < overLimit;
+    const bad = !over && roll < overLimit + invalid;
+    const order = newOrder({ quantity: over ? 501 + (i % 500) : 1 + (i % 500) });
+    orders.push(order);
+    if (bad) {
+      invalidBodies.set(
+        order.refCode,
+        encoder.encode(INVALID_BODIES[i % INVALID_BODIES.length]!(order)),
+      );
+    }
+    expected.set(order.refCode, over || bad ? "dlq" : "ledger");
+  }
+  const valid = [...expected.values()].filter((e) => e === "ledger").length;
+  return { orders, invalidBodies, expected, valid };
+}
+
+/** Publishes a load at `rate` per second with Estoque's reconnecting publisher. */
+export async function publishLoad(
+  dep: Deployment,
+  load: Load,
+  rate: number,
+  onConfirmed?: () => void,
+): Promise<{ confirmed: number; resent: number }> {
+  const feed = new OrderFeed({ count: load.orders.length, makeOrder: (i) => load.orders[i]! });
+  await keepConnected(
+    { urls: dep.urls, connect: { name: `fault ${dep.name} estoque` } },
+    async (broker) => {
+      const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
+        timeoutMs: 5_000,
+        connection: broker,
+      });
+      const done = await publishFeed({
+        publisher,
+        topology: dep.topo,
+        feed,
+        rate,
+        window: 2_000,
+        encode: (order) => load.invalidBodies.get(order.refCode) ?? encodeOrder(order),
+        onConfirmed,
+      });
+      if (!done) throw new ConnectionLost("publishes to send again");
+    },
+  );
+  const summary = feed.summary();
+  assert.equal(summary.confirmed, load.orders.length, "every order of the load was confirmed");
+  return { confirmed: summary.confirmed, resent: summary.resent };
+}

@@ -1,0 +1,18 @@
+/** The README's code map names every entry script and every module of lib/. */
+
+import { strict as assert } from "node:assert";
+
+Deno.test("the README's code map names every entry script and lib module", async () => {
+  const root = new URL("..", import.meta.url);
+  const readme = await Deno.readTextFile(new URL("README.md", root));
+  const map = readme.slice(readme.indexOf("## Code map"), readme.indexOf("## More"));
+  const missing: string[] = [];
+  for (const dir of ["", "lib/"]) {
+    for await (const entry of Deno.readDir(new URL(dir || ".", root))) {
+      if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+      if (!map.includes(`\`${dir}${entry.name}\``)) missing.push(`${dir}${entry.name}`);
+    }
+  }
+  assert.deepEqual(missing, [], `not in the README's code map: ${missing.join(", ")}`);
+  assert.ok(new TextEncoder().encode(readme).length <= 15_360, "the README stays under 15 KB");
+});
