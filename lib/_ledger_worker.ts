@@ -9,9 +9,20 @@
 import {
   openDatabase,
   SqliteWriter,
+  unavailableCode,
   type WorkerReply,
   type WorkerRequest,
 } from "./_sqlite_writer.ts";
+
+/** The reply for a failed request: the message, and the outage code when it is one. */
+function failure(id: number, error: unknown): WorkerReply {
+  const unavailable = unavailableCode(error);
+  return {
+    id,
+    error: error instanceof Error ? error.message : String(error),
+    ...(unavailable !== undefined ? { unavailable } : {}),
+  };
+}
 
 let writer: SqliteWriter | undefined;
 
@@ -22,8 +33,7 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
       writer = new SqliteWriter(openDatabase(request.path));
       self.postMessage({ id: request.id, results: [] } satisfies WorkerReply);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      self.postMessage({ id: request.id, error: message } satisfies WorkerReply);
+      self.postMessage(failure(request.id, error));
     }
     return;
   }
@@ -38,12 +48,17 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   let reply: WorkerReply;
   try {
     if (!writer) throw new Error("the ledger worker was not opened");
-    reply = {
-      id: request.id,
-      results: writer.commit(request.writes, request.at, request.instanceId),
-    };
+    if (request.kind === "probe") {
+      writer.probe();
+      reply = { id: request.id, results: [] };
+    } else {
+      reply = {
+        id: request.id,
+        results: writer.commit(request.writes, request.at, request.instanceId),
+      };
+    }
   } catch (error) {
-    reply = { id: request.id, error: error instanceof Error ? error.message : String(error) };
+    reply = failure(request.id, error);
   }
   self.postMessage(reply);
 };

@@ -28,6 +28,25 @@ export const SCHEMA = `
   ) STRICT;
 `;
 
+/**
+ * SQLite's own texts (`sqlite3_errstr()`) for the result codes that mean the file cannot take
+ * writes now: BUSY and LOCKED (another process holds the lock), READONLY, IOERR, FULL, CANTOPEN.
+ * Deno's node:sqlite hands over the text only, so this is where an outage is told apart.
+ */
+const UNAVAILABLE = [
+  ["busy", /database is locked|database table is locked/],
+  ["readonly", /attempt to write a readonly database/],
+  ["ioerr", /disk I\/O error/],
+  ["full", /database or disk is full/],
+  ["cantopen", /unable to open database file/],
+] as const;
+
+/** The outage code of a SQLite error (`busy`, `readonly`, …), or undefined for another error. */
+export function unavailableCode(error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  return UNAVAILABLE.find(([, pattern]) => pattern.test(message))?.[0];
+}
+
 /** Opens a connection with the ledger's settings: WAL, and a commit is durable when it returns. */
 export function openDatabase(path: string): DatabaseSync {
   const db = new DatabaseSync(path);
@@ -86,10 +105,27 @@ export class SqliteWriter {
       }
       this.#db.exec("COMMIT");
     } catch (error) {
-      this.#db.exec("ROLLBACK");
+      // A failed COMMIT may have ended the transaction already: keep the error that matters.
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch { /* no transaction left to roll back */ }
       throw error;
     }
     return results;
+  }
+
+  /**
+   * Takes the write lock and lets it go: throws while the file cannot take writes. Waits at most
+   * 100 ms for a lock another process holds (commits wait 5 s): the breaker does the waiting.
+   */
+  probe(): void {
+    this.#db.exec("PRAGMA busy_timeout = 100");
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      this.#db.exec("ROLLBACK");
+    } finally {
+      this.#db.exec("PRAGMA busy_timeout = 5000");
+    }
   }
 }
 
@@ -97,6 +133,7 @@ export class SqliteWriter {
 export type WorkerRequest =
   | { readonly kind: "open"; readonly id: number; readonly path: string }
   | { readonly kind: "close"; readonly id: number }
+  | { readonly kind: "probe"; readonly id: number }
   | {
     readonly kind: "commit";
     readonly id: number;
@@ -109,4 +146,4 @@ export type WorkerRequest =
 export type WorkerReply =
   | { readonly id: number; readonly results: LedgerResult[] }
   | { readonly id: number; readonly closed: true }
-  | { readonly id: number; readonly error: string };
+  | { readonly id: number; readonly error: string; readonly unavailable?: string };

@@ -21,8 +21,9 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
+import { Breaker } from "./breaker.ts";
 import type { Broker } from "./broker.ts";
-import { describeError, PermanentError, TransientError } from "./errors.ts";
+import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
 import { Forwarder, type PassedOn } from "./forwarder.ts";
@@ -56,7 +57,10 @@ export type Outcome =
     readonly messageKey: string;
   }
   | {
-    /** Passing the message on failed and the consumer stopped meanwhile: it goes back to the queue. */
+    /**
+     * Back to the queue, unchanged: the ledger was unavailable, or passing the message on failed
+     * and the consumer stopped meanwhile.
+     */
     readonly kind: "requeued";
     readonly messageKey: string | undefined;
     readonly error: string;
@@ -107,7 +111,19 @@ export interface ConsumerOptions {
    * Fault-injection tests use it to crash the consumer at exactly that point.
    */
   readonly beforeAck?: (outcome: Outcome) => void | Promise<void>;
+  /** The ledger's name for log lines (a URL without its password). @default {"the ledger"} */
+  readonly ledgerName?: string;
+  /** Called on each ledger outage error, when the consumer pauses for one, and when it resumes. */
+  readonly onLedger?: (event: LedgerEvent) => void;
+  /** The delay before ledger probe `attempt` while paused. @default {breaker.ts PROBE_BACKOFF} */
+  readonly probeDelay?: (attempt: number) => number;
 }
+
+/** What the consumer says about its ledger. */
+export type LedgerEvent =
+  | { readonly kind: "error"; readonly error: unknown }
+  | { readonly kind: "unavailable"; readonly error: unknown }
+  | { readonly kind: "back"; readonly unavailableMs: number };
 
 const log = logger("consumer");
 
@@ -116,6 +132,7 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #options: ConsumerOptions;
   readonly #channel: Channel;
   readonly #forwarder: Forwarder;
+  readonly #breaker: Breaker;
   readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
   readonly #acker: Acker;
   readonly #random: () => number;
@@ -136,6 +153,12 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options = options;
     this.#channel = channel;
     this.#forwarder = forwarder;
+    this.#breaker = new Breaker({
+      probe: () => options.ledger.probe(),
+      onOpen: (error) => this.#pause(error),
+      onClose: (openMs) => this.#resume(openMs),
+      ...(options.probeDelay ? { delay: options.probeDelay } : {}),
+    });
     this.#acker = new Acker(channel);
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
@@ -181,23 +204,60 @@ export class OrderConsumer implements AsyncDisposable {
     });
     await channel.prefetch(prefetch);
     consumer = new OrderConsumer(options, channel, forwarder);
-    try {
-      const { consumerTag } = await channel.consume(
-        options.topology.queue,
-        (message) => consumer.#onDelivery(message),
-        { noAck: false },
-      );
-      consumer.#consumerTag = consumerTag;
-    } catch (error) {
-      throw options.broker.explain(error);
-    }
+    await consumer.#consume();
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
   }
 
-  /** Whether the consumer is consuming: started, not stopping, its channels open. */
+  /** Starts (or resumes) taking deliveries from the work queue. */
+  async #consume(): Promise<void> {
+    try {
+      const { consumerTag } = await this.#channel.consume(
+        this.#options.topology.queue,
+        (message) => this.#onDelivery(message),
+        { noAck: false },
+      );
+      this.#consumerTag = consumerTag;
+    } catch (error) {
+      throw this.#options.broker.explain(error);
+    }
+  }
+
+  /** The ledger went away: stop taking deliveries until the breaker closes. */
+  async #pause(error: unknown): Promise<void> {
+    const ledger = this.#options.ledgerName ?? "the ledger";
+    log.error("ledger unavailable: consumption paused, deliveries put back", {
+      ledger,
+      error: describeError(error),
+    });
+    this.#options.onLedger?.({ kind: "unavailable", error });
+    const tag = this.#consumerTag;
+    this.#consumerTag = undefined;
+    if (tag !== undefined) await this.#channel.cancel(tag).catch(() => {});
+  }
+
+  /** The ledger is back: take deliveries again. */
+  async #resume(unavailableMs: number): Promise<void> {
+    log.error("ledger back: consuming again", {
+      ledger: this.#options.ledgerName ?? "the ledger",
+      unavailableMs: Math.round(unavailableMs),
+    });
+    this.#options.onLedger?.({ kind: "back", unavailableMs });
+    if (this.#stopping) return;
+    await this.#consume().catch(() => this.#lost());
+  }
+
+  /**
+   * Whether the consumer is consuming: started, not stopping, its channels open, its ledger
+   * available.
+   */
   get ready(): boolean {
-    return this.#consumerTag !== undefined && !this.#stopping;
+    return this.#consumerTag !== undefined && !this.#stopping && !this.#breaker.isOpen;
+  }
+
+  /** Whether consumption is paused because the ledger is unavailable. */
+  get paused(): boolean {
+    return this.#breaker.isOpen;
   }
 
   /** Deliveries being processed now. */
@@ -269,10 +329,23 @@ export class OrderConsumer implements AsyncDisposable {
       }));
       return { kind, refCode: order.refCode, attempt };
     } catch (error) {
+      if (isLedgerUnavailable(error)) return this.#putBack(delivery, error);
       return await this.#fail(delivery, error);
     } finally {
       release?.();
     }
+  }
+
+  /**
+   * The ledger could not take this delivery's work: an outage, not the message's failure. It goes
+   * back to the queue unchanged (its retry budget untouched) and the breaker pauses consumption
+   * until the ledger answers again.
+   */
+  #putBack(delivery: Delivery, error: unknown): Outcome {
+    this.#acker.nack(delivery.message, true);
+    this.#options.onLedger?.({ kind: "error", error });
+    this.#breaker.trip(error);
+    return { kind: "requeued", messageKey: delivery.key, error: describeError(error) };
   }
 
   #validate(parsed: ParseOrderResult): Order {
@@ -356,6 +429,7 @@ export class OrderConsumer implements AsyncDisposable {
         refCode: key,
         error: describeError(ledgerError),
       });
+      if (isLedgerUnavailable(ledgerError)) this.#breaker.trip(ledgerError);
     });
     await this.#options.beforeAck?.(outcome);
     this.#ack(message);

@@ -9,7 +9,9 @@
  * | {@linkcode FatalError}       | `fatal-auth`   | the command stops: the broker refused the login     |
  *
  * Any other error (a dropped connection, a node down) is transient: a reconnect or a retry may cure
- * it.
+ * it. A {@linkcode LedgerUnavailableError} is neither a message's failure nor fatal: the ledger is
+ * down, locked, read-only or full, so the consumer pauses until it is back and puts the message
+ * back without spending its retries.
  *
  * @module
  */
@@ -74,6 +76,32 @@ export class FatalError extends Error {
     this.code = options.code;
     this.kind = options.kind ?? "fatal-config";
   }
+}
+
+/**
+ * The ledger cannot take work now (unreachable, restarting, locked, read-only, full): an outage of
+ * infrastructure, not a failure of the message being processed.
+ */
+export class LedgerUnavailableError extends Error {
+  /** What the driver said, e.g. `ECONNREFUSED`, `57P01`, or `busy` for a locked SQLite file. */
+  readonly code: string | undefined;
+
+  /** Creates the error. */
+  constructor(message: string, options: ProcessingErrorOptions = {}) {
+    super(message, options);
+    this.name = "LedgerUnavailableError";
+    this.code = options.code;
+  }
+}
+
+/** Whether `error`, or an error in its `cause` chain, is a {@linkcode LedgerUnavailableError}. */
+export function isLedgerUnavailable(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
+    if (current instanceof LedgerUnavailableError) return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 /** The first string `code` in an error's cause chain (`ECONNREFUSED`, a PostgreSQL SQLSTATE, …). */

@@ -63,6 +63,12 @@ export interface Ledger extends AsyncDisposable {
   findOrder(refCode: string): Promise<ProductionOrder | undefined>;
   /** How many production orders there are. */
   countOrders(): Promise<number>;
+  /**
+   * Checks that the ledger can take commits now (a connection for PostgreSQL, the write lock for
+   * SQLite), for a consumer paused by an outage.
+   * @throws {LedgerUnavailableError} while it cannot.
+   */
+  probe(): Promise<void>;
   /** Closes the ledger. */
   close(): Promise<void>;
 }
@@ -71,7 +77,9 @@ export interface Ledger extends AsyncDisposable {
  * Reading a ledger without writing to it: for tools and tests that look at a ledger a service is
  * writing (no lock taken, no schema created).
  */
-export type LedgerReader = Pick<Ledger, "findOrder" | "countOrders" | "close">;
+export type LedgerReader =
+  & Pick<Ledger, "findOrder" | "countOrders" | "close">
+  & AsyncDisposable;
 
 /** The default instance id: host name and process id. */
 export function defaultInstanceId(): string {

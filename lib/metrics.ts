@@ -14,6 +14,9 @@
  * | `productionorder_messages_in_flight` | gauge | |
  * | `productionorder_broker_connected` | gauge | |
  * | `productionorder_broker_reconnects_total` | counter | |
+ * | `productionorder_ledger_errors_total` | counter | |
+ * | `productionorder_ledger_available` | gauge | |
+ * | `productionorder_ledger_paused_seconds_total` | counter | |
  *
  * Every series carries `instance_id`.
  *
@@ -21,7 +24,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Outcome } from "./consumer.ts";
+import type { LedgerEvent, Outcome } from "./consumer.ts";
 
 /** Options for {@linkcode ConsumerMetrics}. */
 export interface ConsumerMetricsOptions {
@@ -47,6 +50,9 @@ export class ConsumerMetrics {
   readonly #duration: Histogram<"outcome">;
   /** Counts reconnects to the broker. */
   readonly reconnects: Counter;
+  readonly #ledgerErrors: Counter;
+  readonly #ledgerPaused: Counter;
+  #ledgerAvailable = true;
 
   /** Creates the metrics; `inFlight` and `connected` are read at each scrape. */
   constructor(options: ConsumerMetricsOptions) {
@@ -111,7 +117,43 @@ export class ConsumerMetrics {
       "productionorder_broker_reconnects_total",
       "Reconnections to the broker after a lost connection.",
     );
+    this.#ledgerErrors = counter(
+      "productionorder_ledger_errors_total",
+      "Ledger operations that failed because the ledger was unavailable.",
+    );
+    // deno-lint-ignore no-this-alias -- read by the gauge's and the counter's collect()
+    const self = this;
+    new Gauge({
+      name: "productionorder_ledger_available",
+      help: "1 while the ledger takes work, 0 while consumption is paused for it.",
+      registers,
+      collect() {
+        this.set(self.#ledgerAvailable ? 1 : 0);
+      },
+    });
+    this.#ledgerPaused = new Counter({
+      name: "productionorder_ledger_paused_seconds_total",
+      help:
+        "Time consumption was paused because the ledger was unavailable (added when it is back).",
+      registers,
+    });
   }
+
+  /** Follows the consumer's ledger; pass it as the consumer's `onLedger`. */
+  readonly observeLedger = (event: LedgerEvent): void => {
+    switch (event.kind) {
+      case "error":
+        this.#ledgerErrors.inc();
+        break;
+      case "unavailable":
+        this.#ledgerAvailable = false;
+        break;
+      case "back":
+        this.#ledgerAvailable = true;
+        this.#ledgerPaused.inc(event.unavailableMs / 1000);
+        break;
+    }
+  };
 
   /** Counts one settled delivery; pass it as the consumer's `onOutcome`. */
   readonly observe = (outcome: Outcome, durationMs: number): void => {

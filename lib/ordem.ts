@@ -76,6 +76,8 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       prefetch: config.prefetch,
       confirmTimeoutMs: config.confirmTimeoutMs,
       onOutcome: metrics.observe,
+      ledgerName: redactUrl(config.ledgerUrl),
+      onLedger: metrics.observeLedger,
     });
     log.info("ready", {
       instanceId: config.instanceId,

@@ -8,7 +8,7 @@
  */
 
 import postgres from "postgres";
-import { describeError } from "./errors.ts";
+import { describeError, errorCode, LedgerUnavailableError } from "./errors.ts";
 import type { Ledger, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
 import { defaultInstanceId } from "./ledger.ts";
 import { redactUrl } from "./redact.ts";
@@ -39,18 +39,53 @@ export interface PostgresLedgerOptions {
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/**
+ * Error codes that mean the database cannot take work now, not that the work is wrong: the
+ * connection (refused, reset, timed out, closed) and the SQLSTATEs of a server that is shutting
+ * down, starting, read-only, or out of disk, memory or connections.
+ */
+const UNAVAILABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "57P01",
+  "57P02",
+  "57P03",
+  "53100",
+  "53200",
+  "53300",
+  "25006",
+]);
+
 /** A ledger in PostgreSQL. Open it with {@linkcode PostgresLedger.open}. */
 export class PostgresLedger implements Ledger {
   readonly #sql: postgres.Sql;
+  readonly #safeUrl: string;
   readonly #instanceId: string;
   readonly #now: () => Date;
 
   private constructor(
     sql: postgres.Sql,
+    safeUrl: string,
     instanceId: string,
     now: () => Date,
   ) {
     this.#sql = sql;
+    this.#safeUrl = safeUrl;
     this.#instanceId = instanceId;
     this.#now = now;
   }
@@ -80,6 +115,9 @@ export class PostgresLedger implements Ledger {
       onnotice: () => {},
       connection: { search_path: schema, application_name: "productionorder" },
       connect_timeout: 10,
+      // Reconnect at once when asked: while the database is away the consumer's breaker paces
+      // the attempts (the client's own backoff grows to 20 s and would delay the recovery).
+      backoff: () => 0,
     });
     try {
       await sql.begin(async (tx) => {
@@ -112,6 +150,7 @@ export class PostgresLedger implements Ledger {
     }
     return new PostgresLedger(
       sql,
+      safeUrl,
       options.instanceId ?? defaultInstanceId(),
       options.now ?? (() => new Date()),
     );
@@ -151,23 +190,25 @@ export class PostgresLedger implements Ledger {
       return a < b ? -1 : a > b ? 1 : 0;
     });
     const created = new Set<string>();
-    await this.#sql.begin(async (tx) => {
-      if (orders.length > 0) {
-        const rows = await tx`
+    await this.#unavailableAs(() =>
+      this.#sql.begin(async (tx) => {
+        if (orders.length > 0) {
+          const rows = await tx`
           INSERT INTO production_orders ${
-          tx(orders, "ref_code", "color_code", "quantity", "attempt", "created_at", "instance_id")
-        }
+            tx(orders, "ref_code", "color_code", "quantity", "attempt", "created_at", "instance_id")
+          }
           ON CONFLICT (ref_code) DO NOTHING RETURNING ref_code`;
-        for (const row of rows) created.add(row.ref_code as string);
-      }
-      if (forwards.length > 0) {
-        await tx`
-          INSERT INTO forwarded_messages ${
-          tx(forwards, "message_key", "hop", "outcome", "at", "instance_id")
+          for (const row of rows) created.add(row.ref_code as string);
         }
+        if (forwards.length > 0) {
+          await tx`
+          INSERT INTO forwarded_messages ${
+            tx(forwards, "message_key", "hop", "outcome", "at", "instance_id")
+          }
           ON CONFLICT DO NOTHING`;
-      }
-    });
+        }
+      })
+    );
     // The first write of a RefCode the statement inserted is `created`; any other is a duplicate.
     return writes.map((w) => {
       if (w.kind === "forward") return "recorded";
@@ -176,9 +217,31 @@ export class PostgresLedger implements Ledger {
   }
 
   async wasForwarded(messageKey: string, hop: string): Promise<boolean> {
-    const rows = await this.#sql`
-      SELECT 1 FROM forwarded_messages WHERE message_key = ${messageKey} AND hop = ${hop}`;
+    const rows = await this.#unavailableAs(() =>
+      this.#sql`
+      SELECT 1 FROM forwarded_messages WHERE message_key = ${messageKey} AND hop = ${hop}`
+    );
     return rows.length > 0;
+  }
+
+  async probe(): Promise<void> {
+    await this.#unavailableAs(() => this.#sql`SELECT 1`);
+  }
+
+  /** Runs a query; an outage of the database becomes a LedgerUnavailableError. */
+  async #unavailableAs<T>(query: () => Promise<T>): Promise<T> {
+    try {
+      return await query();
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === undefined || !UNAVAILABLE.has(code)) throw error;
+      throw new LedgerUnavailableError(
+        `the PostgreSQL ledger at ${this.#safeUrl} is unavailable (${code}): ${
+          redactUrl(describeError(error))
+        }`,
+        { code, cause: error },
+      );
+    }
   }
 
   async findOrder(refCode: string): Promise<ProductionOrder | undefined> {

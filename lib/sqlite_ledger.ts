@@ -11,12 +11,13 @@ import {
   openDatabase,
   SCHEMA,
   SqliteWriter,
+  unavailableCode,
   type WorkerReply,
   type WorkerRequest,
 } from "./_sqlite_writer.ts";
 
 import type { Ledger, LedgerReader, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
-import { FatalError } from "./errors.ts";
+import { FatalError, LedgerUnavailableError } from "./errors.ts";
 import { defaultInstanceId } from "./ledger.ts";
 
 interface HeldLock {
@@ -137,8 +138,12 @@ export class SqliteLedgerReader implements LedgerReader {
   }
 
   close(): Promise<void> {
-    this.#db.close();
+    if (this.#db.isOpen) this.#db.close();
     return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 
@@ -164,6 +169,7 @@ export interface SqliteLedgerOptions {
  */
 export class SqliteLedger implements Ledger {
   readonly #db: DatabaseSync;
+  readonly #path: string;
   readonly #unlock: () => void;
   readonly #instanceId: string;
   readonly #now: () => Date;
@@ -184,6 +190,7 @@ export class SqliteLedger implements Ledger {
     unlock: () => void,
   ) {
     this.#db = db;
+    this.#path = path;
     this.#unlock = unlock;
     this.#instanceId = options.instanceId ?? defaultInstanceId();
     this.#now = options.now ?? (() => new Date());
@@ -203,8 +210,13 @@ export class SqliteLedger implements Ledger {
         const waiting = this.#replies.get(reply.id);
         if (!waiting) return;
         this.#replies.delete(reply.id);
-        if ("error" in reply) waiting.reject(new Error(reply.error));
-        else waiting.resolve(reply.results);
+        if ("error" in reply) {
+          waiting.reject(
+            reply.unavailable === undefined
+              ? new Error(reply.error)
+              : this.#unavailable(reply.unavailable, new Error(reply.error)),
+          );
+        } else waiting.resolve(reply.results);
       };
       this.#worker.onerror = (event) => {
         event.preventDefault();
@@ -278,7 +290,7 @@ export class SqliteLedger implements Ledger {
       try {
         return Promise.resolve(this.#inline.commit(writes, at, this.#instanceId));
       } catch (error) {
-        return Promise.reject(error);
+        return Promise.reject(this.#classify(error));
       }
     }
     return this.#request({
@@ -288,12 +300,44 @@ export class SqliteLedger implements Ledger {
       at,
       instanceId: this.#instanceId,
     }).catch((error: Error) => {
+      if (error instanceof LedgerUnavailableError) throw error;
       throw new Error(`ledger commit failed: ${error.message}`, { cause: error });
     });
   }
 
   wasForwarded(messageKey: string, hop: string): Promise<boolean> {
-    return Promise.resolve(this.#findForward.get(messageKey, hop) !== undefined);
+    try {
+      return Promise.resolve(this.#findForward.get(messageKey, hop) !== undefined);
+    } catch (error) {
+      return Promise.reject(this.#classify(error));
+    }
+  }
+
+  async probe(): Promise<void> {
+    if (this.#inline) {
+      try {
+        this.#inline.probe();
+      } catch (error) {
+        throw this.#classify(error);
+      }
+      return;
+    }
+    await this.#request({ kind: "probe", id: this.#nextId++ });
+  }
+
+  /** An outage of the file (locked, read-only, full, …) as a LedgerUnavailableError. */
+  #classify(error: unknown): unknown {
+    const code = unavailableCode(error);
+    return code === undefined ? error : this.#unavailable(code, error);
+  }
+
+  #unavailable(code: string, cause: unknown): LedgerUnavailableError {
+    return new LedgerUnavailableError(
+      `the SQLite ledger ${this.#path} cannot take writes (${code}): ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { code, cause },
+    );
   }
 
   findOrder(refCode: string): Promise<ProductionOrder | undefined> {

@@ -4,6 +4,8 @@ import postgres from "postgres";
 import type { Ledger } from "../lib/ledger.ts";
 import { openLedger } from "../lib/open_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
+import { DatabaseSync } from "node:sqlite";
+import { LedgerUnavailableError } from "../lib/errors.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
@@ -27,6 +29,7 @@ async function postgresLedger(
     wasForwarded: (key, hop) => ledger.wasForwarded(key, hop),
     findOrder: (ref) => ledger.findOrder(ref),
     countOrders: () => ledger.countOrders(),
+    probe: () => ledger.probe(),
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -41,6 +44,11 @@ const IMPLEMENTATIONS: [
 ];
 
 for (const [name, open] of IMPLEMENTATIONS) {
+  Deno.test(`${name}.probe() resolves while the ledger can take commits`, async () => {
+    await using ledger = await open();
+    await ledger.probe();
+  });
+
   Deno.test(`${name} creates one production order per RefCode, within and across batches`, async () => {
     await using ledger = await open({ instanceId: "test:1", now });
     const order = newOrder({ quantity: 10 });
@@ -141,4 +149,25 @@ Deno.test("openLedger() tries a PostgreSQL that refuses connections again for re
   assert.ok(performance.now() - started >= 250);
   await using ledger = await openLedger("sqlite::memory:", { instanceId: "x" });
   assert.equal(await ledger.countOrders(), 0);
+});
+
+Deno.test("a SQLite ledger locked by another process is unavailable (commit and probe), and is back once released", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "ledger.sqlite");
+  await using ledger = await SqliteLedger.open(path, { instanceId: "test" });
+  const holder = new DatabaseSync(path);
+  holder.exec("BEGIN IMMEDIATE"); // another process's write transaction, holding the lock
+  try {
+    const write = { kind: "order", order: newOrder({ quantity: 1 }), attempt: 0 } as const;
+    await assert.rejects(
+      () => ledger.commit([write]),
+      (e: unknown) => e instanceof LedgerUnavailableError && e.code === "busy",
+    );
+    await assert.rejects(() => ledger.probe(), LedgerUnavailableError);
+    holder.exec("ROLLBACK");
+    await ledger.probe();
+    assert.deepEqual(await ledger.commit([write]), ["created"]);
+  } finally {
+    holder.close();
+  }
 });
