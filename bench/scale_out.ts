@@ -14,7 +14,7 @@
  */
 
 import { join } from "node:path";
-import postgres from "postgres";
+import { postgresClient } from "../testing/postgres.ts";
 import { booleanOption, integerOption, type OptionSpecs, stringOption } from "../lib/cli.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
 import { writeDocBlock } from "../scripts/doc_block.ts";
@@ -57,7 +57,7 @@ async function run(
   return await withBenchTopology(url, async (broker, topo) => {
     await prefill(broker, topo.queue, orders(messages, 7));
     const schema = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    const sql = postgres(postgresUrl, { max: 1, onnotice: () => {} });
+    await using sql = await postgresClient(postgresUrl);
     const children: Deno.ChildProcess[] = [];
     try {
       for (let i = 0; i < consumers; i++) {
@@ -87,10 +87,11 @@ async function run(
       }
       const deadline = performance.now() + 300_000;
       while (true) {
-        const [row] = await sql`
-          SELECT count(*)::bigint AS n,
-                 extract(epoch from max(created_at) - min(created_at)) * 1000 AS ms
-          FROM ${sql(schema)}.production_orders`.catch(() => [undefined]);
+        const { rows: [row] } = await sql.query(
+          `SELECT count(*)::bigint AS n,
+                  extract(epoch from max(created_at) - min(created_at)) * 1000 AS ms
+           FROM ${schema}.production_orders`,
+        ).catch(() => ({ rows: [undefined] }));
         if (row && Number(row.n) >= messages) return (messages - 1) / (Number(row.ms) / 1000);
         if (performance.now() > deadline) throw new Error(`run did not finish: ${row?.n}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -104,8 +105,7 @@ async function run(
         }
         await child.status;
       }
-      await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-      await sql.end();
+      await sql.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
     }
   }, [200, 400]);
 }

@@ -6,11 +6,11 @@
  */
 
 import { join } from "node:path";
-import postgres from "postgres";
 import type { TlsFiles } from "../lib/broker.ts";
 import { keepConnected } from "../lib/reconnect.ts";
 import { deleteTopology, type QueueType, type Topology, topology } from "../lib/topology.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
+import { dropSchema } from "../testing/postgres.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -75,10 +75,8 @@ export async function removeDeployment(dep: Deployment): Promise<void> {
   ).catch((error) => console.error(`cannot delete the topology of ${dep.name}: ${error}`));
   await Deno.remove(dep.dir, { recursive: true }).catch(() => {});
   if (dep.ledgerUrl !== undefined) {
-    const sql = postgres(dep.ledgerUrl, { max: 1, onnotice: () => {} });
     const schema = new URL(dep.ledgerUrl).searchParams.get("search_path")!;
-    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-    await sql.end();
+    await dropSchema(dep.ledgerUrl, schema).catch(() => {});
   }
 }
 

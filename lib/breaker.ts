@@ -7,7 +7,7 @@
  * ```text
  *   closed ──trip(error)──▶ open ──probe ok──▶ closed
  *                             │ ▲
- *                             └─┘ probe fails: wait 250-500 ms, then doubling up to 0.8-1.6 s
+ *                             └─┘ probe fails: wait 250-500 ms, then doubling up to 0.6-1.2 s
  * ```
  *
  * @module
@@ -16,10 +16,10 @@
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 
 /**
- * The probe's backoff: the first probe after 250-500 ms, then doubling up to 0.8-1.6 s, so that
+ * The probe's backoff: the first probe after 250-500 ms, then doubling up to 0.6-1.2 s, so that
  * consuming resumes within 2 s of the ledger answering again, however long it was away.
  */
-export const PROBE_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 500, maxMs: 1_600 });
+export const PROBE_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 500, maxMs: 1_200 });
 
 /** Options for {@linkcode Breaker}. */
 export interface BreakerOptions {

@@ -157,6 +157,8 @@ export class OrderConsumer implements AsyncDisposable {
       probe: () => options.ledger.probe(),
       onOpen: (error) => this.#pause(error),
       onClose: (openMs) => this.#resume(openMs),
+      onProbeFailed: (error, attempt) =>
+        log.info("ledger still unavailable", { attempt, error: describeError(error) }),
       ...(options.probeDelay ? { delay: options.probeDelay } : {}),
     });
     this.#acker = new Acker(channel);

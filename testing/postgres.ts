@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import pg from "pg";
 
 const script = new URL("../scripts/pg_scratch.sh", import.meta.url).pathname;
 
@@ -53,4 +54,20 @@ export async function scratchPostgres(): Promise<ScratchPostgres> {
       await Deno.remove(join(dir, ".."), { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** A client of the PostgreSQL at `url` (its `search_path` parameter dropped), for suites. */
+export async function postgresClient(url: string): Promise<pg.Client & AsyncDisposable> {
+  const target = new URL(url);
+  target.searchParams.delete("search_path");
+  const client = new pg.Client({ connectionString: target.href });
+  client.on("error", () => {}); // a server going away fails the query under way instead
+  await client.connect();
+  return Object.assign(client, { [Symbol.asyncDispose]: () => client.end() });
+}
+
+/** Drops a schema a test or a suite made, with everything in it. */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  await using client = await postgresClient(url);
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }

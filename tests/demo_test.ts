@@ -4,7 +4,7 @@ import { Broker } from "../lib/broker.ts";
 import { formatDemoReport, MALFORMED_SAMPLES, runDemo } from "../lib/demo.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { topology } from "../lib/topology.ts";
-import postgres from "postgres";
+import { dropSchema } from "../testing/postgres.ts";
 import {
   fastPolicy,
   POSTGRES_URL,
@@ -67,8 +67,6 @@ Deno.test("runDemo() with three consumers sharing a PostgreSQL ledger accounts f
     assert.equal(byInstance, 20, "every production order is credited to one consumer");
     assert.ok([...report.createdBy.keys()].every((id) => /^demo-[123]$/.test(id)));
   } finally {
-    const sql = postgres(POSTGRES_URL, { onnotice: () => {} });
-    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await sql.end();
+    await dropSchema(POSTGRES_URL, schema);
   }
 });

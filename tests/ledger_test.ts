@@ -1,6 +1,5 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import postgres from "postgres";
 import type { Ledger } from "../lib/ledger.ts";
 import { openLedger } from "../lib/open_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
@@ -9,6 +8,7 @@ import { LedgerUnavailableError } from "../lib/errors.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
+import { dropSchema } from "../testing/postgres.ts";
 
 const now = () => new Date("2026-11-24T12:00:00.000Z");
 
@@ -20,9 +20,7 @@ async function postgresLedger(
   const ledger = await PostgresLedger.open(POSTGRES_URL, { ...options, schema });
   const close = async () => {
     await ledger.close();
-    const sql = postgres(POSTGRES_URL, { onnotice: () => {} });
-    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await sql.end();
+    await dropSchema(POSTGRES_URL, schema);
   };
   return {
     commit: (writes) => ledger.commit(writes),
@@ -102,9 +100,7 @@ Deno.test("PostgresLedger: two instances committing the same RefCodes at once cr
   } finally {
     await a.close();
     await b.close();
-    const sql = postgres(POSTGRES_URL, { onnotice: () => {} });
-    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await sql.end();
+    await dropSchema(POSTGRES_URL, schema);
   }
 });
 
