@@ -187,6 +187,8 @@ export interface Accounting {
   readonly inLedger: number;
   readonly inDlq: number;
   readonly duplicateDeadLetters: number;
+  /** Valid orders found in the DLQ (asserted 0: they belong in the ledger). */
+  readonly validInDlq: number;
   readonly byInstance: Record<string, number>;
 }
 
@@ -248,6 +250,8 @@ export async function account(dep: Deployment, load: Load): Promise<Accounting> 
     inLedger: rows.size,
     inDlq: lettersByRef.size,
     duplicateDeadLetters: letters.length - lettersByRef.size,
+    validInDlq: [...load.expected].filter(([ref, e]) => e === "ledger" && lettersByRef.has(ref))
+      .length,
     byInstance,
   };
 }
@@ -259,20 +263,22 @@ export interface CaseReport {
   /** Each fault and how long processing stalled after it, in milliseconds. */
   readonly outages: { fault: string; ms: number | undefined }[];
   readonly resent: number;
+  /** Consumers running at the end, of how many, e.g. `3/3`. */
+  readonly alive: string;
 }
 
 /** The table the suite prints, and docs/guarantees.md quotes. */
 export function formatReport(reports: readonly CaseReport[]): string {
   const lines = [
-    "| case | orders | production orders | dead letters | lost | duplicate orders | extra DLQ copies | fault: processing stalled for |",
-    "| ---- | -----: | ----------------: | -----------: | ---: | ---------------: | ---------------: | ----------------------------- |",
+    "| case | orders | production orders | dead letters | lost | duplicate orders | valid in DLQ | extra DLQ copies | consumers alive | fault: processing stalled for |",
+    "| ---- | -----: | ----------------: | -----------: | ---: | ---------------: | -----------: | ---------------: | :-------------: | ----------------------------- |",
   ];
   for (const r of reports) {
     const outages = r.outages.map((o) =>
       o.ms === undefined ? o.fault : `${o.fault}: ${(o.ms / 1000).toFixed(2)} s`
     ).join("; ");
     lines.push(
-      `| ${r.name} | ${r.accounting.orders} | ${r.accounting.inLedger} | ${r.accounting.inDlq} | 0 | 0 | ${r.accounting.duplicateDeadLetters} | ${outages} |`,
+      `| ${r.name} | ${r.accounting.orders} | ${r.accounting.inLedger} | ${r.accounting.inDlq} | 0 | 0 | ${r.accounting.validInDlq} | ${r.accounting.duplicateDeadLetters} | ${r.alive} | ${outages} |`,
     );
   }
   return lines.join("\n");

@@ -36,6 +36,7 @@ export async function deployment(
   urls: readonly string[],
   queueType: QueueType = "classic",
   ledger: "sqlite" | "postgres" = "sqlite",
+  postgresUrl = POSTGRES_URL,
 ): Promise<Deployment> {
   const topo = topology({
     prefix: `fault.${name}.${crypto.randomUUID().slice(0, 8)}.`,
@@ -45,7 +46,7 @@ export async function deployment(
   const dir = await Deno.makeTempDir({ prefix: `productionorder-fault-${name}-` });
   if (ledger === "sqlite") return { name, urls, topo, dir };
   const schema = `fault_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  return { name, urls, topo, dir, ledgerUrl: `${POSTGRES_URL}?search_path=${schema}` };
+  return { name, urls, topo, dir, ledgerUrl: `${postgresUrl}?search_path=${schema}` };
 }
 
 /** Where the deployment's production orders are: its PostgreSQL schema, or a SQLite file. */

@@ -9,6 +9,8 @@
 import { strict as assert } from "node:assert";
 import { writeDocBlock } from "../scripts/doc_block.ts";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { scratchPostgres } from "../testing/postgres.ts";
 import {
   account,
   type Accounting,
@@ -76,6 +78,11 @@ async function settleOnCluster(
     : [];
 }
 
+/** How many of `services` are running, of how many: `3/3`. */
+function aliveOf(services: readonly Service[]): string {
+  return `${services.filter((s) => s.running).length}/${services.length}`;
+}
+
 function faultCase(id: string, name: string, fn: () => Promise<void>): void {
   Deno.test({ name, ignore: !selected(id), fn });
 }
@@ -122,9 +129,10 @@ faultCase(
       for (const [i, at] of kills.entries()) {
         outages.push({ fault: `kill ${i + 1}`, ms: watch.stallAfter(at, valid, kills[i + 1]) });
       }
+      const alive = aliveOf([ordem]);
       await ordem.kill("SIGTERM");
       const accounting = await account(dep, load);
-      reports.push({ name: "1. consumer kill -9 (x3)", accounting, outages, resent });
+      reports.push({ name: "1. consumer kill -9 (x3)", accounting, outages, resent, alive });
     });
   },
 );
@@ -157,6 +165,7 @@ faultCase(
       // What was sent but not reported as confirmed may be there too; wait for the reported ones.
       await watch.until(confirmed.length);
       await waitSettled(dep, load, watch);
+      const alive = aliveOf([ordem]);
       await ordem.kill("SIGTERM");
       const rows = await ledgerRows(dep, confirmed);
       const missing = confirmed.filter((ref) => !rows.has(ref));
@@ -168,6 +177,7 @@ faultCase(
           inLedger: confirmed.length,
           inDlq: 0,
           duplicateDeadLetters: 0,
+          validInDlq: 0,
           byInstance: {},
         },
         outages: [{
@@ -176,6 +186,7 @@ faultCase(
           ms: undefined,
         }],
         resent: 0,
+        alive,
       });
     });
   },
@@ -202,6 +213,7 @@ faultCase(
       }
       const { resent } = await publishing;
       await waitSettled(dep, load, watch);
+      const alive = aliveOf([ordem]);
       await ordem.kill("SIGTERM");
       assert.match(ordem.output(), /msg=reconnected/);
       const accounting = await account(dep, load);
@@ -213,6 +225,7 @@ faultCase(
           ms: watch.stallAfter(at, valid, drops[i + 1]),
         })),
         resent,
+        alive,
       });
     });
   },
@@ -235,6 +248,7 @@ faultCase(
       await consumers[1]!.start();
       const { resent } = await publishing;
       await waitSettled(dep, load, watch);
+      const alive = aliveOf(consumers);
       for (const consumer of consumers) await consumer.kill("SIGTERM");
       const accounting = await account(dep, load);
       const spread = spreadOf(accounting);
@@ -247,6 +261,127 @@ faultCase(
           { fault: `production orders by instance: ${spread}`, ms: undefined },
         ],
         resent,
+        alive,
+      });
+    });
+  },
+);
+
+/** Waits until each of `services` has logged `pattern` at least `count` times. */
+async function eachLogged(services: readonly Service[], pattern: RegExp, count: number) {
+  const deadline = performance.now() + 30_000;
+  const times = (s: Service) => s.output().split("\n").filter((l) => pattern.test(l)).length;
+  while (services.some((s) => times(s) < count)) {
+    assert.ok(performance.now() < deadline, `not every consumer logged ${pattern} ${count} times`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Retries or dead letters a consumer made because of the ledger rather than the message. */
+function spentOnOutage(service: Service): string[] {
+  return service.output().split("\n").filter((line) =>
+    /msg="retry scheduled"|msg=dead-lettered/.test(line) &&
+    !/maximum quantity exceeded|invalid order/.test(line)
+  );
+}
+
+faultCase(
+  "8",
+  "8. the PostgreSQL ledger of three consumers stopped under load twice (immediate, then fast)",
+  async () => {
+    await using pg = await scratchPostgres();
+    const dep = await deployment("ledger-down", [LOCAL_URL], "classic", "postgres", pg.url);
+    const consumers: Service[] = [];
+    for (const id of ["ordem-1", "ordem-2", "ordem-3"]) consumers.push(await startOrdem(dep, id));
+    await runCase(dep, [...consumers], async (watch) => {
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      const { valid } = load;
+      const publishing = publishLoad(dep, load, RATE / 3);
+      const outages: CaseReport["outages"] = [];
+      const stops: number[] = [];
+      const backs: number[] = [];
+      /** From the database answering to the last of the three consumers consuming again. */
+      const resumed: number[] = [];
+      for (const [round, share, mode] of [[1, 0.25, "immediate"], [2, 0.6, "fast"]] as const) {
+        await watch.until(validAt(share, valid));
+        stops.push(performance.now());
+        await pg.stop(mode);
+        await eachLogged(consumers, /ledger unavailable/, round);
+        // The outage lasts a while, with orders still arriving at the broker.
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        await pg.start();
+        const back = performance.now();
+        backs.push(back);
+        await eachLogged(consumers, /ledger back/, round);
+        resumed.push(performance.now() - back);
+      }
+      const { resent } = await publishing;
+      await waitSettled(dep, load, watch);
+      const alive = aliveOf(consumers);
+      assert.equal(alive, "3/3", "every consumer lived through both outages");
+      for (const consumer of consumers) {
+        assert.deepEqual(spentOnOutage(consumer), [], "no retry or dead letter for the outage");
+        await consumer.kill("SIGTERM");
+      }
+      const accounting = await account(dep, load);
+      for (const [i, at] of backs.entries()) {
+        const ms = resumed[i]!;
+        assert.ok(ms <= 2_000, `consumers consuming again ${ms} ms after the database`);
+        outages.push({
+          fault: `${i === 0 ? "immediate" : "fast"} stop for 3 s: all 3 consuming again after ${
+            (ms / 1000).toFixed(2)
+          } s; production orders stalled`,
+          // Measured up to the next outage, not into it.
+          ms: watch.stallAfter(at, valid, stops[i + 1]),
+        });
+      }
+      reports.push({
+        name: "8. PostgreSQL ledger stopped twice, 3 consumers",
+        accounting,
+        outages,
+        resent,
+        alive,
+      });
+    });
+  },
+);
+
+faultCase(
+  "9",
+  "9. the SQLite ledger locked by another process for longer than its busy timeout, mid-run",
+  async () => {
+    const dep = await deployment("ledger-locked", [LOCAL_URL]);
+    const ordem = await startOrdem(dep);
+    await runCase(dep, [ordem], async (watch) => {
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      const { valid } = load;
+      const publishing = publishLoad(dep, load, RATE);
+      await watch.until(validAt(0.4, valid));
+      // Another process's write transaction: commits wait 5 s for the lock, then give up.
+      const holder = new DatabaseSync(join(dep.dir, "ledger.sqlite"));
+      let at: number;
+      try {
+        holder.exec("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE");
+        await eachLogged([ordem], /ledger unavailable/, 1);
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      } finally {
+        holder.exec("ROLLBACK");
+        holder.close();
+        at = performance.now();
+      }
+      const { resent } = await publishing;
+      await waitSettled(dep, load, watch);
+      const alive = aliveOf([ordem]);
+      assert.equal(alive, "1/1");
+      assert.deepEqual(spentOnOutage(ordem), [], "no retry or dead letter for the outage");
+      await ordem.kill("SIGTERM");
+      const accounting = await account(dep, load);
+      reports.push({
+        name: "9. SQLite ledger locked > busy timeout",
+        accounting,
+        outages: [{ fault: "lock released", ms: watch.stallAfter(at, valid) }],
+        resent,
+        alive,
       });
     });
   },
@@ -281,6 +416,7 @@ Deno.test({
               console.error(JSON.stringify(watch.samples.map(([t, n]) => [Math.round(t) - t0, n])));
             }
             const stuck = await settleOnCluster(dep, load, watch);
+            const alive = aliveOf([ordem]);
             await ordem.kill("SIGTERM");
             const accounting = await account(dep, load);
             reports.push({
@@ -291,6 +427,7 @@ Deno.test({
                 ...stuck,
               ],
               resent,
+              alive,
             });
           });
         },
@@ -325,6 +462,7 @@ Deno.test({
             step(`starting ${other} again`);
             await cluster("start", other);
             const stuck = await settleOnCluster(dep, load, watch);
+            const alive = aliveOf([ordem]);
             await ordem.kill("SIGTERM");
             if (Deno.env.get("FAULT_DEBUG")) {
               console.log(
@@ -346,6 +484,7 @@ Deno.test({
                 ...stuck,
               ],
               resent,
+              alive,
             });
           }, startAllNodes);
         },
@@ -375,6 +514,7 @@ Deno.test({
             step(`starting ${leader} again`);
             await cluster("start", leader);
             const stuck = await settleOnCluster(dep, load, watch);
+            const alive = aliveOf(consumers);
             for (const consumer of consumers) await consumer.kill("SIGTERM");
             const accounting = await account(dep, load);
             const spread = spreadOf(accounting);
@@ -387,6 +527,7 @@ Deno.test({
                 ...stuck,
               ],
               resent,
+              alive,
             });
           }, startAllNodes);
         },
