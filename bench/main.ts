@@ -17,7 +17,7 @@
 
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
-import { booleanOption, integerOption, stringOption } from "../lib/cli.ts";
+import { booleanOption, integerOption, stringOption, UsageError } from "../lib/cli.ts";
 import { setupLogging } from "../lib/log.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
 import { writeDocBlock } from "../scripts/doc_block.ts";
@@ -28,12 +28,21 @@ import {
   oursEndToEnd,
   oursLatency,
   oursPublish,
+  oursReplay,
   oursRetry,
   oursRetryLateness,
   oursServiceRss,
   park,
 } from "./ours.ts";
-import { rawConsume, rawDeadLetter, rawEndToEnd, rawLatency, rawPublish, rawRetry } from "./raw.ts";
+import {
+  rawConsume,
+  rawDeadLetter,
+  rawEndToEnd,
+  rawLatency,
+  rawPublish,
+  rawReplay,
+  rawRetry,
+} from "./raw.ts";
 
 const OPTIONS = {
   url: {
@@ -69,6 +78,12 @@ const OPTIONS = {
     description: "The raw baseline's prefetch (default 100, as the baseline was first measured).",
   },
   docs: { type: "boolean", description: "Also write the table into docs/performance.md." },
+  only: {
+    type: "string",
+    placeholder: "path",
+    description:
+      "Run one throughput path alone (publish, consume, end-to-end, retry, dead-letter, dlq replay) and print its ratio.",
+  },
 } as const;
 
 type Side = (ctx: RunContext) => Promise<RunResult>;
@@ -116,6 +131,13 @@ const PATHS: PathSpec[] = [
     target: 0.9,
     what: "publish to the DLX with confirm, then ack",
   },
+  {
+    name: "dlq replay",
+    raw: rawReplay,
+    ours: oursReplay,
+    target: 0.9,
+    what: "consume the DLQ, republish to the work exchange with confirm, then ack",
+  },
 ];
 
 interface SideStats {
@@ -157,8 +179,15 @@ runCommand({
 
   const log = (text: string) => console.error(text);
   log(`bench: ${messages} messages per run, ${rounds} rounds per side, ${parked} parked`);
+  const only = cl.options.only!.value === undefined ? undefined : stringOption(cl.options.only!);
+  const paths = only === undefined ? PATHS : PATHS.filter((p) => p.name === only);
+  if (paths.length === 0) {
+    throw new UsageError(
+      `--only must be one of ${PATHS.map((p) => p.name).join(", ")}, got ${JSON.stringify(only)}`,
+    );
+  }
   const results: Record<string, { raw: RunResult[]; ours: RunResult[] }> = {};
-  for (const path of PATHS) {
+  for (const path of paths) {
     results[path.name] = { raw: [], ours: [] };
     for (let round = 0; round < rounds; round++) {
       const raw = await run(path.raw);
@@ -171,6 +200,21 @@ runCommand({
         }/s, ours ${fmt(ours.messages / (ours.elapsedMs / 1000))}/s`,
       );
     }
+  }
+
+  if (only !== undefined) {
+    const raw = stats(results[only]!.raw);
+    const ours = stats(results[only]!.ours);
+    const ratios = ours.rates.map((rate, i) => rate / raw.rates[i]!);
+    console.log(
+      `${only}: raw ${fmt(raw.median)}/s, ours ${fmt(ours.median)}/s, ratio ${
+        quantile(ratios, 0.5).toFixed(2)
+      } (median of ${ratios.length} paired runs; ${Math.min(...ratios).toFixed(2)}-${
+        Math.max(...ratios).toFixed(2)
+      })`,
+    );
+    await Deno.remove(dir, { recursive: true });
+    return EXIT.ok;
   }
 
   const latencyMessages = quick ? 1_000 : 5_000;

@@ -2,6 +2,7 @@
 
 import { join } from "node:path";
 import { OrderConsumer, type Outcome } from "../lib/consumer.ts";
+import { replayDeadLetters } from "../lib/dead_letter_ops.ts";
 import { publishOrder, publishOrders } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
@@ -98,6 +99,15 @@ export async function oursDeadLetter(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
   const { elapsedMs } = await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "dead-lettered");
   return { messages: ctx.messages, elapsedMs };
+}
+
+/** `dlq replay` of a dead-letter queue of N messages, timed from start to the last ack. */
+export async function oursReplay(ctx: RunContext): Promise<RunResult> {
+  await prefill(ctx.broker, ctx.topo.deadLetterQueue, orders(ctx.messages, 900), EXHAUSTED);
+  const started = performance.now();
+  const counts = await replayDeadLetters(ctx.broker, ctx.topo);
+  if (counts.done !== ctx.messages) throw new Error(`replayed ${counts.done}/${ctx.messages}`);
+  return { messages: ctx.messages, elapsedMs: performance.now() - started };
 }
 
 /** Latency at a steady rate: Estoque publishes `rate` orders a second; until each is created. */

@@ -82,14 +82,18 @@ export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
   return { messages: ctx.messages, elapsedMs };
 }
 
-async function republishThenAck(ctx: RunContext, target: (m: ConsumeMessage) => [string, string]) {
+async function republishThenAck(
+  ctx: RunContext,
+  target: (m: ConsumeMessage) => [string, string],
+  queue = ctx.topo.queue,
+) {
   const consumerChannel = await ctx.broker.channel();
   await consumerChannel.prefetch(ctx.rawPrefetch);
   const publisher = await ctx.broker.confirmChannel();
   const done = Promise.withResolvers<void>();
   let acked = 0;
   const started = performance.now();
-  await consumerChannel.consume(ctx.topo.queue, (message) => {
+  await consumerChannel.consume(queue, (message) => {
     if (!message) return;
     const [exchange, key] = target(message);
     publisher.publish(exchange, key, message.content, {
@@ -122,6 +126,19 @@ export async function rawRetry(ctx: RunContext): Promise<RunResult> {
 export async function rawDeadLetter(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
   return await republishThenAck(ctx, () => [ctx.topo.deadLetterExchange, ctx.topo.routingKey]);
+}
+
+/**
+ * Replays a dead-letter queue of N messages: consumes it and republishes each to the work
+ * exchange with a confirm, acking it after the confirm, as `dlq replay` does.
+ */
+export async function rawReplay(ctx: RunContext): Promise<RunResult> {
+  await prefill(ctx.broker, ctx.topo.deadLetterQueue, orders(ctx.messages, 900), EXHAUSTED);
+  return await republishThenAck(
+    ctx,
+    () => [ctx.topo.exchange, ctx.topo.routingKey],
+    ctx.topo.deadLetterQueue,
+  );
 }
 
 /** Latency at a steady rate: publish `rate` messages a second, a consumer acks them. */

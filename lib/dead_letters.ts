@@ -1,18 +1,13 @@
 /**
- * Operating the dead-letter queue: look at dead letters without losing them, send them back for
- * processing, or purge them. Every operation reads the queue with `basic.get` and leaves what it
- * does not take unacknowledged until it is done, so the broker puts those messages back in their
- * places when the channel closes; a message is only removed after what replaces it is confirmed.
+ * Reading dead letters: what one is (reason, attempts, last error, when), which ones a filter
+ * takes, and how to show them. The operations on the queue are in dead_letter_ops.ts.
  *
  * @module
  */
 
-import type { Channel, GetMessage } from "amqplib";
-import type { Broker } from "./broker.ts";
+import type { GetMessage } from "amqplib";
 import { peekRefCode } from "./order.ts";
-import { ConfirmedPublisher, copyProperties } from "./publisher.ts";
-import { HEADER, readIntegerHeader, replayHeaders } from "./retry_headers.ts";
-import type { Topology } from "./topology.ts";
+import { HEADER, readIntegerHeader } from "./retry_headers.ts";
 
 /** One dead-lettered message, as read from the queue. */
 export interface DeadLetter {
@@ -122,181 +117,6 @@ export function parseSince(text: string, now: Date): Date | undefined {
     return new Date(now.getTime() - Number(duration[1]) * unit);
   }
   return /^\d{4}-\d\d-\d\d/.test(text) ? date(text) : undefined;
-}
-
-/** Options shared by the operations. */
-export interface DeadLetterScan {
-  /** Which dead letters. */
-  readonly filter?: DeadLetterFilter;
-  /** At most this many matching dead letters. */
-  readonly limit?: number;
-  /** Stops early when aborted; nothing is lost. */
-  readonly signal?: AbortSignal;
-}
-
-/**
- * Walks the dead-letter queue once, front to back, calling `visit` for each message; `visit`
- * returns whether it took the message (acked it). Messages it did not take return to the queue in
- * their places when the walk ends. Messages that arrive during the walk are not visited.
- */
-async function walk(
-  broker: Broker,
-  topo: Topology,
-  signal: AbortSignal | undefined,
-  visit: (message: GetMessage, channel: Channel) => Promise<boolean | "stop">,
-): Promise<void> {
-  const channel = await broker.channel();
-  try {
-    const { messageCount } = await channel.checkQueue(topo.deadLetterQueue);
-    for (let i = 0; i < messageCount; i++) {
-      if (signal?.aborted) break;
-      const message = await channel.get(topo.deadLetterQueue, { noAck: false });
-      if (message === false) break;
-      if ((await visit(message, channel)) === "stop") break;
-    }
-  } finally {
-    await channel.close().catch(() => {}); // what was not taken goes back, in order
-  }
-}
-
-/** Lists dead letters without consuming them: every one looked at goes back to its place. */
-export async function inspectDeadLetters(
-  broker: Broker,
-  topo: Topology,
-  options: DeadLetterScan = {},
-): Promise<DeadLetter[]> {
-  const found: DeadLetter[] = [];
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  await walk(broker, topo, options.signal, (message) => {
-    const letter = toDeadLetter(message);
-    if (matchesFilter(letter, options.filter ?? {})) found.push(letter);
-    return Promise.resolve(found.length >= limit ? "stop" : false);
-  });
-  return found;
-}
-
-/** Options for {@linkcode replayDeadLetters}. */
-export interface ReplayOptions extends DeadLetterScan {
-  /** Count what would be replayed, and move nothing. */
-  readonly dryRun?: boolean;
-  /** At most this many messages a second. */
-  readonly ratePerSecond?: number;
-  /** How long to wait for each confirm, in milliseconds. @default {10000} */
-  readonly confirmTimeoutMs?: number;
-  /** Called after each replayed message with the number so far. */
-  readonly onProgress?: (replayed: number) => void;
-  /** A clock. @default {() => new Date()} */
-  readonly now?: () => Date;
-}
-
-/** What a replay did. */
-export interface ReplaySummary {
-  /** Dead letters that matched the filter (up to the limit). */
-  readonly matched: number;
-  /** Sent back and removed from the dead-letter queue. */
-  readonly replayed: number;
-  /** Matched but not sent (the publish failed); still in the dead-letter queue. */
-  readonly failed: number;
-  /** Left in the dead-letter queue because they did not match. */
-  readonly kept: number;
-}
-
-/**
- * Sends matching dead letters back to the work exchange with the retry count reset and
- * `x-replay-count`/`x-replayed-at` set. Each one is acked from the dead-letter queue only after
- * its republish is confirmed, so an interrupted replay loses nothing (at worst one message is in
- * both queues, and the ledger absorbs the duplicate).
- */
-export async function replayDeadLetters(
-  broker: Broker,
-  topo: Topology,
-  options: ReplayOptions = {},
-): Promise<ReplaySummary> {
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  const now = options.now ?? (() => new Date());
-  const interval = options.ratePerSecond ? 1000 / options.ratePerSecond : 0;
-  const confirmChannel = await broker.confirmChannel();
-  const publisher = new ConfirmedPublisher(confirmChannel, {
-    timeoutMs: options.confirmTimeoutMs ?? 10_000,
-  });
-  let matched = 0;
-  let replayed = 0;
-  let failed = 0;
-  let kept = 0;
-  let nextSlot = performance.now();
-  try {
-    await walk(broker, topo, options.signal, async (message, channel) => {
-      const letter = toDeadLetter(message);
-      if (matched >= limit || !matchesFilter(letter, options.filter ?? {})) {
-        kept++;
-        return false;
-      }
-      matched++;
-      if (options.dryRun) return false;
-      if (interval > 0) {
-        const wait = nextSlot - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        nextSlot = Math.max(nextSlot, performance.now() - interval) + interval;
-      }
-      try {
-        await publisher.publish(topo.exchange, topo.routingKey, message.content, {
-          ...copyProperties(message.properties, replayHeaders(message.properties.headers, now())),
-          mandatory: true,
-        });
-      } catch {
-        failed++;
-        return false;
-      }
-      channel.ack(message);
-      replayed++;
-      options.onProgress?.(replayed);
-      return matched >= limit ? "stop" : true;
-    });
-  } finally {
-    await confirmChannel.close().catch(() => {});
-  }
-  return { matched, replayed, failed, kept };
-}
-
-/** What a purge did. */
-export interface PurgeSummary {
-  /** Dead letters removed. */
-  readonly purged: number;
-  /** Dead letters left because they did not match. */
-  readonly kept: number;
-}
-
-/** Removes dead letters for good: all of them, or those matching the filter. */
-export async function purgeDeadLetters(
-  broker: Broker,
-  topo: Topology,
-  options: DeadLetterScan = {},
-): Promise<PurgeSummary> {
-  const filter = options.filter ?? {};
-  const selective = filter.reason !== undefined || filter.since !== undefined ||
-    filter.ref !== undefined || options.limit !== undefined;
-  if (!selective) {
-    const channel = await broker.channel();
-    try {
-      const { messageCount } = await channel.purgeQueue(topo.deadLetterQueue);
-      return { purged: messageCount, kept: 0 };
-    } finally {
-      await channel.close().catch(() => {});
-    }
-  }
-  const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  let purged = 0;
-  let kept = 0;
-  await walk(broker, topo, options.signal, (message, channel) => {
-    if (purged < limit && matchesFilter(toDeadLetter(message), filter)) {
-      channel.ack(message);
-      purged++;
-      return Promise.resolve(true);
-    }
-    kept++;
-    return Promise.resolve(false);
-  });
-  return { purged, kept };
 }
 
 /** Renders a duration in milliseconds the short way: `45s`, `12m`, `3h`, `2d`. */

@@ -7,7 +7,7 @@
  */
 
 import { Broker } from "./broker.ts";
-import { inspectDeadLetters } from "./dead_letters.ts";
+import { inspectDeadLetters } from "./dead_letter_ops.ts";
 import { OrderConsumer, type Outcome } from "./consumer.ts";
 import { publishOrder } from "./estoque.ts";
 import type { Ledger } from "./ledger.ts";
@@ -163,7 +163,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // Check every published message's end in the ledger or the dead-letter queue.
     // Check every published message's end: exactly one place, the ledger or the DLQ.
-    const deadLetters = await inspectDeadLetters(broker, topo);
+    const { letters: deadLetters } = await inspectDeadLetters(broker, topo);
     const deadLetteredByReason = new Map<string, number>();
     const inDlq = new Map<string, string[]>();
     for (const letter of deadLetters) {

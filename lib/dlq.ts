@@ -8,6 +8,7 @@
 import {
   booleanOption,
   choiceOption,
+  formatHelp,
   integerOption,
   numberOption,
   type ParsedCommandLine,
@@ -15,19 +16,25 @@ import {
   UsageError,
 } from "./cli.ts";
 import { connectionConfig } from "./config.ts";
+import { dirname, join } from "node:path";
+import { appendAudit, currentOperator } from "./audit.ts";
+import {
+  type DeadLetterCounts,
+  inspectDeadLetters,
+  purgeDeadLetters,
+  replayArchive,
+  replayDeadLetters,
+} from "./dead_letter_ops.ts";
 import {
   type DeadLetter,
   type DeadLetterFilter,
   deadLetterJson,
   formatDeadLetterTable,
-  inspectDeadLetters,
   parseSince,
-  purgeDeadLetters,
-  replayDeadLetters,
 } from "./dead_letters.ts";
 import { LOG_LEVELS, setupLogging } from "./log.ts";
 import { EXIT } from "./main.ts";
-import type { DLQ_OPTIONS } from "./options.ts";
+import { DLQ_OPTIONS } from "./options.ts";
 import { Progress } from "./progress.ts";
 import { connectFirst } from "./reconnect.ts";
 import { topology } from "./topology.ts";
@@ -46,8 +53,8 @@ const FILTERS = ["reason", "since", "ref", "limit"];
 export const DLQ_VERB_OPTIONS: Readonly<Record<DlqVerb, readonly string[]>> = {
   list: [...FILTERS, "json"],
   show: ["json"],
-  replay: [...FILTERS, "dry-run", "rate"],
-  purge: [...FILTERS, "dry-run", "yes"],
+  replay: [...FILTERS, "dry-run", "rate", "window", "from-file", "audit-log", "operator"],
+  purge: [...FILTERS, "dry-run", "yes", "archive", "archive-dir", "audit-log", "operator"],
 };
 
 /** The reasons a dead letter can carry (`broker:<reason>` for the broker's own). */
@@ -56,8 +63,8 @@ export const KNOWN_REASONS = ["exhausted", "invalid", "unroutable", "rejected", 
 type Options = Record<keyof typeof DLQ_OPTIONS, ParsedCommandLine["options"][string]>;
 
 /**
- * Checks the subcommand and its options: a flag or variable another subcommand takes is refused,
- * naming it, and so is an unknown reason.
+ * Checks the subcommand and its options: a flag another subcommand takes is refused, naming it,
+ * and so is an unknown reason.
  *
  * @throws {UsageError}
  */
@@ -73,8 +80,9 @@ export function checkDlqCommandLine(cl: ParsedCommandLine): { verb: DlqVerb; res
   }
   const allowed = new Set([...SHARED, ...DLQ_VERB_OPTIONS[verb]]);
   for (const [name, option] of Object.entries(cl.options)) {
-    const given = option.value !== undefined && !option.label.endsWith("(default)") &&
-      !(option.value === false && !option.label.startsWith("--"));
+    // Flags only: a variable in the environment may be meant for another subcommand.
+    const given = option.value !== undefined && option.label.startsWith("--") &&
+      !option.label.endsWith("(default)");
     if (given && !allowed.has(name)) {
       throw new UsageError(
         `${option.label} does not apply to "dlq ${verb}" (it takes ${
@@ -95,6 +103,30 @@ export function checkDlqCommandLine(cl: ParsedCommandLine): { verb: DlqVerb; res
   }
   return { verb, rest };
 }
+
+/** The `--help` of `dlq <verb>`: that subcommand's options only (undefined without a verb). */
+export function dlqHelp(cl: ParsedCommandLine): string | undefined {
+  const verb = DLQ_VERBS.find((v) => v === cl.positionals[0]);
+  if (verb === undefined) return undefined;
+  const names = new Set([...DLQ_VERB_OPTIONS[verb], ...SHARED]);
+  const options = Object.fromEntries(
+    Object.entries(DLQ_OPTIONS).filter(([name]) => names.has(name)),
+  );
+  return formatHelp(
+    `deno task dlq ${verb}${verb === "show" ? " REF" : ""} [options]`,
+    VERB_SUMMARY[verb],
+    options,
+  );
+}
+
+const VERB_SUMMARY: Record<DlqVerb, string> = {
+  list: "Lists dead letters (all, or those matching the filters); moves nothing.",
+  show: "Shows one dead letter in full: properties, headers, body.",
+  replay:
+    "Sends matching dead letters (or a purge archive) back for processing, each removed only once its copy is confirmed.",
+  purge:
+    "Deletes matching dead letters for good, after writing them to an archive; asks first unless --yes.",
+};
 
 /** Runs a dlq subcommand; returns the exit code. */
 export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promise<number> {
@@ -122,23 +154,46 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
   };
   const limit = o.limit.value === undefined ? undefined : integerOption(o.limit, 1, 10_000_000);
   const scan = { filter, signal, ...(limit !== undefined ? { limit } : {}) };
+  const filtered = filter.reason !== undefined || filter.ref !== undefined || since !== undefined;
   const dryRun = booleanOption(o["dry-run"]);
+  const audit = (action: string, counts: DeadLetterCounts, file?: string) =>
+    appendAudit(stringOption(o["audit-log"]), {
+      at: new Date().toISOString(),
+      who: o.operator.value === undefined ? currentOperator() : stringOption(o.operator),
+      action,
+      dryRun,
+      queue: topo.deadLetterQueue,
+      filter: {
+        reason: filter.reason,
+        ref: filter.ref,
+        since: since?.toISOString(),
+        limit,
+      },
+      counts: {
+        total: counts.total,
+        matched: counts.matched,
+        done: counts.done,
+        failed: counts.failed,
+        left: counts.left,
+      },
+      file,
+    });
 
   // The first broker of the list that answers (any node of a cluster will do).
   await using broker = (await connectFirst(urls, { name: `dlq ${verb}`, tls })).broker;
   switch (verb) {
     case "list": {
-      const letters = await inspectDeadLetters(broker, topo, scan);
+      const found = await inspectDeadLetters(broker, topo, scan);
       if (booleanOption(o.json)) {
-        console.log(JSON.stringify(letters.map((l) => deadLetterJson(l, false)), null, 2));
+        console.log(JSON.stringify(found.letters.map((l) => deadLetterJson(l, false)), null, 2));
       } else {
-        console.log(formatDeadLetterTable(letters, now));
-        console.log(`\n${letters.length} dead letter(s) in ${topo.deadLetterQueue}`);
+        console.log(formatDeadLetterTable(found.letters, now));
+        console.log(`\n${describeCounts(found, filtered, topo.deadLetterQueue, "shown")}`);
       }
       return EXIT.ok;
     }
     case "show": {
-      const [letter] = await inspectDeadLetters(broker, topo, {
+      const { letters: [letter] } = await inspectDeadLetters(broker, topo, {
         filter: { ref: rest[0] },
         limit: 1,
         signal,
@@ -156,35 +211,75 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
     }
     case "replay": {
       const rate = o.rate.value === undefined ? undefined : numberOption(o.rate, 0.1, 1_000_000);
-      const total = Math.min(
-        limit ?? Number.POSITIVE_INFINITY,
-        await broker.messageCount(topo.deadLetterQueue),
-      );
+      const window = integerOption(o.window, 1, 100_000);
+      const fromFile = o["from-file"].value === undefined
+        ? undefined
+        : stringOption(o["from-file"]);
+      if (fromFile !== undefined) {
+        if (filtered || limit !== undefined) {
+          throw new UsageError(
+            "--from-file replays a whole archive: it takes no filter or --limit",
+          );
+        }
+        const progress = dryRun ? undefined : new Progress({ label: "replayed", total: 0 });
+        const counts = await replayArchive(broker, topo, fromFile, {
+          dryRun,
+          window,
+          ...(rate !== undefined ? { ratePerSecond: rate } : {}),
+          onProgress: (n) => progress?.update(n),
+        });
+        progress?.done(counts.done);
+        await audit("replay --from-file", counts, fromFile);
+        console.log(
+          dryRun
+            ? `dry run: ${counts.matched} archived dead letter(s) in ${fromFile} would be replayed to ${topo.exchange}; nothing was sent`
+            : `replayed ${counts.done} of ${counts.matched} archived dead letter(s) from ${fromFile} to ${topo.exchange}` +
+              `${counts.failed > 0 ? `, ${counts.failed} failed` : ""}`,
+        );
+        return counts.failed > 0 ? EXIT.failure : EXIT.ok;
+      }
+      // Counted first, so that the progress total is the number that will be replayed.
+      const before = await inspectDeadLetters(broker, topo, { ...scan, limit: 0 });
+      const total = Math.min(before.matched, limit ?? Number.POSITIVE_INFINITY);
       const progress = dryRun ? undefined : new Progress({ label: "replayed", total });
-      const summary = await replayDeadLetters(broker, topo, {
+      const counts = await replayDeadLetters(broker, topo, {
         ...scan,
         dryRun,
+        window,
         ...(rate !== undefined ? { ratePerSecond: rate } : {}),
         onProgress: (n) => progress?.update(n),
       });
-      progress?.done(summary.replayed);
+      progress?.done(counts.done);
+      await audit("replay", counts);
       console.log(
         dryRun
-          ? `dry run: ${summary.matched} dead letter(s) would be replayed to ${topo.exchange}, ${summary.kept} left in ${topo.deadLetterQueue}`
-          : `replayed ${summary.replayed} of ${summary.matched} matching dead letter(s) to ${topo.exchange}` +
-            `${summary.failed > 0 ? `, ${summary.failed} failed and stay in the DLQ` : ""}` +
-            `, ${summary.kept} left in ${topo.deadLetterQueue}`,
+          ? `dry run: ${counts.done} of ${counts.matched} matching dead letter(s) would be replayed to ${topo.exchange}; ${counts.total} in ${topo.deadLetterQueue}, nothing moved`
+          : `replayed ${counts.done} of ${counts.matched} matching dead letter(s) to ${topo.exchange}` +
+            `${counts.failed > 0 ? `, ${counts.failed} failed and stay in the DLQ` : ""}` +
+            `; ${counts.left} left in ${topo.deadLetterQueue}`,
       );
-      return summary.failed > 0 ? EXIT.failure : EXIT.ok;
+      return counts.failed > 0 ? EXIT.failure : EXIT.ok;
     }
     case "purge": {
+      const archiving = booleanOption(o.archive);
+      const archive = archiving
+        ? join(
+          stringOption(o["archive-dir"]),
+          `${topo.deadLetterQueue}-${now.toISOString().replace(/[:.]/g, "-")}.jsonl`,
+        )
+        : undefined;
+      const preview = await inspectDeadLetters(broker, topo, { ...scan, limit: 3 });
+      const count = Math.min(preview.matched, limit ?? Number.POSITIVE_INFINITY);
+      const sample = preview.letters.map((l) => `${l.refCode ?? "-"} (${l.reason})`).join(", ");
+      const where = archive ? `, archived first to ${archive}` : ", without an archive";
       if (dryRun) {
         // A dry run only looks: it never deletes, whatever else is given (--yes included).
-        const matching = await inspectDeadLetters(broker, topo, scan);
-        const depth = await broker.messageCount(topo.deadLetterQueue);
+        const counts = { ...preview, done: count };
+        await audit("purge", counts, archive);
         console.log(
-          `dry run: ${matching.length} dead letter(s) would be purged from ${topo.deadLetterQueue}, ` +
-            `${depth - matching.length} kept; nothing was deleted`,
+          `dry run: ${count} of ${preview.matched} matching dead letter(s) would be purged from ` +
+            `${topo.deadLetterQueue}${where}${sample ? ` (e.g. ${sample})` : ""}; ` +
+            `${preview.total} in the queue, nothing was deleted`,
         );
         return EXIT.ok;
       }
@@ -192,22 +287,38 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
         if (!Deno.stdin.isTerminal()) {
           throw new UsageError("purge deletes dead letters for good: add --yes to confirm");
         }
-        const what = filter.reason || filter.ref || filter.since || limit
-          ? "the matching dead letters"
-          : `every dead letter (${await broker.messageCount(topo.deadLetterQueue)})`;
-        const answer = prompt(`Delete ${what} in ${topo.deadLetterQueue} for good? [y/N]`);
+        const answer = prompt(
+          `Delete ${count} of ${preview.matched} matching dead letter(s) from ` +
+            `${topo.deadLetterQueue}${where}${sample ? ` (e.g. ${sample})` : ""}? [y/N]`,
+        );
         if (!/^y(es)?$/i.test(answer?.trim() ?? "")) {
           console.log("nothing purged");
           return EXIT.ok;
         }
       }
-      const summary = await purgeDeadLetters(broker, topo, scan);
+      if (archive) await Deno.mkdir(dirname(archive), { recursive: true });
+      const counts = await purgeDeadLetters(broker, topo, { ...scan, archive });
+      await audit("purge", counts, archive);
       console.log(
-        `purged ${summary.purged} dead letter(s) from ${topo.deadLetterQueue}, ${summary.kept} kept`,
+        `purged ${counts.done} of ${counts.matched} matching dead letter(s) from ${topo.deadLetterQueue}` +
+          `${archive ? ` (archived to ${archive})` : ""}; ${counts.left} left`,
       );
       return EXIT.ok;
     }
   }
+}
+
+/** The closing line of `dlq list`: how many are shown, how many match, how many there are. */
+function describeCounts(
+  counts: DeadLetterCounts,
+  filtered: boolean,
+  queue: string,
+  what: string,
+): string {
+  if (!filtered && counts.done === counts.total) {
+    return `${counts.total} dead letter(s) in ${queue}`;
+  }
+  return `${counts.done} ${what} of ${counts.matched} matching dead letter(s); ${counts.total} in ${queue}`;
 }
 
 /** One dead letter in full, for `dlq show`. */

@@ -72,6 +72,8 @@ export interface CommandSpec {
   readonly summary: string;
   /** Whether it takes arguments besides options. */
   readonly allowPositionals?: boolean;
+  /** The `--help` text for this command line, when it depends on it (a subcommand's). */
+  readonly help?: (cl: ParsedCommandLine) => string | undefined;
 }
 
 /**
@@ -87,7 +89,7 @@ export function runCommand(
       allowPositionals: spec.allowPositionals ?? false,
     });
     if (cl.help) {
-      console.log(formatHelp(spec.usage, spec.summary, spec.options));
+      console.log(spec.help?.(cl) ?? formatHelp(spec.usage, spec.summary, spec.options));
       return Promise.resolve(EXIT.ok);
     }
     return main(cl, signal);

@@ -356,6 +356,43 @@ export const DLQ_OPTIONS = {
   "dry-run": { type: "boolean", description: "replay: say what would be replayed, move nothing." },
   rate: { type: "string", placeholder: "N", description: "replay: at most N messages a second." },
   yes: { type: "boolean", short: "y", description: "purge: do not ask for confirmation." },
+  window: {
+    type: "string",
+    env: "DLQ_WINDOW",
+    default: "5000",
+    placeholder: "N",
+    description: "replay: republishes awaiting their confirm at once.",
+  },
+  "from-file": {
+    type: "string",
+    placeholder: "path",
+    description: "replay: send back the dead letters of a purge archive instead of the DLQ's.",
+  },
+  archive: {
+    type: "boolean",
+    default: "true",
+    description: "purge: delete without writing the dead letters to an archive first.",
+  },
+  "archive-dir": {
+    type: "string",
+    env: "DLQ_ARCHIVE_DIR",
+    default: "data/dlq-archive",
+    placeholder: "dir",
+    description: "purge: where the archive (JSON Lines, one file per purge) is written.",
+  },
+  "audit-log": {
+    type: "string",
+    env: "DLQ_AUDIT_LOG",
+    default: "data/dlq-audit.jsonl",
+    placeholder: "path",
+    description: "replay, purge: the audit trail every run (dry runs too) is appended to.",
+  },
+  operator: {
+    type: "string",
+    env: "DLQ_OPERATOR",
+    placeholder: "name",
+    description: "replay, purge: who, for the audit trail (default: user@host).",
+  },
   "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
 } as const satisfies OptionSpecs;
 
@@ -383,7 +420,8 @@ export const COMMANDS = {
     options: DOCTOR_OPTIONS,
   },
   dlq: {
-    usage: "deno task dlq <list|show REF|replay|purge> [options]",
+    usage:
+      "deno task dlq <list|show REF|replay|purge> [options] (dlq <command> --help: its options)",
     summary: "Dead-letter tooling: list, show, replay or purge dead-lettered production orders.",
     options: DLQ_OPTIONS,
     allowPositionals: true,

@@ -1,13 +1,12 @@
 import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { formatAge, formatDeadLetterTable, parseSince, toDeadLetter } from "../lib/dead_letters.ts";
 import {
-  formatAge,
-  formatDeadLetterTable,
   inspectDeadLetters,
-  parseSince,
   purgeDeadLetters,
+  replayArchive,
   replayDeadLetters,
-  toDeadLetter,
-} from "../lib/dead_letters.ts";
+} from "../lib/dead_letter_ops.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { deadLetterHeaders, HEADER } from "../lib/retry_headers.ts";
@@ -17,6 +16,7 @@ import {
   runScript,
   scriptCommand,
   takeMessages,
+  tempDir,
   waitFor,
   withTopology,
 } from "../testing/broker.ts";
@@ -77,8 +77,8 @@ Deno.test("inspectDeadLetters() lists without consuming: same order, same every 
       { reason: "invalid", at: hourAgo, retries: 0 },
       { reason: "exhausted", at: new Date() },
     ]);
-    const first = await inspectDeadLetters(ctx.broker, ctx.topo);
-    const second = await inspectDeadLetters(ctx.broker, ctx.topo);
+    const { letters: first } = await inspectDeadLetters(ctx.broker, ctx.topo);
+    const { letters: second } = await inspectDeadLetters(ctx.broker, ctx.topo);
     assert.deepEqual(first.map((l) => l.refCode), refs);
     assert.deepEqual(second.map((l) => l.refCode), refs);
     assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 3);
@@ -91,16 +91,19 @@ Deno.test("inspectDeadLetters() lists without consuming: same order, same every 
     const invalid = await inspectDeadLetters(ctx.broker, ctx.topo, {
       filter: { reason: "invalid" },
     });
-    assert.deepEqual(invalid.map((l) => l.refCode), [refs[1]]);
+    assert.deepEqual(invalid.letters.map((l) => l.refCode), [refs[1]]);
+    assert.deepEqual([invalid.total, invalid.matched, invalid.done], [3, 1, 1]);
     const recent = await inspectDeadLetters(ctx.broker, ctx.topo, {
       filter: { since: new Date(Date.now() - 7_200_000) },
     });
-    assert.deepEqual(recent.map((l) => l.refCode), refs.slice(1));
+    assert.deepEqual(recent.letters.map((l) => l.refCode), refs.slice(1));
     const one = await inspectDeadLetters(ctx.broker, ctx.topo, {
       filter: { ref: refs[2]!.toUpperCase() },
     });
-    assert.equal(one.length, 1);
-    assert.equal((await inspectDeadLetters(ctx.broker, ctx.topo, { limit: 2 })).length, 2);
+    assert.equal(one.letters.length, 1);
+    // A limit shows fewer, and still counts every match exactly.
+    const limited = await inspectDeadLetters(ctx.broker, ctx.topo, { limit: 2 });
+    assert.deepEqual([limited.letters.length, limited.matched, limited.total], [2, 3, 3]);
 
     const table = formatDeadLetterTable(first, new Date());
     assert.match(table.split("\n")[0]!, /^REF +REASON +ATTEMPTS +AGE +FIRST FAILURE +LAST ERROR$/);
@@ -120,7 +123,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
       filter: { reason: "exhausted" },
       dryRun: true,
     });
-    assert.deepEqual(dry, { matched: 2, replayed: 0, failed: 0, kept: 2 });
+    assert.deepEqual(dry, { total: 4, matched: 2, done: 2, failed: 0, left: 4 });
     assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
 
     const now = new Date("2026-11-24T12:00:00Z");
@@ -130,7 +133,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
       now: () => now,
       onProgress: (n) => progress.push(n),
     });
-    assert.deepEqual(summary, { matched: 2, replayed: 2, failed: 0, kept: 2 });
+    assert.deepEqual(summary, { total: 4, matched: 2, done: 2, failed: 0, left: 2 });
     assert.deepEqual(progress, [1, 2]);
     const replayed = await takeMessages(ctx.broker, ctx.topo.queue, 2);
     assert.deepEqual(replayed.map((m) => m.properties.messageId), [refs[0], refs[2]]);
@@ -140,12 +143,12 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
     assert.equal(headers[HEADER.replayCount], 1);
     assert.equal(headers[HEADER.replayedAt], "2026-11-24T12:00:00.000Z");
     assert.equal(headers[HEADER.lastError], "failed: exhausted");
-    const left = await inspectDeadLetters(ctx.broker, ctx.topo);
+    const { letters: left } = await inspectDeadLetters(ctx.broker, ctx.topo);
     assert.deepEqual(left.map((l) => l.refCode), [refs[1], refs[3]]);
 
+    // A limit acts on fewer, and the counts stay exact: 1 of 2 matching replayed, 1 left.
     const limited = await replayDeadLetters(ctx.broker, ctx.topo, { limit: 1 });
-    assert.equal(limited.replayed, 1);
-    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    assert.deepEqual(limited, { total: 2, matched: 2, done: 1, failed: 0, left: 1 });
   });
 });
 
@@ -161,6 +164,8 @@ Deno.test("an interrupted replay (kill -9) loses nothing", async () => {
       ctx.topo.prefix,
       "--rate",
       "40",
+      "--window",
+      "5",
     ]).spawn();
     await waitFor(
       "some replayed messages",
@@ -174,43 +179,82 @@ Deno.test("an interrupted replay (kill -9) loses nothing", async () => {
       await ctx.broker.messageCount(ctx.topo.queue),
     ))
       .map((m) => String(m.properties.messageId));
-    const inDlq = (await inspectDeadLetters(ctx.broker, ctx.topo)).map((l) => String(l.refCode));
+    const inDlq = (await inspectDeadLetters(ctx.broker, ctx.topo)).letters.map((l) =>
+      String(l.refCode)
+    );
     assert.ok(inWork.length >= 10 && inWork.length < 60, `${inWork.length} replayed`);
     assert.deepEqual(
       new Set([...inWork, ...inDlq]),
       new Set(refs),
       "every dead letter is somewhere",
     );
-    assert.ok(inWork.length + inDlq.length <= 61, "at most the one in flight is in both");
+    assert.ok(inWork.length + inDlq.length <= 65, "at most those in flight (window 5) in both");
   });
 });
 
-Deno.test("purgeDeadLetters() removes only what matches, or everything", async () => {
+Deno.test("purgeDeadLetters() archives what it removes first; replayArchive() brings it back byte for byte", async () => {
   await withTopology("dlq-purge", {}, async (ctx) => {
+    await using dir = await tempDir();
+    const archive = join(dir.path, "purge.jsonl");
     const refs = await seed(ctx, [
       { reason: "invalid", at: hourAgo },
       { reason: "exhausted", at: hourAgo },
       { reason: "invalid", at: hourAgo },
     ]);
+    const purged = await purgeDeadLetters(ctx.broker, ctx.topo, {
+      filter: { reason: "invalid" },
+      archive,
+    });
+    assert.deepEqual(purged, { total: 3, matched: 2, done: 2, failed: 0, left: 1 });
+    const lines = (await Deno.readTextFile(archive)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.refCode), [refs[0], refs[2]]);
+    assert.equal(lines[0].headers[HEADER.reason], "invalid");
     assert.deepEqual(
-      await purgeDeadLetters(ctx.broker, ctx.topo, { filter: { reason: "invalid" } }),
-      { purged: 2, kept: 1 },
+      (await inspectDeadLetters(ctx.broker, ctx.topo)).letters.map((l) => l.refCode),
+      [refs[1]],
     );
-    assert.deepEqual((await inspectDeadLetters(ctx.broker, ctx.topo)).map((l) => l.refCode), [
-      refs[1],
-    ]);
-    assert.deepEqual(await purgeDeadLetters(ctx.broker, ctx.topo), { purged: 1, kept: 0 });
-    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0);
+    const back = await replayArchive(ctx.broker, ctx.topo, archive);
+    assert.deepEqual([back.matched, back.done, back.failed], [2, 2, 0]);
+    const replayed = await takeMessages(ctx.broker, ctx.topo.queue, 2);
+    const original = encodeOrder({
+      refCode: refs[0]!,
+      colorCode: JSON.parse(new TextDecoder().decode(replayed[0]!.content)).ColorCode,
+      quantity: 900,
+      eventType: "CREATE",
+    });
+    assert.deepEqual(new Uint8Array(replayed[0]!.content), original, "body byte for byte");
+    assert.equal(replayed[0]!.properties.headers![HEADER.replayCount], 1);
+    // Without an archive and without a filter, the queue is purged in one go.
+    assert.deepEqual(await purgeDeadLetters(ctx.broker, ctx.topo, { archive: undefined }), {
+      total: 1,
+      matched: 1,
+      done: 1,
+      failed: 0,
+      left: 0,
+    });
   });
 });
 
-Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal, a dry run deletes nothing, misplaced flags are refused", async () => {
+Deno.test("dlq commands: list, show, a dry run deletes nothing, purge archives and asks, every change is audited, misplaced flags are refused", async () => {
   await withTopology("dlq-cli", {}, async (ctx) => {
-    const [ref] = await seed(ctx, [{ reason: "exhausted", at: hourAgo }]);
-    const run = (...args: string[]) => runScript("dlq.ts", [...args, "--prefix", ctx.topo.prefix]);
+    await using dir = await tempDir();
+    const [ref, other] = await seed(ctx, [
+      { reason: "exhausted", at: hourAgo },
+      { reason: "invalid", at: hourAgo },
+    ]);
+    const audit = join(dir.path, "audit.jsonl");
+    const env = { DLQ_AUDIT_LOG: audit, DLQ_ARCHIVE_DIR: join(dir.path, "archive") };
+    const run = (...args: string[]) =>
+      runScript("dlq.ts", [...args, "--prefix", ctx.topo.prefix], env);
     const list = await run("list", "--json");
     assert.equal(list.code, 0, list.stderr);
-    assert.deepEqual(JSON.parse(list.stdout).map((l: { refCode: string }) => l.refCode), [ref]);
+    assert.deepEqual(JSON.parse(list.stdout).map((l: { refCode: string }) => l.refCode), [
+      ref,
+      other,
+    ]);
+    // A filtered list says how many match of how many there are.
+    const filtered = await run("list", "--reason", "invalid");
+    assert.match(filtered.stdout, /1 shown of 1 matching dead letter\(s\); 2 in /);
     const show = await run("show", ref!);
     assert.equal(show.code, 0);
     assert.match(show.stdout, /reason: +exhausted after 3 retries/);
@@ -219,12 +263,14 @@ Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal, a 
     const refused = await run("purge");
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /add --yes/);
-    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
     // A dry run never deletes, --yes or not.
     const dry = await run("purge", "--dry-run", "--yes");
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, /dry run: 1 dead letter\(s\) would be purged .* nothing was deleted/);
-    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    assert.match(
+      dry.stdout,
+      /dry run: 2 of 2 matching dead letter\(s\) would be purged .* nothing was deleted/,
+    );
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 2);
     // A flag of another subcommand, or an unknown reason, stops the command naming it.
     const misplaced = await run("list", "--rate", "5");
     assert.equal(misplaced.code, 2);
@@ -232,8 +278,24 @@ Deno.test("dlq commands: list --json, show, purge needs --yes off a terminal, a 
     const bogus = await run("list", "--reason", "bogus");
     assert.equal(bogus.code, 2);
     assert.match(bogus.stderr, /--reason must be one of exhausted, invalid/);
-    const purge = await run("purge", "--yes");
-    assert.match(purge.stdout, /purged 1 dead letter/);
+    // Each subcommand's --help lists its own options.
+    const help = await run("list", "--help");
+    assert.match(help.stdout, /--reason/);
+    assert.doesNotMatch(help.stdout, /--rate|--yes|--archive/);
+    const purge = await run("purge", "--reason", "invalid", "--yes", "--operator", "ops-test");
+    assert.equal(purge.code, 0, purge.stderr);
+    assert.match(purge.stdout, /purged 1 of 1 matching dead letter\(s\) .*archived to .*; 1 left/);
+    const archive = /archived to (\S+\.jsonl)/.exec(purge.stdout)![1]!;
+    const archived = (await Deno.readTextFile(archive)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual(archived.map((a) => a.refCode), [other]);
+    const entries = (await Deno.readTextFile(audit)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(entries.map((e) => [e.action, e.dryRun]), [["purge", true], ["purge", false]]);
+    assert.equal(entries[1].who, "ops-test");
+    assert.equal(entries[1].file, archive);
+    assert.deepEqual(entries[1].counts, { total: 2, matched: 1, done: 1, failed: 0, left: 1 });
+    assert.match(entries[0].who, /.+@.+/, "user@host when no --operator is given");
     assert.equal((await run("frobnicate")).code, 2);
   });
 });
