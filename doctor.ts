@@ -13,7 +13,7 @@
  * @module
  */
 
-import { booleanOption, stringOption } from "./lib/cli.ts";
+import { booleanOption, httpUrlOption } from "./lib/cli.ts";
 import { commonConfig } from "./lib/config.ts";
 import { COMMANDS } from "./lib/options.ts";
 import { formatChecks, runDoctor } from "./lib/doctor.ts";
@@ -27,11 +27,16 @@ runCommand(COMMANDS.doctor, async (cl) => {
   setupLogging({ level: "error" });
   const managementUrl = cl.options["management-url"]!.value === undefined
     ? managementUrlFor(config.url)
-    : stringOption(cl.options["management-url"]!);
+    : httpUrlOption(cl.options["management-url"]!);
   const management = booleanOption(cl.options.management!)
     ? new ManagementClient(managementUrl, vhostOf(config.url))
     : undefined;
-  const checks = await runDoctor({ url: config.url, topology: config.topology, management });
+  const checks = await runDoctor({
+    url: config.url,
+    topology: config.topology,
+    policy: config.policy,
+    management,
+  });
   if (booleanOption(cl.options.json!)) {
     console.log(JSON.stringify(checks, null, 2));
   } else {

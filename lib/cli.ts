@@ -208,3 +208,23 @@ export function choiceOption<T extends string>(option: OptionValue, choices: rea
   }
   return raw as T;
 }
+
+/**
+ * Reads an http:// or https:// URL option.
+ * @throws {UsageError} naming the option when the value is not one.
+ */
+export function httpUrlOption(option: OptionValue): string {
+  const text = stringOption(option);
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new UsageError(
+      `${option.label} must be an http:// or https:// URL, got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+}

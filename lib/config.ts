@@ -126,6 +126,16 @@ export function connectionConfig(o: ConnectionOptionValues): { urls: string[]; t
   }
   const path = (option: OptionValue) =>
     option.value === undefined || option.value === "" ? undefined : stringOption(option);
+  // A TLS file that cannot be read is a setting to fix, named once, before any connection.
+  for (const option of [o["tls-ca"], o["tls-cert"], o["tls-key"]]) {
+    const file = path(option);
+    if (file === undefined) continue;
+    try {
+      Deno.statSync(file);
+    } catch (error) {
+      throw new UsageError(`${option.label} ${file} cannot be read (${(error as Error).name})`);
+    }
+  }
   const user = path(o.user);
   const password = o.password.value === undefined ? undefined : stringOption(o.password);
   urls = urls.map((url) => withLogin(url, user, password));

@@ -36,6 +36,8 @@ import type { FailureRecord } from "./retry_headers.ts";
 import {
   decideAfterRefusal,
   decideRetry,
+  policyTag,
+  RETRY_POLICY_ARGUMENT,
   type RetryDecision,
   type RetryPolicy,
 } from "./retry_policy.ts";
@@ -217,7 +219,8 @@ export class OrderConsumer implements AsyncDisposable {
       const { consumerTag } = await this.#channel.consume(
         this.#options.topology.queue,
         (message) => this.#onDelivery(message),
-        { noAck: false },
+        // Says which retry settings this consumer runs with, for the doctor.
+        { noAck: false, arguments: { [RETRY_POLICY_ARGUMENT]: policyTag(this.#options.policy) } },
       );
       this.#consumerTag = consumerTag;
     } catch (error) {

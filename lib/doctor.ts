@@ -9,6 +9,8 @@ import type { Channel } from "amqplib";
 import { Broker } from "./broker.ts";
 import { describeError } from "./errors.ts";
 import type { ManagementClient } from "./management.ts";
+import { formatAge, toDeadLetter } from "./dead_letters.ts";
+import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { DELAYED_MESSAGE_PLUGIN, queueDeclarations, type Topology } from "./topology.ts";
 
 /** How a check came out. `fail` makes the doctor exit non-zero. */
@@ -30,6 +32,8 @@ export interface DoctorOptions {
   readonly url: string;
   /** What the services would declare. */
   readonly topology: Topology;
+  /** The retry settings the services are expected to run with. */
+  readonly policy?: RetryPolicy;
   /** The management API, for the checks AMQP cannot make; undefined skips them. */
   readonly management: ManagementClient | undefined;
 }
@@ -152,7 +156,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
         () => false,
       );
       if (!exists) {
-        add("warn", `exchange ${name}`, "missing: the services declare it at start-up");
+        add(
+          "fail",
+          `exchange ${name}`,
+          `missing: start the services (they declare it), or check --prefix ("${topo.prefix}")`,
+        );
         continue;
       }
       if (type === "x-delayed-message" && !plugin) {
@@ -182,7 +190,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       try {
         counts = await probe(broker, (ch) => ch.checkQueue(declaration.name));
       } catch {
-        add("warn", subject, "missing: the services declare it at start-up");
+        add(
+          "fail",
+          subject,
+          `missing: start the services (they declare it), or check --prefix ("${topo.prefix}") and the retry settings`,
+        );
         continue;
       }
       const problems: string[] = [];
@@ -265,7 +277,31 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       const depth = `${counts.messageCount} ready, ${counts.consumerCount} consumer${
         counts.consumerCount === 1 ? "" : "s"
       }`;
+      const warnings: string[] = [];
+      if (declaration.name === topo.queue && counts.consumerCount === 0) {
+        warnings.push("no consumer: is OrdemDeProducao running?");
+      }
+      if (declaration.name === topo.queue && mgmt && options.policy) {
+        const expected = policyTag(options.policy);
+        const others = (await mgmt.consumerArguments(topo.queue))
+          .map((args) => args[RETRY_POLICY_ARGUMENT])
+          .filter((tag) => typeof tag === "string" && tag !== expected);
+        for (const tag of new Set(others)) {
+          warnings.push(
+            `a consumer runs with other retry settings (${tag}) than given here (${expected})`,
+          );
+        }
+      }
+      if (declaration.name === topo.deadLetterQueue && counts.messageCount > 0) {
+        const oldest = await oldestDeadLetterAge(broker, declaration.name);
+        warnings.push(
+          `${counts.messageCount} dead letter(s)${
+            oldest === undefined ? "" : `, the oldest dead-lettered ${formatAge(oldest)} ago`
+          }: deno task dlq list`,
+        );
+      }
       if (problems.length > 0) add("fail", subject, `${problems.join("; ")} [${depth}]`);
+      else if (warnings.length > 0) add("warn", subject, `${warnings.join("; ")} [${depth}]`);
       else {add(
           "ok",
           subject,
@@ -273,6 +309,20 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
             isTier ? `retry tier, TTL ${declaration.arguments["x-message-ttl"]} ms, ` : ""
           }${depth}`,
         );}
+    }
+    if (mgmt) {
+      // Retry tiers the given settings do not declare: a service runs with other retry delays.
+      const tierPrefix = `${topo.queue}.retry.`;
+      const known = new Set(topo.retryTiers.map((t) => t.queue));
+      for (const name of await mgmt.queueNames()) {
+        if (name.startsWith(tierPrefix) && !known.has(name)) {
+          add(
+            "warn",
+            `queue ${name}`,
+            `a retry tier the given retry settings do not declare: a service runs (or ran) with other retry delays; compare the services' RETRY_* settings, then delete the tier once empty`,
+          );
+        }
+      }
     }
     if (overflowIntoDlq) {
       add(
@@ -304,4 +354,15 @@ export function formatChecks(checks: readonly Check[]): string {
       : `${failed} problem${failed === 1 ? "" : "s"}, ${warned} warning${warned === 1 ? "" : "s"}.`,
   );
   return lines.join("\n");
+}
+
+/** How long ago the dead letter at the head of the queue (the oldest) was dead-lettered, in ms. */
+async function oldestDeadLetterAge(broker: Broker, queue: string): Promise<number | undefined> {
+  return await probe(broker, async (channel) => {
+    const message = await channel.get(queue, { noAck: false });
+    if (message === false) return undefined;
+    const at = toDeadLetter(message).deadLetteredAt;
+    channel.nack(message, false, true);
+    return at === undefined ? undefined : Date.now() - at.getTime();
+  });
 }

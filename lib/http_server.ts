@@ -5,6 +5,7 @@
  * @module
  */
 
+import { FatalError } from "./errors.ts";
 import type { Registry } from "prom-client";
 
 /** Options for {@linkcode serveHttp}. */
@@ -35,9 +36,30 @@ export interface HttpServer extends AsyncDisposable {
 /** Serves the endpoints until shut down; resolves once it listens. */
 export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
   const { promise, resolve } = Promise.withResolvers<HttpServer>();
-  const server = Deno.serve({
+  const hostname = options.hostname ?? "127.0.0.1";
+  try {
+    listen(options, hostname, resolve);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new FatalError(
+        `the metrics and health endpoint cannot listen on ${hostname}:${options.port}: the port ` +
+          `is taken; choose another with --http-port (HTTP_PORT), or turn it off with --no-http`,
+        { cause: error, code: "port_taken" },
+      );
+    }
+    throw error;
+  }
+  return promise;
+}
+
+function listen(
+  options: HttpServerOptions,
+  hostname: string,
+  resolve: (server: HttpServer) => void,
+): Deno.HttpServer {
+  const server: Deno.HttpServer = Deno.serve({
     port: options.port,
-    hostname: options.hostname ?? "127.0.0.1",
+    hostname,
     ...(options.signal ? { signal: options.signal } : {}),
     onListen: ({ port }) => {
       resolve({
@@ -66,5 +88,5 @@ export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
         return new Response("not found: try /metrics, /healthz or /readyz\n", { status: 404 });
     }
   });
-  return promise;
+  return server;
 }

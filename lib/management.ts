@@ -103,6 +103,25 @@ export class ManagementClient {
     };
   }
 
+  /** The names of the vhost's queues. */
+  async queueNames(): Promise<string[]> {
+    const queues = await this.#get(`queues/${this.#vhost}?columns=name`) as
+      | { name: string }[]
+      | undefined;
+    return (queues ?? []).map((q) => q.name);
+  }
+
+  /**
+   * The arguments of each consumer of a queue, as the management API last saw them (its
+   * statistics lag the broker by up to 5 s).
+   */
+  async consumerArguments(queue: string): Promise<Record<string, unknown>[]> {
+    const consumers = await this.#get(`consumers/${this.#vhost}`) as
+      | { queue?: { name?: string }; arguments?: Record<string, unknown> }[]
+      | undefined;
+    return (consumers ?? []).filter((c) => c.queue?.name === queue).map((c) => c.arguments ?? {});
+  }
+
   /** The bindings of a queue, the default exchange's left out. */
   async bindings(queue: string): Promise<ManagementBinding[]> {
     const bindings = await this.#get(

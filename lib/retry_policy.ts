@@ -133,3 +133,15 @@ export function decideAfterRefusal(
   }
   return decision;
 }
+
+/**
+ * The consumer argument in which each OrdemDeProducao states its retry settings, so that the
+ * doctor can tell when instances, or the doctor's own settings, disagree.
+ */
+export const RETRY_POLICY_ARGUMENT = "x-productionorder-retry";
+
+/** A retry policy in one line, for {@linkcode RETRY_POLICY_ARGUMENT}. */
+export function policyTag(policy: RetryPolicy): string {
+  return `max=${policy.maxRetries} delay=${policy.delayMs} strategy=${policy.strategy} ` +
+    `max-delay=${policy.maxDelayMs} jitter=${policy.jitter}`;
+}

@@ -3,7 +3,17 @@ import { Broker } from "../lib/broker.ts";
 import { type Check, formatChecks, runDoctor } from "../lib/doctor.ts";
 import { ManagementClient, managementUrlFor, vhostOf } from "../lib/management.ts";
 import { deleteTopology, type Topology, topology } from "../lib/topology.ts";
-import { RABBITMQ_URL, uniquePrefix, withTopology } from "../testing/broker.ts";
+import { encodeOrder, newOrder } from "../lib/order.ts";
+import { deadLetterHeaders } from "../lib/retry_headers.ts";
+import { DEFAULT_RETRY_POLICY, policyTag } from "../lib/retry_policy.ts";
+import {
+  fastPolicy,
+  RABBITMQ_URL,
+  startConsumer,
+  uniquePrefix,
+  waitFor,
+  withTopology,
+} from "../testing/broker.ts";
 
 const management = new ManagementClient(managementUrlFor(RABBITMQ_URL), vhostOf(RABBITMQ_URL));
 const tiers = { retryDelays: [5_000, 10_000] };
@@ -38,9 +48,17 @@ Deno.test("management URL and vhost derive from the AMQP URL", () => {
   assert.equal(vhostOf("amqp://rabbit"), "/");
 });
 
-Deno.test("doctor finds no problem in a topology the services declared", async () => {
-  await withTopology("doctor-ok", tiers, async ({ topo }) => {
-    const checks = await runDoctor({ url: RABBITMQ_URL, topology: topo, management });
+Deno.test("doctor finds no problem in a topology the services declared, with a consumer on it", async () => {
+  await withTopology("doctor-ok", tiers, async (ctx) => {
+    const { topo } = ctx;
+    const running = await startConsumer(ctx, DEFAULT_RETRY_POLICY);
+    const checks = await runDoctor({
+      url: RABBITMQ_URL,
+      topology: topo,
+      policy: DEFAULT_RETRY_POLICY,
+      management,
+    });
+    await running.consumer.stop();
     assert.deepEqual(checks.filter((c) => c.status === "fail" || c.status === "warn"), []);
     assert.match(find(checks, "broker").detail, /RabbitMQ \d+\.\d+/);
     assert.equal(find(checks, "management API").status, "ok");
@@ -72,8 +90,8 @@ Deno.test("doctor shows both sides of a queue whose arguments differ, with and w
     );
     assert.equal(
       find(checks, `queue ${topo.queue}`).status,
-      "warn",
-      "a missing queue is a warning",
+      "fail",
+      "a missing queue is a problem",
     );
 
     const plain = await runDoctor({ url: RABBITMQ_URL, topology: topo, management: undefined });
@@ -160,4 +178,62 @@ Deno.test("doctor reports an unreachable broker as a problem", async () => {
     checks[0]!.detail,
     /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/,
   );
+});
+
+Deno.test("doctor warns on dead letters (with the oldest's age), a consumer with other retry settings, and a retry tier nobody declared", async () => {
+  await withTopology("doctor-warn", tiers, async (ctx) => {
+    const { topo, broker } = ctx;
+    const other = fastPolicy(3, 100);
+    const running = await startConsumer(ctx, other);
+    const order = newOrder({ quantity: 900 });
+    const failure = {
+      error: new Error("x"),
+      now: new Date(Date.now() - 7_200_000),
+      exchange: topo.exchange,
+      routingKey: "create",
+    };
+    await running.publisher.publish(topo.deadLetterExchange, topo.routingKey, encodeOrder(order), {
+      messageId: order.refCode,
+      headers: deadLetterHeaders({}, failure, 2, "exhausted"),
+    });
+    const stray = `${topo.queue}.retry.7000ms`;
+    const channel = await broker.channel();
+    await channel.assertQueue(stray, { durable: true });
+    try {
+      // The management API sees consumers a few seconds late: wait for the warning.
+      const checks = await waitFor("the doctor to see the consumer's retry settings", async () => {
+        const found = await runDoctor({
+          url: RABBITMQ_URL,
+          topology: topo,
+          policy: DEFAULT_RETRY_POLICY,
+          management,
+        });
+        return /other retry settings/.test(find(found, `queue ${topo.queue}`).detail)
+          ? found
+          : undefined;
+      }, 15_000);
+      const work = find(checks, `queue ${topo.queue}`);
+      assert.equal(work.status, "warn");
+      assert.ok(work.detail.includes(policyTag(other)), work.detail);
+      const dlq = find(checks, `queue ${topo.deadLetterQueue}`);
+      assert.equal(dlq.status, "warn");
+      assert.match(dlq.detail, /1 dead letter\(s\), the oldest dead-lettered 2h ago/);
+      assert.equal(find(checks, `queue ${stray}`).status, "warn");
+      assert.equal(await broker.messageCount(topo.deadLetterQueue), 1, "the peek put it back");
+    } finally {
+      await running.consumer.stop();
+      await running.ledger.close();
+      await channel.deleteQueue(stray);
+      await channel.close();
+    }
+  });
+});
+
+Deno.test("doctor warns on a work queue with no consumer", async () => {
+  await withTopology("doctor-idle", tiers, async ({ topo }) => {
+    const checks = await runDoctor({ url: RABBITMQ_URL, topology: topo, management });
+    const work = find(checks, `queue ${topo.queue}`);
+    assert.equal(work.status, "warn");
+    assert.match(work.detail, /no consumer/);
+  });
 });

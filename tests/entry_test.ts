@@ -50,18 +50,19 @@ Deno.test("every command has --help naming its flags and their env variables", a
 Deno.test("doctor exits 1 on a problem and 0 otherwise", async () => {
   const prefix = uniquePrefix("entry-doctor");
   const missing = await runScript("doctor.ts", ["--prefix", prefix]);
-  assert.equal(missing.code, 0, missing.stdout);
-  assert.match(missing.stdout, /0 problems, 6 warnings\./); // 4 objects, 2 retry tiers
-  const plugin = await runScript("doctor.ts", [
-    "--prefix",
-    prefix,
-    "--retry-backend",
-    "plugin",
-    "--json",
-  ]);
-  const checks = JSON.parse(plugin.stdout) as { status: string; subject: string }[];
-  const pluginCheck = checks.find((c) => c.subject === "delayed-message plugin")!;
-  assert.equal(plugin.code, pluginCheck.status === "fail" ? 1 : 0);
+  // A missing topology (a typo in the prefix, say) is a problem: 4 objects, 2 retry tiers.
+  assert.equal(missing.code, 1, missing.stdout);
+  assert.match(missing.stdout, /6 problems, 0 warnings\./);
+  // Declared (by Estoque) with nobody consuming: warnings only, exit 0.
+  try {
+    assert.equal((await runScript("estoque.ts", ["--prefix", prefix])).code, 0);
+    const declared = await runScript("doctor.ts", ["--prefix", prefix]);
+    assert.equal(declared.code, 0, declared.stdout);
+    assert.match(declared.stdout, /warn {2}queue .*create\.productionorder: no consumer/);
+    assert.match(declared.stdout, /0 problems, 1 warning\./);
+  } finally {
+    await cleanup(prefix);
+  }
 });
 
 Deno.test("a bad flag stops a command with exit code 2 and a message naming it", async () => {
@@ -240,4 +241,34 @@ Deno.test("a password with @ : / % ? # works from RABBITMQ_PASSWORD and RABBITMQ
     await rabbitmqctl(["delete_user", user]);
     await cleanup(prefix);
   }
+});
+
+Deno.test("a missing vhost, a taken port, an unreadable TLS file and a bad management URL each stop the command at once, naming the setting", async () => {
+  const started = performance.now();
+  const vhost = await runScript("estoque.ts", [], {
+    RABBITMQ_URL: "amqp://guest:guest@127.0.0.1:5672/no-such-vhost",
+  });
+  assert.equal(vhost.code, 1);
+  assert.match(vhost.stderr, /refused to open vhost "no-such-vhost": it does not exist/);
+  assert.ok(performance.now() - started < 10_000, "not retried for RECONNECT_TIMEOUT_MS");
+  await using dir = await tempDir();
+  const port = await runScript("ordem_de_producao.ts", [
+    "--prefix",
+    uniquePrefix("entry-port"),
+    "--ledger",
+    join(dir.path, "l.sqlite"),
+    "--http-port",
+    "5672",
+  ]);
+  assert.equal(port.code, 1);
+  assert.match(port.stderr, /cannot listen on 127\.0\.0\.1:5672: the port is taken; .*--http-port/);
+  const tls = await runScript("estoque.ts", ["--tls-ca", "/nope.pem"], {
+    RABBITMQ_URL: "amqps://guest:guest@127.0.0.1:5671",
+  });
+  assert.equal(tls.code, 2);
+  assert.equal(tls.stderr.split("\n").filter((l) => l.startsWith("error:")).length, 1);
+  assert.match(tls.stderr, /--tls-ca \/nope\.pem cannot be read/);
+  const management = await runScript("doctor.ts", ["--management-url", "notaurl"]);
+  assert.equal(management.code, 2);
+  assert.match(management.stderr, /--management-url must be an http:\/\/ or https:\/\/ URL/);
 });
