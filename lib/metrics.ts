@@ -17,6 +17,9 @@
  * | `productionorder_ledger_errors_total` | counter | |
  * | `productionorder_ledger_available` | gauge | |
  * | `productionorder_ledger_paused_seconds_total` | counter | |
+ * | `productionorder_queue_messages` | gauge | `queue` (`work`, `dlq`, `retry-<ms>ms`) |
+ * | `productionorder_queue_consumers` | gauge | `queue` (`work`) |
+ * | `productionorder_dead_letter_oldest_age_seconds` | gauge | |
  *
  * Every series carries `instance_id`.
  *
@@ -25,6 +28,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { LedgerEvent, Outcome } from "./consumer.ts";
+import type { QueueStats } from "./queue_stats.ts";
 
 /** Options for {@linkcode ConsumerMetrics}. */
 export interface ConsumerMetricsOptions {
@@ -34,6 +38,8 @@ export interface ConsumerMetricsOptions {
   readonly inFlight?: () => number;
   /** Read at scrape time: whether the broker connection is open. */
   readonly connected?: () => boolean;
+  /** Read at scrape time: queue depths and the oldest dead letter (undefined: leave them out). */
+  readonly queues?: () => Promise<QueueStats | undefined>;
 }
 
 /** The metrics of one consumer process, in their own registry. */
@@ -129,6 +135,43 @@ export class ConsumerMetrics {
       registers,
       collect() {
         this.set(self.#ledgerAvailable ? 1 : 0);
+      },
+    });
+    const queues = options.queues ?? (() => Promise.resolve(undefined));
+    new Gauge({
+      name: "productionorder_queue_messages",
+      help: "Ready messages in the work queue, each retry tier and the DLQ, as the broker says.",
+      labelNames: ["queue"],
+      registers,
+      async collect() {
+        this.reset();
+        const stats = await queues();
+        for (const [queue, n] of Object.entries(stats?.depth ?? {})) this.set({ queue }, n);
+      },
+    });
+    new Gauge({
+      name: "productionorder_queue_consumers",
+      help: "Consumers of the work queue, every instance's included.",
+      labelNames: ["queue"],
+      registers,
+      async collect() {
+        this.reset();
+        const stats = await queues();
+        if (stats) this.set({ queue: "work" }, stats.workConsumers);
+      },
+    });
+    new Gauge({
+      name: "productionorder_dead_letter_oldest_age_seconds",
+      help: "Seconds since the oldest dead letter in the DLQ was dead-lettered (0 when empty).",
+      registers,
+      async collect() {
+        this.reset();
+        const stats = await queues();
+        if (stats === undefined) return;
+        if (stats.depth.dlq === 0) this.set(0);
+        else if (stats.oldestDeadLetterSeconds !== undefined) {
+          this.set(stats.oldestDeadLetterSeconds);
+        }
       },
     });
     this.#ledgerPaused = new Counter({

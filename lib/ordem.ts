@@ -15,6 +15,7 @@ import { ConsumerMetrics } from "./metrics.ts";
 import { openLedger } from "./open_ledger.ts";
 import { redactUrl } from "./redact.ts";
 import { keepConnected } from "./reconnect.ts";
+import { cachedQueueStats, readQueueStats } from "./queue_stats.ts";
 import { prepareTopology } from "./topology.ts";
 
 /** Why OrdemDeProducao stopped, and how many deliveries it took. */
@@ -42,6 +43,9 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     instanceId: config.instanceId,
     inFlight: () => running.consumer?.inFlight ?? 0,
     connected,
+    queues: cachedQueueStats(() =>
+      running.broker?.isOpen ? readQueueStats(running.broker, config.topology) : undefined
+    ),
   });
   await using http = config.http
     ? await serveHttp({

@@ -9,6 +9,7 @@
 #   PostgreSQL on 127.0.0.1:5432 (installed if missing, started if stopped), reachable at
 #     POSTGRES_URL (default postgres://postgres:postgres@127.0.0.1:5432/test; on a fresh install
 #     the postgres user gets that password and the database test is made);
+#   promtool (Debian's prometheus package), which checks and tests the alert rules in prometheus/;
 #   with --go, the Go toolchain and libraries the interoperability suite builds the Go services
 #     with (scripts/go_peer.sh --install).
 #
@@ -144,8 +145,13 @@ postgres() {
   fi
 }
 
+tools() {
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus
+}
+
 broker
 [ -n "$broker_only" ] || postgres
+[ -n "$broker_only" ] || tools
 if [ -n "$go" ]; then
   bash "$here/go_peer.sh" --install >/dev/null
 fi

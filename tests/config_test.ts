@@ -48,15 +48,17 @@ Deno.test("flags override env, env overrides defaults", () => {
 });
 
 Deno.test("RABBITMQ_URL takes several comma-separated URLs, and TLS files from env", () => {
+  const ca = Deno.makeTempFileSync({ suffix: ".pem" });
   const config = ordem([], {
     RABBITMQ_URL: "amqp://u:p@r1:5672, amqps://u:p@r2:5671/prod",
-    RABBITMQ_CA_FILE: "/etc/ssl/ca.pem",
+    RABBITMQ_CA_FILE: ca,
     RABBITMQ_CERT_FILE: "",
   });
+  Deno.removeSync(ca);
   assert.deepEqual(config.urls, ["amqp://u:p@r1:5672", "amqps://u:p@r2:5671/prod"]);
   assert.equal(config.url, "amqp://u:p@r1:5672");
   assert.deepEqual(config.tls, {
-    caFile: "/etc/ssl/ca.pem",
+    caFile: ca,
     certFile: undefined,
     keyFile: undefined,
   });
