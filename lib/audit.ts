@@ -7,6 +7,7 @@
  * @module
  */
 
+import { userInfo } from "node:os";
 import { dirname } from "node:path";
 import { logger } from "./log.ts";
 
@@ -35,7 +36,12 @@ export interface AuditEntry {
 
 /** `user@host` of the process, for {@linkcode AuditEntry.who}. */
 export function currentOperator(): string {
-  const user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown";
+  let user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME");
+  try {
+    user ??= userInfo().username;
+  } catch {
+    user ??= "unknown";
+  }
   return `${user}@${Deno.hostname()}`;
 }
 

@@ -299,3 +299,19 @@ Deno.test("dlq commands: list, show, a dry run deletes nothing, purge archives a
     assert.equal((await run("frobnicate")).code, 2);
   });
 });
+
+Deno.test("replayDeadLetters() holds --rate: 60 dead letters at 100/s take 0.59-0.65 s", async () => {
+  await withTopology("dlq-rate", {}, async (ctx) => {
+    await seed(
+      ctx,
+      Array.from({ length: 60 }, () => ({ reason: "exhausted" as const, at: hourAgo })),
+    );
+    const started = performance.now();
+    const counts = await replayDeadLetters(ctx.broker, ctx.topo, { ratePerSecond: 100 });
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(counts.done, 60);
+    // 59 intervals of 10 ms: never sooner, and within 10 % of the rate.
+    assert.ok(seconds >= 0.59, `${seconds} s: faster than the rate`);
+    assert.ok(seconds <= 0.65, `${seconds} s: more than 10 % slower than the rate`);
+  });
+});
