@@ -1,7 +1,8 @@
 /** Our side of the benchmark: Estoque's publisher and OrdemDeProducao's consumer, ledger included. */
 
 import { join } from "node:path";
-import { OrderConsumer, type Outcome } from "../lib/consumer.ts";
+import { OrderConsumer } from "../lib/consumer.ts";
+import type { Outcome } from "../lib/outcome.ts";
 import { replayDeadLetters } from "../lib/dead_letter_ops.ts";
 import { publishOrder, publishOrders } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";

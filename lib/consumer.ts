@@ -22,51 +22,21 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import { Breaker } from "./breaker.ts";
+import { Consumption } from "./consumption.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
-import { Forwarder, type PassedOn } from "./forwarder.ts";
+import { Forwarder } from "./forwarder.ts";
+import type { LedgerEvent, Outcome } from "./outcome.ts";
 import { HopClaims } from "./hop_claims.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
-import { PublishError } from "./publisher.ts";
 import type { FailureRecord } from "./retry_headers.ts";
-import {
-  decideAfterRefusal,
-  decideRetry,
-  policyTag,
-  RETRY_POLICY_ARGUMENT,
-  type RetryDecision,
-  type RetryPolicy,
-} from "./retry_policy.ts";
+import { decideRetry, policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
-
-/** What became of one delivery. */
-export type Outcome =
-  | {
-    readonly kind: "created" | "duplicate";
-    readonly refCode: string;
-    /** Retries the message had before this attempt. */
-    readonly attempt: number;
-  }
-  | PassedOn
-  | {
-    /** A copy of this hop was already passed on; this one is acked and dropped. */
-    readonly kind: "skipped";
-    readonly messageKey: string;
-  }
-  | {
-    /**
-     * Back to the queue, unchanged: the ledger was unavailable, or passing the message on failed
-     * and the consumer stopped meanwhile.
-     */
-    readonly kind: "requeued";
-    readonly messageKey: string | undefined;
-    readonly error: string;
-  };
 
 /** Options for {@linkcode OrderConsumer.start}. */
 export interface ConsumerOptions {
@@ -121,12 +91,6 @@ export interface ConsumerOptions {
   readonly probeDelay?: (attempt: number) => number;
 }
 
-/** What the consumer says about its ledger. */
-export type LedgerEvent =
-  | { readonly kind: "error"; readonly error: unknown }
-  | { readonly kind: "unavailable"; readonly error: unknown }
-  | { readonly kind: "back"; readonly unavailableMs: number };
-
 const log = logger("consumer");
 
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
@@ -143,7 +107,7 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #idle = new Set<() => void>();
   /** The message-and-hop keys being processed. */
   readonly #claims = new HopClaims();
-  #consumerTag: string | undefined;
+  readonly #consumption: Consumption;
   #inFlight = 0;
   #deliveries = 0;
   #stopping = false;
@@ -155,6 +119,13 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options = options;
     this.#channel = channel;
     this.#forwarder = forwarder;
+    this.#consumption = new Consumption(
+      channel,
+      options.topology.queue,
+      (message) => this.#onDelivery(message),
+      // Says which retry settings this consumer runs with, for the doctor.
+      { [RETRY_POLICY_ARGUMENT]: policyTag(options.policy) },
+    );
     this.#breaker = new Breaker({
       probe: () => options.ledger.probe(),
       onOpen: (error) => this.#pause(error),
@@ -216,13 +187,7 @@ export class OrderConsumer implements AsyncDisposable {
   /** Starts (or resumes) taking deliveries from the work queue. */
   async #consume(): Promise<void> {
     try {
-      const { consumerTag } = await this.#channel.consume(
-        this.#options.topology.queue,
-        (message) => this.#onDelivery(message),
-        // Says which retry settings this consumer runs with, for the doctor.
-        { noAck: false, arguments: { [RETRY_POLICY_ARGUMENT]: policyTag(this.#options.policy) } },
-      );
-      this.#consumerTag = consumerTag;
+      await this.#consumption.start();
     } catch (error) {
       throw this.#options.broker.explain(error);
     }
@@ -236,9 +201,7 @@ export class OrderConsumer implements AsyncDisposable {
       error: describeError(error),
     });
     this.#options.onLedger?.({ kind: "unavailable", error });
-    const tag = this.#consumerTag;
-    this.#consumerTag = undefined;
-    if (tag !== undefined) await this.#channel.cancel(tag).catch(() => {});
+    await this.#consumption.cancel();
   }
 
   /** The ledger is back: take deliveries again. */
@@ -257,7 +220,7 @@ export class OrderConsumer implements AsyncDisposable {
    * available.
    */
   get ready(): boolean {
-    return this.#consumerTag !== undefined && !this.#stopping && !this.#breaker.isOpen;
+    return this.#consumption.active && !this.#stopping && !this.#breaker.isOpen;
   }
 
   /** Whether consumption is paused because the ledger is unavailable. */
@@ -381,43 +344,17 @@ export class OrderConsumer implements AsyncDisposable {
       exchange: message.fields.exchange,
       routingKey: message.fields.routingKey,
     };
-    let decision: RetryDecision = decideRetry(
-      this.#options.policy,
-      delivery.retries,
-      error,
-      this.#random,
-    );
-    let errorText = describeError(error);
-    let outcome: PassedOn | undefined;
-    for (let attempt = 1; outcome === undefined; attempt++) {
-      try {
-        outcome = await this.#forwarder.passOn(delivery, failure, decision, errorText);
-      } catch (publishError) {
-        if (this.#stopping) {
-          log.error("cannot pass a message on; requeued it", {
-            refCode: key,
-            error: describeError(publishError),
-          });
-          this.#acker.nack(message, true);
-          return { kind: "requeued", messageKey: key, error: describeError(publishError) };
-        }
-        const refusal = publishError instanceof PublishError ? publishError.code : "closed";
-        const next = decideAfterRefusal(decision, refusal, attempt);
-        if (next !== decision) {
-          // The retry copy keeps coming back unroutable: dead-letter it now, saying why.
-          decision = next;
-          errorText = describeError(publishError);
-          continue;
-        }
-        const delayMs = this.#passOnDelay(attempt);
-        log.error("cannot pass a message on; trying again", {
-          refCode: key,
-          attempt,
-          delayMs,
-          error: describeError(publishError),
-        });
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
+    const decision = decideRetry(this.#options.policy, delivery.retries, error, this.#random);
+    const outcome = await this.#forwarder.passOnUntilTaken(delivery, failure, decision, {
+      errorText: describeError(error),
+      delay: this.#passOnDelay,
+      stopping: () => this.#stopping,
+    });
+    if (outcome.kind === "refused") {
+      // The consumer stops meanwhile: the original goes back to the queue, unchanged.
+      log.error("cannot pass a message on; requeued it", { refCode: key, error: outcome.error });
+      this.#acker.nack(message, true);
+      return { kind: "requeued", messageKey: key, error: outcome.error };
     }
     // Record the hop as passed on, so that a redelivered original of it is dropped. The record
     // is committed beside the ack rather than before it, which keeps the commit off the retry
@@ -482,9 +419,7 @@ export class OrderConsumer implements AsyncDisposable {
   async stop(timeoutMs = 10_000): Promise<void> {
     const wasStopping = this.#stopping;
     this.#stopping = true;
-    if (this.#consumerTag !== undefined && !wasStopping) {
-      await this.#channel.cancel(this.#consumerTag).catch(() => {});
-    }
+    if (!wasStopping) await this.#consumption.cancel();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), timeoutMs);

@@ -8,7 +8,8 @@
 
 import { Broker } from "./broker.ts";
 import { inspectDeadLetters } from "./dead_letter_ops.ts";
-import { OrderConsumer, type Outcome } from "./consumer.ts";
+import { OrderConsumer } from "./consumer.ts";
+import type { Outcome } from "./outcome.ts";
 import { publishOrder } from "./estoque.ts";
 import type { Ledger } from "./ledger.ts";
 import { SqliteLedger } from "./sqlite_ledger.ts";

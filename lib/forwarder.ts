@@ -13,7 +13,8 @@ import type { Delivery } from "./delivery.ts";
 import { logger } from "./log.ts";
 import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
 import { deadLetterHeaders, type FailureRecord, retryHeaders } from "./retry_headers.ts";
-import type { DeadLetterReason, RetryDecision } from "./retry_policy.ts";
+import { type DeadLetterReason, decideAfterRefusal, type RetryDecision } from "./retry_policy.ts";
+import { describeError } from "./errors.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
 const log = logger("consumer");
@@ -92,6 +93,50 @@ export class Forwarder {
         await this.#renew().catch(() => {});
       }
       throw error;
+    }
+  }
+
+  /**
+   * {@linkcode Forwarder.passOn} until the broker takes the copy: a refused copy (a queue without
+   * a leader, a node going down) is published again after `delay(attempt)`, while the original
+   * stays unacknowledged (requeueing it instead would spend a quorum queue's delivery limit in
+   * seconds); a retry copy that keeps coming back unroutable becomes a dead letter, as
+   * {@linkcode decideAfterRefusal} says. Gives up only when `stopping()`, with `refused`.
+   */
+  async passOnUntilTaken(
+    delivery: Delivery,
+    failure: FailureRecord,
+    first: RetryDecision,
+    options: {
+      readonly errorText: string;
+      readonly delay: (attempt: number) => number;
+      readonly stopping: () => boolean;
+    },
+  ): Promise<PassedOn | { readonly kind: "refused"; readonly error: string }> {
+    let decision = first;
+    let errorText = options.errorText;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.passOn(delivery, failure, decision, errorText);
+      } catch (publishError) {
+        if (options.stopping()) return { kind: "refused", error: describeError(publishError) };
+        const refusal = publishError instanceof PublishError ? publishError.code : "closed";
+        const next = decideAfterRefusal(decision, refusal, attempt);
+        if (next !== decision) {
+          // The retry copy keeps coming back unroutable: dead-letter it now, saying why.
+          decision = next;
+          errorText = describeError(publishError);
+          continue;
+        }
+        const delayMs = options.delay(attempt);
+        log.error("cannot pass a message on; trying again", {
+          refCode: delivery.key,
+          attempt,
+          delayMs,
+          error: describeError(publishError),
+        });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
     }
   }
 

@@ -27,7 +27,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { LedgerEvent, Outcome } from "./consumer.ts";
+import type { LedgerEvent, Outcome } from "./outcome.ts";
 import type { QueueStats } from "./queue_stats.ts";
 
 /** Options for {@linkcode ConsumerMetrics}. */

@@ -9,7 +9,8 @@
 import { join } from "node:path";
 import type { Channel, ConsumeMessage } from "amqplib";
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
-import { type ConsumerOptions, OrderConsumer, type Outcome } from "../lib/consumer.ts";
+import { type ConsumerOptions, OrderConsumer } from "../lib/consumer.ts";
+import type { Outcome } from "../lib/outcome.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { setupLogging } from "../lib/log.ts";

@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
-import type { ConsumerOptions, Outcome } from "../lib/consumer.ts";
+import type { ConsumerOptions } from "../lib/consumer.ts";
+import type { Outcome } from "../lib/outcome.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";

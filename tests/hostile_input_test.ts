@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import type { Outcome } from "../lib/consumer.ts";
+import type { Outcome } from "../lib/outcome.ts";
 import {
   encodeOrder,
   MAX_ORDER_BYTES,
