@@ -140,3 +140,21 @@ Deno.test("formatHelp() lists every flag with its default and env variable", () 
   assert.match(help, /--no-http\n/);
   assert.match(help, /-h, --help/);
 });
+
+Deno.test("secrets come from <VAR>_FILE too (the Docker-secrets convention), the trailing newline dropped", () => {
+  const url = Deno.makeTempFileSync();
+  const ledger = Deno.makeTempFileSync();
+  Deno.writeTextFileSync(url, "amqp://u:from-file@r1:5672\n");
+  Deno.writeTextFileSync(ledger, "postgres://u:pw@db:5432/orders\n");
+  const config = ordem([], { RABBITMQ_URL_FILE: url, LEDGER_URL_FILE: ledger });
+  assert.equal(config.url, "amqp://u:from-file@r1:5672");
+  assert.equal(config.ledgerUrl, "postgres://u:pw@db:5432/orders");
+  // The variable itself, or a flag, wins over the file.
+  assert.equal(ordem([], { RABBITMQ_URL: "amqp://r2", RABBITMQ_URL_FILE: url }).url, "amqp://r2");
+  Deno.removeSync(url);
+  Deno.removeSync(ledger);
+  assert.throws(
+    () => ordem([], { RABBITMQ_URL_FILE: url }),
+    /RABBITMQ_URL_FILE names .* cannot be read/,
+  );
+});

@@ -13,6 +13,7 @@ import { deadLetterHeaders, HEADER } from "../lib/retry_headers.ts";
 import type { DeadLetterReason } from "../lib/retry_policy.ts";
 import {
   type BrokerContext,
+  RABBITMQ_URL,
   runScript,
   scriptCommand,
   takeMessages,
@@ -313,5 +314,58 @@ Deno.test("replayDeadLetters() holds --rate: 60 dead letters at 100/s take 0.59-
     // 59 intervals of 10 ms: never sooner, and within 10 % of the rate.
     assert.ok(seconds >= 0.59, `${seconds} s: faster than the rate`);
     assert.ok(seconds <= 0.65, `${seconds} s: more than 10 % slower than the rate`);
+  });
+});
+
+Deno.test("on a terminal, purge asks first, showing how many match and a sample; 'n' deletes nothing", async () => {
+  await withTopology("dlq-prompt", {}, async (ctx) => {
+    await using dir = await tempDir();
+    const refs = await seed(ctx, [
+      { reason: "exhausted", at: hourAgo },
+      { reason: "exhausted", at: hourAgo },
+    ]);
+    // `script` runs the command on a pseudo-terminal, as an operator's shell would.
+    const purge = async (answer: string) => {
+      const command = [
+        Deno.execPath(),
+        "run",
+        "-A",
+        join(new URL("..", import.meta.url).pathname, "dlq.ts"),
+        "purge",
+        "--prefix",
+        ctx.topo.prefix,
+        "--archive-dir",
+        join(dir.path, "archive"),
+        "--audit-log",
+        join(dir.path, "audit.jsonl"),
+      ].map((part) => `'${part}'`).join(" ");
+      const child = new Deno.Command("script", {
+        args: ["-qec", command, "/dev/null"],
+        env: { RABBITMQ_URL },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(answer));
+      await writer.close();
+      const { code, stdout } = await child.output();
+      return { code, stdout: new TextDecoder().decode(stdout) };
+    };
+    const no = await purge("n\n");
+    assert.equal(no.code, 0, no.stdout);
+    assert.match(
+      no.stdout,
+      new RegExp(
+        `Delete 2 of 2 matching dead letter\\(s\\) from .*archived first to .*\\(e\\.g\\. ${
+          refs[0]
+        } \\(exhausted\\), ${refs[1]} \\(exhausted\\)\\)\\? \\[y/N\\]`,
+      ),
+    );
+    assert.match(no.stdout, /nothing purged/);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 2);
+    const yes = await purge("y\n");
+    assert.match(yes.stdout, /purged 2 of 2 matching dead letter\(s\)/);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0);
   });
 });

@@ -5,6 +5,7 @@ import { openLedger } from "../lib/open_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { DatabaseSync } from "node:sqlite";
 import { LedgerUnavailableError } from "../lib/errors.ts";
+import { openDatabase, SCHEMA, SqliteWriter, unavailableCode } from "../lib/_sqlite_writer.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
@@ -166,4 +167,28 @@ Deno.test("a SQLite ledger locked by another process is unavailable (commit and 
   } finally {
     holder.close();
   }
+});
+
+Deno.test("SQLite's own read-only and full errors are outages of the ledger, not failures of a message", () => {
+  const write = { kind: "order", order: newOrder({ quantity: 1 }), attempt: 0 } as const;
+  const readOnly = openDatabase(":memory:");
+  readOnly.exec(SCHEMA);
+  readOnly.exec("PRAGMA query_only = ON");
+  assert.throws(
+    () => new SqliteWriter(readOnly).commit([write], new Date().toISOString(), "test"),
+    (e: unknown) => unavailableCode(e) === "readonly",
+  );
+  const full = openDatabase(":memory:");
+  full.exec(SCHEMA);
+  const pages = Number(
+    (full.prepare("PRAGMA page_count").get() as { page_count: number })
+      .page_count,
+  );
+  full.exec(`PRAGMA max_page_count = ${pages}`);
+  const many = Array.from({ length: 500 }, () => ({ ...write, order: newOrder({ quantity: 1 }) }));
+  assert.throws(
+    () => new SqliteWriter(full).commit(many, new Date().toISOString(), "test"),
+    (e: unknown) => unavailableCode(e) === "full",
+  );
+  assert.equal(unavailableCode(new Error("UNIQUE constraint failed")), undefined);
 });
