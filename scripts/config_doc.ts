@@ -25,9 +25,13 @@ and exit code 2.
 const OUTRO = `
 ## Secrets
 
-The broker URL (\`RABBITMQ_URL\`) and a PostgreSQL ledger URL (\`LEDGER_URL\`) hold passwords. They are
-never logged (URLs are shown as \`amqp://user:***@host\`). Prefer the environment to \`--url\`: a
-flag is echoed, password and all, by \`deno task\`'s own command line.
+The broker URL (\`RABBITMQ_URL\`), its password (\`RABBITMQ_PASSWORD\`) and a PostgreSQL ledger URL
+(\`LEDGER_URL\`) are secrets. They are never logged (URLs are shown as \`amqp://user:***@host\`).
+Give them by environment, or by file: \`RABBITMQ_URL_FILE\`, \`RABBITMQ_PASSWORD_FILE\` and
+\`LEDGER_URL_FILE\` name a file holding the value (the Docker-secrets convention; a trailing newline
+is dropped). Not as flags: \`deno task\` echoes its command line, password and all.
+\`RABBITMQ_USER\` and \`RABBITMQ_PASSWORD\` replace the login of every broker URL and need no URL
+encoding (\`@\`, \`:\`, \`/\` work as they are).
 
 ## Exit codes
 
