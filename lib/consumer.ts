@@ -25,7 +25,7 @@ import { Breaker } from "./breaker.ts";
 import { Consumption } from "./consumption.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
-import { type Delivery, readDelivery } from "./delivery.ts";
+import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
 import { Forwarder } from "./forwarder.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
@@ -37,6 +37,8 @@ import type { FailureRecord } from "./retry_headers.ts";
 import { decideRetry, policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
+import type { Span } from "@opentelemetry/api";
+import { childSpan, failSpan, processSpan } from "./tracing.ts";
 
 /** Options for {@linkcode OrderConsumer.start}. */
 export interface ConsumerOptions {
@@ -271,9 +273,30 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options.onOutcome?.(outcome, performance.now() - started);
   }
 
-  async #process(message: ConsumeMessage): Promise<Outcome> {
+  #process(message: ConsumeMessage): Promise<Outcome> {
     const read = readDelivery(message);
+    return processSpan(
+      {
+        operation: "process",
+        destination: this.#options.topology.queue,
+        routingKey: message.fields.routingKey,
+        messageId: message.properties.messageId,
+        bodySize: message.content.byteLength,
+        refCode: read.delivery.key,
+        attempt: read.delivery.retries,
+      },
+      message.properties.headers,
+      async (span) => {
+        const outcome = await this.#processRead(read);
+        describeOutcome(span, outcome);
+        return outcome;
+      },
+    );
+  }
+
+  async #processRead(read: ReadDelivery): Promise<Outcome> {
     const { delivery, parsed } = read;
+    const { message } = delivery;
     const { key } = delivery;
     if (read.invalid !== undefined) return await this.#fail(delivery, read.invalid);
     const release = key === undefined ? undefined : await this.#claims.claim(key, delivery.hop);
@@ -285,7 +308,10 @@ export class OrderConsumer implements AsyncDisposable {
       }
       const order = this.#validate(parsed);
       const attempt = delivery.retries;
-      const result = await this.#batcher.add({ kind: "order", order, attempt });
+      const result = await childSpan(
+        "ledger commit",
+        () => this.#batcher.add({ kind: "order", order, attempt }),
+      );
       this.#ack(message);
       const kind = result === "created" ? "created" : "duplicate";
       // Properties built only when debug is on: this runs once per message.
@@ -440,5 +466,21 @@ export class OrderConsumer implements AsyncDisposable {
   /** Stops the consumer with the default timeout. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+}
+
+/** Says on an attempt's span how it ended; a failed attempt is marked as an error. */
+function describeOutcome(span: Span | undefined, outcome: Outcome): void {
+  if (span === undefined) return;
+  span.setAttribute("productionorder.outcome", outcome.kind);
+  if (outcome.kind === "retried") {
+    span.setAttribute("productionorder.retry", outcome.retry);
+    span.setAttribute("productionorder.delay_ms", outcome.delayMs);
+  }
+  if (outcome.kind === "dead-lettered") {
+    span.setAttribute("productionorder.dead_letter.reason", outcome.reason);
+  }
+  if (outcome.kind === "retried" || outcome.kind === "dead-lettered") {
+    failSpan(span, new Error(outcome.error));
   }
 }

@@ -20,6 +20,8 @@ import {
 import { ConfirmedPublisher, copyProperties } from "./publisher.ts";
 import { replayHeaders } from "./retry_headers.ts";
 import type { Topology } from "./topology.ts";
+import type { Span } from "@opentelemetry/api";
+import { endPublishSpan, startPublishSpan } from "./tracing.ts";
 
 /** Whether a dead letter is one of `filter`'s; without a filter it is not even parsed. */
 function matcher(filter: DeadLetterFilter = {}): (message: ConsumeMessage) => boolean {
@@ -167,7 +169,7 @@ class Republisher {
     body: Uint8Array,
     properties: Parameters<ConfirmedPublisher["publish"]>[3],
     onConfirmed: () => void,
-    onFailed: () => void,
+    onFailed: (error: unknown) => void,
   ): Promise<void> {
     while (this.#inFlight >= this.#window) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
@@ -224,20 +226,23 @@ export async function replayDeadLetters(
       matched++;
       if (options.dryRun || taken >= limit || options.signal?.aborted) return;
       taken++;
+      const headers = replayHeaders(message.properties.headers, now());
+      const span = replaySpan(topo, message.content, message.properties, headers);
       await republisher.send(
         topo.exchange,
         topo.routingKey,
         message.content,
-        {
-          ...copyProperties(message.properties, replayHeaders(message.properties.headers, now())),
-          mandatory: true,
-        },
+        { ...copyProperties(message.properties, headers), mandatory: true },
         () => {
+          endPublishSpan(span);
           channel.ack(message);
           replayed++;
           options.onProgress?.(replayed);
         },
-        () => failed++,
+        (error) => {
+          endPublishSpan(span, error);
+          failed++;
+        },
       );
     }, () => republisher.settled());
   } finally {
@@ -245,6 +250,29 @@ export async function replayDeadLetters(
   }
   const done = options.dryRun ? Math.min(matched, limit) : replayed;
   return { total, matched, done, failed, left: await broker.messageCount(topo.deadLetterQueue) };
+}
+
+/**
+ * With tracing on, the span of a replay: a new trace, linked to the one the dead letter carried,
+ * whose context goes into the replayed copy.
+ */
+function replaySpan(
+  topo: Topology,
+  body: Uint8Array,
+  original: Pick<MessageProperties, "headers" | "messageId">,
+  headers: Record<string, unknown>,
+): Span | undefined {
+  return startPublishSpan(
+    {
+      operation: "publish",
+      destination: topo.exchange,
+      routingKey: topo.routingKey,
+      messageId: original.messageId,
+      bodySize: body.byteLength,
+    },
+    headers,
+    { linkTo: original.headers ?? {}, name: `replay ${topo.exchange}` },
+  );
 }
 
 /** Where a purge writes what it deletes (JSON Lines), or `undefined` to keep nothing. */
@@ -377,18 +405,16 @@ export async function replayArchive(
   try {
     for (const entry of entries) {
       const body = Uint8Array.from(atob(entry.body), (c) => c.charCodeAt(0));
+      const properties = entry.properties as unknown as MessageProperties;
+      const headers = replayHeaders(entry.headers, now());
+      const span = replaySpan(topo, body, { ...properties, headers: entry.headers }, headers);
       await republisher.send(
         topo.exchange,
         topo.routingKey,
         body,
-        {
-          ...copyProperties(
-            entry.properties as unknown as MessageProperties,
-            replayHeaders(entry.headers, now()),
-          ),
-          mandatory: true,
-        },
+        { ...copyProperties(properties, headers), mandatory: true },
         () => {
+          endPublishSpan(span);
           done++;
           options.onProgress?.(done);
         },

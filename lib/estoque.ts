@@ -13,6 +13,8 @@ import type {
   PublishProperties,
 } from "./publisher.ts";
 import type { Topology } from "./topology.ts";
+import type { Span } from "@opentelemetry/api";
+import { endPublishSpan, startPublishSpan, TRACING } from "./tracing.ts";
 
 /** The `app-id` property of Estoque's messages. */
 export const ESTOQUE_APP_ID = "estoque";
@@ -29,12 +31,40 @@ export function publishOrder(
   order: Order,
   now: Date = new Date(),
 ): Promise<void> {
-  return publisher.publish(
-    topo.exchange,
-    topo.routingKey,
-    encodeOrder(order),
-    orderProperties(order, now.getTime()),
+  const body = encodeOrder(order);
+  const properties = orderProperties(order, now.getTime());
+  const span = traceOrder(topo, order, body, properties);
+  return publisher.publish(topo.exchange, topo.routingKey, body, properties).then(
+    () => endPublishSpan(span),
+    (error) => {
+      endPublishSpan(span, error);
+      throw error;
+    },
   );
+}
+
+/**
+ * With tracing on, starts the trace of an order (its publish span, ended on the confirm) and puts
+ * its context in the order's headers; with tracing off, changes nothing.
+ */
+function traceOrder(
+  topo: Topology,
+  order: Order,
+  body: Uint8Array,
+  properties: PublishProperties,
+): Span | undefined {
+  if (!TRACING) return undefined;
+  const headers: Record<string, unknown> = {};
+  const span = startPublishSpan({
+    operation: "publish",
+    destination: topo.exchange,
+    routingKey: topo.routingKey,
+    messageId: order.refCode,
+    bodySize: body.byteLength,
+    refCode: order.refCode,
+  }, headers);
+  properties.headers = headers;
+  return span;
 }
 
 /** The properties Estoque publishes an order with; `nowMs` is the time, for the timestamp. */
@@ -290,12 +320,18 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
     const order = feed.next();
     if (order === undefined) break;
     sent++;
+    const body = encode(order);
+    const properties = orderProperties(order, Date.now());
+    const span = traceOrder(options.topology, order, body, properties);
     const flowing = publisher.send(
       options.topology.exchange,
       options.topology.routingKey,
-      encode(order),
-      orderProperties(order, Date.now()),
-      (error) => onSettled(order, error),
+      body,
+      properties,
+      (error) => {
+        endPublishSpan(span, error);
+        onSettled(order, error);
+      },
     );
     if (!flowing) await publisher.writable();
   }

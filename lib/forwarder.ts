@@ -15,6 +15,7 @@ import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts
 import { deadLetterHeaders, type FailureRecord, retryHeaders } from "./retry_headers.ts";
 import { type DeadLetterReason, decideAfterRefusal, type RetryDecision } from "./retry_policy.ts";
 import { describeError } from "./errors.ts";
+import { endPublishSpan, startPublishSpan } from "./tracing.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
 const log = logger("consumer");
@@ -153,19 +154,33 @@ export class Forwarder {
       const tier = retryTierFor(topo, delayMs);
       delayMs = tier.delayMs;
       const headers = retryHeaders(message.properties.headers, failure, decision.retry);
-      await this.#publisher.publish("", tier.queue, message.content, {
-        ...copyProperties(message.properties, headers),
-        mandatory: true,
-      });
+      await this.#traced(
+        delivery,
+        tier.queue,
+        tier.queue,
+        headers,
+        () =>
+          this.#publisher.publish("", tier.queue, message.content, {
+            ...copyProperties(message.properties, headers),
+            mandatory: true,
+          }),
+      );
     } else {
       // The delayed-message exchange routes only when the delay is over, so it cannot honour
       // `mandatory`: it would return every delayed message.
       const headers = retryHeaders(message.properties.headers, failure, decision.retry, delayMs);
-      await this.#publisher.publish(
+      await this.#traced(
+        delivery,
         topo.exchange,
         topo.routingKey,
-        message.content,
-        copyProperties(message.properties, headers),
+        headers,
+        () =>
+          this.#publisher.publish(
+            topo.exchange,
+            topo.routingKey,
+            message.content,
+            copyProperties(message.properties, headers),
+          ),
       );
     }
     log.info("retry scheduled", {
@@ -197,12 +212,48 @@ export class Forwarder {
       retries,
       reason,
     );
-    await this.#publisher.publish(topo.deadLetterExchange, topo.routingKey, message.content, {
-      ...copyProperties(message.properties, headers),
-      mandatory: true,
-    });
+    await this.#traced(
+      delivery,
+      topo.deadLetterExchange,
+      topo.routingKey,
+      headers,
+      () =>
+        this.#publisher.publish(topo.deadLetterExchange, topo.routingKey, message.content, {
+          ...copyProperties(message.properties, headers),
+          mandatory: true,
+        }),
+    );
     log.warning("dead-lettered", { refCode: delivery.key, reason, retries, error: errorText });
     return { kind: "dead-lettered", messageKey: delivery.key, reason, retries, error: errorText };
+  }
+
+  /**
+   * Runs a copy's publish inside its span (a child of the attempt's), whose context goes into the
+   * copy's headers, so the next attempt or the dead letter continues the order's trace.
+   */
+  async #traced(
+    delivery: Delivery,
+    destination: string,
+    routingKey: string,
+    headers: Record<string, unknown>,
+    publish: () => Promise<void>,
+  ): Promise<void> {
+    const span = startPublishSpan({
+      operation: "publish",
+      destination,
+      routingKey,
+      messageId: delivery.message.properties.messageId,
+      bodySize: delivery.message.content.byteLength,
+      refCode: delivery.key,
+      attempt: delivery.retries,
+    }, headers);
+    try {
+      await publish();
+      endPublishSpan(span);
+    } catch (error) {
+      endPublishSpan(span, error);
+      throw error;
+    }
   }
 
   /** Replaces the confirm channel; publishes still awaiting a confirm on the old one fail. */

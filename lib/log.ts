@@ -14,6 +14,7 @@ import {
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
+import { currentTraceIds, TRACING } from "./tracing.ts";
 import { redactUrl } from "./redact.ts";
 
 /** The levels `--log-level` accepts, quietest last. */
@@ -51,10 +52,14 @@ export function setupLogging(options: LoggingOptions = {}): void {
   const formatter = getLogfmtFormatter();
   const write = options.write ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line)));
   const fields = options.fields;
-  const sink = fields === undefined
+  // A line written while a message is handled under tracing carries its trace and span ids.
+  const sink = fields === undefined && !TRACING
     ? (record: LogRecord) => write(redactUrl(formatter(record)))
     : (record: LogRecord) =>
-      write(redactUrl(formatter({ ...record, properties: { ...record.properties, ...fields } })));
+      write(redactUrl(formatter({
+        ...record,
+        properties: { ...record.properties, ...fields, ...currentTraceIds() },
+      })));
   resetSync();
   configureSync({
     reset: true,

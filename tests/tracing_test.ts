@@ -1,0 +1,169 @@
+/**
+ * Tracing, as the services really export it (OTLP/JSON to a receiver on localhost): one trace per
+ * order across Estoque, each attempt and the DLQ; a message without context still processed, in a
+ * trace of its own; a replay linked to the original trace; log lines carrying the ids; nothing
+ * exported with tracing off.
+ */
+
+import { strict as assert } from "node:assert";
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { encodeOrder, newOrder } from "../lib/order.ts";
+import { HEADER } from "../lib/retry_headers.ts";
+import { retryDelays } from "../lib/retry_policy.ts";
+import {
+  fastPolicy,
+  runScript,
+  takeMessages,
+  tempDir,
+  waitFor,
+  withTopology,
+} from "../testing/broker.ts";
+import { otlpReceiver, type ReceivedSpan } from "../testing/otlp.ts";
+
+const policy = fastPolicy(2, 100);
+const RETRY = { RETRY_MAX: "2", RETRY_DELAY_MS: "100" };
+
+const ours = (spans: ReceivedSpan[]) => spans.filter((s) => s.scope === "productionorder");
+
+Deno.test("one order with three attempts and a dead letter is one trace across Estoque and OrdemDeProducao; a replay is linked to it", async () => {
+  await using receiver = await otlpReceiver();
+  await withTopology("tracing", { retryDelays: retryDelays(policy) }, async (ctx) => {
+    await using dir = await tempDir();
+    const prefix = ["--prefix", ctx.topo.prefix];
+    const estoque = await runScript("estoque.ts", [...prefix, "--quantity", "900"], {
+      ...receiver.env("estoque"),
+      ...RETRY,
+    });
+    assert.equal(estoque.code, 0, estoque.stderr);
+    // A message without trace context, as the Go services publish it.
+    const go = newOrder({ quantity: 1 });
+    const channel = await ctx.broker.channel();
+    channel.publish(ctx.topo.exchange, ctx.topo.routingKey, Buffer.from(encodeOrder(go)), {
+      contentType: "application/json",
+    });
+    await channel.close();
+    const ordem = await runScript("ordem_de_producao.ts", [
+      ...prefix,
+      "--drain",
+      "--no-http",
+      "--ledger",
+      join(dir.path, "ledger.sqlite"),
+      "--log-level",
+      "debug",
+    ], { ...receiver.env("ordem"), ...RETRY });
+    assert.equal(ordem.code, 0, ordem.stderr);
+    await waitFor("Estoque's and OrdemDeProducao's spans", () => {
+      const spans = ours(receiver.spans);
+      return spans.some((s) => s.service === "estoque") &&
+          spans.filter((s) => s.name.startsWith("process ")).length >= 4
+        ? true
+        : undefined;
+    });
+    const spans = ours(receiver.spans);
+    const publish = spans.find((s) => s.service === "estoque" && s.name.startsWith("publish "))!;
+    assert.ok(publish, "Estoque's publish span");
+    assert.equal(publish.kind, 4, "a producer span");
+    assert.equal(publish.parentSpanId, "", "Estoque starts the order's trace");
+    const trace = spans.filter((s) => s.traceId === publish.traceId);
+    const attempts = trace.filter((s) => s.name === `process ${ctx.topo.queue}`)
+      .sort((a, b) =>
+        Number(a.attributes["productionorder.attempt"]) -
+        Number(b.attributes["productionorder.attempt"])
+      );
+    assert.deepEqual(attempts.map((s) => s.attributes["productionorder.attempt"]), [0, 1, 2]);
+    assert.deepEqual(attempts.map((s) => s.attributes["productionorder.outcome"]), [
+      "retried",
+      "retried",
+      "dead-lettered",
+    ]);
+    // Each attempt is a consumer span: the first a child of Estoque's publish, the next ones of
+    // the retry publish before them; the dead letter's publish a child of the last attempt.
+    const byId = new Map(trace.map((s) => [s.spanId, s]));
+    assert.equal(attempts[0]!.parentSpanId, publish.spanId);
+    for (const i of [1, 2]) {
+      const parent = byId.get(attempts[i]!.parentSpanId)!;
+      assert.match(parent.name, /^publish .*\.retry\.\d+ms$/);
+      assert.equal(parent.parentSpanId, attempts[i - 1]!.spanId);
+    }
+    const deadLetter = trace.find((s) => s.name === `publish ${ctx.topo.deadLetterExchange}`)!;
+    assert.equal(deadLetter.parentSpanId, attempts[2]!.spanId);
+    for (const attempt of attempts) {
+      assert.equal(attempt.kind, 5, "a consumer span");
+      assert.equal(attempt.status, 2, "a failed attempt is an error");
+      assert.match(attempt.statusMessage, /maximum quantity exceeded: 900 > 500/);
+      assert.equal(attempt.attributes["messaging.system"], "rabbitmq");
+      assert.equal(attempt.attributes["messaging.operation.type"], "process");
+      assert.equal(attempt.attributes["messaging.destination.name"], ctx.topo.queue);
+      assert.equal(attempt.attributes["messaging.rabbitmq.destination.routing_key"], "create");
+      assert.equal(
+        attempt.attributes["messaging.message.id"],
+        publish.attributes["messaging.message.id"],
+      );
+      assert.ok(Number(attempt.attributes["messaging.message.body.size"]) > 0);
+      assert.ok(attempt.attributes["productionorder.ref_code"]);
+    }
+    // Log lines written while handling the order carry its trace and span ids.
+    assert.match(
+      ordem.stderr,
+      new RegExp(`msg="retry scheduled".*traceId=${publish.traceId} spanId=${attempts[0]!.spanId}`),
+    );
+
+    // The Go-style message (no context) was processed as before, in a trace of its own.
+    const goSpan = spans.find((s) =>
+      s.name.startsWith("process ") && s.attributes["productionorder.ref_code"] === go.refCode
+    )!;
+    assert.ok(goSpan, "the message without context was processed and traced");
+    assert.equal(goSpan.parentSpanId, "");
+    assert.notEqual(goSpan.traceId, publish.traceId);
+    assert.equal(goSpan.attributes["productionorder.outcome"], "created");
+
+    // A replay from the DLQ starts a new trace linked to the order's.
+    const replay = await runScript("dlq.ts", [
+      "replay",
+      ...prefix,
+      "--audit-log",
+      join(dir.path, "a"),
+    ], {
+      ...receiver.env("dlq"),
+    });
+    assert.equal(replay.code, 0, replay.stderr);
+    const replaySpan = await waitFor(
+      "the replay span",
+      () => ours(receiver.spans).find((s) => s.service === "dlq" && s.name.startsWith("replay ")),
+    );
+    assert.notEqual(replaySpan.traceId, publish.traceId);
+    assert.deepEqual(replaySpan.links.map((l) => l.traceId), [publish.traceId]);
+    const [replayed] = await takeMessages(ctx.broker, ctx.topo.queue, 1);
+    assert.match(String(replayed!.properties.headers!.traceparent), new RegExp(replaySpan.traceId));
+    assert.equal(replayed!.properties.headers![HEADER.replayCount], 1);
+  });
+});
+
+Deno.test("with tracing off nothing is exported and no trace context is added to messages", async () => {
+  await using receiver = await otlpReceiver();
+  await withTopology("tracing-off", { retryDelays: retryDelays(policy) }, async (ctx) => {
+    await using dir = await tempDir();
+    const off = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    };
+    const prefix = ["--prefix", ctx.topo.prefix];
+    assert.equal((await runScript("estoque.ts", [...prefix, "--quantity", "1"], off)).code, 0);
+    const [message] = await takeMessages(ctx.broker, ctx.topo.queue, 1);
+    assert.equal(message!.properties.headers?.traceparent, undefined);
+    const channel = await ctx.broker.channel();
+    channel.sendToQueue(ctx.topo.queue, message!.content, message!.properties);
+    await channel.close();
+    const ordem = await runScript("ordem_de_producao.ts", [
+      ...prefix,
+      "--drain",
+      "--no-http",
+      "--ledger",
+      join(dir.path, "ledger.sqlite"),
+    ], { ...off, ...RETRY });
+    assert.equal(ordem.code, 0, ordem.stderr);
+    assert.deepEqual(receiver.spans, []);
+    assert.doesNotMatch(ordem.stderr, /traceId=/);
+  });
+});
