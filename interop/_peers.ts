@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { topology } from "../lib/topology.ts";
 import { RABBITMQ_URL } from "../testing/broker.ts";
-import { Peer } from "../testing/process.ts";
+import { ourService, Peer } from "../testing/process.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -58,14 +58,6 @@ export function goRuns(peer: Peer): string[] {
   return peer.grep(/Created production order for ref\. code: /).map((line) =>
     line.slice(line.lastIndexOf(" ") + 1)
   );
-}
-
-/** One of this project's entry scripts as a process, against the local broker. */
-export function ourService(name: string, script: string, args: readonly string[]): Peer {
-  return new Peer(name, Deno.execPath(), ["run", "-A", join(root, script), ...args], {
-    RABBITMQ_URL,
-    NO_COLOR: "1",
-  });
 }
 
 /** Runs our Estoque to its end; resolves with the RefCodes the broker confirmed. */

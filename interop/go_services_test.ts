@@ -22,10 +22,9 @@ import {
   goRuns,
   ourEstoque,
   ourRuns,
-  ourService,
   withCanonicalNames,
 } from "./_peers.ts";
-import type { Peer } from "../testing/process.ts";
+import { ourService, type Peer } from "../testing/process.ts";
 
 /** Longest a case waits for its orders to settle: 3 runs, 5 s then 10 s apart, plus slack. */
 const SETTLE_MS = 60_000;

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { RABBITMQ_URL } from "./broker.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 
 /** A process whose stdout and stderr are read line by line as they come. */
@@ -112,4 +114,21 @@ export class Peer implements AsyncDisposable {
   toString(): string {
     return `--- ${this.name} ---\n${this.lines.slice(-40).join("\n")}`;
   }
+}
+
+/**
+ * One of this project's entry scripts as a running process against the broker under test
+ * (`RABBITMQ_URL`), with `env` added.
+ */
+export function ourService(
+  name: string,
+  script: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Peer {
+  return new Peer(name, Deno.execPath(), ["run", "-A", `${root}${script}`, ...args], {
+    RABBITMQ_URL,
+    NO_COLOR: "1",
+    ...env,
+  });
 }

@@ -9,9 +9,9 @@ import { publishOrder } from "../lib/estoque.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import { fastPolicy, RABBITMQ_URL, tempDir, waitFor, withTopology } from "../testing/broker.ts";
+import { fastPolicy, tempDir, waitFor, withTopology } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
-import { Peer } from "../testing/process.ts";
+import { ourService } from "../testing/process.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const rules = join(root, "prometheus/alerts.yml");
@@ -37,12 +37,7 @@ Deno.test("every metric the alert rules use is exposed by a running OrdemDeProdu
   await withTopology("alerts", { retryDelays: retryDelays(policy) }, async (ctx) => {
     await using dir = await tempDir();
     const port = freePort();
-    await using ordem = new Peer("OrdemDeProducao", Deno.execPath(), [
-      "run",
-      "-A",
-      join(root, "ordem_de_producao.ts"),
-    ], {
-      RABBITMQ_URL,
+    await using ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
       TOPOLOGY_PREFIX: ctx.topo.prefix,
       LEDGER_PATH: join(dir.path, "ledger.sqlite"),
       HTTP_PORT: String(port),
@@ -55,7 +50,11 @@ Deno.test("every metric the alert rules use is exposed by a running OrdemDeProdu
     await publishOrder(publisher, ctx.topo, newOrder({ quantity: 900 }));
     const text = await waitFor("a scrape with the dead letter", async () => {
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return /productionorder_queue_messages\{queue="dlq"[^}]*\} 1/.test(body) ? body : undefined;
+      // The queue gauge can see the dead letter before the consumer has counted it (the
+      // counter moves after the broker confirms the dead-letter publish): wait for both.
+      const seen = /productionorder_queue_messages\{queue="dlq"[^}]*\} 1/.test(body) &&
+        /^productionorder_messages_dead_lettered_total\{[^}]*\} 1/m.test(body);
+      return seen ? body : undefined;
     }, 15_000);
     const exposed = new Set(text.match(/^productionorder_[a-z_]+/gm));
     const missing = [...used].filter((name) => !exposed.has(name));

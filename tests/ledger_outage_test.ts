@@ -6,24 +6,16 @@
  */
 
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
 import { publishOrder } from "../lib/estoque.ts";
 import { openLedgerReader } from "../lib/open_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import {
-  fastPolicy,
-  RABBITMQ_URL,
-  takeMessages,
-  waitFor,
-  withTopology,
-} from "../testing/broker.ts";
+import { fastPolicy, takeMessages, waitFor, withTopology } from "../testing/broker.ts";
 import { freePort, scratchPostgres } from "../testing/postgres.ts";
-import { Peer } from "../testing/process.ts";
+import { ourService } from "../testing/process.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 
-const root = new URL("..", import.meta.url).pathname;
 const policy = fastPolicy(2, 100);
 
 async function readyz(port: number): Promise<number> {
@@ -42,12 +34,7 @@ Deno.test("a PostgreSQL ledger stopped (immediate, then fast) under load: no cra
   await using pg = await scratchPostgres();
   await withTopology("ledger-outage", { retryDelays: retryDelays(policy) }, async (ctx) => {
     const port = freePort();
-    await using ordem = new Peer("OrdemDeProducao", Deno.execPath(), [
-      "run",
-      "-A",
-      join(root, "ordem_de_producao.ts"),
-    ], {
-      RABBITMQ_URL,
+    await using ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
       TOPOLOGY_PREFIX: ctx.topo.prefix,
       LEDGER_URL: pg.url,
       HTTP_PORT: String(port),
