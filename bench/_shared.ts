@@ -23,8 +23,28 @@ export interface RunContext {
   readonly dir: string;
   /** The prefetch of our consumer. */
   readonly prefetch: number;
+  /** How many of our publishes may await their confirm (Estoque's, or `dlq replay`'s window). */
+  readonly window: number;
   /** The prefetch of the raw baseline's consumer. */
   readonly rawPrefetch: number;
+  /** How many publishes the raw baseline's publisher keeps awaiting their confirm. */
+  readonly rawWindow: number;
+}
+
+/**
+ * Runs `fn` with a second connection for publishing, as RabbitMQ advises: flow control on a
+ * publishing connection then slows only that connection, not the consumer's deliveries.
+ */
+export async function withPublisherConnection<T>(
+  url: string,
+  fn: (broker: Broker) => Promise<T>,
+): Promise<T> {
+  const broker = await Broker.connect(url, { name: "bench-publisher" });
+  try {
+    return await fn(broker);
+  } finally {
+    await broker.close();
+  }
 }
 
 /** The retry delays of the bench topology: one short tier, one long tier for parking. */

@@ -70,12 +70,23 @@ const OPTIONS = {
   prefetch: {
     type: "string",
     placeholder: "N",
-    description: "Our consumer's prefetch (default: OrdemDeProducao's default, 500).",
+    description: "Our consumer's prefetch (default: swept over 100, 500, 1000).",
   },
   "raw-prefetch": {
     type: "string",
     placeholder: "N",
-    description: "The raw baseline's prefetch (default 100, as the baseline was first measured).",
+    description: "The raw baseline's prefetch (default: swept over 100, 500, 1000).",
+  },
+  window: {
+    type: "string",
+    placeholder: "N",
+    description: "Our publishers' confirm window (default: swept; Estoque's default is 20000).",
+  },
+  "raw-window": {
+    type: "string",
+    placeholder: "N",
+    description:
+      "How many publishes the raw baseline's publisher keeps awaiting their confirm (default: swept).",
   },
   docs: { type: "boolean", description: "Also write the table into docs/performance.md." },
   only: {
@@ -87,17 +98,37 @@ const OPTIONS = {
 } as const;
 
 type Side = (ctx: RunContext) => Promise<RunResult>;
+/** A setting a side of a path is swept over before its timed rounds. */
+type Knob = "prefetch" | "window";
 interface PathSpec {
   readonly name: string;
   readonly raw: Side;
   readonly ours: Side;
   readonly target: number;
   readonly what: string;
+  /** The raw side's settings that change this path (swept unless pinned by a flag). */
+  readonly rawKnobs: readonly Knob[];
+  /** Our side's settings that change this path. */
+  readonly oursKnobs: readonly Knob[];
+}
+
+/** The values the sweep tries. */
+const SWEEP: Record<Knob, readonly number[]> = {
+  prefetch: [100, 500, 1_000],
+  window: [256, 1_024, 20_000],
+};
+
+/** One side's settings. */
+interface Settings {
+  readonly prefetch: number;
+  readonly window: number;
 }
 
 const PATHS: PathSpec[] = [
   {
     name: "publish",
+    rawKnobs: [],
+    oursKnobs: [],
     raw: rawPublish,
     ours: oursPublish,
     target: 0.9,
@@ -105,6 +136,8 @@ const PATHS: PathSpec[] = [
   },
   {
     name: "consume",
+    rawKnobs: ["prefetch"],
+    oursKnobs: ["prefetch"],
     raw: rawConsume,
     ours: oursConsume,
     target: 0.8,
@@ -112,6 +145,8 @@ const PATHS: PathSpec[] = [
   },
   {
     name: "end-to-end",
+    rawKnobs: ["prefetch", "window"],
+    oursKnobs: ["prefetch", "window"],
     raw: rawEndToEnd,
     ours: oursEndToEnd,
     target: 0.85,
@@ -119,6 +154,8 @@ const PATHS: PathSpec[] = [
   },
   {
     name: "retry",
+    rawKnobs: ["prefetch"],
+    oursKnobs: ["prefetch"],
     raw: rawRetry,
     ours: oursRetry,
     target: 0.9,
@@ -126,6 +163,8 @@ const PATHS: PathSpec[] = [
   },
   {
     name: "dead-letter",
+    rawKnobs: ["prefetch"],
+    oursKnobs: ["prefetch"],
     raw: rawDeadLetter,
     ours: oursDeadLetter,
     target: 0.9,
@@ -133,6 +172,8 @@ const PATHS: PathSpec[] = [
   },
   {
     name: "dlq replay",
+    rawKnobs: ["prefetch"],
+    oursKnobs: ["window"],
     raw: rawReplay,
     ours: oursReplay,
     target: 0.9,
@@ -169,13 +210,61 @@ runCommand({
   const parked = opt("parked", quick ? 10_000 : 100_000, 10_000_000);
   const prefetch = opt("prefetch", 500, 65_535);
   const rawPrefetch = opt("raw-prefetch", 100, 65_535);
+  const rawWindow = opt("raw-window", 256, 1_000_000);
+  const window = opt("window", 20_000, 1_000_000);
+  // A knob given on the command line is pinned; the others are swept per path and side.
+  const pinned = (flag: string) => cl.options[flag]!.value !== undefined;
+  const pins = {
+    raw: { prefetch: pinned("raw-prefetch"), window: pinned("raw-window") },
+    ours: { prefetch: pinned("prefetch"), window: pinned("window") },
+  };
+  const defaults = {
+    raw: { prefetch: rawPrefetch, window: rawWindow },
+    ours: { prefetch, window },
+  };
   const dir = await Deno.makeTempDir({ prefix: "productionorder-bench-" });
-  const run = (side: Side, extra?: (ctx: RunContext) => Promise<void>) =>
+  interface RunOptions {
+    readonly raw?: Settings;
+    readonly ours?: Settings;
+    /** Untimed set-up in the run's topology. */
+    readonly before?: (ctx: RunContext) => Promise<void>;
+  }
+  const run = (side: Side, { raw = defaults.raw, ours = defaults.ours, before }: RunOptions = {}) =>
     withBenchTopology(url, async (broker, topo) => {
-      const ctx = { url, broker, topo, messages, dir, prefetch, rawPrefetch };
-      await extra?.(ctx);
+      const ctx: RunContext = {
+        url,
+        broker,
+        topo,
+        messages,
+        dir,
+        prefetch: ours.prefetch,
+        window: ours.window,
+        rawPrefetch: raw.prefetch,
+        rawWindow: raw.window,
+      };
+      await before?.(ctx);
       return await side(ctx);
     });
+  const rate = (r: RunResult) => r.messages / (r.elapsedMs / 1000);
+  /** Runs a side once per combination of its unpinned knobs' values; returns the fastest. */
+  const sweep = async (path: PathSpec, which: "raw" | "ours"): Promise<Settings> => {
+    let candidates: Settings[] = [defaults[which]];
+    for (const knob of which === "raw" ? path.rawKnobs : path.oursKnobs) {
+      if (pins[which][knob]) continue;
+      candidates = candidates.flatMap((c) => SWEEP[knob].map((v) => ({ ...c, [knob]: v })));
+    }
+    if (candidates.length === 1) return candidates[0]!;
+    let best = { settings: candidates[0]!, rate: 0 };
+    for (const settings of candidates) {
+      const result = which === "raw"
+        ? await run(path.raw, { raw: settings })
+        : await run(path.ours, { ours: settings });
+      if (rate(result) > best.rate) best = { settings, rate: rate(result) };
+    }
+    return best.settings;
+  };
+  const describe = (s: Settings, knobs: readonly Knob[]) =>
+    knobs.length === 0 ? "defaults" : knobs.map((k) => `${k} ${fmt(s[k])}`).join(", ");
 
   const log = (text: string) => console.error(text);
   log(`bench: ${messages} messages per run, ${rounds} rounds per side, ${parked} parked`);
@@ -187,11 +276,21 @@ runCommand({
     );
   }
   const results: Record<string, { raw: RunResult[]; ours: RunResult[] }> = {};
+  const picked: Record<string, { raw: string; ours: string }> = {};
+  const chosen: Record<string, { raw: Settings; ours: Settings }> = {};
   for (const path of paths) {
     results[path.name] = { raw: [], ours: [] };
+    const rawSettings = await sweep(path, "raw");
+    const oursSettings = await sweep(path, "ours");
+    chosen[path.name] = { raw: rawSettings, ours: oursSettings };
+    picked[path.name] = {
+      raw: describe(rawSettings, path.rawKnobs),
+      ours: describe(oursSettings, path.oursKnobs),
+    };
+    log(`  ${path.name}: raw ${picked[path.name]!.raw}; ours ${picked[path.name]!.ours}`);
     for (let round = 0; round < rounds; round++) {
-      const raw = await run(path.raw);
-      const ours = await run(path.ours);
+      const raw = await run(path.raw, { raw: rawSettings });
+      const ours = await run(path.ours, { ours: oursSettings });
       results[path.name]!.raw.push(raw);
       results[path.name]!.ours.push(ours);
       log(
@@ -221,13 +320,25 @@ runCommand({
   const latencyRate = 2_000;
   log(`  latency at ${latencyRate} msg/s`);
   const latencies = { raw: [] as number[], ours: [] as number[] };
+  // Each side at the settings its end-to-end sweep picked.
+  const e2e = chosen["end-to-end"]!;
   for (let round = 0; round < rounds; round++) {
     const latencyRun = (fn: (ctx: RunContext, rate: number) => Promise<number[]>) =>
       withBenchTopology(
         url,
         (broker, topo) =>
           fn(
-            { url, broker, topo, messages: latencyMessages, dir, prefetch, rawPrefetch },
+            {
+              url,
+              broker,
+              topo,
+              messages: latencyMessages,
+              dir,
+              prefetch: e2e.ours.prefetch,
+              window: e2e.ours.window,
+              rawPrefetch: e2e.raw.prefetch,
+              rawWindow: e2e.raw.window,
+            },
             latencyRate,
           ),
       );
@@ -246,7 +357,9 @@ runCommand({
         messages: quick ? 500 : 2_000,
         dir,
         prefetch,
+        window,
         rawPrefetch,
+        rawWindow,
       }, 1_000),
   );
 
@@ -261,7 +374,9 @@ runCommand({
         messages: Math.max(messages, quick ? 10_000 : 50_000),
         dir,
         prefetch,
+        window,
         rawPrefetch,
+        rawWindow,
       }),
     retryDelays(DEFAULT_RETRY_POLICY),
   );
@@ -270,7 +385,7 @@ runCommand({
   const scale = { without: [] as RunResult[], with: [] as RunResult[] };
   for (let round = 0; round < Math.max(1, Math.min(rounds, 5)); round++) {
     scale.without.push(await run(oursEndToEnd));
-    scale.with.push(await run(oursEndToEnd, (ctx) => park(ctx, parked)));
+    scale.with.push(await run(oursEndToEnd, { before: (ctx) => park(ctx, parked) }));
     log(
       `  scale round ${round + 1}: ${fmt(stats(scale.without.slice(-1)).median)}/s without, ${
         fmt(stats(scale.with.slice(-1)).median)
@@ -295,6 +410,7 @@ runCommand({
       ratioRange: [Math.min(...ratios), Math.max(...ratios)],
       target: path.target,
       met: ratio >= path.target,
+      picked: picked[path.name]!,
     };
   });
   const latency = {
@@ -320,18 +436,21 @@ runCommand({
   const md = [
     `Measured ${new Date().toISOString().slice(0, 10)} with \`${command}\`: RabbitMQ ${broker}, ` +
     `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ${fmt(messages)} ` +
-    `persistent messages per run, ${rounds} interleaved runs per side; consumer prefetch: raw ` +
-    `${rawPrefetch}, ours ${prefetch}.`,
+    `persistent messages per run, ${rounds} interleaved runs per side. Before its timed runs, ` +
+    "each side of each path ran once per value of the settings that change it (prefetch " +
+    `${SWEEP.prefetch.join(", ")}; publish window ${SWEEP.window.join(", ")}; a setting given ` +
+    "as a flag is not swept) and kept the fastest; the table names what was kept. Where a path " +
+    "publishes while it consumes, both sides publish on a connection of their own.",
     "",
-    "| path | raw amqplib msg/s (median, range) | ours msg/s (median, range) | ours / raw (median, range of paired runs) | target |",
-    "| --- | --- | --- | --- | --- |",
+    "| path | raw amqplib msg/s (median, range) | ours msg/s (median, range) | ours / raw (median, range of paired runs) | target | settings kept (raw; ours) |",
+    "| --- | --- | --- | --- | --- | --- |",
     ...rows.map((r) => {
       const raw = `${fmt(r.raw.median)} (${fmt(r.raw.min)}–${fmt(r.raw.max)})`;
       const ours = `${fmt(r.ours.median)} (${fmt(r.ours.min)}–${fmt(r.ours.max)})`;
       const range = `${r.ratioRange[0]!.toFixed(2)}–${r.ratioRange[1]!.toFixed(2)}`;
       return `| ${r.path} | ${raw} | ${ours} | **${
         r.ratio.toFixed(2)
-      }** (${range}) | ≥ ${r.target} ${verdict(r.met)} |`;
+      }** (${range}) | ≥ ${r.target} ${verdict(r.met)} | ${r.picked.raw}; ${r.picked.ours} |`;
     }),
     "",
     "| measure | raw | ours | target |",
@@ -363,8 +482,7 @@ runCommand({
     lateness: late,
     scale: { slowdown, slowdowns, without: stats(scale.without), with: stats(scale.with) },
     service,
-    prefetch,
-    rawPrefetch,
+    chosen,
   };
   await Deno.mkdir("bench/results", { recursive: true });
   await Deno.writeTextFile("bench/results/latest.json", JSON.stringify(json, null, 2) + "\n");

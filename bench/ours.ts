@@ -16,6 +16,7 @@ import {
   prefill,
   type RunContext,
   type RunResult,
+  withPublisherConnection,
 } from "./_shared.ts";
 
 /** Estoque's bulk publish. */
@@ -78,11 +79,19 @@ export async function oursConsume(ctx: RunContext): Promise<RunResult> {
 /** Estoque publishing at full speed while the consumer runs, until every order is created. */
 export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
   let publishStarted = 0;
-  await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
-    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
-    publishStarted = performance.now();
-    publishOrders({ publisher, topology: ctx.topo, count: ctx.messages, quantity: 42 });
-    return () => {};
+  await withPublisherConnection(ctx.url, async (broker) => {
+    await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
+      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+      publishStarted = performance.now();
+      publishOrders({
+        publisher,
+        topology: ctx.topo,
+        count: ctx.messages,
+        quantity: 42,
+        window: ctx.window,
+      });
+      return () => {};
+    });
   });
   return { messages: ctx.messages, elapsedMs: performance.now() - publishStarted };
 }
@@ -106,7 +115,7 @@ export async function oursDeadLetter(ctx: RunContext): Promise<RunResult> {
 export async function oursReplay(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.deadLetterQueue, orders(ctx.messages, 900), EXHAUSTED);
   const started = performance.now();
-  const counts = await replayDeadLetters(ctx.broker, ctx.topo);
+  const counts = await replayDeadLetters(ctx.broker, ctx.topo, { window: ctx.window });
   if (counts.done !== ctx.messages) throw new Error(`replayed ${counts.done}/${ctx.messages}`);
   return { messages: ctx.messages, elapsedMs: performance.now() - started };
 }
@@ -116,18 +125,20 @@ export async function oursLatency(ctx: RunContext, rate: number): Promise<number
   const list = orders(ctx.messages, 42);
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
-  await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
-    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
-    paced(ctx.messages, rate, (i) => {
-      const order = list[i]!;
-      sentAt.set(order.refCode, performance.now());
-      publishOrder(publisher, ctx.topo, order);
+  await withPublisherConnection(ctx.url, async (broker) => {
+    await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
+      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+      paced(ctx.messages, rate, (i) => {
+        const order = list[i]!;
+        sentAt.set(order.refCode, performance.now());
+        publishOrder(publisher, ctx.topo, order);
+      });
+      return (outcome) => {
+        if (outcome.kind === "created") {
+          latencies.push(performance.now() - sentAt.get(outcome.refCode)!);
+        }
+      };
     });
-    return (outcome) => {
-      if (outcome.kind === "created") {
-        latencies.push(performance.now() - sentAt.get(outcome.refCode)!);
-      }
-    };
   });
   return latencies;
 }

@@ -1,31 +1,55 @@
 /**
  * The baseline: the same paths written directly on amqplib, the way a careful user of the raw
- * client would: pipelined publisher confirms, manual acks at prefetch 100, republish-then-ack.
- * No validation, no ledger, no bookkeeping.
+ * client would: pipelined publisher confirms, manual acks at the prefetch the bench sweep picks,
+ * republish-then-ack.
+ * Where a path publishes while it consumes, the publisher has its own connection and a bounded
+ * confirm window. No validation, no ledger, no bookkeeping.
  */
 
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
 import { orderProperties } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
-import { EXHAUSTED, orders, paced, prefill, type RunContext, type RunResult } from "./_shared.ts";
+import type { Broker } from "../lib/broker.ts";
+import {
+  EXHAUSTED,
+  orders,
+  paced,
+  prefill,
+  type RunContext,
+  type RunResult,
+  withPublisherConnection,
+} from "./_shared.ts";
 
 /**
  * Makes and publishes N orders with pipelined confirms, as Estoque would on bare amqplib (with
- * Estoque's properties); resolves
- * once every one is confirmed.
+ * Estoque's properties), at most `window` awaiting their confirm when one is given; resolves once
+ * every one is confirmed.
  */
-async function publishAll(ctx: RunContext): Promise<void> {
-  const channel = await ctx.broker.confirmChannel();
+async function publishAll(ctx: RunContext, broker: Broker = ctx.broker, window = Infinity) {
+  const channel = await broker.confirmChannel();
+  let inFlight = 0;
+  let room: PromiseWithResolvers<void> | undefined;
+  const confirmed = () => {
+    inFlight--;
+    room?.resolve();
+    room = undefined;
+  };
   for (let i = 0; i < ctx.messages; i++) {
     const order = newOrder({ quantity: 42 });
+    inFlight++;
     const ok = channel.publish(
       ctx.topo.exchange,
       ctx.topo.routingKey,
       Buffer.from(encodeOrder(order)),
       orderProperties(order, Date.now()),
+      confirmed,
     );
     if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
+    while (inFlight >= window) {
+      room = Promise.withResolvers<void>();
+      await room.promise;
+    }
   }
   await channel.waitForConfirms();
   await channel.close();
@@ -73,13 +97,15 @@ export async function rawConsume(ctx: RunContext): Promise<RunResult> {
 
 /** Publishes N messages at full speed while a consumer acks them, until all are acked. */
 export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
-  const consumer = await ackAll(ctx);
-  const started = performance.now();
-  await publishAll(ctx);
-  await consumer.done;
-  const elapsedMs = performance.now() - started;
-  await consumer.close();
-  return { messages: ctx.messages, elapsedMs };
+  return await withPublisherConnection(ctx.url, async (publisher) => {
+    const consumer = await ackAll(ctx);
+    const started = performance.now();
+    await publishAll(ctx, publisher, ctx.rawWindow);
+    await consumer.done;
+    const elapsedMs = performance.now() - started;
+    await consumer.close();
+    return { messages: ctx.messages, elapsedMs };
+  });
 }
 
 async function republishThenAck(
@@ -141,7 +167,10 @@ export async function rawReplay(ctx: RunContext): Promise<RunResult> {
   );
 }
 
-/** Latency at a steady rate: publish `rate` messages a second, a consumer acks them. */
+/**
+ * Latency at a steady rate: publish `rate` messages a second on a connection of their own, a
+ * consumer acks them.
+ */
 export async function rawLatency(ctx: RunContext, rate: number): Promise<number[]> {
   const list = orders(ctx.messages, 42);
   const sentAt = new Map<string, number>();
@@ -149,20 +178,22 @@ export async function rawLatency(ctx: RunContext, rate: number): Promise<number[
   const consumer = await ackAll(ctx, (message) => {
     latencies.push(performance.now() - sentAt.get(message.properties.messageId)!);
   });
-  const channel = await ctx.broker.confirmChannel();
-  await paced(ctx.messages, rate, (i) => {
-    const order = list[i]!;
-    sentAt.set(order.refCode, performance.now());
-    channel.publish(
-      ctx.topo.exchange,
-      ctx.topo.routingKey,
-      Buffer.from(encodeOrder(order)),
-      orderProperties(order, Date.now()),
-    );
+  await withPublisherConnection(ctx.url, async (publisher) => {
+    const channel = await publisher.confirmChannel();
+    await paced(ctx.messages, rate, (i) => {
+      const order = list[i]!;
+      sentAt.set(order.refCode, performance.now());
+      channel.publish(
+        ctx.topo.exchange,
+        ctx.topo.routingKey,
+        Buffer.from(encodeOrder(order)),
+        orderProperties(order, Date.now()),
+      );
+    });
+    await channel.waitForConfirms();
+    await channel.close();
   });
-  await channel.waitForConfirms();
   await consumer.done;
-  await channel.close();
   await consumer.close();
   return latencies;
 }
