@@ -126,3 +126,44 @@ export async function peakRssOf(pid: number): Promise<number | undefined> {
     return undefined;
   }
 }
+
+/**
+ * Samples how late a 10 ms timer fires, in milliseconds, until `stop()`: the event loop's delay.
+ * (Deno's `monitorEventLoopDelay` from node:perf_hooks does not record blocking, so it is measured
+ * directly.)
+ */
+export function sampleLoopDelay(): { stop(): number[] } {
+  const delays: number[] = [];
+  const period = 10;
+  let due = performance.now() + period;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    delays.push(Math.max(0, now - due));
+    due = now + period;
+  }, period);
+  return {
+    stop() {
+      clearInterval(timer);
+      return delays;
+    },
+  };
+}
+
+/**
+ * The disk's own commit time: `n` times, appends 4 KiB to a file in `dir` and waits for
+ * `fdatasync`; returns each time in milliseconds. A durable ledger cannot commit faster.
+ */
+export async function fsyncTimes(dir: string, n: number): Promise<number[]> {
+  const path = `${dir}/fsync-probe`;
+  const block = new Uint8Array(4096).fill(7);
+  const times: number[] = [];
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await file.write(block);
+    await file.syncData();
+    times.push(performance.now() - started);
+  }
+  await Deno.remove(path);
+  return times;
+}
