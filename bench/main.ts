@@ -195,8 +195,11 @@ interface SideStats {
   readonly max: number;
 }
 
+/** Messages a second of one run. */
+const rate = (r: RunResult) => r.messages / (r.elapsedMs / 1000);
+
 function stats(results: RunResult[]): SideStats {
-  const rates = results.map((r) => r.messages / (r.elapsedMs / 1000));
+  const rates = results.map(rate);
   return { rates, median: quantile(rates, 0.5), min: Math.min(...rates), max: Math.max(...rates) };
 }
 
@@ -230,30 +233,38 @@ runCommand({
     ours: { prefetch, window },
   };
   const dir = await Deno.makeTempDir({ prefix: "productionorder-bench-" });
-  interface RunOptions {
+  interface ContextOptions {
     readonly raw?: Settings;
     readonly ours?: Settings;
-    /** Untimed set-up in the run's topology. */
-    readonly before?: (ctx: RunContext) => Promise<void>;
+    readonly messages?: number;
+    readonly retryDelays?: readonly number[];
   }
-  const run = (side: Side, { raw = defaults.raw, ours = defaults.ours, before }: RunOptions = {}) =>
-    withBenchTopology(url, async (broker, topo) => {
-      const ctx: RunContext = {
+  /** Runs `fn` in a fresh topology with the context those settings make. */
+  const inTopology = <T>(fn: (ctx: RunContext) => Promise<T>, options: ContextOptions = {}) => {
+    const { raw = defaults.raw, ours = defaults.ours } = options;
+    return withBenchTopology(url, (broker, topo) =>
+      fn({
         url,
         broker,
         topo,
-        messages,
+        messages: options.messages ?? messages,
         dir,
         prefetch: ours.prefetch,
         window: ours.window,
         rawPrefetch: raw.prefetch,
         rawWindow: raw.window,
-      };
-      await before?.(ctx);
+      }), options.retryDelays);
+  };
+  /** One timed run of a side; `before` is untimed set-up in the run's topology. */
+  const run = (
+    side: Side,
+    options: ContextOptions & { before?: (ctx: RunContext) => Promise<void> } = {},
+  ) =>
+    inTopology(async (ctx) => {
+      await options.before?.(ctx);
       return await side(ctx);
-    });
+    }, options);
   const sweepRuns = quick ? 1 : 2;
-  const rate = (r: RunResult) => r.messages / (r.elapsedMs / 1000);
   /** Runs a side once per combination of its unpinned knobs' values; returns the fastest. */
   const sweep = async (path: PathSpec, which: "raw" | "ours"): Promise<Settings> => {
     let candidates: Settings[] = [defaults[which]];
@@ -290,27 +301,24 @@ runCommand({
     );
   }
   const results: Record<string, { raw: RunResult[]; ours: RunResult[] }> = {};
-  const picked: Record<string, { raw: string; ours: string }> = {};
   const chosen: Record<string, { raw: Settings; ours: Settings }> = {};
   for (const path of paths) {
     results[path.name] = { raw: [], ours: [] };
     const rawSettings = await sweep(path, "raw");
     const oursSettings = await sweep(path, "ours");
     chosen[path.name] = { raw: rawSettings, ours: oursSettings };
-    picked[path.name] = {
-      raw: describe(rawSettings, path.rawKnobs),
-      ours: describe(oursSettings, path.oursKnobs),
-    };
-    log(`  ${path.name}: raw ${picked[path.name]!.raw}; ours ${picked[path.name]!.ours}`);
+    log(
+      `  ${path.name}: raw ${describe(rawSettings, path.rawKnobs)}; ours ${
+        describe(oursSettings, path.oursKnobs)
+      }`,
+    );
     for (let round = 0; round < rounds; round++) {
       const raw = await run(path.raw, { raw: rawSettings });
       const ours = await run(path.ours, { ours: oursSettings });
       results[path.name]!.raw.push(raw);
       results[path.name]!.ours.push(ours);
       log(
-        `  ${path.name} round ${round + 1}: raw ${
-          fmt(raw.messages / (raw.elapsedMs / 1000))
-        }/s, ours ${fmt(ours.messages / (ours.elapsedMs / 1000))}/s`,
+        `  ${path.name} round ${round + 1}: raw ${fmt(rate(raw))}/s, ours ${fmt(rate(ours))}/s`,
       );
     }
   }
@@ -340,24 +348,7 @@ runCommand({
   const e2e = chosen["end-to-end"]!;
   for (let round = 0; round < rounds; round++) {
     const latencyRun = (fn: (ctx: RunContext, rate: number) => Promise<number[]>) =>
-      withBenchTopology(
-        url,
-        (broker, topo) =>
-          fn(
-            {
-              url,
-              broker,
-              topo,
-              messages: latencyMessages,
-              dir,
-              prefetch: e2e.ours.prefetch,
-              window: e2e.ours.window,
-              rawPrefetch: e2e.raw.prefetch,
-              rawWindow: e2e.raw.window,
-            },
-            latencyRate,
-          ),
-      );
+      inTopology((ctx) => fn(ctx, latencyRate), { ...e2e, messages: latencyMessages });
     let sampler = sampleLoopDelay();
     latencies.raw.push(...await latencyRun(rawLatency));
     loopDelays.raw.push(...sampler.stop());
@@ -370,39 +361,15 @@ runCommand({
   const fsyncs = await fsyncTimes(dir, quick ? 200 : 1_000);
 
   log("  retry lateness");
-  const lateness = await withBenchTopology(
-    url,
-    (broker, topo) =>
-      oursRetryLateness({
-        url,
-        broker,
-        topo,
-        messages: quick ? 500 : 2_000,
-        dir,
-        prefetch,
-        window,
-        rawPrefetch,
-        rawWindow,
-      }, 1_000),
-  );
+  const lateness = await inTopology((ctx) => oursRetryLateness(ctx, 1_000), {
+    messages: quick ? 500 : 2_000,
+  });
 
   log("  service RSS");
-  const service = await withBenchTopology(
-    url,
-    (broker, topo) =>
-      oursServiceRss({
-        url,
-        broker,
-        topo,
-        messages: Math.max(messages, quick ? 10_000 : 50_000),
-        dir,
-        prefetch,
-        window,
-        rawPrefetch,
-        rawWindow,
-      }),
-    retryDelays(DEFAULT_RETRY_POLICY),
-  );
+  const service = await inTopology(oursServiceRss, {
+    messages: Math.max(messages, quick ? 10_000 : 50_000),
+    retryDelays: retryDelays(DEFAULT_RETRY_POLICY),
+  });
 
   log(`  scale: ${parked} parked`);
   const scale = { without: [] as RunResult[], with: [] as RunResult[] };
@@ -433,7 +400,10 @@ runCommand({
       ratioRange: [Math.min(...ratios), Math.max(...ratios)],
       target: path.target,
       met: ratio >= path.target,
-      picked: picked[path.name]!,
+      picked: {
+        raw: describe(chosen[path.name]!.raw, path.rawKnobs),
+        ours: describe(chosen[path.name]!.ours, path.oursKnobs),
+      },
     };
   });
   const latency = {

@@ -26,6 +26,23 @@ const RETRY = { RETRY_MAX: "2", RETRY_DELAY_MS: "100" };
 
 const ours = (spans: ReceivedSpan[]) => spans.filter((s) => s.scope === "productionorder");
 
+/** Runs OrdemDeProducao until the work queue is drained, with a ledger in `dir`. */
+function drainOrdem(
+  prefix: string[],
+  dir: string,
+  env: Record<string, string>,
+  args: string[] = [],
+) {
+  return runScript("ordem_de_producao.ts", [
+    ...prefix,
+    "--drain",
+    "--no-http",
+    "--ledger",
+    join(dir, "ledger.sqlite"),
+    ...args,
+  ], { ...env, ...RETRY });
+}
+
 Deno.test("one order with three attempts and a dead letter is one trace across Estoque and OrdemDeProducao; a replay is linked to it", async () => {
   await using receiver = await otlpReceiver();
   await withTopology("tracing", { retryDelays: retryDelays(policy) }, async (ctx) => {
@@ -43,15 +60,10 @@ Deno.test("one order with three attempts and a dead letter is one trace across E
       contentType: "application/json",
     });
     await channel.close();
-    const ordem = await runScript("ordem_de_producao.ts", [
-      ...prefix,
-      "--drain",
-      "--no-http",
-      "--ledger",
-      join(dir.path, "ledger.sqlite"),
+    const ordem = await drainOrdem(prefix, dir.path, receiver.env("ordem"), [
       "--log-level",
       "debug",
-    ], { ...receiver.env("ordem"), ...RETRY });
+    ]);
     assert.equal(ordem.code, 0, ordem.stderr);
     await waitFor("Estoque's and OrdemDeProducao's spans", () => {
       const spans = ours(receiver.spans);
@@ -155,13 +167,7 @@ Deno.test("with tracing off nothing is exported and no trace context is added to
     const channel = await ctx.broker.channel();
     channel.sendToQueue(ctx.topo.queue, message!.content, message!.properties);
     await channel.close();
-    const ordem = await runScript("ordem_de_producao.ts", [
-      ...prefix,
-      "--drain",
-      "--no-http",
-      "--ledger",
-      join(dir.path, "ledger.sqlite"),
-    ], { ...off, ...RETRY });
+    const ordem = await drainOrdem(prefix, dir.path, off);
     assert.equal(ordem.code, 0, ordem.stderr);
     assert.deepEqual(receiver.spans, []);
     assert.doesNotMatch(ordem.stderr, /traceId=/);
