@@ -24,9 +24,30 @@ export const SCHEMA = `
     hop         TEXT NOT NULL,
     outcome     TEXT NOT NULL,
     at          TEXT NOT NULL,
+    error       TEXT,
+    delay_ms    INTEGER,
+    instance_id TEXT,
     PRIMARY KEY (message_key, hop)
   ) STRICT;
 `;
+
+/** Columns added to a table after its first release, with their types: added where missing. */
+const ADDED_COLUMNS = [
+  ["forwarded_messages", "error", "TEXT"],
+  ["forwarded_messages", "delay_ms", "INTEGER"],
+  ["forwarded_messages", "instance_id", "TEXT"],
+] as const;
+
+/** Creates the tables, and adds the columns a ledger written by an older release lacks. */
+export function migrate(db: DatabaseSync): void {
+  db.exec(SCHEMA);
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === column)) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
+  }
+}
 
 /**
  * SQLite's own texts (`sqlite3_errstr()`) for the result codes that mean the file cannot take
@@ -76,8 +97,8 @@ export class SqliteWriter {
        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ref_code) DO NOTHING`,
     );
     this.#insertForward = db.prepare(
-      `INSERT INTO forwarded_messages (message_key, hop, outcome, at) VALUES (?, ?, ?, ?)
-       ON CONFLICT DO NOTHING`,
+      `INSERT INTO forwarded_messages (message_key, hop, outcome, at, error, delay_ms, instance_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
   }
 
@@ -99,7 +120,15 @@ export class SqliteWriter {
           );
           results.push(changes === 1 ? "created" : "duplicate");
         } else {
-          this.#insertForward.run(write.messageKey, write.hop, write.outcome, at);
+          this.#insertForward.run(
+            write.messageKey,
+            write.hop,
+            write.outcome,
+            at,
+            write.error ?? null,
+            write.delayMs ?? null,
+            instanceId,
+          );
           results.push("recorded");
         }
       }

@@ -392,6 +392,8 @@ export class OrderConsumer implements AsyncDisposable {
       messageKey: key,
       hop: delivery.hop,
       outcome: outcome.kind,
+      error: outcome.error,
+      delayMs: outcome.kind === "retried" ? outcome.delayMs : undefined,
     }).catch((ledgerError: unknown) => {
       log.warning("cannot record a message as passed on", {
         refCode: key,

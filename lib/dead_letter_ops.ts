@@ -14,6 +14,7 @@ import type { Broker } from "./broker.ts";
 import {
   type DeadLetter,
   type DeadLetterFilter,
+  isEmptyFilter,
   matchesFilter,
   toDeadLetter,
 } from "./dead_letters.ts";
@@ -25,9 +26,7 @@ import { endPublishSpan, startPublishSpan } from "./tracing.ts";
 
 /** Whether a dead letter is one of `filter`'s; without a filter it is not even parsed. */
 function matcher(filter: DeadLetterFilter = {}): (message: ConsumeMessage) => boolean {
-  if (filter.reason === undefined && filter.since === undefined && filter.ref === undefined) {
-    return () => true;
-  }
+  if (isEmptyFilter(filter)) return () => true;
   return (message) => matchesFilter(toDeadLetter(message), filter);
 }
 
@@ -39,6 +38,8 @@ export interface DeadLetterScan {
   readonly limit?: number;
   /** Stops early when aborted; nothing is lost. */
   readonly signal?: AbortSignal;
+  /** Called as the walk goes, with the messages seen so far and the queue's depth when it began. */
+  readonly onScan?: (seen: number, total: number) => void;
 }
 
 /** What an operation found and did; every count is exact. */
@@ -63,7 +64,7 @@ export interface DeadLetterCounts {
 async function walk(
   broker: Broker,
   topo: Topology,
-  signal: AbortSignal | undefined,
+  { signal, onScan }: DeadLetterScan,
   visit: (message: ConsumeMessage, channel: Channel) => void | Promise<void>,
   finish?: (channel: Channel) => Promise<void>,
 ): Promise<number> {
@@ -82,6 +83,7 @@ async function walk(
       if (message === null) return all.reject(new Error("the broker cancelled the walk"));
       if (seen >= total || signal?.aborted) return; // arrived after the walk began: stays
       seen++;
+      onScan?.(seen, total);
       visits.push(Promise.resolve().then(() => visit(message, channel)));
       if (seen === total) all.resolve();
     }, { noAck: false });
@@ -115,7 +117,7 @@ export async function inspectDeadLetters(
   const letters: DeadLetter[] = [];
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   let matched = 0;
-  const total = await walk(broker, topo, options.signal, (message) => {
+  const total = await walk(broker, topo, options, (message) => {
     const letter = toDeadLetter(message);
     if (!matchesFilter(letter, options.filter ?? {})) return;
     matched++;
@@ -221,7 +223,7 @@ export async function replayDeadLetters(
   let failed = 0;
   let total: number;
   try {
-    total = await walk(broker, topo, options.signal, async (message, channel) => {
+    total = await walk(broker, topo, options, async (message, channel) => {
       if (!matches(message)) return;
       matched++;
       if (options.dryRun || taken >= limit || options.signal?.aborted) return;
@@ -317,8 +319,7 @@ export async function purgeDeadLetters(
   options: PurgeOptions,
 ): Promise<DeadLetterCounts> {
   const filter = options.filter ?? {};
-  const selective = filter.reason !== undefined || filter.since !== undefined ||
-    filter.ref !== undefined || options.limit !== undefined;
+  const selective = !isEmptyFilter(filter) || options.limit !== undefined;
   if (!selective && options.archive === undefined) {
     const channel = await broker.channel();
     try {
@@ -334,7 +335,7 @@ export async function purgeDeadLetters(
   const at = new Date().toISOString();
   let matched = 0;
   const matches = matcher(filter);
-  const total = await walk(broker, topo, options.signal, (message) => {
+  const total = await walk(broker, topo, options, (message) => {
     if (!matches(message)) return;
     matched++;
     if (taken.length >= limit) return;

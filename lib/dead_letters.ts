@@ -41,6 +41,36 @@ export interface DeadLetterFilter {
   readonly since?: Date | undefined;
   /** Only this RefCode (message id), compared without case. */
   readonly ref?: string | undefined;
+  /** Only those dead-lettered before this time. */
+  readonly until?: Date | undefined;
+  /** Only those whose RefCode, reason or last error contains this text, compared without case. */
+  readonly text?: string | undefined;
+  /** Only one failure group: those whose last error reads this once normalised. */
+  readonly errorGroup?: string | undefined;
+  /** Only these RefCodes (a selection), lower-cased. */
+  readonly refs?: ReadonlySet<string> | undefined;
+}
+
+/** Whether a filter takes every dead letter. */
+export function isEmptyFilter(filter: DeadLetterFilter): boolean {
+  return Object.values(filter).every((value) => value === undefined);
+}
+
+/**
+ * An error text with what varies between messages of one cause taken out: times, UUIDs, long hex
+ * ids, quoted values and numbers become `<time>`, `<uuid>`, `<hex>`, `"…"` and `<n>`, so that
+ * `maximum quantity exceeded: 900 > 500` and `…: 7000 > 500` are one failure group.
+ */
+export function normaliseError(text: string): string {
+  return text
+    .replace(/\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?/g, "<time>")
+    .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, "<uuid>")
+    .replace(/\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b/gi, "<hex>")
+    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+    .replace(/'(?:[^'\\]|\\.)*'/g, "'…'")
+    .replace(/-?\b\d+(\.\d+)?\b/g, "<n>")
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 function date(value: unknown): Date | undefined {
@@ -102,6 +132,21 @@ export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boo
   }
   if (filter.since !== undefined) {
     if (letter.deadLetteredAt === undefined || letter.deadLetteredAt < filter.since) return false;
+  }
+  if (filter.until !== undefined) {
+    if (letter.deadLetteredAt === undefined || letter.deadLetteredAt >= filter.until) return false;
+  }
+  if (filter.refs !== undefined && !filter.refs.has(letter.refCode?.toLowerCase() ?? "")) {
+    return false;
+  }
+  if (filter.errorGroup !== undefined && normaliseError(letter.lastError) !== filter.errorGroup) {
+    return false;
+  }
+  if (filter.text !== undefined) {
+    const text = filter.text.toLowerCase();
+    const found = [letter.refCode ?? "", letter.reason, letter.lastError]
+      .some((field) => field.toLowerCase().includes(text));
+    if (!found) return false;
   }
   return true;
 }

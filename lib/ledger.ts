@@ -30,8 +30,12 @@ export type LedgerWrite =
     readonly messageKey: string;
     /** Which hop of its journey was passed on: `<replays>:<retries>`. */
     readonly hop: string;
-    /** What was done: `retry` or `dead-letter`. */
+    /** What was done: `retried` or `dead-lettered`. */
     readonly outcome: string;
+    /** Why: the error text of the attempt that failed. */
+    readonly error?: string | undefined;
+    /** For a retry, how long the copy waits, in milliseconds. */
+    readonly delayMs?: number | undefined;
   };
 
 /** What a write did: `created` a production order, found it already there, or recorded. */
@@ -53,6 +57,29 @@ export interface ProductionOrder {
   readonly instanceId: string;
 }
 
+/** One hop a message was passed on at, as recorded: an attempt that failed, and what followed. */
+export interface ForwardRecord {
+  /** `<replays>:<retries>` of the delivery that failed. */
+  readonly hop: string;
+  /** `retried` or `dead-lettered`. */
+  readonly outcome: string;
+  /** When it was passed on (ISO 8601). */
+  readonly at: string;
+  /** The error text, where recorded (rows written before it was kept have none). */
+  readonly error: string | undefined;
+  /** The retry's delay in milliseconds, where recorded. */
+  readonly delayMs: number | undefined;
+  /** The consumer instance that passed it on, where recorded. */
+  readonly instanceId: string | undefined;
+}
+
+/** What the ledger knows of one RefCode: its production order and every hop it was passed on. */
+export interface LedgerJourney {
+  readonly order: ProductionOrder | undefined;
+  /** In the order they happened. */
+  readonly forwards: readonly ForwardRecord[];
+}
+
 /** The ledger's operations; every implementation keeps RefCode unique in the database itself. */
 export interface Ledger extends AsyncDisposable {
   /** Commits a batch of writes in one durable transaction; one result per write, in order. */
@@ -63,6 +90,8 @@ export interface Ledger extends AsyncDisposable {
   findOrder(refCode: string): Promise<ProductionOrder | undefined>;
   /** How many production orders there are. */
   countOrders(): Promise<number>;
+  /** The production order of a RefCode (the message key) and the hops it was passed on. */
+  journey(refCode: string): Promise<LedgerJourney>;
   /**
    * Checks that the ledger can take commits now (a connection for PostgreSQL, the write lock for
    * SQLite), for a consumer paused by an outage.
@@ -78,7 +107,7 @@ export interface Ledger extends AsyncDisposable {
  * writing (no lock taken, no schema created).
  */
 export type LedgerReader =
-  & Pick<Ledger, "findOrder" | "countOrders" | "close">
+  & Pick<Ledger, "findOrder" | "countOrders" | "journey" | "close">
   & AsyncDisposable;
 
 /** The default instance id: host name and process id. */

@@ -132,4 +132,16 @@ export class ManagementClient {
       routingKey: b.routing_key,
     }));
   }
+
+  /**
+   * Messages a second published into an exchange, as the broker's statistics last sampled it (every
+   * 5 s); undefined when the exchange does not exist, 0 before anything was published.
+   */
+  async publishRate(exchange: string): Promise<number | undefined> {
+    const found = await this.#get(
+      `exchanges/${this.#vhost}/${encodeURIComponent(exchange)}?msg_rates_age=60&msg_rates_incr=5`,
+    ) as { message_stats?: { publish_in_details?: { rate?: number } } } | undefined;
+    if (!found) return undefined;
+    return found.message_stats?.publish_in_details?.rate ?? 0;
+  }
 }

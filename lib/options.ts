@@ -396,6 +396,95 @@ export const DLQ_OPTIONS = {
   "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
 } as const satisfies OptionSpecs;
 
+/** The browser console's options. */
+export const CONSOLE_OPTIONS = {
+  // The services' own: the console finds the same queues (retry tiers included) they declare.
+  ...COMMON_OPTIONS,
+  hostname: {
+    type: "string",
+    env: "CONSOLE_HOSTNAME",
+    default: "127.0.0.1",
+    placeholder: "address",
+    description:
+      "The address the console listens on. Anything but a loopback address needs --token, --operator-token or --users-file.",
+  },
+  port: {
+    type: "string",
+    env: "CONSOLE_PORT",
+    default: "8090",
+    placeholder: "port",
+    description: "The console's port (0 picks a free one).",
+  },
+  token: {
+    type: "string",
+    env: "CONSOLE_TOKEN",
+    placeholder: "secret",
+    secret: true,
+    description:
+      "A bearer token that may read (Authorization: Bearer ...). Also from CONSOLE_TOKEN_FILE.",
+  },
+  "operator-token": {
+    type: "string",
+    env: "CONSOLE_OPERATOR_TOKEN",
+    placeholder: "secret",
+    secret: true,
+    description:
+      "A bearer token that may also replay and purge. Also from CONSOLE_OPERATOR_TOKEN_FILE.",
+  },
+  "users-file": {
+    type: "string",
+    env: "CONSOLE_USERS_FILE",
+    placeholder: "path",
+    description:
+      "Basic-auth users, one per line: name:role:password, role viewer or operator, the password as it is or sha256:HEX.",
+  },
+  "read-only": {
+    type: "boolean",
+    env: "CONSOLE_READ_ONLY",
+    description: "Nobody may replay or purge, whatever their role.",
+  },
+  "ledger-url": {
+    type: "string",
+    env: "LEDGER_URL",
+    default: `sqlite:${DEFAULT_LEDGER_PATH}`,
+    placeholder: "sqlite:PATH|postgres://...",
+    secret: true,
+    description:
+      "The ledger OrdemDeProducao writes, read for counts and journeys (never written). Also from LEDGER_URL_FILE.",
+  },
+  "metrics-url": {
+    type: "string",
+    env: "CONSOLE_METRICS_URLS",
+    default: "http://127.0.0.1:9464/metrics",
+    placeholder: "http-url[,...]",
+    description:
+      "OrdemDeProducao's /metrics endpoints (comma-separated, one per instance), for the rates.",
+  },
+  "management-url": DOCTOR_OPTIONS["management-url"],
+  management: {
+    type: "boolean",
+    default: "true",
+    description: "Do not ask the management API (no publish rate; everything else still shows).",
+  },
+  "index-max-age": {
+    type: "string",
+    env: "CONSOLE_INDEX_MAX_AGE_MS",
+    default: "5000",
+    placeholder: "ms",
+    description:
+      "How old the console's index of the dead-letter queue may get before a page asks for a new walk.",
+  },
+  "max-selection": {
+    type: "string",
+    env: "CONSOLE_MAX_SELECTION",
+    default: "1000",
+    placeholder: "N",
+    description: "The most dead letters one selection (ticked one by one) may name.",
+  },
+  "archive-dir": DLQ_OPTIONS["archive-dir"],
+  "audit-log": DLQ_OPTIONS["audit-log"],
+} as const satisfies OptionSpecs;
+
 /** Every command, by task name. */
 export const COMMANDS = {
   estoque: {
@@ -425,5 +514,11 @@ export const COMMANDS = {
     summary: "Dead-letter tooling: list, show, replay or purge dead-lettered production orders.",
     options: DLQ_OPTIONS,
     allowPositionals: true,
+  },
+  console: {
+    usage: "deno task console [options]",
+    summary:
+      "The browser console: the flow live, failures by cause, an order's journey, replay and purge.",
+    options: CONSOLE_OPTIONS,
   },
 } as const satisfies Record<string, CommandSpec>;

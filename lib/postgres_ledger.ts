@@ -14,7 +14,13 @@
 
 import pg from "pg";
 import { describeError, errorCode, LedgerUnavailableError } from "./errors.ts";
-import type { Ledger, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
+import type {
+  Ledger,
+  LedgerJourney,
+  LedgerResult,
+  LedgerWrite,
+  ProductionOrder,
+} from "./ledger.ts";
 import { defaultInstanceId } from "./ledger.ts";
 import { redactUrl } from "./redact.ts";
 
@@ -84,7 +90,10 @@ function schemaSql(schema: string): string {
       at          timestamptz NOT NULL DEFAULT now(),
       instance_id text NOT NULL,
       PRIMARY KEY (message_key, hop)
-    );`;
+    );
+    ALTER TABLE ${schema}.forwarded_messages
+      ADD COLUMN IF NOT EXISTS error text,
+      ADD COLUMN IF NOT EXISTS delay_ms integer;`;
 }
 
 /** A ledger in PostgreSQL. Open it with {@linkcode PostgresLedger.open}. */
@@ -193,8 +202,10 @@ export class PostgresLedger implements Ledger {
       }
       if (forwards.length > 0) {
         await client.query(
-          `INSERT INTO forwarded_messages (message_key, hop, outcome, at, instance_id)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+          `INSERT INTO forwarded_messages
+             (message_key, hop, outcome, at, instance_id, error, delay_ms)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                                $6::text[], $7::int[])
            ON CONFLICT DO NOTHING`,
           [
             forwards.map((w) => w.messageKey),
@@ -202,6 +213,8 @@ export class PostgresLedger implements Ledger {
             forwards.map((w) => w.outcome),
             forwards.map(() => at),
             forwards.map(() => this.#instanceId),
+            forwards.map((w) => w.error ?? null),
+            forwards.map((w) => w.delayMs ?? null),
           ],
         );
       }
@@ -239,6 +252,26 @@ export class PostgresLedger implements Ledger {
       createdAt: (row.created_at as Date).toISOString(),
       attempt: Number(row.attempt),
       instanceId: row.instance_id as string,
+    };
+  }
+
+  async journey(refCode: string): Promise<LedgerJourney> {
+    const order = await this.findOrder(refCode);
+    const { rows } = await this.#query(
+      `SELECT hop, outcome, at, error, delay_ms, instance_id FROM forwarded_messages
+       WHERE message_key = $1 ORDER BY at, hop`,
+      [refCode],
+    );
+    return {
+      order,
+      forwards: rows.map((row: Record<string, unknown>) => ({
+        hop: row.hop as string,
+        outcome: row.outcome as string,
+        at: (row.at as Date).toISOString(),
+        error: (row.error as string | null) ?? undefined,
+        delayMs: row.delay_ms === null ? undefined : Number(row.delay_ms),
+        instanceId: row.instance_id as string,
+      })),
     };
   }
 

@@ -8,15 +8,23 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import {
+  migrate,
   openDatabase,
-  SCHEMA,
   SqliteWriter,
   unavailableCode,
   type WorkerReply,
   type WorkerRequest,
 } from "./_sqlite_writer.ts";
 
-import type { Ledger, LedgerReader, LedgerResult, LedgerWrite, ProductionOrder } from "./ledger.ts";
+import type {
+  ForwardRecord,
+  Ledger,
+  LedgerJourney,
+  LedgerReader,
+  LedgerResult,
+  LedgerWrite,
+  ProductionOrder,
+} from "./ledger.ts";
 import { FatalError, LedgerUnavailableError } from "./errors.ts";
 import { defaultInstanceId } from "./ledger.ts";
 
@@ -75,8 +83,13 @@ async function lockLedgerFile(path: string, instanceId: string): Promise<() => v
 class OrderQueries {
   readonly #find: StatementSync;
   readonly #count: StatementSync;
+  readonly #forwards: StatementSync;
 
   constructor(db: DatabaseSync) {
+    // Every column: a ledger from an older release, read without migrating, lacks the newer ones.
+    this.#forwards = db.prepare(
+      "SELECT * FROM forwarded_messages WHERE message_key = ? ORDER BY at, hop",
+    );
     this.#find = db.prepare(
       `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
        FROM production_orders WHERE ref_code = ?`,
@@ -99,6 +112,23 @@ class OrderQueries {
 
   count(): number {
     return Number((this.#count.get() as { n: number }).n);
+  }
+
+  journey(refCode: string): LedgerJourney {
+    const rows = this.#forwards.all(refCode) as Array<Record<string, string | number | null>>;
+    const text = (value: string | number | null | undefined) =>
+      value === null || value === undefined ? undefined : String(value);
+    const forwards: ForwardRecord[] = rows.map((row) => ({
+      hop: String(row.hop),
+      outcome: String(row.outcome),
+      at: String(row.at),
+      error: text(row.error),
+      delayMs: row.delay_ms === null || row.delay_ms === undefined
+        ? undefined
+        : Number(row.delay_ms),
+      instanceId: text(row.instance_id),
+    }));
+    return { order: this.find(refCode), forwards };
   }
 }
 
@@ -135,6 +165,10 @@ export class SqliteLedgerReader implements LedgerReader {
 
   countOrders(): Promise<number> {
     return Promise.resolve(this.#read()?.count() ?? 0);
+  }
+
+  journey(refCode: string): Promise<LedgerJourney> {
+    return Promise.resolve(this.#read()?.journey(refCode) ?? { order: undefined, forwards: [] });
   }
 
   close(): Promise<void> {
@@ -256,7 +290,7 @@ export class SqliteLedger implements Ledger {
     }
     try {
       const db = openDatabase(path);
-      db.exec(SCHEMA);
+      migrate(db);
       ledger = new SqliteLedger(db, path, options, unlock);
     } catch (error) {
       unlock();
@@ -346,6 +380,10 @@ export class SqliteLedger implements Ledger {
 
   countOrders(): Promise<number> {
     return Promise.resolve(this.#orders.count());
+  }
+
+  journey(refCode: string): Promise<LedgerJourney> {
+    return Promise.resolve(this.#orders.journey(refCode));
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,204 @@
+/**
+ * The console's view of the dead-letter queue: a snapshot taken by one walk of the queue (which
+ * puts every message back in its place), kept in the console process, and answered from in pages
+ * and groups, so a browser never loads the whole queue. A snapshot older than `maxAgeMs` is
+ * replaced by a new walk when a page asks; while that runs, the old one answers and the walk's
+ * progress shows. Walks and the operations that change the queue (replay, purge) take turns.
+ *
+ * @module
+ */
+
+import type { Broker } from "../broker.ts";
+import { inspectDeadLetters } from "../dead_letter_ops.ts";
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  matchesFilter,
+  normaliseError,
+} from "../dead_letters.ts";
+import type { Topology } from "../topology.ts";
+
+/** One walk's result. */
+export interface Snapshot {
+  /** When the walk ended. */
+  readonly at: Date;
+  /** The dead letters, in queue order. */
+  readonly letters: readonly DeadLetter[];
+}
+
+/** A failure group: dead letters of one reason whose errors read the same once normalised. */
+export interface FailureGroup {
+  readonly reason: string;
+  /** The normalised error text (the group's key with the reason). */
+  readonly error: string;
+  /** One of the group's errors as it was written. */
+  readonly example: string;
+  readonly count: number;
+  /** The earliest and latest dead-lettering time in the group (ISO 8601), if known. */
+  readonly firstSeen: string | undefined;
+  readonly lastSeen: string | undefined;
+}
+
+/** A walk in progress. */
+export interface WalkProgress {
+  readonly seen: number;
+  readonly total: number;
+}
+
+/** Runs one thing at a time, in the order asked. */
+export class TakeTurns {
+  #last: Promise<unknown> = Promise.resolve();
+
+  /** Runs `work` once everything asked before it has ended. */
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#last.then(work, work);
+    this.#last = next.catch(() => {});
+    return next;
+  }
+}
+
+/** Options for {@linkcode DeadLetterIndex}. */
+export interface DeadLetterIndexOptions {
+  /** A broker to walk the queue with (asked each time: it may have reconnected). */
+  readonly broker: () => Promise<Broker>;
+  readonly topology: Topology;
+  /** How old a snapshot may be before a page asks for a new one. */
+  readonly maxAgeMs: number;
+  /** Walks and queue operations take turns through this. */
+  readonly turns: TakeTurns;
+}
+
+/** The snapshot of the dead-letter queue, refreshed as pages ask. */
+export class DeadLetterIndex {
+  readonly #options: DeadLetterIndexOptions;
+  #snapshot: Snapshot | undefined;
+  #walking: Promise<Snapshot> | undefined;
+  #progress: WalkProgress | undefined;
+  #groups: { snapshot: Snapshot; groups: FailureGroup[] } | undefined;
+
+  constructor(options: DeadLetterIndexOptions) {
+    this.#options = options;
+  }
+
+  /** The walk in progress, if any. */
+  get progress(): WalkProgress | undefined {
+    return this.#progress;
+  }
+
+  /** Marks the snapshot stale (the queue was changed): the next page walks again. */
+  invalidate(): void {
+    if (this.#snapshot) this.#snapshot = { ...this.#snapshot, at: new Date(0) };
+  }
+
+  /**
+   * A snapshot no older than `maxAgeMs` if one can be had without waiting, else the last one
+   * while a new walk runs; the first call waits for the first walk. `fresh` waits for a new walk.
+   */
+  async snapshot(fresh = false): Promise<Snapshot> {
+    const current = this.#snapshot;
+    const stale = current === undefined ||
+      Date.now() - current.at.getTime() > this.#options.maxAgeMs;
+    if (stale || fresh) {
+      const walking = this.#walk();
+      if (current === undefined || fresh) return await walking;
+      walking.catch(() => {}); // the next request sees the error
+    }
+    return current!;
+  }
+
+  #walk(): Promise<Snapshot> {
+    this.#walking ??= this.#options.turns.run(async () => {
+      this.#progress = { seen: 0, total: 0 };
+      const found = await inspectDeadLetters(
+        await this.#options.broker(),
+        this.#options.topology,
+        { onScan: (seen, total) => this.#progress = { seen, total } },
+      );
+      const snapshot = { at: new Date(), letters: found.letters };
+      this.#snapshot = snapshot;
+      return snapshot;
+    }).finally(() => {
+      this.#walking = undefined;
+      this.#progress = undefined;
+    });
+    return this.#walking;
+  }
+
+  /** The failure groups of a snapshot, largest first; counted once per snapshot. */
+  groups(snapshot: Snapshot): FailureGroup[] {
+    if (this.#groups?.snapshot === snapshot) return this.#groups.groups;
+    const groups = groupFailures(snapshot.letters);
+    this.#groups = { snapshot, groups };
+    return groups;
+  }
+}
+
+/** Groups dead letters by reason and normalised error; largest group first. */
+export function groupFailures(letters: readonly DeadLetter[]): FailureGroup[] {
+  const byKey = new Map<string, {
+    reason: string;
+    error: string;
+    example: string;
+    count: number;
+    first: number;
+    last: number;
+  }>();
+  for (const letter of letters) {
+    const error = normaliseError(letter.lastError);
+    const key = `${letter.reason}\u0000${error}`;
+    const at = letter.deadLetteredAt?.getTime() ?? Number.NaN;
+    const group = byKey.get(key);
+    if (group === undefined) {
+      byKey.set(key, {
+        reason: letter.reason,
+        error,
+        example: letter.lastError,
+        count: 1,
+        first: at,
+        last: at,
+      });
+    } else {
+      group.count++;
+      if (!Number.isNaN(at)) {
+        if (Number.isNaN(group.first) || at < group.first) group.first = at;
+        if (Number.isNaN(group.last) || at > group.last) group.last = at;
+      }
+    }
+  }
+  const iso = (ms: number) => Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+  return [...byKey.values()]
+    .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason))
+    .map((g) => ({
+      reason: g.reason,
+      error: g.error,
+      example: g.example,
+      count: g.count,
+      firstSeen: iso(g.first),
+      lastSeen: iso(g.last),
+    }));
+}
+
+/** One page of the dead letters a filter takes. */
+export interface Page {
+  /** How many the filter takes in all. */
+  readonly matched: number;
+  readonly offset: number;
+  readonly letters: readonly DeadLetter[];
+}
+
+/** The dead letters `filter` takes, from `offset`, at most `limit`. */
+export function pageOf(
+  letters: readonly DeadLetter[],
+  filter: DeadLetterFilter,
+  offset: number,
+  limit: number,
+): Page {
+  const page: DeadLetter[] = [];
+  let matched = 0;
+  for (const letter of letters) {
+    if (!matchesFilter(letter, filter)) continue;
+    if (matched >= offset && page.length < limit) page.push(letter);
+    matched++;
+  }
+  return { matched, offset, letters: page };
+}

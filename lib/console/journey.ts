@@ -1,0 +1,163 @@
+/**
+ * An order's journey by RefCode: every step the system knows of, from the ledger (each hop the
+ * order was passed on at, with its error and delay; its production order, by which instance) and
+ * from the dead-letter queue (each dead letter of it, headers and body byte for byte).
+ *
+ * @module
+ */
+
+import type { DeadLetter } from "../dead_letters.ts";
+import type { LedgerJourney } from "../ledger.ts";
+
+/** One step of a journey, oldest first. */
+export interface JourneyStep {
+  /** `published`, `retried`, `dead-lettered`, `created`, `replayed` or `in-dlq`. */
+  readonly kind: string;
+  /** When (ISO 8601), if known. */
+  readonly at: string | undefined;
+  /** The attempt (retries before it), where known. */
+  readonly attempt: number | undefined;
+  /** What an operator reads: the error, the delay, the instance. */
+  readonly detail: string;
+}
+
+/** A dead letter as the journey shows it: headers as JSON, the body as text and as hex. */
+export interface ShownDeadLetter {
+  readonly reason: string;
+  readonly attempts: number;
+  readonly lastError: string;
+  readonly deadLetteredAt: string | undefined;
+  readonly properties: Record<string, unknown>;
+  readonly headers: Record<string, unknown>;
+  /** The body as UTF-8 text, or null when it is not valid UTF-8. */
+  readonly bodyText: string | null;
+  /** The body in hex, two digits a byte. */
+  readonly bodyHex: string;
+  readonly bodyBytes: number;
+}
+
+/** Everything known of one RefCode. */
+export interface Journey {
+  readonly refCode: string;
+  readonly steps: readonly JourneyStep[];
+  readonly deadLetters: readonly ShownDeadLetter[];
+  readonly productionOrder: LedgerJourney["order"];
+}
+
+/** A header value made plain for JSON: byte strings as text, numbers and dates as they are. */
+export function plainValue(value: unknown): unknown {
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === "bigint") return value.toString();
+  if (Array.isArray(value)) return value.map(plainValue);
+  if (value !== null && typeof value === "object") {
+    // amqplib's typed values ({"!": type, value}) show their value.
+    if ("!" in value && "value" in value) return plainValue((value as { value: unknown }).value);
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainValue(v)]));
+  }
+  return value;
+}
+
+/** A dead letter for the page: body as text where it is UTF-8, and always as hex. */
+export function showDeadLetter(letter: DeadLetter): ShownDeadLetter {
+  let bodyText: string | null;
+  try {
+    bodyText = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(letter.body);
+  } catch {
+    bodyText = null;
+  }
+  return {
+    reason: letter.reason,
+    attempts: letter.attempts,
+    lastError: letter.lastError,
+    deadLetteredAt: letter.deadLetteredAt?.toISOString(),
+    properties: plainValue(letter.properties) as Record<string, unknown>,
+    headers: plainValue(letter.headers) as Record<string, unknown>,
+    bodyText,
+    bodyHex: Array.from(letter.body, (b) => b.toString(16).padStart(2, "0")).join(""),
+    bodyBytes: letter.body.byteLength,
+  };
+}
+
+/** The attempt of a hop `<replays>:<retries>`. */
+function hopParts(hop: string): { replays: number; retries: number } | undefined {
+  const match = /^(\d+):(\d+)$/.exec(hop);
+  return match ? { replays: Number(match[1]), retries: Number(match[2]) } : undefined;
+}
+
+/**
+ * Puts the ledger's record and the dead letters of a RefCode in order; undefined when nothing is
+ * known of it.
+ */
+export function buildJourney(
+  refCode: string,
+  ledger: LedgerJourney,
+  deadLetters: readonly DeadLetter[],
+): Journey | undefined {
+  if (ledger.order === undefined && ledger.forwards.length === 0 && deadLetters.length === 0) {
+    return undefined;
+  }
+  const steps: JourneyStep[] = [];
+  const published = deadLetters.map((l) => l.properties.timestamp).find((t) =>
+    typeof t === "number"
+  );
+  if (typeof published === "number") {
+    steps.push({
+      kind: "published",
+      at: new Date(published * 1000).toISOString(),
+      attempt: undefined,
+      detail: "by Estoque (the message's timestamp)",
+    });
+  }
+  const replaysSeen = new Set<number>();
+  for (const forward of ledger.forwards) {
+    const hop = hopParts(forward.hop);
+    if (hop && hop.replays > 0 && !replaysSeen.has(hop.replays)) {
+      replaysSeen.add(hop.replays);
+      steps.push({
+        kind: "replayed",
+        at: undefined,
+        attempt: 0,
+        detail: `replay ${hop.replays} from the dead-letter queue`,
+      });
+    }
+    const by = forward.instanceId ? ` (by ${forward.instanceId})` : "";
+    const error = forward.error ?? "error not recorded";
+    steps.push({
+      kind: forward.outcome,
+      at: forward.at,
+      attempt: hop?.retries,
+      detail: forward.outcome === "retried"
+        ? `attempt failed: ${error}; retried${
+          forward.delayMs === undefined ? "" : ` after ${forward.delayMs / 1000} s`
+        }${by}`
+        : `attempt failed: ${error}; dead-lettered${by}`,
+    });
+  }
+  const order = ledger.order;
+  if (order !== undefined) {
+    steps.push({
+      kind: "created",
+      at: order.createdAt,
+      attempt: order.attempt,
+      detail:
+        `production order created by ${order.instanceId}: ${order.quantity} of colour ${order.colorCode}`,
+    });
+  }
+  for (const letter of deadLetters) {
+    steps.push({
+      kind: "in-dlq",
+      at: letter.deadLetteredAt?.toISOString(),
+      attempt: letter.attempts,
+      detail: `in the dead-letter queue now: ${letter.reason}${
+        letter.lastError ? `: ${letter.lastError}` : ""
+      }`,
+    });
+  }
+  return {
+    refCode,
+    steps,
+    deadLetters: deadLetters.map(showDeadLetter),
+    productionOrder: order,
+  };
+}

@@ -1,0 +1,523 @@
+// The console's page: three views on the console's JSON API, no framework, no build step.
+// Every value from the API goes into the page as text (textContent), never as markup.
+
+const page = document.getElementById("page");
+const message = document.getElementById("message");
+let session;
+let stream;
+let pollTimer;
+
+/** An element with attributes and children (strings become text nodes). */
+function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "text") element.textContent = value;
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(typeof child === "string" || typeof child === "number" ? String(child) : child);
+  }
+  return element;
+}
+
+function say(text, kind = "error") {
+  message.textContent = text;
+  message.className = kind === "info" ? "info" : "";
+  message.hidden = !text;
+}
+
+async function api(path, options = {}) {
+  const init = { headers: {}, ...options };
+  if (options.body !== undefined) {
+    init.method = "POST";
+    init.headers = { "content-type": "application/json", "x-csrf-token": session.csrf };
+    init.body = JSON.stringify(options.body);
+  }
+  const response = await fetch(path, init);
+  const body = await response.json().catch(() => ({ error: `${response.status}` }));
+  if (!response.ok) throw new Error(body.error ?? `the console answered ${response.status}`);
+  return body;
+}
+
+const number = (n, digits = 0) =>
+  n === null || n === undefined ? "–" : Number(n).toLocaleString("en", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+const when = (iso) => iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "–";
+
+function stop() {
+  stream?.close();
+  stream = undefined;
+  clearTimeout(pollTimer);
+}
+
+// ---- Overview ---------------------------------------------------------------------------------
+
+function overviewView() {
+  const cards = h("div", { class: "cards", "data-testid": "rates" });
+  const depth = h("tbody");
+  const sources = h("tbody");
+  page.replaceChildren(
+    h("h2", { text: "Flow (messages a second)" }),
+    cards,
+    h("h2", { text: "Queues" }),
+    h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h("tr", {}, h("th", { text: "queue" }), h("th", { class: "num", text: "ready" })),
+      ),
+      depth,
+    ),
+    h("h2", { text: "Sources" }),
+    h("table", {}, sources),
+  );
+  const card = (label, value, id) =>
+    h(
+      "div",
+      { class: "card" },
+      h("div", { class: "label", text: label }),
+      h("div", { class: "value", "data-testid": id, text: value }),
+    );
+  const show = (o) => {
+    cards.replaceChildren(
+      card("published /s", number(o.rates.published, 1), "rate-published"),
+      card("created /s", number(o.rates.created, 1), "rate-created"),
+      card("retried /s", number(o.rates.retried, 1), "rate-retried"),
+      card("dead-lettered /s", number(o.rates.deadLettered, 1), "rate-dead-lettered"),
+      card("consumers", number(o.consumers), "consumers"),
+      card("production orders", number(o.ledgerOrders), "ledger-orders"),
+      card("created in all", number(o.totals.created), "total-created"),
+    );
+    depth.replaceChildren(
+      ...Object.entries(o.depth ?? {}).map(([queue, n]) =>
+        h(
+          "tr",
+          {},
+          h("td", { text: queue }),
+          h("td", { class: "num", "data-testid": `depth-${queue}`, text: number(n) }),
+        )
+      ),
+    );
+    sources.replaceChildren(
+      ...Object.entries(o.sources).map(([name, state]) =>
+        h(
+          "tr",
+          {},
+          h("td", { text: name }),
+          h("td", { class: state === "ok" ? "" : "muted", text: state }),
+        )
+      ),
+    );
+    page.dataset.updated = o.at;
+  };
+  stream = new EventSource("/api/overview/stream");
+  stream.onmessage = (event) => show(JSON.parse(event.data));
+  stream.addEventListener("failure", (event) => say(JSON.parse(event.data)));
+}
+
+// ---- Failures ---------------------------------------------------------------------------------
+
+const filterFields = ["reason", "ref", "since", "until", "text", "group"];
+
+function failuresView(params) {
+  const filter = Object.fromEntries(filterFields.map((f) => [f, params.get(f) ?? ""]));
+  const offset = Number(params.get("offset") ?? 0);
+  const input = (name, label, placeholder) =>
+    h(
+      "label",
+      {},
+      label,
+      h("input", { name, value: filter[name], placeholder, "data-testid": `filter-${name}` }),
+    );
+  const form = h(
+    "form",
+    { class: "filters", "data-testid": "filters" },
+    input("reason", "reason", "exhausted, invalid…"),
+    input("ref", "RefCode", ""),
+    input("since", "since", "1h or a date"),
+    input("until", "until", "a date"),
+    input("text", "text", "in RefCode or error"),
+    filter.group ? h("input", { type: "hidden", name: "group", value: filter.group }) : null,
+    h("button", { class: "primary", type: "submit", text: "Filter" }),
+    h("button", { type: "button", text: "Clear", onclick: () => location.hash = "#/failures" }),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) if (value) data.set(name, value);
+    location.hash = `#/failures?${data}`;
+  });
+  const status = h("p", { class: "muted", "data-testid": "index-status" });
+  const groups = h("tbody", { "data-testid": "groups" });
+  const letters = h("tbody", { "data-testid": "letters" });
+  const pager = h("div", { class: "pager" });
+  const selected = new Set();
+  const selectionBar = h("div", { class: "toolbar" });
+  const query = new URLSearchParams(Object.entries(filter).filter(([, v]) => v));
+  const refresh = h("button", {
+    text: "Walk the queue again",
+    onclick: () => load(true),
+  });
+  page.replaceChildren(
+    form,
+    h("div", { class: "toolbar" }, status, refresh),
+    filter.group ? h("p", {}, "Group: ", h("code", { text: filter.group })) : "",
+    h("h2", { text: "Failures by cause" }),
+    h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...["reason", "error", "count", "first seen", "last seen", ""].map((t) =>
+            h("th", { class: t === "count" ? "num" : "", text: t })
+          ),
+        ),
+      ),
+      groups,
+    ),
+    h("h2", { text: "Dead letters" }),
+    selectionBar,
+    h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...["", "RefCode", "reason", "attempts", "last error", "dead-lettered", "replays"].map((
+            t,
+          ) => h("th", { text: t })),
+        ),
+      ),
+      letters,
+    ),
+    pager,
+  );
+
+  const selectionActions = () => {
+    selectionBar.replaceChildren(
+      h("span", {
+        class: "muted",
+        "data-testid": "selected-count",
+        text: `${selected.size} selected`,
+      }),
+      actionButtons(() => ({ refs: [...selected] }), "selection", selected.size === 0),
+      h("span", { class: "muted", text: "or, for everything the filter shows:" }),
+      actionButtons(() => filter, "filter", false),
+    );
+  };
+
+  async function load(fresh = false) {
+    say("");
+    const q = new URLSearchParams(query);
+    if (fresh) q.set("fresh", "1");
+    try {
+      const [g, l] = await Promise.all([
+        api(`/api/groups?${q}`),
+        api(`/api/dead-letters?${q}&offset=${offset}&limit=50`),
+      ]);
+      status.textContent =
+        `${number(l.total)} dead letters in the queue as of ${when(l.snapshotAt)}; ${
+          number(l.matched)
+        } match` +
+        (l.walking
+          ? ` (walking the queue: ${number(l.walking.seen)} of ${number(l.walking.total)})`
+          : "");
+      groups.replaceChildren(
+        ...g.groups.map((group) =>
+          h(
+            "tr",
+            { "data-testid": "group" },
+            h("td", { text: group.reason }),
+            h("td", {}, h("code", { text: group.error || "(no error text)" })),
+            h("td", { class: "num", "data-testid": "group-count", text: number(group.count) }),
+            h("td", { text: when(group.firstSeen) }),
+            h("td", { text: when(group.lastSeen) }),
+            h(
+              "td",
+              {},
+              h("a", {
+                href: `#/failures?${new URLSearchParams({
+                  reason: group.reason,
+                  group: group.error,
+                })}`,
+                text: "show",
+              }),
+              " ",
+              actionButtons(
+                () => ({ ...filter, reason: group.reason, group: group.error }),
+                "group",
+                false,
+              ),
+            ),
+          )
+        ),
+      );
+      letters.replaceChildren(
+        ...l.letters.map((letter) =>
+          h(
+            "tr",
+            { "data-testid": "letter" },
+            h(
+              "td",
+              {},
+              h("input", {
+                type: "checkbox",
+                "aria-label": `select ${letter.refCode}`,
+                disabled: letter.refCode === null,
+                onchange: (event) => {
+                  if (event.target.checked) selected.add(letter.refCode);
+                  else selected.delete(letter.refCode);
+                  selectionActions();
+                },
+              }),
+            ),
+            h(
+              "td",
+              {},
+              letter.refCode === null ? "–" : h("a", {
+                href: `#/journey?ref=${encodeURIComponent(letter.refCode)}`,
+                text: letter.refCode,
+              }),
+            ),
+            h("td", { text: letter.reason }),
+            h("td", { class: "num", text: letter.attempts }),
+            h("td", {}, h("code", { text: letter.lastError })),
+            h("td", { text: when(letter.deadLetteredAt) }),
+            h("td", { class: "num", text: letter.replays }),
+          )
+        ),
+      );
+      const go = (to) => {
+        const next = new URLSearchParams(query);
+        next.set("offset", String(to));
+        location.hash = `#/failures?${next}`;
+      };
+      pager.replaceChildren(
+        h("button", {
+          text: "‹ previous",
+          disabled: offset === 0,
+          onclick: () => go(Math.max(0, offset - 50)),
+        }),
+        h("span", {
+          class: "muted",
+          "data-testid": "page-info",
+          text: l.matched === 0
+            ? "nothing matches"
+            : `${offset + 1}–${offset + l.letters.length} of ${number(l.matched)}`,
+        }),
+        h("button", {
+          text: "next ›",
+          disabled: offset + 50 >= l.matched,
+          onclick: () => go(offset + 50),
+        }),
+      );
+      selectionActions();
+      if (l.walking) pollTimer = setTimeout(() => load(), 1000);
+    } catch (error) {
+      say(error.message);
+    }
+  }
+  load();
+}
+
+/** Replay and purge buttons for what `target()` names (a filter, or `{refs}`). */
+function actionButtons(target, what, disabled) {
+  if (!session.canAct) return h("span");
+  return h(
+    "span",
+    {},
+    h("button", {
+      text: `Replay ${what}`,
+      "data-action": `replay-${what}`,
+      disabled,
+      onclick: () => act("replay", target()),
+    }),
+    " ",
+    h("button", {
+      text: `Purge ${what}`,
+      "data-action": `purge-${what}`,
+      disabled,
+      onclick: () => act("purge", target()),
+    }),
+  );
+}
+
+function cleanFilter(filter) {
+  return Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== "" && v !== undefined));
+}
+
+/** Preview (exact count), ask, then run as a job and follow its progress. */
+async function act(action, rawFilter) {
+  const filter = cleanFilter(rawFilter);
+  say("");
+  let preview;
+  try {
+    preview = await api("/api/actions/preview", { body: { action, filter } });
+  } catch (error) {
+    return say(error.message);
+  }
+  if (preview.matched === 0) return say(`nothing to ${action}: no dead letter matches`, "info");
+  const dialog = document.getElementById("confirm");
+  document.getElementById("confirm-text").textContent = action === "replay"
+    ? `Replay ${preview.matched} dead letter(s) of ${preview.total} to the work queue?`
+    : `Purge ${preview.matched} dead letter(s) of ${preview.total}? They are archived first.`;
+  dialog.returnValue = "";
+  dialog.showModal();
+  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+  if (dialog.returnValue !== "ok") return say(`${action} cancelled; nothing changed`, "info");
+  let job;
+  try {
+    job = await api("/api/actions/run", { body: { action, filter, expected: preview.matched } });
+  } catch (error) {
+    return say(error.message);
+  }
+  const bar = h("progress", { max: job.expected, value: 0, "data-testid": "job-progress" });
+  const label = h("span", { "data-testid": "job-state", text: "running" });
+  message.replaceChildren(`${action}: `, bar, " ", label);
+  message.className = "info";
+  message.hidden = false;
+  while (job.state === "running") {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    job = await api(`/api/jobs/${job.id}`);
+    bar.value = job.progress;
+    label.textContent = `${job.progress} of ${job.expected}`;
+  }
+  if (job.state === "failed") return say(`${action} failed: ${job.error}`);
+  const c = job.counts;
+  say(
+    `${action} done: ${c.done} ${
+      action === "replay" ? "replayed" : "purged"
+    }, ${c.failed} failed, ${c.left} left in the queue` +
+      (job.archive ? `; archived to ${job.archive}` : ""),
+    "info",
+  );
+  document.querySelector("[data-testid=job-done]")?.remove();
+  document.body.append(
+    h("span", { hidden: true, "data-testid": "job-done", text: JSON.stringify(c) }),
+  );
+  if (location.hash.startsWith("#/failures")) {
+    failuresView(new URLSearchParams(location.hash.split("?")[1] ?? ""));
+  }
+}
+
+// ---- Journey ----------------------------------------------------------------------------------
+
+function journeyView(params) {
+  const ref = params.get("ref") ?? "";
+  const form = h(
+    "form",
+    { class: "filters" },
+    h(
+      "label",
+      {},
+      "RefCode",
+      h("input", { name: "ref", value: ref, required: true, "data-testid": "journey-ref" }),
+    ),
+    h("button", { class: "primary", type: "submit", text: "Show" }),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#/journey?ref=${encodeURIComponent(new FormData(form).get("ref").trim())}`;
+  });
+  const body = h("div", { "data-testid": "journey" });
+  page.replaceChildren(form, body);
+  if (!ref) return;
+  api(`/api/journey?ref=${encodeURIComponent(ref)}`).then((journey) => {
+    const order = journey.productionOrder;
+    body.replaceChildren(
+      h("h2", { text: `Journey of ${journey.refCode}` }),
+      order
+        ? h("p", {
+          "data-testid": "journey-order",
+          text: `Production order: ${order.quantity} of colour ${order.colorCode}, created ${
+            when(order.createdAt)
+          } by ${order.instanceId} at attempt ${order.attempt}.`,
+        })
+        : h("p", { class: "muted", text: "No production order." }),
+      h(
+        "ol",
+        { class: "steps", "data-testid": "steps" },
+        ...journey.steps.map((step) =>
+          h(
+            "li",
+            { "data-kind": step.kind },
+            h("span", { class: `step-kind kind-${step.kind}`, text: step.kind }),
+            h("span", {
+              class: "muted",
+              text: `${when(step.at)}${
+                step.attempt === undefined ? "" : ` · attempt ${step.attempt}`
+              } · `,
+            }),
+            step.detail,
+          )
+        ),
+      ),
+      ...journey.deadLetters.flatMap((letter, i) => [
+        h("h2", { text: `Dead letter ${i + 1}: ${letter.reason}` }),
+        h("p", {
+          class: "muted",
+          text: `${letter.bodyBytes} bytes, dead-lettered ${when(letter.deadLetteredAt)}`,
+        }),
+        h("h3", { text: "Body" }),
+        letter.bodyText === null
+          ? h("p", { class: "muted", text: "Not UTF-8 text: shown in hex only." })
+          : h("pre", { "data-testid": "body-text", text: letter.bodyText }),
+        h("pre", {
+          "data-testid": "body-hex",
+          text: letter.bodyHex.replace(/(..)/g, "$1 ").replace(/((?:.. ){16})/g, "$1\n").trim(),
+        }),
+        h("h3", { text: "Headers" }),
+        h("pre", { "data-testid": "headers", text: JSON.stringify(letter.headers, null, 2) }),
+        h("h3", { text: "Properties" }),
+        h("pre", { text: JSON.stringify(letter.properties, null, 2) }),
+      ]),
+    );
+  }).catch((error) => {
+    body.replaceChildren();
+    say(error.message);
+  });
+}
+
+// ---- Routing ----------------------------------------------------------------------------------
+
+function route() {
+  stop();
+  say("");
+  const [path, query] = (location.hash.slice(1) || "/overview").split("?");
+  const params = new URLSearchParams(query ?? "");
+  const name = path.replace(/^\//, "") || "overview";
+  for (const link of document.querySelectorAll("nav a")) {
+    link.classList.toggle("current", link.dataset.page === name);
+  }
+  if (name === "failures") failuresView(params);
+  else if (name === "journey") journeyView(params);
+  else overviewView();
+}
+
+async function start() {
+  try {
+    session = await api("/api/session");
+  } catch (error) {
+    return say(error.message);
+  }
+  document.getElementById("who").textContent = `${session.user} · ${session.role}` +
+    (session.readOnly ? " · read-only" : "") + ` · ${session.about.broker}`;
+  addEventListener("hashchange", route);
+  route();
+}
+
+start();

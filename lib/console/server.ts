@@ -1,0 +1,348 @@
+/**
+ * The console's HTTP side, on `Deno.serve`: the page and its two assets (served from this folder:
+ * nothing from a CDN, no build step), and a JSON API the page reads. Every request needs a
+ * principal (lib/console/auth.ts); every action also needs the operator role, the CSRF token, a
+ * same-origin request and a console that is not read-only. No broker or database credential is
+ * ever part of an answer.
+ *
+ * @module
+ */
+
+import { type DeadLetter, isEmptyFilter } from "../dead_letters.ts";
+import { describeError } from "../errors.ts";
+import type { LedgerReader } from "../ledger.ts";
+import { logger } from "../log.ts";
+import { redactUrl } from "../redact.ts";
+import type { DeadLetterActions } from "./actions.ts";
+import type { Authenticator, Principal } from "./auth.ts";
+import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
+import { buildJourney } from "./journey.ts";
+import type { OverviewSampler } from "./overview.ts";
+import { BadRequest, queryFields, readAction, readFilter, wholeNumber } from "./requests.ts";
+
+/** What the server answers from. */
+export interface ConsoleServerOptions {
+  readonly hostname: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly auth: Authenticator;
+  readonly index: DeadLetterIndex;
+  readonly overview: OverviewSampler;
+  readonly actions: DeadLetterActions;
+  /** The ledger, or undefined when it cannot be opened (yet). */
+  readonly ledger: () => Promise<LedgerReader | undefined>;
+  readonly readOnly: boolean;
+  readonly maxSelection: number;
+  /** Names shown on the page: the queues, the broker (without its password). */
+  readonly about: Readonly<Record<string, string>>;
+  /** How often the live overview is pushed, in milliseconds. @default {1000} */
+  readonly overviewIntervalMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A running console. */
+export interface ConsoleServer extends AsyncDisposable {
+  /** The port it listens on. */
+  readonly port: number;
+  /** Stops it. */
+  shutdown(): Promise<void>;
+}
+
+const ASSETS: Readonly<Record<string, string>> = {
+  "/": "index.html",
+  "/app.js": "app.js",
+  "/style.css": "style.css",
+};
+
+const TYPES: Readonly<Record<string, string>> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+};
+
+/** Headers on every answer: no framing, no inline script, nothing from elsewhere. */
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+/** The most a posted body may be. */
+const MAX_BODY = 1 << 20;
+
+const log = logger("console");
+
+function json(value: unknown, status = 200): Response {
+  return new Response(JSON.stringify(value), {
+    status,
+    headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8" },
+  });
+}
+
+function problem(message: string, status: number, extra: HeadersInit = {}): Response {
+  return new Response(JSON.stringify({ error: message }), {
+    status,
+    headers: {
+      ...SECURITY_HEADERS,
+      "content-type": "application/json; charset=utf-8",
+      ...extra,
+    },
+  });
+}
+
+/** A dead letter as a row of the failures page. */
+function row(letter: DeadLetter) {
+  return {
+    refCode: letter.refCode ?? null,
+    reason: letter.reason,
+    attempts: letter.attempts,
+    lastError: letter.lastError,
+    deadLetteredAt: letter.deadLetteredAt?.toISOString() ?? null,
+    replays: letter.replays,
+    bytes: letter.body.byteLength,
+  };
+}
+
+async function readJson(request: Request): Promise<unknown> {
+  if (!(request.headers.get("content-type") ?? "").startsWith("application/json")) {
+    throw new BadRequest("send JSON (content-type: application/json)", 415);
+  }
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY) throw new BadRequest("the request is too large", 413);
+  const text = await request.text();
+  if (text.length > MAX_BODY) throw new BadRequest("the request is too large", 413);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequest("the request is not valid JSON");
+  }
+}
+
+/** Loads the page's files once. */
+async function loadAssets(): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for (const name of new Set(Object.values(ASSETS))) {
+    files.set(name, await Deno.readFile(new URL(`./page/${name}`, import.meta.url)));
+  }
+  return files;
+}
+
+/** Serves the console until aborted or shut down; resolves once it listens. */
+export async function serveConsole(options: ConsoleServerOptions): Promise<ConsoleServer> {
+  const assets = await loadAssets();
+  const { promise, resolve, reject } = Promise.withResolvers<ConsoleServer>();
+  const handler = (request: Request) => handle(request, options, assets);
+  try {
+    const server = Deno.serve({
+      hostname: options.hostname,
+      port: options.port,
+      ...(options.signal ? { signal: options.signal } : {}),
+      onListen: ({ port }) =>
+        resolve({
+          port,
+          shutdown: () => server.shutdown(),
+          [Symbol.asyncDispose]: () => server.shutdown(),
+        }),
+      onError: (error) => {
+        log.error("console request failed", { error: describeError(error) });
+        return problem("the console failed to answer; see its log", 500);
+      },
+    }, handler);
+  } catch (error) {
+    reject(error);
+  }
+  return await promise;
+}
+
+async function handle(
+  request: Request,
+  o: ConsoleServerOptions,
+  assets: Map<string, Uint8Array>,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const principal = o.auth.authenticate(request);
+  if (principal === undefined) {
+    return problem(
+      "log in: this console needs a token (Authorization: Bearer) or a user",
+      401,
+      o.auth.usesBasicAuth ? { "www-authenticate": 'Basic realm="productionorder console"' } : {},
+    );
+  }
+  try {
+    if (request.method === "POST") return await post(request, url, principal, o);
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return problem("method not allowed", 405, { allow: "GET, HEAD, POST" });
+    }
+    const asset = ASSETS[url.pathname];
+    if (asset !== undefined) {
+      const type = TYPES[asset.slice(asset.lastIndexOf(".") + 1)]!;
+      return new Response(assets.get(asset) as BodyInit, {
+        headers: { ...SECURITY_HEADERS, "content-type": type },
+      });
+    }
+    return await get(request, url, principal, o);
+  } catch (error) {
+    if (error instanceof BadRequest) return problem(error.message, error.status);
+    log.error("console request failed", { path: url.pathname, error: describeError(error) });
+    return problem(redactUrl(describeError(error)), 502);
+  }
+}
+
+async function get(
+  request: Request,
+  url: URL,
+  principal: Principal,
+  o: ConsoleServerOptions,
+): Promise<Response> {
+  const params = url.searchParams;
+  const now = new Date();
+  switch (url.pathname) {
+    case "/api/session":
+      return json({
+        user: principal.name,
+        role: principal.role,
+        readOnly: o.readOnly,
+        canAct: principal.role === "operator" && !o.readOnly,
+        csrf: o.auth.csrfToken(principal),
+        maxSelection: o.maxSelection,
+        about: o.about,
+      });
+    case "/api/overview":
+      return json(await o.overview.sample());
+    case "/api/overview/stream":
+      return overviewStream(request, o);
+    case "/api/dead-letters": {
+      const filter = readFilter(queryFields(params), { now, maxSelection: o.maxSelection });
+      const offset = wholeNumber(params.get("offset"), "offset", 0, 0, 100_000_000);
+      const limit = wholeNumber(params.get("limit"), "limit", 50, 1, 500);
+      const snapshot = await o.index.snapshot(params.get("fresh") === "1");
+      const page = pageOf(snapshot.letters, filter, offset, limit);
+      return json({
+        snapshotAt: snapshot.at.toISOString(),
+        walking: o.index.progress ?? null,
+        total: snapshot.letters.length,
+        matched: page.matched,
+        offset,
+        letters: page.letters.map(row),
+      });
+    }
+    case "/api/groups": {
+      const filter = readFilter(queryFields(params), { now, maxSelection: o.maxSelection });
+      const snapshot = await o.index.snapshot(params.get("fresh") === "1");
+      const filtered = isEmptyFilter(filter)
+        ? snapshot
+        : { ...snapshot, letters: pageOf(snapshot.letters, filter, 0, Infinity).letters };
+      return json({
+        snapshotAt: snapshot.at.toISOString(),
+        walking: o.index.progress ?? null,
+        total: snapshot.letters.length,
+        matched: filtered.letters.length,
+        groups: o.index.groups(filtered).slice(0, 200),
+      });
+    }
+    case "/api/journey": {
+      const ref = (params.get("ref") ?? "").trim();
+      if (ref === "") throw new BadRequest("give a RefCode");
+      if (ref.length > 200) throw new BadRequest("a RefCode is at most 200 characters");
+      const [ledger, snapshot] = await Promise.all([
+        o.ledger().then((reader) => reader?.journey(ref)),
+        o.index.snapshot(params.get("fresh") === "1"),
+      ]);
+      const letters = pageOf(snapshot.letters, { ref }, 0, 100).letters;
+      const journey = buildJourney(ref, ledger ?? { order: undefined, forwards: [] }, letters);
+      if (journey === undefined) {
+        throw new BadRequest(
+          `nothing is known of RefCode ${JSON.stringify(ref)}: no production order, no retry ` +
+            "and no dead letter of it",
+          404,
+        );
+      }
+      return json({ ...journey, snapshotAt: snapshot.at.toISOString() });
+    }
+    default: {
+      const job = /^\/api\/jobs\/([0-9a-f-]{36})$/.exec(url.pathname)?.[1];
+      if (job !== undefined) {
+        const found = o.actions.job(job);
+        return found ? json(found) : problem("no such job", 404);
+      }
+      return problem(`no page ${url.pathname}`, 404);
+    }
+  }
+}
+
+async function post(
+  request: Request,
+  url: URL,
+  principal: Principal,
+  o: ConsoleServerOptions,
+): Promise<Response> {
+  const refused = o.auth.refuseAction(request, principal);
+  if (refused !== undefined) return problem(refused, 403);
+  if (o.readOnly) {
+    return problem("the console is read-only: nothing can be replayed or purged", 403);
+  }
+  if (principal.role !== "operator") {
+    return problem("replay and purge need the operator role", 403);
+  }
+  const options = { now: new Date(), maxSelection: o.maxSelection };
+  switch (url.pathname) {
+    case "/api/actions/preview": {
+      const action = readAction(await readJson(request), options);
+      const counts = await o.actions.preview(action.action, action.filter, principal);
+      return json({ action: action.action, ...counts });
+    }
+    case "/api/actions/run": {
+      const action = readAction(await readJson(request), options);
+      if (action.expected === undefined) {
+        throw new BadRequest("preview first: a confirmed action names the previewed count");
+      }
+      return json(o.actions.start(action.action, action.filter, action.expected, principal), 202);
+    }
+    default:
+      return problem(`no action ${url.pathname}`, 404);
+  }
+}
+
+/** Server-sent events: one overview a second until the page goes away. */
+function overviewStream(request: Request, o: ConsoleServerOptions): Response {
+  const encoder = new TextEncoder();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const push = async () => {
+        let event: string;
+        try {
+          event = `data: ${JSON.stringify(await o.overview.sample())}\n\n`;
+        } catch (error) {
+          event = `event: failure\ndata: ${JSON.stringify(redactUrl(describeError(error)))}\n\n`;
+        }
+        if (request.signal.aborted) return;
+        try {
+          controller.enqueue(encoder.encode(event));
+        } catch {
+          return; // the page went away
+        }
+        timer = setTimeout(push, o.overviewIntervalMs ?? 1_000);
+      };
+      request.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        try {
+          controller.close();
+        } catch { /* already closed */ }
+      });
+      push();
+    },
+    cancel() {
+      clearTimeout(timer);
+    },
+  });
+  return new Response(body, {
+    headers: {
+      ...SECURITY_HEADERS,
+      "content-type": "text/event-stream; charset=utf-8",
+    },
+  });
+}
