@@ -10,6 +10,7 @@
 #     POSTGRES_URL (default postgres://postgres:postgres@127.0.0.1:5432/test; on a fresh install
 #     the postgres user gets that password and the database test is made);
 #   promtool (Debian's prometheus package), which checks and tests the alert rules in prometheus/;
+#   Chromium (Debian's chromium package) at /usr/bin/chromium, for the console's browser tests;
 #   with --go, the Go toolchain and libraries the interoperability suite builds the Go services
 #     with (scripts/go_peer.sh --install).
 #
@@ -147,6 +148,12 @@ postgres() {
 
 tools() {
   command -v promtool >/dev/null 2>&1 || apt_install prometheus
+  # The console's browser tests: Debian's Chromium, driven by playwright-core (CHROMIUM_PATH).
+  if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+    say "installed Chromium (the console's browser tests)"
+  fi
+  return 0
 }
 
 broker

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import type { Ledger } from "../lib/ledger.ts";
 import { openLedger } from "../lib/open_ledger.ts";
-import { SqliteLedger } from "../lib/sqlite_ledger.ts";
+import { SqliteLedger, SqliteLedgerReader } from "../lib/sqlite_ledger.ts";
 import { DatabaseSync } from "node:sqlite";
 import { LedgerUnavailableError } from "../lib/errors.ts";
 import { openDatabase, SCHEMA, SqliteWriter, unavailableCode } from "../lib/_sqlite_writer.ts";
@@ -28,6 +28,7 @@ async function postgresLedger(
     wasForwarded: (key, hop) => ledger.wasForwarded(key, hop),
     findOrder: (ref) => ledger.findOrder(ref),
     countOrders: () => ledger.countOrders(),
+    journey: (ref) => ledger.journey(ref),
     probe: () => ledger.probe(),
     close,
     [Symbol.asyncDispose]: close,
@@ -81,7 +82,68 @@ for (const [name, open] of IMPLEMENTATIONS) {
     assert.equal(await ledger.wasForwarded("m1", "0:2"), false);
     assert.equal(await ledger.wasForwarded("m2", "0:1"), false);
   });
+
+  Deno.test(`${name}.journey() tells each hop's error, delay and instance, then the order`, async () => {
+    await using ledger = await open({ instanceId: "ordem-1", now });
+    const order = newOrder({ quantity: 700 });
+    await ledger.commit([{
+      kind: "forward",
+      messageKey: order.refCode,
+      hop: "0:0",
+      outcome: "retried",
+      error: "maximum quantity exceeded: 700 > 500",
+      delayMs: 5000,
+    }]);
+    await ledger.commit([{
+      kind: "forward",
+      messageKey: order.refCode,
+      hop: "0:1",
+      outcome: "dead-lettered",
+      error: "maximum quantity exceeded: 700 > 500",
+    }]);
+    await ledger.commit([{ kind: "order", order, attempt: 0 }]);
+    const journey = await ledger.journey(order.refCode);
+    assert.deepEqual(journey.forwards.map((f) => [f.hop, f.outcome, f.delayMs, f.instanceId]), [
+      ["0:0", "retried", 5000, "ordem-1"],
+      ["0:1", "dead-lettered", undefined, "ordem-1"],
+    ]);
+    assert.equal(journey.forwards[0]!.error, "maximum quantity exceeded: 700 > 500");
+    assert.equal(journey.order?.quantity, 700);
+    assert.deepEqual(await ledger.journey("unknown"), { order: undefined, forwards: [] });
+  });
 }
+
+Deno.test("SqliteLedger adds the hop columns to a ledger written before they existed", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "old.sqlite");
+  const old = new DatabaseSync(path);
+  old.exec(`
+    CREATE TABLE production_orders (ref_code TEXT PRIMARY KEY, color_code TEXT NOT NULL,
+      quantity INTEGER NOT NULL, created_at TEXT NOT NULL, attempt INTEGER NOT NULL,
+      instance_id TEXT NOT NULL) STRICT;
+    CREATE TABLE forwarded_messages (message_key TEXT NOT NULL, hop TEXT NOT NULL,
+      outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (message_key, hop)) STRICT;
+    INSERT INTO forwarded_messages VALUES ('m1', '0:0', 'retried', '2026-11-01T00:00:00.000Z');
+  `);
+  old.close();
+  {
+    // A reader of the old file, before any service migrated it, still tells the hop.
+    await using reader = SqliteLedgerReader.open(path);
+    const { forwards } = await reader.journey("m1");
+    assert.deepEqual(forwards.map((f) => [f.hop, f.error, f.instanceId]), [
+      ["0:0", undefined, undefined],
+    ]);
+  }
+  await using ledger = await SqliteLedger.open(path, { instanceId: "new" });
+  await ledger.commit([
+    { kind: "forward", messageKey: "m1", hop: "0:1", outcome: "retried", error: "e", delayMs: 10 },
+  ]);
+  const { forwards } = await ledger.journey("m1");
+  assert.deepEqual(forwards.map((f) => [f.hop, f.error, f.delayMs, f.instanceId]), [
+    ["0:0", undefined, undefined, undefined],
+    ["0:1", "e", 10, "new"],
+  ]);
+});
 
 Deno.test("PostgresLedger: two instances committing the same RefCodes at once create each order once", async () => {
   const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;

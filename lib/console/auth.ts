@@ -1,6 +1,7 @@
 /**
  * Who may use the console, and what they may do. A request is read by a principal: a bearer token
- * (`--token` reads, `--operator-token` also acts), a basic-auth user of `--users-file`, or, on a
+ * (`--token` reads, `--operator-token` also acts; in a browser, given as the basic-auth password
+ * with any user name, which the audit trail records), a basic-auth user of `--users-file`, or, on a
  * loopback address with none of those configured, the local user (who may act). Every action
  * (a POST) must also carry the CSRF token of its principal and come from the console's own origin,
  * so a page elsewhere cannot act with the browser's credentials.
@@ -95,9 +96,12 @@ export class Authenticator {
     return o.token !== undefined || o.operatorToken !== undefined || (o.users?.length ?? 0) > 0;
   }
 
-  /** Whether a browser should be asked for a basic-auth login when a request has none. */
+  /**
+   * Whether a browser should be asked for a basic-auth login when a request has none: whenever a
+   * credential is configured (a token is given as the password, with any user name).
+   */
   get usesBasicAuth(): boolean {
-    return (this.#options.users?.length ?? 0) > 0;
+    return this.configured;
   }
 
   /** The principal of a request, or undefined when it has no valid credential. */
@@ -106,13 +110,9 @@ export class Authenticator {
     const o = this.#options;
     const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     if (bearer !== undefined) {
-      if (o.operatorToken !== undefined && sameText(bearer, o.operatorToken)) {
-        return { name: "operator-token", role: "operator" };
-      }
-      if (o.token !== undefined && sameText(bearer, o.token)) {
-        return { name: "token", role: "viewer" };
-      }
-      return undefined;
+      const role = this.#tokenRole(bearer);
+      if (role === undefined) return undefined;
+      return { name: role === "operator" ? "operator-token" : "token", role };
     }
     const basic = /^Basic\s+(\S+)$/i.exec(header)?.[1];
     if (basic !== undefined) {
@@ -123,16 +123,27 @@ export class Authenticator {
         return undefined;
       }
       const colon = decoded.indexOf(":");
+      if (colon < 1) return undefined;
       const name = decoded.slice(0, colon);
+      const password = decoded.slice(colon + 1);
       const user = o.users?.find((u) => u.name === name);
-      if (colon < 0 || user === undefined || !passwordMatches(user, decoded.slice(colon + 1))) {
-        return undefined;
+      if (user !== undefined) {
+        return passwordMatches(user, password) ? { name: user.name, role: user.role } : undefined;
       }
-      return { name: user.name, role: user.role };
+      // A browser logs in with a token as the password; the name it gives goes into the audit.
+      const role = this.#tokenRole(password);
+      return role === undefined ? undefined : { name, role };
     }
     if (!this.configured && o.localOperator !== undefined) {
       return { name: o.localOperator, role: "operator" };
     }
+    return undefined;
+  }
+
+  #tokenRole(given: string): Role | undefined {
+    const o = this.#options;
+    if (o.operatorToken !== undefined && sameText(given, o.operatorToken)) return "operator";
+    if (o.token !== undefined && sameText(given, o.token)) return "viewer";
     return undefined;
   }
 

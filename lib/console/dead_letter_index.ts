@@ -62,8 +62,10 @@ export interface DeadLetterIndexOptions {
   /** A broker to walk the queue with (asked each time: it may have reconnected). */
   readonly broker: () => Promise<Broker>;
   readonly topology: Topology;
-  /** How old a snapshot may be before a page asks for a new one. */
+  /** How old a snapshot may be before a page asks for a new one (0: walk for every page). */
   readonly maxAgeMs: number;
+  /** How long an unchanged depth keeps a snapshot current. @default {60000} */
+  readonly fullWalkMs?: number;
   /** Walks and queue operations take turns through this. */
   readonly turns: TakeTurns;
 }
@@ -74,6 +76,8 @@ export class DeadLetterIndex {
   #snapshot: Snapshot | undefined;
   #walking: Promise<Snapshot> | undefined;
   #progress: WalkProgress | undefined;
+  /** When the snapshot was last found current (a walk, or an unchanged depth). */
+  #checkedAt = 0;
   #groups: { snapshot: Snapshot; groups: FailureGroup[] } | undefined;
 
   constructor(options: DeadLetterIndexOptions) {
@@ -88,22 +92,33 @@ export class DeadLetterIndex {
   /** Marks the snapshot stale (the queue was changed): the next page walks again. */
   invalidate(): void {
     if (this.#snapshot) this.#snapshot = { ...this.#snapshot, at: new Date(0) };
+    this.#checkedAt = 0;
   }
 
   /**
    * A snapshot no older than `maxAgeMs` if one can be had without waiting, else the last one
    * while a new walk runs; the first call waits for the first walk. `fresh` waits for a new walk.
+   * A stale snapshot whose queue still holds as many messages is kept (one passive declare, not a
+   * walk) for up to `fullWalkMs`: a full DLQ is walked again when it changes, not every few seconds.
    */
   async snapshot(fresh = false): Promise<Snapshot> {
     const current = this.#snapshot;
-    const stale = current === undefined ||
-      Date.now() - current.at.getTime() > this.#options.maxAgeMs;
-    if (stale || fresh) {
-      const walking = this.#walk();
-      if (current === undefined || fresh) return await walking;
-      walking.catch(() => {}); // the next request sees the error
+    if (current === undefined || fresh) return await this.#walk();
+    const now = Date.now();
+    if (now - this.#checkedAt <= this.#options.maxAgeMs || this.#walking !== undefined) {
+      return current;
     }
-    return current!;
+    this.#checkedAt = now;
+    const fullWalkMs = this.#options.fullWalkMs ?? 60_000;
+    if (now - current.at.getTime() <= fullWalkMs && this.#options.maxAgeMs > 0) {
+      const depth = await (await this.#options.broker()).messageCount(
+        this.#options.topology.deadLetterQueue,
+      )
+        .catch(() => undefined);
+      if (depth === current.letters.length) return current;
+    }
+    this.#walk().catch(() => {}); // the next request sees the error
+    return current;
   }
 
   #walk(): Promise<Snapshot> {
@@ -116,6 +131,7 @@ export class DeadLetterIndex {
       );
       const snapshot = { at: new Date(), letters: found.letters };
       this.#snapshot = snapshot;
+      this.#checkedAt = Date.now();
       return snapshot;
     }).finally(() => {
       this.#walking = undefined;

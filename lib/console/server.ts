@@ -247,8 +247,13 @@ async function get(
       const ref = (params.get("ref") ?? "").trim();
       if (ref === "") throw new BadRequest("give a RefCode");
       if (ref.length > 200) throw new BadRequest("a RefCode is at most 200 characters");
+      // Without a ledger (not created yet, or unreachable), the dead letters still tell.
+      let ledgerState = "ok";
       const [ledger, snapshot] = await Promise.all([
-        o.ledger().then((reader) => reader?.journey(ref)),
+        o.ledger().then((reader) => reader?.journey(ref)).catch((error) => {
+          ledgerState = redactUrl(describeError(error));
+          return undefined;
+        }),
         o.index.snapshot(params.get("fresh") === "1"),
       ]);
       const letters = pageOf(snapshot.letters, { ref }, 0, 100).letters;
@@ -256,11 +261,13 @@ async function get(
       if (journey === undefined) {
         throw new BadRequest(
           `nothing is known of RefCode ${JSON.stringify(ref)}: no production order, no retry ` +
-            "and no dead letter of it",
+            `and no dead letter of it${
+              ledgerState === "ok" ? "" : ` (the ledger: ${ledgerState})`
+            }`,
           404,
         );
       }
-      return json({ ...journey, snapshotAt: snapshot.at.toISOString() });
+      return json({ ...journey, snapshotAt: snapshot.at.toISOString(), ledger: ledgerState });
     }
     default: {
       const job = /^\/api\/jobs\/([0-9a-f-]{36})$/.exec(url.pathname)?.[1];

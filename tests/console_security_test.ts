@@ -1,0 +1,306 @@
+/**
+ * The console is safe to expose: reading needs a token or a user once credentials are set;
+ * acting needs the operator role, the CSRF token and a same-origin request, and is refused in
+ * read-only mode; a page on another site cannot act with a logged-in browser's credentials (real
+ * Chromium); bad input gets a clear message and changes nothing; a console bound beyond
+ * loopback without credentials does not start. Pages of the dead letters are bounded.
+ */
+
+import { strict as assert } from "node:assert";
+import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { launchChromium } from "../testing/browser.ts";
+import {
+  type BrokerContext,
+  runScript,
+  tempDir,
+  waitFor,
+  withTopology,
+} from "../testing/broker.ts";
+import { ourService, type Peer } from "../testing/process.ts";
+
+const LETTERS = 120;
+
+/** Puts `count` dead letters straight into the DLQ: `REF-<i>`, reason exhausted. */
+async function fillDeadLetters(ctx: BrokerContext, count: number): Promise<void> {
+  const channel = await ctx.broker.confirmChannel();
+  try {
+    for (let i = 0; i < count; i++) {
+      channel.sendToQueue(ctx.topo.deadLetterQueue, Buffer.from(`{"n":${i}}`), {
+        messageId: `REF-${i}`,
+        persistent: true,
+        headers: {
+          "x-dead-letter-reason": i % 2 === 0 ? "exhausted" : "invalid",
+          "x-last-error": `boom ${i}`,
+          "x-retry-count": 2,
+          "x-dead-lettered-at": new Date().toISOString(),
+        },
+      });
+    }
+    await channel.waitForConfirms();
+  } finally {
+    await channel.close();
+  }
+}
+
+/**
+ * Waits until the DLQ holds `count` ready messages: a walk of the console's holds them unacked for
+ * a moment, then puts every one back. Had anything been taken, the count would never come back.
+ */
+async function dlqHolds(ctx: BrokerContext, count: number): Promise<void> {
+  await waitFor(
+    `${count} messages in the DLQ`,
+    async () =>
+      await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === count ? true : undefined,
+  );
+}
+
+async function startConsole(
+  ctx: BrokerContext,
+  dir: string,
+  env: Record<string, string>,
+): Promise<{ peer: Peer; url: string }> {
+  const peer = ourService("console", "console.ts", [], {
+    TOPOLOGY_PREFIX: ctx.topo.prefix,
+    CONSOLE_PORT: "0",
+    LEDGER_URL: `sqlite:${join(dir, "ledger.sqlite")}`,
+    CONSOLE_METRICS_URLS: "http://127.0.0.1:9/metrics",
+    CONSOLE_INDEX_MAX_AGE_MS: "0",
+    DLQ_ARCHIVE_DIR: join(dir, "archive"),
+    DLQ_AUDIT_LOG: join(dir, "audit.jsonl"),
+    ...env,
+  });
+  const [line] = await peer.until("listening", /^console: http:\/\/\S+\//);
+  return { peer, url: line!.slice("console: ".length).trim() };
+}
+
+const basic = (user: string, password: string) => ({
+  authorization: `Basic ${btoa(`${user}:${password}`)}`,
+});
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function call(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${url}${path.replace(/^\//, "")}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: {
+      ...headers,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...extra,
+    },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+  return { status: response.status, json: await response.json() };
+}
+
+Deno.test("the console: credentials, roles, CSRF, cross-site pages, bad input, bounded pages", async () => {
+  await withTopology("console-security", {}, async (ctx) => {
+    await using dir = await tempDir();
+    await fillDeadLetters(ctx, LETTERS);
+    const users = join(dir.path, "users");
+    const hash = createHash("sha256").update("otto-pw").digest("hex");
+    await Deno.writeTextFile(
+      users,
+      `# console users\nvera:viewer:vera-pw\notto:operator:sha256:${hash}\n`,
+    );
+    const { peer, url } = await startConsole(ctx, dir.path, {
+      CONSOLE_USERS_FILE: users,
+      CONSOLE_TOKEN: "view-token",
+      CONSOLE_OPERATOR_TOKEN: "operator-token",
+    });
+    await using _peer = peer;
+    const audit = join(dir.path, "audit.jsonl");
+
+    // Reading needs a credential.
+    const anonymous = await fetch(`${url}api/session`);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get("www-authenticate") ?? "", /^Basic/);
+    await anonymous.body?.cancel();
+    assert.equal((await fetch(url)).status, 401);
+    assert.equal((await call(url, "api/session", bearer("wrong"))).status, 401);
+    assert.equal((await call(url, "api/session", basic("vera", "wrong"))).status, 401);
+    const viewer = await call(url, "api/session", basic("vera", "vera-pw"));
+    assert.equal(viewer.status, 200);
+    assert.deepEqual([viewer.json.role, viewer.json.canAct], ["viewer", false]);
+    assert.equal((await call(url, "api/session", bearer("view-token"))).json.role, "viewer");
+    // In a browser a token is the password, with any name, which the audit trail records.
+    const tokenLogin = await call(url, "api/session", basic("olga", "operator-token"));
+    assert.deepEqual([tokenLogin.json.user, tokenLogin.json.role], ["olga", "operator"]);
+    assert.equal((await call(url, "api/session", basic("vera", "operator-token"))).status, 401);
+
+    // Pages are bounded: 50 by default, at most 500, from any offset.
+    const page = await call(url, "api/dead-letters?offset=100", bearer("view-token"));
+    assert.deepEqual([page.json.total, page.json.matched], [LETTERS, LETTERS]);
+    assert.equal((page.json.letters as unknown[]).length, LETTERS - 100);
+    const tooBig = await call(url, "api/dead-letters?limit=100000", bearer("view-token"));
+    assert.equal(tooBig.status, 400);
+    assert.match(String(tooBig.json.error), /limit must be a whole number from 1 to 500/);
+    const groups = await call(url, "api/groups", bearer("view-token"));
+    assert.equal((groups.json.groups as unknown[]).length, 2);
+
+    // A viewer cannot act, even with its CSRF token.
+    const preview = { action: "replay", filter: { ref: "REF-0" } };
+    const byViewer = await call(url, "api/actions/preview", basic("vera", "vera-pw"), preview, {
+      "x-csrf-token": String(viewer.json.csrf),
+    });
+    assert.deepEqual([byViewer.status, byViewer.json.error], [
+      403,
+      "replay and purge need the operator role",
+    ]);
+
+    // An operator must send its CSRF token, from the console's own origin, as JSON.
+    const otto = basic("otto", "otto-pw");
+    const session = await call(url, "api/session", otto);
+    const csrf = { "x-csrf-token": String(session.json.csrf) };
+    assert.equal((await call(url, "api/actions/preview", otto, preview)).status, 403);
+    const foreign = await call(url, "api/actions/preview", otto, preview, {
+      ...csrf,
+      origin: "http://evil.example",
+    });
+    assert.deepEqual([foreign.status, foreign.json.error], [
+      403,
+      "a request from http://evil.example cannot act here",
+    ]);
+    const crossSite = await call(url, "api/actions/preview", otto, preview, {
+      ...csrf,
+      "sec-fetch-site": "cross-site",
+    });
+    assert.equal(crossSite.status, 403);
+    const asText = await fetch(`${url}api/actions/preview`, {
+      method: "POST",
+      headers: { ...otto, ...csrf, "content-type": "text/plain" },
+      body: JSON.stringify(preview),
+    });
+    assert.equal(asText.status, 415);
+    await asText.body?.cancel();
+
+    // Bad input: a clear message each, nothing changed.
+    const preview_ = "api/actions/preview";
+    const bad: Array<[string, unknown, RegExp]> = [
+      [preview_, { action: "delete" }, /action must be replay or purge/],
+      [
+        preview_,
+        { action: "replay", filter: { since: "last tuesday" } },
+        /since must be a duration/,
+      ],
+      [
+        preview_,
+        { action: "purge", filter: { refs: Array.from({ length: 1001 }, (_, i) => `R${i}`) } },
+        /a selection may name at most 1000 dead letters, this one names 1001/,
+      ],
+      [preview_, { action: "purge", filter: { refs: [] } }, /the selection is empty/],
+      [preview_, "{not json", /not valid JSON/],
+      ["api/actions/run", { action: "replay", filter: {} }, /preview first/],
+    ];
+    for (const [path, body, message] of bad) {
+      const answer = await call(url, path, otto, body, csrf);
+      assert.equal(answer.status, 400, `${JSON.stringify(body)}: ${answer.json.error}`);
+      assert.match(String(answer.json.error), message);
+    }
+    const unknown = await call(url, "api/journey?ref=NOPE", otto);
+    assert.equal(unknown.status, 404);
+    await dlqHolds(ctx, LETTERS);
+    await assert.rejects(Deno.stat(audit), Deno.errors.NotFound);
+
+    // A page on another site, in a browser logged in as the operator, cannot act.
+    await using browser = await launchChromium();
+    const context = await browser.newContext({
+      httpCredentials: { username: "otto", password: "otto-pw" },
+    });
+    const tab = await context.newPage();
+    await tab.goto(url);
+    await tab.locator("#who").filter({ hasText: "otto · operator" }).waitFor();
+    const run = JSON.stringify({ action: "purge", filter: {}, expected: LETTERS });
+    await using evil = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () =>
+        new Response(
+          `<!doctype html><body>
+        <form id="f" method="POST" action="${url}api/actions/run" enctype="text/plain">
+          <input name='${run.slice(0, -1)}, "x": "' value='"}'>
+        </form>
+        <script>
+          fetch(${JSON.stringify(`${url}api/actions/run`)}, {
+            method: "POST", credentials: "include", mode: "no-cors",
+            headers: { "content-type": "text/plain" }, body: ${JSON.stringify(run)},
+          }).finally(() => { document.title = "fetched"; document.getElementById("f").submit(); });
+        </script></body>`,
+          { headers: { "content-type": "text/html" } },
+        ),
+    );
+    await tab.goto(`http://127.0.0.1:${evil.addr.port}/`);
+    await tab.waitForURL(/api\/actions\/run/, { timeout: 10_000 });
+    assert.match(await tab.content(), /another site cannot act|cannot act here/);
+    await dlqHolds(ctx, LETTERS);
+    await assert.rejects(Deno.stat(audit), Deno.errors.NotFound);
+
+    // The operator token may act: one dead letter, selected by RefCode, is replayed.
+    const operator = bearer("operator-token");
+    const token = String((await call(url, "api/session", operator)).json.csrf);
+    const one = { action: "replay", filter: { refs: ["REF-7"] } };
+    const counted = await call(url, "api/actions/preview", operator, one, {
+      "x-csrf-token": token,
+    });
+    assert.deepEqual([counted.json.matched, counted.json.done], [1, 0]);
+    const job = await call(url, "api/actions/run", operator, { ...one, expected: 1 }, {
+      "x-csrf-token": token,
+    });
+    assert.equal(job.status, 202);
+    const finished = await waitFor("the replay", async () => {
+      const state = await call(url, `api/jobs/${job.json.id}`, operator);
+      return state.json.state === "running" ? undefined : state.json;
+    });
+    assert.equal(finished.state, "done");
+    assert.equal((finished.counts as Record<string, number>).done, 1);
+    await dlqHolds(ctx, LETTERS - 1);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 1);
+    const entries = (await Deno.readTextFile(audit)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(entries.map((e) => [e.who, e.dryRun, e.filter.refs]), [
+      ["operator-token (console)", true, "ref-7"],
+      ["operator-token (console)", false, "ref-7"],
+    ]);
+  });
+});
+
+Deno.test("a read-only console refuses every action, whatever the role", async () => {
+  await withTopology("console-read-only", {}, async (ctx) => {
+    await using dir = await tempDir();
+    await fillDeadLetters(ctx, 2);
+    const { peer, url } = await startConsole(ctx, dir.path, {
+      CONSOLE_OPERATOR_TOKEN: "operator-token",
+      CONSOLE_READ_ONLY: "true",
+    });
+    await using _peer = peer;
+    const operator = bearer("operator-token");
+    const session = await call(url, "api/session", operator);
+    assert.deepEqual([session.json.role, session.json.readOnly, session.json.canAct], [
+      "operator",
+      true,
+      false,
+    ]);
+    const refused = await call(url, "api/actions/preview", operator, { action: "purge" }, {
+      "x-csrf-token": String(session.json.csrf),
+    });
+    assert.equal(refused.status, 403);
+    assert.match(String(refused.json.error), /read-only/);
+    await dlqHolds(ctx, 2);
+  });
+});
+
+Deno.test("the console does not start beyond loopback without credentials, nor with a bad users file", async () => {
+  const open = await runScript("console.ts", ["--hostname", "0.0.0.0", "--port", "0"]);
+  assert.equal(open.code, 2, open.stderr);
+  assert.match(open.stderr, /--hostname 0\.0\.0\.0 lets other machines in: give --token/);
+  await using dir = await tempDir();
+  const users = join(dir.path, "users");
+  await Deno.writeTextFile(users, "vera:admin:pw\n");
+  const bad = await runScript("console.ts", ["--users-file", users, "--port", "0"]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /users:1 is not a user: write name:viewer:password/);
+});
