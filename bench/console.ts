@@ -244,8 +244,8 @@ runCommand({
           `${seconds} s of requests, one client, each API in turn. The console's first walk of the ` +
           `whole DLQ took ${
             (walkMs / 1000).toFixed(1)
-          } s; later walks (every 5 s while pages ask) ` +
-          "run while the last index answers.",
+          } s; it walks again when the DLQ's depth changes (at the latest every minute), while ` +
+          "the last snapshot answers.",
           "",
           "| request | n | p50 ms | p99 ms | max ms |",
           "| ------- | - | ------ | ------ | ------ |",

@@ -29,7 +29,8 @@ The broker URL (\`RABBITMQ_URL\`), its password (\`RABBITMQ_PASSWORD\`) and a Po
 (\`LEDGER_URL\`) are secrets. They are never logged (URLs are shown as \`amqp://user:***@host\`).
 Give them by environment, or by file: \`RABBITMQ_URL_FILE\`, \`RABBITMQ_PASSWORD_FILE\` and
 \`LEDGER_URL_FILE\` name a file holding the value (the Docker-secrets convention; a trailing newline
-is dropped). Not as flags: \`deno task\` echoes its command line, password and all.
+is dropped). Not as flags: \`deno task\` echoes its command line, password and all. The console's
+tokens (\`CONSOLE_TOKEN\`, \`CONSOLE_OPERATOR_TOKEN\`) are secrets too, with their \`*_FILE\` forms.
 \`RABBITMQ_USER\` and \`RABBITMQ_PASSWORD\` replace the login of every broker URL and need no URL
 encoding (\`@\`, \`:\`, \`/\` work as they are).
 
