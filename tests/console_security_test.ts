@@ -10,6 +10,7 @@ import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { launchChromium } from "../testing/browser.ts";
 import {
   type BrokerContext,
@@ -60,8 +61,9 @@ async function startConsole(
   ctx: BrokerContext,
   dir: string,
   env: Record<string, string>,
+  args: string[] = [],
 ): Promise<{ peer: Peer; url: string }> {
-  const peer = ourService("console", "console.ts", [], {
+  const peer = ourService("console", "console.ts", args, {
     TOPOLOGY_PREFIX: ctx.topo.prefix,
     CONSOLE_PORT: "0",
     LEDGER_URL: `sqlite:${join(dir, "ledger.sqlite")}`,
@@ -290,6 +292,29 @@ Deno.test("a read-only console refuses every action, whatever the role", async (
     assert.equal(refused.status, 403);
     assert.match(String(refused.json.error), /read-only/);
     await dlqHolds(ctx, 2);
+  });
+});
+
+Deno.test("without the management API and the metrics, the overview shows what is left, and why", async () => {
+  // The default retry tiers, as the console (given no retry options) expects them.
+  const tiers = { retryDelays: retryDelays(DEFAULT_RETRY_POLICY) };
+  await withTopology("console-sources", tiers, async (ctx) => {
+    await using dir = await tempDir();
+    await fillDeadLetters(ctx, 3);
+    const { peer, url } = await startConsole(ctx, dir.path, {}, ["--no-management"]);
+    await using _peer = peer;
+    const { json } = await call(url, "api/overview", {});
+    const sources = json.sources as Record<"broker" | "metrics" | "management" | "ledger", string>;
+    assert.equal(sources.broker, "ok");
+    assert.equal(sources.management, "off (--no-management)");
+    assert.match(
+      sources.metrics,
+      /no \/metrics endpoint answered \(http:\/\/127\.0\.0\.1:9\/metrics\)/,
+    );
+    assert.notEqual(sources.ledger, "ok"); // no ledger file yet: said, not hidden
+    assert.equal((json.rates as Record<string, unknown>).published, null);
+    assert.equal((json.depth as Record<string, number>).dlq, 3);
+    assert.equal(json.consumers, 0);
   });
 });
 

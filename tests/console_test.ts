@@ -211,6 +211,11 @@ Deno.test("the console shows the flow, groups failures, tells journeys, replays 
           assert.equal(made?.instanceId, "ordem-limit-1000");
         }
       }
+      // Exactly once: the new instance created the three and saw no second copy of any.
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(metrics, /^productionorder_orders_created_total\{[^}]*\} 3$/m);
+      assert.match(metrics, /^productionorder_orders_duplicate_total\{[^}]*\} 0$/m);
+      assert.match(metrics, /^productionorder_messages_consumed_total\{[^}]*\} 3$/m);
 
       // Its journey now: failed twice, dead-lettered, replayed, created by the new instance.
       await page.goto(`${console.url}#/journey?ref=${first!.refCode}`);
