@@ -29,6 +29,8 @@ export interface RunContext {
   readonly rawPrefetch: number;
   /** How many publishes the raw baseline's publisher keeps awaiting their confirm. */
   readonly rawWindow: number;
+  /** Where our ledger's commit times (milliseconds) go, when a run records them. */
+  readonly commitTimes?: number[];
 }
 
 /**

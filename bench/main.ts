@@ -21,6 +21,7 @@ import { booleanOption, integerOption, stringOption, UsageError } from "../lib/c
 import { setupLogging } from "../lib/log.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
 import { writeDocBlock } from "../scripts/doc_block.ts";
+import { gcPauses, profiled, profileTable } from "./profile.ts";
 import {
   fsyncTimes,
   quantile,
@@ -96,6 +97,11 @@ const OPTIONS = {
       "How many publishes the raw baseline's publisher keeps awaiting their confirm (default: swept).",
   },
   docs: { type: "boolean", description: "Also write the table into docs/performance.md." },
+  profile: {
+    type: "boolean",
+    description:
+      "With --only: after the rounds, one more run of each side under the CPU profiler, and where each one's time went, in microseconds a message (--docs: into docs/performance.md).",
+  },
   only: {
     type: "string",
     placeholder: "path",
@@ -334,6 +340,34 @@ runCommand({
         Math.max(...ratios).toFixed(2)
       })`,
     );
+    if (booleanOption(cl.options.profile!)) {
+      const path = paths[0]!;
+      const settings = chosen[only]!;
+      const raw = await profiled(() => run(path.raw, { raw: settings.raw }));
+      const ours = await profiled(() => run(path.ours, { ours: settings.ours }));
+      console.log(
+        `\n${only}, one run each under the profiler (${fmt(rate(raw.result))}/s raw, ${
+          fmt(rate(ours.result))
+        }/s ours):\n`,
+      );
+      const table = profileTable(
+        { profile: raw.profile, messages: raw.result.messages },
+        { profile: ours.profile, messages: ours.result.messages },
+      );
+      console.log(table);
+      if (booleanOption(cl.options.docs!)) {
+        await writeDocBlock(
+          "performance.md",
+          "profile",
+          `\`deno task bench ${Deno.args.join(" ")}\` on ${
+            new Date().toISOString().slice(0, 10)
+          }, ${only}: one run of each side under V8's sampling profiler (0.1 ms), after ${rounds} ` +
+            `timed rounds; this run moved ${fmt(rate(raw.result))}/s raw and ${
+              fmt(rate(ours.result))
+            }/s ours.\n\n${table}`,
+        );
+      }
+    }
     await Deno.remove(dir, { recursive: true });
     return EXIT.ok;
   }
@@ -356,6 +390,18 @@ runCommand({
     latencies.ours.push(...await latencyRun(oursLatency));
     loopDelays.ours.push(...sampler.stop());
   }
+
+  // One more run of ours, not counted above, under the CPU profiler and with the ledger's commits
+  // timed: what the tail is made of (commit time, GC pauses) on that path.
+  log("  latency diagnostics (one profiled run of ours)");
+  const commitTimes: number[] = [];
+  const diagnosed = await profiled(() =>
+    inTopology((ctx) => oursLatency({ ...ctx, commitTimes }, latencyRate), {
+      ...e2e,
+      messages: latencyMessages,
+    })
+  );
+  const pauses = gcPauses(diagnosed.profile);
 
   log("  disk fsync");
   const fsyncs = await fsyncTimes(dir, quick ? 200 : 1_000);
@@ -416,6 +462,22 @@ runCommand({
     ours: { p99: quantile(loopDelays.ours, 0.99), max: Math.max(...loopDelays.ours) },
   };
   const fsync = { p50: quantile(fsyncs, 0.5), p99: quantile(fsyncs, 0.99) };
+  const diagnostics = {
+    latencyP99: quantile(diagnosed.result, 0.99),
+    commit: {
+      count: commitTimes.length,
+      p50: quantile(commitTimes, 0.5),
+      p99: quantile(commitTimes, 0.99),
+      max: Math.max(...commitTimes),
+    },
+    gc: {
+      pauses: pauses.length,
+      p50: quantile(pauses, 0.5),
+      p99: quantile(pauses, 0.99),
+      max: Math.max(0, ...pauses),
+      totalMs: pauses.reduce((a, b) => a + b, 0),
+    },
+  };
   // The tail target: ours within raw's p99 plus 10 ms.
   const tailBound = latency.raw.p99 + 10;
   // Paired like the paths: each round ran without, then with, parked messages.
@@ -465,6 +527,16 @@ runCommand({
     `${ms(loopDelay.ours.p99)} / ${ms(loopDelay.ours.max)} ms | |`,
     `| the disk's fsync p50 / p99 (4 KiB append + fdatasync, ${fmt(fsyncs.length)} times): ` +
     `the floor of a durable commit | ${ms(fsync.p50)} / ${ms(fsync.p99)} ms | | |`,
+    `| ledger commit time p50 / p99 / max (${fmt(diagnostics.commit.count)} commits; one more ` +
+    `profiled run of ours, whose latency p99 was ${ms(diagnostics.latencyP99)} ms) | | ` +
+    `${ms(diagnostics.commit.p50)} / ${ms(diagnostics.commit.p99)} / ${
+      ms(diagnostics.commit.max)
+    } ms | |`,
+    `| GC pauses p50 / p99 / max in that run (${fmt(diagnostics.gc.pauses)} pauses, ` +
+    `${ms(diagnostics.gc.totalMs)} ms in all; runs of GC samples at 0.1 ms) | | ` +
+    (diagnostics.gc.pauses === 0
+      ? "none sampled | |"
+      : `${ms(diagnostics.gc.p50)} / ${ms(diagnostics.gc.p99)} / ${ms(diagnostics.gc.max)} ms | |`),
     `| retry lateness p50 / p99 (ttl backend, 200 ms delay, 1,000 msg/s) | | ` +
     `${ms(late.p50)} / ${ms(late.p99)} ms | p99 < 100 ms ${verdict(late.p99 < 100)} |`,
     `| end-to-end slowdown with ${fmt(parked)} messages parked in a retry tier | | ` +
@@ -487,6 +559,7 @@ runCommand({
     latency,
     loopDelay,
     fsync,
+    diagnostics,
     lateness: late,
     scale: { slowdown, slowdowns, without: stats(scale.without), with: stats(scale.with) },
     service,

@@ -307,6 +307,7 @@ export class OrderConsumer implements AsyncDisposable {
         return { kind: "skipped", messageKey: key };
       }
       const order = this.#validate(parsed);
+      if (order instanceof Error) return await this.#fail(delivery, order);
       const attempt = delivery.retries;
       const result = await childSpan(
         "ledger commit",
@@ -342,13 +343,17 @@ export class OrderConsumer implements AsyncDisposable {
     return { kind: "requeued", messageKey: delivery.key, error: describeError(error) };
   }
 
-  #validate(parsed: ParseOrderResult): Order {
+  /**
+   * The order, or why it fails: returned, not thrown, since a failing order is an everyday outcome
+   * and unwinding an exception through the async frames costs more than deciding its retry.
+   */
+  #validate(parsed: ParseOrderResult): Order | TransientError | PermanentError {
     if (!parsed.ok) {
-      throw new PermanentError(`invalid order: ${parsed.rejection.message}`, { code: "invalid" });
+      return new PermanentError(`invalid order: ${parsed.rejection.message}`, { code: "invalid" });
     }
     const { order } = parsed;
     if (order.quantity > this.#options.maxQuantity) {
-      throw new TransientError(
+      return new TransientError(
         `maximum quantity exceeded: ${order.quantity} > ${this.#options.maxQuantity}`,
         { code: "quantity_exceeded" },
       );

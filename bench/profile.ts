@@ -1,0 +1,175 @@
+/**
+ * Where a run's time goes: V8's sampling CPU profiler (through `node:inspector`, in this
+ * process's main thread) around one run, summed by where each sampled function lives (amqplib,
+ * each of our modules, Deno's runtime, garbage collection, idle) and divided by the messages, in
+ * microseconds a message; and the garbage collector's pauses, read as runs of consecutive GC
+ * samples. The SQLite ledger's commits run in a worker thread, outside this profile; the
+ * latency path times them on its own.
+ *
+ * @module
+ */
+
+import { Session } from "node:inspector";
+
+interface CallFrame {
+  readonly functionName: string;
+  readonly url: string;
+}
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: CallFrame;
+  readonly children?: readonly number[];
+}
+
+/** A profile as V8's `Profiler.stop` returns it. */
+export interface CpuProfile {
+  readonly nodes: readonly ProfileNode[];
+  readonly samples: readonly number[];
+  /** Microseconds since the previous sample, one per sample. */
+  readonly timeDeltas: readonly number[];
+  readonly startTime: number;
+  readonly endTime: number;
+}
+
+function post<T>(session: Session, method: string, params?: object): Promise<T> {
+  return new Promise((resolve, reject) => {
+    session.post(method, params ?? {}, (error: Error | null, result: unknown) => {
+      if (error) reject(error);
+      else resolve(result as T);
+    });
+  });
+}
+
+/** Runs `fn` under the CPU profiler, sampling every `intervalUs` microseconds. */
+export async function profiled<T>(
+  fn: () => Promise<T>,
+  intervalUs = 100,
+): Promise<{ result: T; profile: CpuProfile }> {
+  const session = new Session();
+  session.connect();
+  try {
+    await post(session, "Profiler.enable");
+    await post(session, "Profiler.setSamplingInterval", { interval: intervalUs });
+    await post(session, "Profiler.start");
+    const outcome = await fn().then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    const { profile } = await post<{ profile: CpuProfile }>(session, "Profiler.stop");
+    if (!outcome.ok) throw outcome.error;
+    return { result: outcome.value, profile };
+  } finally {
+    session.disconnect();
+  }
+}
+
+const root = new URL("..", import.meta.url).href;
+
+/** Where a function lives, as a row of the summary. */
+export function category(frame: CallFrame): string {
+  const { url, functionName } = frame;
+  if (url === "") {
+    if (functionName === "(garbage collector)") return "garbage collection";
+    if (functionName === "(idle)") return "idle (waiting for I/O)";
+    if (functionName === "(program)") return "V8 and native code";
+    return `native: ${functionName || "(anonymous)"}`;
+  }
+  const npm = /registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (npm) return `npm: ${npm[1]}`;
+  if (url.startsWith(root)) {
+    return `${url.slice(root.length).replace(/\?.*$/, "")} ${functionName || "(anonymous)"}`;
+  }
+  if (url.startsWith("ext:deno_node") || url.startsWith("node:")) return "Deno: node compatibility";
+  if (url.startsWith("ext:")) return "Deno: runtime";
+  return url;
+}
+
+/**
+ * Self time by category, in milliseconds. A builtin called from JavaScript (`native: get`) is
+ * named with the category of its caller, so that what it costs shows where it is spent.
+ */
+export function selfTimes(profile: CpuProfile): Map<string, number> {
+  const parent = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parent.set(child, node);
+  }
+  const byNode = new Map(profile.nodes.map((n) => {
+    let where = category(n.callFrame);
+    if (where.startsWith("native: ")) {
+      let caller = parent.get(n.id);
+      while (caller !== undefined && category(caller.callFrame).startsWith("native: ")) {
+        caller = parent.get(caller.id);
+      }
+      if (caller !== undefined) where = `${where} (from ${category(caller.callFrame)})`;
+    }
+    return [n.id, where];
+  }));
+  const times = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const where = byNode.get(id) ?? "unknown";
+    times.set(where, (times.get(where) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  });
+  return times;
+}
+
+/**
+ * The garbage collector's pauses: each run of consecutive GC samples is one pause, as long as the
+ * run's samples (to the sampling interval's resolution), in milliseconds.
+ */
+export function gcPauses(profile: CpuProfile): number[] {
+  const gc = new Set(
+    profile.nodes.filter((n) => n.callFrame.functionName === "(garbage collector)").map((n) =>
+      n.id
+    ),
+  );
+  const pauses: number[] = [];
+  let current = 0;
+  profile.samples.forEach((id, i) => {
+    const delta = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    if (gc.has(id)) current += delta;
+    else if (current > 0) {
+      pauses.push(current);
+      current = 0;
+    }
+  });
+  if (current > 0) pauses.push(current);
+  return pauses;
+}
+
+/**
+ * A table of microseconds a message by category for two runs side by side (raw and ours), with
+ * the difference, largest first; categories under `minUs` in both are summed into "other".
+ */
+export function profileTable(
+  raw: { profile: CpuProfile; messages: number },
+  ours: { profile: CpuProfile; messages: number },
+  minUs = 0.5,
+): string {
+  const a = selfTimes(raw.profile);
+  const b = selfTimes(ours.profile);
+  const us = (ms: number | undefined, n: number) => ((ms ?? 0) * 1000) / n;
+  const rows = [...new Set([...a.keys(), ...b.keys()])].map((name) => ({
+    name,
+    raw: us(a.get(name), raw.messages),
+    ours: us(b.get(name), ours.messages),
+  }));
+  const shown = rows.filter((r) => r.raw >= minUs || r.ours >= minUs);
+  const rest = rows.filter((r) => r.raw < minUs && r.ours < minUs);
+  shown.push({
+    name: "other",
+    raw: rest.reduce((s, r) => s + r.raw, 0),
+    ours: rest.reduce((s, r) => s + r.ours, 0),
+  });
+  shown.sort((x, y) => (y.ours - y.raw) - (x.ours - x.raw));
+  const total = (side: "raw" | "ours") => rows.reduce((s, r) => s + r[side], 0);
+  const f = (n: number) => n.toFixed(1);
+  return [
+    "| where (main thread, self time) | raw µs/msg | ours µs/msg | difference |",
+    "| ------------------------------ | ---------- | ----------- | ---------- |",
+    ...shown.map((r) => `| ${r.name} | ${f(r.raw)} | ${f(r.ours)} | ${f(r.ours - r.raw)} |`),
+    `| **wall time** | ${f(total("raw"))} | ${f(total("ours"))} | ${
+      f(total("ours") - total("raw"))
+    } |`,
+  ].join("\n");
+}
