@@ -21,7 +21,7 @@ import { booleanOption, integerOption, stringOption, UsageError } from "../lib/c
 import { setupLogging } from "../lib/log.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
 import { writeDocBlock } from "../scripts/doc_block.ts";
-import { gcPauses, profiled, profileTable } from "./profile.ts";
+import { cpuDuring, gcPauses, profiled, profileTable } from "./profile.ts";
 import {
   fsyncTimes,
   quantile,
@@ -343,16 +343,20 @@ runCommand({
     if (booleanOption(cl.options.profile!)) {
       const path = paths[0]!;
       const settings = chosen[only]!;
-      const raw = await profiled(() => run(path.raw, { raw: settings.raw }));
-      const ours = await profiled(() => run(path.ours, { ours: settings.ours }));
+      const measured = async (side: Side, options: ContextOptions) => {
+        const cpu = await cpuDuring(() => profiled(() => run(side, options)));
+        return { ...cpu.result, brokerMs: cpu.brokerMs, selfMs: cpu.selfMs };
+      };
+      const raw = await measured(path.raw, { raw: settings.raw });
+      const ours = await measured(path.ours, { ours: settings.ours });
       console.log(
         `\n${only}, one run each under the profiler (${fmt(rate(raw.result))}/s raw, ${
           fmt(rate(ours.result))
         }/s ours):\n`,
       );
       const table = profileTable(
-        { profile: raw.profile, messages: raw.result.messages },
-        { profile: ours.profile, messages: ours.result.messages },
+        { ...raw, messages: raw.result.messages },
+        { ...ours, messages: ours.result.messages },
       );
       console.log(table);
       if (booleanOption(cl.options.docs!)) {

@@ -142,8 +142,8 @@ export function gcPauses(profile: CpuProfile): number[] {
  * the difference, largest first; categories under `minUs` in both are summed into "other".
  */
 export function profileTable(
-  raw: { profile: CpuProfile; messages: number },
-  ours: { profile: CpuProfile; messages: number },
+  raw: { profile: CpuProfile; messages: number; brokerMs?: number; selfMs?: number },
+  ours: { profile: CpuProfile; messages: number; brokerMs?: number; selfMs?: number },
   minUs = 0.5,
 ): string {
   const a = selfTimes(raw.profile);
@@ -171,5 +171,43 @@ export function profileTable(
     `| **wall time** | ${f(total("raw"))} | ${f(total("ours"))} | ${
       f(total("ours") - total("raw"))
     } |`,
+    ...(raw.brokerMs === undefined || ours.brokerMs === undefined ? [] : [
+      `| CPU of this process, all threads (from /proc) | ${f(us(raw.selfMs, raw.messages))} | ${
+        f(us(ours.selfMs, ours.messages))
+      } | ${f(us(ours.selfMs, ours.messages) - us(raw.selfMs, raw.messages))} |`,
+      `| CPU of the broker (beam.smp, from /proc) | ${f(us(raw.brokerMs, raw.messages))} | ${
+        f(us(ours.brokerMs, ours.messages))
+      } | ${f(us(ours.brokerMs, ours.messages) - us(raw.brokerMs, raw.messages))} |`,
+    ]),
   ].join("\n");
+}
+
+/** CPU time (user and system, every thread) of processes, in milliseconds, from /proc. */
+async function cpuMs(pids: readonly (number | "self")[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
+
+/** The local broker's processes (beam.smp), if it runs here. */
+async function brokerPids(): Promise<number[]> {
+  const { stdout } = await new Deno.Command("pgrep", { args: ["-x", "beam.smp"], stdout: "piped" })
+    .output().catch(() => ({ stdout: new Uint8Array() }));
+  return new TextDecoder().decode(stdout).split("\n").filter((l) => l !== "").map(Number);
+}
+
+/** CPU spent by the local broker and by this process (all its threads) while `fn` runs. */
+export async function cpuDuring<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T; brokerMs: number; selfMs: number }> {
+  const pids = await brokerPids();
+  const [broker0, self0] = [await cpuMs(pids), await cpuMs(["self"])];
+  const result = await fn();
+  const [broker1, self1] = [await cpuMs(pids), await cpuMs(["self"])];
+  return { result, brokerMs: broker1 - broker0, selfMs: self1 - self0 };
 }
