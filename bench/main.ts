@@ -362,7 +362,7 @@ runCommand({
       if (booleanOption(cl.options.docs!)) {
         await writeDocBlock(
           "performance.md",
-          "profile",
+          `profile-${only}`,
           `\`deno task bench ${Deno.args.join(" ")}\` on ${
             new Date().toISOString().slice(0, 10)
           }, ${only}: one run of each side under V8's sampling profiler (0.1 ms), after ${rounds} ` +
