@@ -244,7 +244,7 @@ runCommand({
           `${seconds} s of requests, one client, each API in turn. The console's first walk of the ` +
           `whole DLQ took ${
             (walkMs / 1000).toFixed(1)
-          } s; it walks again when the DLQ's depth changes (at the latest every minute), while ` +
+          } s; it walks again when the DLQ's depth changes, for at most a fifth of the time, while ` +
           "the last snapshot answers.",
           "",
           "| request | n | p50 ms | p99 ms | max ms |",

@@ -1,9 +1,10 @@
 /**
  * The console's view of the dead-letter queue: a snapshot taken by one walk of the queue (which
  * puts every message back in its place), kept in the console process, and answered from in pages
- * and groups, so a browser never loads the whole queue. A snapshot older than `maxAgeMs` is
- * replaced by a new walk when a page asks; while that runs, the old one answers and the walk's
- * progress shows. Walks and the operations that change the queue (replay, purge) take turns.
+ * and groups, so a browser never loads the whole queue. A snapshot older than `maxAgeMs` (and
+ * than four times the last walk took) is replaced by a new walk when a page asks and the queue's
+ * depth changed (at the latest after `fullWalkMs`); while that runs, the old one answers and the
+ * walk's progress shows. Walks and the operations that change the queue (replay, purge) take turns.
  *
  * @module
  */
@@ -78,6 +79,9 @@ export class DeadLetterIndex {
   #progress: WalkProgress | undefined;
   /** When the snapshot was last found current (a walk, or an unchanged depth). */
   #checkedAt = 0;
+  /** How long the last walk took. */
+  #lastWalkMs = 0;
+  #byRef: { snapshot: Snapshot; letters: Map<string, DeadLetter[]> } | undefined;
   #groups: { snapshot: Snapshot; groups: FailureGroup[] } | undefined;
 
   constructor(options: DeadLetterIndexOptions) {
@@ -105,9 +109,10 @@ export class DeadLetterIndex {
     const current = this.#snapshot;
     if (current === undefined || fresh) return await this.#walk();
     const now = Date.now();
-    if (now - this.#checkedAt <= this.#options.maxAgeMs || this.#walking !== undefined) {
-      return current;
-    }
+    // A walk of a large queue holds every dead letter unacknowledged while it runs: however often
+    // pages ask, the queue is walked for at most a fifth of the time.
+    const maxAgeMs = Math.max(this.#options.maxAgeMs, 4 * this.#lastWalkMs);
+    if (now - this.#checkedAt <= maxAgeMs || this.#walking !== undefined) return current;
     this.#checkedAt = now;
     const fullWalkMs = this.#options.fullWalkMs ?? 60_000;
     if (now - current.at.getTime() <= fullWalkMs && this.#options.maxAgeMs > 0) {
@@ -124,6 +129,7 @@ export class DeadLetterIndex {
   #walk(): Promise<Snapshot> {
     this.#walking ??= this.#options.turns.run(async () => {
       this.#progress = { seen: 0, total: 0 };
+      const started = Date.now();
       const found = await inspectDeadLetters(
         await this.#options.broker(),
         this.#options.topology,
@@ -132,12 +138,29 @@ export class DeadLetterIndex {
       const snapshot = { at: new Date(), letters: found.letters };
       this.#snapshot = snapshot;
       this.#checkedAt = Date.now();
+      this.#lastWalkMs = this.#checkedAt - started;
       return snapshot;
     }).finally(() => {
       this.#walking = undefined;
       this.#progress = undefined;
     });
     return this.#walking;
+  }
+
+  /** The dead letters of a RefCode (compared without case) in a snapshot; indexed once per snapshot. */
+  lettersOf(snapshot: Snapshot, refCode: string): readonly DeadLetter[] {
+    if (this.#byRef?.snapshot !== snapshot) {
+      const letters = new Map<string, DeadLetter[]>();
+      for (const letter of snapshot.letters) {
+        if (letter.refCode === undefined) continue;
+        const key = letter.refCode.toLowerCase();
+        const list = letters.get(key);
+        if (list === undefined) letters.set(key, [letter]);
+        else list.push(letter);
+      }
+      this.#byRef = { snapshot, letters };
+    }
+    return this.#byRef.letters.get(refCode.toLowerCase()) ?? [];
   }
 
   /** The failure groups of a snapshot, largest first; counted once per snapshot. */

@@ -256,7 +256,7 @@ async function get(
         }),
         o.index.snapshot(params.get("fresh") === "1"),
       ]);
-      const letters = pageOf(snapshot.letters, { ref }, 0, 100).letters;
+      const letters = o.index.lettersOf(snapshot, ref).slice(0, 100);
       const journey = buildJourney(ref, ledger ?? { order: undefined, forwards: [] }, letters);
       if (journey === undefined) {
         throw new BadRequest(
