@@ -9,6 +9,8 @@
 
 import { userInfo } from "node:os";
 import { dirname } from "node:path";
+import type { DeadLetterCounts } from "./dead_letter_ops.ts";
+import type { DeadLetterFilter } from "./dead_letters.ts";
 import { logger } from "./log.ts";
 
 /** Where the audit trail is kept when nothing else is said. */
@@ -52,4 +54,27 @@ export async function appendAudit(path: string, entry: AuditEntry): Promise<void
   await file.write(new TextEncoder().encode(`${JSON.stringify(entry)}\n`));
   await file.sync();
   logger("dlq").info("audit", { ...entry, auditLog: path });
+}
+
+/** A filter and limit as the audit trail records them (what was not given is left out). */
+export function auditFilter(
+  filter: DeadLetterFilter,
+  limit: number | undefined,
+): AuditEntry["filter"] {
+  return {
+    reason: filter.reason,
+    ref: filter.ref,
+    since: filter.since?.toISOString(),
+    until: filter.until?.toISOString(),
+    text: filter.text,
+    errorGroup: filter.errorGroup,
+    refs: filter.refs === undefined ? undefined : [...filter.refs].join(","),
+    limit,
+  };
+}
+
+/** An operation's counts as the audit trail records them. */
+export function auditCounts(counts: DeadLetterCounts): AuditEntry["counts"] {
+  const { total, matched, done, failed, left } = counts;
+  return { total, matched, done, failed, left };
 }

@@ -33,7 +33,7 @@ import { HopClaims } from "./hop_claims.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
-import type { FailureRecord } from "./retry_headers.ts";
+import { type FailureRecord, truncateError } from "./retry_headers.ts";
 import { decideRetry, policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
@@ -397,7 +397,7 @@ export class OrderConsumer implements AsyncDisposable {
       messageKey: key,
       hop: delivery.hop,
       outcome: outcome.kind,
-      error: outcome.error,
+      error: truncateError(outcome.error), // as the copy's x-last-error says it
       delayMs: outcome.kind === "retried" ? outcome.delayMs : undefined,
     }).catch((ledgerError: unknown) => {
       log.warning("cannot record a message as passed on", {

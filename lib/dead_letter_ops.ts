@@ -10,6 +10,7 @@
  */
 
 import type { Channel, ConsumeMessage, MessageProperties } from "amqplib";
+import { dirname, join } from "node:path";
 import type { Broker } from "./broker.ts";
 import {
   type DeadLetter,
@@ -277,9 +278,14 @@ function replaySpan(
   );
 }
 
+/** The archive file of a purge of `queue` at `at`, in `dir`: one file per purge. */
+export function archivePath(dir: string, queue: string, at: Date): string {
+  return join(dir, `${queue}-${at.toISOString().replace(/[:.]/g, "-")}.jsonl`);
+}
+
 /** Where a purge writes what it deletes (JSON Lines), or `undefined` to keep nothing. */
 export interface PurgeOptions extends DeadLetterScan {
-  /** The archive file; written and synced before anything is deleted. */
+  /** The archive file (its folder made if missing); written and synced before anything is deleted. */
   readonly archive: string | undefined;
 }
 
@@ -343,6 +349,7 @@ export async function purgeDeadLetters(
     if (options.archive !== undefined) lines.push(archiveLine(message, at));
   }, async (channel) => {
     if (options.archive !== undefined && lines.length > 0) {
+      await Deno.mkdir(dirname(options.archive), { recursive: true });
       await using file = await Deno.open(options.archive, {
         append: true,
         create: true,

@@ -6,6 +6,7 @@
  */
 
 import type { GetMessage } from "amqplib";
+import { Buffer } from "node:buffer";
 import { peekRefCode } from "./order.ts";
 import { HEADER, readIntegerHeader } from "./retry_headers.ts";
 
@@ -124,6 +125,22 @@ export function toDeadLetter(message: Pick<GetMessage, "content" | "properties">
   };
 }
 
+const errorGroups = new WeakMap<DeadLetter, string>();
+
+/**
+ * A dead letter's failure group: its last error normalised ({@linkcode normaliseError}), worked
+ * out once per dead letter however often its group is asked (a console answers many pages from
+ * one walk).
+ */
+export function errorGroupOf(letter: DeadLetter): string {
+  let group = errorGroups.get(letter);
+  if (group === undefined) {
+    group = normaliseError(letter.lastError);
+    errorGroups.set(letter, group);
+  }
+  return group;
+}
+
 /** Whether a dead letter passes a filter. */
 export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boolean {
   if (filter.reason !== undefined && letter.reason !== filter.reason) return false;
@@ -139,7 +156,7 @@ export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boo
   if (filter.refs !== undefined && !filter.refs.has(letter.refCode?.toLowerCase() ?? "")) {
     return false;
   }
-  if (filter.errorGroup !== undefined && normaliseError(letter.lastError) !== filter.errorGroup) {
+  if (filter.errorGroup !== undefined && errorGroupOf(letter) !== filter.errorGroup) {
     return false;
   }
   if (filter.text !== undefined) {
@@ -189,7 +206,26 @@ export function formatDeadLetterTable(letters: readonly DeadLetter[], now: Date)
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-/** A dead letter as plain JSON; the body as text when it is UTF-8, else base64. */
+/**
+ * A header or property value made plain for JSON: byte strings as text, dates as ISO 8601,
+ * amqplib's typed values (`{"!": type, value}`) as their value, nested tables alike.
+ */
+export function plainValue(value: unknown): unknown {
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === "bigint") return value.toString();
+  if (Array.isArray(value)) return value.map(plainValue);
+  if (value !== null && typeof value === "object") {
+    if ("!" in value && "value" in value) return plainValue((value as { value: unknown }).value);
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainValue(v)]));
+  }
+  return value;
+}
+
+/**
+ * A dead letter as plain JSON; with the body, its properties and headers made plain
+ * ({@linkcode plainValue}) and the body as text when it is UTF-8 (a BOM kept), else base64.
+ */
 export function deadLetterJson(letter: DeadLetter, withBody: boolean): Record<string, unknown> {
   const json: Record<string, unknown> = {
     refCode: letter.refCode ?? null,
@@ -201,12 +237,12 @@ export function deadLetterJson(letter: DeadLetter, withBody: boolean): Record<st
     replays: letter.replays,
   };
   if (withBody) {
-    json.properties = letter.properties;
-    json.headers = letter.headers;
+    json.properties = plainValue(letter.properties);
+    json.headers = plainValue(letter.headers);
     try {
-      json.body = new TextDecoder("utf-8", { fatal: true }).decode(letter.body);
+      json.body = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(letter.body);
     } catch {
-      json.bodyBase64 = btoa(String.fromCharCode(...letter.body));
+      json.bodyBase64 = Buffer.from(letter.body).toString("base64");
     }
   }
   return json;

@@ -16,9 +16,9 @@ import {
   UsageError,
 } from "./cli.ts";
 import { connectionConfig } from "./config.ts";
-import { dirname, join } from "node:path";
-import { appendAudit, currentOperator } from "./audit.ts";
+import { appendAudit, auditCounts, auditFilter, currentOperator } from "./audit.ts";
 import {
+  archivePath,
   type DeadLetterCounts,
   inspectDeadLetters,
   purgeDeadLetters,
@@ -30,6 +30,7 @@ import {
   type DeadLetterFilter,
   deadLetterJson,
   formatDeadLetterTable,
+  isEmptyFilter,
   parseSince,
 } from "./dead_letters.ts";
 import { LOG_LEVELS, setupLogging } from "./log.ts";
@@ -154,7 +155,7 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
   };
   const limit = o.limit.value === undefined ? undefined : integerOption(o.limit, 1, 10_000_000);
   const scan = { filter, signal, ...(limit !== undefined ? { limit } : {}) };
-  const filtered = filter.reason !== undefined || filter.ref !== undefined || since !== undefined;
+  const filtered = !isEmptyFilter(filter);
   const dryRun = booleanOption(o["dry-run"]);
   const audit = (action: string, counts: DeadLetterCounts, file?: string) =>
     appendAudit(stringOption(o["audit-log"]), {
@@ -163,19 +164,8 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
       action,
       dryRun,
       queue: topo.deadLetterQueue,
-      filter: {
-        reason: filter.reason,
-        ref: filter.ref,
-        since: since?.toISOString(),
-        limit,
-      },
-      counts: {
-        total: counts.total,
-        matched: counts.matched,
-        done: counts.done,
-        failed: counts.failed,
-        left: counts.left,
-      },
+      filter: auditFilter(filter, limit),
+      counts: auditCounts(counts),
       file,
     });
 
@@ -263,10 +253,7 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
     case "purge": {
       const archiving = booleanOption(o.archive);
       const archive = archiving
-        ? join(
-          stringOption(o["archive-dir"]),
-          `${topo.deadLetterQueue}-${now.toISOString().replace(/[:.]/g, "-")}.jsonl`,
-        )
+        ? archivePath(stringOption(o["archive-dir"]), topo.deadLetterQueue, now)
         : undefined;
       const preview = await inspectDeadLetters(broker, topo, { ...scan, limit: 3 });
       const count = Math.min(preview.matched, limit ?? Number.POSITIVE_INFINITY);
@@ -296,7 +283,6 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
           return EXIT.ok;
         }
       }
-      if (archive) await Deno.mkdir(dirname(archive), { recursive: true });
       const counts = await purgeDeadLetters(broker, topo, { ...scan, archive });
       await audit("purge", counts, archive);
       console.log(

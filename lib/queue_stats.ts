@@ -21,8 +21,15 @@ export interface QueueStats {
   readonly oldestDeadLetterSeconds: number | undefined;
 }
 
-/** Reads the numbers; throws when the broker cannot be asked (the scrape then leaves them out). */
-export async function readQueueStats(broker: Broker, topo: Topology): Promise<QueueStats> {
+/**
+ * Reads the numbers; throws when the broker cannot be asked (the scrape then leaves them out).
+ * Without `oldest` the DLQ's head is not peeked at, and the oldest age is left unknown.
+ */
+export async function readQueueStats(
+  broker: Broker,
+  topo: Topology,
+  { oldest = true }: { readonly oldest?: boolean } = {},
+): Promise<QueueStats> {
   const channel = await broker.channel();
   try {
     const depth: Record<string, number> = {};
@@ -34,7 +41,7 @@ export async function readQueueStats(broker: Broker, topo: Topology): Promise<Qu
     const dlq = await channel.checkQueue(topo.deadLetterQueue);
     depth.dlq = dlq.messageCount;
     let oldestDeadLetterSeconds: number | undefined;
-    if (dlq.messageCount > 0 && dlq.consumerCount === 0) {
+    if (oldest && dlq.messageCount > 0 && dlq.consumerCount === 0) {
       const head = await channel.get(topo.deadLetterQueue, { noAck: false });
       if (head !== false) {
         const at = toDeadLetter(head).deadLetteredAt;

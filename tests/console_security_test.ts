@@ -318,7 +318,7 @@ Deno.test("without the management API and the metrics, the overview shows what i
   });
 });
 
-Deno.test("the console does not start beyond loopback without credentials, nor with a bad users file", async () => {
+Deno.test("the console does not start beyond loopback without credentials, with a bad users file, or on a taken port", async () => {
   const open = await runScript("console.ts", ["--hostname", "0.0.0.0", "--port", "0"]);
   assert.equal(open.code, 2, open.stderr);
   assert.match(open.stderr, /--hostname 0\.0\.0\.0 lets other machines in: give --token/);
@@ -328,4 +328,12 @@ Deno.test("the console does not start beyond loopback without credentials, nor w
   const bad = await runScript("console.ts", ["--users-file", users, "--port", "0"]);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /users:1 is not a user: write name:viewer:password/);
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((taken.addr as Deno.NetAddr).port);
+  const busy = await runScript("console.ts", ["--port", port, "--no-management"]);
+  assert.equal(busy.code, 1, busy.stderr);
+  assert.match(
+    busy.stderr,
+    new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is taken`),
+  );
 });

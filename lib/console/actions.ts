@@ -7,10 +7,10 @@
  * @module
  */
 
-import { join } from "node:path";
-import { appendAudit } from "../audit.ts";
+import { appendAudit, auditCounts, auditFilter } from "../audit.ts";
 import type { Broker } from "../broker.ts";
 import {
+  archivePath,
   type DeadLetterCounts,
   inspectDeadLetters,
   purgeDeadLetters,
@@ -51,25 +51,6 @@ export interface ActionsOptions {
   readonly turns: TakeTurns;
   readonly auditLog: string;
   readonly archiveDir: string;
-}
-
-/** The filter as the audit trail records it. */
-function auditFilter(filter: DeadLetterFilter, limit?: number) {
-  return {
-    reason: filter.reason,
-    ref: filter.ref,
-    since: filter.since?.toISOString(),
-    until: filter.until?.toISOString(),
-    text: filter.text,
-    errorGroup: filter.errorGroup,
-    refs: filter.refs === undefined ? undefined : [...filter.refs].join(","),
-    limit,
-  };
-}
-
-function plainCounts(counts: DeadLetterCounts): Record<string, number> {
-  const { total, matched, done, failed, left } = counts;
-  return { total, matched, done, failed, left };
 }
 
 const log = logger("console");
@@ -127,11 +108,7 @@ export class DeadLetterActions {
           onProgress: (done) => job.progress = done,
         });
       }
-      await Deno.mkdir(o.archiveDir, { recursive: true });
-      job.archive = join(
-        o.archiveDir,
-        `console-purge-${job.startedAt.replace(/[:.]/g, "-")}.jsonl`,
-      );
+      job.archive = archivePath(o.archiveDir, o.topology.deadLetterQueue, new Date());
       return await purgeDeadLetters(broker, o.topology, {
         ...scan,
         archive: job.archive,
@@ -171,7 +148,7 @@ export class DeadLetterActions {
       dryRun,
       queue: this.#options.topology.deadLetterQueue,
       filter: auditFilter(filter, limit),
-      counts: plainCounts(counts),
+      counts: auditCounts(counts),
       file,
     });
   }

@@ -14,8 +14,8 @@ import { inspectDeadLetters } from "../dead_letter_ops.ts";
 import {
   type DeadLetter,
   type DeadLetterFilter,
+  errorGroupOf,
   matchesFilter,
-  normaliseError,
 } from "../dead_letters.ts";
 import type { Topology } from "../topology.ts";
 
@@ -81,6 +81,8 @@ export class DeadLetterIndex {
   #checkedAt = 0;
   /** How long the last walk took. */
   #lastWalkMs = 0;
+  /** The queue was changed by this console since the last walk: walk before trusting the depth. */
+  #changed = false;
   #byRef: { snapshot: Snapshot; letters: Map<string, DeadLetter[]> } | undefined;
   #groups: { snapshot: Snapshot; groups: FailureGroup[] } | undefined;
 
@@ -95,8 +97,7 @@ export class DeadLetterIndex {
 
   /** Marks the snapshot stale (the queue was changed): the next page walks again. */
   invalidate(): void {
-    if (this.#snapshot) this.#snapshot = { ...this.#snapshot, at: new Date(0) };
-    this.#checkedAt = 0;
+    this.#changed = true;
   }
 
   /**
@@ -108,6 +109,10 @@ export class DeadLetterIndex {
   async snapshot(fresh = false): Promise<Snapshot> {
     const current = this.#snapshot;
     if (current === undefined || fresh) return await this.#walk();
+    if (this.#changed && this.#walking === undefined) {
+      this.#walk().catch(() => {}); // the next request sees the error
+      return current;
+    }
     const now = Date.now();
     // A walk of a large queue holds every dead letter unacknowledged while it runs: however often
     // pages ask, the queue is walked for at most a fifth of the time.
@@ -135,6 +140,7 @@ export class DeadLetterIndex {
         this.#options.topology,
         { onScan: (seen, total) => this.#progress = { seen, total } },
       );
+      this.#changed = false;
       const snapshot = { at: new Date(), letters: found.letters };
       this.#snapshot = snapshot;
       this.#checkedAt = Date.now();
@@ -183,7 +189,7 @@ export function groupFailures(letters: readonly DeadLetter[]): FailureGroup[] {
     last: number;
   }>();
   for (const letter of letters) {
-    const error = normaliseError(letter.lastError);
+    const error = errorGroupOf(letter);
     const key = `${letter.reason}\u0000${error}`;
     const at = letter.deadLetteredAt?.getTime() ?? Number.NaN;
     const group = byKey.get(key);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { DeadLetter } from "../dead_letters.ts";
+import { type DeadLetter, deadLetterJson } from "../dead_letters.ts";
 import type { LedgerJourney } from "../ledger.ts";
 
 /** One step of a journey, oldest first. */
@@ -21,20 +21,15 @@ export interface JourneyStep {
   readonly detail: string;
 }
 
-/** A dead letter as the journey shows it: headers as JSON, the body as text and as hex. */
-export interface ShownDeadLetter {
-  readonly reason: string;
-  readonly attempts: number;
-  readonly lastError: string;
-  readonly deadLetteredAt: string | undefined;
-  readonly properties: Record<string, unknown>;
-  readonly headers: Record<string, unknown>;
-  /** The body as UTF-8 text, or null when it is not valid UTF-8. */
+/**
+ * A dead letter as the journey shows it: what `dlq show --json` prints, with headers and
+ * properties as plain JSON, and the body as text (null when it is not UTF-8) and always as hex.
+ */
+export type ShownDeadLetter = Record<string, unknown> & {
   readonly bodyText: string | null;
-  /** The body in hex, two digits a byte. */
   readonly bodyHex: string;
   readonly bodyBytes: number;
-}
+};
 
 /** Everything known of one RefCode. */
 export interface Journey {
@@ -44,36 +39,12 @@ export interface Journey {
   readonly productionOrder: LedgerJourney["order"];
 }
 
-/** A header value made plain for JSON: byte strings as text, numbers and dates as they are. */
-export function plainValue(value: unknown): unknown {
-  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === "bigint") return value.toString();
-  if (Array.isArray(value)) return value.map(plainValue);
-  if (value !== null && typeof value === "object") {
-    // amqplib's typed values ({"!": type, value}) show their value.
-    if ("!" in value && "value" in value) return plainValue((value as { value: unknown }).value);
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainValue(v)]));
-  }
-  return value;
-}
-
 /** A dead letter for the page: body as text where it is UTF-8, and always as hex. */
 export function showDeadLetter(letter: DeadLetter): ShownDeadLetter {
-  let bodyText: string | null;
-  try {
-    bodyText = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(letter.body);
-  } catch {
-    bodyText = null;
-  }
+  const { body, bodyBase64: _base64, ...shown } = deadLetterJson(letter, true);
   return {
-    reason: letter.reason,
-    attempts: letter.attempts,
-    lastError: letter.lastError,
-    deadLetteredAt: letter.deadLetteredAt?.toISOString(),
-    properties: plainValue(letter.properties) as Record<string, unknown>,
-    headers: plainValue(letter.headers) as Record<string, unknown>,
-    bodyText,
+    ...shown,
+    bodyText: typeof body === "string" ? body : null,
     bodyHex: Array.from(letter.body, (b) => b.toString(16).padStart(2, "0")).join(""),
     bodyBytes: letter.body.byteLength,
   };

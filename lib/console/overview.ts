@@ -100,7 +100,8 @@ export class OverviewSampler {
     const s = this.#sources;
     const [metrics, queues, publishRate, ledger] = await Promise.allSettled([
       this.#scrape(),
-      s.broker().then((broker) => readQueueStats(broker, s.topology)),
+      // Depths and consumers only: the overview shows no age, so the DLQ's head is left alone.
+      s.broker().then((broker) => readQueueStats(broker, s.topology, { oldest: false })),
       s.management === undefined
         ? Promise.reject(new Error("off (--no-management)"))
         : s.management.publishRate(s.topology.exchange),

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { type DeadLetter, isEmptyFilter } from "../dead_letters.ts";
-import { describeError } from "../errors.ts";
+import { type DeadLetter, deadLetterJson, isEmptyFilter } from "../dead_letters.ts";
+import { describeError, FatalError } from "../errors.ts";
 import type { LedgerReader } from "../ledger.ts";
 import { logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
@@ -93,17 +93,9 @@ function problem(message: string, status: number, extra: HeadersInit = {}): Resp
   });
 }
 
-/** A dead letter as a row of the failures page. */
+/** A dead letter as a row of the failures page: what `dlq list --json` prints, and its size. */
 function row(letter: DeadLetter) {
-  return {
-    refCode: letter.refCode ?? null,
-    reason: letter.reason,
-    attempts: letter.attempts,
-    lastError: letter.lastError,
-    deadLetteredAt: letter.deadLetteredAt?.toISOString() ?? null,
-    replays: letter.replays,
-    bytes: letter.body.byteLength,
-  };
+  return { ...deadLetterJson(letter, false), bytes: letter.body.byteLength };
 }
 
 async function readJson(request: Request): Promise<unknown> {
@@ -133,7 +125,7 @@ async function loadAssets(): Promise<Map<string, Uint8Array>> {
 /** Serves the console until aborted or shut down; resolves once it listens. */
 export async function serveConsole(options: ConsoleServerOptions): Promise<ConsoleServer> {
   const assets = await loadAssets();
-  const { promise, resolve, reject } = Promise.withResolvers<ConsoleServer>();
+  const { promise, resolve } = Promise.withResolvers<ConsoleServer>();
   const handler = (request: Request) => handle(request, options, assets);
   try {
     const server = Deno.serve({
@@ -152,7 +144,14 @@ export async function serveConsole(options: ConsoleServerOptions): Promise<Conso
       },
     }, handler);
   } catch (error) {
-    reject(error);
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new FatalError(
+        `the console cannot listen on ${options.hostname}:${options.port}: the port is taken; ` +
+          "choose another with --port (CONSOLE_PORT)",
+        { cause: error, code: "port_taken" },
+      );
+    }
+    throw error;
   }
   return await promise;
 }

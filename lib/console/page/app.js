@@ -115,7 +115,6 @@ function overviewView() {
         )
       ),
     );
-    page.dataset.updated = o.at;
   };
   stream = new EventSource("/api/overview/stream");
   stream.onmessage = (event) => show(JSON.parse(event.data));
@@ -340,19 +339,14 @@ function actionButtons(target, what, disabled) {
   return h(
     "span",
     {},
-    h("button", {
-      text: `Replay ${what}`,
-      "data-action": `replay-${what}`,
-      disabled,
-      onclick: () => act("replay", target()),
-    }),
-    " ",
-    h("button", {
-      text: `Purge ${what}`,
-      "data-action": `purge-${what}`,
-      disabled,
-      onclick: () => act("purge", target()),
-    }),
+    ...["replay", "purge"].map((action) =>
+      h("button", {
+        text: `${action[0].toUpperCase()}${action.slice(1)} ${what}`,
+        "data-action": `${action}-${what}`,
+        disabled,
+        onclick: () => act(action, target()),
+      })
+    ),
   );
 }
 
