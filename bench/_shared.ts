@@ -106,12 +106,18 @@ export function quantile(values: readonly number[], q: number): number {
 }
 
 /**
- * Calls `send(i)` for i = 0..n-1 at `rate` a second, in 5 ms slices; resolves when all are sent.
+ * Calls `send(i)` for i = 0..n-1 at `rate` a second, in 5 ms slices; resolves when all are sent,
+ * or when `signal` aborts.
  */
-export async function paced(n: number, rate: number, send: (i: number) => void): Promise<void> {
+export async function paced(
+  n: number,
+  rate: number,
+  send: (i: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   const started = performance.now();
   let sent = 0;
-  while (sent < n) {
+  while (sent < n && !signal?.aborted) {
     const due = Math.min(n, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
     while (sent < due) send(sent++);
     await new Promise((resolve) => setTimeout(resolve, 5));

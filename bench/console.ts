@@ -19,9 +19,11 @@ import { EXIT, runCommand } from "../lib/main.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import { DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import { writeDocBlock } from "../scripts/doc_block.ts";
-import { quantile, withBenchTopology } from "./_shared.ts";
+import { RABBITMQ_URL as url } from "../testing/broker.ts";
+import { ourService } from "../testing/process.ts";
+import { freePort } from "../testing/postgres.ts";
+import { paced, quantile, withBenchTopology } from "./_shared.ts";
 
 const OPTIONS = {
   "dead-letters": {
@@ -34,57 +36,6 @@ const OPTIONS = {
   quick: { type: "boolean", description: "Small sizes: 2,000 dead letters, 500/s, 5 s." },
   "write-docs": { type: "boolean", description: "Write the table into docs/console.md." },
 } as const;
-
-const root = new URL("..", import.meta.url).pathname;
-const url = Deno.env.get("RABBITMQ_URL") ?? DEFAULT_RABBITMQ_URL;
-
-/** A free TCP port on 127.0.0.1. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** One of the project's entry scripts in the background; its stdout lines as they come. */
-function spawn(script: string, env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}${script}`],
-    env: { RABBITMQ_URL: url, NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  return {
-    lines,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await reading;
-    },
-  };
-}
-
-async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>) {
-  const deadline = Date.now() + 600_000;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const ERRORS = [
   (i: number) => `maximum quantity exceeded: ${600 + (i % 400)} > 500`,
@@ -144,122 +95,99 @@ runCommand({
       };
       const metricsPort = freePort();
       const ledger = join(dir, "ledger.sqlite");
-      const ordem = spawn("ordem_de_producao.ts", {
+      await using ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
         ...env,
         LEDGER_PATH: ledger,
         HTTP_PORT: String(metricsPort),
         TOPOLOGY_DECLARE: "false",
-        LOG_LEVEL: "warning",
+        LOG_LEVEL: "info",
       });
-      const consolePort = freePort();
-      const console_ = spawn("console.ts", {
+      await using console_ = ourService("console", "console.ts", [], {
         ...env,
-        CONSOLE_PORT: String(consolePort),
+        CONSOLE_PORT: "0",
         LEDGER_URL: `sqlite:${ledger}`,
         CONSOLE_METRICS_URLS: `http://127.0.0.1:${metricsPort}/metrics`,
         DLQ_AUDIT_LOG: join(dir, "audit.jsonl"),
         LOG_LEVEL: "warning",
       });
-      try {
-        const base = `http://127.0.0.1:${consolePort}`;
-        await until(
-          "the console",
-          () => console_.lines.some((l) => l.startsWith("console:")) || undefined,
-        );
-        await until("OrdemDeProducao", async () => {
-          const r = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
-          await r?.body?.cancel();
-          return r?.ok || undefined;
-        });
-        // The first walk of the whole DLQ.
-        const walkStarted = performance.now();
-        const first = await fetch(`${base}/api/groups`);
-        const firstBody = await first.json();
-        const walkMs = performance.now() - walkStarted;
-        if (firstBody.total !== count) {
-          throw new Error(`the console saw ${firstBody.total} dead letters, not ${count}`);
-        }
-
-        // Orders flowing at `rate` a second while the client asks.
-        const publisher = new ConfirmedPublisher(await broker.confirmChannel());
-        let flowing = true;
-        let published = 0;
-        const flow = (async () => {
-          const started = performance.now();
-          const pending: Promise<void>[] = [];
-          while (flowing) {
-            const due = Math.floor(((performance.now() - started) / 1000) * rate);
-            while (published < due) {
-              pending.push(publishOrder(publisher, topo, newOrder({ quantity: 10 })));
-              published++;
-              if (pending.length >= 2_000) await Promise.all(pending.splice(0));
-            }
-            await new Promise((resolve) => setTimeout(resolve, 5));
-          }
-          await Promise.all(pending);
-        })();
-        const scrape = async () => {
-          const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-          return Number(/^productionorder_orders_created_total\S* (\d+)/m.exec(text)?.[1] ?? 0);
-        };
-        const createdBefore = await scrape();
-        const asks: Array<[string, () => string]> = [
-          ["page (/)", () => "/"],
-          ["overview", () => "/api/overview"],
-          ["failure groups", () => "/api/groups"],
-          [
-            "dead letters, random page",
-            () => `/api/dead-letters?offset=${Math.floor(Math.random() * (count - 50))}`,
-          ],
-          ["dead letters, text filter", () => "/api/dead-letters?text=not%20a%20number"],
-          ["journey", () => `/api/journey?ref=${refs[Math.floor(Math.random() * refs.length)]}`],
-        ];
-        const times = new Map<string, number[]>(asks.map(([name]) => [name, []]));
-        const started = performance.now();
-        while (performance.now() - started < seconds * 1000) {
-          for (const [name, path] of asks) {
-            const t = performance.now();
-            const response = await fetch(`${base}${path()}`);
-            await response.arrayBuffer();
-            if (!response.ok) throw new Error(`${path()} answered ${response.status}`);
-            times.get(name)!.push(performance.now() - t);
-          }
-        }
-        const elapsed = (performance.now() - started) / 1000;
-        const created = (await scrape()) - createdBefore;
-        flowing = false;
-        await flow;
-
-        const ms = (v: number) => v < 10 ? v.toFixed(1) : Math.round(v).toLocaleString("en");
-        const rows = [...times].map(([name, values]) =>
-          `| ${name} | ${values.length} | ${ms(quantile(values, 0.5))} | ${
-            ms(quantile(values, 0.99))
-          } | ${ms(Math.max(...values))} |`
-        );
-        const table = [
-          `${count.toLocaleString("en")} dead letters; orders published at ${
-            rate.toLocaleString("en")
-          }/s, ` +
-          `${Math.round(created / elapsed).toLocaleString("en")}/s created while measuring; ` +
-          `${seconds} s of requests, one client, each API in turn. The console's first walk of the ` +
-          `whole DLQ took ${
-            (walkMs / 1000).toFixed(1)
-          } s; it walks again when the DLQ's depth changes, for at most a fifth of the time, while ` +
-          "the last snapshot answers.",
-          "",
-          "| request | n | p50 ms | p99 ms | max ms |",
-          "| ------- | - | ------ | ------ | ------ |",
-          ...rows,
-        ].join("\n");
-        console.log(table);
-        if (booleanOption(o["write-docs"]!)) {
-          await writeDocBlock("console.md", "console-bench", table);
-        }
-        return EXIT.ok;
-      } finally {
-        await console_.stop();
-        await ordem.stop();
+      const [listening] = await console_.until("the console", /^console: http:\/\/\S+\//);
+      const base = listening!.slice("console: ".length).trim().replace(/\/$/, "");
+      await ordem.until("OrdemDeProducao", /msg=ready/, 1, 60_000);
+      // The first walk of the whole DLQ.
+      const walkStarted = performance.now();
+      const first = await fetch(`${base}/api/groups`);
+      const firstBody = await first.json();
+      const walkMs = performance.now() - walkStarted;
+      if (firstBody.total !== count) {
+        throw new Error(`the console saw ${firstBody.total} dead letters, not ${count}`);
       }
+
+      // Orders flowing at `rate` a second while the client asks.
+      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+      const stop = new AbortController();
+      const confirms: Promise<void>[] = [];
+      const flow = paced(Number.POSITIVE_INFINITY, rate, () => {
+        confirms.push(publishOrder(publisher, topo, newOrder({ quantity: 10 })));
+      }, stop.signal);
+      const scrape = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return Number(/^productionorder_orders_created_total\S* (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      const createdBefore = await scrape();
+      const asks: Array<[string, () => string]> = [
+        ["page (/)", () => "/"],
+        ["overview", () => "/api/overview"],
+        ["failure groups", () => "/api/groups"],
+        [
+          "dead letters, random page",
+          () => `/api/dead-letters?offset=${Math.floor(Math.random() * (count - 50))}`,
+        ],
+        ["dead letters, text filter", () => "/api/dead-letters?text=not%20a%20number"],
+        ["journey", () => `/api/journey?ref=${refs[Math.floor(Math.random() * refs.length)]}`],
+      ];
+      const times = new Map<string, number[]>(asks.map(([name]) => [name, []]));
+      const started = performance.now();
+      while (performance.now() - started < seconds * 1000) {
+        for (const [name, path] of asks) {
+          const t = performance.now();
+          const response = await fetch(`${base}${path()}`);
+          await response.arrayBuffer();
+          if (!response.ok) throw new Error(`${path()} answered ${response.status}`);
+          times.get(name)!.push(performance.now() - t);
+        }
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      const created = (await scrape()) - createdBefore;
+      stop.abort();
+      await flow;
+      await Promise.all(confirms);
+
+      const ms = (v: number) => v < 10 ? v.toFixed(1) : Math.round(v).toLocaleString("en");
+      const rows = [...times].map(([name, values]) =>
+        `| ${name} | ${values.length} | ${ms(quantile(values, 0.5))} | ${
+          ms(quantile(values, 0.99))
+        } | ${ms(Math.max(...values))} |`
+      );
+      const table = [
+        `${count.toLocaleString("en")} dead letters; orders published at ${
+          rate.toLocaleString("en")
+        }/s, ` +
+        `${Math.round(created / elapsed).toLocaleString("en")}/s created while measuring; ` +
+        `${seconds} s of requests, one client, each API in turn. The console's first walk of the ` +
+        `whole DLQ took ${
+          (walkMs / 1000).toFixed(1)
+        } s; it walks again when the DLQ's depth changes, for at most a fifth of the time, while ` +
+        "the last snapshot answers.",
+        "",
+        "| request | n | p50 ms | p99 ms | max ms |",
+        "| ------- | - | ------ | ------ | ------ |",
+        ...rows,
+      ].join("\n");
+      console.log(table);
+      if (booleanOption(o["write-docs"]!)) {
+        await writeDocBlock("console.md", "console-bench", table);
+      }
+      return EXIT.ok;
     }, [200, 400]);
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

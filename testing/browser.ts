@@ -40,11 +40,10 @@ export async function launchChromium(): Promise<Browser & AsyncDisposable> {
 
 /**
  * Where the console's tests put their screenshots: `SCREENSHOT_DIR` (docs/console for the
- * committed ones: `deno task docs:screenshots`), else a temporary folder.
+ * committed ones: `deno task docs:screenshots`), else `fallback` (the test's own temporary folder).
  */
-export async function screenshotDir(): Promise<string> {
-  const dir = Deno.env.get("SCREENSHOT_DIR") ??
-    await Deno.makeTempDir({ prefix: "console-shots-" });
+export async function screenshotDir(fallback: string): Promise<string> {
+  const dir = Deno.env.get("SCREENSHOT_DIR") ?? fallback;
   await Deno.mkdir(dir, { recursive: true });
   return dir;
 }
