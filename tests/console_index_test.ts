@@ -1,7 +1,8 @@
 /**
  * When the console walks the dead-letter queue again, on the real broker: not while its snapshot
- * is young, not when the queue's depth is unchanged, yes when the depth changed or the console
- * itself changed the queue, and never for more than a fifth of the time.
+ * is young, not when the queue's depth is unchanged, yes when the depth changed, when the console
+ * itself changed the queue, or once the snapshot is older than `fullWalkMs` whatever the depth;
+ * and never for more than a fifth of the time.
  */
 
 import { strict as assert } from "node:assert";
@@ -52,6 +53,20 @@ Deno.test("the console's index walks the DLQ again only when it changed, and at 
       return snapshot !== second ? snapshot : undefined;
     });
     assert.deepEqual(third.letters.map((l) => l.refCode).sort(), ["A", "B"]);
+    // Unchanged depth, but older than fullWalkMs: walked again all the same.
+    const patient = new DeadLetterIndex({
+      broker: () => Promise.resolve(ctx.broker),
+      topology: ctx.topo,
+      maxAgeMs: 10,
+      fullWalkMs: 150,
+      turns: new TakeTurns(),
+    });
+    const kept = await patient.snapshot();
+    await waitFor("a walk after fullWalkMs", async () => {
+      const snapshot = await patient.snapshot();
+      return snapshot !== kept ? snapshot : undefined;
+    });
+    assert.ok(Date.now() - kept.at.getTime() >= 150);
     // A changed depth within four times the last walk's length waits: at most a fifth walking.
     const slow = new DeadLetterIndex({
       broker: async () => {
