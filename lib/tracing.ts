@@ -29,6 +29,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
 } from "@opentelemetry/api";
 
 /** Whether tracing is on: Deno's OpenTelemetry integration is enabled (`OTEL_DENO=true`). */
@@ -40,7 +41,31 @@ export const TRACING = (() => {
   }
 })();
 
+/**
+ * Whether the sampler follows the parent's decision (`parentbased_*`, and the default): then a
+ * span under a parent that was not sampled is never recorded, and is not made at all here.
+ */
+const PARENT_BASED = (() => {
+  try {
+    const sampler = Deno.env.get("OTEL_TRACES_SAMPLER");
+    return sampler === undefined || sampler === "" || sampler.startsWith("parentbased_");
+  } catch {
+    return true;
+  }
+})();
+
 const tracer = trace.getTracer("productionorder");
+
+/**
+ * Whether a span made under `parent` would not be recorded: the parent was not sampled and the
+ * sampler follows it. Such an order still carries its context on (unsampled), so every later
+ * attempt makes the same decision, but makes no span, attribute or child on the way.
+ */
+function sampledOut(parent: Context): boolean {
+  if (!PARENT_BASED) return false;
+  const parentSpan = trace.getSpanContext(parent);
+  return parentSpan !== undefined && (parentSpan.traceFlags & TraceFlags.SAMPLED) === 0;
+}
 
 type Headers = Record<string, unknown>;
 
@@ -59,11 +84,13 @@ function contextOf(headers: Headers | undefined): Context {
   return propagation.extract(ROOT_CONTEXT, headers ?? {}, getter);
 }
 
-/** Writes `span`'s context into `headers` (replacing a context the message carried before). */
-function inject(span: Span, headers: Headers): void {
-  propagation.inject(trace.setSpan(context.active(), span), headers, {
-    set: (carrier: Headers, key: string, value: string) => (carrier[key] = value),
-  });
+const setter = {
+  set: (carrier: Headers, key: string, value: string) => (carrier[key] = value),
+};
+
+/** Writes the context `spanContext` holds into `headers` (replacing one the message carried). */
+function inject(spanContext: Context, headers: Headers): void {
+  propagation.inject(spanContext, headers, setter);
 }
 
 /** What a span says about the message, by OpenTelemetry's messaging conventions. */
@@ -119,12 +146,17 @@ export function startPublishSpan(
     const linked = trace.getSpanContext(contextOf(options.linkTo));
     if (linked !== undefined) links.push({ context: linked });
   }
+  const parent = options.linkTo !== undefined ? ROOT_CONTEXT : context.active();
+  if (sampledOut(parent)) {
+    inject(parent, headers);
+    return undefined;
+  }
   const span = tracer.startSpan(
     options.name ?? `${message.operation} ${message.destination}`,
     { kind: SpanKind.PRODUCER, attributes: attributesOf(message), links },
-    options.linkTo !== undefined ? ROOT_CONTEXT : context.active(),
+    parent,
   );
-  inject(span, headers);
+  inject(trace.setSpan(parent, span), headers);
   return span;
 }
 
@@ -146,10 +178,12 @@ export function processSpan<T>(
   work: (span: Span | undefined) => Promise<T>,
 ): Promise<T> {
   if (!TRACING) return work(undefined);
+  const parent = contextOf(headers);
+  if (sampledOut(parent)) return context.with(parent, work, undefined, undefined);
   return tracer.startActiveSpan(
     `process ${message.destination}`,
     { kind: SpanKind.CONSUMER, attributes: attributesOf(message) },
-    contextOf(headers),
+    parent,
     async (span) => {
       try {
         return await work(span);
@@ -165,7 +199,7 @@ export function processSpan<T>(
 
 /** Runs `work` in a child span of the current one (a ledger commit); plain `work` when off. */
 export function childSpan<T>(name: string, work: () => Promise<T>): Promise<T> {
-  if (!TRACING) return work();
+  if (!TRACING || trace.getActiveSpan()?.isRecording() === false) return work();
   return tracer.startActiveSpan(name, async (span) => {
     try {
       return await work();

@@ -173,3 +173,47 @@ Deno.test("with tracing off nothing is exported and no trace context is added to
     assert.doesNotMatch(ordem.stderr, /traceId=/);
   });
 });
+
+Deno.test("an order its trace's start did not sample makes no span in OrdemDeProducao, and its retries and dead letter carry the unsampled context on", async () => {
+  await using receiver = await otlpReceiver();
+  await withTopology("tracing-unsampled", { retryDelays: retryDelays(policy) }, async (ctx) => {
+    await using dir = await tempDir();
+    const prefix = ["--prefix", ctx.topo.prefix];
+    // Estoque decides at the start of the trace not to record it (a ratio sampler's "no").
+    const estoque = await runScript("estoque.ts", [...prefix, "--quantity", "900"], {
+      ...receiver.env("estoque"),
+      OTEL_TRACES_SAMPLER: "parentbased_always_off",
+      ...RETRY,
+    });
+    assert.equal(estoque.code, 0, estoque.stderr);
+    const [published] = await takeMessages(ctx.broker, ctx.topo.queue, 1);
+    const traceparent = String(published!.properties.headers!.traceparent);
+    assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, "an unsampled context");
+    const traceId = traceparent.split("-")[1]!;
+    const channel = await ctx.broker.channel();
+    channel.sendToQueue(ctx.topo.queue, published!.content, published!.properties);
+    // A message without context, in a trace OrdemDeProducao starts and records: its span shows
+    // that OrdemDeProducao exports, so the absence of the other's spans means something.
+    const go = newOrder({ quantity: 1 });
+    channel.sendToQueue(ctx.topo.queue, Buffer.from(encodeOrder(go)), {
+      contentType: "application/json",
+    });
+    await channel.close();
+    // OrdemDeProducao with OpenTelemetry's default sampler, which follows the parent's decision.
+    const ordem = await drainOrdem(prefix, dir.path, receiver.env("ordem"));
+    assert.equal(ordem.code, 0, ordem.stderr);
+    await waitFor(
+      "the span of the message without context",
+      () =>
+        ours(receiver.spans).find((s) =>
+          s.name.startsWith("process ") && s.attributes["productionorder.ref_code"] === go.refCode
+        ),
+    );
+    assert.deepEqual(receiver.spans.filter((s) => s.traceId === traceId), []);
+    // Three attempts ran (retried twice, then dead-lettered) and the dead letter still carries
+    // the order's trace, unsampled, so whatever handles it next follows the same decision.
+    const [deadLetter] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
+    assert.equal(deadLetter!.properties.headers![HEADER.retryCount], 2);
+    assert.equal(String(deadLetter!.properties.headers!.traceparent), traceparent);
+  });
+});
