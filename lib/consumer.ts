@@ -4,11 +4,13 @@
  *
  * For each delivery, in order:
  * 1. read `x-retry-count`, `x-replay-count` and `x-delay` (ill-typed: dead-letter as `invalid`);
- * 2. skip a copy already passed on (a redelivery after a crash between publish and ack), known by
- *    its message id, or by the RefCode in its body when it has none (the Go services set none);
- * 3. validate the body (invalid: dead-letter at once as `invalid`);
- * 4. apply the business rule (quantity above the limit: transient failure);
- * 5. write the production order to the ledger (batched with its neighbours), then ack.
+ * 2. validate the body (invalid: dead-letter at once as `invalid`);
+ * 3. apply the business rule (quantity above the limit: transient failure);
+ * 4. write the production order to the ledger (batched with its neighbours), then ack; a second
+ *    copy of an order is a `duplicate` by its RefCode;
+ * 5. a failure is first checked against the hops already passed on: a copy passed on already (a
+ *    redelivery after a crash between publish and ack) is dropped, known by its message id, or by
+ *    the RefCode in its body when it has none (the Go services set none).
  *
  * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
  * Retry and dead-letter copies are published with confirms (forwarder.ts) and the original is
@@ -297,18 +299,14 @@ export class OrderConsumer implements AsyncDisposable {
   async #processRead(read: ReadDelivery): Promise<Outcome> {
     const { delivery, parsed } = read;
     const { message } = delivery;
-    const { key } = delivery;
     if (read.invalid !== undefined) return await this.#fail(delivery, read.invalid);
-    const release = key === undefined ? undefined : await this.#claims.claim(key, delivery.hop);
     try {
-      if (key !== undefined && await this.#options.ledger.wasForwarded(key, delivery.hop)) {
-        this.#ack(message);
-        log.info("dropped a copy already passed on", { refCode: key, hop: delivery.hop });
-        return { kind: "skipped", messageKey: key };
-      }
       const order = this.#validate(parsed);
       if (order instanceof Error) return await this.#fail(delivery, order);
       const attempt = delivery.retries;
+      // No hop lookup on this path: a production order is written once by its RefCode whichever
+      // copy brings it (a second is a `duplicate`), so only a copy that would be passed on again
+      // needs to know whether its hop already was (#fail).
       const result = await childSpan(
         "ledger commit",
         () => this.#batcher.add({ kind: "order", order, attempt }),
@@ -326,8 +324,6 @@ export class OrderConsumer implements AsyncDisposable {
     } catch (error) {
       if (isLedgerUnavailable(error)) return this.#putBack(delivery, error);
       return await this.#fail(delivery, error);
-    } finally {
-      release?.();
     }
   }
 
@@ -362,12 +358,47 @@ export class OrderConsumer implements AsyncDisposable {
   }
 
   /**
-   * Retries or dead-letters a delivery whose processing failed, as the policy decides, and acks
-   * it once the broker has confirmed the copy. A copy the broker does not take (a queue without a
-   * leader, a node going down) is published again after a growing delay while the original stays
-   * unacknowledged: requeueing it instead would spend a quorum queue's delivery limit in seconds.
+   * A delivery whose processing failed: dropped when its hop was passed on already (a redelivered
+   * original after a crash between publish and ack, or a second copy of a retry whose confirm was
+   * lost), else passed on (`#passOn`). Known by its message id, or by the
+   * RefCode in its body when it has none (the Go services set none).
    */
   async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
+    const { key } = delivery;
+    if (key === undefined) return await this.#passOn(delivery, error);
+    // One delivery of a message's hop at a time: a second copy in flight waits, then finds the
+    // hop passed on and is dropped.
+    const release = await this.#claims.claim(key, delivery.hop);
+    try {
+      let forwarded = false;
+      try {
+        forwarded = await this.#options.ledger.wasForwarded(key, delivery.hop);
+      } catch (ledgerError) {
+        if (isLedgerUnavailable(ledgerError)) return this.#putBack(delivery, ledgerError);
+        // Not an outage: the message still moves on, with the reason it failed.
+        log.warning("cannot look up whether a message was passed on", {
+          refCode: key,
+          error: describeError(ledgerError),
+        });
+      }
+      if (forwarded) {
+        this.#ack(delivery.message);
+        log.info("dropped a copy already passed on", { refCode: key, hop: delivery.hop });
+        return { kind: "skipped", messageKey: key };
+      }
+      return await this.#passOn(delivery, error);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Retries or dead-letters a failed delivery, as the policy decides, and acks it once the broker
+   * has confirmed the copy. A copy the broker does not take (a queue without a leader, a node
+   * going down) is published again after a growing delay while the original stays
+   * unacknowledged: requeueing it instead would spend a quorum queue's delivery limit in seconds.
+   */
+  async #passOn(delivery: Delivery, error: unknown): Promise<Outcome> {
     const { message, key } = delivery;
     const failure: FailureRecord = {
       error,

@@ -217,6 +217,32 @@ Deno.test("the same message delivered twice creates one production order", async
   });
 });
 
+Deno.test("an original whose hop was passed on but that now succeeds creates its order once, and its retry copy is a duplicate", async () => {
+  await withTopology("passed-on-succeeds", tiers, async (ctx) => {
+    const ledger = await SqliteLedger.open(":memory:", { instanceId: "passed-on" });
+    const order = newOrder({ quantity: 10 });
+    // Its first attempt was passed on (failed under a lower limit), as the ledger remembers.
+    await ledger.commit([{
+      kind: "forward",
+      messageKey: order.refCode,
+      hop: "0:0",
+      outcome: "retried",
+    }]);
+    const { consumer, outcomes, publisher } = await start(ctx, { ledger });
+    const original = { messageId: order.refCode };
+    await publishRaw(publisher, ctx.topo, encodeOrder(order), original);
+    const [first] = await outcomes.until("the original", isFor(order.refCode), 1);
+    assert.equal(first!.kind, "created");
+    const retryCopy = { messageId: order.refCode, headers: { [HEADER.retryCount]: 1 } };
+    await publishRaw(publisher, ctx.topo, encodeOrder(order), retryCopy);
+    const both = await outcomes.until("the retry copy", isFor(order.refCode), 2);
+    assert.deepEqual(both.map((o) => o.kind), ["created", "duplicate"]);
+    assert.equal(await ledger.countOrders(), 1);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
 Deno.test("a consumer killed between the retry publish and the ack loses nothing and passes nothing on twice", async () => {
   await withTopology("crash", tiers, async (ctx) => {
     const ledger = await SqliteLedger.open(":memory:", { instanceId: "crash" });
