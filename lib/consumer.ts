@@ -360,8 +360,8 @@ export class OrderConsumer implements AsyncDisposable {
   /**
    * A delivery whose processing failed: dropped when its hop was passed on already (a redelivered
    * original after a crash between publish and ack, or a second copy of a retry whose confirm was
-   * lost), else passed on (`#passOn`). Known by its message id, or by the
-   * RefCode in its body when it has none (the Go services set none).
+   * lost), else passed on (`#passOn`). Known by its message id, or by the RefCode in its body
+   * when it has none (the Go services set none).
    */
   async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
     const { key } = delivery;
