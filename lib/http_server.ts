@@ -33,17 +33,50 @@ export interface HttpServer extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
-/** Serves the endpoints until shut down; resolves once it listens. */
-export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
+/** Where {@linkcode listen} serves, and what to say when it cannot. */
+export interface ListenOptions {
+  readonly hostname: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Closes the server when aborted. */
+  readonly signal?: AbortSignal | undefined;
+  /** What is listening, for the error when the port is taken: "the console". */
+  readonly what: string;
+  /** How to get past a taken port: "choose another with --port (CONSOLE_PORT)". */
+  readonly remedy: string;
+  /** The answer when `handler` throws. */
+  readonly onError?: (error: unknown) => Response | Promise<Response>;
+}
+
+/**
+ * Serves `handler` on `hostname:port`; resolves once it listens.
+ *
+ * @throws {FatalError} with code `port_taken`, naming what listens and the remedy, when the port
+ * is taken.
+ */
+export function listen(
+  options: ListenOptions,
+  handler: (request: Request) => Response | Promise<Response>,
+): Promise<HttpServer> {
   const { promise, resolve } = Promise.withResolvers<HttpServer>();
-  const hostname = options.hostname ?? "127.0.0.1";
   try {
-    listen(options, hostname, resolve);
+    const server: Deno.HttpServer = Deno.serve({
+      hostname: options.hostname,
+      port: options.port,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onError ? { onError: options.onError } : {}),
+      onListen: ({ port }) =>
+        resolve({
+          port,
+          shutdown: () => server.shutdown(),
+          [Symbol.asyncDispose]: () => server.shutdown(),
+        }),
+    }, handler);
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new FatalError(
-        `the metrics and health endpoint cannot listen on ${hostname}:${options.port}: the port ` +
-          `is taken; choose another with --http-port (HTTP_PORT), or turn it off with --no-http`,
+        `${options.what} cannot listen on ${options.hostname}:${options.port}: the port is ` +
+          `taken; ${options.remedy}`,
         { cause: error, code: "port_taken" },
       );
     }
@@ -52,22 +85,14 @@ export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
   return promise;
 }
 
-function listen(
-  options: HttpServerOptions,
-  hostname: string,
-  resolve: (server: HttpServer) => void,
-): Deno.HttpServer {
-  const server: Deno.HttpServer = Deno.serve({
+/** Serves the endpoints until shut down; resolves once it listens. */
+export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
+  return listen({
+    hostname: options.hostname ?? "127.0.0.1",
     port: options.port,
-    hostname,
-    ...(options.signal ? { signal: options.signal } : {}),
-    onListen: ({ port }) => {
-      resolve({
-        port,
-        shutdown: () => server.shutdown(),
-        [Symbol.asyncDispose]: () => server.shutdown(),
-      });
-    },
+    signal: options.signal,
+    what: "the metrics and health endpoint",
+    remedy: "choose another with --http-port (HTTP_PORT), or turn it off with --no-http",
   }, async (request) => {
     const { pathname } = new URL(request.url);
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -88,5 +113,4 @@ function listen(
         return new Response("not found: try /metrics, /healthz or /readyz\n", { status: 404 });
     }
   });
-  return server;
 }

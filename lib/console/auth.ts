@@ -90,18 +90,13 @@ export class Authenticator {
     this.#options = options;
   }
 
-  /** Whether any credential is configured (tokens or users). */
+  /**
+   * Whether any credential is configured (tokens or users); then a browser is asked for a
+   * basic-auth login when a request has none (a token goes as the password, with any user name).
+   */
   get configured(): boolean {
     const o = this.#options;
     return o.token !== undefined || o.operatorToken !== undefined || (o.users?.length ?? 0) > 0;
-  }
-
-  /**
-   * Whether a browser should be asked for a basic-auth login when a request has none: whenever a
-   * credential is configured (a token is given as the password, with any user name).
-   */
-  get usesBasicAuth(): boolean {
-    return this.configured;
   }
 
   /** The principal of a request, or undefined when it has no valid credential. */

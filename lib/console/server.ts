@@ -9,7 +9,8 @@
  */
 
 import { type DeadLetter, deadLetterJson, isEmptyFilter } from "../dead_letters.ts";
-import { describeError, FatalError } from "../errors.ts";
+import { describeError } from "../errors.ts";
+import { type HttpServer, listen } from "../http_server.ts";
 import type { LedgerReader } from "../ledger.ts";
 import { logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
@@ -40,14 +41,6 @@ export interface ConsoleServerOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A running console. */
-export interface ConsoleServer extends AsyncDisposable {
-  /** The port it listens on. */
-  readonly port: number;
-  /** Stops it. */
-  shutdown(): Promise<void>;
-}
-
 const ASSETS: Readonly<Record<string, string>> = {
   "/": "index.html",
   "/app.js": "app.js",
@@ -75,22 +68,16 @@ const MAX_BODY = 1 << 20;
 
 const log = logger("console");
 
-function json(value: unknown, status = 200): Response {
+function json(value: unknown, status = 200, extra: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(value), {
     status,
-    headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8" },
+    headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8", ...extra },
   });
 }
 
-function problem(message: string, status: number, extra: HeadersInit = {}): Response {
-  return new Response(JSON.stringify({ error: message }), {
-    status,
-    headers: {
-      ...SECURITY_HEADERS,
-      "content-type": "application/json; charset=utf-8",
-      ...extra,
-    },
-  });
+/** A refusal or failure the page shows: `{error}`. */
+function problem(message: string, status: number, extra: Record<string, string> = {}): Response {
+  return json({ error: message }, status, extra);
 }
 
 /** A dead letter as a row of the failures page: what `dlq list --json` prints, and its size. */
@@ -123,37 +110,19 @@ async function loadAssets(): Promise<Map<string, Uint8Array>> {
 }
 
 /** Serves the console until aborted or shut down; resolves once it listens. */
-export async function serveConsole(options: ConsoleServerOptions): Promise<ConsoleServer> {
+export async function serveConsole(options: ConsoleServerOptions): Promise<HttpServer> {
   const assets = await loadAssets();
-  const { promise, resolve } = Promise.withResolvers<ConsoleServer>();
-  const handler = (request: Request) => handle(request, options, assets);
-  try {
-    const server = Deno.serve({
-      hostname: options.hostname,
-      port: options.port,
-      ...(options.signal ? { signal: options.signal } : {}),
-      onListen: ({ port }) =>
-        resolve({
-          port,
-          shutdown: () => server.shutdown(),
-          [Symbol.asyncDispose]: () => server.shutdown(),
-        }),
-      onError: (error) => {
-        log.error("console request failed", { error: describeError(error) });
-        return problem("the console failed to answer; see its log", 500);
-      },
-    }, handler);
-  } catch (error) {
-    if (error instanceof Deno.errors.AddrInUse) {
-      throw new FatalError(
-        `the console cannot listen on ${options.hostname}:${options.port}: the port is taken; ` +
-          "choose another with --port (CONSOLE_PORT)",
-        { cause: error, code: "port_taken" },
-      );
-    }
-    throw error;
-  }
-  return await promise;
+  return await listen({
+    hostname: options.hostname,
+    port: options.port,
+    signal: options.signal,
+    what: "the console",
+    remedy: "choose another with --port (CONSOLE_PORT)",
+    onError: (error) => {
+      log.error("console request failed", { error: describeError(error) });
+      return problem("the console failed to answer; see its log", 500);
+    },
+  }, (request) => handle(request, options, assets));
 }
 
 async function handle(
@@ -167,7 +136,7 @@ async function handle(
     return problem(
       "log in: this console needs a token (Authorization: Bearer) or a user",
       401,
-      o.auth.usesBasicAuth ? { "www-authenticate": 'Basic realm="productionorder console"' } : {},
+      o.auth.configured ? { "www-authenticate": 'Basic realm="productionorder console"' } : {},
     );
   }
   try {
