@@ -111,6 +111,8 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #idle = new Set<() => void>();
   /** The message-and-hop keys being processed. */
   readonly #claims = new HopClaims();
+  /** The over-limit failure of each quantity seen lately (see `#overLimit`). */
+  readonly #overLimitErrors = new Map<number, TransientError>();
   readonly #consumption: Consumption;
   #inFlight = 0;
   #deliveries = 0;
@@ -348,13 +350,26 @@ export class OrderConsumer implements AsyncDisposable {
       return new PermanentError(`invalid order: ${parsed.rejection.message}`, { code: "invalid" });
     }
     const { order } = parsed;
-    if (order.quantity > this.#options.maxQuantity) {
-      return new TransientError(
-        `maximum quantity exceeded: ${order.quantity} > ${this.#options.maxQuantity}`,
+    if (order.quantity > this.#options.maxQuantity) return this.#overLimit(order.quantity);
+    return order;
+  }
+
+  /**
+   * The failure of an order over the limit, made once per quantity and kept for the next 256
+   * quantities: constructing an Error costs Deno 1.5 to 2 µs, as much as deciding the retry, and
+   * the failure carries nothing of the message but its quantity (no stack is ever read).
+   */
+  #overLimit(quantity: number): TransientError {
+    let error = this.#overLimitErrors.get(quantity);
+    if (error === undefined) {
+      if (this.#overLimitErrors.size >= 256) this.#overLimitErrors.clear();
+      error = new TransientError(
+        `maximum quantity exceeded: ${quantity} > ${this.#options.maxQuantity}`,
         { code: "quantity_exceeded" },
       );
+      this.#overLimitErrors.set(quantity, error);
     }
-    return order;
+    return error;
   }
 
   /**

@@ -188,6 +188,21 @@ Deno.test("SqliteLedger keeps committed orders across a reopen, and creates its 
   assert.equal((await reopened.findOrder(order.refCode))?.quantity, order.quantity);
 });
 
+Deno.test("SqliteLedger on a file: one turn's lookups share a read, and a lookup after a commit sees it", async () => {
+  await using dir = await tempDir();
+  await using ledger = await SqliteLedger.open(join(dir.path, "ledger.sqlite"));
+  const keys = Array.from({ length: 50 }, (_, i) => `m${i}`);
+  // Fifty lookups in one turn: one read snapshot, ended before the next task.
+  const before = await Promise.all(keys.map((key) => ledger.wasForwarded(key, "0:1")));
+  assert.deepEqual(before, keys.map(() => false));
+  await ledger.commit([{ kind: "forward", messageKey: "m7", hop: "0:1", outcome: "retried" }]);
+  // In the turn the worker's reply arrived in, and in a later one.
+  assert.equal(await ledger.wasForwarded("m7", "0:1"), true);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(await ledger.wasForwarded("m7", "0:1"), true);
+  assert.equal(await ledger.wasForwarded("m8", "0:1"), false);
+});
+
 Deno.test("SqliteLedger.open() fails at once, naming the path, when the file cannot be made", async () => {
   await using dir = await tempDir();
   const blocker = join(dir.path, "not-a-directory");
