@@ -157,31 +157,39 @@ function describe(value: unknown): string {
 /** Copies the headers worth keeping: everything but the broker's and our per-hop ones. */
 function carriedHeaders(headers: Headers | undefined): Headers {
   const carried: Headers = {};
-  for (const [key, value] of Object.entries(headers ?? {})) {
+  if (headers === undefined) return carried;
+  for (const key of Object.keys(headers)) {
     if (key === HEADER.death || key === HEADER.delay || key === HEADER.reason) continue;
     if (key.startsWith("x-death") || key === "x-first-death-exchange") continue;
     if (key === "x-first-death-queue" || key === "x-first-death-reason") continue;
-    carried[key] = value;
+    carried[key] = headers[key];
   }
   return carried;
 }
 
-function historyHeaders(headers: Headers | undefined, failure: FailureRecord): Headers {
+/**
+ * Adds the history to `next`: the last error, and when the message first failed, from which
+ * exchange and with which routing key (kept from an earlier copy's headers); `at` is
+ * `failure.now` as ISO text, made once by the caller.
+ */
+function withHistory(
+  next: Headers,
+  headers: Headers | undefined,
+  failure: FailureRecord,
+  at: string,
+): Headers {
   const firstFailedAt = headers?.[HEADER.firstFailedAt];
   const originalExchange = headers?.[HEADER.originalExchange];
   const originalRoutingKey = headers?.[HEADER.originalRoutingKey];
-  return {
-    [HEADER.lastError]: errorMessage(failure.error),
-    [HEADER.firstFailedAt]: typeof firstFailedAt === "string"
-      ? firstFailedAt
-      : failure.now.toISOString(),
-    [HEADER.originalExchange]: typeof originalExchange === "string"
-      ? originalExchange
-      : failure.exchange,
-    [HEADER.originalRoutingKey]: typeof originalRoutingKey === "string"
-      ? originalRoutingKey
-      : failure.routingKey,
-  };
+  next[HEADER.lastError] = errorMessage(failure.error);
+  next[HEADER.firstFailedAt] = typeof firstFailedAt === "string" ? firstFailedAt : at;
+  next[HEADER.originalExchange] = typeof originalExchange === "string"
+    ? originalExchange
+    : failure.exchange;
+  next[HEADER.originalRoutingKey] = typeof originalRoutingKey === "string"
+    ? originalRoutingKey
+    : failure.routingKey;
+  return next;
 }
 
 /**
@@ -194,11 +202,8 @@ export function retryHeaders(
   retry: number,
   delayMs?: number,
 ): Headers {
-  const next: Headers = {
-    ...carriedHeaders(headers),
-    ...historyHeaders(headers, failure),
-    [HEADER.retryCount]: int32(retry),
-  };
+  const next = withHistory(carriedHeaders(headers), headers, failure, failure.now.toISOString());
+  next[HEADER.retryCount] = int32(retry);
   if (delayMs !== undefined) next[HEADER.delay] = int32(delayMs);
   return next;
 }
@@ -210,13 +215,12 @@ export function deadLetterHeaders(
   retriesSoFar: number,
   reason: DeadLetterReason,
 ): Headers {
-  return {
-    ...carriedHeaders(headers),
-    ...historyHeaders(headers, failure),
-    [HEADER.retryCount]: int32(retriesSoFar),
-    [HEADER.reason]: reason,
-    [HEADER.deadLetteredAt]: failure.now.toISOString(),
-  };
+  const at = failure.now.toISOString();
+  const next = withHistory(carriedHeaders(headers), headers, failure, at);
+  next[HEADER.retryCount] = int32(retriesSoFar);
+  next[HEADER.reason] = reason;
+  next[HEADER.deadLetteredAt] = at;
+  return next;
 }
 
 /**
