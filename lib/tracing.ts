@@ -197,9 +197,13 @@ export function processSpan<T>(
   );
 }
 
-/** Runs `work` in a child span of the current one (a ledger commit); plain `work` when off. */
+/**
+ * Runs `work` in a child span of the current one (a ledger commit); plain `work` when off, or when
+ * the current span is sampled out (read from its sampled flag: Deno's spans say they are recording
+ * whether sampled or not).
+ */
 export function childSpan<T>(name: string, work: () => Promise<T>): Promise<T> {
-  if (!TRACING || trace.getActiveSpan()?.isRecording() === false) return work();
+  if (!TRACING || sampledOut(context.active())) return work();
   return tracer.startActiveSpan(name, async (span) => {
     try {
       return await work();

@@ -241,3 +241,30 @@ Deno.test("with the span queue compose.yaml sets, a burst of 10,000 orders from 
     assert.equal(new Set(publishes().map((s) => s.traceId)).size, 10_000, "one trace per order");
   });
 });
+
+Deno.test("Deno's spans say they are recording when not sampled, so the sampled flag decides which spans ours skip", async () => {
+  // Why lib/tracing.ts reads the sampled flag (sampledOut) and never isRecording().
+  const script = `
+    import { trace, TraceFlags } from "@opentelemetry/api";
+    const span = trace.getTracer("check").startSpan("root");
+    const seen = {
+      recording: span.isRecording(),
+      sampled: (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0,
+    };
+    span.end();
+    console.log(JSON.stringify(seen));
+  `;
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    env: {
+      OTEL_DENO: "true",
+      OTEL_TRACES_SAMPLER: "parentbased_always_off",
+      // Nothing is recorded: nothing is sent (a port nothing listens on).
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+    },
+  }).output();
+  assert.equal(code, 0);
+  const seen = JSON.parse(new TextDecoder().decode(stdout));
+  assert.equal(seen.sampled, false);
+  assert.equal(seen.recording, true);
+});
