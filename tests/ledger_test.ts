@@ -188,19 +188,26 @@ Deno.test("SqliteLedger keeps committed orders across a reopen, and creates its 
   assert.equal((await reopened.findOrder(order.refCode))?.quantity, order.quantity);
 });
 
-Deno.test("SqliteLedger on a file: one turn's lookups share a read, and a lookup after a commit sees it", async () => {
+Deno.test("SqliteLedger on a file: hop lookups share a held read, yet see every hop committed since, and other reads see every commit", async () => {
   await using dir = await tempDir();
   await using ledger = await SqliteLedger.open(join(dir.path, "ledger.sqlite"));
   const keys = Array.from({ length: 50 }, (_, i) => `m${i}`);
-  // Fifty lookups in one turn: one read snapshot, ended before the next task.
+  // Fifty lookups: the first opens the read they share.
   const before = await Promise.all(keys.map((key) => ledger.wasForwarded(key, "0:1")));
   assert.deepEqual(before, keys.map(() => false));
   await ledger.commit([{ kind: "forward", messageKey: "m7", hop: "0:1", outcome: "retried" }]);
-  // In the turn the worker's reply arrived in, and in a later one.
+  // In the turn the worker's reply arrived in, and in a later one, while the read is still held.
   assert.equal(await ledger.wasForwarded("m7", "0:1"), true);
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(await ledger.wasForwarded("m7", "0:1"), true);
   assert.equal(await ledger.wasForwarded("m8", "0:1"), false);
+  // An order committed while the lookups' read is held is found, and counted.
+  const order = newOrder();
+  await ledger.commit([{ kind: "order", order, attempt: 0 }]);
+  assert.equal((await ledger.findOrder(order.refCode))?.refCode, order.refCode);
+  assert.equal(await ledger.countOrders(), 1);
+  // And the hop is still known after the read that hid it has ended.
+  assert.equal(await ledger.wasForwarded("m7", "0:1"), true);
 });
 
 Deno.test("SqliteLedger.open() fails at once, naming the path, when the file cannot be made", async () => {
