@@ -117,8 +117,10 @@ export class DeadLetterActions {
     }).then(async (counts) => {
       job.counts = counts;
       job.progress = counts.done;
-      job.state = "done";
+      // The audit entry is written before the job says it is done: whoever sees it done finds
+      // it in the audit trail (a failed append fails the job, its counts kept).
       await this.#audit(action, false, filter, counts, who, expected, job.archive);
+      job.state = "done";
     }).catch((error: unknown) => {
       job.state = "failed";
       job.error = describeError(error);
