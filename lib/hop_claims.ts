@@ -6,6 +6,8 @@
  * @module
  */
 
+import { hopKey } from "./ledger.ts";
+
 /** A claim nobody waits for (no array allocated per message). */
 const NO_WAITERS: Array<() => void> = [];
 
@@ -15,7 +17,7 @@ export class HopClaims {
 
   /** Waits while another delivery of `key` at `hop` is being processed, then claims it. */
   async claim(key: string, hop: string): Promise<() => void> {
-    const claim = `${key}\u0000${hop}`;
+    const claim = hopKey(key, hop);
     let waiters = this.#claims.get(claim);
     while (waiters !== undefined) {
       const list = waiters === NO_WAITERS ? [] : waiters;

@@ -10,6 +10,11 @@
 
 import type { Order } from "./order.ts";
 
+/** A message's hop as one string: the key of what is remembered as passed on. */
+export function hopKey(messageKey: string, hop: string): string {
+  return `${messageKey}\u0000${hop}`;
+}
+
 /** The default ledger file, relative to the working directory. */
 export const DEFAULT_LEDGER_PATH = "data/ledger.sqlite";
 

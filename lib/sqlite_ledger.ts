@@ -1,11 +1,3 @@
-/** How long the hop lookups' read transaction is held, in milliseconds (see `#read`). */
-const SNAPSHOT_MS = 1_000;
-
-/** A message's hop, as one string. */
-function hopKey(messageKey: string, hop: string): string {
-  return `${messageKey}\u0000${hop}`;
-}
-
 /**
  * The embedded ledger: one SQLite file, for one OrdemDeProducao process.
  *
@@ -34,7 +26,10 @@ import type {
   ProductionOrder,
 } from "./ledger.ts";
 import { FatalError, LedgerUnavailableError } from "./errors.ts";
-import { defaultInstanceId } from "./ledger.ts";
+import { defaultInstanceId, hopKey } from "./ledger.ts";
+
+/** How long the hop lookups' read transaction is held, in milliseconds (see `#read`). */
+const SNAPSHOT_MS = 1_000;
 
 interface HeldLock {
   readonly file: Deno.FsFile;
@@ -429,19 +424,22 @@ export class SqliteLedger implements Ledger {
     );
   }
 
+  /** The order queries, on what is committed now: the lookups' held read is ended first. */
+  get #current(): OrderQueries {
+    this.#endRead();
+    return this.#orders;
+  }
+
   findOrder(refCode: string): Promise<ProductionOrder | undefined> {
-    this.#endRead(); // reads what is committed now, not the lookups' snapshot
-    return Promise.resolve(this.#orders.find(refCode));
+    return Promise.resolve(this.#current.find(refCode));
   }
 
   countOrders(): Promise<number> {
-    this.#endRead(); // reads what is committed now, not the lookups' snapshot
-    return Promise.resolve(this.#orders.count());
+    return Promise.resolve(this.#current.count());
   }
 
   journey(refCode: string): Promise<LedgerJourney> {
-    this.#endRead(); // reads what is committed now, not the lookups' snapshot
-    return Promise.resolve(this.#orders.journey(refCode));
+    return Promise.resolve(this.#current.journey(refCode));
   }
 
   async close(): Promise<void> {
