@@ -15,6 +15,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { booleanOption, integerOption, stringOption, UsageError } from "../lib/cli.ts";
@@ -101,6 +102,12 @@ const OPTIONS = {
     type: "boolean",
     description:
       "With --only: after the rounds, one more run of each side under the CPU profiler, and where each one's time went, in microseconds a message (--docs: into docs/performance.md).",
+  },
+  "profile-out": {
+    type: "string",
+    placeholder: "DIR",
+    description:
+      "With --profile: also write each side's whole profile to DIR as <path>-raw.cpuprofile and <path>-ours.cpuprofile (open them in Chrome DevTools or read them by function).",
   },
   only: {
     type: "string",
@@ -306,6 +313,13 @@ runCommand({
       `--only must be one of ${PATHS.map((p) => p.name).join(", ")}, got ${JSON.stringify(only)}`,
     );
   }
+  const profileOut = cl.options["profile-out"]!.value === undefined
+    ? undefined
+    : stringOption(cl.options["profile-out"]!);
+  if (profileOut !== undefined && (only === undefined || !booleanOption(cl.options.profile!))) {
+    throw new UsageError("--profile-out needs --only and --profile");
+  }
+  if (profileOut !== undefined) await Deno.mkdir(profileOut, { recursive: true });
   const results: Record<string, { raw: RunResult[]; ours: RunResult[] }> = {};
   const chosen: Record<string, { raw: Settings; ours: Settings }> = {};
   for (const path of paths) {
@@ -349,6 +363,13 @@ runCommand({
       };
       const raw = await measured(path.raw, { raw: settings.raw });
       const ours = await measured(path.ours, { ours: settings.ours });
+      if (profileOut !== undefined) {
+        for (const [side, result] of [["raw", raw], ["ours", ours]] as const) {
+          const file = join(profileOut, `${only.replaceAll(" ", "-")}-${side}.cpuprofile`);
+          await Deno.writeTextFile(file, JSON.stringify(result.profile));
+          log(`  profile of ${side}: ${file}`);
+        }
+      }
       console.log(
         `\n${only}, one run each under the profiler (${fmt(rate(raw.result))}/s raw, ${
           fmt(rate(ours.result))

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { OrderConsumer } from "../lib/consumer.ts";
 import type { Outcome } from "../lib/outcome.ts";
 import { replayDeadLetters } from "../lib/dead_letter_ops.ts";
-import { publishOrder, publishOrders } from "../lib/estoque.ts";
+import { publishOrder, publishOrders, type PublishSummary } from "../lib/estoque.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../lib/retry_policy.ts";
@@ -89,14 +89,19 @@ export async function oursConsume(ctx: RunContext): Promise<RunResult> {
   return { messages: ctx.messages, elapsedMs };
 }
 
-/** Estoque publishing at full speed while the consumer runs, until every order is created. */
+/**
+ * Estoque publishing at full speed while the consumer runs, until every order is confirmed to
+ * Estoque and created by the consumer (raw's end-to-end waits for both too).
+ */
 export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
   let publishStarted = 0;
+  let elapsedMs = 0;
   await withPublisherConnection(ctx.url, async (broker) => {
+    let published: Promise<PublishSummary> | undefined;
     await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
       const publisher = new ConfirmedPublisher(await broker.confirmChannel());
       publishStarted = performance.now();
-      publishOrders({
+      published = publishOrders({
         publisher,
         topology: ctx.topo,
         count: ctx.messages,
@@ -105,8 +110,11 @@ export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
       });
       return () => {};
     });
+    const summary = await published!;
+    elapsedMs = performance.now() - publishStarted;
+    if (summary.confirmed !== ctx.messages) throw new Error(`only ${summary.confirmed} confirmed`);
   });
-  return { messages: ctx.messages, elapsedMs: performance.now() - publishStarted };
+  return { messages: ctx.messages, elapsedMs };
 }
 
 /** The consumer retrying prefilled over-limit orders into the long retry tier. */
