@@ -29,7 +29,7 @@ import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
-import { Forwarder } from "./forwarder.ts";
+import { Forwarder, type PassOnOptions } from "./forwarder.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import { HopClaims } from "./hop_claims.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
@@ -40,7 +40,7 @@ import { decideRetry, policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from 
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
 import type { Span } from "@opentelemetry/api";
-import { childSpan, failSpan, processSpan } from "./tracing.ts";
+import { childSpan, failSpan, processSpan, TRACING } from "./tracing.ts";
 
 /** Options for {@linkcode OrderConsumer.start}. */
 export interface ConsumerOptions {
@@ -107,7 +107,8 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #acker: Acker;
   readonly #random: () => number;
   readonly #now: () => Date;
-  readonly #passOnDelay: (attempt: number) => number;
+  /** How a refused copy is published again (one object for every failed message). */
+  readonly #passOnOptions: PassOnOptions;
   readonly #idle = new Set<() => void>();
   /** The message-and-hop keys being processed. */
   readonly #claims = new HopClaims();
@@ -143,8 +144,10 @@ export class OrderConsumer implements AsyncDisposable {
     this.#acker = new Acker(channel);
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
-    this.#passOnDelay = options.passOnDelay ??
-      ((attempt) => backoffDelay(attempt, {}, this.#random));
+    this.#passOnOptions = {
+      delay: options.passOnDelay ?? ((attempt) => backoffDelay(attempt, {}, this.#random)),
+      stopping: () => this.#stopping,
+    };
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
       maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
@@ -258,27 +261,34 @@ export class OrderConsumer implements AsyncDisposable {
     this.#deliveries++;
     this.#inFlight++;
     this.#acker.delivered(message);
-    this.#handle(message).finally(() => {
-      this.#inFlight--;
-      if (this.#inFlight === 0) { for (const wake of this.#idle) wake(); }
-    });
+    this.#handle(message);
   }
 
+  /**
+   * Processes one delivery to its outcome, tells `onOutcome`, then counts the delivery done (no
+   * promise chained on for that: one per delivery is garbage too).
+   */
   async #handle(message: ConsumeMessage): Promise<void> {
     const started = performance.now();
-    let outcome: Outcome;
+    let outcome: Outcome | undefined;
     try {
       outcome = await this.#process(message);
     } catch (error) {
       // Only a broken channel gets here: the broker requeues the unacked message itself.
       log.error("cannot settle a delivery", { error: describeError(error) });
-      return;
     }
-    this.#options.onOutcome?.(outcome, performance.now() - started);
+    try {
+      if (outcome !== undefined) this.#options.onOutcome?.(outcome, performance.now() - started);
+    } finally {
+      this.#inFlight--;
+      if (this.#inFlight === 0) { for (const wake of this.#idle) wake(); }
+    }
   }
 
   #process(message: ConsumeMessage): Promise<Outcome> {
     const read = readDelivery(message);
+    // Without tracing, no span attributes and no wrapper around the attempt.
+    if (!TRACING) return this.#processRead(read);
     return processSpan(
       {
         operation: "process",
@@ -422,11 +432,13 @@ export class OrderConsumer implements AsyncDisposable {
       routingKey: message.fields.routingKey,
     };
     const decision = decideRetry(this.#options.policy, delivery.retries, error, this.#random);
-    const outcome = await this.#forwarder.passOnUntilTaken(delivery, failure, decision, {
-      errorText: describeError(error),
-      delay: this.#passOnDelay,
-      stopping: () => this.#stopping,
-    });
+    const outcome = await this.#forwarder.passOnUntilTaken(
+      delivery,
+      failure,
+      decision,
+      describeError(error),
+      this.#passOnOptions,
+    );
     if (outcome.kind === "refused") {
       // The consumer stops meanwhile: the original goes back to the queue, unchanged.
       log.error("cannot pass a message on; requeued it", { refCode: key, error: outcome.error });

@@ -39,6 +39,14 @@ export type PassedOn =
     readonly error: string;
   };
 
+/** How {@linkcode Forwarder.passOnUntilTaken} waits and when it gives up. */
+export interface PassOnOptions {
+  /** How long to wait before publishing a refused copy again, by attempt (1 for the first). */
+  readonly delay: (attempt: number) => number;
+  /** Whether the consumer is stopping: then a refused copy is given up as `refused`. */
+  readonly stopping: () => boolean;
+}
+
 /** Options for {@linkcode Forwarder.open}. */
 export interface ForwarderOptions {
   readonly broker: Broker;
@@ -75,26 +83,27 @@ export class Forwarder {
    * unroutable, channel closed). A nack or a timeout first replaces the confirm channel, since
    * RabbitMQ 3.10 can go on refusing one channel's publishes after a quorum leader moved.
    */
-  async passOn(
+  passOn(
     delivery: Delivery,
     failure: FailureRecord,
     decision: RetryDecision,
     errorText: string,
   ): Promise<PassedOn> {
+    // Promise chains rather than async functions here and below: every failed message comes
+    // through, and each async frame is garbage the collector pays for.
     const publisher = this.#publisher;
-    try {
-      return decision.action === "retry"
-        ? await this.#publishRetry(delivery, failure, decision, errorText)
-        : await this.#publishDeadLetter(delivery, failure, decision.reason, errorText);
-    } catch (error) {
+    const published = decision.action === "retry"
+      ? this.#publishRetry(delivery, failure, decision, errorText)
+      : this.#publishDeadLetter(delivery, failure, decision.reason, errorText);
+    return published.catch((error: unknown) => {
       if (
         error instanceof PublishError && (error.code === "nacked" || error.code === "timeout") &&
         publisher === this.#publisher
       ) {
-        await this.#renew().catch(() => {});
+        return this.#renew().catch(() => {}).then(() => Promise.reject(error));
       }
       throw error;
-    }
+    });
   }
 
   /**
@@ -104,31 +113,39 @@ export class Forwarder {
    * seconds); a retry copy that keeps coming back unroutable becomes a dead letter, as
    * {@linkcode decideAfterRefusal} says. Gives up only when `stopping()`, with `refused`.
    */
-  async passOnUntilTaken(
+  passOnUntilTaken(
     delivery: Delivery,
     failure: FailureRecord,
     first: RetryDecision,
-    options: {
-      readonly errorText: string;
-      readonly delay: (attempt: number) => number;
-      readonly stopping: () => boolean;
-    },
+    errorText: string,
+    options: PassOnOptions,
+  ): Promise<PassedOn | { readonly kind: "refused"; readonly error: string }> {
+    return this.passOn(delivery, failure, first, errorText).catch((error: unknown) =>
+      this.#passOnAgain(delivery, failure, first, errorText, options, error)
+    );
+  }
+
+  /** The rest of {@linkcode Forwarder.passOnUntilTaken} once the first copy was refused. */
+  async #passOnAgain(
+    delivery: Delivery,
+    failure: FailureRecord,
+    first: RetryDecision,
+    firstErrorText: string,
+    options: PassOnOptions,
+    firstError: unknown,
   ): Promise<PassedOn | { readonly kind: "refused"; readonly error: string }> {
     let decision = first;
-    let errorText = options.errorText;
+    let errorText = firstErrorText;
+    let publishError = firstError;
     for (let attempt = 1;; attempt++) {
-      try {
-        return await this.passOn(delivery, failure, decision, errorText);
-      } catch (publishError) {
-        if (options.stopping()) return { kind: "refused", error: describeError(publishError) };
-        const refusal = publishError instanceof PublishError ? publishError.code : "closed";
-        const next = decideAfterRefusal(decision, refusal, attempt);
-        if (next !== decision) {
-          // The retry copy keeps coming back unroutable: dead-letter it now, saying why.
-          decision = next;
-          errorText = describeError(publishError);
-          continue;
-        }
+      if (options.stopping()) return { kind: "refused", error: describeError(publishError) };
+      const refusal = publishError instanceof PublishError ? publishError.code : "closed";
+      const next = decideAfterRefusal(decision, refusal, attempt);
+      if (next !== decision) {
+        // The retry copy keeps coming back unroutable: dead-letter it now, saying why.
+        decision = next;
+        errorText = describeError(publishError);
+      } else {
         const delayMs = options.delay(attempt);
         log.error("cannot pass a message on; trying again", {
           refCode: delivery.key,
@@ -137,6 +154,11 @@ export class Forwarder {
           error: describeError(publishError),
         });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+      try {
+        return await this.passOn(delivery, failure, decision, errorText);
+      } catch (error) {
+        publishError = error;
       }
     }
   }
@@ -154,34 +176,12 @@ export class Forwarder {
       const tier = retryTierFor(topo, delayMs);
       delayMs = tier.delayMs;
       const headers = retryHeaders(message.properties.headers, failure, decision.retry);
-      await this.#traced(
-        delivery,
-        tier.queue,
-        tier.queue,
-        headers,
-        () =>
-          this.#publisher.publish("", tier.queue, message.content, {
-            ...copyProperties(message.properties, headers),
-            mandatory: true,
-          }),
-      );
+      await this.#publish(delivery, "", tier.queue, headers, true);
     } else {
       // The delayed-message exchange routes only when the delay is over, so it cannot honour
       // `mandatory`: it would return every delayed message.
       const headers = retryHeaders(message.properties.headers, failure, decision.retry, delayMs);
-      await this.#traced(
-        delivery,
-        topo.exchange,
-        topo.routingKey,
-        headers,
-        () =>
-          this.#publisher.publish(
-            topo.exchange,
-            topo.routingKey,
-            message.content,
-            copyProperties(message.properties, headers),
-          ),
-      );
+      await this.#publish(delivery, topo.exchange, topo.routingKey, headers, false);
     }
     log.info("retry scheduled", {
       refCode: delivery.key,
@@ -212,48 +212,42 @@ export class Forwarder {
       retries,
       reason,
     );
-    await this.#traced(
-      delivery,
-      topo.deadLetterExchange,
-      topo.routingKey,
-      headers,
-      () =>
-        this.#publisher.publish(topo.deadLetterExchange, topo.routingKey, message.content, {
-          ...copyProperties(message.properties, headers),
-          mandatory: true,
-        }),
-    );
+    await this.#publish(delivery, topo.deadLetterExchange, topo.routingKey, headers, true);
     log.warning("dead-lettered", { refCode: delivery.key, reason, retries, error: errorText });
     return { kind: "dead-lettered", messageKey: delivery.key, reason, retries, error: errorText };
   }
 
   /**
-   * Runs a copy's publish inside its span (a child of the attempt's), whose context goes into the
-   * copy's headers, so the next attempt or the dead letter continues the order's trace.
+   * Publishes a copy of the delivery (its body and properties, with `headers`) inside the copy's
+   * span (a child of the attempt's), whose context goes into the copy's headers, so the next
+   * attempt or the dead letter continues the order's trace. The span names the queue for the
+   * default exchange (`""`). `mandatory`: an unroutable copy fails as `returned`.
    */
-  async #traced(
+  #publish(
     delivery: Delivery,
-    destination: string,
+    exchange: string,
     routingKey: string,
     headers: Record<string, unknown>,
-    publish: () => Promise<void>,
+    mandatory: boolean,
   ): Promise<void> {
+    const { message } = delivery;
     const span = startPublishSpan({
       operation: "publish",
-      destination,
+      destination: exchange === "" ? routingKey : exchange,
       routingKey,
-      messageId: delivery.message.properties.messageId,
-      bodySize: delivery.message.content.byteLength,
+      messageId: message.properties.messageId,
+      bodySize: message.content.byteLength,
       refCode: delivery.key,
       attempt: delivery.retries,
     }, headers);
-    try {
-      await publish();
-      endPublishSpan(span);
-    } catch (error) {
+    const properties = copyProperties(message.properties, headers);
+    if (mandatory) properties.mandatory = true;
+    const published = this.#publisher.publish(exchange, routingKey, message.content, properties);
+    if (span === undefined) return published;
+    return published.then(() => endPublishSpan(span), (error: unknown) => {
       endPublishSpan(span, error);
       throw error;
-    }
+    });
   }
 
   /** Replaces the confirm channel; publishes still awaiting a confirm on the old one fail. */

@@ -160,22 +160,30 @@ export class ConfirmedPublisher {
    * @throws {PublishError} `nacked`, `returned` (mandatory and unroutable), `timeout` or
    * `closed` (the channel closed first; the broker may or may not have the message).
    */
-  async publish(
+  publish(
     exchange: string,
     routingKey: string,
     body: Uint8Array,
     properties: PublishProperties = {},
   ): Promise<void> {
-    while (this.#drain || this.#gate?.blocked) await this.writable();
+    // Not an async function: on the failure path every message publishes a copy, and an async
+    // frame (its promise and state) per publish is garbage the collector pays for.
+    if (this.#drain || this.#gate?.blocked) {
+      return this.writable().then(() => this.publish(exchange, routingKey, body, properties));
+    }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.send(
-      exchange,
-      routingKey,
-      body,
-      properties,
-      (error) => (error ? reject(error) : resolve()),
-    );
-    return await promise;
+    try {
+      this.send(
+        exchange,
+        routingKey,
+        body,
+        properties,
+        (error) => (error ? reject(error) : resolve()),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return promise;
   }
 
   /**
