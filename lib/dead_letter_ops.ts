@@ -235,7 +235,7 @@ export async function replayDeadLetters(
         topo.exchange,
         topo.routingKey,
         message.content,
-        { ...copyProperties(message.properties, headers), mandatory: true },
+        copyProperties(message.properties, headers, { mandatory: true }),
         () => {
           endPublishSpan(span);
           channel.ack(message);
@@ -420,7 +420,7 @@ export async function replayArchive(
         topo.exchange,
         topo.routingKey,
         body,
-        { ...copyProperties(properties, headers), mandatory: true },
+        copyProperties(properties, headers, { mandatory: true }),
         () => {
           endPublishSpan(span);
           done++;

@@ -14,7 +14,7 @@ import type {
 } from "./publisher.ts";
 import type { Topology } from "./topology.ts";
 import type { Span } from "@opentelemetry/api";
-import { endPublishSpan, startPublishSpan, TRACING } from "./tracing.ts";
+import { endPublishSpan, endPublishSpanOn, startPublishSpan, TRACING } from "./tracing.ts";
 
 /** The `app-id` property of Estoque's messages. */
 export const ESTOQUE_APP_ID = "estoque";
@@ -34,12 +34,9 @@ export function publishOrder(
   const body = encodeOrder(order);
   const properties = orderProperties(order, now.getTime());
   const span = traceOrder(topo, order, body, properties);
-  return publisher.publish(topo.exchange, topo.routingKey, body, properties).then(
-    () => endPublishSpan(span),
-    (error) => {
-      endPublishSpan(span, error);
-      throw error;
-    },
+  return endPublishSpanOn(
+    span,
+    publisher.publish(topo.exchange, topo.routingKey, body, properties),
   );
 }
 

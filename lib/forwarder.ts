@@ -15,7 +15,7 @@ import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts
 import { deadLetterHeaders, type FailureRecord, retryHeaders } from "./retry_headers.ts";
 import { type DeadLetterReason, decideAfterRefusal, type RetryDecision } from "./retry_policy.ts";
 import { describeError } from "./errors.ts";
-import { endPublishSpan, startPublishSpan } from "./tracing.ts";
+import { endPublishSpanOn, startPublishSpan } from "./tracing.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
 const log = logger("consumer");
@@ -100,7 +100,9 @@ export class Forwarder {
         error instanceof PublishError && (error.code === "nacked" || error.code === "timeout") &&
         publisher === this.#publisher
       ) {
-        return this.#renew().catch(() => {}).then(() => Promise.reject(error));
+        return this.#renew().catch(() => {}).then(() => {
+          throw error;
+        });
       }
       throw error;
     });
@@ -240,14 +242,11 @@ export class Forwarder {
       refCode: delivery.key,
       attempt: delivery.retries,
     }, headers);
-    const properties = copyProperties(message.properties, headers);
-    if (mandatory) properties.mandatory = true;
-    const published = this.#publisher.publish(exchange, routingKey, message.content, properties);
-    if (span === undefined) return published;
-    return published.then(() => endPublishSpan(span), (error: unknown) => {
-      endPublishSpan(span, error);
-      throw error;
-    });
+    const properties = copyProperties(message.properties, headers, { mandatory });
+    return endPublishSpanOn(
+      span,
+      this.#publisher.publish(exchange, routingKey, message.content, properties),
+    );
   }
 
   /** Replaces the confirm channel; publishes still awaiting a confirm on the old one fail. */

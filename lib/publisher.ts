@@ -53,13 +53,16 @@ export type PublishProperties = Options.Publish;
 /**
  * The properties a copy of a message keeps (retry, dead letter, replay): content type and
  * encoding, message and correlation ids, timestamp, type and app id; made persistent, with the
- * given headers. Expiration and priority are not carried: a copy must not expire in a retry queue.
+ * given headers, and `mandatory` when asked. Expiration and priority are not carried: a copy must
+ * not expire in a retry queue.
  */
 export function copyProperties(
   original: MessageProperties,
   headers: Record<string, unknown>,
+  options: { readonly mandatory?: boolean } = {},
 ): PublishProperties {
   const properties: PublishProperties = { persistent: true, headers };
+  if (options.mandatory) properties.mandatory = true;
   if (original.contentType !== undefined) properties.contentType = original.contentType;
   if (original.contentEncoding !== undefined) {
     properties.contentEncoding = original.contentEncoding;

@@ -168,6 +168,21 @@ export function endPublishSpan(span: Span | undefined, error?: unknown): void {
 }
 
 /**
+ * Ends a publish span once `published` settles (failed with its error), and settles as it does;
+ * `published` itself when there is no span (tracing off, or sampled out).
+ */
+export function endPublishSpanOn(
+  span: Span | undefined,
+  published: Promise<void>,
+): Promise<void> {
+  if (span === undefined) return published;
+  return published.then(() => endPublishSpan(span), (error: unknown) => {
+    endPublishSpan(span, error);
+    throw error;
+  });
+}
+
+/**
  * Runs `work` inside the consumer span of one attempt: a child of the context the message carries
  * (its publish), or the root of a new trace when it carries none. `work` gets the span to say how
  * it ended; log lines written meanwhile carry its ids. Without tracing it just runs `work`.

@@ -47,7 +47,7 @@ Deno.test("ConfirmedPublisher.send() calls back once per message, in bulk", asyn
   });
 });
 
-Deno.test("copyProperties() keeps what identifies a message and drops expiration", () => {
+Deno.test("copyProperties() keeps what identifies a message, drops expiration, and is mandatory when asked", () => {
   const copy = copyProperties({
     contentType: "application/json",
     messageId: "ref",
@@ -65,6 +65,8 @@ Deno.test("copyProperties() keeps what identifies a message and drops expiration
     timestamp: 1,
     appId: "estoque",
   });
+  assert.equal(copyProperties({} as never, {}, { mandatory: true }).mandatory, true);
+  assert.equal(copyProperties({} as never, {}, { mandatory: false }).mandatory, undefined);
 });
 
 Deno.test("ConfirmedPublisher waits while the connection is blocked, and times nothing out meanwhile", async () => {
