@@ -1,7 +1,7 @@
 /** What the benchmark's two sides share: a fresh topology per run, prefill, statistics. */
 
 import { Buffer } from "node:buffer";
-import { Broker } from "../lib/broker.ts";
+import { Broker, type ConnectOptions } from "../lib/broker.ts";
 import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { declareTopology, deleteTopology, type Topology, topology } from "../lib/topology.ts";
@@ -40,8 +40,9 @@ export interface RunContext {
 export async function withPublisherConnection<T>(
   url: string,
   fn: (broker: Broker) => Promise<T>,
+  options: ConnectOptions = {},
 ): Promise<T> {
-  const broker = await Broker.connect(url, { name: "bench-publisher" });
+  const broker = await Broker.connect(url, { name: "bench-publisher", ...options });
   try {
     return await fn(broker);
   } finally {

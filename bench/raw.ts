@@ -3,14 +3,15 @@
  * client would: pipelined publisher confirms, manual acks at the prefetch the bench sweep picks,
  * republish-then-ack.
  * Where a path publishes while it consumes, the publisher has its own connection and a bounded
- * confirm window. No validation, no ledger, no bookkeeping.
+ * confirm window. No validation, no ledger, no bookkeeping. Its connections write as amqplib does,
+ * a socket write a frame (ours coalesce each turn's frames: `coalesceWrites`).
  */
 
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
 import { orderProperties } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
-import type { Broker } from "../lib/broker.ts";
+import { Broker } from "../lib/broker.ts";
 import {
   EXHAUSTED,
   orders,
@@ -21,12 +22,25 @@ import {
   withPublisherConnection,
 } from "./_shared.ts";
 
+/** amqplib's connection as it comes: each frame its own socket write. */
+const AS_IT_COMES = { coalesceWrites: false } as const;
+
+/** Runs `fn` on a connection of raw's own, as amqplib makes it. */
+async function withRawConnection<T>(url: string, fn: (broker: Broker) => Promise<T>): Promise<T> {
+  const broker = await Broker.connect(url, { name: "bench-raw", ...AS_IT_COMES });
+  try {
+    return await fn(broker);
+  } finally {
+    await broker.close();
+  }
+}
+
 /**
  * Makes and publishes N orders with pipelined confirms, as Estoque would on bare amqplib (with
  * Estoque's properties), at most `window` awaiting their confirm when one is given; resolves once
  * every one is confirmed.
  */
-async function publishAll(ctx: RunContext, broker: Broker = ctx.broker, window = Infinity) {
+async function publishAll(ctx: RunContext, broker: Broker, window = Infinity) {
   const channel = await broker.confirmChannel();
   let inFlight = 0;
   let room: PromiseWithResolvers<void> | undefined;
@@ -61,9 +75,10 @@ async function publishAll(ctx: RunContext, broker: Broker = ctx.broker, window =
  */
 async function ackAll(
   ctx: RunContext,
+  broker: Broker,
   onAck?: (message: ConsumeMessage) => void,
 ): Promise<{ done: Promise<void>; close(): Promise<void> }> {
-  const channel = await ctx.broker.channel();
+  const channel = await broker.channel();
   await channel.prefetch(ctx.rawPrefetch);
   const done = Promise.withResolvers<void>();
   let acked = 0;
@@ -79,28 +94,19 @@ async function ackAll(
 
 /** Makes and publishes N orders; making them is timed, as in Estoque. */
 export async function rawPublish(ctx: RunContext): Promise<RunResult> {
-  const started = performance.now();
-  await publishAll(ctx);
-  return { messages: ctx.messages, elapsedMs: performance.now() - started };
+  return await withRawConnection(ctx.url, async (broker) => {
+    const started = performance.now();
+    await publishAll(ctx, broker);
+    return { messages: ctx.messages, elapsedMs: performance.now() - started };
+  });
 }
 
 /** Consumes N prefilled messages and acks each one. */
 export async function rawConsume(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
-  const started = performance.now();
-  const consumer = await ackAll(ctx);
-  await consumer.done;
-  const elapsedMs = performance.now() - started;
-  await consumer.close();
-  return { messages: ctx.messages, elapsedMs };
-}
-
-/** Publishes N messages at full speed while a consumer acks them, until all are acked. */
-export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
-  return await withPublisherConnection(ctx.url, async (publisher) => {
-    const consumer = await ackAll(ctx);
+  return await withRawConnection(ctx.url, async (broker) => {
     const started = performance.now();
-    await publishAll(ctx, publisher, ctx.rawWindow);
+    const consumer = await ackAll(ctx, broker);
     await consumer.done;
     const elapsedMs = performance.now() - started;
     await consumer.close();
@@ -108,14 +114,40 @@ export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
   });
 }
 
-async function republishThenAck(
+/** Publishes N messages at full speed while a consumer acks them, until all are acked. */
+export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
+  return await withRawConnection(
+    ctx.url,
+    (broker) =>
+      withPublisherConnection(ctx.url, async (publisher) => {
+        const consumer = await ackAll(ctx, broker);
+        const started = performance.now();
+        await publishAll(ctx, publisher, ctx.rawWindow);
+        await consumer.done;
+        const elapsedMs = performance.now() - started;
+        await consumer.close();
+        return { messages: ctx.messages, elapsedMs };
+      }, AS_IT_COMES),
+  );
+}
+
+function republishThenAck(
   ctx: RunContext,
   target: (m: ConsumeMessage) => [string, string],
   queue = ctx.topo.queue,
-) {
-  const consumerChannel = await ctx.broker.channel();
+): Promise<RunResult> {
+  return withRawConnection(ctx.url, (broker) => republishThenAckOn(broker, ctx, target, queue));
+}
+
+async function republishThenAckOn(
+  broker: Broker,
+  ctx: RunContext,
+  target: (m: ConsumeMessage) => [string, string],
+  queue: string,
+): Promise<RunResult> {
+  const consumerChannel = await broker.channel();
   await consumerChannel.prefetch(ctx.rawPrefetch);
-  const publisher = await ctx.broker.confirmChannel();
+  const publisher = await broker.confirmChannel();
   const done = Promise.withResolvers<void>();
   let acked = 0;
   const started = performance.now();
@@ -175,25 +207,27 @@ export async function rawLatency(ctx: RunContext, rate: number): Promise<number[
   const list = orders(ctx.messages, 42);
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
-  const consumer = await ackAll(ctx, (message) => {
-    latencies.push(performance.now() - sentAt.get(message.properties.messageId)!);
-  });
-  await withPublisherConnection(ctx.url, async (publisher) => {
-    const channel = await publisher.confirmChannel();
-    await paced(ctx.messages, rate, (i) => {
-      const order = list[i]!;
-      sentAt.set(order.refCode, performance.now());
-      channel.publish(
-        ctx.topo.exchange,
-        ctx.topo.routingKey,
-        Buffer.from(encodeOrder(order)),
-        orderProperties(order, Date.now()),
-      );
+  await withRawConnection(ctx.url, async (broker) => {
+    const consumer = await ackAll(ctx, broker, (message) => {
+      latencies.push(performance.now() - sentAt.get(message.properties.messageId)!);
     });
-    await channel.waitForConfirms();
-    await channel.close();
+    await withPublisherConnection(ctx.url, async (publisher) => {
+      const channel = await publisher.confirmChannel();
+      await paced(ctx.messages, rate, (i) => {
+        const order = list[i]!;
+        sentAt.set(order.refCode, performance.now());
+        channel.publish(
+          ctx.topo.exchange,
+          ctx.topo.routingKey,
+          Buffer.from(encodeOrder(order)),
+          orderProperties(order, Date.now()),
+        );
+      });
+      await channel.waitForConfirms();
+      await channel.close();
+    }, AS_IT_COMES);
+    await consumer.done;
+    await consumer.close();
   });
-  await consumer.done;
-  await consumer.close();
   return latencies;
 }

@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { Buffer } from "node:buffer";
 import { Broker, redactUrl } from "../lib/broker.ts";
 import { describeError } from "../lib/errors.ts";
 import { RABBITMQ_URL } from "../testing/broker.ts";
@@ -43,4 +44,61 @@ Deno.test("Broker.explain() gives the broker's reason for a closed channel", asy
     (e: unknown) => broker.explain(e),
   );
   assert.match(error?.message ?? "", /NOT_FOUND/);
+});
+
+/** Counts the socket's writes (`_write` and `_writev`, each one system call or so). */
+function countSocketWrites(broker: Broker): () => number {
+  type Writes = Record<"_write" | "_writev", ((...args: unknown[]) => unknown) | undefined>;
+  const socket = (broker.model.connection as unknown as { stream: Writes }).stream;
+  let writes = 0;
+  for (const name of ["_write", "_writev"] as const) {
+    const original = socket[name];
+    if (original === undefined) continue;
+    socket[name] = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return original.apply(this, args);
+    };
+  }
+  return () => writes;
+}
+
+/**
+ * Publishes `count` messages of 4 KB in one turn and reads them back; returns the socket writes
+ * the publishes took.
+ */
+async function publishInOneTurn(broker: Broker, count: number): Promise<number> {
+  const queue = `test.coalesce.${crypto.randomUUID()}`;
+  const channel = await broker.confirmChannel();
+  await channel.assertQueue(queue, { durable: false });
+  try {
+    const writes = countSocketWrites(broker);
+    const padding = "x".repeat(4096);
+    for (let i = 0; i < count; i++) {
+      channel.sendToQueue(queue, Buffer.from(`${i} ${padding}`));
+    }
+    await channel.waitForConfirms();
+    const published = writes();
+    const seen: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const message = await channel.get(queue, { noAck: true });
+      assert.ok(message, `message ${i} arrived`);
+      seen.push(Number(message.content.toString().split(" ")[0]));
+    }
+    assert.deepEqual(seen, Array.from({ length: count }, (_, i) => i), "in the order published");
+    return published;
+  } finally {
+    await channel.deleteQueue(queue);
+    await channel.close();
+  }
+}
+
+Deno.test("Broker.connect() sends a turn's frames as few socket writes, in order, past the high-water mark", async () => {
+  // 1,000 publishes of 4 KB (4 MB) in one turn: far past the socket's high-water mark, so the
+  // multiplexer waits for `drain` between batches.
+  await using coalesced = await Broker.connect(RABBITMQ_URL);
+  const fewer = await publishInOneTurn(coalesced, 1_000);
+  await using plain = await Broker.connect(RABBITMQ_URL, { coalesceWrites: false });
+  const each = await publishInOneTurn(plain, 1_000);
+  assert.ok(each >= 1_000, `amqplib as it comes writes at least once a message (${each})`);
+  assert.ok(fewer <= each / 10, `coalesced: ${fewer} writes against ${each}`);
 });
