@@ -528,7 +528,9 @@ runCommand({
     "of the settings that change it (prefetch " +
     `${SWEEP.prefetch.join(", ")}; publish window ${SWEEP.window.join(", ")}; a setting given ` +
     "as a flag is not swept) and kept the fastest; the table names what was kept. Where a path " +
-    "publishes while it consumes, both sides publish on a connection of their own.",
+    "publishes while it consumes, both sides publish on a connection of their own. Raw's " +
+    "connections write as amqplib does, a socket write a frame; ours send each turn's frames " +
+    "in one write.",
     "",
     "| path | raw amqplib msg/s (median, range) | ours msg/s (median, range) | ours / raw (median, range of paired runs) | target | settings kept (raw; ours) |",
     "| --- | --- | --- | --- | --- | --- |",
