@@ -86,6 +86,10 @@ function reject(code: OrderRejection["code"], message: string): ParseOrderResult
 }
 
 /** Quotes a value for an error message, cut short so a huge value cannot flood a log line. */
+function notUuid(field: string, value: unknown): ParseOrderResult {
+  return reject("bad_field", `${field} must be a UUID string, got ${preview(value)}`);
+}
+
 function preview(value: unknown): string {
   if (typeof value === "number" && !Number.isFinite(value)) {
     return "a number that is not finite (too large for a double)";
@@ -117,7 +121,8 @@ function preview(value: unknown): string {
 export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): ParseOrderResult {
   const maxBytes = options.maxBytes ?? MAX_ORDER_BYTES;
   const contentType = options.contentType;
-  if (contentType !== undefined && contentType !== "") {
+  // Every message of ours says exactly application/json: only another spelling is normalized.
+  if (contentType !== undefined && contentType !== "" && contentType !== ORDER_CONTENT_TYPE) {
     const mediaType = contentType.split(";", 1)[0]!.trim().toLowerCase();
     if (mediaType !== ORDER_CONTENT_TYPE) {
       return reject(
@@ -150,7 +155,7 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
     return reject("not_object", `body is ${kind}, not an object`);
   }
   const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
+  for (const key in record) {
     if (!(FIELDS as readonly string[]).includes(key)) {
       return reject("unknown_field", `unknown field ${preview(key)}`);
     }
@@ -159,10 +164,9 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
     if (!(field in record)) return reject("missing_field", `field ${field} is missing`);
   }
   const { RefCode, ColorCode, Quantity, EventType } = record;
-  for (const [field, code] of [["RefCode", RefCode], ["ColorCode", ColorCode]] as const) {
-    if (typeof code !== "string" || !UUID.test(code)) {
-      return reject("bad_field", `${field} must be a UUID string, got ${preview(code)}`);
-    }
+  if (typeof RefCode !== "string" || !UUID.test(RefCode)) return notUuid("RefCode", RefCode);
+  if (typeof ColorCode !== "string" || !UUID.test(ColorCode)) {
+    return notUuid("ColorCode", ColorCode);
   }
   if (typeof Quantity !== "number" || !Number.isSafeInteger(Quantity) || Quantity < 0) {
     return reject(
@@ -178,8 +182,8 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
   return {
     ok: true,
     order: {
-      refCode: (RefCode as string).toLowerCase(),
-      colorCode: (ColorCode as string).toLowerCase(),
+      refCode: RefCode.toLowerCase(),
+      colorCode: ColorCode.toLowerCase(),
       quantity: Quantity,
       eventType: EVENT_TYPE_CREATE,
     },
