@@ -393,7 +393,8 @@ export class OrderConsumer implements AsyncDisposable {
     if (key === undefined) return await this.#passOn(delivery, error);
     // One delivery of a message's hop at a time: a second copy in flight waits, then finds the
     // hop passed on and is dropped.
-    const release = await this.#claims.claim(key, delivery.hop);
+    const claimed = this.#claims.claim(key, delivery.hop);
+    const release = typeof claimed === "function" ? claimed : await claimed;
     try {
       let forwarded = false;
       try {
