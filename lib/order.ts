@@ -86,10 +86,6 @@ function reject(code: OrderRejection["code"], message: string): ParseOrderResult
 }
 
 /** Quotes a value for an error message, cut short so a huge value cannot flood a log line. */
-function notUuid(field: string, value: unknown): ParseOrderResult {
-  return reject("bad_field", `${field} must be a UUID string, got ${preview(value)}`);
-}
-
 function preview(value: unknown): string {
   if (typeof value === "number" && !Number.isFinite(value)) {
     return "a number that is not finite (too large for a double)";
@@ -101,6 +97,11 @@ function preview(value: unknown): string {
     text = String(value);
   }
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** The rejection of a RefCode or ColorCode that is not a UUID string. */
+function notUuid(field: string, value: unknown): ParseOrderResult {
+  return reject("bad_field", `${field} must be a UUID string, got ${preview(value)}`);
 }
 
 /**
