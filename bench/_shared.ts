@@ -33,21 +33,30 @@ export interface RunContext {
   readonly commitTimes?: number[];
 }
 
-/**
- * Runs `fn` with a second connection for publishing, as RabbitMQ advises: flow control on a
- * publishing connection then slows only that connection, not the consumer's deliveries.
- */
-export async function withPublisherConnection<T>(
+/** Runs `fn` on a connection of its own, closed afterwards. */
+export async function withConnection<T>(
   url: string,
+  options: ConnectOptions,
   fn: (broker: Broker) => Promise<T>,
-  options: ConnectOptions = {},
 ): Promise<T> {
-  const broker = await Broker.connect(url, { name: "bench-publisher", ...options });
+  const broker = await Broker.connect(url, options);
   try {
     return await fn(broker);
   } finally {
     await broker.close();
   }
+}
+
+/**
+ * Runs `fn` with a second connection for publishing, as RabbitMQ advises: flow control on a
+ * publishing connection then slows only that connection, not the consumer's deliveries.
+ */
+export function withPublisherConnection<T>(
+  url: string,
+  fn: (broker: Broker) => Promise<T>,
+  options: ConnectOptions = {},
+): Promise<T> {
+  return withConnection(url, { name: "bench-publisher", ...options }, fn);
 }
 
 /** The retry delays of the bench topology: one short tier, one long tier for parking. */

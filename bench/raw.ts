@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import type { ConsumeMessage } from "amqplib";
 import { orderProperties } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
-import { Broker } from "../lib/broker.ts";
+import type { Broker } from "../lib/broker.ts";
 import {
   EXHAUSTED,
   orders,
@@ -19,6 +19,7 @@ import {
   prefill,
   type RunContext,
   type RunResult,
+  withConnection,
   withPublisherConnection,
 } from "./_shared.ts";
 
@@ -26,13 +27,8 @@ import {
 const AS_IT_COMES = { coalesceWrites: false } as const;
 
 /** Runs `fn` on a connection of raw's own, as amqplib makes it. */
-async function withRawConnection<T>(url: string, fn: (broker: Broker) => Promise<T>): Promise<T> {
-  const broker = await Broker.connect(url, { name: "bench-raw", ...AS_IT_COMES });
-  try {
-    return await fn(broker);
-  } finally {
-    await broker.close();
-  }
+function withRawConnection<T>(url: string, fn: (broker: Broker) => Promise<T>): Promise<T> {
+  return withConnection(url, { name: "bench-raw", ...AS_IT_COMES }, fn);
 }
 
 /**

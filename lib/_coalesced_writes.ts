@@ -15,7 +15,7 @@ import process from "node:process";
 
 /** What the coalescing needs of a socket (`net.Socket` and `tls.TLSSocket` both have it). */
 export interface CorkableSocket {
-  write(...args: unknown[]): boolean;
+  write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean;
   cork(): void;
   uncork(): void;
 }
@@ -32,12 +32,18 @@ export function coalesceWrites(socket: CorkableSocket): void {
     corked = false;
     socket.uncork();
   };
-  socket.write = function (this: CorkableSocket, ...args: unknown[]): boolean {
+  // Fixed parameters, not a rest array: this runs for every frame.
+  socket.write = function (
+    this: CorkableSocket,
+    chunk: unknown,
+    encoding?: unknown,
+    callback?: unknown,
+  ): boolean {
     if (!corked) {
       corked = true;
       socket.cork();
       process.nextTick(uncork);
     }
-    return write.apply(this, args);
+    return write.call(this, chunk, encoding, callback);
   };
 }
