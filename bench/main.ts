@@ -46,11 +46,13 @@ import {
 import {
   rawConsume,
   rawDeadLetter,
+  rawDeadLetterExplained,
   rawEndToEnd,
   rawLatency,
   rawPublish,
   rawReplay,
   rawRetry,
+  rawRetryExplained,
 } from "./raw.ts";
 
 const OPTIONS = {
@@ -130,6 +132,11 @@ interface PathSpec {
   readonly rawKnobs: readonly Knob[];
   /** Our side's settings that change this path. */
   readonly oursKnobs: readonly Knob[];
+  /**
+   * Raw publishing the very copy ours publishes (every property, the failure headers), at raw's
+   * settings: run in the same rounds, it tells what the copy carries from what ours' code costs.
+   */
+  readonly control?: Side;
 }
 
 /** The values the sweep tries. */
@@ -178,6 +185,7 @@ const PATHS: PathSpec[] = [
     oursKnobs: ["prefetch"],
     raw: rawRetry,
     ours: oursRetry,
+    control: rawRetryExplained,
     target: 0.9,
     what: "republish to a retry queue with confirm, then ack",
   },
@@ -187,6 +195,7 @@ const PATHS: PathSpec[] = [
     oursKnobs: ["prefetch"],
     raw: rawDeadLetter,
     ours: oursDeadLetter,
+    control: rawDeadLetterExplained,
     target: 0.9,
     what: "publish to the DLX with confirm, then ack",
   },
@@ -214,6 +223,16 @@ const rate = (r: RunResult) => r.messages / (r.elapsedMs / 1000);
 function stats(results: RunResult[]): SideStats {
   const rates = results.map(rate);
   return { rates, median: quantile(rates, 0.5), min: Math.min(...rates), max: Math.max(...rates) };
+}
+
+/**
+ * The median and range of the ratios of `a` to `b` run by run: each round ran them back to back,
+ * and the median of those paired ratios cancels the drift between rounds better than a ratio of
+ * medians.
+ */
+function paired(a: SideStats, b: SideStats): { median: number; min: number; max: number } {
+  const ratios = a.rates.map((rate, i) => rate / b.rates[i]!);
+  return { median: quantile(ratios, 0.5), min: Math.min(...ratios), max: Math.max(...ratios) };
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -320,10 +339,10 @@ runCommand({
     throw new UsageError("--profile-out needs --only and --profile");
   }
   if (profileOut !== undefined) await Deno.mkdir(profileOut, { recursive: true });
-  const results: Record<string, { raw: RunResult[]; ours: RunResult[] }> = {};
+  const results: Record<string, { raw: RunResult[]; ours: RunResult[]; control: RunResult[] }> = {};
   const chosen: Record<string, { raw: Settings; ours: Settings }> = {};
   for (const path of paths) {
-    results[path.name] = { raw: [], ours: [] };
+    results[path.name] = { raw: [], ours: [], control: [] };
     const rawSettings = await sweep(path, "raw");
     const oursSettings = await sweep(path, "ours");
     chosen[path.name] = { raw: rawSettings, ours: oursSettings };
@@ -334,11 +353,15 @@ runCommand({
     );
     for (let round = 0; round < rounds; round++) {
       const raw = await run(path.raw, { raw: rawSettings });
+      const control = path.control && await run(path.control, { raw: rawSettings });
       const ours = await run(path.ours, { ours: oursSettings });
       results[path.name]!.raw.push(raw);
+      if (control) results[path.name]!.control.push(control);
       results[path.name]!.ours.push(ours);
       log(
-        `  ${path.name} round ${round + 1}: raw ${fmt(rate(raw))}/s, ours ${fmt(rate(ours))}/s`,
+        `  ${path.name} round ${round + 1}: raw ${fmt(rate(raw))}/s, ${
+          control ? `raw with ours' copy ${fmt(rate(control))}/s, ` : ""
+        }ours ${fmt(rate(ours))}/s`,
       );
     }
   }
@@ -346,14 +369,26 @@ runCommand({
   if (only !== undefined) {
     const raw = stats(results[only]!.raw);
     const ours = stats(results[only]!.ours);
-    const ratios = ours.rates.map((rate, i) => rate / raw.rates[i]!);
+    const ratios = paired(ours, raw);
     console.log(
       `${only}: raw ${fmt(raw.median)}/s, ours ${fmt(ours.median)}/s, ratio ${
-        quantile(ratios, 0.5).toFixed(2)
-      } (median of ${ratios.length} paired runs; ${Math.min(...ratios).toFixed(2)}-${
-        Math.max(...ratios).toFixed(2)
+        ratios.median.toFixed(2)
+      } (median of ${ours.rates.length} paired runs; ${ratios.min.toFixed(2)}-${
+        ratios.max.toFixed(2)
       })`,
     );
+    if (results[only]!.control.length > 0) {
+      const control = stats(results[only]!.control);
+      const vsControl = paired(ours, control);
+      const carried = paired(control, raw);
+      console.log(
+        `  raw publishing ours' copy ${fmt(control.median)}/s: ours / that ${
+          vsControl.median.toFixed(2)
+        } (${vsControl.min.toFixed(2)}-${vsControl.max.toFixed(2)}); that / raw ${
+          carried.median.toFixed(2)
+        } (${carried.min.toFixed(2)}-${carried.max.toFixed(2)})`,
+      );
+    }
     if (booleanOption(cl.options.profile!)) {
       const path = paths[0]!;
       const settings = chosen[only]!;
@@ -458,17 +493,23 @@ runCommand({
   const rows = PATHS.map((path) => {
     const raw = stats(results[path.name]!.raw);
     const ours = stats(results[path.name]!.ours);
-    // Each round ran raw then ours back to back: the median of those paired ratios cancels the
-    // drift between rounds better than a ratio of medians.
-    const ratios = ours.rates.map((rate, i) => rate / raw.rates[i]!);
-    const ratio = quantile(ratios, 0.5);
+    const ratios = paired(ours, raw);
+    const ratio = ratios.median;
+    const control = results[path.name]!.control.length === 0
+      ? undefined
+      : stats(results[path.name]!.control);
     return {
       path: path.name,
       what: path.what,
       raw,
       ours,
       ratio,
-      ratioRange: [Math.min(...ratios), Math.max(...ratios)],
+      ratioRange: [ratios.min, ratios.max],
+      control: control && {
+        ...control,
+        oursToControl: paired(ours, control),
+        controlToRaw: paired(control, raw),
+      },
       target: path.target,
       met: ratio >= path.target,
       picked: {
@@ -541,6 +582,23 @@ runCommand({
       return `| ${r.path} | ${raw} | ${ours} | **${
         r.ratio.toFixed(2)
       }** (${range}) | ≥ ${r.target} ${verdict(r.met)} | ${r.picked.raw}; ${r.picked.ours} |`;
+    }),
+    "",
+    "What the copies carry, measured in the same rounds: raw publishing the very copy ours " +
+    "publishes (every property of the message and the headers that explain the failure, made " +
+    "by ours' own functions), at raw's settings.",
+    "",
+    "| path | raw publishing ours' copy msg/s (median, range) | that / raw (median, range) | ours / that (median, range) |",
+    "| --- | --- | --- | --- |",
+    ...rows.flatMap((r) => {
+      if (r.control === undefined) return [];
+      const c = r.control;
+      const range = (p: { min: number; max: number }) => `${p.min.toFixed(2)}–${p.max.toFixed(2)}`;
+      return [
+        `| ${r.path} | ${fmt(c.median)} (${fmt(c.min)}–${fmt(c.max)}) | ` +
+        `${c.controlToRaw.median.toFixed(2)} (${range(c.controlToRaw)}) | ` +
+        `**${c.oursToControl.median.toFixed(2)}** (${range(c.oursToControl)}) |`,
+      ];
     }),
     "",
     "| measure | raw | ours | target |",

@@ -8,10 +8,17 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { ConsumeMessage } from "amqplib";
+import type { ConsumeMessage, Options } from "amqplib";
 import { orderProperties } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import type { Broker } from "../lib/broker.ts";
+import { copyProperties } from "../lib/publisher.ts";
+import {
+  deadLetterHeaders,
+  type FailureRecord,
+  HEADER,
+  retryHeaders,
+} from "../lib/retry_headers.ts";
 import {
   EXHAUSTED,
   orders,
@@ -130,15 +137,63 @@ export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
 function republishThenAck(
   ctx: RunContext,
   target: (m: ConsumeMessage) => [string, string],
+  copy: CopyOf = countedCopy,
   queue = ctx.topo.queue,
 ): Promise<RunResult> {
-  return withRawConnection(ctx.url, (broker) => republishThenAckOn(broker, ctx, target, queue));
+  return withRawConnection(
+    ctx.url,
+    (broker) => republishThenAckOn(broker, ctx, target, copy, queue),
+  );
 }
+
+/** The properties of the copy a consumed message is republished as. */
+type CopyOf = (message: ConsumeMessage) => Options.Publish;
+
+/** Raw's copy: the message's content type and id, and its retry count. */
+const countedCopy: CopyOf = (message) => ({
+  persistent: true,
+  contentType: message.properties.contentType,
+  messageId: message.properties.messageId,
+  headers: { ...message.properties.headers, [HEADER.retryCount]: 1 },
+  mandatory: true,
+});
+
+/** The failure ours' consumer gives an order of 900 (its limit is 500). */
+function overLimit(message: ConsumeMessage): FailureRecord {
+  return {
+    error: OVER_LIMIT,
+    now: new Date(),
+    exchange: message.fields.exchange,
+    routingKey: message.fields.routingKey,
+  };
+}
+const OVER_LIMIT = "maximum quantity exceeded: 900 > 500";
+
+/**
+ * Ours' copies, made by the same functions ours uses (lib/retry_headers.ts, lib/publisher.ts):
+ * every property of the message and the headers that explain the failure. Raw publishing these is
+ * the control that tells the cost of what the copy carries from the cost of ours' code.
+ */
+const explainedRetry: CopyOf = (message) =>
+  copyProperties(
+    message.properties,
+    retryHeaders(message.properties.headers, overLimit(message), 1),
+    {
+      mandatory: true,
+    },
+  );
+const explainedDeadLetter: CopyOf = (message) =>
+  copyProperties(
+    message.properties,
+    deadLetterHeaders(message.properties.headers, overLimit(message), 3, "exhausted"),
+    { mandatory: true },
+  );
 
 async function republishThenAckOn(
   broker: Broker,
   ctx: RunContext,
   target: (m: ConsumeMessage) => [string, string],
+  copy: CopyOf,
   queue: string,
 ): Promise<RunResult> {
   const consumerChannel = await broker.channel();
@@ -150,13 +205,7 @@ async function republishThenAckOn(
   await consumerChannel.consume(queue, (message) => {
     if (!message) return;
     const [exchange, key] = target(message);
-    publisher.publish(exchange, key, message.content, {
-      persistent: true,
-      contentType: message.properties.contentType,
-      messageId: message.properties.messageId,
-      headers: { ...message.properties.headers, "x-retry-count": 1 },
-      mandatory: true,
-    }, (error) => {
+    publisher.publish(exchange, key, message.content, copy(message), (error) => {
       if (error) consumerChannel.nack(message, false, true);
       else consumerChannel.ack(message);
       if (!error && ++acked === ctx.messages) done.resolve();
@@ -170,16 +219,33 @@ async function republishThenAckOn(
 }
 
 /** Consumes N messages, republishes each to a (long) retry queue with a confirm, then acks it. */
-export async function rawRetry(ctx: RunContext): Promise<RunResult> {
+export async function rawRetry(ctx: RunContext, copy: CopyOf = countedCopy): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900));
   const parking = ctx.topo.retryTiers.at(-1)!.queue;
-  return await republishThenAck(ctx, () => ["", parking]);
+  return await republishThenAck(ctx, () => ["", parking], copy);
+}
+
+/** {@linkcode rawRetry} publishing ours' copy: the control for what the copy carries. */
+export function rawRetryExplained(ctx: RunContext): Promise<RunResult> {
+  return rawRetry(ctx, explainedRetry);
 }
 
 /** Consumes N messages, publishes each to the dead-letter exchange with a confirm, then acks it. */
-export async function rawDeadLetter(ctx: RunContext): Promise<RunResult> {
+export async function rawDeadLetter(
+  ctx: RunContext,
+  copy: CopyOf = countedCopy,
+): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
-  return await republishThenAck(ctx, () => [ctx.topo.deadLetterExchange, ctx.topo.routingKey]);
+  return await republishThenAck(
+    ctx,
+    () => [ctx.topo.deadLetterExchange, ctx.topo.routingKey],
+    copy,
+  );
+}
+
+/** {@linkcode rawDeadLetter} publishing ours' dead letter: the control for what it carries. */
+export function rawDeadLetterExplained(ctx: RunContext): Promise<RunResult> {
+  return rawDeadLetter(ctx, explainedDeadLetter);
 }
 
 /**
@@ -191,6 +257,7 @@ export async function rawReplay(ctx: RunContext): Promise<RunResult> {
   return await republishThenAck(
     ctx,
     () => [ctx.topo.exchange, ctx.topo.routingKey],
+    countedCopy,
     ctx.topo.deadLetterQueue,
   );
 }
