@@ -103,13 +103,13 @@ const OPTIONS = {
   profile: {
     type: "boolean",
     description:
-      "With --only: after the rounds, one more run of each side under the CPU profiler, and where each one's time went, in microseconds a message (--docs: into docs/performance.md).",
+      "With --only: after the rounds, one more run of each side (and of the control, for retry and dead-letter) under the CPU profiler, and where each one's time went, in microseconds a message (--docs: into docs/performance.md).",
   },
   "profile-out": {
     type: "string",
     placeholder: "DIR",
     description:
-      "With --profile: also write each side's whole profile to DIR as <path>-raw.cpuprofile and <path>-ours.cpuprofile (open them in Chrome DevTools or read them by function).",
+      "With --profile: also write each side's whole profile to DIR as <path>-raw.cpuprofile, <path>-ours.cpuprofile and, for retry and dead-letter, <path>-control.cpuprofile (open them in Chrome DevTools or read them by function).",
   },
   only: {
     type: "string",
@@ -392,28 +392,40 @@ runCommand({
     if (booleanOption(cl.options.profile!)) {
       const path = paths[0]!;
       const settings = chosen[only]!;
-      const measured = async (side: Side, options: ContextOptions) => {
+      /** One profiled run; its profile goes to `<path>-<name>.cpuprofile` under --profile-out. */
+      const measured = async (label: string, name: string, side: Side, options: ContextOptions) => {
         const cpu = await cpuDuring(() => profiled(() => run(side, options)));
-        return { ...cpu.result, brokerMs: cpu.brokerMs, selfMs: cpu.selfMs };
+        const { result, profile } = cpu.result;
+        return {
+          label,
+          name,
+          result,
+          profile,
+          messages: result.messages,
+          brokerMs: cpu.brokerMs,
+          selfMs: cpu.selfMs,
+        };
       };
-      const raw = await measured(path.raw, { raw: settings.raw });
-      const ours = await measured(path.ours, { ours: settings.ours });
+      const sides = [await measured("raw", "raw", path.raw, { raw: settings.raw })];
+      if (path.control) {
+        sides.push(
+          await measured("raw with ours' copy", "control", path.control, { raw: settings.raw }),
+        );
+      }
+      sides.push(await measured("ours", "ours", path.ours, { ours: settings.ours }));
       if (profileOut !== undefined) {
-        for (const [side, result] of [["raw", raw], ["ours", ours]] as const) {
-          const file = join(profileOut, `${only.replaceAll(" ", "-")}-${side}.cpuprofile`);
-          await Deno.writeTextFile(file, JSON.stringify(result.profile));
-          log(`  profile of ${side}: ${file}`);
+        for (const side of sides) {
+          const out = join(
+            profileOut,
+            `${only.replaceAll(" ", "-")}-${side.name}.cpuprofile`,
+          );
+          await Deno.writeTextFile(out, JSON.stringify(side.profile));
+          log(`  profile of ${side.label}: ${out}`);
         }
       }
-      console.log(
-        `\n${only}, one run each under the profiler (${fmt(rate(raw.result))}/s raw, ${
-          fmt(rate(ours.result))
-        }/s ours):\n`,
-      );
-      const table = profileTable(
-        { ...raw, messages: raw.result.messages },
-        { ...ours, messages: ours.result.messages },
-      );
+      const rates = sides.map((side) => `${fmt(rate(side.result))}/s ${side.label}`);
+      console.log(`\n${only}, one run each under the profiler (${rates.join(", ")}):\n`);
+      const table = profileTable(sides);
       console.log(table);
       if (booleanOption(cl.options.docs!)) {
         await writeDocBlock(
@@ -422,9 +434,8 @@ runCommand({
           `\`deno task bench ${Deno.args.join(" ")}\` on ${
             new Date().toISOString().slice(0, 10)
           }, ${only}: one run of each side under V8's sampling profiler (0.1 ms), after ${rounds} ` +
-            `timed rounds; this run moved ${fmt(rate(raw.result))}/s raw and ${
-              fmt(rate(ours.result))
-            }/s ours.\n\n${table}`,
+            `timed rounds; this run moved ${rates.join(", ")}. The difference is ours less raw.` +
+            `\n\n${table}`,
         );
       }
     }

@@ -137,48 +137,65 @@ export function gcPauses(profile: CpuProfile): number[] {
   return pauses;
 }
 
+/** One profiled run of one side, for {@linkcode profileTable}. */
+export interface ProfiledSide {
+  /** The column's heading, e.g. `raw` or `ours`. */
+  readonly label: string;
+  readonly profile: CpuProfile;
+  readonly messages: number;
+  /** CPU of the broker during the run, in milliseconds. */
+  readonly brokerMs?: number;
+  /** CPU of this process (all threads) during the run, in milliseconds. */
+  readonly selfMs?: number;
+}
+
 /**
- * A table of microseconds a message by category for two runs side by side (raw and ours), with
- * the difference, largest first; categories under `minUs` in both are summed into "other".
+ * A markdown table of where each side's main thread went, in microseconds a message, rows under
+ * `minUs` on every side summed as "other"; the last column is the last side less the first,
+ * rows sorted by it.
  */
-export function profileTable(
-  raw: { profile: CpuProfile; messages: number; brokerMs?: number; selfMs?: number },
-  ours: { profile: CpuProfile; messages: number; brokerMs?: number; selfMs?: number },
-  minUs = 0.5,
-): string {
-  const a = selfTimes(raw.profile);
-  const b = selfTimes(ours.profile);
+export function profileTable(sides: readonly ProfiledSide[], minUs = 0.5): string {
+  const first = 0;
+  const last = sides.length - 1;
+  const times = sides.map((side) => selfTimes(side.profile));
   const us = (ms: number | undefined, n: number) => ((ms ?? 0) * 1000) / n;
-  const rows = [...new Set([...a.keys(), ...b.keys()])].map((name) => ({
+  const names = new Set(times.flatMap((t) => [...t.keys()]));
+  const rows = [...names].map((name) => ({
     name,
-    raw: us(a.get(name), raw.messages),
-    ours: us(b.get(name), ours.messages),
+    values: sides.map((side, i) => us(times[i]!.get(name), side.messages)),
   }));
-  const shown = rows.filter((r) => r.raw >= minUs || r.ours >= minUs);
-  const rest = rows.filter((r) => r.raw < minUs && r.ours < minUs);
+  const shown = rows.filter((r) => r.values.some((v) => v >= minUs));
+  const rest = rows.filter((r) => r.values.every((v) => v < minUs));
   shown.push({
     name: "other",
-    raw: rest.reduce((s, r) => s + r.raw, 0),
-    ours: rest.reduce((s, r) => s + r.ours, 0),
+    values: sides.map((_, i) => rest.reduce((sum, r) => sum + r.values[i]!, 0)),
   });
-  shown.sort((x, y) => (y.ours - y.raw) - (x.ours - x.raw));
-  const total = (side: "raw" | "ours") => rows.reduce((s, r) => s + r[side], 0);
+  const difference = (values: readonly number[]) => values[last]! - values[first]!;
+  shown.sort((x, y) => difference(y.values) - difference(x.values));
   const f = (n: number) => n.toFixed(1);
+  const line = (name: string, values: readonly number[]) =>
+    `| ${name} | ${values.map(f).join(" | ")} | ${f(difference(values))} |`;
+  const totals = sides.map((_, i) => rows.reduce((sum, r) => sum + r.values[i]!, 0));
+  const measured = sides.every((side) => side.brokerMs !== undefined && side.selfMs !== undefined);
   return [
-    "| where (main thread, self time) | raw µs/msg | ours µs/msg | difference |",
-    "| ------------------------------ | ---------- | ----------- | ---------- |",
-    ...shown.map((r) => `| ${r.name} | ${f(r.raw)} | ${f(r.ours)} | ${f(r.ours - r.raw)} |`),
-    `| **wall time** | ${f(total("raw"))} | ${f(total("ours"))} | ${
-      f(total("ours") - total("raw"))
-    } |`,
-    ...(raw.brokerMs === undefined || ours.brokerMs === undefined ? [] : [
-      `| CPU of this process, all threads (from /proc) | ${f(us(raw.selfMs, raw.messages))} | ${
-        f(us(ours.selfMs, ours.messages))
-      } | ${f(us(ours.selfMs, ours.messages) - us(raw.selfMs, raw.messages))} |`,
-      `| CPU of the broker (beam.smp, from /proc) | ${f(us(raw.brokerMs, raw.messages))} | ${
-        f(us(ours.brokerMs, ours.messages))
-      } | ${f(us(ours.brokerMs, ours.messages) - us(raw.brokerMs, raw.messages))} |`,
-    ]),
+    `| where (main thread, self time) | ${
+      sides.map((side) => `${side.label} µs/msg`).join(" | ")
+    } | difference |`,
+    `| --- | ${sides.map(() => "---").join(" | ")} | --- |`,
+    ...shown.map((r) => line(r.name, r.values)),
+    line("**wall time**", totals),
+    ...(measured
+      ? [
+        line(
+          "CPU of this process, all threads (from /proc)",
+          sides.map((side) => us(side.selfMs, side.messages)),
+        ),
+        line(
+          "CPU of the broker (beam.smp, from /proc)",
+          sides.map((side) => us(side.brokerMs, side.messages)),
+        ),
+      ]
+      : []),
   ].join("\n");
 }
 

@@ -13,7 +13,7 @@ import { rawDeadLetterExplained, rawRetryExplained } from "../bench/raw.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import type { Topology } from "../lib/topology.ts";
 
-Deno.test("bench --only <path> --profile --profile-out DIR writes each side's whole CPU profile", async () => {
+Deno.test("bench --only <path> --profile --profile-out DIR writes each side's whole CPU profile, the control's too", async () => {
   await using dir = await tempDir();
   const out = join(dir.path, "profiles");
   const { code, stderr } = await runScript("bench/main.ts", [
@@ -32,7 +32,7 @@ Deno.test("bench --only <path> --profile --profile-out DIR writes each side's wh
     out,
   ]);
   assert.equal(code, 0, stderr);
-  for (const side of ["raw", "ours"]) {
+  for (const side of ["raw", "control", "ours"]) {
     const profile = JSON.parse(
       await Deno.readTextFile(join(out, `dead-letter-${side}.cpuprofile`)),
     );
