@@ -4,7 +4,9 @@
  * republish-then-ack.
  * Where a path publishes while it consumes, the publisher has its own connection and a bounded
  * confirm window. No validation, no ledger, no bookkeeping. Its connections write as amqplib does,
- * a socket write a frame (ours coalesce each turn's frames: `coalesceWrites`).
+ * a socket write a frame (ours coalesce each turn's frames: `coalesceWrites`). Its retry and
+ * dead-letter copies carry the message's content type, id and retry count; the controls
+ * (`rawRetryExplained`, `rawDeadLetterExplained`) publish ours' copy instead, on the same code.
  */
 
 import { Buffer } from "node:buffer";
