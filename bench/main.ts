@@ -1,6 +1,6 @@
 /**
  * The benchmark: our services against the raw amqplib client on the same paths, in one run,
- * interleaved (raw, ours, raw, ours, …) so drift hits both sides alike. Reports msg/s (median
+ * interleaved (raw, ours; ours, raw; …) so drift hits both sides alike. Reports msg/s (median
  * and range) and the ratio ours/raw per path; end-to-end latency at a steady 2,000 msg/s;
  * retry-delay lateness; the slowdown with 100k messages parked in the retry tiers; and the peak
  * RSS of OrdemDeProducao itself, run as its own process. Writes
@@ -352,9 +352,18 @@ runCommand({
       }`,
     );
     for (let round = 0; round < rounds; round++) {
-      const raw = await run(path.raw, { raw: rawSettings });
+      // Which side goes first alternates (raw, control, ours; then ours, control, raw): a run pays
+      // for what the broker still does after the run before it (deleting that run's queues and
+      // their messages), and alternating spreads that over both sides alike.
+      const first = round % 2 === 0 ? "raw" : "ours";
+      const timed = {
+        raw: () => run(path.raw, { raw: rawSettings }),
+        ours: () => run(path.ours, { ours: oursSettings }),
+      };
+      const a = await timed[first]();
       const control = path.control && await run(path.control, { raw: rawSettings });
-      const ours = await run(path.ours, { ours: oursSettings });
+      const b = await timed[first === "raw" ? "ours" : "raw"]();
+      const [raw, ours] = first === "raw" ? [a, b] : [b, a];
       results[path.name]!.raw.push(raw);
       if (control) results[path.name]!.control.push(control);
       results[path.name]!.ours.push(ours);
@@ -454,12 +463,15 @@ runCommand({
   for (let round = 0; round < rounds; round++) {
     const latencyRun = (fn: (ctx: RunContext, rate: number) => Promise<number[]>) =>
       inTopology((ctx) => fn(ctx, latencyRate), { ...e2e, messages: latencyMessages });
-    let sampler = sampleLoopDelay();
-    latencies.raw.push(...await latencyRun(rawLatency));
-    loopDelays.raw.push(...sampler.stop());
-    sampler = sampleLoopDelay();
-    latencies.ours.push(...await latencyRun(oursLatency));
-    loopDelays.ours.push(...sampler.stop());
+    const measure = async (side: "raw" | "ours") => {
+      const sampler = sampleLoopDelay();
+      latencies[side].push(...await latencyRun(side === "raw" ? rawLatency : oursLatency));
+      loopDelays[side].push(...sampler.stop());
+    };
+    // Alternating which side goes first, as the throughput rounds do.
+    for (const side of round % 2 === 0 ? ["raw", "ours"] as const : ["ours", "raw"] as const) {
+      await measure(side);
+    }
   }
 
   // One more run of ours, not counted above, under the CPU profiler and with the ledger's commits
@@ -575,7 +587,8 @@ runCommand({
   const md = [
     `Measured ${new Date().toISOString().slice(0, 10)} with \`${command}\`: RabbitMQ ${broker}, ` +
     `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ${fmt(messages)} ` +
-    `persistent messages per run, ${rounds} interleaved runs per side. Before its timed runs, ` +
+    `persistent messages per run, ${rounds} interleaved runs per side, which side goes first ` +
+    "alternating from round to round. Before its timed runs, " +
     `each side of each path ran ${sweepRuns === 1 ? "once" : `${sweepRuns} times`} per value ` +
     "of the settings that change it (prefetch " +
     `${SWEEP.prefetch.join(", ")}; publish window ${SWEEP.window.join(", ")}; a setting given ` +
