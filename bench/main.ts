@@ -352,9 +352,9 @@ runCommand({
       }`,
     );
     for (let round = 0; round < rounds; round++) {
-      // Which side goes first alternates (raw, control, ours; then ours, control, raw): a run pays
-      // for what the broker still does after the run before it (deleting that run's queues and
-      // their messages), and alternating spreads that over both sides alike.
+      // Which side goes first alternates (raw, control, ours; then ours, control, raw), so that a
+      // place in the round counts for both sides alike: a run may pay for what the broker still
+      // does after the one before it (deleting that run's queues and their messages).
       const first = round % 2 === 0 ? "raw" : "ours";
       const timed = {
         raw: () => run(path.raw, { raw: rawSettings }),
