@@ -217,6 +217,18 @@ interface SideStats {
   readonly max: number;
 }
 
+type SideName = "raw" | "ours";
+
+/**
+ * The order of the two sides in round `round`: raw first in even rounds, ours first in odd ones
+ * (the control, where a path has one, runs between them), so that a place in the round counts for
+ * both alike: a run may pay for what the broker still does after the one before it (deleting that
+ * run's queues and the messages left in them).
+ */
+function inTurn(round: number): readonly [SideName, SideName] {
+  return round % 2 === 0 ? ["raw", "ours"] : ["ours", "raw"];
+}
+
 /** Messages a second of one run. */
 const rate = (r: RunResult) => r.messages / (r.elapsedMs / 1000);
 
@@ -352,18 +364,16 @@ runCommand({
       }`,
     );
     for (let round = 0; round < rounds; round++) {
-      // Which side goes first alternates (raw, control, ours; then ours, control, raw), so that a
-      // place in the round counts for both sides alike: a run may pay for what the broker still
-      // does after the one before it (deleting that run's queues and their messages).
-      const first = round % 2 === 0 ? "raw" : "ours";
+      const [first, second] = inTurn(round);
       const timed = {
         raw: () => run(path.raw, { raw: rawSettings }),
         ours: () => run(path.ours, { ours: oursSettings }),
       };
-      const a = await timed[first]();
+      const ran: Partial<Record<SideName, RunResult>> = {};
+      ran[first] = await timed[first]();
       const control = path.control && await run(path.control, { raw: rawSettings });
-      const b = await timed[first === "raw" ? "ours" : "raw"]();
-      const [raw, ours] = first === "raw" ? [a, b] : [b, a];
+      ran[second] = await timed[second]();
+      const { raw, ours } = ran as Record<SideName, RunResult>;
       results[path.name]!.raw.push(raw);
       if (control) results[path.name]!.control.push(control);
       results[path.name]!.ours.push(ours);
@@ -463,14 +473,10 @@ runCommand({
   for (let round = 0; round < rounds; round++) {
     const latencyRun = (fn: (ctx: RunContext, rate: number) => Promise<number[]>) =>
       inTopology((ctx) => fn(ctx, latencyRate), { ...e2e, messages: latencyMessages });
-    const measure = async (side: "raw" | "ours") => {
+    for (const side of inTurn(round)) {
       const sampler = sampleLoopDelay();
       latencies[side].push(...await latencyRun(side === "raw" ? rawLatency : oursLatency));
       loopDelays[side].push(...sampler.stop());
-    };
-    // Alternating which side goes first, as the throughput rounds do.
-    for (const side of round % 2 === 0 ? ["raw", "ours"] as const : ["ours", "raw"] as const) {
-      await measure(side);
     }
   }
 

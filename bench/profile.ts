@@ -155,8 +155,6 @@ export interface ProfiledSide {
  * rows sorted by it.
  */
 export function profileTable(sides: readonly ProfiledSide[], minUs = 0.5): string {
-  const first = 0;
-  const last = sides.length - 1;
   const times = sides.map((side) => selfTimes(side.profile));
   const us = (ms: number | undefined, n: number) => ((ms ?? 0) * 1000) / n;
   const names = new Set(times.flatMap((t) => [...t.keys()]));
@@ -170,7 +168,7 @@ export function profileTable(sides: readonly ProfiledSide[], minUs = 0.5): strin
     name: "other",
     values: sides.map((_, i) => rest.reduce((sum, r) => sum + r.values[i]!, 0)),
   });
-  const difference = (values: readonly number[]) => values[last]! - values[first]!;
+  const difference = (values: readonly number[]) => values.at(-1)! - values[0]!;
   shown.sort((x, y) => difference(y.values) - difference(x.values));
   const f = (n: number) => n.toFixed(1);
   const line = (name: string, values: readonly number[]) =>

@@ -369,9 +369,10 @@ export class SqliteLedger implements Ledger {
    * Opens the read transaction the hop lookups share, unless one is open: opened by the first
    * lookup and ended a second later. A new read of a WAL file that changed since the last one
    * starts with an empty page cache, and the worker commits every few milliseconds: a lookup in a
-   * fresh read cost 5 µs, in a held one 1 µs. What the held snapshot cannot show, the hops this process recorded
-   * since it began, `#recordedSince` holds (this process is the ledger's only writer: it holds the
-   * lock). An in-memory ledger reads on the connection it writes on, outside any transaction.
+   * fresh read cost 5 µs, in a held one 1 µs. What the held snapshot cannot show, the hops this
+   * process recorded since it began, `#recordedSince` holds (this process is the ledger's only
+   * writer: it holds the lock). An in-memory ledger reads on the connection it writes on, outside
+   * any transaction.
    */
   #beginRead(): void {
     if (this.#snapshot !== undefined || this.#inline !== undefined) return;
