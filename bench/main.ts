@@ -66,12 +66,13 @@ const OPTIONS = {
   messages: {
     type: "string",
     placeholder: "N",
-    description: "Messages per run (default 20000; quick 3000).",
+    description:
+      "Messages per timed run (default 60000; quick 3000); the sweep's runs and the scale case take at most 20000.",
   },
   rounds: {
     type: "string",
     placeholder: "R",
-    description: "Runs per side and path (default 7; quick 3).",
+    description: "Runs per side and path (default 5; quick 3).",
   },
   parked: {
     type: "string",
@@ -259,8 +260,12 @@ runCommand({
   const url = stringOption(cl.options.url!);
   const opt = (name: string, fallback: number, max: number) =>
     cl.options[name]!.value === undefined ? fallback : integerOption(cl.options[name]!, 1, max);
-  const messages = opt("messages", quick ? 3_000 : 20_000, 1_000_000);
-  const rounds = opt("rounds", quick ? 3 : 7, 100);
+  // A timed run long enough to average over the broker's hiccups: at 20,000 messages (about two
+  // seconds) one run of a side moved by up to half either way, at 60,000 by a tenth.
+  const messages = opt("messages", quick ? 3_000 : 60_000, 1_000_000);
+  /** The size of the sweep's runs, which pick settings and need not average as long. */
+  const sweepMessages = Math.min(messages, 20_000);
+  const rounds = opt("rounds", quick ? 3 : 5, 100);
   const parked = opt("parked", quick ? 10_000 : 100_000, 10_000_000);
   const prefetch = opt("prefetch", 500, 65_535);
   const rawPrefetch = opt("raw-prefetch", 100, 65_535);
@@ -324,8 +329,8 @@ runCommand({
       for (let i = 0; i < sweepRuns; i++) {
         sum += rate(
           which === "raw"
-            ? await run(path.raw, { raw: settings })
-            : await run(path.ours, { ours: settings }),
+            ? await run(path.raw, { raw: settings, messages: sweepMessages })
+            : await run(path.ours, { ours: settings, messages: sweepMessages }),
         );
       }
       if (sum / sweepRuns > best.rate) best = { settings, rate: sum / sweepRuns };
@@ -336,7 +341,10 @@ runCommand({
     knobs.length === 0 ? "defaults" : knobs.map((k) => `${k} ${fmt(s[k])}`).join(", ");
 
   const log = (text: string) => console.error(text);
-  log(`bench: ${messages} messages per run, ${rounds} rounds per side, ${parked} parked`);
+  log(
+    `bench: ${messages} messages per timed run (${sweepMessages} in the sweep), ${rounds} rounds ` +
+      `per side, ${parked} parked`,
+  );
   const only = cl.options.only!.value === undefined ? undefined : stringOption(cl.options.only!);
   const paths = only === undefined ? PATHS : PATHS.filter((p) => p.name === only);
   if (paths.length === 0) {
@@ -502,15 +510,17 @@ runCommand({
 
   log("  service RSS");
   const service = await inTopology(oursServiceRss, {
-    messages: Math.max(messages, quick ? 10_000 : 50_000),
+    messages: quick ? 10_000 : 50_000,
     retryDelays: retryDelays(DEFAULT_RETRY_POLICY),
   });
 
   log(`  scale: ${parked} parked`);
   const scale = { without: [] as RunResult[], with: [] as RunResult[] };
   for (let round = 0; round < Math.max(1, Math.min(rounds, 5)); round++) {
-    scale.without.push(await run(oursEndToEnd));
-    scale.with.push(await run(oursEndToEnd, { before: (ctx) => park(ctx, parked) }));
+    scale.without.push(await run(oursEndToEnd, { messages: sweepMessages }));
+    scale.with.push(
+      await run(oursEndToEnd, { messages: sweepMessages, before: (ctx) => park(ctx, parked) }),
+    );
     log(
       `  scale round ${round + 1}: ${fmt(stats(scale.without.slice(-1)).median)}/s without, ${
         fmt(stats(scale.with.slice(-1)).median)
@@ -593,9 +603,10 @@ runCommand({
   const md = [
     `Measured ${new Date().toISOString().slice(0, 10)} with \`${command}\`: RabbitMQ ${broker}, ` +
     `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ${fmt(messages)} ` +
-    `persistent messages per run, ${rounds} interleaved runs per side, which side goes first ` +
-    "alternating from round to round. Before its timed runs, " +
-    `each side of each path ran ${sweepRuns === 1 ? "once" : `${sweepRuns} times`} per value ` +
+    `persistent messages per timed run, ${rounds} interleaved runs per side, which side goes ` +
+    "first alternating from round to round. Before its timed runs, " +
+    `each side of each path ran ${sweepRuns === 1 ? "once" : `${sweepRuns} times`} ` +
+    `(${fmt(sweepMessages)} messages a run) per value ` +
     "of the settings that change it (prefetch " +
     `${SWEEP.prefetch.join(", ")}; publish window ${SWEEP.window.join(", ")}; a setting given ` +
     "as a flag is not swept) and kept the fastest; the table names what was kept. Where a path " +
@@ -668,6 +679,7 @@ runCommand({
     broker,
     deno: Deno.version.deno,
     messages,
+    sweepMessages,
     rounds,
     parked,
     rows,
