@@ -233,6 +233,12 @@ function inTurn(round: number): readonly [SideName, SideName] {
 /** Messages a second of one run. */
 const rate = (r: RunResult) => r.messages / (r.elapsedMs / 1000);
 
+/** A ratio to two places, or to four where two would put it on the other side of its target. */
+function ratioText(ratio: number, target: number): string {
+  const short = ratio.toFixed(2);
+  return (Number(short) >= target) === (ratio >= target) ? short : ratio.toFixed(4);
+}
+
 function stats(results: RunResult[]): SideStats {
   const rates = results.map(rate);
   return { rates, median: quantile(rates, 0.5), min: Math.min(...rates), max: Math.max(...rates) };
@@ -399,7 +405,7 @@ runCommand({
     const ratios = paired(ours, raw);
     console.log(
       `${only}: raw ${fmt(raw.median)}/s, ours ${fmt(ours.median)}/s, ratio ${
-        ratios.median.toFixed(2)
+        ratioText(ratios.median, paths[0]!.target)
       } (median of ${ours.rates.length} paired runs; ${ratios.min.toFixed(2)}-${
         ratios.max.toFixed(2)
       })`,
@@ -621,7 +627,7 @@ runCommand({
       const ours = `${fmt(r.ours.median)} (${fmt(r.ours.min)}–${fmt(r.ours.max)})`;
       const range = `${r.ratioRange[0]!.toFixed(2)}–${r.ratioRange[1]!.toFixed(2)}`;
       return `| ${r.path} | ${raw} | ${ours} | **${
-        r.ratio.toFixed(2)
+        ratioText(r.ratio, r.target)
       }** (${range}) | ≥ ${r.target} ${verdict(r.met)} | ${r.picked.raw}; ${r.picked.ours} |`;
     }),
     "",
