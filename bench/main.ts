@@ -269,8 +269,11 @@ runCommand({
   // A timed run long enough to average over the broker's hiccups: at 20,000 messages (about two
   // seconds) one run of a side moved by up to half either way, at 60,000 by a tenth.
   const messages = opt("messages", quick ? 3_000 : 60_000, 1_000_000);
-  /** The size of the sweep's runs, which pick settings and need not average as long. */
-  const sweepMessages = Math.min(messages, 20_000);
+  /**
+   * The size of the runs that need not average as long: the sweep's, which only pick settings,
+   * and the scale case's, which compares ours with itself.
+   */
+  const shortRunMessages = Math.min(messages, 20_000);
   const rounds = opt("rounds", quick ? 3 : 5, 100);
   const parked = opt("parked", quick ? 10_000 : 100_000, 10_000_000);
   const prefetch = opt("prefetch", 500, 65_535);
@@ -335,8 +338,8 @@ runCommand({
       for (let i = 0; i < sweepRuns; i++) {
         sum += rate(
           which === "raw"
-            ? await run(path.raw, { raw: settings, messages: sweepMessages })
-            : await run(path.ours, { ours: settings, messages: sweepMessages }),
+            ? await run(path.raw, { raw: settings, messages: shortRunMessages })
+            : await run(path.ours, { ours: settings, messages: shortRunMessages }),
         );
       }
       if (sum / sweepRuns > best.rate) best = { settings, rate: sum / sweepRuns };
@@ -348,7 +351,7 @@ runCommand({
 
   const log = (text: string) => console.error(text);
   log(
-    `bench: ${messages} messages per timed run (${sweepMessages} in the sweep), ${rounds} rounds ` +
+    `bench: ${messages} messages per timed run (${shortRunMessages} in the sweep), ${rounds} rounds ` +
       `per side, ${parked} parked`,
   );
   const only = cl.options.only!.value === undefined ? undefined : stringOption(cl.options.only!);
@@ -377,17 +380,17 @@ runCommand({
         describe(oursSettings, path.oursKnobs)
       }`,
     );
+    const timed = {
+      raw: () => run(path.raw, { raw: rawSettings }),
+      ours: () => run(path.ours, { ours: oursSettings }),
+    };
     for (let round = 0; round < rounds; round++) {
       const [first, second] = inTurn(round);
-      const timed = {
-        raw: () => run(path.raw, { raw: rawSettings }),
-        ours: () => run(path.ours, { ours: oursSettings }),
-      };
-      const ran: Partial<Record<SideName, RunResult>> = {};
+      const ran = {} as Record<SideName, RunResult>;
       ran[first] = await timed[first]();
       const control = path.control && await run(path.control, { raw: rawSettings });
       ran[second] = await timed[second]();
-      const { raw, ours } = ran as Record<SideName, RunResult>;
+      const { raw, ours } = ran;
       results[path.name]!.raw.push(raw);
       if (control) results[path.name]!.control.push(control);
       results[path.name]!.ours.push(ours);
@@ -523,9 +526,9 @@ runCommand({
   log(`  scale: ${parked} parked`);
   const scale = { without: [] as RunResult[], with: [] as RunResult[] };
   for (let round = 0; round < Math.max(1, Math.min(rounds, 5)); round++) {
-    scale.without.push(await run(oursEndToEnd, { messages: sweepMessages }));
+    scale.without.push(await run(oursEndToEnd, { messages: shortRunMessages }));
     scale.with.push(
-      await run(oursEndToEnd, { messages: sweepMessages, before: (ctx) => park(ctx, parked) }),
+      await run(oursEndToEnd, { messages: shortRunMessages, before: (ctx) => park(ctx, parked) }),
     );
     log(
       `  scale round ${round + 1}: ${fmt(stats(scale.without.slice(-1)).median)}/s without, ${
@@ -612,7 +615,7 @@ runCommand({
     `persistent messages per timed run, ${rounds} interleaved runs per side, which side goes ` +
     "first alternating from round to round. Before its timed runs, " +
     `each side of each path ran ${sweepRuns === 1 ? "once" : `${sweepRuns} times`} ` +
-    `(${fmt(sweepMessages)} messages a run) per value ` +
+    `(${fmt(shortRunMessages)} messages a run) per value ` +
     "of the settings that change it (prefetch " +
     `${SWEEP.prefetch.join(", ")}; publish window ${SWEEP.window.join(", ")}; a setting given ` +
     "as a flag is not swept) and kept the fastest; the table names what was kept. Where a path " +
@@ -685,7 +688,7 @@ runCommand({
     broker,
     deno: Deno.version.deno,
     messages,
-    sweepMessages,
+    shortRunMessages,
     rounds,
     parked,
     rows,
