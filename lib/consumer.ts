@@ -9,8 +9,9 @@
  * 4. write the production order to the ledger (batched with its neighbours), then ack; a second
  *    copy of an order is a `duplicate` by its RefCode;
  * 5. a failure is first checked against the hops already passed on: a copy passed on already (a
- *    redelivery after a crash between publish and ack) is dropped, known by its message id, or by
- *    the RefCode in its body when it has none (the Go services set none).
+ *    redelivery after a crash between publish and ack, a retry copy published twice) is dropped,
+ *    known by its key, its hop and which physical message it is (copy_identity.ts); a later
+ *    message with the same key and hop is passed on like any other.
  *
  * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
  * Retry and dead-letter copies are published with confirms (forwarder.ts) and the original is
@@ -32,6 +33,7 @@ import { waitUntilDrained } from "./drain.ts";
 import { Forwarder, type PassOnOptions } from "./forwarder.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import { HopClaims } from "./hop_claims.ts";
+import { copyIdFor, deliveryIdentity, mayHaveBeenPassedOn, recordedHop } from "./copy_identity.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
@@ -383,22 +385,27 @@ export class OrderConsumer implements AsyncDisposable {
   }
 
   /**
-   * A delivery whose processing failed: dropped when its hop was passed on already (a redelivered
-   * original after a crash between publish and ack, or a second copy of a retry whose confirm was
-   * lost), else passed on (`#passOn`). Known by its message id, or by the RefCode in its body
-   * when it has none (the Go services set none).
+   * A delivery whose processing failed: dropped when it is a copy of a message already passed on
+   * (a redelivered original after a crash between publish and ack, or a second copy of a retry
+   * whose confirm was lost), else passed on (`#passOn`). Known by its key (the message id, or the
+   * RefCode in its body when it has none: the Go services set none), its hop, and which physical
+   * message it is (copy_identity.ts), so a later message with the same key and hop is never
+   * taken for a copy.
    */
   async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
-    const { key } = delivery;
-    if (key === undefined) return await this.#passOn(delivery, error);
+    const { key, message } = delivery;
+    if (key === undefined) return await this.#passOn(delivery, error, undefined);
+    const hop = recordedHop(delivery.hop, deliveryIdentity(message));
+    // Delivered for the first time and no copy of ours: it cannot have been passed on.
+    if (!mayHaveBeenPassedOn(message)) return await this.#passOn(delivery, error, hop);
     // One delivery of a message's hop at a time: a second copy in flight waits, then finds the
     // hop passed on and is dropped.
-    const claimed = this.#claims.claim(key, delivery.hop);
+    const claimed = this.#claims.claim(key, hop);
     const release = typeof claimed === "function" ? claimed : await claimed;
     try {
       let forwarded = false;
       try {
-        forwarded = await this.#options.ledger.wasForwarded(key, delivery.hop);
+        forwarded = await this.#options.ledger.wasForwarded(key, hop);
       } catch (ledgerError) {
         if (isLedgerUnavailable(ledgerError)) return this.#putBack(delivery, ledgerError);
         // Not an outage: the message still moves on, with the reason it failed.
@@ -409,10 +416,10 @@ export class OrderConsumer implements AsyncDisposable {
       }
       if (forwarded) {
         this.#ack(delivery.message);
-        log.info("dropped a copy already passed on", { refCode: key, hop: delivery.hop });
+        log.info("dropped a copy already passed on", { refCode: key, hop });
         return { kind: "skipped", messageKey: key };
       }
-      return await this.#passOn(delivery, error);
+      return await this.#passOn(delivery, error, hop);
     } finally {
       release();
     }
@@ -423,14 +430,16 @@ export class OrderConsumer implements AsyncDisposable {
    * has confirmed the copy. A copy the broker does not take (a queue without a leader, a node
    * going down) is published again after a growing delay while the original stays
    * unacknowledged: requeueing it instead would spend a quorum queue's delivery limit in seconds.
+   * `hop` is the hop the pass-on is recorded under, undefined for a delivery without a key.
    */
-  async #passOn(delivery: Delivery, error: unknown): Promise<Outcome> {
+  async #passOn(delivery: Delivery, error: unknown, hop: string | undefined): Promise<Outcome> {
     const { message, key } = delivery;
     const failure: FailureRecord = {
       error,
       now: this.#now(),
       exchange: message.fields.exchange,
       routingKey: message.fields.routingKey,
+      ...(key !== undefined && hop !== undefined ? { copyId: copyIdFor(key, hop) } : {}),
     };
     const decision = decideRetry(this.#options.policy, delivery.retries, error, this.#random);
     const outcome = await this.#forwarder.passOnUntilTaken(
@@ -450,11 +459,12 @@ export class OrderConsumer implements AsyncDisposable {
     // is committed beside the ack rather than before it, which keeps the commit off the retry
     // path's latency: the original comes back only if the ack never reached the broker; if this
     // process lives on, the record commits within milliseconds, and if it died, the
-    // record-then-ack order could have lost the record just the same.
-    const recorded = key === undefined ? undefined : this.#batcher.add({
+    // record-then-ack order could have lost the record just the same (the copy made again then
+    // carries the same x-copy-id, and the next consumer drops the second).
+    const recorded = key === undefined || hop === undefined ? undefined : this.#batcher.add({
       kind: "forward",
       messageKey: key,
-      hop: delivery.hop,
+      hop,
       outcome: outcome.kind,
       error: truncateError(outcome.error), // as the copy's x-last-error says it
       delayMs: outcome.kind === "retried" ? outcome.delayMs : undefined,

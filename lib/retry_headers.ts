@@ -12,6 +12,7 @@
  * | `x-original-exchange`    | the exchange it was first published to         |
  * | `x-original-routing-key` | the routing key it was first published with    |
  * | `x-dead-lettered-at`     | ISO 8601 time it was dead-lettered              |
+ * | `x-copy-id`              | which copy this is (copy_identity.ts)          |
  *
  * A retry copy carries the same history headers but the reason, plus `x-delay` on the plugin
  * backend.
@@ -40,6 +41,7 @@ export const HEADER = Object.freeze({
   replayCount: "x-replay-count",
   replayedAt: "x-replayed-at",
   deadLetteredAt: "x-dead-lettered-at",
+  copyId: "x-copy-id",
 });
 
 /** The longest `x-last-error` written; longer messages are cut and end in `…`. */
@@ -134,6 +136,11 @@ export interface FailureRecord {
   readonly exchange: string;
   /** The routing key the message was delivered with. */
   readonly routingKey: string;
+  /**
+   * The copy's `x-copy-id` (copy_identity.ts): the same for every copy made of one delivery and
+   * decision, so a second copy is known as one.
+   */
+  readonly copyId?: string;
 }
 
 /** Cuts an error message to {@linkcode MAX_ERROR_LENGTH} characters. */
@@ -160,6 +167,7 @@ function carriedHeaders(headers: Headers | undefined): Headers {
   if (headers === undefined) return carried;
   for (const key of Object.keys(headers)) {
     if (key === HEADER.death || key === HEADER.delay || key === HEADER.reason) continue;
+    if (key === HEADER.copyId) continue;
     if (key.startsWith("x-death") || key === "x-first-death-exchange") continue;
     if (key === "x-first-death-queue" || key === "x-first-death-reason") continue;
     carried[key] = headers[key];
@@ -189,6 +197,7 @@ function withHistory(
   next[HEADER.originalRoutingKey] = typeof originalRoutingKey === "string"
     ? originalRoutingKey
     : failure.routingKey;
+  if (failure.copyId !== undefined) next[HEADER.copyId] = failure.copyId;
   return next;
 }
 

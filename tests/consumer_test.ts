@@ -360,8 +360,12 @@ Deno.test("two copies of one retry processed at once become one dead letter and 
   await withTopology("twin-copies", tiers, async (ctx) => {
     const { consumer, outcomes, ledger, publisher } = await start(ctx, { prefetch: 10 });
     const order = newOrder({ quantity: 900 });
-    // A retry copy published twice (its first confirm was lost): same message id, same hop.
-    const copy = { messageId: order.refCode, headers: { [HEADER.retryCount]: 3 } };
+    // A retry copy published twice (its first confirm was lost): same message id, same hop,
+    // same x-copy-id.
+    const copy = {
+      messageId: order.refCode,
+      headers: { [HEADER.retryCount]: 3, [HEADER.copyId]: "c:twin" },
+    };
     await Promise.all([
       publishRaw(publisher, ctx.topo, encodeOrder(order), copy),
       publishRaw(publisher, ctx.topo, encodeOrder(order), copy),
@@ -370,6 +374,65 @@ Deno.test("two copies of one retry processed at once become one dead letter and 
     assert.deepEqual(settled.map((o) => o.kind).sort(), ["dead-lettered", "skipped"]);
     await consumer.stop();
     assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    await ledger.close();
+  });
+});
+
+// A failing message must end in the ledger, a retry tier or the DLQ, always: the record that a
+// hop was passed on may drop only a copy of that very message, never a later one that shares its
+// key and hop.
+
+Deno.test("a message sent again after its dead letter was purged is dead-lettered again, not dropped", async () => {
+  await withTopology("sent-again", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const resend = () => publishRaw(publisher, ctx.topo, "not json", { messageId: "again-1" });
+    await resend();
+    await outcomes.until("the first dead letter", (o) => o.kind === "dead-lettered");
+    await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1); // an operator purges it
+    await resend(); // the producer sends the same message again
+    const both = await outcomes.until("the second", isFor("again-1"), 2);
+    assert.deepEqual(both.map((o) => o.kind), ["dead-lettered", "dead-lettered"]);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("a producer that reuses a message id for another failing order gets both dead-lettered", async () => {
+  await withTopology("reused-id", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    await publishRaw(publisher, ctx.topo, '{"RefCode":', { messageId: "reused" });
+    await outcomes.until("the first", isFor("reused"));
+    await publishRaw(publisher, ctx.topo, '{"ColorCode":', { messageId: "reused" });
+    const both = await outcomes.until("the second", isFor("reused"), 2);
+    assert.deepEqual(both.map((o) => o.kind), ["dead-lettered", "dead-lettered"]);
+    const letters = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 2);
+    assert.deepEqual(letters.map((m) => m.content.toString()).sort(), [
+      '{"ColorCode":',
+      '{"RefCode":',
+    ]);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("the Go consumer's retry copy of a replayed order is retried, though an earlier life passed on the same hop", async () => {
+  await withTopology("go-copy-after-replay", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger, publisher } = await start(ctx);
+    const order = newOrder({ quantity: 900 });
+    // The Go OrdemDeProducao's retry copy: no message id, only x-retry-count and x-delay (our
+    // x-replay-count and the rest dropped). Its first life was retried by us (hop 0:1 recorded);
+    // after a dead letter and a replay, the Go consumer makes the very same copy again.
+    const goCopy = () =>
+      publishRaw(publisher, ctx.topo, encodeOrder(order), {
+        headers: { [HEADER.retryCount]: 1, [HEADER.delay]: 5000 },
+      });
+    await goCopy();
+    await outcomes.until("its first life", isFor(order.refCode));
+    await goCopy();
+    const lives = await outcomes.until("its second life", isFor(order.refCode), 2);
+    assert.deepEqual(lives.map((o) => o.kind), ["retried", "retried"]);
+    await consumer.stop();
     await ledger.close();
   });
 });

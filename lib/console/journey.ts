@@ -52,7 +52,8 @@ export function showDeadLetter(letter: DeadLetter): ShownDeadLetter {
 
 /** The attempt of a hop `<replays>:<retries>`. */
 function hopParts(hop: string): { replays: number; retries: number } | undefined {
-  const match = /^(\d+):(\d+)$/.exec(hop);
+  // `<replays>:<retries>`, then `@` and which physical message it was (copy_identity.ts).
+  const match = /^(\d+):(\d+)(?:@.*)?$/.exec(hop);
   return match ? { replays: Number(match[1]), retries: Number(match[2]) } : undefined;
 }
 
