@@ -11,7 +11,12 @@ import { describeError } from "./errors.ts";
 import type { ManagementClient } from "./management.ts";
 import { formatAge, toDeadLetter } from "./dead_letters.ts";
 import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
-import { DELAYED_MESSAGE_PLUGIN, queueDeclarations, type Topology } from "./topology.ts";
+import {
+  DELAYED_MESSAGE_PLUGIN,
+  limitsQuorumQueuesByDefault,
+  queueDeclarations,
+  type Topology,
+} from "./topology.ts";
 
 /** How a check came out. `fail` makes the doctor exit non-zero. */
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
@@ -183,7 +188,9 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       }
     }
 
-    for (const declaration of queueDeclarations(topo)) {
+    // A DLQ whose letters a look can spend is not peeked at.
+    let deadLettersSpentByLooking = false;
+    for (const declaration of queueDeclarations(topo, broker.serverVersion)) {
       const subject = `queue ${declaration.name}`;
       const isTier = topo.retryTiers.some((t) => t.queue === declaration.name);
       let counts: { messageCount: number; consumerCount: number };
@@ -220,7 +227,21 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
             problems.push("not durable: its messages are lost on a broker restart");
           }
           if (actual.type === "quorum") {
-            if (actual.arguments["x-delivery-limit"] === undefined) {
+            const limit = actual.arguments["x-delivery-limit"];
+            if (declaration.name === topo.deadLetterQueue) {
+              const unlimited = limit === -1 ||
+                (limit === undefined && !limitsQuorumQueuesByDefault(broker.serverVersion));
+              if (!unlimited) {
+                deadLettersSpentByLooking = true;
+                problems.push(
+                  `a delivery limit on the DLQ (${
+                    limit ?? "RabbitMQ 4's default of 20"
+                  }): every look at a dead letter (dlq list, the console, a metrics scrape) is a ` +
+                    `delivery, and RabbitMQ drops a letter once it is looked at past the limit; ` +
+                    `move the letters out and declare it again (docs/operations.md)`,
+                );
+              }
+            } else if (limit === undefined) {
               problems.push("quorum queue without an explicit x-delivery-limit");
             }
             if (
@@ -293,7 +314,9 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
         }
       }
       if (declaration.name === topo.deadLetterQueue && counts.messageCount > 0) {
-        const oldest = await oldestDeadLetterAge(broker, declaration.name);
+        const oldest = deadLettersSpentByLooking
+          ? undefined
+          : await oldestDeadLetterAge(broker, declaration.name);
         warnings.push(
           `${counts.messageCount} dead letter(s)${
             oldest === undefined ? "" : `, the oldest dead-lettered ${formatAge(oldest)} ago`

@@ -2,7 +2,9 @@
  * The broker-side numbers an operator alerts on, read by OrdemDeProducao at scrape time: the depth
  * of the work queue, each retry tier and the DLQ, the work queue's consumers, and how long ago the
  * oldest dead letter was dead-lettered. Passive declares only, plus a one-message peek at the head
- * of the DLQ, skipped while another consumer (a `dlq` command) walks it.
+ * of the DLQ, skipped while another consumer (a `dlq` command) walks it. The peek is a delivery
+ * returned to the queue: on a quorum DLQ with a delivery limit it would spend the letter (the DLQ
+ * the services declare has none), so a caller that cannot tell passes `oldest: false`.
  *
  * @module
  */

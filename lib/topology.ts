@@ -57,8 +57,9 @@ export interface Topology {
   /** The type of every queue. */
   readonly queueType: QueueType;
   /**
-   * Quorum queues: how often a message may be returned to the queue (a consumer crashed or
-   * requeued it) before the broker dead-letters it with reason `delivery_limit`.
+   * Quorum queues: how often a message of the work queue or a retry tier may be returned to the
+   * queue (a consumer crashed or requeued it) before the broker dead-letters it with reason
+   * `delivery_limit`. The DLQ has no limit (see {@linkcode queueDeclarations}).
    */
   readonly deliveryLimit: number;
 }
@@ -191,18 +192,35 @@ export interface QueueDeclaration {
 }
 
 /**
- * The queues of a topology with the arguments they are declared with.
+ * Whether a broker of `serverVersion` (e.g. `"3.10.8"`) gives every quorum queue a delivery limit
+ * when none is set (RabbitMQ 4.0 and later: 20).
+ */
+export function limitsQuorumQueuesByDefault(serverVersion: string): boolean {
+  const major = Number.parseInt(serverVersion, 10);
+  return Number.isInteger(major) && major >= 4;
+}
+
+/**
+ * The queues of a topology with the arguments they are declared with, on a broker of
+ * `serverVersion` (e.g. `"3.10.8"`, from the connection).
  *
  * On quorum queues, every queue that dead-letters (the work queue to the DLX, each retry tier
  * back to the exchange) does so `at-least-once`, which RabbitMQ honours only with
- * `x-overflow: reject-publish` (otherwise it falls back to at-most-once without a word), and every
- * quorum queue has an explicit `x-delivery-limit`.
+ * `x-overflow: reject-publish` (otherwise it falls back to at-most-once without a word), and
+ * those queues have an explicit `x-delivery-limit`. The DLQ has none: every look at a dead letter
+ * (`dlq list`, the console, the metrics' peek at its head) is a delivery returned to the queue,
+ * and RabbitMQ counts those too, so a limited DLQ drops its letters after a few looks. RabbitMQ
+ * 3.x sets no limit unless asked; 4.x sets 20 unless told `-1` (unlimited), which 3.x refuses.
  */
-export function queueDeclarations(topo: Topology): QueueDeclaration[] {
+export function queueDeclarations(topo: Topology, serverVersion: string): QueueDeclaration[] {
   const quorum = topo.queueType === "quorum";
+  const type: Record<string, unknown> = quorum ? { "x-queue-type": "quorum" } : {};
   const common: Record<string, unknown> = quorum
-    ? { "x-queue-type": "quorum", "x-delivery-limit": topo.deliveryLimit }
+    ? { ...type, "x-delivery-limit": topo.deliveryLimit }
     : {};
+  const unlimited: Record<string, unknown> = quorum && limitsQuorumQueuesByDefault(serverVersion)
+    ? { ...type, "x-delivery-limit": -1 }
+    : type;
   const deadLettering: Record<string, unknown> = quorum
     ? { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }
     : {};
@@ -216,7 +234,7 @@ export function queueDeclarations(topo: Topology): QueueDeclaration[] {
         ...deadLettering,
       },
     },
-    { name: topo.deadLetterQueue, arguments: { ...common } },
+    { name: topo.deadLetterQueue, arguments: unlimited },
     ...topo.retryTiers.map((tier) => ({
       name: tier.queue,
       arguments: {
@@ -245,6 +263,7 @@ export const DELAYED_MESSAGE_PLUGIN = "rabbitmq_delayed_message_exchange";
  */
 export async function declareTopology(broker: Broker, topo: Topology): Promise<void> {
   let channel: Channel | undefined;
+  let declaring: string | undefined;
   try {
     channel = await broker.channel();
     await channel.assertExchange(topo.exchange, topo.exchangeType, {
@@ -254,9 +273,11 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
         : {}),
     });
     await channel.assertExchange(topo.deadLetterExchange, "direct", { durable: true });
-    for (const queue of queueDeclarations(topo)) {
+    for (const queue of queueDeclarations(topo, broker.serverVersion)) {
+      declaring = queue.name;
       await channel.assertQueue(queue.name, { durable: true, arguments: { ...queue.arguments } });
     }
+    declaring = undefined;
     await channel.bindQueue(topo.queue, topo.exchange, topo.routingKey);
     await channel.bindQueue(topo.deadLetterQueue, topo.deadLetterExchange, topo.routingKey);
     await channel.close();
@@ -268,6 +289,16 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
           `that --retry-backend plugin needs: enable it with ` +
           `"rabbitmq-plugins enable ${DELAYED_MESSAGE_PLUGIN}", or use --retry-backend ttl`,
         { cause: explained, code: "plugin_missing" },
+      );
+    }
+    if (/PRECONDITION_FAILED/.test(explained.message) && declaring === topo.deadLetterQueue) {
+      throw new FatalError(
+        `the dead-letter queue ${topo.deadLetterQueue} exists with other arguments ` +
+          `(${explained.message}); a quorum DLQ declared by an earlier version carries a ` +
+          `delivery limit, and every look at a dead letter spends a delivery of it until the ` +
+          `broker drops the letter: move its letters out, delete it and start again ` +
+          `(docs/operations.md, "A DLQ with a delivery limit"), or run on it as it is with --no-declare`,
+        { cause: explained, code: "topology_mismatch" },
       );
     }
     if (/PRECONDITION_FAILED/.test(explained.message)) {
@@ -344,7 +375,9 @@ export function prepareTopology(
 export async function deleteTopology(broker: Broker, topo: Topology): Promise<void> {
   const channel = await broker.channel();
   try {
-    for (const queue of queueDeclarations(topo)) await channel.deleteQueue(queue.name);
+    for (const queue of queueDeclarations(topo, broker.serverVersion)) {
+      await channel.deleteQueue(queue.name);
+    }
     await channel.deleteExchange(topo.exchange);
     await channel.deleteExchange(topo.deadLetterExchange);
   } finally {

@@ -128,13 +128,18 @@ Deno.test("doctor flags a work queue with a drop-head length limit, and an unbou
   });
 });
 
-Deno.test("doctor flags quorum queues without a delivery limit or with unsafe dead-lettering", async () => {
+Deno.test("doctor flags quorum queues without a delivery limit, a DLQ with one, and unsafe dead-lettering", async () => {
   await withForeignQueues("doctor-quorum", async (topo, broker) => {
     const channel = await broker.channel();
+    await channel.assertQueue(topo.queue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum" },
+    });
     await channel.assertQueue(topo.deadLetterQueue, {
       durable: true,
       arguments: {
         "x-queue-type": "quorum",
+        "x-delivery-limit": 20,
         "x-dead-letter-strategy": "at-least-once",
         "x-dead-letter-exchange": "elsewhere",
       },
@@ -142,9 +147,13 @@ Deno.test("doctor flags quorum queues without a delivery limit or with unsafe de
     await channel.close();
   }, async (topo) => {
     const checks = await runDoctor({ url: RABBITMQ_URL, topology: topo, management });
+    const work = find(checks, `queue ${topo.queue}`);
+    assert.equal(work.status, "fail");
+    assert.match(work.detail, /quorum queue without an explicit x-delivery-limit/);
     const dlq = find(checks, `queue ${topo.deadLetterQueue}`);
     assert.equal(dlq.status, "fail");
-    assert.match(dlq.detail, /quorum queue without an explicit x-delivery-limit/);
+    assert.match(dlq.detail, /a delivery limit on the DLQ \(20\): every look at a dead letter/);
+    assert.doesNotMatch(dlq.detail, /without an explicit x-delivery-limit/);
     assert.match(dlq.detail, /without x-overflow reject-publish/);
   });
 });

@@ -1,6 +1,7 @@
 import { Buffer } from "node:buffer";
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
+import { FatalError } from "../lib/errors.ts";
 import {
   declareTopology,
   deleteTopology,
@@ -37,7 +38,7 @@ Deno.test("retryTierFor() picks the shortest tier that waits long enough", () =>
 
 Deno.test("queueDeclarations() sends expired retries back to the work exchange", () => {
   const topo = topology({ retryDelays: [100] });
-  const tier = queueDeclarations(topo).find((q) => q.name === topo.retryTiers[0]!.queue);
+  const tier = queueDeclarations(topo, "3.10.8").find((q) => q.name === topo.retryTiers[0]!.queue);
   assert.deepEqual(tier?.arguments, {
     "x-message-ttl": 100,
     "x-dead-letter-exchange": "productionorder",
@@ -104,9 +105,9 @@ Deno.test("declareTopology() names the delayed-message plugin and the ttl altern
   }
 });
 
-Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once with an explicit delivery limit", () => {
+Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once with an explicit delivery limit, and the DLQ unlimited", () => {
   const topo = topology({ retryDelays: [100], queueType: "quorum", deliveryLimit: 7 });
-  const [work, dlq, tier] = queueDeclarations(topo);
+  const [work, dlq, tier] = queueDeclarations(topo, "3.10.8");
   assert.deepEqual(work!.arguments, {
     "x-queue-type": "quorum",
     "x-delivery-limit": 7,
@@ -115,7 +116,10 @@ Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once wit
     "x-dead-letter-strategy": "at-least-once",
     "x-overflow": "reject-publish",
   });
-  assert.deepEqual(dlq!.arguments, { "x-queue-type": "quorum", "x-delivery-limit": 7 });
+  // No limit on the DLQ: 3.x sets none unless asked, 4.x is told -1 (unlimited).
+  assert.deepEqual(dlq!.arguments, { "x-queue-type": "quorum" });
+  const [, dlq4] = queueDeclarations(topo, "4.0.5");
+  assert.deepEqual(dlq4!.arguments, { "x-queue-type": "quorum", "x-delivery-limit": -1 });
   assert.equal(tier!.arguments["x-dead-letter-strategy"], "at-least-once");
   assert.equal(tier!.arguments["x-overflow"], "reject-publish");
   assert.equal(tier!.arguments["x-queue-mode"], undefined);
@@ -148,4 +152,26 @@ Deno.test("declareTopology() declares quorum queues the broker accepts, and a re
       }
     },
   );
+});
+
+Deno.test("declareTopology() on a quorum DLQ left with a delivery limit stops with what to do, naming the DLQ", async () => {
+  const broker = await Broker.connect(RABBITMQ_URL, { name: "test limited dlq" });
+  const topo = topology({ prefix: uniquePrefix("limited-dlq"), queueType: "quorum" });
+  try {
+    // As an earlier version declared it.
+    const channel = await broker.channel();
+    await channel.assertQueue(topo.deadLetterQueue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum", "x-delivery-limit": 20 },
+    });
+    await channel.close();
+    const error = await declareTopology(broker, topo).catch((e) => e);
+    assert.ok(error instanceof FatalError, String(error));
+    assert.equal(error.code, "topology_mismatch");
+    assert.match(error.message, new RegExp(`dead-letter queue ${topo.deadLetterQueue}`));
+    assert.match(error.message, /delivery limit.*docs\/operations\.md/);
+  } finally {
+    await deleteTopology(broker, topo).catch(() => {});
+    await broker.close();
+  }
 });
