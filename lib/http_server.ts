@@ -49,14 +49,15 @@ export interface ListenOptions {
 }
 
 /**
- * Serves `handler` on `hostname:port`; resolves once it listens.
+ * Serves `handler` on `hostname:port`; resolves once it listens. The handler gets each request
+ * and, as `Deno.serve` gives it, the client's address.
  *
  * @throws {FatalError} with code `port_taken`, naming what listens and the remedy, when the port
  * is taken.
  */
 export function listen(
   options: ListenOptions,
-  handler: (request: Request) => Response | Promise<Response>,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
 ): Promise<HttpServer> {
   const { promise, resolve } = Promise.withResolvers<HttpServer>();
   try {

@@ -8,6 +8,7 @@
 
 import { DEFAULT_RABBITMQ_URL } from "./broker.ts";
 import type { OptionSpecs } from "./cli.ts";
+import { LOOPBACK_HOSTS } from "./console/allowed_hosts.ts";
 import type { CommandSpec } from "./main.ts";
 import { DEFAULT_LEDGER_PATH } from "./ledger.ts";
 import { LOG_LEVELS } from "./log.ts";
@@ -414,6 +415,14 @@ export const CONSOLE_OPTIONS = {
     default: "8090",
     placeholder: "port",
     description: "The console's port (0 picks a free one).",
+  },
+  "allowed-hosts": {
+    type: "string",
+    env: "CONSOLE_ALLOWED_HOSTS",
+    default: LOOPBACK_HOSTS,
+    placeholder: "host[:port][,...]",
+    description:
+      "The host names the console answers to (the Host header), comma-separated; one without :port goes with the console's own port (or none, behind a proxy). Any other gets 421, so a page whose name was rebound to this address reads nothing. The --hostname address is always answered to.",
   },
   token: {
     type: "string",

@@ -10,11 +10,23 @@ import { type Browser, chromium } from "playwright-core";
 /** Where Debian installs Chromium; `CHROMIUM_PATH` names another. */
 export const CHROMIUM_PATH = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
+/** Options of {@linkcode launchChromium}. */
+export interface ChromiumOptions {
+  /**
+   * More command-line switches, e.g. `--host-resolver-rules=MAP evil.test 127.0.0.1` to have a
+   * host name resolve to this machine (a DNS-rebinding page).
+   * @default {[]}
+   */
+  readonly args?: readonly string[];
+}
+
 /**
  * Starts headless Chromium with a fresh profile and no background traffic (this machine has no
  * internet). Close it with `await using`.
  */
-export async function launchChromium(): Promise<Browser & AsyncDisposable> {
+export async function launchChromium(
+  options: ChromiumOptions = {},
+): Promise<Browser & AsyncDisposable> {
   try {
     await Deno.stat(CHROMIUM_PATH);
   } catch {
@@ -33,6 +45,7 @@ export async function launchChromium(): Promise<Browser & AsyncDisposable> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...(options.args ?? []),
     ],
   });
   return Object.assign(browser, { [Symbol.asyncDispose]: () => browser.close() });

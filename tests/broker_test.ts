@@ -17,6 +17,27 @@ Deno.test("redactUrl() hides the password, and only the password", () => {
   );
 });
 
+Deno.test("redactUrl() hides a password given in a URL's query string too", () => {
+  assert.equal(
+    redactUrl("postgres://app@db:5432/orders?password=hunter2&sslmode=require"),
+    "postgres://app@db:5432/orders?password=***&sslmode=require",
+  );
+  assert.equal(
+    redactUrl("cannot open postgres://db/orders?sslmode=disable&PassWord=p%40ss:x refused"),
+    "cannot open postgres://db/orders?sslmode=disable&PassWord=*** refused",
+  );
+  assert.equal(
+    redactUrl("postgresql://u:one@db/o?sslpassword=two"),
+    "postgresql://u:***@db/o?sslpassword=***",
+  );
+  // Only a parameter named for a password: others, and the words in plain text, stay.
+  assert.equal(
+    redactUrl("postgres://db/o?user=app&passwords_seen=2"),
+    "postgres://db/o?user=app&passwords_seen=2",
+  );
+  assert.equal(redactUrl("the password=wrong was refused"), "the password=wrong was refused");
+});
+
 Deno.test("Broker.connect() names the broker without its password when it cannot connect", async () => {
   await assert.rejects(
     () => Broker.connect("amqp://guest:hunter2@127.0.0.1:1"),

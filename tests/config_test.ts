@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import { formatHelp, parseCommandLine, UsageError } from "../lib/cli.ts";
 import { estoqueConfig, ordemConfig } from "../lib/config.ts";
-import { ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "../lib/options.ts";
+import { CONSOLE_OPTIONS, ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "../lib/options.ts";
+import { parseAllowedHosts } from "../lib/console/allowed_hosts.ts";
 
 const estoque = (args: string[], env: Record<string, string> = {}) =>
   estoqueConfig(parseCommandLine(ESTOQUE_OPTIONS, args, env));
@@ -156,5 +157,29 @@ Deno.test("secrets come from <VAR>_FILE too (the Docker-secrets convention), the
   assert.throws(
     () => ordem([], { RABBITMQ_URL_FILE: url }),
     /RABBITMQ_URL_FILE names .* cannot be read/,
+  );
+});
+
+Deno.test("the console's --allowed-hosts: the loopback names unless CONSOLE_ALLOWED_HOSTS or the flag says", () => {
+  const allowed = (args: string[], env: Record<string, string> = {}) => {
+    const option = parseCommandLine(CONSOLE_OPTIONS, args, env).options["allowed-hosts"]!;
+    return [option.label, parseAllowedHosts(String(option.value)).map((h) => h.name)];
+  };
+  assert.deepEqual(allowed([]), [
+    "--allowed-hosts (default)",
+    ["localhost", "127.0.0.1", "[::1]"],
+  ]);
+  assert.deepEqual(allowed([], { CONSOLE_ALLOWED_HOSTS: "console.test" }), [
+    "CONSOLE_ALLOWED_HOSTS",
+    ["console.test"],
+  ]);
+  assert.deepEqual(
+    allowed(["--allowed-hosts", "ops.test:8443"], { CONSOLE_ALLOWED_HOSTS: "console.test" }),
+    ["--allowed-hosts", ["ops.test"]],
+  );
+  const help = formatHelp("deno task console", "The console", CONSOLE_OPTIONS);
+  assert.match(
+    help,
+    /--allowed-hosts <host\[:port\]\[,...\]>\n +The host names .*\(default: localhost,127\.0\.0\.1,\[::1\], env: CONSOLE_ALLOWED_HOSTS\)/,
   );
 });

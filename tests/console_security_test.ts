@@ -2,8 +2,10 @@
  * The console is safe to expose: reading needs a token or a user once credentials are set;
  * acting needs the operator role, the CSRF token and a same-origin request, and is refused in
  * read-only mode; a page on another site cannot act with a logged-in browser's credentials (real
- * Chromium); bad input gets a clear message and changes nothing; a console bound beyond
- * loopback without credentials does not start. Pages of the dead letters are bounded.
+ * Chromium); a page whose name was rebound to the console's address reads and does nothing (real
+ * Chromium, and forged Host headers); wrong credentials from one address are slowed down (429);
+ * bad input gets a clear message and changes nothing; a console bound beyond loopback without
+ * credentials, or with bad --allowed-hosts, does not start. Pages of the dead letters are bounded.
  */
 
 import { strict as assert } from "node:assert";
@@ -99,6 +101,68 @@ async function call(
     ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
   });
   return { status: response.status, json: await response.json() };
+}
+
+/** An answer read off the wire by {@linkcode rawHttp}. */
+interface RawAnswer {
+  status: number;
+  headers: Headers;
+  body: string;
+}
+
+/**
+ * One HTTP/1.1 request written on a socket by hand, so that its `Host` header (which `fetch`
+ * sets itself) and its request target are exactly what a test says: what a browser sends to a
+ * page whose name was rebound to this machine.
+ */
+async function rawHttp(
+  port: number,
+  request: {
+    path: string;
+    host?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+  },
+): Promise<RawAnswer> {
+  const lines = [`${request.method ?? "GET"} ${request.path} HTTP/1.1`];
+  if (request.host !== undefined) lines.push(`Host: ${request.host}`);
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    lines.push(`${name}: ${value}`);
+  }
+  const body = new TextEncoder().encode(request.body ?? "");
+  if (request.body !== undefined) lines.push(`Content-Length: ${body.byteLength}`);
+  lines.push("Connection: close", "", "");
+  const socket = await Deno.connect({ hostname: "127.0.0.1", port });
+  const head = new TextEncoder().encode(lines.join("\r\n"));
+  const message = new Uint8Array(head.byteLength + body.byteLength);
+  message.set(head);
+  message.set(body, head.byteLength);
+  const writer = socket.writable.getWriter();
+  await writer.write(message);
+  writer.releaseLock();
+  const text = new TextDecoder().decode(await new Response(socket.readable).arrayBuffer());
+  const end = text.indexOf("\r\n\r\n");
+  assert.ok(end > 0, `not an HTTP answer: ${JSON.stringify(text)}`);
+  const [statusLine, ...headerLines] = text.slice(0, end).split("\r\n");
+  const headers = new Headers();
+  for (const line of headerLines) {
+    const colon = line.indexOf(":");
+    headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  let rest = text.slice(end + 4);
+  if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
+    let decoded = "";
+    while (true) {
+      const newline = rest.indexOf("\r\n");
+      const size = parseInt(rest.slice(0, newline), 16);
+      if (!(size > 0)) break;
+      decoded += rest.slice(newline + 2, newline + 2 + size);
+      rest = rest.slice(newline + 2 + size + 2);
+    }
+    rest = decoded;
+  }
+  return { status: Number(statusLine!.split(" ")[1]), headers, body: rest };
 }
 
 Deno.test("the console: credentials, roles, CSRF, cross-site pages, bad input, bounded pages", async () => {
@@ -336,4 +400,154 @@ Deno.test("the console does not start beyond loopback without credentials, with 
     busy.stderr,
     new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is taken`),
   );
+});
+
+Deno.test("a DNS-rebound page cannot read or act: the console answers only to its own host names (421)", async () => {
+  await withTopology("console-rebinding", {}, async (ctx) => {
+    await using dir = await tempDir();
+    await fillDeadLetters(ctx, 3);
+    // On loopback with no credential configured: every request it answers is the local operator.
+    const { peer, url } = await startConsole(ctx, dir.path, {});
+    await using _peer = peer;
+    const audit = join(dir.path, "audit.jsonl");
+    const port = Number(new URL(url).port);
+    const evil = `evil.test:${port}`;
+
+    // Real Chromium, evil.test resolving to 127.0.0.1 (what a rebinding DNS server answers): the
+    // attacker's page reads the session, CSRF token included, then purges. Every step is refused.
+    await using browser = await launchChromium({
+      args: ["--host-resolver-rules=MAP evil.test 127.0.0.1"],
+    });
+    const tab = await browser.newPage();
+    const page = await tab.goto(`http://${evil}/`);
+    assert.equal(page?.status(), 421);
+    const attack = await tab.evaluate(async (expected) => {
+      const session = await fetch("/api/session");
+      const text = await session.text();
+      let csrf = "";
+      try {
+        csrf = String(JSON.parse(text).csrf ?? "");
+      } catch { /* not a session */ }
+      const run = await fetch("/api/actions/run", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-csrf-token": csrf },
+        body: JSON.stringify({ action: "purge", filter: {}, expected }),
+      });
+      return { session: session.status, csrf, run: run.status, error: JSON.parse(text).error };
+    }, 3);
+    assert.deepEqual([attack.session, attack.csrf, attack.run], [421, "", 421]);
+    assert.match(
+      String(attack.error),
+      new RegExp(`does not answer to the host name "evil\\.test:${port}".*--allowed-hosts`),
+    );
+    await dlqHolds(ctx, 3);
+    await assert.rejects(Deno.stat(audit), Deno.errors.NotFound);
+
+    // The same by hand: a forged Host header, or a request target naming another host.
+    const csrf = String((await call(url, "api/session", {})).json.csrf);
+    const forged = [
+      await rawHttp(port, { path: "/api/session", host: evil }),
+      await rawHttp(port, { path: "/", host: evil }),
+      await rawHttp(port, { path: "/api/dead-letters", host: evil }),
+      await rawHttp(port, { path: `http://${evil}/api/session`, host: `127.0.0.1:${port}` }),
+      await rawHttp(port, {
+        method: "POST",
+        path: "/api/actions/preview",
+        host: evil,
+        headers: {
+          origin: `http://${evil}`,
+          "content-type": "application/json",
+          "x-csrf-token": csrf,
+        },
+        body: JSON.stringify({ action: "purge", filter: {} }),
+      }),
+      // Its own name on another port is another site (another origin).
+      await rawHttp(port, { path: "/api/session", host: `127.0.0.1:${port === 1 ? 2 : port - 1}` }),
+    ];
+    for (const answer of forged) {
+      assert.equal(answer.status, 421, answer.body);
+      assert.doesNotMatch(answer.body, /csrf/);
+      assert.match(answer.headers.get("content-type") ?? "", /^application\/json/);
+    }
+    const noHost = await rawHttp(port, { path: "/api/session" });
+    assert.equal(noHost.status, 400, noHost.body);
+    assert.match(noHost.body, /Host header/);
+    await dlqHolds(ctx, 3);
+    await assert.rejects(Deno.stat(audit), Deno.errors.NotFound);
+
+    // Its own names, with its port, are answered.
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      const answer = await rawHttp(port, { path: "/api/session", host });
+      assert.equal(answer.status, 200, `${host}: ${answer.body}`);
+    }
+  });
+});
+
+Deno.test("--allowed-hosts names the host names the console answers to; a bad one stops it (exit 2)", async () => {
+  await withTopology("console-allowed-hosts", {}, async (ctx) => {
+    await using dir = await tempDir();
+    const { peer, url } = await startConsole(ctx, dir.path, {
+      CONSOLE_ALLOWED_HOSTS: "console.test, ops.example:9443",
+    });
+    await using _peer = peer;
+    const port = Number(new URL(url).port);
+    const answered = async (host: string) =>
+      (await rawHttp(port, { path: "/api/session", host })).status;
+    assert.equal(await answered(`console.test:${port}`), 200);
+    assert.equal(await answered("CONSOLE.test"), 200); // a proxy's, on its default port
+    assert.equal(await answered("ops.example:9443"), 200);
+    // The address it listens on stays: an address cannot be rebound.
+    assert.equal(await answered(`127.0.0.1:${port}`), 200);
+    assert.equal(await answered(`ops.example:${port}`), 421);
+    assert.equal(await answered(`localhost:${port}`), 421);
+    assert.equal(await answered(`evil.test:${port}`), 421);
+  });
+  for (
+    const [args, env, message] of [
+      [["--allowed-hosts", "http://console.test"], {}, /--allowed-hosts must be host names/],
+      [
+        ["--allowed-hosts", "console.test:99999"],
+        {},
+        /--allowed-hosts .*port.*"console\.test:99999"/,
+      ],
+      [[], { CONSOLE_ALLOWED_HOSTS: " , " }, /CONSOLE_ALLOWED_HOSTS must name at least one host/],
+    ] as const
+  ) {
+    const bad = await runScript("console.ts", ["--port", "0", ...args], env);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, message);
+  }
+});
+
+Deno.test("failed logins from one address are limited: after five, 429 with Retry-After, the right token too", async () => {
+  await withTopology("console-login-limit", {}, async (ctx) => {
+    await using dir = await tempDir();
+    const { peer, url } = await startConsole(ctx, dir.path, {
+      CONSOLE_OPERATOR_TOKEN: "operator-token",
+    });
+    await using _peer = peer;
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await call(url, "api/session", bearer(`guess-${i}`))).status, 401);
+    }
+    for (const headers of [bearer("guess-5"), bearer("operator-token"), basic("olga", "x")]) {
+      const response = await fetch(`${url}api/session`, { headers });
+      const body = await response.json();
+      assert.equal(response.status, 429, JSON.stringify(body));
+      assert.equal(response.headers.get("retry-after"), "1");
+      assert.match(
+        String(body.error),
+        /too many failed logins from this address: try again in 1 s/,
+      );
+    }
+    // Once the wait is over the right token is let in; a wrong one doubles the next wait.
+    const lifted = await waitFor("the wait to be over", async () => {
+      const answer = await call(url, "api/session", bearer("operator-token"));
+      return answer.status === 429 ? undefined : answer;
+    }, 5_000);
+    assert.equal(lifted.status, 200);
+    assert.equal((await call(url, "api/session", bearer("guess-6"))).status, 401);
+    const again = await fetch(`${url}api/session`, { headers: bearer("operator-token") });
+    await again.body?.cancel();
+    assert.deepEqual([again.status, again.headers.get("retry-after")], [429, "2"]);
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * The console's pure parts: how errors are normalised into failure groups, how groups and pages
- * are counted, how /metrics text is summed, how users and filters are read.
+ * are counted, how /metrics text is summed, how users and filters are read, which host names it
+ * answers to, and how long an address that keeps failing to log in must wait.
  */
 
 import { strict as assert } from "node:assert";
@@ -8,6 +9,13 @@ import { normaliseError, toDeadLetter } from "../lib/dead_letters.ts";
 import { groupFailures, pageOf } from "../lib/console/dead_letter_index.ts";
 import { sumMetrics } from "../lib/console/overview.ts";
 import { parseUsers, UsersFileError } from "../lib/console/auth.ts";
+import {
+  AllowedHostsError,
+  HostGuard,
+  LOOPBACK_HOSTS,
+  parseAllowedHosts,
+} from "../lib/console/allowed_hosts.ts";
+import { LoginLimit } from "../lib/console/login_limit.ts";
 import { BadRequest, readFilter } from "../lib/console/requests.ts";
 import { showDeadLetter } from "../lib/console/journey.ts";
 
@@ -129,4 +137,122 @@ Deno.test("readFilter checks every field and names the one that is wrong", () =>
   refused({ refs: "a" }, /refs must be a list/);
   refused({ reason: 5 }, /reason must be text/);
   refused({ text: "x".repeat(601) }, /text is longer than 600/);
+});
+
+Deno.test("parseAllowedHosts reads names and addresses as browsers spell them, and names a bad one", () => {
+  assert.deepEqual(parseAllowedHosts(" LocalHost, 127.1 ,[0:0:0:0:0:0:0:1]:8443,console.test:80"), [
+    { name: "localhost", port: undefined },
+    { name: "127.0.0.1", port: undefined },
+    { name: "[::1]", port: 8443 },
+    { name: "console.test", port: 80 },
+  ]);
+  const refused = (text: string, message: RegExp) =>
+    assert.throws(() => parseAllowedHosts(text), (error: unknown) => {
+      assert.ok(error instanceof AllowedHostsError);
+      assert.match((error as Error).message, message);
+      return true;
+    });
+  refused("", /^must name at least one host, got ""$/);
+  refused(" , ", /^must name at least one host/);
+  refused("localhost,http://console.test", /^must be host names.*got "http:\/\/console\.test"$/);
+  refused("console.test/path", /got "console\.test\/path"$/);
+  refused("user@console.test", /got "user@console\.test"$/);
+  refused("::1", /got "::1"$/); // an IPv6 address goes in brackets, as in a URL
+  refused("console.test:0", /port out of range \(1 to 65535\) in "console\.test:0"/);
+  refused("console.test:65536", /port out of range/);
+});
+
+Deno.test("HostGuard answers to its names on the console's port (or none), to a name:port only there", () => {
+  const guard = new HostGuard(parseAllowedHosts(`${LOOPBACK_HOSTS},ops.example:9443`));
+  const port = 8090;
+  for (
+    const host of [
+      "localhost:8090",
+      "127.0.0.1:8090",
+      "[::1]:8090",
+      "LOCALHOST",
+      "ops.example:9443",
+    ]
+  ) {
+    assert.ok(guard.allows(host, port), host);
+  }
+  for (
+    const host of [
+      "evil.test:8090",
+      "localhost:8091",
+      "127.0.0.2:8090",
+      "ops.example:8090",
+      "ops.example",
+      "localhost.evil.test:8090",
+      "evil.test@localhost:8090",
+      "localhost:8090/",
+      "",
+    ]
+  ) {
+    assert.ok(!guard.allows(host, port), host);
+  }
+});
+
+Deno.test("HostGuard.refuse: 421 naming the host for another name, in the header or the target; 400 without a Host", () => {
+  const guard = new HostGuard(parseAllowedHosts(LOOPBACK_HOSTS));
+  const request = (url: string, host?: string) =>
+    new Request(url, host === undefined ? {} : { headers: { host } });
+  assert.equal(guard.refuse(request("http://127.0.0.1:8090/", "127.0.0.1:8090"), 8090), undefined);
+  const forged = guard.refuse(request("http://evil.test:8090/", "evil.test:8090"), 8090);
+  assert.equal(forged?.status, 421);
+  assert.match(
+    forged!.message,
+    /does not answer to the host name "evil\.test:8090".*--allowed-hosts/,
+  );
+  const target = guard.refuse(request("http://evil.test:8090/", "localhost:8090"), 8090);
+  assert.equal(target?.status, 421);
+  assert.equal(guard.refuse(request("http://localhost:8090/"), 8090)?.status, 400);
+  const long = guard.refuse(request("http://localhost:8090/", `${"a".repeat(300)}.test`), 8090);
+  assert.ok(long!.message.length < 500);
+});
+
+Deno.test("LoginLimit: four failures free, then a wait that doubles up to 15 min, per address", () => {
+  let now = 0;
+  const limit = new LoginLimit({ now: () => now });
+  const waits = [];
+  for (let i = 0; i < 16; i++) waits.push(limit.failed("10.0.0.1"));
+  assert.deepEqual(waits.map((ms) => ms / 1000), [
+    0,
+    0,
+    0,
+    0,
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+    128,
+    256,
+    512,
+    900,
+    900,
+  ]);
+  assert.equal(limit.waitMs("10.0.0.2"), 0); // another address is not held back
+  now += 899_000;
+  assert.equal(limit.waitMs("10.0.0.1"), 1_000); // waiting counts down; asking adds nothing
+  now += 1_000;
+  assert.equal(limit.waitMs("10.0.0.1"), 0);
+  assert.equal(limit.failed("10.0.0.1"), 900_000);
+  now += 3_600_000; // an hour without a failure: forgotten
+  assert.equal(limit.failed("10.0.0.1"), 0);
+});
+
+Deno.test("LoginLimit remembers at most maxClients addresses, forgetting the one that failed longest ago", () => {
+  let now = 0;
+  const limit = new LoginLimit({ now: () => now, freeFailures: 0, maxClients: 2 });
+  assert.equal(limit.failed("a"), 1_000);
+  now += 1;
+  limit.failed("b");
+  now += 1;
+  limit.failed("a"); // "a" failed last now; "b" is the oldest
+  limit.failed("c");
+  assert.equal(limit.waitMs("b"), 0);
+  assert.ok(limit.waitMs("a") > 0 && limit.waitMs("c") > 0);
 });

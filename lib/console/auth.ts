@@ -4,7 +4,9 @@
  * with any user name, which the audit trail records), a basic-auth user of `--users-file`, or, on a
  * loopback address with none of those configured, the local user (who may act). Every action
  * (a POST) must also carry the CSRF token of its principal and come from the console's own origin,
- * so a page elsewhere cannot act with the browser's credentials.
+ * so a page elsewhere cannot act with the browser's credentials. Which host names count as the
+ * console's is lib/console/allowed_hosts.ts's to say; how many wrong credentials an address may
+ * try, lib/console/login_limit.ts's.
  *
  * @module
  */
@@ -150,7 +152,10 @@ export class Authenticator {
 
   /**
    * Why an action may not go on, or undefined when it may: it must carry the principal's CSRF
-   * token, and must not come from another site (`Origin`, `Sec-Fetch-Site`).
+   * token, and must not come from another site (`Sec-Fetch-Site`, and an `Origin` other than the
+   * request's own). The request's own origin is built from its `Host` header, so the caller must
+   * first have checked that header names the console (lib/console/allowed_hosts.ts): a page
+   * whose name was rebound to the console's address would otherwise pass as same-origin.
    */
   refuseAction(request: Request, principal: Principal): string | undefined {
     const site = request.headers.get("sec-fetch-site");

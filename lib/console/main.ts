@@ -25,8 +25,10 @@ import { openLedgerReader } from "../open_ledger.ts";
 import type { CONSOLE_OPTIONS } from "../options.ts";
 import { connectFirst } from "../reconnect.ts";
 import { DeadLetterActions } from "./actions.ts";
+import { AllowedHostsError, HostGuard, parseAllowedHosts } from "./allowed_hosts.ts";
 import { Authenticator, parseUsers, UsersFileError } from "./auth.ts";
 import { DeadLetterIndex, TakeTurns } from "./dead_letter_index.ts";
+import { LoginLimit } from "./login_limit.ts";
 import { OverviewSampler } from "./overview.ts";
 import { serveConsole } from "./server.ts";
 
@@ -37,6 +39,35 @@ const log = logger("console");
 /** Whether an address is a loopback one, where the console may run without credentials. */
 export function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** Whether an address is a wildcard one (every interface), which no browser sends as a host. */
+function isWildcard(hostname: string): boolean {
+  return hostname === "0.0.0.0" || hostname === "::" || hostname === "[::]";
+}
+
+/**
+ * The host names the console answers to: `--allowed-hosts`, and the address it listens on when
+ * that is a particular one (the operator's choice, not a name the owner of a page controls).
+ * @throws {UsageError} naming the option whose value is not a host name.
+ */
+function allowedHostsOption(o: Options): HostGuard {
+  const read = (option: Options[keyof Options], text: string) => {
+    try {
+      return parseAllowedHosts(text);
+    } catch (error) {
+      if (error instanceof AllowedHostsError) {
+        throw new UsageError(`${option.label} ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+  };
+  const allowed = read(o["allowed-hosts"], stringOption(o["allowed-hosts"]));
+  const hostname = stringOption(o.hostname);
+  if (!isWildcard(hostname)) {
+    allowed.push(...read(o.hostname, /^[^[].*:/.test(hostname) ? `[${hostname}]` : hostname));
+  }
+  return new HostGuard(allowed);
 }
 
 /** One broker connection, made when first needed and again after it is lost. */
@@ -105,6 +136,7 @@ export async function runConsole(cl: ParsedCommandLine, signal: AbortSignal): Pr
   setupLogging({ level: logLevel });
   const hostname = stringOption(o.hostname);
   const port = integerOption(o.port, 0, 65_535);
+  const hosts = allowedHostsOption(o);
   const ledgerUrl = ledgerUrlOption(o["ledger-url"])!.url;
   const metricsUrls = stringOption(o["metrics-url"]).split(",").map((u) => u.trim())
     .filter((u) => u !== "").map((u) => httpUrlOption({ value: u, label: o["metrics-url"].label }));
@@ -180,6 +212,8 @@ export async function runConsole(cl: ParsedCommandLine, signal: AbortSignal): Pr
     hostname,
     port,
     auth,
+    hosts,
+    loginLimit: new LoginLimit(),
     index,
     overview,
     actions,

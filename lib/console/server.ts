@@ -1,9 +1,11 @@
 /**
  * The console's HTTP side, on `Deno.serve`: the page and its two assets (served from this folder:
- * nothing from a CDN, no build step), and a JSON API the page reads. Every request needs a
- * principal (lib/console/auth.ts); every action also needs the operator role, the CSRF token, a
- * same-origin request and a console that is not read-only. No broker or database credential is
- * ever part of an answer.
+ * nothing from a CDN, no build step), and a JSON API the page reads. Every request must be
+ * addressed to one of the console's host names (lib/console/allowed_hosts.ts: 421 otherwise, so a
+ * DNS-rebound page reads nothing), come from an address not waiting out its failed logins
+ * (lib/console/login_limit.ts: 429) and have a principal (lib/console/auth.ts); every action also
+ * needs the operator role, the CSRF token, a same-origin request and a console that is not
+ * read-only. No broker or database credential is ever part of an answer.
  *
  * @module
  */
@@ -15,9 +17,11 @@ import type { LedgerReader } from "../ledger.ts";
 import { logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
 import type { DeadLetterActions } from "./actions.ts";
+import type { HostGuard } from "./allowed_hosts.ts";
 import type { Authenticator, Principal } from "./auth.ts";
 import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
 import { buildJourney } from "./journey.ts";
+import type { LoginLimit } from "./login_limit.ts";
 import type { OverviewSampler } from "./overview.ts";
 import { BadRequest, queryFields, readAction, readFilter, wholeNumber } from "./requests.ts";
 
@@ -27,6 +31,10 @@ export interface ConsoleServerOptions {
   /** 0 picks a free port. */
   readonly port: number;
   readonly auth: Authenticator;
+  /** The host names requests must be addressed to. */
+  readonly hosts: HostGuard;
+  /** How many wrong credentials a client address may try. */
+  readonly loginLimit: LoginLimit;
   readonly index: DeadLetterIndex;
   readonly overview: OverviewSampler;
   readonly actions: DeadLetterActions;
@@ -80,6 +88,16 @@ function problem(message: string, status: number, extra: Record<string, string> 
   return json({ error: message }, status, extra);
 }
 
+/** The answer while a client address waits out its failed logins. */
+function tooManyFailures(waitMs: number): Response {
+  const seconds = Math.ceil(waitMs / 1000);
+  return problem(
+    `too many failed logins from this address: try again in ${seconds} s`,
+    429,
+    { "retry-after": String(seconds) },
+  );
+}
+
 /** A dead letter as a row of the failures page: what `dlq list --json` prints, and its size. */
 function row(letter: DeadLetter) {
   return { ...deadLetterJson(letter, false), bytes: letter.body.byteLength };
@@ -112,27 +130,52 @@ async function loadAssets(): Promise<Map<string, Uint8Array>> {
 /** Serves the console until aborted or shut down; resolves once it listens. */
 export async function serveConsole(options: ConsoleServerOptions): Promise<HttpServer> {
   const assets = await loadAssets();
-  return await listen({
-    hostname: options.hostname,
-    port: options.port,
-    signal: options.signal,
-    what: "the console",
-    remedy: "choose another with --port (CONSOLE_PORT)",
-    onError: (error) => {
-      log.error("console request failed", { error: describeError(error) });
-      return problem("the console failed to answer; see its log", 500);
+  // The port the Host header must name (the one picked, for 0), known once listening.
+  const port = Promise.withResolvers<number>();
+  const server = await listen(
+    {
+      hostname: options.hostname,
+      port: options.port,
+      signal: options.signal,
+      what: "the console",
+      remedy: "choose another with --port (CONSOLE_PORT)",
+      onError: (error) => {
+        log.error("console request failed", { error: describeError(error) });
+        return problem("the console failed to answer; see its log", 500);
+      },
     },
-  }, (request) => handle(request, options, assets));
+    async (request, info) =>
+      handle(request, info.remoteAddr.hostname, await port.promise, options, assets),
+  );
+  port.resolve(server.port);
+  return server;
 }
 
 async function handle(
   request: Request,
+  client: string,
+  port: number,
   o: ConsoleServerOptions,
   assets: Map<string, Uint8Array>,
 ): Promise<Response> {
+  // The host first: a page whose name was rebound to this address gets nothing, not even a 401.
+  const misdirected = o.hosts.refuse(request, port);
+  if (misdirected !== undefined) return problem(misdirected.message, misdirected.status);
   const url = new URL(request.url);
+  const waitMs = o.loginLimit.waitMs(client);
+  if (waitMs > 0) return tooManyFailures(waitMs);
   const principal = o.auth.authenticate(request);
   if (principal === undefined) {
+    // A wrong credential counts; none at all (a browser's first request) does not.
+    if (o.auth.configured && request.headers.has("authorization")) {
+      const wait = o.loginLimit.failed(client);
+      if (wait > 0) {
+        log.warning("console logins refused for a while: too many wrong credentials", {
+          client,
+          waitMs: wait,
+        });
+      }
+    }
     return problem(
       "log in: this console needs a token (Authorization: Bearer) or a user",
       401,
