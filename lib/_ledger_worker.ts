@@ -49,7 +49,7 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   try {
     if (!writer) throw new Error("the ledger worker was not opened");
     if (request.kind === "probe") {
-      writer.probe();
+      writer.probe(request.at, request.instanceId);
       reply = { id: request.id, results: [] };
     } else {
       reply = {

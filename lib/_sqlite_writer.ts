@@ -29,7 +29,18 @@ export const SCHEMA = `
     instance_id TEXT,
     PRIMARY KEY (message_key, hop)
   ) STRICT;
+  CREATE TABLE IF NOT EXISTS ledger_probes (
+    instance_id TEXT PRIMARY KEY,
+    at          TEXT NOT NULL,
+    payload     BLOB
+  ) STRICT;
 `;
+
+/**
+ * The bytes a probe writes: as much as a batch of a few hundred orders, so that a disk with room
+ * for the probe has room for a commit.
+ */
+export const PROBE_BYTES = 64 * 1024;
 
 /** Columns added to a table after its first release, with their types: added where missing. */
 const ADDED_COLUMNS = [
@@ -82,6 +93,7 @@ export class SqliteWriter {
   readonly #db: DatabaseSync;
   readonly #insertOrder: StatementSync;
   readonly #insertForward: StatementSync;
+  readonly #probeWrite: StatementSync;
 
   /** Closes the connection, releasing its locks. */
   close(): void {
@@ -99,6 +111,10 @@ export class SqliteWriter {
     this.#insertForward = db.prepare(
       `INSERT INTO forwarded_messages (message_key, hop, outcome, at, error, delay_ms, instance_id)
        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    );
+    this.#probeWrite = db.prepare(
+      `INSERT INTO ledger_probes (instance_id, at, payload) VALUES (?, ?, randomblob(?))
+       ON CONFLICT (instance_id) DO UPDATE SET at = excluded.at, payload = excluded.payload`,
     );
   }
 
@@ -144,14 +160,24 @@ export class SqliteWriter {
   }
 
   /**
-   * Takes the write lock and lets it go: throws while the file cannot take writes. Waits at most
-   * 100 ms for a lock another process holds (commits wait 5 s): the breaker does the waiting.
+   * Commits a write as a batch would (the write lock, pages, the WAL, an fsync): throws while the
+   * file cannot take commits, locked, read-only or full. Taking the lock and letting it go is not
+   * enough: it passes on a read-only or full disk. Waits at most 100 ms for a lock another process
+   * holds (commits wait 5 s): the breaker does the waiting.
    */
-  probe(): void {
+  probe(at: string, instanceId: string): void {
     this.#db.exec("PRAGMA busy_timeout = 100");
     try {
       this.#db.exec("BEGIN IMMEDIATE");
-      this.#db.exec("ROLLBACK");
+      try {
+        this.#probeWrite.run(instanceId, at, PROBE_BYTES);
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        try {
+          this.#db.exec("ROLLBACK");
+        } catch { /* no transaction left to roll back */ }
+        throw error;
+      }
     } finally {
       this.#db.exec("PRAGMA busy_timeout = 5000");
     }
@@ -162,7 +188,12 @@ export class SqliteWriter {
 export type WorkerRequest =
   | { readonly kind: "open"; readonly id: number; readonly path: string }
   | { readonly kind: "close"; readonly id: number }
-  | { readonly kind: "probe"; readonly id: number }
+  | {
+    readonly kind: "probe";
+    readonly id: number;
+    readonly at: string;
+    readonly instanceId: string;
+  }
   | {
     readonly kind: "commit";
     readonly id: number;

@@ -48,6 +48,9 @@ export interface PostgresLedgerOptions {
   maxConnections?: number;
 }
 
+/** The bytes a probe writes: as much as a batch of a few hundred orders. */
+const PROBE_BYTES = 64 * 1024;
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
@@ -93,7 +96,12 @@ function schemaSql(schema: string): string {
     );
     ALTER TABLE ${schema}.forwarded_messages
       ADD COLUMN IF NOT EXISTS error text,
-      ADD COLUMN IF NOT EXISTS delay_ms integer;`;
+      ADD COLUMN IF NOT EXISTS delay_ms integer;
+    CREATE TABLE IF NOT EXISTS ${schema}.ledger_probes (
+      instance_id text PRIMARY KEY,
+      at          timestamptz NOT NULL,
+      payload     bytea
+    );`;
 }
 
 /** A ledger in PostgreSQL. Open it with {@linkcode PostgresLedger.open}. */
@@ -234,8 +242,22 @@ export class PostgresLedger implements Ledger {
     return rows.length > 0;
   }
 
+  /**
+   * Commits a write as a batch would: a read-only database (a standby, `default_transaction_read_only`)
+   * or a full disk fails it as it fails commits, where `SELECT 1` passed.
+   */
   async probe(): Promise<void> {
-    await this.#query("SELECT 1");
+    const payload = new Uint8Array(PROBE_BYTES);
+    for (let i = 0; i < PROBE_BYTES; i += 65_536) {
+      crypto.getRandomValues(payload.subarray(i, i + 65_536)); // no compression makes it smaller
+    }
+    await this.#transaction(async (client) => {
+      await client.query(
+        `INSERT INTO ledger_probes (instance_id, at, payload) VALUES ($1, $2, $3)
+         ON CONFLICT (instance_id) DO UPDATE SET at = excluded.at, payload = excluded.payload`,
+        [this.#instanceId, this.#now(), payload],
+      );
+    });
   }
 
   async findOrder(refCode: string): Promise<ProductionOrder | undefined> {

@@ -396,15 +396,16 @@ export class SqliteLedger implements Ledger {
   };
 
   async probe(): Promise<void> {
+    const at = this.#now().toISOString();
     if (this.#inline) {
       try {
-        this.#inline.probe();
+        this.#inline.probe(at, this.#instanceId);
       } catch (error) {
         throw this.#classify(error);
       }
       return;
     }
-    await this.#request({ kind: "probe", id: this.#nextId++ });
+    await this.#request({ kind: "probe", id: this.#nextId++, at, instanceId: this.#instanceId });
   }
 
   /** An outage of the file (locked, read-only, full, …) as a LedgerUnavailableError. */

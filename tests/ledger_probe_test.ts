@@ -1,0 +1,115 @@
+/**
+ * The breaker closes when the ledger's probe passes, so the probe must fail whenever a commit
+ * would: a full disk, a read-only file or database, not only a lost connection or a held lock.
+ */
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { LedgerUnavailableError } from "../lib/errors.ts";
+import { newOrder } from "../lib/order.ts";
+import { PostgresLedger } from "../lib/postgres_ledger.ts";
+import { SqliteLedger } from "../lib/sqlite_ledger.ts";
+import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
+import { postgresClient } from "../testing/postgres.ts";
+
+const order = () => ({ kind: "order", order: newOrder({ quantity: 1 }), attempt: 0 }) as const;
+
+async function run(command: string, ...args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command(command, { args, stderr: "piped" }).output();
+  if (code !== 0) {
+    throw new Error(`${command} ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
+  }
+}
+
+/** A tmpfs of `size` mounted on a fresh folder, unmounted and removed on dispose. */
+async function tinyDisk(size: string): Promise<{ path: string } & AsyncDisposable> {
+  const dir = await tempDir();
+  await run("mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir.path);
+  return {
+    path: dir.path,
+    [Symbol.asyncDispose]: async () => {
+      await run("umount", dir.path);
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Fills the file system under `dir` to its last byte. */
+async function fill(dir: string): Promise<void> {
+  const file = await Deno.open(join(dir, "filler"), { write: true, create: true });
+  const chunk = new Uint8Array(4096);
+  try {
+    for (;;) await file.write(chunk);
+  } catch (error) {
+    if (!/ENOSPC|No space/.test(String(error))) {
+      throw error;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test("a SQLite ledger on a full disk fails its probe as it fails commits, and passes again once there is room", async () => {
+  await using disk = await tinyDisk("2m");
+  await using ledger = await SqliteLedger.open(join(disk.path, "ledger.sqlite"), {
+    instanceId: "full",
+  });
+  await ledger.commit([order()]);
+  await fill(disk.path);
+  const many = Array.from({ length: 2_000 }, order);
+  await assert.rejects(
+    () => ledger.commit(many),
+    (e: unknown) => e instanceof LedgerUnavailableError && e.code === "full",
+  );
+  await assert.rejects(
+    () => ledger.probe(),
+    (e: unknown) => e instanceof LedgerUnavailableError && e.code === "full",
+    "the probe passed while commits fail with a full disk",
+  );
+  await Deno.remove(join(disk.path, "filler"));
+  await ledger.probe();
+  assert.deepEqual((await ledger.commit(many)).filter((r) => r === "created").length, 2_000);
+});
+
+Deno.test("a PostgreSQL ledger whose database turns read-only fails its probe as it fails commits", async () => {
+  const database = `ledger_ro_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  const url = new URL(POSTGRES_URL);
+  await using admin = await postgresClient(url.href);
+  await admin.query(`CREATE DATABASE ${database}`);
+  url.pathname = `/${database}`;
+  try {
+    const ledger = await PostgresLedger.open(url.href, { instanceId: "read-only" });
+    try {
+      await ledger.commit([order()]);
+      await ledger.probe();
+      // A standby, or an operator's safety switch: new sessions cannot write.
+      await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`);
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+        [database],
+      );
+      // The pool's idle connections were ended: the first attempts may meet one of them (57P01).
+      const codes: (string | undefined)[] = [];
+      for (let i = 0; i < 5 && codes.at(-1) !== "25006"; i++) {
+        codes.push(await ledger.commit([order()]).then(() => "committed", (e) => e.code));
+      }
+      assert.equal(codes.at(-1), "25006", `commits on a read-only database: ${codes}`);
+      await assert.rejects(
+        () => ledger.probe(),
+        (e: unknown) => e instanceof LedgerUnavailableError && e.code === "25006",
+        "the probe passed while commits fail on a read-only database",
+      );
+      await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = off`);
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+        [database],
+      );
+      await ledger.probe().catch(() => {}); // may meet a connection ended above (57P01)
+      await ledger.probe();
+      assert.deepEqual(await ledger.commit([order()]), ["created"]);
+    } finally {
+      await ledger.close();
+    }
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  }
+});
