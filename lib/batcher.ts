@@ -17,6 +17,13 @@ export interface BatcherOptions {
    * @default {0}
    */
   maxDelayMs?: number;
+  /**
+   * Whether a failed batch's error may be one item's fault, so the batch is split in halves and
+   * each flushed again until the items at fault fail alone and the rest succeed (an outage, where
+   * every item would fail alike, is not worth splitting).
+   * @default {() => false}
+   */
+  isolate?: (error: unknown) => boolean;
 }
 
 interface Entry<I, R> {
@@ -39,6 +46,7 @@ export class Batcher<I, R> {
   readonly #flush: (items: I[]) => Promise<R[]>;
   readonly #maxSize: number;
   readonly #maxDelayMs: number;
+  readonly #isolate: (error: unknown) => boolean;
   #entries: Entry<I, R>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> | undefined;
@@ -49,6 +57,7 @@ export class Batcher<I, R> {
     this.#flush = flush;
     this.#maxSize = options.maxSize ?? 100;
     this.#maxDelayMs = options.maxDelayMs ?? 0;
+    this.#isolate = options.isolate ?? (() => false);
     if (!Number.isInteger(this.#maxSize) || this.#maxSize < 1) {
       throw new RangeError(`maxSize must be a positive integer, got ${this.#maxSize}`);
     }
@@ -114,6 +123,13 @@ export class Batcher<I, R> {
       const results = await this.#flush(batch.map((entry) => entry.item));
       batch.forEach((entry, i) => entry.resolve(results[i] as R));
     } catch (error) {
+      if (batch.length > 1 && this.#isolate(error)) {
+        // Halves, one after the other: a bad item costs about 2·log2(n) flushes, not n.
+        const half = Math.ceil(batch.length / 2);
+        await this.#run(batch.slice(0, half));
+        await this.#run(batch.slice(half));
+        return;
+      }
       for (const entry of batch) entry.reject(error);
     }
   }

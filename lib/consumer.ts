@@ -153,6 +153,8 @@ export class OrderConsumer implements AsyncDisposable {
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
       maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
+      // A write the ledger refuses (not an outage) must not fail the orders committed beside it.
+      isolate: (error) => !isLedgerUnavailable(error),
     });
     this.done = new Promise<void>((resolve, reject) => {
       this.#finish = (error) => (error ? reject(error) : resolve());

@@ -198,8 +198,8 @@ export class PostgresLedger implements Ledger {
                                 $5::timestamptz[], $6::text[])
            ON CONFLICT (ref_code) DO NOTHING RETURNING ref_code`,
           [
-            orders.map((w) => w.order.refCode),
-            orders.map((w) => w.order.colorCode),
+            orders.map((w) => storable(w.order.refCode)),
+            orders.map((w) => storable(w.order.colorCode)),
             orders.map((w) => String(w.order.quantity)),
             orders.map((w) => w.attempt),
             orders.map(() => at),
@@ -216,12 +216,12 @@ export class PostgresLedger implements Ledger {
                                 $6::text[], $7::int[])
            ON CONFLICT DO NOTHING`,
           [
-            forwards.map((w) => w.messageKey),
-            forwards.map((w) => w.hop),
+            forwards.map((w) => storable(w.messageKey)),
+            forwards.map((w) => storable(w.hop)),
             forwards.map((w) => w.outcome),
             forwards.map(() => at),
             forwards.map(() => this.#instanceId),
-            forwards.map((w) => w.error ?? null),
+            forwards.map((w) => storableOrNull(w.error)),
             forwards.map((w) => w.delayMs ?? null),
           ],
         );
@@ -230,14 +230,14 @@ export class PostgresLedger implements Ledger {
     // The first write of a RefCode the statement inserted is `created`; any other is a duplicate.
     return writes.map((w) => {
       if (w.kind === "forward") return "recorded";
-      return created.delete(w.order.refCode) ? "created" : "duplicate";
+      return created.delete(storable(w.order.refCode)) ? "created" : "duplicate";
     });
   }
 
   async wasForwarded(messageKey: string, hop: string): Promise<boolean> {
     const { rows } = await this.#query(
       "SELECT 1 FROM forwarded_messages WHERE message_key = $1 AND hop = $2",
-      [messageKey, hop],
+      [storable(messageKey), storable(hop)],
     );
     return rows.length > 0;
   }
@@ -264,7 +264,7 @@ export class PostgresLedger implements Ledger {
     const { rows: [row] } = await this.#query(
       `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
        FROM production_orders WHERE ref_code = $1`,
-      [refCode],
+      [storable(refCode)],
     );
     if (!row) return undefined;
     return {
@@ -282,7 +282,7 @@ export class PostgresLedger implements Ledger {
     const { rows } = await this.#query(
       `SELECT hop, outcome, at, error, delay_ms, instance_id FROM forwarded_messages
        WHERE message_key = $1 ORDER BY at, hop`,
-      [refCode],
+      [storable(refCode)],
     );
     return {
       order,
@@ -377,6 +377,19 @@ export class PostgresLedger implements Ledger {
       { code, cause: error },
     );
   }
+}
+
+/**
+ * Text as PostgreSQL can store it: its `text` refuses NUL (22021), which a message id, a RefCode
+ * peeked from a bad body or a parse error can hold; each becomes U+FFFD, for writes and lookups
+ * alike.
+ */
+function storable(text: string): string {
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
+}
+
+function storableOrNull(text: string | undefined): string | null {
+  return text === undefined ? null : storable(text);
 }
 
 function compare(a: string, b: string): number {
