@@ -18,19 +18,60 @@
 # needs root and Debian's apt-get. Only a local broker is managed: with RABBITMQ_URL pointing
 # elsewhere, the broker part is skipped.
 #
-#   scripts/services.sh [--broker-only] [--go]
+# --broker 4.0 or 4.3 manages, instead of the machine's 3.10, a RabbitMQ 4.x node of Debian's
+# (trixie's 4.0.x, sid's 4.3.x) in a chroot that debootstrap builds once, on the first call, under
+# RABBITMQ_CHROOTS (default ~/.cache/rabbitmq-chroots/<version>; build log beside it), as
+# ../shared/rabbitmq/README.md does by hand. The node has its own ports, node name and epmd, so it
+# runs beside the machine's broker:
+#
+#   version  AMQP  management  node                dist   epmd  delayed-message plugin
+#   4.0      5673  15673       rabbit40@localhost  25673  4370  yes
+#   4.3      5674  15674       rabbit43@localhost  25674  4371  no (none works on 4.3)
+#
+# A running node is left alone, a stopped one is started, a chroot whose build did not finish is
+# built again (about a minute, with Debian's mirror; a call that finds the node running returns at
+# once and needs no root). RABBITMQ_URL is not consulted: the flag names the broker. With --broker
+# (3.10 too), the broker's URLs are printed on stdout, as lines a caller can eval or read:
+#
+#   RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5673
+#   RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:15673
+#
+# --stop (with --broker 4.0 or 4.3 only) stops that node and does nothing else; the machine's
+# broker is never stopped.
+#
+#   scripts/services.sh [--broker 3.10|4.0|4.3] [--broker-only] [--go]
+#   scripts/services.sh --broker 4.0|4.3 --stop
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 broker_only=""
 go=""
-for arg in "$@"; do
-  case "$arg" in
+version=""
+stop=""
+usage() { echo "services.sh: $* (use --broker 3.10|4.0|4.3, --broker-only, --go, --stop)" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
     --broker-only) broker_only=1 ;;
     --go) go=1 ;;
-    *) echo "services.sh: unknown option $arg (use --broker-only, --go)" >&2; exit 2 ;;
+    --broker)
+      [ $# -ge 2 ] || usage "--broker needs a version: 3.10, 4.0 or 4.3"
+      version=$2
+      shift
+      ;;
+    --broker=*) version=${1#--broker=} ;;
+    --stop) stop=1 ;;
+    *) usage "unknown option $1" ;;
   esac
+  shift
 done
+case "$version" in
+  "" | 3.10 | 4.0 | 4.3) ;;
+  *) usage "--broker $version: no such broker here (3.10 is the machine's; 4.0 and 4.3 run in a chroot)" ;;
+esac
+case "$version" in
+  4.*) ;;
+  *) [ -z "$stop" ] || usage "--stop needs --broker 4.0 or 4.3 (the machine's 3.10 is never stopped)" ;;
+esac
 
 say() { echo "services: $*" >&2; }
 die() { echo "services: $*" >&2; exit 1; }
@@ -156,10 +197,132 @@ tools() {
   return 0
 }
 
-broker
+# RabbitMQ 4.x in a chroot (--broker 4.0 or 4.3).
+chroots=${RABBITMQ_CHROOTS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rabbitmq-chroots}
+case "$version" in
+  4.0) suite=trixie amqp_port=5673 management_port=15673 node=rabbit40@localhost dist_port=25673 epmd_port=4370 ;;
+  4.3) suite=sid amqp_port=5674 management_port=15674 node=rabbit43@localhost dist_port=25674 epmd_port=4371 ;;
+esac
+# Written last by a build; a chroot without it is built again.
+built_mark=.services-built
+
+# A command in the chroot, as the node's CLI tools need it: its epmd, no environment of ours. The
+# lock's descriptor is closed, so that a node started here does not hold it.
+in_chroot() {
+  chroot "$croot" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/var/lib/rabbitmq LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive ERL_EPMD_PORT="$epmd_port" \
+    "$@" 9>&-
+}
+
+mounted_under() { awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts; }
+
+mount_proc() {
+  [ -n "$(mounted_under "$croot/proc")" ] || mount -t proc proc "$croot/proc" ||
+    die "cannot mount /proc in $croot"
+}
+
+chroot_build() {
+  local log=$chroots/$version.build.log
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  local dmx=$root/../shared/rabbitmq/delayed-message-exchange
+  [ "$version" != 4.0 ] || [ -f "$dmx/install.sh" ] ||
+    die "no $dmx/install.sh: the delayed-message plugin for 4.0 is built from it"
+  if [ -e "$croot" ]; then
+    say "$croot is not a finished build: building it again"
+    local m
+    for m in $(mounted_under "$croot" | sort -r); do umount "$m" || umount -l "$m" || true; done
+    [ -z "$(mounted_under "$croot")" ] || die "cannot unmount what is mounted under $croot"
+    rm -rf --one-file-system "$croot"
+  fi
+  say "building RabbitMQ $version (Debian $suite) in $croot: about a minute (log: $log)"
+  local started=$SECONDS
+  mkdir -p "$croot"
+  : >"$log"
+  debootstrap --variant=minbase --include=ca-certificates "$suite" "$croot" >>"$log" 2>&1 ||
+    die "debootstrap $suite failed (see $log)"
+  mount_proc
+  printf '#!/bin/sh\nexit 101\n' >"$croot/usr/sbin/policy-rc.d"
+  chmod +x "$croot/usr/sbin/policy-rc.d"
+  cp -L /etc/resolv.conf "$croot/etc/resolv.conf" 2>/dev/null || true
+  local apt=(apt-get -o Acquire::Check-Valid-Until=false -q)
+  { in_chroot "${apt[@]}" update && in_chroot "${apt[@]}" install -y rabbitmq-server erlang-dev; } \
+    >>"$log" 2>&1 || die "apt-get in the chroot failed (see $log)"
+  local installed
+  installed=$(in_chroot dpkg-query -W -f='${Version}' rabbitmq-server)
+  case "$installed" in
+    "$version".*) ;;
+    *) die "Debian $suite has rabbitmq-server $installed, not $version.x" ;;
+  esac
+  printf 'listeners.tcp.default = %s\nmanagement.tcp.port = %s\n' "$amqp_port" "$management_port" \
+    >"$croot/etc/rabbitmq/rabbitmq.conf"
+  printf 'NODENAME=%s\nDIST_PORT=%s\n' "$node" "$dist_port" >"$croot/etc/rabbitmq/rabbitmq-env.conf"
+  in_chroot rabbitmq-plugins enable --offline rabbitmq_management >>"$log" 2>&1 ||
+    die "the management plugin did not enable (see $log)"
+  if [ "$version" = 4.0 ]; then
+    cp -r "$dmx" "$croot/opt/dmx"
+    in_chroot bash /opt/dmx/install.sh --offline >>"$log" 2>&1 ||
+      die "the delayed-message plugin did not build (see $log)"
+  else
+    say "no delayed-message plugin on 4.3 (the node would not boot with it): the plugin retry" \
+      "backend and the Go services' delayed exchange are not there"
+  fi
+  echo "$installed" >"$croot/$built_mark"
+  say "built RabbitMQ $installed in $croot in $((SECONDS - started)) s"
+}
+
+broker4_stop() {
+  croot=$chroots/$version
+  if ! port_open "$amqp_port"; then
+    say "RabbitMQ $version is not running"
+    return 0
+  fi
+  say "stopping RabbitMQ $version ($node)"
+  in_chroot rabbitmqctl stop >/dev/null || die "RabbitMQ $version did not stop"
+}
+
+broker4() {
+  # Running: nothing to do (not even root is needed).
+  port_open "$amqp_port" && port_open "$management_port" && return 0
+  [ "$(id -u)" = 0 ] || die "RabbitMQ $version runs in a chroot: that needs root"
+  mkdir -p "$chroots"
+  chroots=$(cd "$chroots" && pwd -P)
+  croot=$chroots/$version
+  # One call at a time builds or starts a version's node.
+  exec 9>"$chroots/$version.lock"
+  flock 9
+  if ! port_open "$amqp_port"; then
+    [ -f "$croot/$built_mark" ] || chroot_build
+    mount_proc
+    say "starting RabbitMQ $version ($node)"
+    in_chroot rabbitmq-server -detached >/dev/null 2>&1 || true
+    wait_port "$amqp_port" 120 ||
+      die "RabbitMQ $version did not start on 127.0.0.1:$amqp_port (see $croot/var/log/rabbitmq)"
+    in_chroot rabbitmqctl await_startup >/dev/null 2>&1 || true
+    say "started RabbitMQ $version on 127.0.0.1:$amqp_port"
+  fi
+  wait_port "$management_port" 60 || die "the management API did not start on $management_port"
+  exec 9>&-
+}
+
+if [ -n "$stop" ]; then
+  broker4_stop
+  exit 0
+fi
+case "$version" in
+  4.*) broker4 ;;
+  *) broker ;;
+esac
 [ -n "$broker_only" ] || postgres
 [ -n "$broker_only" ] || tools
 if [ -n "$go" ]; then
   bash "$here/go_peer.sh" --install >/dev/null
 fi
+case "$version" in
+  4.*) echo "RABBITMQ_URL=amqp://guest:guest@127.0.0.1:$amqp_port"
+    echo "RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:$management_port" ;;
+  3.10) if local_broker; then
+      echo "RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672"
+      echo "RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:15672"
+    fi ;;
+esac
 exit 0
