@@ -75,6 +75,8 @@ export interface EstoqueConfig extends ServiceConfig {
 export interface OrdemConfig extends ServiceConfig {
   /** The consumer prefetch. */
   readonly prefetch: number;
+  /** The bytes of bodies the consumer holds unsettled at most. */
+  readonly prefetchBytes: number;
   /** The business rule's limit. */
   readonly maxQuantity: number;
   /** The SQLite ledger file (`--ledger`), when the ledger is SQLite. */
@@ -283,6 +285,7 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
     ...commonConfig(cl),
     declare: booleanOption(o.declare),
     prefetch: integerOption(o.prefetch, 1, 65_535),
+    prefetchBytes: integerOption(o["prefetch-bytes"], 1_024, Number.MAX_SAFE_INTEGER),
     maxQuantity: integerOption(o["max-quantity"], 0, Number.MAX_SAFE_INTEGER),
     ledgerPath,
     ledgerUrl,

@@ -25,6 +25,7 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import { Breaker } from "./breaker.ts";
+import { ByteBudget } from "./byte_budget.ts";
 import { Consumption } from "./consumption.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
@@ -63,6 +64,13 @@ export interface ConsumerOptions {
    */
   readonly prefetch?: number;
   /**
+   * The bytes of bodies held at most, give or take what is on its way when it is reached: past
+   * it the consumer stops taking deliveries until half is settled, then takes them with a
+   * prefetch that fits the bodies it saw (byte_budget.ts).
+   * @default {DEFAULT_PREFETCH_BYTES}
+   */
+  readonly prefetchBytes?: number;
+  /**
    * How long to wait for the confirm of a retry or dead-letter copy, in milliseconds.
    * @default {10000}
    */
@@ -99,6 +107,9 @@ export interface ConsumerOptions {
 
 const log = logger("consumer");
 
+/** The bytes of bodies a consumer holds at most by default: 64 MiB. */
+export const DEFAULT_PREFETCH_BYTES = 64 * 1024 * 1024;
+
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
 export class OrderConsumer implements AsyncDisposable {
   readonly #options: ConsumerOptions;
@@ -117,6 +128,12 @@ export class OrderConsumer implements AsyncDisposable {
   /** The over-limit failure of each quantity seen lately (see `#overLimit`). */
   readonly #overLimitErrors = new Map<number, TransientError>();
   readonly #consumption: Consumption;
+  readonly #budget: ByteBudget;
+  readonly #prefetch: number;
+  /** Consumption stopped because the bodies held reached the byte budget. */
+  #overBudget = false;
+  /** Cancels and starts of consumption, one after the other. */
+  #switching: Promise<void> = Promise.resolve();
   #inFlight = 0;
   #deliveries = 0;
   #stopping = false;
@@ -144,6 +161,11 @@ export class OrderConsumer implements AsyncDisposable {
       ...(options.probeDelay ? { delay: options.probeDelay } : {}),
     });
     this.#acker = new Acker(channel);
+    this.#prefetch = options.prefetch ?? 500;
+    this.#budget = new ByteBudget({
+      limitBytes: options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES,
+      prefetch: this.#prefetch,
+    });
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => new Date());
     this.#passOnOptions = {
@@ -190,8 +212,9 @@ export class OrderConsumer implements AsyncDisposable {
         if (consumer !== undefined) consumer.#lost();
       },
     });
-    await channel.prefetch(prefetch);
     consumer = new OrderConsumer(options, channel, forwarder);
+    // Small at first, growing while bodies are small (byte_budget.ts).
+    await channel.prefetch(consumer.#budget.prefetchNow);
     await consumer.#consume();
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
@@ -214,18 +237,61 @@ export class OrderConsumer implements AsyncDisposable {
       error: describeError(error),
     });
     this.#options.onLedger?.({ kind: "unavailable", error });
-    await this.#consumption.cancel();
+    await this.#switch(() => this.#consumption.cancel());
   }
 
-  /** The ledger is back: take deliveries again. */
+  /** The ledger is back: take deliveries again (unless the byte budget still says no). */
   async #resume(unavailableMs: number): Promise<void> {
     log.error("ledger back: consuming again", {
       ledger: this.#options.ledgerName ?? "the ledger",
       unavailableMs: Math.round(unavailableMs),
     });
     this.#options.onLedger?.({ kind: "back", unavailableMs });
-    if (this.#stopping) return;
-    await this.#consume().catch(() => this.#lost());
+    await this.#switch(async () => {
+      if (this.#stopping || this.#overBudget || this.#consumption.active) return;
+      await this.#consume();
+    });
+  }
+
+  /** Runs a change of consumption after the ones before it; a broken channel stops the consumer. */
+  #switch(change: () => Promise<void>): Promise<void> {
+    this.#switching = this.#switching.then(change).catch(() => this.#lost());
+    return this.#switching;
+  }
+
+  /** The bodies held reached the byte budget: stop taking deliveries until half is settled. */
+  #stopForBytes(): void {
+    if (this.#overBudget || this.#stopping) return;
+    this.#overBudget = true;
+    log.warning("bodies held reached the byte budget: taking no deliveries until some settle", {
+      heldBytes: this.#budget.held,
+      prefetchBytes: this.#options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES,
+    });
+    void this.#switch(() => this.#consumption.cancel());
+  }
+
+  /** Half the byte budget is free: take deliveries again, with a prefetch that fits the bodies. */
+  #resumeForBytes(): void {
+    this.#overBudget = false;
+    const prefetch = this.#budget.resume();
+    void this.#switch(async () => {
+      if (this.#stopping || this.#breaker.isOpen || this.#consumption.active) return;
+      await this.#channel.prefetch(prefetch);
+      await this.#consume();
+      log.info("taking deliveries again", { prefetch });
+    });
+  }
+
+  /** A full window of small bodies: consume with the larger prefetch the budget allows now. */
+  #growPrefetch(): void {
+    void this.#switch(async () => {
+      if (this.#stopping || this.#overBudget || !this.#consumption.active) return;
+      const prefetch = this.#budget.prefetchNow;
+      await this.#consumption.cancel();
+      await this.#channel.prefetch(prefetch);
+      await this.#consume();
+      log.debug("prefetch grown", { prefetch });
+    });
   }
 
   /**
@@ -233,7 +299,13 @@ export class OrderConsumer implements AsyncDisposable {
    * available.
    */
   get ready(): boolean {
-    return this.#consumption.active && !this.#stopping && !this.#breaker.isOpen;
+    return (this.#consumption.active || this.#overBudget) && !this.#stopping &&
+      !this.#breaker.isOpen;
+  }
+
+  /** Bytes of bodies received and not yet settled. */
+  get heldBytes(): number {
+    return this.#budget.held;
   }
 
   /** Whether consumption is paused because the ledger is unavailable. */
@@ -265,6 +337,11 @@ export class OrderConsumer implements AsyncDisposable {
     this.#deliveries++;
     this.#inFlight++;
     this.#acker.delivered(message);
+    const verdict = this.#budget.take(message.content.byteLength);
+    if (verdict !== "ok") {
+      if (verdict === "over") this.#stopForBytes();
+      else this.#growPrefetch();
+    }
     this.#handle(message);
   }
 
@@ -285,6 +362,9 @@ export class OrderConsumer implements AsyncDisposable {
       if (outcome !== undefined) this.#options.onOutcome?.(outcome, performance.now() - started);
     } finally {
       this.#inFlight--;
+      if (this.#budget.give(message.content.byteLength) && this.#overBudget) {
+        this.#resumeForBytes();
+      }
       if (this.#inFlight === 0) { for (const wake of this.#idle) wake(); }
     }
   }
@@ -523,7 +603,7 @@ export class OrderConsumer implements AsyncDisposable {
   async stop(timeoutMs = 10_000): Promise<void> {
     const wasStopping = this.#stopping;
     this.#stopping = true;
-    if (!wasStopping) await this.#consumption.cancel();
+    if (!wasStopping) await this.#switch(() => this.#consumption.cancel());
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), timeoutMs);

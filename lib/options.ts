@@ -209,6 +209,14 @@ export const ORDEM_OPTIONS = {
     placeholder: "N",
     description: "Unacknowledged deliveries the broker may send at once.",
   },
+  "prefetch-bytes": {
+    type: "string",
+    env: "PREFETCH_BYTES",
+    default: String(64 * 1024 * 1024),
+    placeholder: "bytes",
+    description:
+      "Bodies held unsettled at most: the prefetch starts small and grows while bodies fit.",
+  },
   "max-quantity": {
     type: "string",
     env: "MAX_QUANTITY",

@@ -9,7 +9,7 @@
 import type { Broker } from "./broker.ts";
 import type { OrdemConfig } from "./config.ts";
 import { OrderConsumer } from "./consumer.ts";
-import { serveHttp } from "./http_server.ts";
+import { readiness, serveHttp } from "./http_server.ts";
 import { logger } from "./log.ts";
 import { ConsumerMetrics } from "./metrics.ts";
 import { openLedger } from "./open_ledger.ts";
@@ -57,7 +57,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     ? await serveHttp({
       ...config.http,
       registry: metrics.registry,
-      ready: () => connected() && (running.consumer?.ready ?? false),
+      ready: readiness(running),
     })
     : undefined;
   if (http) log.info("serving /metrics, /healthz and /readyz", { port: http.port });
@@ -84,6 +84,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       policy: config.policy,
       maxQuantity: config.maxQuantity,
       prefetch: config.prefetch,
+      prefetchBytes: config.prefetchBytes,
       confirmTimeoutMs: config.confirmTimeoutMs,
       onOutcome: metrics.observe,
       ledgerName: redactUrl(config.ledgerUrl),
