@@ -25,21 +25,27 @@ Deno.test("looking at a quorum DLQ 50 times and reading its metrics 50 times spe
     await channel.waitForConfirms();
     await channel.close();
     for (let i = 0; i < 50; i++) {
-      await waitFor("the letters back", async () =>
-        await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined);
+      await waitFor(
+        "the letters back",
+        async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined,
+      );
       const { letters } = await inspectDeadLetters(ctx.broker, ctx.topo);
       assert.equal(letters.length, 5, `look ${i + 1} saw ${letters.length} letters`);
     }
     for (let i = 0; i < 50; i++) {
       // The peek's letter is back at the head a moment after it is returned.
-      await waitFor("the letters back", async () =>
-        await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined);
+      await waitFor(
+        "the letters back",
+        async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined,
+      );
       const stats = await readQueueStats(ctx.broker, ctx.topo);
       assert.equal(stats.depth.dlq, 5, `metrics read ${i + 1} found ${stats.depth.dlq} letters`);
       assert.ok((stats.oldestDeadLetterSeconds ?? 0) >= 59, "the oldest letter's age is read");
     }
-    await waitFor("the letters back", async () =>
-      await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined);
+    await waitFor(
+      "the letters back",
+      async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined,
+    );
     const { letters } = await inspectDeadLetters(ctx.broker, ctx.topo);
     assert.deepEqual(letters.map((l) => l.refCode), [0, 1, 2, 3, 4].map((i) => `letter-${i}`));
   });
