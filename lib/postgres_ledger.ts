@@ -46,6 +46,14 @@ export interface PostgresLedgerOptions {
    * @default {4}
    */
   maxConnections?: number;
+  /**
+   * How long one statement may take, in milliseconds, before it fails as an outage: enforced by
+   * the server (`statement_timeout`) and by the client (a half-open connection, whose server no
+   * longer answers, would otherwise stall a commit for good and never trip the breaker).
+   * Connections also send TCP keepalives, so a dead peer is found while idle.
+   * @default {15000}
+   */
+  statementTimeoutMs?: number;
 }
 
 /** The bytes a probe writes: as much as a batch of a few hundred orders. */
@@ -147,12 +155,17 @@ export class PostgresLedger implements Ledger {
         return url;
       }
     })();
+    const timeoutMs = options.statementTimeoutMs ?? 15_000;
     const pool = new pg.Pool({
       connectionString,
       max: options.maxConnections ?? 4,
       application_name: "productionorder",
-      options: `-c search_path=${schema}`,
-      connectionTimeoutMillis: 10_000,
+      options: `-c search_path=${schema} -c statement_timeout=${timeoutMs}`,
+      connectionTimeoutMillis: Math.min(10_000, timeoutMs + 1_000),
+      // The client's own deadline, a little later than the server's: only a silent server meets it.
+      query_timeout: timeoutMs + 1_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
     // An idle connection that dies (the database restarting) is reported here, not thrown: the
     // next query on the pool opens a new one, or fails as an outage the consumer pauses for.
