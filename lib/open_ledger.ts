@@ -48,11 +48,11 @@ export async function openLedger(
 
 /**
  * Opens the ledger a URL names for reading only, beside a service that writes it: a SQLite file
- * read-only without its lock, or PostgreSQL.
+ * read-only without its lock, or PostgreSQL in read-only sessions that change no schema.
  *
  * @throws {Error} when it cannot be opened (a SQLite file that does not exist yet, say).
  */
 export async function openLedgerReader(url: string): Promise<LedgerReader> {
   if (url.startsWith("sqlite:")) return SqliteLedgerReader.open(url.slice("sqlite:".length));
-  return await PostgresLedger.open(url, { instanceId: "reader" });
+  return await PostgresLedger.open(url, { instanceId: "reader", migrate: false });
 }

@@ -54,6 +54,12 @@ export interface PostgresLedgerOptions {
    * @default {15000}
    */
   statementTimeoutMs?: number;
+  /**
+   * Create the schema and tables where missing (the services), or only read (a reader: the
+   * console): every session read-only, and a clear error when there are no tables to read.
+   * @default {true}
+   */
+  migrate?: boolean;
 }
 
 /** The bytes a probe writes: as much as a batch of a few hundred orders. */
@@ -128,7 +134,7 @@ export class PostgresLedger implements Ledger {
 
   /**
    * Connects and creates the schema and tables if they do not exist (an idempotent migration,
-   * safe when several instances start at once).
+   * safe when several instances start at once); with `migrate: false`, only checks they do.
    *
    * @throws {Error} naming the database (without its password) when it cannot be reached.
    */
@@ -160,7 +166,8 @@ export class PostgresLedger implements Ledger {
       connectionString,
       max: options.maxConnections ?? 4,
       application_name: "productionorder",
-      options: `-c search_path=${schema} -c statement_timeout=${timeoutMs}`,
+      options: `-c search_path=${schema} -c statement_timeout=${timeoutMs}` +
+        (options.migrate === false ? " -c default_transaction_read_only=on" : ""),
       connectionTimeoutMillis: Math.min(10_000, timeoutMs + 1_000),
       // The client's own deadline, a little later than the server's: only a silent server meets it.
       query_timeout: timeoutMs + 1_000,
@@ -177,13 +184,25 @@ export class PostgresLedger implements Ledger {
       options.now ?? (() => new Date()),
     );
     try {
-      await ledger.#transaction(async (client) => {
-        // One migrating instance at a time: CREATE ... IF NOT EXISTS races with itself.
-        await client.query(
-          "SELECT pg_advisory_xact_lock(hashtext('productionorder ledger schema'))",
+      if (options.migrate === false) {
+        const { rows: [row] } = await ledger.#query(
+          "SELECT to_regclass($1) IS NOT NULL AS present",
+          [`${schema}.forwarded_messages`],
         );
-        await client.query(schemaSql(schema));
-      });
+        if (!row?.present) {
+          throw new Error(
+            `no ledger in schema ${schema}: OrdemDeProducao creates it when it first starts`,
+          );
+        }
+      } else {
+        await ledger.#transaction(async (client) => {
+          // One migrating instance at a time: CREATE ... IF NOT EXISTS races with itself.
+          await client.query(
+            "SELECT pg_advisory_xact_lock(hashtext('productionorder ledger schema'))",
+          );
+          await client.query(schemaSql(schema));
+        });
+      }
     } catch (error) {
       await pool.end().catch(() => {});
       throw new Error(`cannot open the ledger at ${safeUrl}: ${redactUrl(describeError(error))}`, {

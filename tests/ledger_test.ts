@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import type { Ledger } from "../lib/ledger.ts";
-import { openLedger } from "../lib/open_ledger.ts";
+import { openLedger, openLedgerReader } from "../lib/open_ledger.ts";
 import { SqliteLedger, SqliteLedgerReader } from "../lib/sqlite_ledger.ts";
 import { DatabaseSync } from "node:sqlite";
 import { LedgerUnavailableError } from "../lib/errors.ts";
@@ -9,7 +9,7 @@ import { openDatabase, SCHEMA, SqliteWriter, unavailableCode } from "../lib/_sql
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { newOrder } from "../lib/order.ts";
 import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
-import { dropSchema } from "../testing/postgres.ts";
+import { dropSchema, postgresClient } from "../testing/postgres.ts";
 
 const now = () => new Date("2026-11-24T12:00:00.000Z");
 
@@ -275,4 +275,36 @@ Deno.test("SQLite's own read-only and full errors are outages of the ledger, not
     (e: unknown) => unavailableCode(e) === "full",
   );
   assert.equal(unavailableCode(new Error("UNIQUE constraint failed")), undefined);
+});
+
+Deno.test("openLedgerReader() on PostgreSQL changes no schema: it reads, and says so when there is nothing to read", async () => {
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const url = new URL(POSTGRES_URL);
+  url.searchParams.set("search_path", schema);
+  try {
+    const error = await openLedgerReader(url.href).then(
+      async (reader) => (await reader.close(), undefined),
+      (e: Error) => e,
+    );
+    await using client = await postgresClient(POSTGRES_URL);
+    const { rows } = await client.query(
+      "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+      [schema],
+    );
+    assert.equal(rows.length, 0, "the reader created the schema");
+    assert.match(String(error), new RegExp(`no ledger in schema ${schema}.*OrdemDeProducao`));
+    // Once OrdemDeProducao made it, the reader reads, and cannot write.
+    const writer = await PostgresLedger.open(url.href, { instanceId: "writer" });
+    const order = newOrder({ quantity: 3 });
+    await writer.commit([{ kind: "order", order, attempt: 0 }]);
+    await writer.close();
+    const reader = await openLedgerReader(url.href);
+    try {
+      assert.equal((await reader.findOrder(order.refCode))?.quantity, 3);
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
 });
