@@ -9,10 +9,13 @@
  *
  * `list` and `show` put back every message they look at, in order. `replay` sends matching
  * messages back to the work exchange with the retry count reset, acking each from the DLQ only
- * after its republish is confirmed (a window of confirms in flight). `purge` asks first unless
- * `--yes`, and writes what it deletes to an archive (`--archive-dir`) first unless
- * `--no-archive`; with `--dry-run` it only counts. Every replay and purge is appended to the
- * audit trail (`--audit-log`). A flag another subcommand takes is refused (exit 2).
+ * after its republish is confirmed (a window of confirms in flight); one that cannot be replayed
+ * stays, and is listed with its reason (exit 1). `purge` asks first unless `--yes`, then deletes
+ * at most what it counted (never a letter that arrived since), written to an archive
+ * (`--archive-dir`) and synced first unless `--no-archive`; with `--dry-run` it only counts.
+ * Every replay and purge is appended to the audit trail (`--audit-log`), a purge's before it
+ * deletes anything: a full disk stops it with nothing deleted. A flag another subcommand takes
+ * is refused (exit 2).
  * Env: RABBITMQ_URL (the first of a comma-separated list that answers), RABBITMQ_CA_FILE,
  * RABBITMQ_CERT_FILE, RABBITMQ_KEY_FILE, TOPOLOGY_PREFIX, LOG_LEVEL. `--help` lists every flag.
  *

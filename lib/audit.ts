@@ -1,14 +1,17 @@
 /**
  * The audit trail of the dead-letter tooling: every replay and purge (dry runs included) appends
  * one JSON line saying who did what, when, to which dead letters, with what result and which
- * archive, to a file (default `data/dlq-audit.jsonl`, `--audit-log`/`DLQ_AUDIT_LOG`), synced
- * before the command reports; the same record goes to the log stream.
+ * archive, to a file (default `data/dlq-audit.jsonl`, `--audit-log`/`DLQ_AUDIT_LOG`); the same
+ * record goes to the log stream. An entry is written whole and synced (its folder too, for a new
+ * file) or not at all: a trail that cannot take it (a full disk) is left as it was and the append
+ * fails. A purge appends its entry before it deletes the first dead letter, so a purge the trail
+ * cannot record deletes nothing.
  *
  * @module
  */
 
 import { userInfo } from "node:os";
-import { dirname } from "node:path";
+import { appendDurably } from "./_durable_append.ts";
 import type { DeadLetterCounts } from "./dead_letter_ops.ts";
 import type { DeadLetterFilter } from "./dead_letters.ts";
 import { logger } from "./log.ts";
@@ -18,7 +21,7 @@ export const DEFAULT_AUDIT_LOG = "data/dlq-audit.jsonl";
 
 /** One audit record. */
 export interface AuditEntry {
-  /** When the operation ended (ISO 8601). */
+  /** When the operation ended, or for a purge when it began deleting (ISO 8601). */
   readonly at: string;
   /** Who: `--operator`, else the OS user and host (`user@host`). */
   readonly who: string;
@@ -30,7 +33,10 @@ export interface AuditEntry {
   readonly queue: string;
   /** The filter and limit as given. */
   readonly filter: Readonly<Record<string, string | number | undefined>>;
-  /** Matching, done, failed and left, as the command reported them. */
+  /**
+   * Matching, done, failed and left, as the command reported them; for a purge, as it is about to
+   * do (written before the first dead letter is deleted: `left` is what the queue will hold).
+   */
   readonly counts: Readonly<Record<string, number>>;
   /** The archive a purge wrote, or the file a replay read. */
   readonly file?: string | undefined;
@@ -47,12 +53,19 @@ export function currentOperator(): string {
   return `${user}@${Deno.hostname()}`;
 }
 
-/** Appends `entry` to the audit log at `path` (creating it and its folder) and logs it. */
+/**
+ * Appends `entry` to the audit log at `path` (creating it and its folder) as one whole line,
+ * synced, and logs it.
+ *
+ * @throws {DiskWriteError} (code `disk_full` or `write_failed`) when the line could not be written
+ * whole and synced; the log is then as it was, without a torn line.
+ */
 export async function appendAudit(path: string, entry: AuditEntry): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  await using file = await Deno.open(path, { append: true, create: true, write: true });
-  await file.write(new TextEncoder().encode(`${JSON.stringify(entry)}\n`));
-  await file.sync();
+  await appendDurably(
+    path,
+    "the audit trail",
+    new TextEncoder().encode(`${JSON.stringify(entry)}\n`),
+  );
   logger("dlq").info("audit", { ...entry, auditLog: path });
 }
 

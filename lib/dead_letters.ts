@@ -30,8 +30,22 @@ export interface DeadLetter {
   readonly headers: Readonly<Record<string, unknown>>;
   /** The other properties (content type, timestamp, …), without the headers. */
   readonly properties: Readonly<Record<string, unknown>>;
-  /** The body, byte for byte. */
+  /**
+   * The body, byte for byte; or only its first bytes (a preview, cut where a UTF-8 character
+   * begins) when it was read with a `previewBytes` smaller than it: then `size` is larger.
+   */
   readonly body: Uint8Array;
+  /** The body's size in bytes, whole. */
+  readonly size: number;
+}
+
+/** How {@linkcode toDeadLetter} reads a message. */
+export interface ReadOptions {
+  /**
+   * Keep at most this many bytes of the body (a preview); the whole body when not given. The
+   * RefCode is still read from the whole body.
+   */
+  readonly previewBytes?: number | undefined;
 }
 
 /** Which dead letters an operation applies to; every given field must match. */
@@ -90,8 +104,37 @@ function safeInteger(headers: Record<string, unknown>, name: string): number {
   }
 }
 
-/** Reads a message taken from the dead-letter queue. Pure; never throws. */
-export function toDeadLetter(message: Pick<GetMessage, "content" | "properties">): DeadLetter {
+/**
+ * A dead letter's RefCode: its message id, or for one without (the Go services set none) its
+ * body's. Never throws.
+ */
+export function refCodeOf(message: Pick<GetMessage, "content" | "properties">): string | undefined {
+  const messageId: unknown = message.properties.messageId;
+  return typeof messageId === "string" && messageId !== ""
+    ? messageId
+    : peekRefCode(message.content);
+}
+
+/**
+ * The first `max` bytes of `body` at most, cut back to where a UTF-8 character begins (a copy, so
+ * that the whole body can be let go).
+ */
+function preview(body: Uint8Array, max: number): Uint8Array {
+  if (body.byteLength <= max) return new Uint8Array(body);
+  let end = Math.max(0, Math.floor(max));
+  // A continuation byte (10xxxxxx) is inside a character: cut before the character instead.
+  for (let back = 0; back < 3 && end > 0 && (body[end]! & 0xc0) === 0x80; back++) end--;
+  return new Uint8Array(body.subarray(0, end)); // a copy (a Buffer's slice() would be a view)
+}
+
+/**
+ * Reads a message taken from the dead-letter queue; with `previewBytes`, keeps only that much of
+ * the body. Pure; never throws.
+ */
+export function toDeadLetter(
+  message: Pick<GetMessage, "content" | "properties">,
+  options: ReadOptions = {},
+): DeadLetter {
   const { headers: rawHeaders, ...properties } = message.properties;
   const headers: Record<string, unknown> = rawHeaders ?? {};
   const death = Array.isArray(headers[HEADER.death])
@@ -107,10 +150,7 @@ export function toDeadLetter(message: Pick<GetMessage, "content" | "properties">
     : undefined;
   const firstFailedAt = date(headers[HEADER.firstFailedAt]);
   return {
-    // The message id, or for a dead letter without one (the Go services set none) its body's.
-    refCode: typeof properties.messageId === "string" && properties.messageId !== ""
-      ? properties.messageId
-      : peekRefCode(message.content),
+    refCode: refCodeOf(message),
     reason,
     attempts: safeInteger(headers, HEADER.retryCount),
     lastError: typeof headers[HEADER.lastError] === "string"
@@ -121,7 +161,10 @@ export function toDeadLetter(message: Pick<GetMessage, "content" | "properties">
     replays: safeInteger(headers, HEADER.replayCount),
     headers,
     properties: properties as Record<string, unknown>,
-    body: new Uint8Array(message.content),
+    body: options.previewBytes === undefined
+      ? new Uint8Array(message.content)
+      : preview(message.content, options.previewBytes),
+    size: message.content.byteLength,
   };
 }
 
@@ -139,6 +182,17 @@ export function errorGroupOf(letter: DeadLetter): string {
     errorGroups.set(letter, group);
   }
   return group;
+}
+
+/**
+ * Whether a message taken from the dead-letter queue is one `filter` takes; without a filter it
+ * is not even read.
+ */
+export function messageMatcher(
+  filter: DeadLetterFilter = {},
+): (message: Pick<GetMessage, "content" | "properties">) => boolean {
+  if (isEmptyFilter(filter)) return () => true;
+  return (message) => matchesFilter(toDeadLetter(message, { previewBytes: 0 }), filter);
 }
 
 /** Whether a dead letter passes a filter. */
@@ -224,7 +278,9 @@ export function plainValue(value: unknown): unknown {
 
 /**
  * A dead letter as plain JSON; with the body, its properties and headers made plain
- * ({@linkcode plainValue}) and the body as text when it is UTF-8 (a BOM kept), else base64.
+ * ({@linkcode plainValue}) and the body as text when it is UTF-8 (a BOM kept), else base64. Of a
+ * dead letter read with only a preview of its body, the preview, and `bodyTruncated: true` and
+ * `bodyBytes` (the whole body's size) say so.
  */
 export function deadLetterJson(letter: DeadLetter, withBody: boolean): Record<string, unknown> {
   const json: Record<string, unknown> = {
@@ -243,6 +299,10 @@ export function deadLetterJson(letter: DeadLetter, withBody: boolean): Record<st
       json.body = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(letter.body);
     } catch {
       json.bodyBase64 = Buffer.from(letter.body).toString("base64");
+    }
+    if (letter.body.byteLength < letter.size) {
+      json.bodyTruncated = true;
+      json.bodyBytes = letter.size;
     }
   }
   return json;

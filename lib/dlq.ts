@@ -23,6 +23,7 @@ import {
   inspectDeadLetters,
   purgeDeadLetters,
   replayArchive,
+  type ReplayCounts,
   replayDeadLetters,
 } from "./dead_letter_ops.ts";
 import {
@@ -173,7 +174,8 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
   await using broker = (await connectFirst(urls, { name: `dlq ${verb}`, tls })).broker;
   switch (verb) {
     case "list": {
-      const found = await inspectDeadLetters(broker, topo, scan);
+      // The listing shows no bodies: none is kept.
+      const found = await inspectDeadLetters(broker, topo, { ...scan, previewBytes: 0 });
       if (booleanOption(o.json)) {
         console.log(JSON.stringify(found.letters.map((l) => deadLetterJson(l, false)), null, 2));
       } else {
@@ -226,6 +228,7 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
             : `replayed ${counts.done} of ${counts.matched} archived dead letter(s) from ${fromFile} to ${topo.exchange}` +
               `${counts.failed > 0 ? `, ${counts.failed} failed` : ""}`,
         );
+        printFailures(counts);
         return counts.failed > 0 ? EXIT.failure : EXIT.ok;
       }
       // Counted first, so that the progress total is the number that will be replayed.
@@ -248,6 +251,7 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
             `${counts.failed > 0 ? `, ${counts.failed} failed and stay in the DLQ` : ""}` +
             `; ${counts.left} left in ${topo.deadLetterQueue}`,
       );
+      printFailures(counts);
       return counts.failed > 0 ? EXIT.failure : EXIT.ok;
     }
     case "purge": {
@@ -255,7 +259,11 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
       const archive = archiving
         ? archivePath(stringOption(o["archive-dir"]), topo.deadLetterQueue, now)
         : undefined;
-      const preview = await inspectDeadLetters(broker, topo, { ...scan, limit: 3 });
+      const preview = await inspectDeadLetters(broker, topo, {
+        ...scan,
+        limit: 3,
+        previewBytes: 0,
+      });
       const count = Math.min(preview.matched, limit ?? Number.POSITIVE_INFINITY);
       const sample = preview.letters.map((l) => `${l.refCode ?? "-"} (${l.reason})`).join(", ");
       const where = archive ? `, archived first to ${archive}` : ", without an archive";
@@ -283,8 +291,16 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
           return EXIT.ok;
         }
       }
-      const counts = await purgeDeadLetters(broker, topo, { ...scan, archive });
-      await audit("purge", counts, archive);
+      // At most what was counted (and confirmed), among the letters there when it was counted:
+      // never one that arrived while the operator read the question. The audit entry is on disk
+      // before the first letter is deleted.
+      const counts = await purgeDeadLetters(broker, topo, {
+        ...scan,
+        limit: count,
+        within: preview.total,
+        archive,
+        beforeDelete: (planned) => audit("purge", planned, archive),
+      });
       console.log(
         `purged ${counts.done} of ${counts.matched} matching dead letter(s) from ${topo.deadLetterQueue}` +
           `${archive ? ` (archived to ${archive})` : ""}; ${counts.left} left`,
@@ -292,6 +308,15 @@ export async function runDlq(cl: ParsedCommandLine, signal: AbortSignal): Promis
       return EXIT.ok;
     }
   }
+}
+
+/** The dead letters a replay could not send back, and why, one a line. */
+function printFailures(counts: ReplayCounts): void {
+  for (const failure of counts.failures) {
+    console.log(`  not replayed: ${failure.refCode ?? "-"}: ${failure.reason}`);
+  }
+  const unlisted = counts.failed - counts.failures.length;
+  if (unlisted > 0) console.log(`  … and ${unlisted} more not replayed`);
 }
 
 /** The closing line of `dlq list`: how many are shown, how many match, how many there are. */

@@ -8,7 +8,7 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { DeadLetterIndex, TakeTurns } from "../lib/console/dead_letter_index.ts";
-import { type BrokerContext, waitFor, withTopology } from "../testing/broker.ts";
+import { type BrokerContext, takeMessages, waitFor, withTopology } from "../testing/broker.ts";
 
 async function deadLetter(ctx: BrokerContext, ref: string): Promise<void> {
   const channel = await ctx.broker.confirmChannel();
@@ -87,5 +87,39 @@ Deno.test("the console's index walks the DLQ again only when it changed, and at 
       return snapshot.letters.length === 3 ? snapshot : undefined;
     }, 10_000);
     assert.ok(later.at.getTime() - walked.at.getTime() >= 800);
+  });
+});
+
+Deno.test("the console's index keeps a preview and the size of a large dead letter, not its body", async () => {
+  await withTopology("console-index-large", {}, async (ctx) => {
+    const sizes = [5, 20, 12].map((mb) => mb * 1024 * 1024);
+    const bodies = sizes.map((bytes, i) => new Uint8Array(bytes).fill(0x41 + i));
+    const channel = await ctx.broker.confirmChannel();
+    for (const [i, body] of bodies.entries()) {
+      channel.sendToQueue(ctx.topo.deadLetterQueue, Buffer.from(body), {
+        messageId: `large-${i}`,
+        headers: { "x-dead-letter-reason": "invalid", "x-last-error": "too large" },
+      });
+    }
+    await channel.waitForConfirms();
+    await channel.close();
+    const index = new DeadLetterIndex({
+      broker: () => Promise.resolve(ctx.broker),
+      topology: ctx.topo,
+      maxAgeMs: 60_000,
+      turns: new TakeTurns(),
+    });
+    const { letters } = await index.snapshot();
+    assert.deepEqual(letters.map((l) => l.refCode), ["large-0", "large-1", "large-2"]);
+    const kept = letters.reduce((sum, l) => sum + l.body.byteLength, 0);
+    assert.ok(kept <= 3 * 64 * 1024, `the index keeps ${kept} bytes of bodies`);
+    assert.deepEqual(letters.map((l) => l.size), sizes);
+    assert.deepEqual(letters.map((l) => l.body[0]), [0x41, 0x42, 0x43], "a preview of each");
+    // Nothing lost: all three are still in the DLQ, byte for byte.
+    const taken = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 3, 30_000);
+    assert.deepEqual(taken.map((m) => m.properties.messageId), ["large-0", "large-1", "large-2"]);
+    for (const [i, message] of taken.entries()) {
+      assert.ok(Buffer.from(bodies[i]!).equals(message.content), `large-${i} byte for byte`);
+    }
   });
 });

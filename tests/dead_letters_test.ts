@@ -124,7 +124,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
       filter: { reason: "exhausted" },
       dryRun: true,
     });
-    assert.deepEqual(dry, { total: 4, matched: 2, done: 2, failed: 0, left: 4 });
+    assert.deepEqual(dry, { total: 4, matched: 2, done: 2, failed: 0, left: 4, failures: [] });
     assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
 
     const now = new Date("2026-11-24T12:00:00Z");
@@ -134,7 +134,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
       now: () => now,
       onProgress: (n) => progress.push(n),
     });
-    assert.deepEqual(summary, { total: 4, matched: 2, done: 2, failed: 0, left: 2 });
+    assert.deepEqual(summary, { total: 4, matched: 2, done: 2, failed: 0, left: 2, failures: [] });
     assert.deepEqual(progress, [1, 2]);
     const replayed = await takeMessages(ctx.broker, ctx.topo.queue, 2);
     assert.deepEqual(replayed.map((m) => m.properties.messageId), [refs[0], refs[2]]);
@@ -149,7 +149,7 @@ Deno.test("replayDeadLetters() sends matching dead letters back with the count r
 
     // A limit acts on fewer, and the counts stay exact: 1 of 2 matching replayed, 1 left.
     const limited = await replayDeadLetters(ctx.broker, ctx.topo, { limit: 1 });
-    assert.deepEqual(limited, { total: 2, matched: 2, done: 1, failed: 0, left: 1 });
+    assert.deepEqual(limited, { total: 2, matched: 2, done: 1, failed: 0, left: 1, failures: [] });
   });
 });
 
@@ -225,7 +225,7 @@ Deno.test("purgeDeadLetters() archives what it removes first; replayArchive() br
     });
     assert.deepEqual(new Uint8Array(replayed[0]!.content), original, "body byte for byte");
     assert.equal(replayed[0]!.properties.headers![HEADER.replayCount], 1);
-    // Without an archive and without a filter, the queue is purged in one go.
+    // Without an archive and without a filter, every dead letter there is deleted.
     assert.deepEqual(await purgeDeadLetters(ctx.broker, ctx.topo, { archive: undefined }), {
       total: 1,
       matched: 1,

@@ -2,7 +2,9 @@
  * Replay and purge from the console, through the same library as `deno task dlq`: a preview
  * counts exactly what a filter takes and moves nothing; a confirmed action acts on at most the
  * previewed count, runs as a job whose progress the page follows, purges only after archiving,
- * and appends an audit entry naming the console user (previews too, as dry runs).
+ * and appends an audit entry naming the console user (previews too, as dry runs): a purge's before
+ * it deletes anything (so a purge the trail cannot record deletes nothing), a replay's when it
+ * ends.
  *
  * @module
  */
@@ -113,13 +115,18 @@ export class DeadLetterActions {
         ...scan,
         archive: job.archive,
         onScan: (seen) => job.progress = seen,
+        beforeDelete: (planned) =>
+          this.#audit(action, false, filter, planned, who, expected, job.archive),
       });
     }).then(async (counts) => {
       job.counts = counts;
       job.progress = counts.done;
       // The audit entry is written before the job says it is done: whoever sees it done finds
-      // it in the audit trail (a failed append fails the job, its counts kept).
-      await this.#audit(action, false, filter, counts, who, expected, job.archive);
+      // it in the audit trail (a failed append fails the job, its counts kept). A purge's was
+      // written before it deleted anything.
+      if (action === "replay") {
+        await this.#audit(action, false, filter, counts, who, expected, undefined);
+      }
       job.state = "done";
     }).catch((error: unknown) => {
       job.state = "failed";

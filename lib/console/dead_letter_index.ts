@@ -5,6 +5,9 @@
  * than four times the last walk took) is replaced by a new walk when a page asks and the queue's
  * depth changed (at the latest after `fullWalkMs`); while that runs, the old one answers and the
  * walk's progress shows. Walks and the operations that change the queue (replay, purge) take turns.
+ * The index keeps each dead letter's metadata, its size and a preview of its body (at most
+ * {@linkcode INDEX_PREVIEW_BYTES}), never a large body whole: a body too large for the preview is
+ * shown cut, and said to be (`dlq show REF` prints it whole).
  *
  * @module
  */
@@ -19,11 +22,17 @@ import {
 } from "../dead_letters.ts";
 import type { Topology } from "../topology.ts";
 
+/**
+ * The most bytes of a dead letter's body the index keeps (a preview; the letter's `size` is the
+ * whole body's). An option for it would be `--body-preview-bytes` / `CONSOLE_BODY_PREVIEW_BYTES`.
+ */
+export const INDEX_PREVIEW_BYTES = 4096;
+
 /** One walk's result. */
 export interface Snapshot {
   /** When the walk ended. */
   readonly at: Date;
-  /** The dead letters, in queue order. */
+  /** The dead letters, in queue order, with at most {@linkcode INDEX_PREVIEW_BYTES} of each body. */
   readonly letters: readonly DeadLetter[];
 }
 
@@ -138,7 +147,10 @@ export class DeadLetterIndex {
       const found = await inspectDeadLetters(
         await this.#options.broker(),
         this.#options.topology,
-        { onScan: (seen, total) => this.#progress = { seen, total } },
+        {
+          previewBytes: INDEX_PREVIEW_BYTES,
+          onScan: (seen, total) => this.#progress = { seen, total },
+        },
       );
       this.#changed = false;
       const snapshot = { at: new Date(), letters: found.letters };

@@ -24,11 +24,14 @@ export interface JourneyStep {
 /**
  * A dead letter as the journey shows it: what `dlq show --json` prints, with headers and
  * properties as plain JSON, and the body as text (null when it is not UTF-8) and always as hex.
+ * Of a body larger than the console keeps, the text and hex are of its first bytes only, and
+ * `bodyTruncated` says so; `bodyBytes` is always the whole body's size.
  */
 export type ShownDeadLetter = Record<string, unknown> & {
   readonly bodyText: string | null;
   readonly bodyHex: string;
   readonly bodyBytes: number;
+  readonly bodyTruncated: boolean;
 };
 
 /** Everything known of one RefCode. */
@@ -46,7 +49,8 @@ export function showDeadLetter(letter: DeadLetter): ShownDeadLetter {
     ...shown,
     bodyText: typeof body === "string" ? body : null,
     bodyHex: Array.from(letter.body, (b) => b.toString(16).padStart(2, "0")).join(""),
-    bodyBytes: letter.body.byteLength,
+    bodyBytes: letter.size,
+    bodyTruncated: letter.body.byteLength < letter.size,
   };
 }
 

@@ -100,7 +100,7 @@ function tooManyFailures(waitMs: number): Response {
 
 /** A dead letter as a row of the failures page: what `dlq list --json` prints, and its size. */
 function row(letter: DeadLetter) {
-  return { ...deadLetterJson(letter, false), bytes: letter.body.byteLength };
+  return { ...deadLetterJson(letter, false), bytes: letter.size };
 }
 
 async function readJson(request: Request): Promise<unknown> {

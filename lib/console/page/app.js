@@ -466,6 +466,15 @@ function journeyView(params) {
           class: "muted",
           text: `${letter.bodyBytes} bytes, dead-lettered ${when(letter.deadLetteredAt)}`,
         }),
+        ...(letter.bodyTruncated
+          ? [h("p", {
+            class: "muted",
+            "data-testid": "body-truncated",
+            text: `Too large to show whole: the first ${
+              letter.bodyHex.length / 2
+            } bytes only (deno task dlq show prints it all).`,
+          })]
+          : []),
         h("h3", { text: "Body" }),
         letter.bodyText === null
           ? h("p", { class: "muted", text: "Not UTF-8 text: shown in hex only." })

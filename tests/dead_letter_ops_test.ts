@@ -1,0 +1,386 @@
+/**
+ * The operations on the dead-letter queue where they can go wrong, on the real broker and a real
+ * disk: an archive whose disk fills, a pass whose channel dies under it, a letter that cannot be
+ * replayed, and dead letters of many megabytes. After each, every letter is counted where it
+ * should be: in the DLQ, in the archive, or replayed.
+ */
+
+import { strict as assert } from "node:assert";
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { Broker } from "../lib/broker.ts";
+import { inspectDeadLetters, purgeDeadLetters, replayDeadLetters } from "../lib/dead_letter_ops.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { deadLetterHeaders, HEADER, int32 } from "../lib/retry_headers.ts";
+import {
+  type BrokerContext,
+  RABBITMQ_URL,
+  takeMessages,
+  tempDir,
+  waitFor,
+  withTopology,
+} from "../testing/broker.ts";
+import { tinyDisk } from "../testing/disk.ts";
+
+/** A dead letter to seed: its RefCode, body and any extra headers. */
+interface Seed {
+  readonly ref: string;
+  readonly body: Uint8Array;
+  readonly headers?: Record<string, unknown>;
+}
+
+/** Puts dead letters in the DLQ as the consumer would, in order. */
+async function seed({ broker, topo }: BrokerContext, letters: readonly Seed[]): Promise<void> {
+  const channel = await broker.confirmChannel();
+  const publisher = new ConfirmedPublisher(channel, { timeoutMs: 60_000 });
+  try {
+    for (const { ref, body, headers } of letters) {
+      const failure = {
+        error: new Error("failed: exhausted"),
+        now: new Date(Date.now() - 60_000),
+        exchange: topo.exchange,
+        routingKey: topo.routingKey,
+      };
+      await publisher.publish(topo.deadLetterExchange, topo.routingKey, body, {
+        messageId: ref,
+        persistent: true,
+        mandatory: true,
+        headers: { ...deadLetterHeaders({}, failure, 3, "exhausted"), ...headers },
+      });
+    }
+  } finally {
+    await channel.close();
+  }
+}
+
+/** `count` small dead letters `<name>-<i>` of `bytes` bytes each. */
+function letters(name: string, count: number, bytes = 64): Seed[] {
+  return Array.from({ length: count }, (_, i) => ({
+    ref: `${name}-${i}`,
+    body: patterned(bytes, i),
+  }));
+}
+
+/** A body of `bytes` bytes that differs from letter to letter (cheap to make, not all zeros). */
+function patterned(bytes: number, seedValue: number): Uint8Array {
+  const body = new Uint8Array(bytes);
+  let x = (seedValue * 2_654_435_761 + 1) >>> 0;
+  for (let i = 0; i < bytes; i += 4) {
+    x = (x * 1_103_515_245 + 12_345) >>> 0;
+    body[i] = x & 0xff;
+    if (i + 1 < bytes) body[i + 1] = (x >>> 8) & 0xff;
+    if (i + 2 < bytes) body[i + 2] = (x >>> 16) & 0xff;
+    if (i + 3 < bytes) body[i + 3] = x >>> 24;
+  }
+  return body;
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new Uint8Array(bytes));
+  return Buffer.from(digest).toString("hex");
+}
+
+/** The RefCodes in the DLQ, in order (a pass that puts everything back). */
+async function refsInDlq(ctx: BrokerContext): Promise<string[]> {
+  return (await inspectDeadLetters(ctx.broker, ctx.topo)).letters.map((l) => String(l.refCode));
+}
+
+/** The RefCodes in the work queue (taking them). */
+async function takeReplayed(ctx: BrokerContext): Promise<string[]> {
+  const count = await ctx.broker.messageCount(ctx.topo.queue);
+  return (await takeMessages(ctx.broker, ctx.topo.queue, count)).map((m) =>
+    String(m.properties.messageId)
+  );
+}
+
+/** `promise` settled (its value, or the error it rejected with), or a timeout error. */
+async function settledWithin<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<T | Error> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<Error>((resolve) => {
+    timer = setTimeout(
+      () => resolve(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([
+      promise.catch((error: unknown) => error instanceof Error ? error : new Error(String(error))),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const MANAGEMENT_API = "http://127.0.0.1:15672/api";
+const MANAGEMENT_AUTH = { authorization: `Basic ${btoa("guest:guest")}` };
+
+/** The management API's name of the connection we named `connectionName`, once it lists it. */
+function managementName(connectionName: string): Promise<string> {
+  return waitFor("the connection in the management API", async () => {
+    const response = await fetch(`${MANAGEMENT_API}/connections?columns=name,client_properties`, {
+      headers: MANAGEMENT_AUTH,
+    });
+    const list = await response.json() as {
+      name: string;
+      client_properties?: { connection_name?: string };
+    }[];
+    return list.find((c) => c.client_properties?.connection_name === connectionName)?.name;
+  }, 30_000);
+}
+
+/** Closes a connection from the broker's side (management API), as an operator or a node would. */
+async function forceClose(name: string): Promise<void> {
+  const headers = MANAGEMENT_AUTH;
+  const response = await fetch(`${MANAGEMENT_API}/connections/${encodeURIComponent(name)}`, {
+    method: "DELETE",
+    headers: { ...headers, "x-reason": "closed by a test" },
+  });
+  await response.body?.cancel();
+  if (!response.ok) throw new Error(`cannot close ${name}: ${response.status}`);
+}
+
+// ---- 3. A purge deletes only what the archive holds -------------------------------------------
+
+Deno.test("purgeDeadLetters() on a disk that fills refuses: nothing is deleted, no torn archive is left", async () => {
+  await withTopology("purge-disk-full", {}, async (ctx) => {
+    await using disk = await tinyDisk(256);
+    // About 40 × 11 KB of archive lines for a disk of 256 KiB.
+    const seeded = letters("full", 40, 8_000);
+    await seed(ctx, seeded);
+    const archive = join(disk.path, "archive", "purge.jsonl");
+    const outcome = await settledWithin(
+      purgeDeadLetters(ctx.broker, ctx.topo, { archive }),
+      20_000,
+      "the purge",
+    );
+    assert.ok(outcome instanceof Error, `the purge went ahead: ${JSON.stringify(outcome)}`);
+    assert.equal((outcome as { code?: string }).code, "disk_full", String(outcome));
+    // Nothing lost: every letter is still in the DLQ, in order.
+    assert.deepEqual(await refsInDlq(ctx), seeded.map((s) => s.ref));
+    // The archive holds nothing of a purge that deleted nothing.
+    const left = await Deno.readTextFile(archive).catch(() => "");
+    assert.equal(left, "", `a torn archive was left: ${left.length} bytes`);
+  });
+});
+
+Deno.test("purgeDeadLetters() that fits the disk purges exactly what the archive holds, every line whole", async () => {
+  await withTopology("purge-disk-fits", {}, async (ctx) => {
+    await using disk = await tinyDisk(256);
+    const seeded = letters("fits", 40, 8_000);
+    await seed(ctx, seeded);
+    const archive = join(disk.path, "archive", "purge.jsonl");
+    const counts = await purgeDeadLetters(ctx.broker, ctx.topo, { archive, limit: 10 });
+    assert.deepEqual(counts, { total: 40, matched: 40, done: 10, failed: 0, left: 30 });
+    const lines = (await Deno.readTextFile(archive)).split("\n");
+    assert.equal(lines.pop(), "", "the archive ends with a whole line");
+    const archived = lines.map((line) => JSON.parse(line));
+    assert.deepEqual(archived.map((a) => a.refCode), seeded.slice(0, 10).map((s) => s.ref));
+    for (const [i, a] of archived.entries()) {
+      assert.deepEqual(new Uint8Array(Buffer.from(a.body, "base64")), seeded[i]!.body);
+    }
+    assert.deepEqual(await refsInDlq(ctx), seeded.slice(10).map((s) => s.ref));
+  });
+});
+
+// ---- 7. A pass ends when its channel dies; a letter that cannot be replayed fails alone --------
+
+Deno.test("a pass ends with an error when its connection closes under it, and nothing is lost", async () => {
+  await withTopology("pass-closed", {}, async (ctx) => {
+    const seeded = letters("closed", 20);
+    await seed(ctx, seeded);
+    const walker = await Broker.connect(RABBITMQ_URL, { name: "test pass-closed walker" });
+    try {
+      const outcome = await settledWithin(
+        inspectDeadLetters(walker, ctx.topo, {
+          onScan: (seen) => {
+            if (seen === 1) void walker.close(); // the connection goes while the pass walks
+          },
+        }),
+        10_000,
+        "the pass to end",
+      );
+      assert.ok(outcome instanceof Error, "the pass ended without an error");
+      assert.equal((outcome as { code?: string }).code, "channel_closed", String(outcome));
+    } finally {
+      await walker.close();
+    }
+    assert.deepEqual(await refsInDlq(ctx), seeded.map((s) => s.ref), "all back, in order");
+  });
+});
+
+Deno.test("a replay whose connection is closed by the broker ends with an error; every letter is in the DLQ or replayed", async () => {
+  await withTopology("replay-forced", {}, async (ctx) => {
+    const seeded = letters("forced", 60);
+    await seed(ctx, seeded);
+    const name = `test replay-forced ${crypto.randomUUID()}`;
+    const replayer = await Broker.connect(RABBITMQ_URL, { name });
+    const known = await managementName(name);
+    let closing: Promise<void> | undefined;
+    try {
+      const outcome = await settledWithin(
+        replayDeadLetters(replayer, ctx.topo, {
+          ratePerSecond: 20, // three seconds for the sixty: the close comes in the middle
+          window: 5,
+          onProgress: (n) => {
+            if (n === 5) closing ??= forceClose(known);
+          },
+        }),
+        20_000,
+        "the replay to end",
+      );
+      await closing;
+      assert.ok(outcome instanceof Error, `the replay ended without an error`);
+      assert.equal((outcome as { code?: string }).code, "channel_closed", String(outcome));
+    } finally {
+      await replayer.close();
+    }
+    const replayed = await takeReplayed(ctx);
+    const inDlq = await refsInDlq(ctx);
+    assert.ok(replayed.length >= 5, `${replayed.length} replayed`);
+    assert.deepEqual(
+      new Set([...replayed, ...inDlq]),
+      new Set(seeded.map((s) => s.ref)),
+      "every letter is in the DLQ or replayed",
+    );
+  });
+});
+
+Deno.test("replayDeadLetters(): a letter whose x-replay-count would overflow fails alone and stays, with its reason", async () => {
+  await withTopology("replay-overflow", {}, async (ctx) => {
+    const seeded = letters("ok", 40);
+    const bad: Seed = {
+      ref: "overflow",
+      body: patterned(64, 999),
+      headers: { [HEADER.replayCount]: int32(2_147_483_647) },
+    };
+    await seed(ctx, [...seeded.slice(0, 10), bad, ...seeded.slice(10)]);
+    const counts = await settledWithin(
+      replayDeadLetters(ctx.broker, ctx.topo, { window: 40 }),
+      20_000,
+      "the replay",
+    );
+    assert.ok(!(counts instanceof Error), String(counts));
+    assert.deepEqual(
+      { total: counts.total, matched: counts.matched, done: counts.done, failed: counts.failed },
+      { total: 41, matched: 41, done: 40, failed: 1 },
+    );
+    assert.equal(counts.left, 1);
+    assert.deepEqual(counts.failures.map((f) => f.refCode), ["overflow"]);
+    assert.match(counts.failures[0]!.reason, /x-replay-count/);
+    // The bad letter stays as it was; the others are replayed.
+    const { letters: [left] } = await inspectDeadLetters(ctx.broker, ctx.topo);
+    assert.equal(left?.refCode, "overflow");
+    assert.equal(left?.replays, 2_147_483_647);
+    assert.deepEqual(new Set(await takeReplayed(ctx)), new Set(seeded.map((s) => s.ref)));
+  });
+});
+
+// ---- 8. A pass holds a bounded number of bytes --------------------------------------------------
+
+const MiB = 1024 * 1024;
+
+Deno.test("passes over dead letters of many megabytes hold at most maxHeldBytes of bodies, and lose nothing", async () => {
+  await withTopology("pass-bounded", {}, async (ctx) => {
+    await using dir = await tempDir();
+    const sizes = [5, 20, 8, 15, 12, 6].map((mb) => mb * MiB);
+    const big: Seed[] = sizes.map((bytes, i) => ({ ref: `big-${i}`, body: patterned(bytes, i) }));
+    const hashes = await Promise.all(big.map((s) => sha256(s.body)));
+    const maxHeldBytes = 24 * MiB;
+    const bound = Math.max(maxHeldBytes, ...sizes);
+    let peak = 0;
+    const onHeld = (bytes: number) => peak = Math.max(peak, bytes);
+
+    await seed(ctx, big);
+    // A look: everything is put back.
+    const seen = await inspectDeadLetters(ctx.broker, ctx.topo, {
+      maxHeldBytes,
+      onHeld,
+      previewBytes: 1024,
+    });
+    assert.ok(peak <= bound, `inspect held ${peak} bytes at once (bound ${bound})`);
+    assert.deepEqual(seen.letters.map((l) => l.size), sizes);
+    assert.ok(seen.letters.every((l) => l.body.byteLength === 1024));
+    assert.deepEqual(await refsInDlq(ctx), big.map((s) => s.ref));
+
+    // A replay: every body arrives in the work queue byte for byte, in order.
+    peak = 0;
+    const replayed = await replayDeadLetters(ctx.broker, ctx.topo, { maxHeldBytes, onHeld });
+    assert.ok(peak <= bound, `replay held ${peak} bytes at once (bound ${bound})`);
+    assert.deepEqual([replayed.done, replayed.failed, replayed.left], [6, 0, 0]);
+    const copies = await takeMessages(ctx.broker, ctx.topo.queue, 6, 60_000);
+    assert.deepEqual(copies.map((m) => m.properties.messageId), big.map((s) => s.ref));
+    assert.deepEqual(await Promise.all(copies.map((m) => sha256(m.content))), hashes);
+
+    // A purge: every body in the archive byte for byte, none left.
+    await seed(ctx, big);
+    peak = 0;
+    const archive = join(dir.path, "big.jsonl");
+    const purged = await purgeDeadLetters(ctx.broker, ctx.topo, { archive, maxHeldBytes, onHeld });
+    assert.ok(peak <= bound, `purge held ${peak} bytes at once (bound ${bound})`);
+    assert.deepEqual([purged.done, purged.left], [6, 0]);
+    const archived = (await Deno.readTextFile(archive)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.deepEqual(archived.map((a) => a.refCode), big.map((s) => s.ref));
+    assert.deepEqual(
+      await Promise.all(archived.map((a) => sha256(Buffer.from(a.body, "base64")))),
+      hashes,
+    );
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0);
+  });
+});
+
+for (const queueType of ["classic", "quorum"] as const) {
+  Deno.test(`a pass whose bodies grow puts back what would pass the bound, takes it again, and keeps the order (${queueType})`, async () => {
+    await withTopology("pass-growing", { queueType }, async (ctx) => {
+      // Small bodies first size the batches; the large ones after them overflow a batch so sized,
+      // and a slow replay holds each body until its turn.
+      const sizes = [1, 1, 1, 1, 10, 10, 10].map((mb) => mb * MiB);
+      const growing: Seed[] = sizes.map((bytes, i) => ({
+        ref: `grow-${i}`,
+        body: patterned(bytes, i),
+      }));
+      await seed(ctx, growing);
+      const maxHeldBytes = 12 * MiB;
+      let peak = 0;
+      const counts = await replayDeadLetters(ctx.broker, ctx.topo, {
+        maxHeldBytes,
+        ratePerSecond: 8,
+        onHeld: (bytes) => peak = Math.max(peak, bytes),
+      });
+      assert.ok(peak <= maxHeldBytes, `held ${peak} bytes at once (bound ${maxHeldBytes})`);
+      assert.deepEqual([counts.total, counts.done, counts.failed, counts.left], [7, 7, 0, 0]);
+      const copies = await takeMessages(ctx.broker, ctx.topo.queue, 7, 60_000);
+      assert.deepEqual(copies.map((m) => m.properties.messageId), growing.map((s) => s.ref));
+      assert.deepEqual(
+        await Promise.all(copies.map((m) => sha256(m.content))),
+        await Promise.all(growing.map((s) => sha256(s.body))),
+      );
+    });
+  });
+}
+
+Deno.test("passes over a quorum DLQ put every letter back in its place, batch after batch", async () => {
+  await withTopology("pass-quorum-order", { queueType: "quorum" }, async (ctx) => {
+    const seeded = letters("order", 1200);
+    await seed(ctx, seeded);
+    const refs = seeded.map((s) => s.ref);
+    // A filtered replay takes every third one and leaves the rest, in several batches.
+    const third = new Set(refs.filter((_, i) => i % 3 === 0).map((r) => r.toLowerCase()));
+    const replayed = await replayDeadLetters(ctx.broker, ctx.topo, { filter: { refs: third } });
+    assert.deepEqual([replayed.done, replayed.failed], [400, 0]);
+    for (let look = 0; look < 3; look++) {
+      await waitFor(
+        "the letters back",
+        async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 800 || undefined,
+      );
+      assert.deepEqual(await refsInDlq(ctx), refs.filter((_, i) => i % 3 !== 0), `look ${look}`);
+    }
+    assert.deepEqual(await takeReplayed(ctx), refs.filter((_, i) => i % 3 === 0));
+  });
+});

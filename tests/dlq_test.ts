@@ -1,0 +1,201 @@
+/**
+ * `deno task dlq purge` as an operator runs it: on a terminal it asks first, and then deletes at
+ * most what the operator confirmed (never what arrived while it asked); its audit entry is on
+ * disk before anything is deleted, so a trail that cannot be written stops the purge.
+ */
+
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { inspectDeadLetters } from "../lib/dead_letter_ops.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { deadLetterHeaders, HEADER, int32 } from "../lib/retry_headers.ts";
+import {
+  type BrokerContext,
+  RABBITMQ_URL,
+  runScript,
+  tempDir,
+  withTopology,
+} from "../testing/broker.ts";
+import { fillDisk, tinyDisk } from "../testing/disk.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+/** Puts dead letters `refs` in the DLQ as the consumer would, in order. */
+async function seed(
+  { broker, topo }: BrokerContext,
+  refs: readonly string[],
+  extraHeaders: (ref: string) => Record<string, unknown> = () => ({}),
+): Promise<void> {
+  const channel = await broker.confirmChannel();
+  const publisher = new ConfirmedPublisher(channel);
+  try {
+    for (const ref of refs) {
+      const failure = {
+        error: new Error("failed: invalid"),
+        now: new Date(Date.now() - 60_000),
+        exchange: topo.exchange,
+        routingKey: topo.routingKey,
+      };
+      await publisher.publish(
+        topo.deadLetterExchange,
+        topo.routingKey,
+        Buffer.from(`{"${ref}":1}`),
+        {
+          messageId: ref,
+          persistent: true,
+          mandatory: true,
+          headers: { ...deadLetterHeaders({}, failure, 0, "invalid"), ...extraHeaders(ref) },
+        },
+      );
+    }
+  } finally {
+    await channel.close();
+  }
+}
+
+async function refsInDlq(ctx: BrokerContext): Promise<string[]> {
+  return (await inspectDeadLetters(ctx.broker, ctx.topo)).letters.map((l) => String(l.refCode));
+}
+
+/**
+ * Runs `dlq <args>` on a pseudo-terminal (`script`), as an operator's shell would; once it asks,
+ * runs `meanwhile` and answers `answer`. Resolves with its exit code and everything it printed.
+ */
+async function onTerminal(
+  args: readonly string[],
+  meanwhile: () => Promise<void>,
+  answer: string,
+  timeoutMs = 20_000,
+): Promise<{ code: number; stdout: string }> {
+  const command = [Deno.execPath(), "run", "-A", join(root, "dlq.ts"), ...args]
+    .map((part) => `'${part}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    env: { RABBITMQ_URL },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let stdout = "";
+    while (!stdout.includes("[y/N]")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`dlq ended without asking:\n${stdout}`);
+      stdout += value;
+    }
+    await meanwhile();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(answer));
+    await writer.close();
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += value;
+    }
+    const { code } = await child.status;
+    await child.stderr.cancel();
+    return { code, stdout };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+for (const archiving of [false, true]) {
+  Deno.test(
+    `purge${
+      archiving ? "" : " --no-archive"
+    } after the prompt deletes at most what the operator confirmed; letters that arrive meanwhile stay`,
+    async () => {
+      await withTopology("dlq-prompt-window", {}, async (ctx) => {
+        await using dir = await tempDir();
+        await seed(ctx, ["first-0", "first-1"]);
+        const late = ["late-0", "late-1", "late-2"];
+        const archiveDir = join(dir.path, "archive");
+        const { code, stdout } = await onTerminal(
+          [
+            "purge",
+            "--prefix",
+            ctx.topo.prefix,
+            "--audit-log",
+            join(dir.path, "audit.jsonl"),
+            ...(archiving ? ["--archive-dir", archiveDir] : ["--no-archive"]),
+          ],
+          () => seed(ctx, late), // arrive while the operator reads the question
+          "y\n",
+        );
+        assert.equal(code, 0, stdout);
+        assert.match(stdout, /Delete 2 of 2 matching dead letter\(s\)/);
+        assert.match(stdout, /purged 2 of 2 matching dead letter\(s\)/);
+        assert.deepEqual(await refsInDlq(ctx), late, "the late letters are all still there");
+        if (archiving) {
+          const [file] = [...Deno.readDirSync(archiveDir)];
+          const archived = (await Deno.readTextFile(join(archiveDir, file!.name))).trim().split(
+            "\n",
+          )
+            .map((line) => JSON.parse(line).refCode);
+          assert.deepEqual(archived, ["first-0", "first-1"]);
+        }
+      });
+    },
+  );
+}
+
+Deno.test("purge whose audit entry cannot be written (a full disk) deletes nothing and says so", async () => {
+  await withTopology("dlq-audit-full", {}, async (ctx) => {
+    await using dir = await tempDir();
+    await using disk = await tinyDisk(64);
+    const refs = ["a-0", "a-1", "a-2"];
+    await seed(ctx, refs);
+    const audit = join(disk.path, "audit.jsonl");
+    await fillDisk(join(disk.path, "filler"));
+    const archiveDir = join(dir.path, "archive");
+    const purge = await runScript("dlq.ts", [
+      "purge",
+      "--yes",
+      "--prefix",
+      ctx.topo.prefix,
+      "--audit-log",
+      audit,
+      "--archive-dir",
+      archiveDir,
+    ]);
+    assert.deepEqual(await refsInDlq(ctx), refs, "nothing was deleted");
+    assert.notEqual(purge.code, 0, `the purge went ahead: ${purge.stdout}`);
+    assert.match(purge.stderr, /audit/i);
+    assert.equal(await Deno.readTextFile(audit).catch(() => ""), "", "no torn audit line");
+    const archives = await Array.fromAsync(Deno.readDir(archiveDir)).catch(() => []);
+    assert.deepEqual(archives.map((a) => a.name), [], "no archive of a purge that did not happen");
+  });
+});
+
+Deno.test("replay lists a dead letter it could not replay, with its reason, and leaves it in the DLQ (exit 1)", async () => {
+  await withTopology("dlq-replay-failure", {}, async (ctx) => {
+    await using dir = await tempDir();
+    await seed(
+      ctx,
+      ["fine-0", "overflow", "fine-1"],
+      (ref) => ref === "overflow" ? { [HEADER.replayCount]: int32(2_147_483_647) } : {},
+    );
+    const replay = await runScript("dlq.ts", [
+      "replay",
+      "--prefix",
+      ctx.topo.prefix,
+      "--audit-log",
+      join(dir.path, "audit.jsonl"),
+    ]);
+    assert.equal(replay.code, 1, replay.stderr);
+    assert.match(
+      replay.stdout,
+      /replayed 2 of 3 matching dead letter\(s\) to .*, 1 failed and stay in the DLQ; 1 left in /,
+    );
+    assert.match(
+      replay.stdout,
+      /not replayed: overflow: cannot count one more replay on x-replay-count 2147483647/,
+    );
+    assert.deepEqual(await refsInDlq(ctx), ["overflow"]);
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 2);
+  });
+});
