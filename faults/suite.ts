@@ -8,6 +8,8 @@
 
 import { strict as assert } from "node:assert";
 import { writeDocBlock } from "../scripts/doc_block.ts";
+import { Broker } from "../lib/broker.ts";
+import { describeError } from "../lib/errors.ts";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { scratchPostgres } from "../testing/postgres.ts";
@@ -534,18 +536,22 @@ Deno.test({
       });
 
       await t.step({
-        name: "amqps://: both services work over TLS with the CA and client certificate from env",
+        name:
+          "amqps://: the broker refuses a client without a certificate; both services work over TLS with the CA and client certificate from env",
         ignore: !selected("tls"),
         fn: async () => {
           const tls = join(CLUSTER_DIR, "tls");
-          const dep = {
-            ...await deployment("tls", [await cluster("tls-url")]),
-            tls: { caFile: join(tls, "ca.pem") },
+          const url = await cluster("tls-url");
+          const files = {
+            caFile: join(tls, "ca.pem"),
+            certFile: join(tls, "client.pem"),
+            keyFile: join(tls, "client.key"),
           };
+          const dep = { ...await deployment("tls", [url]), tls: files };
           const tlsEnv = {
-            RABBITMQ_CA_FILE: join(tls, "ca.pem"),
-            RABBITMQ_CERT_FILE: join(tls, "client.pem"),
-            RABBITMQ_KEY_FILE: join(tls, "client.key"),
+            RABBITMQ_CA_FILE: files.caFile,
+            RABBITMQ_CERT_FILE: files.certFile,
+            RABBITMQ_KEY_FILE: files.keyFile,
           };
           const run = async (script: string, args: string[], env: Record<string, string>) => {
             const service = new Service(
@@ -559,6 +565,24 @@ Deno.test({
             return { code: status?.code, output: service.output() };
           };
           try {
+            // r1 requires a client certificate (verify_peer, fail_if_no_peer_cert): a client that
+            // trusts its CA but shows none is refused, the same client with ours gets in.
+            const anonymous = await Broker.connect(url, { tls: { caFile: files.caFile } }).then(
+              async (broker) => (await broker.close(), undefined),
+              (error: unknown) => error,
+            );
+            assert.ok(anonymous instanceof Error, "connected over TLS without a certificate");
+            assert.match(describeError(anonymous), /alert: CertificateRequired/);
+            await (await Broker.connect(url, { tls: files })).close();
+            const noCertificate = await run("estoque.ts", ["--count", "1"], {
+              RABBITMQ_CA_FILE: files.caFile,
+              RECONNECT_TIMEOUT_MS: "0",
+            });
+            assert.equal(noCertificate.code, 1, noCertificate.output);
+            assert.match(
+              noCertificate.output,
+              /cannot connect to RabbitMQ at amqps:\/\/guest:\*\*\*@localhost:\d+: received fatal alert: CertificateRequired/,
+            );
             const untrusted = await run("estoque.ts", ["--count", "1"], {
               RECONNECT_TIMEOUT_MS: "0",
             });

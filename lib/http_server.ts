@@ -86,6 +86,24 @@ export function listen(
   return promise;
 }
 
+/** What a service's readiness looks at: its connection and its consumer, while it has them. */
+export interface ServiceState {
+  /** The broker connection of the current session, if any. */
+  readonly broker?: { readonly isOpen: boolean } | undefined;
+  /** The consumer of the current session, if any. */
+  readonly consumer?: { readonly ready: boolean } | undefined;
+}
+
+/**
+ * OrdemDeProducao's readiness, for {@linkcode HttpServerOptions.ready}: ready (`/readyz` answers
+ * 200) while its connection is open and its consumer consuming; not before the first session, while
+ * reconnecting, while consumption is paused for the ledger, or once stopping. Reads `state` at each
+ * call, so the caller keeps updating the same record.
+ */
+export function readiness(state: ServiceState): () => boolean {
+  return () => (state.broker?.isOpen ?? false) && (state.consumer?.ready ?? false);
+}
+
 /** Serves the endpoints until shut down; resolves once it listens. */
 export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
   return listen({

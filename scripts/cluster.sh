@@ -12,7 +12,7 @@
 #   scripts/cluster.sh status         the nodes, and which are running
 #   scripts/cluster.sh leader QUEUE   the node that leads a quorum queue (on the default vhost)
 #   scripts/cluster.sh urls           the AMQP URLs of the nodes, comma-separated
-#   scripts/cluster.sh tls-url        r1's amqps:// URL (CA, client cert and key in $CLUSTER_DIR/tls)
+#   scripts/cluster.sh tls-url        r1's amqps:// URL, client cert required (CA, cert, key in $CLUSTER_DIR/tls)
 #   scripts/cluster.sh alarm NODE on|off   raise or clear a memory alarm (blocks publishers)
 #   scripts/cluster.sh rebalance      move quorum queue leaders evenly across the running nodes
 #
@@ -121,7 +121,7 @@ ssl_options.cacertfile = $DIR/tls/ca.pem
 ssl_options.certfile = $DIR/tls/server.pem
 ssl_options.keyfile = $DIR/tls/server.key
 ssl_options.verify = verify_peer
-ssl_options.fail_if_no_peer_cert = false
+ssl_options.fail_if_no_peer_cert = true
 EOF
     fi
     echo '[].' >"$DIR/$node/enabled_plugins"

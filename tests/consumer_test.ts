@@ -1,25 +1,32 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
-import type { ConsumerOptions } from "../lib/consumer.ts";
+import { type ConsumerOptions, OrderConsumer } from "../lib/consumer.ts";
 import type { Outcome } from "../lib/outcome.ts";
 import { publishOrder } from "../lib/estoque.ts";
+import type { Ledger } from "../lib/ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import type { Topology } from "../lib/topology.ts";
+import { type Topology, topology } from "../lib/topology.ts";
 import {
   type BrokerContext,
   fastPolicy,
+  OutcomeLog,
   RABBITMQ_URL,
   type RunningConsumer,
   startConsumer,
   takeMessages,
   tapHeaderTypes,
+  uniquePrefix,
+  waitFor,
   withTopology,
 } from "../testing/broker.ts";
+import { ControlledLedger } from "../testing/ledger.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
+import { withRefusingQueue } from "../testing/refusing_queue.ts";
 
 const policy = fastPolicy(3, 100);
 const tiers = { retryDelays: retryDelays(policy) };
@@ -327,17 +334,231 @@ Deno.test("a dead letter the broker does not take is published again, the origin
   });
 });
 
+// A copy the broker does not confirm (nacked: its queue full; or no confirm in confirmTimeoutMs)
+// is published again while the original stays unacknowledged: acked before the confirm, the
+// message would be lost with the copy.
+
+/** The hops the ledger recorded a message as passed on at, and how: `0:1 retried`. */
+async function hopsPassedOn(ledger: Ledger, key: string): Promise<string[]> {
+  const { forwards } = await ledger.journey(key);
+  return forwards.map((f) => `${f.hop.split("@")[0]} ${f.outcome}`);
+}
+
+/** A publisher on the test's own connection (not the one a fault is injected on). */
+async function directPublisher(ctx: BrokerContext): Promise<ConfirmedPublisher> {
+  return new ConfirmedPublisher(await ctx.broker.confirmChannel());
+}
+
+Deno.test("a retry copy the broker nacks (its tier full) is published again, the original held and acked only once the tier takes it", async () => {
+  const topo = topology({ prefix: uniquePrefix("nacked-retry"), ...tiers });
+  await withRefusingQueue(topo, topo.retryTiers[0]!.queue, async (ctx) => {
+    const attempts: number[] = [];
+    const { consumer, outcomes, ledger, publisher } = await start(ctx, {
+      passOnDelay: (attempt) => (attempts.push(attempt), 20),
+    });
+    const order = newOrder({ quantity: 501 });
+    await publishOrder(publisher, topo, order);
+    await waitFor("the copy refused twice", () => attempts.length >= 2 || undefined);
+    // Held: in flight, not settled, not requeued, not recorded as passed on.
+    assert.equal(consumer.inFlight, 1);
+    assert.equal(outcomes.outcomes.length, 0, "not settled");
+    assert.equal(await ctx.broker.messageCount(topo.queue), 0);
+    assert.deepEqual(await hopsPassedOn(ledger, order.refCode), []);
+    await ctx.accept();
+    await outcomes.until("the dead letter", (o) => o.kind === "dead-lettered");
+    await consumer.drained();
+    // Each hop passed on once: nothing lost, nothing twice.
+    assert.deepEqual(outcomes.outcomes.filter(isFor(order.refCode)).map((o) => o.kind), [
+      "retried",
+      "retried",
+      "retried",
+      "dead-lettered",
+    ]);
+    assert.deepEqual(await hopsPassedOn(ledger, order.refCode), [
+      "0:0 retried",
+      "0:1 retried",
+      "0:2 retried",
+      "0:3 dead-lettered",
+    ]);
+    assert.equal(await ctx.broker.messageCount(topo.deadLetterQueue), 1);
+    await consumer.stop();
+    await ledger.close();
+  });
+});
+
+Deno.test("a consumer that dies while the broker nacks its dead-letter copy leaves the original unacked: delivered again, it is dead-lettered", async () => {
+  const topo = topology({ prefix: uniquePrefix("nacked-dead-letter"), ...tiers });
+  await withRefusingQueue(topo, topo.deadLetterQueue, async (ctx) => {
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    const dying = await Broker.connect(proxy.url, { name: "test consumer dying while nacked" });
+    let refusals = 0;
+    const first = await start({ broker: dying, topo }, {
+      passOnDelay: () => (refusals++, 20),
+    });
+    await publishRaw(await directPublisher(ctx), topo, "not json", { messageId: "nacked-dl" });
+    await waitFor("the copy refused twice", () => refusals >= 2 || undefined);
+    assert.equal(await ctx.broker.messageCount(topo.queue), 0, "held by the consumer");
+    proxy.cut(); // the consumer's connection drops, as it would with its process
+    // Had it been acked, it would be gone: the broker requeues only what was not.
+    await waitFor("the original back in the work queue", async () => {
+      return (await ctx.broker.messageCount(topo.queue)) === 1 || undefined;
+    });
+    assert.equal(await ctx.broker.messageCount(topo.deadLetterQueue), 0);
+    await first.consumer.done.catch(() => {});
+    await first.ledger.close();
+    await dying.close();
+    await ctx.accept();
+    const second = await start(ctx);
+    const [outcome] = await second.outcomes.until("the dead letter", isFor("nacked-dl"));
+    assert.equal(outcome?.kind === "dead-lettered" && outcome.reason, "invalid");
+    const [dead] = await takeMessages(ctx.broker, topo.deadLetterQueue, 1);
+    assert.equal(dead!.properties.messageId, "nacked-dl");
+    assert.equal(await ctx.broker.messageCount(topo.deadLetterQueue), 0, "one dead letter");
+    await second.consumer.stop();
+    await second.ledger.close();
+  });
+});
+
+Deno.test("a retry copy whose confirm does not come in confirmTimeoutMs is published again, the original held and acked after the confirm", async () => {
+  // Copies stay in the tier while the test looks at them.
+  await withTopology("timeout-retry", { retryDelays: [60_000] }, async (ctx) => {
+    const tier = ctx.topo.retryTiers[0]!.queue;
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    const behind = await Broker.connect(proxy.url, { name: "test consumer behind a proxy" });
+    let holdAtNextPassOn = true;
+    const attempts: number[] = [];
+    const { consumer, outcomes, ledger } = await start({ broker: behind, topo: ctx.topo }, {
+      confirmTimeoutMs: 200,
+      passOnDelay: (attempt) => (attempts.push(attempt), 20),
+      // Called as the consumer makes its copy: from then on the broker's answers (the copy's
+      // confirm first) are held.
+      now: () => {
+        if (holdAtNextPassOn) proxy.hold();
+        holdAtNextPassOn = false;
+        return new Date();
+      },
+    });
+    try {
+      const order = newOrder({ quantity: 501 });
+      await publishOrder(await directPublisher(ctx), ctx.topo, order);
+      await waitFor("the copy in the tier", async () => {
+        return (await ctx.broker.messageCount(tier)) === 1 || undefined;
+      });
+      assert.equal(proxy.holding, true);
+      // Past the timeout: held, not settled, not requeued.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.equal(consumer.inFlight, 1);
+      assert.equal(outcomes.outcomes.length, 0, "not settled");
+      assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
+      proxy.release();
+      const [retried] = await outcomes.until("the retry", isFor(order.refCode));
+      assert.equal(retried?.kind === "retried" && retried.retry, 1);
+      assert.deepEqual(attempts, [1], "published again once");
+      assert.match(String(retried?.kind === "retried" && retried.error), /maximum quantity/);
+      // The broker took both copies; they are one copy (same x-copy-id): the next consumer
+      // drops the second.
+      const copies = await takeMessages(ctx.broker, tier, 2);
+      const ids = copies.map((c) => c.properties.headers![HEADER.copyId]);
+      assert.equal(ids[0], ids[1]);
+      assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0, "acked, not requeued");
+      assert.deepEqual(await hopsPassedOn(ledger, order.refCode), ["0:0 retried"]);
+    } finally {
+      await consumer.stop();
+      await ledger.close();
+      await behind.close();
+    }
+  });
+});
+
+Deno.test("a consumer cut off while its dead-letter copy awaits a confirm leaves the original unacked: delivered again, it is dead-lettered", async () => {
+  await withTopology("timeout-dead-letter", tiers, async (ctx) => {
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    const behind = await Broker.connect(proxy.url, { name: "test consumer cut off" });
+    const first = await start({ broker: behind, topo: ctx.topo }, {
+      confirmTimeoutMs: 200,
+      now: () => (proxy.hold(), new Date()),
+    });
+    await publishRaw(await directPublisher(ctx), ctx.topo, "not json", { messageId: "cut-dl" });
+    await waitFor("the dead-letter copy in the DLQ", async () => {
+      return (await ctx.broker.messageCount(ctx.topo.deadLetterQueue)) === 1 || undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the confirm timeout
+    assert.equal(first.consumer.inFlight, 1, "held");
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 0);
+    proxy.cut();
+    // Had it been acked, it would be gone: the broker requeues only what was not.
+    await waitFor("the original back in the work queue", async () => {
+      return (await ctx.broker.messageCount(ctx.topo.queue)) === 1 || undefined;
+    });
+    await first.consumer.done.catch(() => {});
+    await first.ledger.close();
+    await behind.close();
+    const second = await start(ctx);
+    const [outcome] = await second.outcomes.until("the dead letter", isFor("cut-dl"));
+    assert.equal(outcome?.kind === "dead-lettered" && outcome.reason, "invalid");
+    // The first copy, whose confirm was lost, and this one: the same copy, by its x-copy-id.
+    const letters = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 2);
+    assert.deepEqual(letters.map((m) => m.properties.messageId), ["cut-dl", "cut-dl"]);
+    const ids = letters.map((m) => m.properties.headers![HEADER.copyId]);
+    assert.equal(ids[0], ids[1]);
+    await second.consumer.stop();
+    await second.ledger.close();
+  });
+});
+
 Deno.test("stop() lets in-flight deliveries finish and leaves nothing unacked", async () => {
   await withTopology("shutdown", tiers, async (ctx) => {
-    const { consumer, outcomes, ledger, publisher } = await start(ctx);
-    const orders: Order[] = Array.from({ length: 200 }, () => newOrder({ quantity: 5 }));
+    // Commits held until stop() has been called: the deliveries in flight then can only be
+    // finished (created and acked) by a stop that waits, or abandoned (requeued) by one that
+    // does not.
+    const ledger = new ControlledLedger(
+      await SqliteLedger.open(":memory:", { instanceId: "shutdown" }),
+    );
+    const outcomes = new OutcomeLog();
+    const consumer = await OrderConsumer.start({
+      broker: ctx.broker,
+      topology: ctx.topo,
+      ledger,
+      policy,
+      maxQuantity: 500,
+      prefetch: 10,
+      onOutcome: outcomes.record,
+    });
+    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+    ledger.hold();
+    const orders: Order[] = Array.from({ length: 20 }, () => newOrder({ quantity: 5 }));
     await Promise.all(orders.map((o) => publishOrder(publisher, ctx.topo, o)));
-    await outcomes.until("some orders", (o) => o.kind === "created", 10);
-    await consumer.stop(5_000);
-    const settled = outcomes.outcomes.length;
-    const waiting = await ctx.broker.messageCount(ctx.topo.queue);
-    assert.equal(settled + waiting, 200, `${settled} settled + ${waiting} waiting`);
-    assert.equal(await ledger.countOrders(), settled);
+    await ledger.untilHeld(1);
+    await waitFor("the deliveries the prefetch allows", () => {
+      return consumer.inFlight > 0 && consumer.inFlight === consumer.deliveries || undefined;
+    });
+    let stopped = false;
+    const stopping = consumer.stop(10_000).then(() => (stopped = true));
+    // Once the broker no longer sends it anything, the consumer still waits for its work.
+    await waitFor("the consumer cancelled", async () => {
+      const channel = await ctx.broker.channel();
+      const { consumerCount } = await channel.checkQueue(ctx.topo.queue);
+      await channel.close();
+      return consumerCount === 0 || undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(stopped, false, "stop() returned with deliveries in flight");
+    assert.equal(outcomes.outcomes.length, 0, "nothing settled while the ledger was held");
+    const inFlight = consumer.deliveries;
+    ledger.release();
+    await stopping;
+
+    assert.ok(inFlight > 0 && inFlight < orders.length, `${inFlight} in flight`);
+    assert.equal(outcomes.outcomes.length, inFlight);
+    assert.ok(outcomes.outcomes.every((o) => o.kind === "created"), JSON.stringify(outcomes));
+    assert.equal(await ledger.countOrders(), inFlight);
+    // Acked before the channel closed: none went back to the queue. What waits there was never
+    // delivered.
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), orders.length - inFlight);
+    const rest = await takeMessages(ctx.broker, ctx.topo.queue, orders.length - inFlight);
+    assert.deepEqual(rest.filter((m) => m.fields.redelivered), [], "requeued deliveries");
+    const created = new Set(outcomes.outcomes.map((o) => "refCode" in o ? o.refCode : ""));
+    assert.deepEqual(rest.filter((m) => created.has(String(m.properties.messageId))), []);
     await ledger.close();
   });
 });

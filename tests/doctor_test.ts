@@ -14,6 +14,12 @@ import {
   waitFor,
   withTopology,
 } from "../testing/broker.ts";
+import {
+  connectTo,
+  DEFAULT_BROKER,
+  hasDelayedMessagePlugin,
+  otherBroker,
+} from "../testing/other_brokers.ts";
 
 const management = new ManagementClient(managementUrlFor(RABBITMQ_URL), vhostOf(RABBITMQ_URL));
 const tiers = { retryDelays: [5_000, 10_000] };
@@ -158,21 +164,68 @@ Deno.test("doctor flags quorum queues without a delivery limit, a DLQ with one, 
   });
 });
 
-Deno.test("doctor says whether the delayed-message plugin is there and whether the backend needs it", async () => {
-  const topo = topology({ prefix: uniquePrefix("doctor-plugin"), backend: "plugin" });
-  const checks = await runDoctor({ url: RABBITMQ_URL, topology: topo, management });
-  const plugin = find(checks, "delayed-message plugin");
-  if (plugin.status === "ok") assert.match(plugin.detail, /present/);
-  else {assert.match(
-      plugin.detail,
-      /missing, and the plugin backend needs it: .*--retry-backend ttl/,
-    );}
-  const ttl = await runDoctor({
-    url: RABBITMQ_URL,
-    topology: topology({ prefix: topo.prefix }),
-    management,
-  });
-  assert.equal(find(ttl, "delayed-message plugin").status, "ok");
+/** The doctor's plugin check of `topo` on `url`, with `mgmt` or (undefined) by an AMQP probe. */
+async function pluginCheck(
+  url: string,
+  topo: Topology,
+  mgmt: ManagementClient | undefined,
+): Promise<Pick<Check, "status" | "detail">> {
+  const { status, detail } = find(
+    await runDoctor({ url, topology: topo, management: mgmt }),
+    "delayed-message plugin",
+  );
+  return { status, detail };
+}
+
+Deno.test("doctor finds the delayed-message plugin on the broker under test, with and without the management API", async () => {
+  // The broker under test has it (scripts/services.sh enables it): the doctor must say so.
+  await (await connectTo(DEFAULT_BROKER, "test doctor plugin")).close();
+  assert.ok(await hasDelayedMessagePlugin(DEFAULT_BROKER), "the broker under test lacks it");
+  const plugin = topology({ prefix: uniquePrefix("doctor-plugin"), backend: "plugin" });
+  const ttl = topology({ prefix: plugin.prefix });
+  for (const mgmt of [management, undefined]) {
+    const how = mgmt ? "with the management API" : "by an AMQP probe";
+    assert.deepEqual(
+      await pluginCheck(RABBITMQ_URL, plugin, mgmt),
+      { status: "ok", detail: "present (needed by the plugin backend)" },
+      how,
+    );
+    assert.deepEqual(await pluginCheck(RABBITMQ_URL, ttl, mgmt), {
+      status: "ok",
+      detail: "present",
+    }, how);
+  }
+});
+
+const noPlugin = otherBroker("NO_PLUGIN");
+
+Deno.test({
+  name:
+    "doctor on a broker without the delayed-message plugin: a problem for the plugin backend, none for the ttl backend (RABBITMQ_URL_NO_PLUGIN)",
+  ignore: noPlugin === undefined,
+  fn: async () => {
+    const target = noPlugin!;
+    await (await connectTo(target, "test doctor no plugin")).close();
+    assert.equal(
+      await hasDelayedMessagePlugin(target),
+      false,
+      `RABBITMQ_URL_NO_PLUGIN (${target.management.safeUrl}) has the delayed-message plugin`,
+    );
+    const plugin = topology({ prefix: uniquePrefix("doctor-no-plugin"), backend: "plugin" });
+    const ttl = topology({ prefix: plugin.prefix });
+    for (const mgmt of [target.management, undefined]) {
+      const how = mgmt ? "with the management API" : "by an AMQP probe";
+      assert.deepEqual(await pluginCheck(target.url, plugin, mgmt), {
+        status: "fail",
+        detail: `missing, and the plugin backend needs it: "rabbitmq-plugins enable ` +
+          `rabbitmq_delayed_message_exchange", or use --retry-backend ttl`,
+      }, how);
+      assert.deepEqual(await pluginCheck(target.url, ttl, mgmt), {
+        status: "ok",
+        detail: "absent (the ttl backend does not need it)",
+      }, how);
+    }
+  },
 });
 
 Deno.test("doctor reports an unreachable broker as a problem", async () => {

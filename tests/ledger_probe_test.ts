@@ -9,7 +9,17 @@ import { newOrder } from "../lib/order.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
-import { postgresClient } from "../testing/postgres.ts";
+import { dropSchema, postgresClient } from "../testing/postgres.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
+
+/** `promise`, or a rejection saying it stalled once `ms` have passed. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, stalled]).finally(() => clearTimeout(timer));
+}
 
 const order = () => ({ kind: "order", order: newOrder({ quantity: 1 }), attempt: 0 }) as const;
 
@@ -111,5 +121,32 @@ Deno.test("a PostgreSQL ledger whose database turns read-only fails its probe as
     }
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  }
+});
+
+Deno.test("a PostgreSQL ledger whose connection goes silent (half-open) fails commits and probes as an outage within its statement timeout", async () => {
+  await using proxy = HoldingProxy.start(POSTGRES_URL);
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const ledger = await PostgresLedger.open(proxy.url, {
+    schema,
+    instanceId: "silent",
+    statementTimeoutMs: 1_000,
+  });
+  try {
+    await ledger.commit([order()]);
+    proxy.hold(); // the server's answers stop arriving, as on a half-open connection
+    await assert.rejects(
+      () => within(10_000, ledger.commit([order()])),
+      (e: unknown) => e instanceof LedgerUnavailableError,
+    );
+    await assert.rejects(() => within(10_000, ledger.probe()), LedgerUnavailableError);
+    proxy.release();
+    await ledger.probe().catch(() => {}); // a connection the stall left behind may fail once
+    await ledger.probe();
+    assert.deepEqual(await ledger.commit([order()]), ["created"]);
+  } finally {
+    proxy.release();
+    await ledger.close();
+    await dropSchema(POSTGRES_URL, schema);
   }
 });

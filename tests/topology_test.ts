@@ -4,12 +4,21 @@ import { Broker } from "../lib/broker.ts";
 import { FatalError } from "../lib/errors.ts";
 import {
   declareTopology,
+  DELAYED_MESSAGE_PLUGIN,
   deleteTopology,
   queueDeclarations,
   retryTierFor,
   topology,
 } from "../lib/topology.ts";
-import { RABBITMQ_URL, uniquePrefix, withTopology } from "../testing/broker.ts";
+import { RABBITMQ_URL, uniquePrefix, waitFor, withTopology } from "../testing/broker.ts";
+import {
+  type BrokerUnderTest,
+  connectTo,
+  DEFAULT_BROKER,
+  hasDelayedMessagePlugin,
+  otherBroker,
+  queueInfo,
+} from "../testing/other_brokers.ts";
 
 Deno.test("topology() derives every name from the prefix", () => {
   const topo = topology({ prefix: "demo.", retryDelays: [10_000, 5_000, 5_000] });
@@ -86,23 +95,61 @@ Deno.test("declareTopology() explains a queue that exists with other settings", 
   }
 });
 
-Deno.test("declareTopology() names the delayed-message plugin and the ttl alternative when it is missing", async () => {
-  const broker = await Broker.connect(RABBITMQ_URL);
+Deno.test("declareTopology() declares the plugin backend's delayed-message exchange on the broker under test, which has the plugin", async () => {
+  // The broker under test has the plugin (scripts/services.sh enables it): the declaration must
+  // succeed, whatever the code does without it (the next test, on a broker without it).
+  const broker = await connectTo(DEFAULT_BROKER, "test plugin");
   const topo = topology({ prefix: uniquePrefix("plugin"), backend: "plugin" });
   try {
-    await declareTopology(broker, topo);
-    console.log("  the broker has the delayed-message plugin: declared the plugin topology");
-    const cleaner = await Broker.connect(RABBITMQ_URL);
-    await deleteTopology(cleaner, topo);
-    await cleaner.close();
-  } catch (error) {
-    assert.match(
-      (error as Error).message,
-      /lacks the delayed-message plugin \(rabbitmq_delayed_message_exchange\).*--retry-backend ttl/,
+    assert.ok(
+      await hasDelayedMessagePlugin(DEFAULT_BROKER),
+      `${broker.safeUrl} knows no x-delayed-message exchange: enable ${DELAYED_MESSAGE_PLUGIN} ` +
+        `(scripts/services.sh does)`,
     );
+    await declareTopology(broker, topo);
+    const channel = await broker.channel();
+    await channel.checkExchange(topo.exchange);
+    await channel.close();
   } finally {
+    await deleteTopology(broker, topo).catch(() => {});
     await broker.close();
   }
+});
+
+const noPlugin = otherBroker("NO_PLUGIN");
+
+Deno.test({
+  name:
+    "declareTopology() on a broker without the delayed-message plugin names it and the ttl alternative (RABBITMQ_URL_NO_PLUGIN)",
+  ignore: noPlugin === undefined,
+  fn: async () => {
+    const target = noPlugin!;
+    const broker = await connectTo(target, "test no plugin");
+    const topo = topology({ prefix: uniquePrefix("no-plugin"), backend: "plugin" });
+    const ttl = topology({ prefix: topo.prefix, retryDelays: [50] });
+    const cleaner = await connectTo(target, "test no plugin cleanup");
+    try {
+      assert.equal(
+        await hasDelayedMessagePlugin(target),
+        false,
+        `RABBITMQ_URL_NO_PLUGIN (${broker.safeUrl}) has the delayed-message plugin`,
+      );
+      const error = await declareTopology(broker, topo).then(() => undefined, (e) => e);
+      assert.ok(error instanceof FatalError, `declared without the plugin: ${error}`);
+      assert.equal(error.code, "plugin_missing");
+      assert.match(
+        error.message,
+        /lacks the delayed-message plugin \(rabbitmq_delayed_message_exchange\).*rabbitmq-plugins enable rabbitmq_delayed_message_exchange.*--retry-backend ttl/,
+      );
+      assert.ok(!error.message.includes("guest:guest"), "no password in the message");
+      // The alternative it names works on the same broker.
+      await declareTopology(cleaner, ttl);
+    } finally {
+      await deleteTopology(cleaner, ttl).catch(() => {});
+      await cleaner.close();
+      await broker.close();
+    }
+  },
 });
 
 Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once with an explicit delivery limit, and the DLQ unlimited", () => {
@@ -175,3 +222,68 @@ Deno.test("declareTopology() on a quorum DLQ left with a delivery limit stops wi
     await broker.close();
   }
 });
+
+/**
+ * Declares the quorum topology on `target` and reads the delivery limits back from its
+ * management API: 20 on the work queue and each tier, declared (and, on 4.x, in effect); on the
+ * DLQ none on 3.x, -1 on 4.x (in effect: unlimited, where 4.x would otherwise set 20).
+ */
+async function quorumLimitsOn(target: BrokerUnderTest, release?: string): Promise<void> {
+  const broker = await connectTo(target, "test quorum limits");
+  const topo = topology({
+    prefix: uniquePrefix("quorum-limits"),
+    retryDelays: [100, 200],
+    queueType: "quorum",
+  });
+  try {
+    const version = broker.serverVersion;
+    const found = Number.parseInt(version, 10);
+    if (release !== undefined) {
+      assert.ok(version.startsWith(`${release}.`), `${target.url} is RabbitMQ ${version}`);
+    }
+    await declareTopology(broker, topo);
+    const limited = [topo.queue, ...topo.retryTiers.map((t) => t.queue)];
+    for (const name of limited) {
+      const queue = await target.management.queue(name);
+      assert.equal(queue?.type, "quorum", name);
+      assert.equal(queue?.arguments["x-delivery-limit"], 20, `${name} on ${version}`);
+    }
+    const dlq = await target.management.queue(topo.deadLetterQueue);
+    assert.equal(dlq?.type, "quorum");
+    if (found >= 4) {
+      assert.equal(dlq?.arguments["x-delivery-limit"], -1, `the DLQ on ${version}`);
+      // What the broker enforces, from its statistics (emitted every 5 s).
+      const effective = await waitFor(`the delivery limits ${version} enforces`, async () => {
+        const queues = [...limited, topo.deadLetterQueue];
+        const limits = await Promise.all(
+          queues.map(async (q) => (await queueInfo(target, q)).delivery_limit),
+        );
+        return limits.every((l) => l !== undefined) ? limits : undefined;
+      }, 15_000);
+      assert.deepEqual(effective, [...limited.map(() => 20), "unlimited"]);
+    } else {
+      assert.ok(
+        !("x-delivery-limit" in (dlq?.arguments ?? {})),
+        `the DLQ on ${version} has ${JSON.stringify(dlq?.arguments)}`,
+      );
+    }
+  } finally {
+    await deleteTopology(broker, topo).catch(() => {});
+    await broker.close();
+  }
+}
+
+Deno.test("declareTopology() on quorum queues of the broker under test: x-delivery-limit 20 on the work queue and tiers, the DLQ unlimited", async () => {
+  await quorumLimitsOn(DEFAULT_BROKER);
+});
+
+for (const release of ["4.0", "4.3"] as const) {
+  const name = release === "4.0" ? "4_0" : "4_3";
+  const target = otherBroker(name);
+  Deno.test({
+    name:
+      `declareTopology() on quorum queues of RabbitMQ ${release}: x-delivery-limit 20 on the work queue and tiers, -1 (unlimited) on the DLQ (RABBITMQ_URL_${name})`,
+    ignore: target === undefined,
+    fn: () => quorumLimitsOn(target!, release),
+  });
+}

@@ -1,0 +1,145 @@
+/**
+ * Brokers besides the one under test, for what one broker cannot show: the paths taken without the
+ * delayed-message plugin, and what RabbitMQ 4.x does that 3.10 does not. Each is opt-in, by
+ * environment:
+ *
+ * | name        | AMQP URL                  | management API URL (default: same host, port 15672) |
+ * | ----------- | ------------------------- | ----------------------------------------------------- |
+ * | `NO_PLUGIN` | `RABBITMQ_URL_NO_PLUGIN`  | `RABBITMQ_MANAGEMENT_URL_NO_PLUGIN`                   |
+ * | `4_0`       | `RABBITMQ_URL_4_0`        | `RABBITMQ_MANAGEMENT_URL_4_0`                         |
+ * | `4_3`       | `RABBITMQ_URL_4_3`        | `RABBITMQ_MANAGEMENT_URL_4_3`                         |
+ *
+ * `scripts/services.sh --broker 4.0` (or `4.3`) starts such a node and prints its two URLs; the
+ * 4.3 node has no delayed-message plugin. A test that needs a broker left unset is ignored (and
+ * reported as such by `deno test`); one that is set but cannot be reached fails.
+ *
+ * @example
+ * ```sh
+ * RABBITMQ_URL_NO_PLUGIN=amqp://guest:guest@127.0.0.1:5674 \
+ * RABBITMQ_MANAGEMENT_URL_NO_PLUGIN=http://guest:guest@127.0.0.1:15674 \
+ *   deno test -P tests/topology_test.ts tests/doctor_test.ts
+ * ```
+ *
+ * @module
+ */
+
+import { Broker } from "../lib/broker.ts";
+import { ManagementClient, managementUrlFor, vhostOf } from "../lib/management.ts";
+import { RABBITMQ_URL } from "./broker.ts";
+
+/** A broker the tests can run against. */
+export interface BrokerUnderTest {
+  /** What the environment calls it (`NO_PLUGIN`, `4_0`, `4_3`), or `default` for RABBITMQ_URL. */
+  readonly name: string;
+  /** Its AMQP URL. */
+  readonly url: string;
+  /** Its management API's URL, with credentials. */
+  readonly managementUrl: string;
+  /** Its management API. */
+  readonly management: ManagementClient;
+}
+
+function brokerUnderTest(name: string, url: string, managementUrl: string): BrokerUnderTest {
+  return {
+    name,
+    url,
+    managementUrl,
+    management: new ManagementClient(managementUrl, vhostOf(url)),
+  };
+}
+
+/**
+ * The broker under test (`RABBITMQ_URL`), with its management API (`RABBITMQ_MANAGEMENT_URL`,
+ * default: same host, port 15672).
+ */
+export const DEFAULT_BROKER: BrokerUnderTest = brokerUnderTest(
+  "default",
+  RABBITMQ_URL,
+  Deno.env.get("RABBITMQ_MANAGEMENT_URL") ?? managementUrlFor(RABBITMQ_URL),
+);
+
+/** One of the opt-in brokers of the module doc; undefined when its URL is not set. */
+export function otherBroker(name: "NO_PLUGIN" | "4_0" | "4_3"): BrokerUnderTest | undefined {
+  const url = Deno.env.get(`RABBITMQ_URL_${name}`);
+  if (url === undefined || url === "") return undefined;
+  const managementUrl = Deno.env.get(`RABBITMQ_MANAGEMENT_URL_${name}`) ?? managementUrlFor(url);
+  return brokerUnderTest(name, url, managementUrl);
+}
+
+/**
+ * Connects to `target` and checks that its management API speaks for the same broker (the same
+ * version), so that a management URL left to its default never answers for another one.
+ */
+export async function connectTo(target: BrokerUnderTest, name: string): Promise<Broker> {
+  const broker = await Broker.connect(target.url, { name });
+  try {
+    const overview = await managementRequest(target, "GET", "overview") as {
+      rabbitmq_version?: string;
+    };
+    if (overview.rabbitmq_version !== broker.serverVersion) {
+      throw new Error(
+        `${target.management.safeUrl} is RabbitMQ ${overview.rabbitmq_version}, but ` +
+          `${broker.safeUrl} is ${broker.serverVersion}: set RABBITMQ_MANAGEMENT_URL_${target.name} ` +
+          `to its management API`,
+      );
+    }
+    return broker;
+  } catch (error) {
+    await broker.close();
+    throw error;
+  }
+}
+
+/** Whether the broker knows the delayed-message exchange type, by its management API. */
+export async function hasDelayedMessagePlugin(target: BrokerUnderTest): Promise<boolean> {
+  return (await target.management.exchangeTypes()).includes("x-delayed-message");
+}
+
+/**
+ * What the management API says of a queue, as it says it (fields the client in lib/ does not
+ * read, such as 4.x's `delivery_limit`).
+ */
+export async function queueInfo(
+  target: BrokerUnderTest,
+  queue: string,
+): Promise<Record<string, unknown>> {
+  const path = `queues/${vhostPath(target)}/${encodeURIComponent(queue)}`;
+  return await managementRequest(target, "GET", path) as Record<string, unknown>;
+}
+
+/** The vhost of `target`'s URL, as the management API's paths spell it (`%2F`). */
+export function vhostPath(target: BrokerUnderTest): string {
+  return encodeURIComponent(vhostOf(target.url));
+}
+
+/** A request to `target`'s management API (`path` after `/api/`); its answer, parsed. */
+export async function managementRequest(
+  target: BrokerUnderTest,
+  method: "GET" | "PUT" | "DELETE",
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const base = new URL(target.managementUrl);
+  const authorization = `Basic ${
+    btoa(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`)
+  }`;
+  base.username = "";
+  base.password = "";
+  const url = `${base.href.replace(/\/$/, "")}/api/${path}`;
+  const response = await fetch(url, {
+    method,
+    headers: {
+      authorization,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    throw new Error(
+      `${method} ${target.management.safeUrl}/api/${path} answered ${response.status}`,
+    );
+  }
+  return text === "" ? undefined : JSON.parse(text);
+}
