@@ -37,7 +37,8 @@
 #   RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:15673
 #
 # --stop (with --broker 4.0 or 4.3 only) stops that node and does nothing else; the machine's
-# broker is never stopped.
+# broker is never stopped. Without --broker and --broker-only (as `deno task test` runs it), both
+# 4.x nodes are started as well: the tests compare the brokers (testing/other_brokers.ts).
 #
 #   scripts/services.sh [--broker 3.10|4.0|4.3] [--broker-only] [--go]
 #   scripts/services.sh --broker 4.0|4.3 --stop
@@ -312,6 +313,12 @@ case "$version" in
   4.*) broker4 ;;
   *) broker ;;
 esac
+# The test suite's other brokers (testing/other_brokers.ts): with no --broker and not
+# --broker-only, the 4.0 and 4.3 nodes are started beside the machine's broker too.
+if [ -z "$version" ] && [ -z "$broker_only" ]; then
+  bash "$0" --broker 4.0 --broker-only >/dev/null
+  bash "$0" --broker 4.3 --broker-only >/dev/null
+fi
 [ -n "$broker_only" ] || postgres
 [ -n "$broker_only" ] || tools
 if [ -n "$go" ]; then

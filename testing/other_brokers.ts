@@ -1,23 +1,21 @@
 /**
  * Brokers besides the one under test, for what one broker cannot show: the paths taken without the
- * delayed-message plugin, and what RabbitMQ 4.x does that 3.10 does not. Each is opt-in, by
- * environment:
+ * delayed-message plugin, and what RabbitMQ 4.x does that 3.10 does not. By default they are the
+ * nodes `scripts/services.sh` starts beside the machine's broker (`deno task test` runs it); the
+ * environment points them elsewhere:
  *
- * | name        | AMQP URL                  | management API URL (default: same host, port 15672) |
- * | ----------- | ------------------------- | ----------------------------------------------------- |
- * | `NO_PLUGIN` | `RABBITMQ_URL_NO_PLUGIN`  | `RABBITMQ_MANAGEMENT_URL_NO_PLUGIN`                   |
- * | `4_0`       | `RABBITMQ_URL_4_0`        | `RABBITMQ_MANAGEMENT_URL_4_0`                         |
- * | `4_3`       | `RABBITMQ_URL_4_3`        | `RABBITMQ_MANAGEMENT_URL_4_3`                         |
+ * | name        | AMQP URL (default)                                  | management API URL (default)                                |
+ * | ----------- | --------------------------------------------------- | ----------------------------------------------------------- |
+ * | `NO_PLUGIN` | `RABBITMQ_URL_NO_PLUGIN` (the 4.3 node's)           | `RABBITMQ_MANAGEMENT_URL_NO_PLUGIN` (the 4.3 node's)        |
+ * | `4_0`       | `RABBITMQ_URL_4_0` (`amqp://…@127.0.0.1:5673`)      | `RABBITMQ_MANAGEMENT_URL_4_0` (`http://…@127.0.0.1:15673`)  |
+ * | `4_3`       | `RABBITMQ_URL_4_3` (`amqp://…@127.0.0.1:5674`)      | `RABBITMQ_MANAGEMENT_URL_4_3` (`http://…@127.0.0.1:15674`)  |
  *
- * `scripts/services.sh --broker 4.0` (or `4.3`) starts such a node and prints its two URLs; the
- * 4.3 node has no delayed-message plugin. A test that needs a broker left unset is ignored (and
- * reported as such by `deno test`); one that is set but cannot be reached fails.
+ * The 4.3 node has no delayed-message plugin. A test whose broker cannot be reached fails.
  *
  * @example
  * ```sh
- * RABBITMQ_URL_NO_PLUGIN=amqp://guest:guest@127.0.0.1:5674 \
- * RABBITMQ_MANAGEMENT_URL_NO_PLUGIN=http://guest:guest@127.0.0.1:15674 \
- *   deno test -P tests/topology_test.ts tests/doctor_test.ts
+ * bash scripts/services.sh --broker 4.3 --broker-only   # prints the 4.3 node's two URLs
+ * deno test -P tests/topology_test.ts tests/doctor_test.ts
  * ```
  *
  * @module
@@ -58,11 +56,17 @@ export const DEFAULT_BROKER: BrokerUnderTest = brokerUnderTest(
   Deno.env.get("RABBITMQ_MANAGEMENT_URL") ?? managementUrlFor(RABBITMQ_URL),
 );
 
-/** One of the opt-in brokers of the module doc; undefined when its URL is not set. */
-export function otherBroker(name: "NO_PLUGIN" | "4_0" | "4_3"): BrokerUnderTest | undefined {
-  const url = Deno.env.get(`RABBITMQ_URL_${name}`);
-  if (url === undefined || url === "") return undefined;
-  const managementUrl = Deno.env.get(`RABBITMQ_MANAGEMENT_URL_${name}`) ?? managementUrlFor(url);
+/** Where `scripts/services.sh` runs each of the other brokers. */
+const DEFAULT_PORTS = { "4_0": 5673, "4_3": 5674, NO_PLUGIN: 5674 } as const;
+
+/** One of the other brokers of the module doc. */
+export function otherBroker(name: "NO_PLUGIN" | "4_0" | "4_3"): BrokerUnderTest {
+  const port = DEFAULT_PORTS[name];
+  const url = Deno.env.get(`RABBITMQ_URL_${name}`) || `amqp://guest:guest@127.0.0.1:${port}`;
+  const managementUrl = Deno.env.get(`RABBITMQ_MANAGEMENT_URL_${name}`) ||
+    (Deno.env.get(`RABBITMQ_URL_${name}`)
+      ? managementUrlFor(url)
+      : `http://guest:guest@127.0.0.1:${port + 10_000}`);
   return brokerUnderTest(name, url, managementUrl);
 }
 
