@@ -15,7 +15,7 @@ import { orderProperties } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import type { Broker } from "../lib/broker.ts";
 import { copyProperties } from "../lib/publisher.ts";
-import { copyIdFor, deliveryIdentity, recordedHop } from "../lib/copy_identity.ts";
+import { copyIdFor, deliveryIdentity } from "../lib/copy_identity.ts";
 import {
   deadLetterHeaders,
   type FailureRecord,
@@ -166,13 +166,12 @@ const OVER_LIMIT = "maximum quantity exceeded: 900 > 500";
 
 /** The failure ours' consumer gives an order of 900, with the `x-copy-id` ours stamps on its copy. */
 function overLimit(message: ConsumeMessage): FailureRecord {
-  const key = String(message.properties.messageId ?? "");
   return {
     error: OVER_LIMIT,
     now: new Date(),
     exchange: message.fields.exchange,
     routingKey: message.fields.routingKey,
-    copyId: copyIdFor(key, recordedHop("0:0", deliveryIdentity(message))),
+    copyId: copyIdFor(deliveryIdentity(message), "0:0"),
   };
 }
 

@@ -476,10 +476,12 @@ export class OrderConsumer implements AsyncDisposable {
    */
   async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
     const { key, message } = delivery;
-    if (key === undefined) return await this.#passOn(delivery, error, undefined);
-    const hop = recordedHop(delivery.hop, deliveryIdentity(message));
+    if (key === undefined) return await this.#passOn(delivery, error, undefined, undefined);
+    const identity = deliveryIdentity(message);
+    const hop = recordedHop(delivery.hop, identity);
+    const copyId = copyIdFor(identity, delivery.hop);
     // Delivered for the first time and no copy of ours: it cannot have been passed on.
-    if (!mayHaveBeenPassedOn(message)) return await this.#passOn(delivery, error, hop);
+    if (!mayHaveBeenPassedOn(message)) return await this.#passOn(delivery, error, hop, copyId);
     // One delivery of a message's hop at a time: a second copy in flight waits, then finds the
     // hop passed on and is dropped.
     const claimed = this.#claims.claim(key, hop);
@@ -501,7 +503,7 @@ export class OrderConsumer implements AsyncDisposable {
         log.info("dropped a copy already passed on", { refCode: key, hop });
         return { kind: "skipped", messageKey: key };
       }
-      return await this.#passOn(delivery, error, hop);
+      return await this.#passOn(delivery, error, hop, copyId);
     } finally {
       release();
     }
@@ -512,16 +514,22 @@ export class OrderConsumer implements AsyncDisposable {
    * has confirmed the copy. A copy the broker does not take (a queue without a leader, a node
    * going down) is published again after a growing delay while the original stays
    * unacknowledged: requeueing it instead would spend a quorum queue's delivery limit in seconds.
-   * `hop` is the hop the pass-on is recorded under, undefined for a delivery without a key.
+   * `hop` is the hop the pass-on is recorded under and `copyId` the copy's `x-copy-id`, both
+   * undefined for a delivery without a key.
    */
-  async #passOn(delivery: Delivery, error: unknown, hop: string | undefined): Promise<Outcome> {
+  async #passOn(
+    delivery: Delivery,
+    error: unknown,
+    hop: string | undefined,
+    copyId: string | undefined,
+  ): Promise<Outcome> {
     const { message, key } = delivery;
     const failure: FailureRecord = {
       error,
       now: this.#now(),
       exchange: message.fields.exchange,
       routingKey: message.fields.routingKey,
-      ...(key !== undefined && hop !== undefined ? { copyId: copyIdFor(key, hop) } : {}),
+      ...(copyId !== undefined ? { copyId } : {}),
     };
     const decision = decideRetry(this.#options.policy, delivery.retries, error, this.#random);
     const outcome = await this.#forwarder.passOnUntilTaken(

@@ -5,7 +5,7 @@
  * retry copy after a replay).
  *
  * - A retry or dead-letter copy made by OrdemDeProducao carries `x-copy-id`, derived from the
- *   message it was made from, so the same copy published twice (its confirm was
+ *   message it was made from and its hop, so the same copy published twice (its confirm was
  *   lost) or made twice (a crash between its confirm and the original's ack) carries the same id.
  * - Any other message (an original, the Go consumer's copy, a replay) is known by a digest of its
  *   body, message id and timestamp, and is looked up only when the broker says it was delivered
@@ -47,14 +47,18 @@ export function recordedHop(hop: string, identity: string): string {
 }
 
 /**
- * The `x-copy-id` of the copy made of a delivery, from its key and its recorded hop: the same
- * every time the same delivery is passed on.
+ * The `x-copy-id` of the copy made of a delivery of `hop` known as `identity`: the same every time
+ * the same delivery is passed on. A copy's id names the chain it belongs to (the digest of the
+ * message it started from) and the hop it was made from; no second digest is taken.
  *
  * @example
  * ```ts
- * copyIdFor("REF-1", "0:0@d:0f…"); // "c:5b1e…" (32 hex digits), every time
+ * copyIdFor("d:0f1e…", "0:0"); // "c:0f1e…/0:0"
+ * copyIdFor("c:0f1e…/0:0", "0:1"); // "c:0f1e…/0:1"
  * ```
  */
-export function copyIdFor(key: string, hop: string): string {
-  return `c:${createHash("sha256").update(`${key}\u0000${hop}`).digest("hex").slice(0, 32)}`;
+export function copyIdFor(identity: string, hop: string): string {
+  const slash = identity.indexOf("/");
+  const chain = identity.slice(2, slash === -1 ? undefined : slash);
+  return `c:${chain}/${hop}`;
 }
