@@ -121,8 +121,7 @@ export class SqliteWriter {
   /** Commits `writes` in one transaction, stamped `at` by `instanceId`; one result per write. */
   commit(writes: readonly LedgerWrite[], at: string, instanceId: string): LedgerResult[] {
     const results: LedgerResult[] = [];
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    this.#transaction(() => {
       for (const write of writes) {
         if (write.kind === "order") {
           const { order } = write;
@@ -148,6 +147,15 @@ export class SqliteWriter {
           results.push("recorded");
         }
       }
+    });
+    return results;
+  }
+
+  /** Runs `work` in one write transaction, committed, or rolled back when anything throws. */
+  #transaction(work: () => void): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      work();
       this.#db.exec("COMMIT");
     } catch (error) {
       // A failed COMMIT may have ended the transaction already: keep the error that matters.
@@ -156,7 +164,6 @@ export class SqliteWriter {
       } catch { /* no transaction left to roll back */ }
       throw error;
     }
-    return results;
   }
 
   /**
@@ -168,16 +175,7 @@ export class SqliteWriter {
   probe(at: string, instanceId: string): void {
     this.#db.exec("PRAGMA busy_timeout = 100");
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
-        this.#probeWrite.run(instanceId, at, PROBE_BYTES);
-        this.#db.exec("COMMIT");
-      } catch (error) {
-        try {
-          this.#db.exec("ROLLBACK");
-        } catch { /* no transaction left to roll back */ }
-        throw error;
-      }
+      this.#transaction(() => this.#probeWrite.run(instanceId, at, PROBE_BYTES));
     } finally {
       this.#db.exec("PRAGMA busy_timeout = 5000");
     }

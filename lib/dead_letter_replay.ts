@@ -83,9 +83,13 @@ interface SendOutcome {
   failed(error: unknown): void;
 }
 
-/** Publishes copies in order, with a window of confirms in flight, and at most `ratePerSecond`. */
+/**
+ * Publishes copies to the work exchange of `topo`, in order, with a window of confirms in flight,
+ * and at most `ratePerSecond`.
+ */
 class Republisher {
   readonly #publisher: ConfirmedPublisher;
+  readonly #topo: Topology;
   readonly #window: number;
   readonly #interval: number;
   #inFlight = 0;
@@ -96,8 +100,14 @@ class Republisher {
   /** Copies awaiting their confirm. */
   readonly #confirming = new Set<Promise<void>>();
 
-  constructor(publisher: ConfirmedPublisher, window: number, ratePerSecond: number | undefined) {
+  constructor(
+    publisher: ConfirmedPublisher,
+    topo: Topology,
+    window: number,
+    ratePerSecond: number | undefined,
+  ) {
     this.#publisher = publisher;
+    this.#topo = topo;
     this.#window = window;
     this.#interval = ratePerSecond ? 1000 / ratePerSecond : 0;
   }
@@ -108,23 +118,17 @@ class Republisher {
    * its way (true; not when it is confirmed), or was not sent because `go()` said no (false).
    */
   send(
-    exchange: string,
-    routingKey: string,
     body: Uint8Array,
     properties: PublishProperties,
     go: () => boolean,
     outcome: SendOutcome,
   ): Promise<boolean> {
-    const turn = this.#turns.then(() =>
-      this.#sendNow(exchange, routingKey, body, properties, go, outcome)
-    );
+    const turn = this.#turns.then(() => this.#sendNow(body, properties, go, outcome));
     this.#turns = turn.catch(() => {});
     return turn;
   }
 
   async #sendNow(
-    exchange: string,
-    routingKey: string,
     body: Uint8Array,
     properties: PublishProperties,
     go: () => boolean,
@@ -141,8 +145,8 @@ class Republisher {
     if (!go()) return false;
     this.#inFlight++;
     const confirming: Promise<void> = this.#publisher.publish(
-      exchange,
-      routingKey,
+      this.#topo.exchange,
+      this.#topo.routingKey,
       body,
       properties,
     )
@@ -188,6 +192,7 @@ export async function replayDeadLetters(
   const confirmChannel = await broker.confirmChannel();
   const republisher = new Republisher(
     new ConfirmedPublisher(confirmChannel, { timeoutMs: options.confirmTimeoutMs ?? 10_000 }),
+    topo,
     options.window ?? 5_000,
     options.ratePerSecond,
   );
@@ -217,8 +222,6 @@ export async function replayDeadLetters(
         // Only what the ack needs outlives the send: the body is let go once it is on its way.
         const { fields } = message;
         const sent = await republisher.send(
-          topo.exchange,
-          topo.routingKey,
           message.content,
           properties,
           () => pass.active,
@@ -351,6 +354,7 @@ export async function replayArchive(
   const confirmChannel = await broker.confirmChannel();
   const republisher = new Republisher(
     new ConfirmedPublisher(confirmChannel),
+    topo,
     options.window ?? 5_000,
     options.ratePerSecond,
   );
@@ -371,7 +375,7 @@ export async function replayArchive(
         failures.add(entry.refCode ?? undefined, error);
         continue;
       }
-      await republisher.send(topo.exchange, topo.routingKey, body, properties, () => true, {
+      await republisher.send(body, properties, () => true, {
         confirmed: () => {
           endPublishSpan(span);
           done++;

@@ -11,6 +11,7 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import { Broker, DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import { type ConsumerOptions, OrderConsumer } from "../lib/consumer.ts";
 import type { Outcome } from "../lib/outcome.ts";
+import type { Ledger } from "../lib/ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { setupLogging } from "../lib/log.ts";
@@ -76,10 +77,10 @@ export async function withTopology(
 }
 
 /** A consumer started by {@linkcode startConsumer}, with what a test looks at. */
-export interface RunningConsumer {
+export interface RunningConsumer<L extends Ledger = SqliteLedger> {
   readonly consumer: OrderConsumer;
   readonly outcomes: OutcomeLog;
-  readonly ledger: SqliteLedger;
+  readonly ledger: L;
   /** A confirm-mode publisher on the test's connection, to send it messages. */
   readonly publisher: ConfirmedPublisher;
 }
@@ -88,13 +89,14 @@ export interface RunningConsumer {
  * Starts a consumer on a test topology with `policy`, an in-memory ledger (unless given), a limit
  * of 500 and an {@linkcode OutcomeLog}; `options` override the rest.
  */
-export async function startConsumer(
+export async function startConsumer<L extends Ledger = SqliteLedger>(
   ctx: BrokerContext,
   policy: RetryPolicy,
-  options: Partial<ConsumerOptions> & { ledger?: SqliteLedger } = {},
-): Promise<RunningConsumer> {
+  options: Partial<ConsumerOptions> & { ledger?: L } = {},
+): Promise<RunningConsumer<L>> {
   const outcomes = new OutcomeLog();
-  const ledger = options.ledger ?? await SqliteLedger.open(":memory:", { instanceId: "test" });
+  const ledger = options.ledger ??
+    await SqliteLedger.open(":memory:", { instanceId: "test" }) as unknown as L;
   const consumer = await OrderConsumer.start({
     broker: ctx.broker,
     topology: ctx.topo,
@@ -132,6 +134,32 @@ export function tapHeaderTypes(broker: Broker): (header: string) => string[] {
       }
     }
     return tags;
+  };
+}
+
+/**
+ * Records the bytes a connection sends from now on and returns a reader of whether `text` (an
+ * exchange's or a queue's name, say) was in any of them: whether a method naming it went to the
+ * broker.
+ */
+export function tapSent(broker: Broker): (text: string) => boolean {
+  const stream = (broker.model.connection as unknown as {
+    stream: { write(chunk: unknown, ...rest: unknown[]): boolean };
+  }).stream;
+  const write = stream.write;
+  const sent: Uint8Array[] = [];
+  stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+    if (chunk instanceof Uint8Array) sent.push(new Uint8Array(chunk));
+    return write.call(this, chunk, ...rest);
+  };
+  return (text) => {
+    const wanted = new TextEncoder().encode(text);
+    return sent.some((chunk) => {
+      for (let i = 0; i + wanted.length <= chunk.length; i++) {
+        if (wanted.every((b, j) => chunk[i + j] === b)) return true;
+      }
+      return false;
+    });
   };
 }
 

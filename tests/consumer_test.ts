@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
-import { type ConsumerOptions, OrderConsumer } from "../lib/consumer.ts";
+import type { ConsumerOptions } from "../lib/consumer.ts";
 import type { Outcome } from "../lib/outcome.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import type { Ledger } from "../lib/ledger.ts";
@@ -14,7 +14,6 @@ import { type Topology, topology } from "../lib/topology.ts";
 import {
   type BrokerContext,
   fastPolicy,
-  OutcomeLog,
   RABBITMQ_URL,
   type RunningConsumer,
   startConsumer,
@@ -514,17 +513,10 @@ Deno.test("stop() lets in-flight deliveries finish and leaves nothing unacked", 
     const ledger = new ControlledLedger(
       await SqliteLedger.open(":memory:", { instanceId: "shutdown" }),
     );
-    const outcomes = new OutcomeLog();
-    const consumer = await OrderConsumer.start({
-      broker: ctx.broker,
-      topology: ctx.topo,
+    const { consumer, outcomes, publisher } = await startConsumer(ctx, policy, {
       ledger,
-      policy,
-      maxQuantity: 500,
       prefetch: 10,
-      onOutcome: outcomes.record,
     });
-    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
     ledger.hold();
     const orders: Order[] = Array.from({ length: 20 }, () => newOrder({ quantity: 5 }));
     await Promise.all(orders.map((o) => publishOrder(publisher, ctx.topo, o)));

@@ -4,12 +4,10 @@
  */
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
-import { OrderConsumer } from "../lib/consumer.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { newOrder } from "../lib/order.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
-import { ConfirmedPublisher } from "../lib/publisher.ts";
-import { fastPolicy, OutcomeLog, POSTGRES_URL, withTopology } from "../testing/broker.ts";
+import { fastPolicy, POSTGRES_URL, startConsumer, withTopology } from "../testing/broker.ts";
 import { dropSchema } from "../testing/postgres.ts";
 
 const policy = fastPolicy(3, 100);
@@ -18,17 +16,8 @@ Deno.test("a message whose key or error holds a NUL fails no order committed bes
   await withTopology("pg-nul", { retryDelays: [100, 200, 300] }, async (ctx) => {
     const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
     const ledger = await PostgresLedger.open(POSTGRES_URL, { schema, instanceId: "nul" });
-    const outcomes = new OutcomeLog();
-    const consumer = await OrderConsumer.start({
-      broker: ctx.broker,
-      topology: ctx.topo,
-      ledger,
-      policy,
-      maxQuantity: 500,
-      onOutcome: outcomes.record,
-    });
+    const { consumer, outcomes, publisher } = await startConsumer(ctx, policy, { ledger });
     try {
-      const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
       const orders = Array.from({ length: 30 }, () => newOrder({ quantity: 5 }));
       const raw = (body: string, messageId: string) =>
         publisher.publish(ctx.topo.exchange, ctx.topo.routingKey, Buffer.from(body), {
