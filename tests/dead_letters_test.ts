@@ -11,9 +11,9 @@ import { encodeOrder, newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { deadLetterHeaders, HEADER } from "../lib/retry_headers.ts";
 import type { DeadLetterReason } from "../lib/retry_policy.ts";
+import { dlqOnTerminal } from "../testing/terminal.ts";
 import {
   type BrokerContext,
-  RABBITMQ_URL,
   runScript,
   scriptCommand,
   takeMessages,
@@ -324,13 +324,9 @@ Deno.test("on a terminal, purge asks first, showing how many match and a sample;
       { reason: "exhausted", at: hourAgo },
       { reason: "exhausted", at: hourAgo },
     ]);
-    // `script` runs the command on a pseudo-terminal, as an operator's shell would.
-    const purge = async (answer: string) => {
-      const command = [
-        Deno.execPath(),
-        "run",
-        "-A",
-        join(new URL("..", import.meta.url).pathname, "dlq.ts"),
+    // On a pseudo-terminal, as an operator's shell would run it.
+    const purge = (answer: string) =>
+      dlqOnTerminal([
         "purge",
         "--prefix",
         ctx.topo.prefix,
@@ -338,20 +334,7 @@ Deno.test("on a terminal, purge asks first, showing how many match and a sample;
         join(dir.path, "archive"),
         "--audit-log",
         join(dir.path, "audit.jsonl"),
-      ].map((part) => `'${part}'`).join(" ");
-      const child = new Deno.Command("script", {
-        args: ["-qec", command, "/dev/null"],
-        env: { RABBITMQ_URL },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(answer));
-      await writer.close();
-      const { code, stdout } = await child.output();
-      return { code, stdout: new TextDecoder().decode(stdout) };
-    };
+      ], answer);
     const no = await purge("n\n");
     assert.equal(no.code, 0, no.stdout);
     assert.match(

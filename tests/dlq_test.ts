@@ -10,16 +10,9 @@ import { Buffer } from "node:buffer";
 import { inspectDeadLetters } from "../lib/dead_letter_ops.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { deadLetterHeaders, HEADER, int32 } from "../lib/retry_headers.ts";
-import {
-  type BrokerContext,
-  RABBITMQ_URL,
-  runScript,
-  tempDir,
-  withTopology,
-} from "../testing/broker.ts";
+import { type BrokerContext, runScript, tempDir, withTopology } from "../testing/broker.ts";
 import { fillDisk, tinyDisk } from "../testing/disk.ts";
-
-const root = new URL("..", import.meta.url).pathname;
+import { dlqOnTerminal } from "../testing/terminal.ts";
 
 /** Puts dead letters `refs` in the DLQ as the consumer would, in order. */
 async function seed(
@@ -58,51 +51,6 @@ async function refsInDlq(ctx: BrokerContext): Promise<string[]> {
   return (await inspectDeadLetters(ctx.broker, ctx.topo)).letters.map((l) => String(l.refCode));
 }
 
-/**
- * Runs `dlq <args>` on a pseudo-terminal (`script`), as an operator's shell would; once it asks,
- * runs `meanwhile` and answers `answer`. Resolves with its exit code and everything it printed.
- */
-async function onTerminal(
-  args: readonly string[],
-  meanwhile: () => Promise<void>,
-  answer: string,
-  timeoutMs = 20_000,
-): Promise<{ code: number; stdout: string }> {
-  const command = [Deno.execPath(), "run", "-A", join(root, "dlq.ts"), ...args]
-    .map((part) => `'${part}'`).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", command, "/dev/null"],
-    env: { RABBITMQ_URL },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let stdout = "";
-    while (!stdout.includes("[y/N]")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`dlq ended without asking:\n${stdout}`);
-      stdout += value;
-    }
-    await meanwhile();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(answer));
-    await writer.close();
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stdout += value;
-    }
-    const { code } = await child.status;
-    await child.stderr.cancel();
-    return { code, stdout };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 for (const archiving of [false, true]) {
   Deno.test(
     `purge${
@@ -114,7 +62,7 @@ for (const archiving of [false, true]) {
         await seed(ctx, ["first-0", "first-1"]);
         const late = ["late-0", "late-1", "late-2"];
         const archiveDir = join(dir.path, "archive");
-        const { code, stdout } = await onTerminal(
+        const { code, stdout } = await dlqOnTerminal(
           [
             "purge",
             "--prefix",
@@ -123,8 +71,8 @@ for (const archiving of [false, true]) {
             join(dir.path, "audit.jsonl"),
             ...(archiving ? ["--archive-dir", archiveDir] : ["--no-archive"]),
           ],
-          () => seed(ctx, late), // arrive while the operator reads the question
           "y\n",
+          { meanwhile: () => seed(ctx, late) }, // arrive while the operator reads the question
         );
         assert.equal(code, 0, stdout);
         assert.match(stdout, /Delete 2 of 2 matching dead letter\(s\)/);
