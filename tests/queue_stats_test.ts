@@ -3,20 +3,40 @@ import { Buffer } from "node:buffer";
 import { inspectDeadLetters } from "../lib/dead_letter_ops.ts";
 import { readQueueStats } from "../lib/queue_stats.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import { waitFor, withTopology } from "../testing/broker.ts";
+import { declareTopology, deleteTopology, topology } from "../lib/topology.ts";
+import { uniquePrefix, waitFor } from "../testing/broker.ts";
+import {
+  type BrokerUnderTest,
+  connectTo,
+  DEFAULT_BROKER,
+  otherBroker,
+} from "../testing/other_brokers.ts";
 
-Deno.test("looking at a quorum DLQ 50 times and reading its metrics 50 times spends none of its dead letters", async () => {
-  // A delivery limit of 3 on the work queue and tiers: were it on the DLQ too, every look that
-  // counts as a delivery would bring a letter nearer to being dropped.
-  await withTopology("quorum-looks", {
+/**
+ * Five dead letters in a quorum DLQ, looked at 50 times and read by the metrics 50 times. A
+ * delivery limit of 3 on the work queue and tiers: were it on the DLQ too, every look (a
+ * delivery given back) would bring a letter nearer to being dropped; 4.x would drop them at its
+ * default of 20.
+ */
+async function lookFiftyTimes(target: BrokerUnderTest): Promise<void> {
+  const broker = await connectTo(target, "test quorum looks");
+  const topo = topology({
+    prefix: uniquePrefix("quorum-looks"),
     retryDelays: [100],
     queueType: "quorum",
     deliveryLimit: 3,
-  }, async (ctx) => {
-    const channel = await ctx.broker.confirmChannel();
+  });
+  const lettersBack = () =>
+    waitFor(
+      "the letters back",
+      async () => await broker.messageCount(topo.deadLetterQueue) === 5 || undefined,
+    );
+  try {
+    await declareTopology(broker, topo);
+    const channel = await broker.confirmChannel();
     const at = new Date(Date.now() - 60_000).toISOString();
     for (let i = 0; i < 5; i++) {
-      channel.publish(ctx.topo.deadLetterExchange, ctx.topo.routingKey, Buffer.from(`{"n":${i}}`), {
+      channel.publish(topo.deadLetterExchange, topo.routingKey, Buffer.from(`{"n":${i}}`), {
         persistent: true,
         messageId: `letter-${i}`,
         headers: { [HEADER.reason]: "invalid", [HEADER.deadLetteredAt]: at },
@@ -24,29 +44,35 @@ Deno.test("looking at a quorum DLQ 50 times and reading its metrics 50 times spe
     }
     await channel.waitForConfirms();
     await channel.close();
+    const version = broker.serverVersion;
     for (let i = 0; i < 50; i++) {
-      await waitFor(
-        "the letters back",
-        async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined,
-      );
-      const { letters } = await inspectDeadLetters(ctx.broker, ctx.topo);
-      assert.equal(letters.length, 5, `look ${i + 1} saw ${letters.length} letters`);
+      await lettersBack();
+      const { letters } = await inspectDeadLetters(broker, topo);
+      assert.equal(letters.length, 5, `look ${i + 1} on ${version} saw ${letters.length} letters`);
     }
     for (let i = 0; i < 50; i++) {
       // The peek's letter is back at the head a moment after it is returned.
-      await waitFor(
-        "the letters back",
-        async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined,
-      );
-      const stats = await readQueueStats(ctx.broker, ctx.topo);
-      assert.equal(stats.depth.dlq, 5, `metrics read ${i + 1} found ${stats.depth.dlq} letters`);
+      await lettersBack();
+      const stats = await readQueueStats(broker, topo);
+      assert.equal(stats.depth.dlq, 5, `metrics read ${i + 1} on ${version}: ${stats.depth.dlq}`);
       assert.ok((stats.oldestDeadLetterSeconds ?? 0) >= 59, "the oldest letter's age is read");
     }
-    await waitFor(
-      "the letters back",
-      async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 5 || undefined,
-    );
-    const { letters } = await inspectDeadLetters(ctx.broker, ctx.topo);
+    await lettersBack();
+    const { letters } = await inspectDeadLetters(broker, topo);
     assert.deepEqual(letters.map((l) => l.refCode), [0, 1, 2, 3, 4].map((i) => `letter-${i}`));
-  });
-});
+  } finally {
+    await deleteTopology(broker, topo).catch(() => {});
+    await broker.close();
+  }
+}
+
+for (
+  const [label, target] of [
+    ["the broker under test", DEFAULT_BROKER],
+    ["RabbitMQ 4.0", otherBroker("4_0")],
+    ["RabbitMQ 4.3", otherBroker("4_3")],
+  ] as const
+) {
+  Deno.test(`looking at a quorum DLQ 50 times and reading its metrics 50 times spends none of its dead letters (${label})`, () =>
+    lookFiftyTimes(target));
+}
