@@ -4,9 +4,10 @@
  * sent again after its dead letter was purged, a producer reusing a message id, the Go consumer's
  * retry copy after a replay).
  *
- * - A retry or dead-letter copy made by OrdemDeProducao carries `x-copy-id`, derived from the
- *   message it was made from and its hop, so the same copy published twice (its confirm was
- *   lost) or made twice (a crash between its confirm and the original's ack) carries the same id.
+ * - A retry or dead-letter copy made by OrdemDeProducao carries `x-copy-id`: its chain (random
+ *   where a chain starts, kept from copy to copy) and the hop it was made from, so the same copy
+ *   published twice (its confirm was lost) or made twice from a copy (a crash between its confirm
+ *   and the ack) carries the same id, and no two messages share a chain.
  * - Any other message (an original, the Go consumer's copy, a replay) is known by a digest of its
  *   body, message id and timestamp, and is looked up only when the broker says it was delivered
  *   before (`redelivered`): a message delivered for the first time cannot have been passed on.
@@ -47,18 +48,21 @@ export function recordedHop(hop: string, identity: string): string {
 }
 
 /**
- * The `x-copy-id` of the copy made of a delivery of `hop` known as `identity`: the same every time
- * the same delivery is passed on. A copy's id names the chain it belongs to (the digest of the
- * message it started from) and the hop it was made from; no second digest is taken.
+ * The `x-copy-id` of the copy made of a delivery of `hop` known as `identity`. A copy of a copy
+ * continues its chain (`c:<chain>/<hop>`): the same delivery passed on twice (a crash between the
+ * confirm and the ack) makes the same copy id, and the next consumer drops the second copy. A
+ * copy of anything else starts a new chain with a random id: two messages alike byte for byte (an
+ * order sent again after its dead letter was purged) never share a chain, so neither is taken for
+ * the other at any hop.
  *
  * @example
  * ```ts
- * copyIdFor("d:0f1e…", "0:0"); // "c:0f1e…/0:0"
- * copyIdFor("c:0f1e…/0:0", "0:1"); // "c:0f1e…/0:1"
+ * copyIdFor("d:0f1e…", "0:0"); // "c:7c9e6679…/0:0", a new chain
+ * copyIdFor("c:7c9e6679…/0:0", "0:1"); // "c:7c9e6679…/0:1", every time
  * ```
  */
 export function copyIdFor(identity: string, hop: string): string {
+  if (!identity.startsWith("c:")) return `c:${crypto.randomUUID().replaceAll("-", "")}/${hop}`;
   const slash = identity.indexOf("/");
-  const chain = identity.slice(2, slash === -1 ? undefined : slash);
-  return `c:${chain}/${hop}`;
+  return `c:${identity.slice(2, slash === -1 ? undefined : slash)}/${hop}`;
 }

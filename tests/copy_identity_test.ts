@@ -43,13 +43,15 @@ Deno.test("deliveryIdentity() is the copy id when there is one, else a digest of
   assert.equal(deliveryIdentity(copy), "c:abc/0:0");
 });
 
-Deno.test("copyIdFor() names the chain and the hop, the same every time; copies are looked up, first deliveries are not", () => {
+Deno.test("copyIdFor() starts a new chain from an original and continues a copy's, the same every time", () => {
   const original = message('{"RefCode":"r"}', { messageId: "r" });
   const identity = deliveryIdentity(original);
   const first = copyIdFor(identity, "0:0");
-  assert.equal(first, copyIdFor(identity, "0:0"));
-  assert.equal(first, `c:${identity.slice(2)}/0:0`);
-  assert.equal(copyIdFor(first, "0:1"), `c:${identity.slice(2)}/0:1`);
+  assert.match(first, /^c:[0-9a-f]{32}\/0:0$/);
+  assert.notEqual(copyIdFor(identity, "0:0"), first, "the same bytes again start another chain");
+  const chain = first.slice(2, first.indexOf("/"));
+  assert.equal(copyIdFor(first, "0:1"), `c:${chain}/0:1`);
+  assert.equal(copyIdFor(first, "0:1"), copyIdFor(first, "0:1"));
   assert.equal(recordedHop("0:1", first), `0:1@${first}`);
   assert.equal(mayHaveBeenPassedOn(original), false);
   assert.equal(mayHaveBeenPassedOn(message("{}", {}, true)), true);
