@@ -70,10 +70,12 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /**
  * SQLSTATEs that mean the database cannot take work now, not that the work is wrong: a lost
  * connection, and a server that is shutting down, starting, read-only, or out of disk, memory or
- * connections. Every error that is not the server's own (no SQLSTATE: a refused, reset or timed
- * out connection) is an outage too.
+ * connections, or one that cancelled a statement past its `statement_timeout` (57014: the database
+ * too slow or a table locked, not the order's fault). Every error that is not the server's own (no
+ * SQLSTATE: a refused, reset or timed out connection) is an outage too.
  */
 const UNAVAILABLE = new Set([
+  "57014",
   "08000",
   "08001",
   "08003",

@@ -150,3 +150,27 @@ Deno.test("a PostgreSQL ledger whose connection goes silent (half-open) fails co
     await dropSchema(POSTGRES_URL, schema);
   }
 });
+
+Deno.test("a PostgreSQL commit cancelled by the statement timeout (a table locked) is an outage, not the orders' failure", async () => {
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const ledger = await PostgresLedger.open(POSTGRES_URL, {
+    schema,
+    instanceId: "locked",
+    statementTimeoutMs: 300,
+  });
+  await using admin = await postgresClient(POSTGRES_URL);
+  try {
+    await admin.query("BEGIN");
+    await admin.query(`LOCK TABLE ${schema}.production_orders IN ACCESS EXCLUSIVE MODE`);
+    await assert.rejects(
+      () => within(10_000, ledger.commit([order()])),
+      (e: unknown) => e instanceof LedgerUnavailableError && e.code === "57014",
+    );
+    await admin.query("ROLLBACK");
+    assert.deepEqual(await ledger.commit([order()]), ["created"]);
+  } finally {
+    await admin.query("ROLLBACK").catch(() => {});
+    await ledger.close();
+    await dropSchema(POSTGRES_URL, schema);
+  }
+});
