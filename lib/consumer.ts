@@ -215,7 +215,10 @@ export class OrderConsumer implements AsyncDisposable {
     consumer = new OrderConsumer(options, channel, forwarder);
     // Small at first, growing while bodies are small (byte_budget.ts).
     await channel.prefetch(consumer.#budget.prefetchNow);
-    await consumer.#consume();
+    // In the switch's turn, so that a prefetch grown by the first deliveries waits for the start.
+    const starting = consumer.#consume();
+    consumer.#switching = starting.catch(() => {});
+    await starting;
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
   }
@@ -249,6 +252,8 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options.onLedger?.({ kind: "back", unavailableMs });
     await this.#switch(async () => {
       if (this.#stopping || this.#overBudget || this.#consumption.active) return;
+      // The prefetch the byte budget allows now: it may have shrunk while the breaker was open.
+      await this.#channel.prefetch(this.#budget.prefetchNow);
       await this.#consume();
     });
   }
