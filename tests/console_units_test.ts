@@ -8,7 +8,7 @@ import { strict as assert } from "node:assert";
 import { normaliseError, toDeadLetter } from "../lib/dead_letters.ts";
 import { groupFailures, pageOf } from "../lib/console/dead_letter_index.ts";
 import { sumMetrics } from "../lib/console/overview.ts";
-import { parseUsers, UsersFileError } from "../lib/console/auth.ts";
+import { fromAnotherSite, parseUsers, UsersFileError } from "../lib/console/auth.ts";
 import {
   AllowedHostsError,
   HostGuard,
@@ -244,15 +244,68 @@ Deno.test("LoginLimit: four failures free, then a wait that doubles up to 15 min
   assert.equal(limit.failed("10.0.0.1"), 0);
 });
 
-Deno.test("LoginLimit remembers at most maxClients addresses, forgetting the one that failed longest ago", () => {
+Deno.test("LoginLimit, full, forgets an address with the fewest failures, the one that failed longest ago", () => {
   let now = 0;
   const limit = new LoginLimit({ now: () => now, freeFailures: 0, maxClients: 2 });
   assert.equal(limit.failed("a"), 1_000);
   now += 1;
   limit.failed("b");
   now += 1;
-  limit.failed("a"); // "a" failed last now; "b" is the oldest
+  limit.failed("a"); // "a" has two failures, "b" one
   limit.failed("c");
+  assert.equal(limit.size, 2);
   assert.equal(limit.waitMs("b"), 0);
   assert.ok(limit.waitMs("a") > 0 && limit.waitMs("c") > 0);
+  now += 1;
+  limit.failed("d"); // "c" and "d" one each: "c" failed longer ago
+  assert.deepEqual(["a", "c", "d"].map((client) => limit.waitMs(client) > 0), [true, false, true]);
+});
+
+Deno.test("LoginLimit: failing once from many addresses does not push out a guesser that is held back", () => {
+  let now = 0;
+  const limit = new LoginLimit({ now: () => now, maxClients: 100 });
+  for (let i = 0; i < 6; i++) limit.failed("guesser");
+  for (let i = 0; i < 100_000; i++) limit.failed(`2001:db8::${i.toString(16)}`);
+  assert.equal(limit.size, 100);
+  assert.deepEqual([limit.failures("guesser"), limit.waitMs("guesser")], [6, 2_000]);
+  // To push it out, every other slot must have failed as often: 99 addresses, six times each,
+  // each waiting out its own waits.
+  for (let round = 0; round < 6; round++) {
+    now += limit.waitMs("2001:db8:1::0");
+    for (let i = 0; i < 99; i++) assert.equal(limit.waitMs(`2001:db8:1::${i}`), 0);
+    for (let i = 0; i < 99; i++) limit.failed(`2001:db8:1::${i}`);
+  }
+  assert.equal(limit.failures("guesser"), 6);
+  limit.failed("2001:db8:2::1");
+  assert.equal(limit.failures("guesser"), 0);
+  assert.equal(limit.size, 100);
+});
+
+Deno.test("LoginLimit, full, first forgets an address whose failures are an hour old, however many", () => {
+  let now = 0;
+  const limit = new LoginLimit({ now: () => now, maxClients: 2 });
+  for (let i = 0; i < 10; i++) limit.failed("old");
+  now += 3_000_000;
+  limit.failed("recent");
+  now += 600_000; // "old" is forgotten; "recent" has one failure, but is recent
+  limit.failed("new");
+  assert.equal(limit.size, 2);
+  for (let i = 0; i < 4; i++) limit.failed("recent");
+  assert.equal(limit.waitMs("recent"), 1_000);
+  assert.throws(() => new LoginLimit({ maxClients: 0 }), RangeError);
+});
+
+Deno.test("fromAnotherSite: Sec-Fetch-Site cross-site or same-site, or another Origin; a client without them is taken at its word", () => {
+  const from = (headers: Record<string, string>) =>
+    fromAnotherSite(new Request("http://127.0.0.1:8090/api/session", { headers }));
+  assert.equal(from({ "sec-fetch-site": "cross-site" }), "a request from another site");
+  assert.equal(from({ "sec-fetch-site": "same-site" }), "a request from another site");
+  assert.equal(from({ origin: "http://127.0.0.1:3000" }), "a request from http://127.0.0.1:3000");
+  assert.equal(from({ origin: "null" }), "a request from null");
+  assert.equal(
+    from({ "sec-fetch-site": "same-origin", origin: "http://127.0.0.1:8090" }),
+    undefined,
+  );
+  assert.equal(from({ "sec-fetch-site": "none" }), undefined); // typed, or a bookmark
+  assert.equal(from({}), undefined); // curl, a script
 });

@@ -4,9 +4,11 @@
  * with any user name, which the audit trail records), a basic-auth user of `--users-file`, or, on a
  * loopback address with none of those configured, the local user (who may act). Every action
  * (a POST) must also carry the CSRF token of its principal and come from the console's own origin,
- * so a page elsewhere cannot act with the browser's credentials. Which host names count as the
- * console's is lib/console/allowed_hosts.ts's to say; how many wrong credentials an address may
- * try, lib/console/login_limit.ts's.
+ * so a page elsewhere cannot act with the browser's credentials; nor can it log in, right or wrong
+ * ({@linkcode fromAnotherSite}: the server does not look at credentials such a request carries,
+ * so a page elsewhere can neither guess through a browser nor spend the login limit of the
+ * browser's address). Which host names count as the console's is lib/console/allowed_hosts.ts's
+ * to say; how many wrong credentials an address may try, lib/console/login_limit.ts's.
  *
  * @module
  */
@@ -83,6 +85,37 @@ function passwordMatches(user: ConsoleUser, given: string): boolean {
   return sameText(given, user.password);
 }
 
+/**
+ * How a request shows it was made by a page on another site, or undefined when it does not: a
+ * browser says so in `Sec-Fetch-Site` (`cross-site`; `same-site` for another origin of the same
+ * site, such as another port of the same host), or sends an `Origin` other than the request's own.
+ * A client that sends neither (curl, a script) is taken at its word. Browsers send
+ * `Sec-Fetch-Site` only to https and loopback origins, and `Origin` not with a plain GET: over
+ * plain http to another name, a link from elsewhere looks like a typed address.
+ *
+ * The request's own origin is built from its `Host` header, so the caller must first have checked
+ * that header names the console (lib/console/allowed_hosts.ts): a page whose name was rebound to
+ * the console's address would otherwise pass as same-origin.
+ *
+ * @example
+ * ```ts
+ * fromAnotherSite(new Request("http://127.0.0.1:8090/", {
+ *   headers: { "sec-fetch-site": "same-site" }, // a page on 127.0.0.1:3000
+ * })); // "a request from another site"
+ * ```
+ */
+export function fromAnotherSite(request: Request): string | undefined {
+  const site = request.headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") {
+    return "a request from another site";
+  }
+  const origin = request.headers.get("origin");
+  if (origin !== null && origin !== new URL(request.url).origin) {
+    return `a request from ${origin}`;
+  }
+  return undefined;
+}
+
 /** Tells who a request comes from, and checks the CSRF token of its actions. */
 export class Authenticator {
   readonly #options: AuthOptions;
@@ -152,20 +185,12 @@ export class Authenticator {
 
   /**
    * Why an action may not go on, or undefined when it may: it must carry the principal's CSRF
-   * token, and must not come from another site (`Sec-Fetch-Site`, and an `Origin` other than the
-   * request's own). The request's own origin is built from its `Host` header, so the caller must
-   * first have checked that header names the console (lib/console/allowed_hosts.ts): a page
-   * whose name was rebound to the console's address would otherwise pass as same-origin.
+   * token, and must not come from another site ({@linkcode fromAnotherSite}, whose caller must
+   * have checked the `Host` header first).
    */
   refuseAction(request: Request, principal: Principal): string | undefined {
-    const site = request.headers.get("sec-fetch-site");
-    if (site !== null && site !== "same-origin" && site !== "none") {
-      return "a request from another site cannot act here";
-    }
-    const origin = request.headers.get("origin");
-    if (origin !== null && origin !== new URL(request.url).origin) {
-      return `a request from ${origin} cannot act here`;
-    }
+    const foreign = fromAnotherSite(request);
+    if (foreign !== undefined) return `${foreign} cannot act here`;
     const given = request.headers.get("x-csrf-token") ?? "";
     if (!sameText(given, this.csrfToken(principal))) {
       return "the CSRF token is missing or wrong: reload the page";

@@ -3,9 +3,10 @@
  * nothing from a CDN, no build step), and a JSON API the page reads. Every request must be
  * addressed to one of the console's host names (lib/console/allowed_hosts.ts: 421 otherwise, so a
  * DNS-rebound page reads nothing), come from an address not waiting out its failed logins
- * (lib/console/login_limit.ts: 429) and have a principal (lib/console/auth.ts); every action also
- * needs the operator role, the CSRF token, a same-origin request and a console that is not
- * read-only. No broker or database credential is ever part of an answer.
+ * (lib/console/login_limit.ts: 429), not come from a page on another site once credentials are
+ * configured (its credentials are not looked at: 401) and have a principal (lib/console/auth.ts);
+ * every action also needs the operator role, the CSRF token, a same-origin request and a console
+ * that is not read-only. No broker or database credential is ever part of an answer.
  *
  * @module
  */
@@ -18,7 +19,7 @@ import { logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
 import type { DeadLetterActions } from "./actions.ts";
 import type { HostGuard } from "./allowed_hosts.ts";
-import type { Authenticator, Principal } from "./auth.ts";
+import { type Authenticator, fromAnotherSite, type Principal } from "./auth.ts";
 import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
 import { buildJourney } from "./journey.ts";
 import type { LoginLimit } from "./login_limit.ts";
@@ -98,6 +99,23 @@ function tooManyFailures(waitMs: number): Response {
   );
 }
 
+/**
+ * The answer to a request another site's page made of a console that needs credentials: 401, its
+ * credentials not looked at (right, they would let that page log in through the browser; wrong,
+ * they would count against the browser's address, and five lock the operator out). A 401 without
+ * a challenge: with one, the browser would answer with the credentials in the link's URL (or ask
+ * for a password) in the same cross-site request again; and, were that answered with anything but
+ * 401, it would keep those credentials and send them with its next request here (the favicon's,
+ * same-origin), where they would count.
+ */
+function notFromElsewhere(foreign: string, url: URL): Response {
+  return problem(
+    `${foreign}: credentials sent from another site's page are not looked at; open ` +
+      `${url.origin}/ yourself (type it, or use a bookmark)`,
+    401,
+  );
+}
+
 /** A dead letter as a row of the failures page: what `dlq list --json` prints, and its size. */
 function row(letter: DeadLetter) {
   return { ...deadLetterJson(letter, false), bytes: letter.size };
@@ -164,9 +182,12 @@ async function handle(
   const url = new URL(request.url);
   const waitMs = o.loginLimit.waitMs(client);
   if (waitMs > 0) return tooManyFailures(waitMs);
+  const foreign = o.auth.configured ? fromAnotherSite(request) : undefined;
+  if (foreign !== undefined) return notFromElsewhere(foreign, url);
   const principal = o.auth.authenticate(request);
   if (principal === undefined) {
-    // A wrong credential counts; none at all (a browser's first request) does not.
+    // A wrong credential counts; none at all (a browser's first request) does not, nor does one
+    // from another site (not looked at, above).
     if (o.auth.configured && request.headers.has("authorization")) {
       const wait = o.loginLimit.failed(client);
       if (wait > 0) {
