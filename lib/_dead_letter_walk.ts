@@ -1,25 +1,51 @@
 /**
  * One pass over the dead-letter queue, for the operations of dead_letter_ops.ts: it walks the
- * queue front to back and keeps what it does not take unacknowledged until it ends, so that the
- * broker puts those messages back in their places when its channel closes.
+ * queue front to back, keeps what it does not take unacknowledged until it ends, then gives that
+ * back, and returns only once the broker applied all it did.
  *
- * A pass holds a bounded number of bytes. It asks the broker for messages in batches (a consumer
- * with a prefetch count, cancelled once it delivered that many, then another), each batch as
- * large as fits in what is left of `maxHeldBytes` at the largest body seen so far (one message
- * at first, then at most twice the batch before); it asks for no more while the bodies it holds
- * would not leave room for one more. A body that would take the pass past the bound all the same
- * (bodies grew within a batch) is not kept: it and what follows it in its batch are put back in
- * their places (`basic.nack` with requeue, once the batch is cancelled) and taken again by the
- * next batch. So the bodies held never exceed `maxHeldBytes`, except for a single body larger
- * than that, which is held alone. A body is held from its delivery until its visit settles. (On
- * a quorum queue a put-back counts as a delivery attempt in `x-delivery-count`, as does every
- * message a pass leaves when its channel closes.)
+ * A pass that acts (a replay, a purge) holds a bounded number of bytes. It asks the broker for
+ * messages in batches (a consumer with a prefetch count, cancelled once it delivered that many,
+ * then another), each batch as large as fits in what is left of `maxHeldBytes` at the largest
+ * body seen so far (one message at first, then at most twice the batch before); it asks for no
+ * more while the bodies it holds would not leave room for one more. A body that would take the
+ * pass past the bound all the same (bodies grew within a batch) is not kept: it and what follows
+ * it in its batch are put back (`basic.nack` with requeue, once the batch is cancelled), and the
+ * next batch begins once the queue counts them again. So the bodies held never exceed
+ * `maxHeldBytes`, except for a single body larger than that, which is held alone. A body is held
+ * from its delivery until its visit settles. A batch's consumer delivers exactly its batch: the
+ * acks of its messages wait until it is cancelled (an ack would let it deliver more, which a
+ * quorum queue hands back on its own).
  *
- * A batch's consumer delivers exactly its batch: the acks of its messages wait until it is
- * cancelled (an ack would let it deliver more, which a quorum queue hands back on its own). What
- * a closing channel leaves goes back in its place on a classic queue; a quorum queue returns it
- * consumer by consumer, in the order of their tags, which sort in batch order (for up to 32
- * batches; past that, the order of the batches may be shuffled, though nothing is lost).
+ * A look (a listing, a dry run: a visitor that says `looksOnly`, whose visits are quick) asks for
+ * every letter at once, one consumer per 65,535, and puts none back mid-pass: each body is let go
+ * once looked at, so it holds what one read from the connection delivers (some 100 KB) or one
+ * body, even where `maxHeldBytes` is set lower than that.
+ *
+ * How a pass ends. A quorum queue applies acks and put-backs asynchronously, and a channel that
+ * closes while some are on their way loses them (RabbitMQ's quorum-queue client holds them back
+ * once 32 commands are in flight, and forgets what it held when the channel goes): an acked letter
+ * comes back. So a pass that acked anything puts back every letter it still holds itself, batch
+ * by batch in order, and closes its channel only once the queue lists none of its consumers (a
+ * quorum queue keeps a cancelled consumer until every letter it delivered is settled: that count
+ * is what the queue applied). A pass that acked nothing gives its letters back by closing its
+ * channel, then waits the same way: a pass after it counts them all. Either wait ends after
+ * {@linkcode SETTLE_TIMEOUT_MS} (someone else's consumer that stays keeps the count up), with a
+ * warning. (On a quorum queue every letter given back counts as a delivery in
+ * `x-delivery-count`; the DLQ has no delivery limit.)
+ *
+ * Where the letters go back. A classic queue puts each in its place. A quorum queue serves the
+ * letters given back before the others; what a closed channel held goes back at the end of those,
+ * consumer by consumer, each consumer's in order, where RabbitMQ before 4.3 keeps the consumers in
+ * order only up to 32 of them; a letter put back on its own goes back at the end of those from
+ * RabbitMQ 4.3 on, but behind every letter before it. So:
+ * - a look leaves the queue as it found it: it takes every letter, in up to 32 consumers before
+ *   RabbitMQ 4.3, where it refuses to begin (code `would_reorder`) on more than 2,097,120 letters
+ *   (whatever the queue's type, which a pass cannot see).
+ *   One stopped early (aborted, its channel closed) can leave the letters it took behind those it
+ *   had not reached.
+ * - a pass that acts keeps the order of the letters it leaves among themselves, and ahead of those
+ *   that arrived meanwhile, except on a quorum queue of RabbitMQ before 4.3: there they go behind
+ *   those, and a letter it put back mid-pass is taken again after those it had not reached.
  *
  * A pass ends with a {@linkcode DeadLetterPassError} when its channel closes (code
  * `channel_closed`) or the broker cancels its consumer (`cancelled`): whatever it had not acked
@@ -32,7 +58,11 @@ import amqp from "amqplib";
 import type { Channel, ConsumeMessage, Message } from "amqplib";
 import type { Broker } from "./broker.ts";
 import type { DeadLetterFilter } from "./dead_letters.ts";
+import { logger } from "./log.ts";
+import { serverVersionAtLeast } from "./server_version.ts";
 import type { Topology } from "./topology.ts";
+
+const log = logger("dlq");
 
 /**
  * The most bytes of dead letters' bodies a pass holds at once when nothing else is said (64 MiB).
@@ -42,6 +72,18 @@ export const DEFAULT_MAX_HELD_BYTES = 64 * 1024 * 1024;
 
 /** The largest prefetch count AMQP can carry (a 16-bit field). */
 const MAX_CREDIT = 65_535;
+
+/**
+ * How long a pass waits, at most, once it is done, for the queue to apply what it acked and gave
+ * back (30 s); past that it closes its channel all the same, with a warning.
+ */
+export const SETTLE_TIMEOUT_MS = 30_000;
+
+/**
+ * The most consumers whose letters a quorum queue of RabbitMQ before 4.3 gives back in order when
+ * their channel closes (past 32, the order of its consumer map's keys is a hash's).
+ */
+const ORDERED_CONSUMERS = 32;
 
 /** Options shared by the operations. */
 export interface DeadLetterScan {
@@ -59,7 +101,8 @@ export interface DeadLetterScan {
   /** Called as the walk goes, with the messages seen so far and the queue's depth when it began. */
   readonly onScan?: (seen: number, total: number) => void;
   /**
-   * The most bytes of bodies the pass holds at once (a single larger body is held alone).
+   * The most bytes of bodies the pass holds at once (a single larger body is held alone; a look
+   * holds what one read delivers: see _dead_letter_walk.ts).
    * @default {DEFAULT_MAX_HELD_BYTES}
    */
   readonly maxHeldBytes?: number;
@@ -82,11 +125,14 @@ export interface DeadLetterCounts {
 }
 
 /** Why a pass ended before it was done. */
-export type PassFailure = "channel_closed" | "cancelled";
+export type PassFailure = "channel_closed" | "cancelled" | "would_reorder";
 
 /** A pass over the dead-letter queue that could not go on; what it had not acked is back in it. */
 export class DeadLetterPassError extends Error {
-  /** `channel_closed` (its channel or connection closed) or `cancelled` (by the broker). */
+  /**
+   * `channel_closed` (its channel or connection closed), `cancelled` (by the broker), or
+   * `would_reorder` (a look that would have changed the queue's order refused to begin).
+   */
   readonly code: PassFailure;
 
   /** Creates the error of a pass that ended for `code`. */
@@ -110,6 +156,12 @@ export interface Pass {
 /** What a pass does with the messages it walks. */
 export interface Visitor {
   /**
+   * The pass removes nothing (a listing, a dry run) and its visits are quick: it asks for every
+   * letter at once and puts none back mid-pass, so as to leave the queue as it found it; it
+   * refuses to begin (`would_reorder`) where it could not (module doc).
+   */
+  readonly looksOnly?: boolean;
+  /**
    * Called for each message of the pass, in queue order; the pass holds the message's body until
    * what it returns settles. A visit that throws ends the pass with that error.
    */
@@ -131,6 +183,10 @@ interface Batch {
   delivered: number;
   /** The delivery tag of its first delivery (those after are its, or a later batch's). */
   firstTag: number | undefined;
+  /** The delivery tag of its last delivery so far (its tags run from `firstTag` to this one). */
+  lastTag: number;
+  /** Of its deliveries, how many the pass acked or put back. */
+  settled: number;
   /** Acks of its messages, sent once its consumer is cancelled. */
   readonly acks: number[];
   /** Whether its consumer may still deliver. */
@@ -143,10 +199,12 @@ interface Batch {
 
 /**
  * Walks the dead-letter queue once, front to back, calling `visitor.visit` for each message that
- * was in it when the walk began (at most `within`), in order; returns how many that was.
- * Messages nobody acked return to the queue in their places.
+ * was in it when the walk began (at most `within`), in order; returns how many that was, once the
+ * broker applied what the pass acked and gave back. Messages nobody acked return to the queue
+ * (where: see the module doc).
  *
- * @throws {DeadLetterPassError} when the channel closes under the pass or the broker cancels it.
+ * @throws {DeadLetterPassError} when the channel closes under the pass or the broker cancels it,
+ * or (`would_reorder`) before it began, when a look would change the queue's order.
  * @throws {RangeError} for a `maxHeldBytes` that is not a whole number of bytes from 1.
  * @throws whatever a visit or `finish` threw.
  */
@@ -162,6 +220,9 @@ export async function walkDeadLetters(
   }
   const { signal, onScan, onHeld } = scan;
   const queue = topo.deadLetterQueue;
+  // From 4.3 a quorum queue gives a closed channel's letters back in consumer order, however
+  // many consumers, and a letter put back on its own with the others given back (module doc).
+  const ordered = serverVersionAtLeast(broker.serverVersion, "4.3");
   const channel: Channel = await broker.channel();
   let open = true;
   let stopped = false;
@@ -191,14 +252,37 @@ export async function walkDeadLetters(
   const race = <T>(promise: Promise<T> | T) => Promise.race([promise, closed.promise]);
 
   let total = 0;
+  /** The queue's consumers when the pass began: the count it waits for at its end. */
+  let others = 0;
   let seen = 0;
   let held = 0;
   let largest = 0;
   let credit = 0;
-  let batches = 0;
   const passTag = `dlq-pass-${crypto.randomUUID()}`;
   const visits = new Set<Promise<void>>();
+  const batches: Batch[] = [];
+  /** The delivery tags the pass acked or put back. */
+  const settled = new Set<number>();
+  let acked = 0;
   let current: Batch | undefined;
+  /** The batch a delivery tag belongs to (their tags are consecutive, batch after batch). */
+  const batchOf = (tag: number): Batch | undefined => {
+    let [low, high, found] = [0, batches.length - 1, undefined as Batch | undefined];
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      const first = batches[middle]!.firstTag;
+      if (first !== undefined && first <= tag) [found, low] = [batches[middle], middle + 1];
+      else high = middle - 1;
+    }
+    return found;
+  };
+  const settle = (tag: number) => {
+    settled.add(tag);
+    const batch = batchOf(tag);
+    if (batch) batch.settled++;
+  };
+  /** The batches whose consumer still holds letters of theirs (on a quorum queue, a consumer). */
+  const holding = () => batches.filter((b) => b.delivered > b.settled);
   const pass: Pass = {
     get total() {
       return total;
@@ -209,6 +293,9 @@ export async function walkDeadLetters(
     ack(message) {
       if (!open) return false;
       const tag = message.fields.deliveryTag;
+      if (settled.has(tag)) return true;
+      settle(tag);
+      acked++;
       if (current?.active && current.firstTag !== undefined && tag >= current.firstTag) {
         // An ack would let the consumer deliver past its batch: sent when the batch ends.
         current.acks.push(tag);
@@ -223,6 +310,25 @@ export async function walkDeadLetters(
     },
   };
 
+  /** Polls the queue until `done` says yes; false once the pass's settle time is up. */
+  let deadline = Number.POSITIVE_INFINITY;
+  const until = async (
+    on: Channel,
+    done: (counts: { messageCount: number; consumerCount: number }) => boolean,
+  ): Promise<boolean> => {
+    for (let pause = 1;; pause = Math.min(pause * 2, 50)) {
+      if (done(await on.checkQueue(queue))) return true;
+      if (Date.now() > deadline) {
+        log.warn("the dead-letter queue did not settle in time; closing the pass all the same", {
+          queue,
+          timeoutMs: SETTLE_TIMEOUT_MS,
+        });
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  };
+
   const deliver = (batch: Batch, message: ConsumeMessage | null) => {
     if (message === null) {
       stop(
@@ -235,6 +341,7 @@ export async function walkDeadLetters(
     }
     batch.delivered++;
     batch.firstTag ??= message.fields.deliveryTag;
+    batch.lastTag = message.fields.deliveryTag;
     if (batch.deferring) {
       batch.deferred.push({ fields: message.fields });
       return;
@@ -246,7 +353,7 @@ export async function walkDeadLetters(
     }
     const size = message.content.byteLength;
     largest = Math.max(largest, size);
-    if (held > 0 && held + size > maxHeld) {
+    if (!visitor.looksOnly && held > 0 && held + size > maxHeld) {
       // The bodies grew within the batch: this one and those after it go back, for the next.
       batch.deferring = true;
       batch.deferred.push({ fields: message.fields });
@@ -274,10 +381,23 @@ export async function walkDeadLetters(
     if (seen >= total || batch.delivered >= batch.credit) batch.ended.resolve();
   };
 
+  /** Puts back what a batch deferred, and waits until the queue counts it again. */
+  const putBack = async (batch: Batch): Promise<void> => {
+    const before = await race(channel.checkQueue(queue));
+    for (const message of batch.deferred) {
+      channel.nack(message as Message, false, true);
+      settle(message.fields.deliveryTag);
+    }
+    const back = before.messageCount + batch.deferred.length;
+    deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    await race(until(channel, (counts) => counts.messageCount >= back));
+  };
+
   /** Runs one batch: a consumer asked for `credit` messages, cancelled once it is done. */
   const runBatch = async (batch: Batch): Promise<void> => {
     batchEnd = () => batch.ended.resolve();
     current = batch;
+    batches.push(batch);
     await race(channel.prefetch(batch.credit));
     await race(
       channel.consume(queue, (message) => deliver(batch, message), {
@@ -295,16 +415,62 @@ export async function walkDeadLetters(
         for (const deliveryTag of batch.acks.splice(0)) {
           channel.ack({ fields: { deliveryTag } } as Message);
         }
-        // Back in their places, ahead of what is still ready: the next batch takes them first.
-        for (const message of batch.deferred) channel.nack(message as Message, false, true);
       }
+    }
+    // Counted again before the next batch asks (where they go: the module doc).
+    if (open && batch.deferred.length > 0) await putBack(batch);
+  };
+
+  /**
+   * Gives back what the pass holds and waits until the queue applied all it did (module doc),
+   * then closes the channel. Never throws: a channel that closes meanwhile gives back the rest.
+   */
+  const handBack = async (): Promise<void> => {
+    deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    const holdingBatches = holding();
+    const byClosing = acked === 0 && (ordered || holdingBatches.length <= ORDERED_CONSUMERS);
+    try {
+      if (!byClosing) {
+        for (const [i, batch] of holdingBatches.entries()) {
+          let tag = batch.lastTag;
+          while (settled.has(tag)) tag--;
+          channel.nack({ fields: { deliveryTag: tag } } as Message, true, true); // and those before
+          // Batch after batch: a batch's letters go back once the batch before it is back.
+          const after = holdingBatches.length - i - 1;
+          if (after > 0) await until(channel, (counts) => counts.consumerCount <= others + after);
+        }
+        await until(channel, (counts) => counts.consumerCount <= others);
+      }
+    } catch {
+      // The channel closed: what it held goes back.
+    }
+    await channel.close().catch(() => {});
+    if (!byClosing || holdingBatches.length === 0) return;
+    const probe = await broker.channel().catch(() => undefined);
+    if (probe === undefined) return;
+    try {
+      await until(probe, (counts) => counts.consumerCount <= others);
+    } catch {
+      // The queue is gone, or the connection: nothing to wait for.
+    } finally {
+      await probe.close().catch(() => {});
     }
   };
 
   let started = false;
   try {
-    total = Math.min((await race(channel.checkQueue(queue))).messageCount, scan.within ?? Infinity);
+    const counts = await race(channel.checkQueue(queue));
+    total = Math.min(counts.messageCount, scan.within ?? Infinity);
+    others = counts.consumerCount;
     started = true;
+    if (visitor.looksOnly && !ordered && total > ORDERED_CONSUMERS * MAX_CREDIT) {
+      throw new DeadLetterPassError(
+        `a look at ${queue} refused to begin: its ${total} letters need more than ` +
+          `${ORDERED_CONSUMERS} consumers of ${MAX_CREDIT}, and RabbitMQ ${broker.serverVersion} ` +
+          `would then give a quorum queue's letters back out of order`,
+        { code: "would_reorder" },
+      );
+    }
     while (seen < total && !stopped) {
       // Ask for more only with room for one more of the largest body yet.
       while (!stopped && held > 0 && held + largest > maxHeld) {
@@ -313,11 +479,15 @@ export async function walkDeadLetters(
       }
       if (stopped) break;
       const fit = largest === 0 ? 1 : Math.max(1, Math.floor((maxHeld - held) / largest));
-      credit = Math.min(fit, credit === 0 ? 1 : credit * 2, MAX_CREDIT, total - seen);
+      credit = visitor.looksOnly
+        ? Math.min(MAX_CREDIT, total - seen) // all at once: one consumer per 65,535 letters
+        : Math.min(fit, credit === 0 ? 1 : credit * 2, MAX_CREDIT, total - seen);
       await runBatch({
-        tag: `${passTag}-${String(batches++).padStart(6, "0")}`,
+        tag: `${passTag}-${String(batches.length).padStart(6, "0")}`,
         credit,
         firstTag: undefined,
+        lastTag: 0,
+        settled: 0,
         acks: [],
         active: true,
         delivered: 0,
@@ -353,7 +523,7 @@ export async function walkDeadLetters(
       await visitor.settle?.();
     } finally {
       channel.off("close", onClose);
-      if (open) await channel.close().catch(() => {}); // what was not acked goes back
+      if (open) await handBack();
     }
   }
 }

@@ -1,12 +1,16 @@
 /**
  * Operating the dead-letter queue: look at dead letters without losing them, send them back for
  * processing (dead_letter_replay.ts), purge them, archiving them first (dead_letter_purge.ts), or
- * send back an archive. Every operation walks the queue once with one consumer and keeps what it
- * does not take unacknowledged until it is done, so the broker puts those messages back in their
- * places when the channel closes. A dead letter is removed only once what replaces it is
- * confirmed (a replay) or written and synced (an archive). Counts are exact: the walk sees every
- * message that was in the queue when it began. A walk holds at most `maxHeldBytes` of bodies at
- * once, and ends with an error when its channel closes (see _dead_letter_walk.ts).
+ * send back an archive. Every operation walks the queue once and keeps what it does not take
+ * unacknowledged until it is done, then gives it back, and returns only once the broker applied
+ * what it removed and gave back: an operation right after it counts every letter, and none it
+ * removed comes back. A dead letter is removed only once what replaces it is confirmed (a replay)
+ * or written and synced (an archive). Counts are exact: the walk sees every message that was in
+ * the queue when it began. A look (a listing, a dry run) leaves the queue's order as it was; an
+ * operation that removes letters keeps the order of those it leaves (on a quorum queue of
+ * RabbitMQ before 4.3, behind the letters that arrived meanwhile). A walk that acts holds at most
+ * `maxHeldBytes` of bodies at once; every walk ends with an error when its channel closes (see
+ * _dead_letter_walk.ts).
  *
  * @module
  */
@@ -57,11 +61,12 @@ export interface Inspection extends DeadLetterCounts {
 }
 
 /**
- * Lists dead letters without consuming them: every one looked at goes back to its place. Each
- * body is let go once read, so what the listing keeps is `limit` letters of at most
- * `previewBytes` each.
+ * Lists dead letters without consuming them: every one looked at goes back to its place, and the
+ * queue's order is kept. Each body is let go once read, so what the listing keeps is `limit`
+ * letters of at most `previewBytes` each.
  *
- * @throws {DeadLetterPassError} when the channel closes under the walk (nothing is lost).
+ * @throws {DeadLetterPassError} when the channel closes under the walk (nothing is lost), or
+ * (`would_reorder`, before it began) on more than 2,097,120 letters before RabbitMQ 4.3.
  */
 export async function inspectDeadLetters(
   broker: Broker,
@@ -73,6 +78,7 @@ export async function inspectDeadLetters(
   const filter = options.filter ?? {};
   let matched = 0;
   const total = await walkDeadLetters(broker, topo, options, {
+    looksOnly: true,
     visit: (message) => {
       // Read without the body first: most letters of a large queue are only counted.
       const letter = toDeadLetter(message, { previewBytes: 0 });

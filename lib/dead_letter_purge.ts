@@ -146,7 +146,8 @@ class ArchiveWriter {
  * Removes matching dead letters for good, having first written them to `archive` and synced it,
  * and called `beforeDelete`; then deletes exactly those (at most `limit`, among the first
  * `within`). Without an archive it still walks the queue: it deletes only dead letters that were
- * there when it began, never one that arrived since.
+ * there when it began, never one that arrived since. It returns once the queue applied the
+ * deletes and took back what it left (`left` counts it).
  *
  * @throws {PurgeError} when it stopped before deleting anything (a full disk, a `beforeDelete`
  * that threw, a channel that closed): every dead letter is still in the queue and the archive

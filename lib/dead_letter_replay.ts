@@ -28,7 +28,7 @@ import { endPublishSpan, startPublishSpan } from "./tracing.ts";
 
 /** Options for {@linkcode replayDeadLetters}. */
 export interface ReplayOptions extends DeadLetterScan {
-  /** Count what would be replayed, and move nothing. */
+  /** Count what would be replayed, and move nothing (a look: the queue's order is kept). */
   readonly dryRun?: boolean;
   /** At most this many messages a second. */
   readonly ratePerSecond?: number;
@@ -178,6 +178,10 @@ class Republisher {
  * broker refuses its copy) stays in the dead-letter queue and is counted in `failed`, with its
  * reason in `failures`.
  *
+ * It returns once the dead-letter queue applied what it removed and gave back: the letters left
+ * are counted in `left`, in their order (on a quorum queue of RabbitMQ before 4.3, behind those
+ * that arrived meanwhile).
+ *
  * @throws {DeadLetterPassError} when the pass's channel closes under it (every copy sent is
  * confirmed or failed first; what was not removed is back in the dead-letter queue).
  */
@@ -203,6 +207,7 @@ export async function replayDeadLetters(
   let total: number;
   try {
     total = await walkDeadLetters(broker, topo, options, {
+      looksOnly: options.dryRun === true,
       visit: async (message, pass) => {
         if (!matches(message)) return;
         matched++;

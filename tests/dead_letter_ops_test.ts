@@ -21,6 +21,13 @@ import {
   withTopology,
 } from "../testing/broker.ts";
 import { tinyDisk } from "../testing/disk.ts";
+import {
+  type BrokerUnderTest,
+  closeConnectionsNamed,
+  connectionsNamed,
+  DEFAULT_BROKER,
+  otherBroker,
+} from "../testing/other_brokers.ts";
 
 /** A dead letter to seed: its RefCode, body and any extra headers. */
 interface Seed {
@@ -48,6 +55,32 @@ async function seed({ broker, topo }: BrokerContext, letters: readonly Seed[]): 
         headers: { ...deadLetterHeaders({}, failure, 3, "exhausted"), ...headers },
       });
     }
+  } finally {
+    await channel.close();
+  }
+}
+
+/** Puts dead letters in the DLQ as {@linkcode seed} does, without waiting for each confirm. */
+async function seedMany({ broker, topo }: BrokerContext, letters: readonly Seed[]): Promise<void> {
+  const channel = await broker.confirmChannel();
+  const publisher = new ConfirmedPublisher(channel, { timeoutMs: 60_000 });
+  const failure = {
+    error: new Error("failed: exhausted"),
+    now: new Date(Date.now() - 60_000),
+    exchange: topo.exchange,
+    routingKey: topo.routingKey,
+  };
+  try {
+    await Promise.all(
+      letters.map(({ ref, body, headers }) =>
+        publisher.publish(topo.deadLetterExchange, topo.routingKey, body, {
+          messageId: ref,
+          persistent: true,
+          mandatory: true,
+          headers: { ...deadLetterHeaders({}, failure, 3, "exhausted"), ...headers },
+        })
+      ),
+    );
   } finally {
     await channel.close();
   }
@@ -114,34 +147,6 @@ async function settledWithin<T>(
   } finally {
     clearTimeout(timer);
   }
-}
-
-const MANAGEMENT_API = "http://127.0.0.1:15672/api";
-const MANAGEMENT_AUTH = { authorization: `Basic ${btoa("guest:guest")}` };
-
-/** The management API's name of the connection we named `connectionName`, once it lists it. */
-function managementName(connectionName: string): Promise<string> {
-  return waitFor("the connection in the management API", async () => {
-    const response = await fetch(`${MANAGEMENT_API}/connections?columns=name,client_properties`, {
-      headers: MANAGEMENT_AUTH,
-    });
-    const list = await response.json() as {
-      name: string;
-      client_properties?: { connection_name?: string };
-    }[];
-    return list.find((c) => c.client_properties?.connection_name === connectionName)?.name;
-  }, 30_000);
-}
-
-/** Closes a connection from the broker's side (management API), as an operator or a node would. */
-async function forceClose(name: string): Promise<void> {
-  const headers = MANAGEMENT_AUTH;
-  const response = await fetch(`${MANAGEMENT_API}/connections/${encodeURIComponent(name)}`, {
-    method: "DELETE",
-    headers: { ...headers, "x-reason": "closed by a test" },
-  });
-  await response.body?.cancel();
-  if (!response.ok) throw new Error(`cannot close ${name}: ${response.status}`);
 }
 
 // ---- 3. A purge deletes only what the archive holds -------------------------------------------
@@ -219,21 +224,22 @@ Deno.test("a replay whose connection is closed by the broker ends with an error;
     await seed(ctx, seeded);
     const name = `test replay-forced ${crypto.randomUUID()}`;
     const replayer = await Broker.connect(RABBITMQ_URL, { name });
-    const known = await managementName(name);
-    let closing: Promise<void> | undefined;
+    await connectionsNamed(DEFAULT_BROKER, name); // listed: the close can come at once
+    let closing: Promise<number> | undefined;
     try {
       const outcome = await settledWithin(
         replayDeadLetters(replayer, ctx.topo, {
           ratePerSecond: 20, // three seconds for the sixty: the close comes in the middle
           window: 5,
           onProgress: (n) => {
-            if (n === 5) closing ??= forceClose(known);
+            // From the broker's side, through the management API of the broker under test.
+            if (n === 5) closing ??= closeConnectionsNamed(DEFAULT_BROKER, name);
           },
         }),
         20_000,
         "the replay to end",
       );
-      await closing;
+      assert.equal(await closing, 1, "the replay's connection was closed");
       assert.ok(outcome instanceof Error, `the replay ended without an error`);
       assert.equal((outcome as { code?: string }).code, "channel_closed", String(outcome));
     } finally {
@@ -287,7 +293,8 @@ const MiB = 1024 * 1024;
 Deno.test("passes over dead letters of many megabytes hold at most maxHeldBytes of bodies, and lose nothing", async () => {
   await withTopology("pass-bounded", {}, async (ctx) => {
     await using dir = await tempDir();
-    const sizes = [5, 20, 8, 15, 12, 6].map((mb) => mb * MiB);
+    // RabbitMQ 4.x takes bodies of at most 16 MiB (max_message_size; 3.x: 128 MiB).
+    const sizes = [5, 15, 8, 15, 12, 6].map((mb) => mb * MiB);
     const big: Seed[] = sizes.map((bytes, i) => ({ ref: `big-${i}`, body: patterned(bytes, i) }));
     const hashes = await Promise.all(big.map((s) => sha256(s.body)));
     const maxHeldBytes = 24 * MiB;
@@ -384,3 +391,156 @@ Deno.test("passes over a quorum DLQ put every letter back in its place, batch af
     assert.deepEqual(await takeReplayed(ctx), refs.filter((_, i) => i % 3 === 0));
   });
 });
+
+// ---- 9. A pass ends once the broker applied what it did, and a look changes nothing -----------
+
+/** The brokers whose quorum queues the passes are tried on: 3.10 (the default), 4.0 and 4.3. */
+const QUORUM_BROKERS: readonly BrokerUnderTest[] = [
+  DEFAULT_BROKER,
+  otherBroker("4_0"),
+  otherBroker("4_3"),
+];
+
+/** What a passive declare of the DLQ reads now: its ready letters and its consumers. */
+async function dlqNow(
+  { broker, topo }: BrokerContext,
+): Promise<{ ready: number; consumers: number }> {
+  const channel = await broker.channel();
+  try {
+    const { messageCount, consumerCount } = await channel.checkQueue(topo.deadLetterQueue);
+    return { ready: messageCount, consumers: consumerCount };
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+/** The DLQ once no consumer holds any of its letters: every return applied. */
+function dlqSettled(ctx: BrokerContext): Promise<{ ready: number; consumers: number }> {
+  return waitFor("no consumer on the DLQ", async () => {
+    const now = await dlqNow(ctx);
+    return now.consumers === 0 ? now : undefined;
+  }, 30_000);
+}
+
+/** Empties the work queue and the DLQ between rounds. */
+async function emptyQueues({ broker, topo }: BrokerContext): Promise<void> {
+  const channel = await broker.channel();
+  try {
+    await channel.purgeQueue(topo.queue);
+    await channel.purgeQueue(topo.deadLetterQueue);
+  } finally {
+    await channel.close().catch(() => {});
+  }
+}
+
+for (const target of QUORUM_BROKERS) {
+  Deno.test(`passes that remove a third of a quorum DLQ of 1,200 leave exactly the rest, the moment they return, pass after pass (${target.name})`, async () => {
+    await withTopology("pass-acks-applied", { queueType: "quorum" }, async (ctx) => {
+      const seeded = letters("acked", 1200);
+      const third = new Set(
+        seeded.filter((_, i) => i % 3 === 0).map((s) => s.ref.toLowerCase()),
+      );
+      const seen: string[] = [];
+      const expected: string[] = [];
+      // Another quorum queue on the node takes a flood of writes during each pass: its leader
+      // then applies the pass's acks late, as on a busy broker.
+      const busy = await ctx.broker.channel();
+      const flood = `${ctx.topo.prefix}flood`;
+      await busy.assertQueue(flood, { durable: true, arguments: { "x-queue-type": "quorum" } });
+      try {
+        for (let pass = 0; pass < 10; pass++) {
+          await emptyQueues(ctx);
+          await busy.purgeQueue(flood);
+          await seedMany(ctx, seeded);
+          const body = Buffer.alloc(4096);
+          for (let i = 0; i < 3000; i++) busy.sendToQueue(flood, body, { persistent: true });
+          // A purge acks its 400 at the end, all at once; a replay acks them as copies confirm.
+          const action = pass % 2 === 0 ? "purge" : "replay";
+          const counts = action === "purge"
+            ? await purgeDeadLetters(ctx.broker, ctx.topo, {
+              archive: undefined,
+              filter: { refs: third },
+            })
+            : await replayDeadLetters(ctx.broker, ctx.topo, { filter: { refs: third } });
+          const atOnce = await dlqNow(ctx);
+          const settled = await dlqSettled(ctx);
+          const work = action === "replay" ? await ctx.broker.messageCount(ctx.topo.queue) : 400;
+          seen.push(
+            `${action}: done ${counts.done}, left ${counts.left}; at once ${atOnce.ready} ready, ` +
+              `${atOnce.consumers} consumers; settled ${settled.ready}; work queue ${work}`,
+          );
+          expected.push(
+            `${action}: done 400, left 800; at once 800 ready, 0 consumers; settled 800; work queue 400`,
+          );
+        }
+      } finally {
+        await busy.deleteQueue(flood).catch(() => {});
+        await busy.close().catch(() => {});
+      }
+      assert.deepEqual(seen, expected);
+    }, target.url);
+  });
+
+  Deno.test(`a purge or a replay right after a look acts on every letter the look counted (quorum, ${target.name})`, async () => {
+    await withTopology("pass-after-look", { queueType: "quorum" }, async (ctx) => {
+      const seen: string[] = [];
+      for (let round = 0; round < 10; round++) {
+        const seeded = letters(`look-${round}`, 10);
+        // As `dlq purge` does: a preview, then a purge of what it counted.
+        await seedMany(ctx, seeded);
+        const preview = await inspectDeadLetters(ctx.broker, ctx.topo, {
+          limit: 3,
+          previewBytes: 0,
+        });
+        const purged = await purgeDeadLetters(ctx.broker, ctx.topo, {
+          archive: undefined,
+          limit: preview.matched,
+          within: preview.total,
+        });
+        // As `dlq replay` does: a count, then the replay.
+        await seedMany(ctx, seeded);
+        const counted = await inspectDeadLetters(ctx.broker, ctx.topo, { limit: 0 });
+        const replayed = await replayDeadLetters(ctx.broker, ctx.topo, {});
+        seen.push(
+          `look ${preview.total} -> purged ${purged.done}, left ${purged.left}; ` +
+            `count ${counted.matched} -> replayed ${replayed.done}, left ${replayed.left}`,
+        );
+        await dlqSettled(ctx);
+        await emptyQueues(ctx);
+      }
+      assert.deepEqual(
+        seen,
+        Array(10).fill("look 10 -> purged 10, left 0; count 10 -> replayed 10, left 0"),
+      );
+    }, target.url);
+  });
+
+  for (const shape of ["growing", "even"] as const) {
+    Deno.test(`looks and dry runs over a quorum DLQ far larger than maxHeldBytes (${shape} bodies) leave every letter in its place, look after look (${target.name})`, async () => {
+      await withTopology("look-order", { queueType: "quorum" }, async (ctx) => {
+        // 120 letters looked at holding at most 100 KB: a pass that acts would take them one or
+        // two a batch, some 60 or more batches; "growing" bodies (1 to 61 KB, at random) would
+        // also outgrow a batch sized on the ones before them, and be put back.
+        let x = 7;
+        const random = () => (x = (x * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
+        const seeded = Array.from({ length: 120 }, (_, i) => ({
+          ref: `look-${String(i).padStart(3, "0")}`,
+          body: patterned(shape === "growing" ? 1_000 + Math.floor(random() * 60_000) : 40_000, i),
+        }));
+        await seed(ctx, seeded);
+        const refs = seeded.map((s) => s.ref);
+        for (let look = 0; look < 4; look++) {
+          const scan = { maxHeldBytes: 100_000 };
+          const seen = look % 2 === 0
+            ? (await inspectDeadLetters(ctx.broker, ctx.topo, { ...scan, previewBytes: 0 }))
+              .letters.map((l) => String(l.refCode))
+            : await replayDeadLetters(ctx.broker, ctx.topo, { ...scan, dryRun: true })
+              .then((counts) => counts.done === 120 ? refs : [`done ${counts.done}`]);
+          assert.deepEqual(seen, refs, `look ${look} saw them in order`);
+          await dlqSettled(ctx);
+          assert.deepEqual(await refsInDlq(ctx), refs, `after look ${look}: every letter in place`);
+        }
+      }, target.url);
+    });
+  }
+}

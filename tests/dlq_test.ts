@@ -12,6 +12,7 @@ import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { deadLetterHeaders, HEADER, int32 } from "../lib/retry_headers.ts";
 import { type BrokerContext, runScript, tempDir, withTopology } from "../testing/broker.ts";
 import { fillDisk, tinyDisk } from "../testing/disk.ts";
+import { DEFAULT_BROKER, otherBroker } from "../testing/other_brokers.ts";
 import { dlqOnTerminal } from "../testing/terminal.ts";
 
 /** Puts dead letters `refs` in the DLQ as the consumer would, in order. */
@@ -147,3 +148,45 @@ Deno.test("replay lists a dead letter it could not replay, with its reason, and 
     assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 2);
   });
 });
+
+for (const target of [DEFAULT_BROKER, otherBroker("4_0")]) {
+  Deno.test(`purge --yes and replay act on every letter their count found, run after run (quorum, ${target.name})`, async () => {
+    await withTopology("dlq-count-then-act", { queueType: "quorum" }, async (ctx) => {
+      await using dir = await tempDir();
+      const run = (verb: string, ...flags: string[]) =>
+        runScript("dlq.ts", [
+          verb,
+          ...flags,
+          "--prefix",
+          ctx.topo.prefix,
+          "--audit-log",
+          join(dir.path, "audit.jsonl"),
+        ], { RABBITMQ_URL: target.url });
+      const seen: string[] = [];
+      for (let round = 0; round < 8; round++) {
+        // Each counts the letters with one pass (the purge's preview, the replay's progress
+        // total), then acts with another at once.
+        await seed(ctx, Array.from({ length: 10 }, (_, i) => `purge-${round}-${i}`));
+        const purge = await run("purge", "--yes", "--no-archive");
+        await seed(ctx, Array.from({ length: 10 }, (_, i) => `replay-${round}-${i}`));
+        const replay = await run("replay");
+        seen.push(
+          [purge, replay].map((r) =>
+            /(purged|replayed) \d+ of \d+ .*?; \d+ left/.exec(r.stdout)?.[0] ?? r.stderr
+          ).join(" | "),
+        );
+        await ctx.broker.channel().then(async (channel) => {
+          await channel.purgeQueue(ctx.topo.queue);
+          await channel.close();
+        });
+      }
+      const expected = (dlq: string) =>
+        `purged 10 of 10 matching dead letter(s) from ${dlq}; 0 left | ` +
+        `replayed 10 of 10 matching dead letter(s) to ${ctx.topo.exchange}; 0 left`;
+      assert.deepEqual(seen, Array(8).fill(expected(ctx.topo.deadLetterQueue)));
+      const audit = (await Deno.readTextFile(join(dir.path, "audit.jsonl"))).trim().split("\n")
+        .map((line) => JSON.parse(line).counts.done);
+      assert.deepEqual(audit, Array(16).fill(10), "the audit trail records 10 done each time");
+    }, target.url);
+  });
+}
