@@ -44,13 +44,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     inFlight: () => running.consumer?.inFlight ?? 0,
     connected,
     queues: cachedQueueStats(() =>
-      running.broker?.isOpen
-        ? readQueueStats(running.broker, config.topology, {
-          // A quorum DLQ declared by someone else may have a delivery limit that a peek would
-          // spend; the one the services declare has none (topology.ts).
-          oldest: config.declare || config.topology.queueType === "classic",
-        })
-        : undefined
+      running.broker?.isOpen ? readQueueStats(running.broker, config.topology) : undefined
     ),
   });
   await using http = config.http

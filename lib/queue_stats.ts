@@ -2,9 +2,10 @@
  * The broker-side numbers an operator alerts on, read by OrdemDeProducao at scrape time: the depth
  * of the work queue, each retry tier and the DLQ, the work queue's consumers, and how long ago the
  * oldest dead letter was dead-lettered. Passive declares only, plus a one-message peek at the head
- * of the DLQ, skipped while another consumer (a `dlq` command) walks it. The peek is a delivery
- * returned to the queue: on a quorum DLQ with a delivery limit it would spend the letter (the DLQ
- * the services declare has none), so a caller that cannot tell passes `oldest: false`.
+ * of a classic DLQ, skipped while another consumer (a `dlq` command) walks it. A quorum DLQ is not
+ * peeked at: it puts a letter given back behind the others (3.10, 4.0 and 4.3 alike), so every
+ * scrape would move the oldest letter to the back, and a DLQ with a delivery limit would spend it;
+ * its oldest age is left unknown.
  *
  * @module
  */
@@ -43,11 +44,13 @@ export async function readQueueStats(
     const dlq = await channel.checkQueue(topo.deadLetterQueue);
     depth.dlq = dlq.messageCount;
     let oldestDeadLetterSeconds: number | undefined;
-    if (oldest && dlq.messageCount > 0 && dlq.consumerCount === 0) {
+    // A quorum queue puts a letter given back (by a nack or a closed channel) behind the others:
+    // a peek at its head would move the oldest letter to the back on every scrape.
+    if (oldest && topo.queueType === "classic" && dlq.messageCount > 0 && dlq.consumerCount === 0) {
       const head = await channel.get(topo.deadLetterQueue, { noAck: false });
       if (head !== false) {
         const at = toDeadLetter(head).deadLetteredAt;
-        channel.nack(head, false, true); // back to the head, where it was
+        channel.nack(head, false, true); // back to the head of a classic queue, where it was
         if (at !== undefined) oldestDeadLetterSeconds = (Date.now() - at.getTime()) / 1000;
       }
     }

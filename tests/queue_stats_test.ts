@@ -50,16 +50,25 @@ async function lookFiftyTimes(target: BrokerUnderTest): Promise<void> {
       const { letters } = await inspectDeadLetters(broker, topo);
       assert.equal(letters.length, 5, `look ${i + 1} on ${version} saw ${letters.length} letters`);
     }
-    for (let i = 0; i < 50; i++) {
-      // The peek's letter is back at the head a moment after it is returned.
+    for (let i = 0; i < 51; i++) {
+      // The peek's letter is back at the head a moment after it is returned. (51: a peek that
+      // moved the head letter to the back would bring the order round again after 50.)
       await lettersBack();
       const stats = await readQueueStats(broker, topo);
       assert.equal(stats.depth.dlq, 5, `metrics read ${i + 1} on ${version}: ${stats.depth.dlq}`);
-      assert.ok((stats.oldestDeadLetterSeconds ?? 0) >= 59, "the oldest letter's age is read");
+      assert.equal(
+        stats.oldestDeadLetterSeconds,
+        undefined,
+        "a quorum DLQ's head is not peeked at",
+      );
     }
     await lettersBack();
     const { letters } = await inspectDeadLetters(broker, topo);
-    assert.deepEqual(letters.map((l) => l.refCode), [0, 1, 2, 3, 4].map((i) => `letter-${i}`));
+    assert.deepEqual(
+      letters.map((l) => l.refCode),
+      [0, 1, 2, 3, 4].map((i) => `letter-${i}`),
+      `the letters' order on ${version}`,
+    );
   } finally {
     await deleteTopology(broker, topo).catch(() => {});
     await broker.close();
@@ -73,6 +82,6 @@ for (
     ["RabbitMQ 4.3", otherBroker("4_3")],
   ] as const
 ) {
-  Deno.test(`looking at a quorum DLQ 50 times and reading its metrics 50 times spends none of its dead letters (${label})`, () =>
+  Deno.test(`looking at a quorum DLQ 50 times and reading its metrics 51 times spends none of its dead letters and keeps their order (${label})`, () =>
     lookFiftyTimes(target));
 }
