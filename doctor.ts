@@ -18,7 +18,12 @@ import { commonConfig } from "./lib/config.ts";
 import { COMMANDS } from "./lib/options.ts";
 import { formatChecks, runDoctor } from "./lib/doctor.ts";
 import { redactUrl } from "./lib/broker.ts";
-import { ManagementClient, managementUrlFor, vhostOf } from "./lib/management.ts";
+import {
+  ManagementClient,
+  managementUrlFor,
+  managementUrlWithLogin,
+  vhostOf,
+} from "./lib/management.ts";
 import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
 
@@ -27,7 +32,7 @@ runCommand(COMMANDS.doctor, async (cl) => {
   setupLogging({ level: "error" });
   const managementUrl = cl.options["management-url"]!.value === undefined
     ? managementUrlFor(config.url)
-    : httpUrlOption(cl.options["management-url"]!);
+    : managementUrlWithLogin(httpUrlOption(cl.options["management-url"]!), config.url);
   const management = booleanOption(cl.options.management!)
     ? new ManagementClient(managementUrl, vhostOf(config.url))
     : undefined;

@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import { RABBITMQ_URL } from "../testing/broker.ts";
+import { closeConnectionsNamed, DEFAULT_BROKER } from "../testing/other_brokers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -14,37 +15,13 @@ const ROOT = new URL("..", import.meta.url).pathname;
 export const LOCAL_URL = RABBITMQ_URL;
 
 /**
- * Closes the system broker's connections named `connectionName` (as `rabbitmqctl
- * close_connection` does for an operator); resolves with how many it closed.
+ * Closes the system broker's connections named `connectionName` from the broker's side (as
+ * `rabbitmqctl close_connection` does for an operator), through its management API
+ * (`RABBITMQ_MANAGEMENT_URL`), so it works on whichever broker `RABBITMQ_URL` names; resolves
+ * with how many it closed.
  */
-export async function closeConnections(connectionName: string): Promise<number> {
-  const run = async (args: string[]) => {
-    const { code, stdout, stderr } = await new Deno.Command("rabbitmqctl", {
-      args,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (code !== 0) {
-      throw new Error(`rabbitmqctl ${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
-    }
-    return new TextDecoder().decode(stdout);
-  };
-  // Lines of `<pid>\t[{"connection_name","name"},...]`.
-  const listing = await run([
-    "list_connections",
-    "pid",
-    "client_properties",
-    "-q",
-    "--no-table-headers",
-  ]);
-  let closed = 0;
-  for (const line of listing.split("\n")) {
-    const [pid, properties] = line.split("\t");
-    if (!pid || !properties?.includes(`{"connection_name","${connectionName}"}`)) continue;
-    await run(["close_connection", pid, "fault injection"]);
-    closed++;
-  }
-  return closed;
+export function closeConnections(connectionName: string): Promise<number> {
+  return closeConnectionsNamed(DEFAULT_BROKER, connectionName);
 }
 
 /** Where `scripts/cluster.sh` keeps the cluster (its TLS files are in `tls/`). */

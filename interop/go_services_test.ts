@@ -1,8 +1,14 @@
 /**
  * The interoperability suite (`deno task test:interop`): this project's services against the Go
  * original's, built from ../shared/seed/go (GO_SEED_DIR) by scripts/go_peer.sh and run unchanged
- * on the local broker with the delayed-message plugin. The Go services use fixed names on the
- * default vhost, so the cases run one after the other and remove those names afterwards.
+ * against the broker under test (`RABBITMQ_URL`, through the bridge of interop/_peers.ts). The Go
+ * services use fixed names on the default vhost, so the cases run one after the other and remove
+ * those names afterwards.
+ *
+ * What the Go side can do depends on the broker's release (interop/_go_fleet.ts): on 3.x the whole
+ * flow runs; on 4.0-4.2 the Go consumer panics on its first retry through the plugin; on 4.3 the
+ * Go Estoque cannot start and our plugin backend is refused. Each case asserts what its broker's
+ * release does; the ttl cases run alike on all three.
  *
  * Each case ends with a line `interop: …` of its counts, which docs/migration.md quotes.
  */
@@ -13,7 +19,7 @@ import { SqliteLedgerReader } from "../lib/sqlite_ledger.ts";
 import { encodeOrder, parseOrder } from "../lib/order.ts";
 import { HEADER, readRetryCount } from "../lib/retry_headers.ts";
 import type { RetryBackend } from "../lib/topology.ts";
-import { runScript, takeMessages, tempDir, waitFor } from "../testing/broker.ts";
+import { RABBITMQ_URL, runScript, takeMessages, tempDir, waitFor } from "../testing/broker.ts";
 import {
   CANONICAL,
   goEstoque,
@@ -24,40 +30,21 @@ import {
   ourRuns,
   withCanonicalNames,
 } from "./_peers.ts";
-import { ourService, type Peer } from "../testing/process.ts";
-
-/** Longest a case waits for its orders to settle: 3 runs, 5 s then 10 s apart, plus slack. */
-const SETTLE_MS = 60_000;
+import {
+  assertGoEstoqueCannotStart,
+  assertGoPanicsOnInt64Delay,
+  assertNoPanic,
+  assertPluginRefused,
+  fleetUnderTest,
+  goSecond,
+  mixedFleetAfterThePanic,
+  SETTLE_MS,
+  tally,
+  waitForDeadLetters,
+} from "./_go_fleet.ts";
+import { ourService } from "../testing/process.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-
-function tally(refs: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const ref of refs) counts.set(ref, (counts.get(ref) ?? 0) + 1);
-  return counts;
-}
-
-/** Seconds between a Go log line's time stamps (`2006/01/02 15:04:05`). */
-function goSecond(line: string): number {
-  return Date.parse(line.slice(0, 19).replaceAll("/", "-").replace(" ", "T") + "Z") / 1000;
-}
-
-function assertNoPanic(go: Peer): void {
-  const failed = go.grep(/panic|Failed to/);
-  assert.equal(failed.length, 0, `the Go consumer failed: ${failed[0]}\n${go}`);
-  assert.ok(go.running, `the Go consumer exited:\n${go}`);
-}
-
-async function waitForDeadLetters(
-  broker: Parameters<Parameters<typeof withCanonicalNames>[0]>[0],
-  count: number,
-): Promise<void> {
-  await waitFor(
-    `${count} dead letters in ${CANONICAL.deadLetterQueue}`,
-    async () => (await broker.messageCount(CANONICAL.deadLetterQueue)) >= count ? true : undefined,
-    SETTLE_MS,
-  );
-}
 
 Deno.test("Go-marshalled bodies of both versions are valid orders; ours is the first version byte for byte", async () => {
   await goPeer(); // the Debian Go packages are in place
@@ -85,10 +72,23 @@ Deno.test("Go-marshalled bodies of both versions are valid orders; ours is the f
   }
 });
 
-Deno.test("baseline: the seed's own flow, Go Estoque to Go OrdemDeProducao, 3 runs 5 s and 10 s apart", async () => {
+Deno.test("baseline: the seed's own flow, Go Estoque to Go OrdemDeProducao: 3 runs 5 s and 10 s apart on 3.x; on 4.0 the Go consumer panics at its first retry; on 4.3 the Go Estoque cannot start", async () => {
+  const { fleet, version } = await fleetUnderTest();
   await withCanonicalNames(async (broker) => {
+    if (fleet === "cannot start") {
+      await assertGoEstoqueCannotStart(broker, RABBITMQ_URL);
+      console.log(`interop: baseline on ${version}: the Go Estoque cannot start`);
+      return;
+    }
     await goEstoque(); // declares the Go topology, publishes one order
     await using go = await goOrdem();
+    if (fleet === "panics") {
+      // Its order is over the limit of 500 (but with odds of 1 in 20,000): retried, then panic.
+      await assertGoPanicsOnInt64Delay(go);
+      assert.equal(await broker.messageCount(CANONICAL.queue), 1, "the order, back in the queue");
+      console.log(`interop: baseline on ${version}: the Go consumer panicked at its first retry`);
+      return;
+    }
     for (let i = 0; i < 3; i++) await goEstoque();
     // The Go Estoque draws quantities up to 9,999,998 and the Go consumer fails every one above
     // 500: all four orders (but with odds of 1 in 5,000) are dead-lettered after 3 runs.
@@ -116,11 +116,18 @@ Deno.test("baseline: the seed's own flow, Go Estoque to Go OrdemDeProducao, 3 ru
   });
 });
 
-Deno.test("Go Estoque to our OrdemDeProducao on the Go services' own topology (--no-declare)", async () => {
+Deno.test("Go Estoque to our OrdemDeProducao on the Go services' own topology (--no-declare); on 4.3 neither can run on it", async () => {
+  const { fleet, version } = await fleetUnderTest();
   await withCanonicalNames(async (broker) => {
     await using dir = await tempDir();
     const ledgerPath = join(dir.path, "ledger.sqlite");
     const base = ["--no-declare", "--no-http", "--ledger", ledgerPath];
+    if (fleet === "cannot start") {
+      await assertGoEstoqueCannotStart(broker, RABBITMQ_URL);
+      await assertPluginRefused("ordem_de_producao.ts", base);
+      console.log(`interop: Go Estoque -> ours on ${version}: neither runs the plugin topology`);
+      return;
+    }
 
     // Before anyone declared the topology, --no-declare stops at once and names what is missing.
     const early = await runScript("ordem_de_producao.ts", [...base, "--retry-backend", "plugin"]);
@@ -206,12 +213,10 @@ Deno.test("Go Estoque to our OrdemDeProducao on the Go services' own topology (-
       "--drain",
     ]);
     assert.equal(drained.code, 0, drained.stderr);
-    const deleted = await new Deno.Command("rabbitmqctl", {
-      args: ["delete_queue", "--if-empty", CANONICAL.queue],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(deleted.code, 0, new TextDecoder().decode(deleted.stderr));
+    // What `rabbitmqctl delete_queue --if-empty` does, on the broker under test.
+    const channel = await broker.channel();
+    await channel.deleteQueue(CANONICAL.queue, { ifEmpty: true });
+    await channel.close();
     const redeclared = await runScript("ordem_de_producao.ts", [
       "--no-http",
       "--ledger",
@@ -232,13 +237,46 @@ Deno.test("Go Estoque to our OrdemDeProducao on the Go services' own topology (-
 });
 
 for (const backend of ["plugin", "ttl"] as const satisfies readonly RetryBackend[]) {
-  Deno.test(`our Estoque to the Go OrdemDeProducao (${backend} backend): every order consumed, the Go process never panics`, async () => {
+  const versions = backend === "ttl"
+    ? "on 3.x, 4.0 and 4.3 alike"
+    : "on 3.x; on 4.0 it panics at its first retry, the orders kept; on 4.3 our plugin backend is refused";
+  Deno.test(`our Estoque to the Go OrdemDeProducao (${backend} backend): every order consumed, the Go process never panics ${versions}`, async () => {
+    const { version, ...found } = await fleetUnderTest();
+    // The ttl backend's exchange is direct: the Go side's x-delay passes through no plugin.
+    const fleet = backend === "ttl" ? "runs" : found.fleet;
     await withCanonicalNames(async (broker) => {
       await using dir = await tempDir();
       const flags = ["--retry-backend", backend, "--count"];
+      if (fleet === "cannot start") {
+        await assertPluginRefused("estoque.ts", ["--count", "1"]);
+        console.log(`interop: ours -> Go (${backend}) on ${version}: our plugin backend refused`);
+        return;
+      }
       const valid = await ourEstoque([...flags, "4", "--quantity", "100"], join(dir.path, "a"));
       await using go = await goOrdem();
       const over = await ourEstoque([...flags, "3", "--quantity", "1000"], join(dir.path, "b"));
+      if (fleet === "panics") {
+        await assertGoPanicsOnInt64Delay(go);
+        const runs = tally(goRuns(go));
+        for (const ref of valid) assert.equal(runs.get(ref), 1, `${ref} created once`);
+        // Each over-limit order ran once; its retry, unacked when the process died, is back.
+        await waitFor(
+          "the over-limit orders back in the work queue",
+          async () => (await broker.messageCount(CANONICAL.queue)) === over.length || undefined,
+          SETTLE_MS,
+        );
+        const back = await takeMessages(broker, CANONICAL.queue, over.length);
+        assert.deepEqual(
+          back.map((m) => (parseOrder(m.content) as { order: { refCode: string } }).order.refCode)
+            .sort(),
+          [...over].sort(),
+        );
+        console.log(
+          `interop: ours -> Go (${backend}) on ${version}: ${valid.length} created by Go once ` +
+            `each; it panicked at the first retry, the ${over.length} over the limit kept`,
+        );
+        return;
+      }
       await waitForDeadLetters(broker, over.length);
       assertNoPanic(go);
       const dead = await takeMessages(broker, CANONICAL.deadLetterQueue, over.length);
@@ -265,10 +303,20 @@ for (const backend of ["plugin", "ttl"] as const satisfies readonly RetryBackend
 }
 
 for (const backend of ["plugin", "ttl"] as const satisfies readonly RetryBackend[]) {
-  Deno.test(`a mixed fleet (${backend} backend): the Go OrdemDeProducao and ours on one queue; every order ends exactly once`, async () => {
+  const versions = backend === "ttl"
+    ? "on 3.x, 4.0 and 4.3 alike"
+    : "on 3.x; on 4.0 the Go consumer panics and ours finishes every order; on 4.3 our plugin backend is refused";
+  Deno.test(`a mixed fleet (${backend} backend): the Go OrdemDeProducao and ours on one queue; every order ends exactly once ${versions}`, async () => {
+    const { version, ...found } = await fleetUnderTest();
+    const fleet = backend === "ttl" ? "runs" : found.fleet;
     await withCanonicalNames(async (broker) => {
       await using dir = await tempDir();
       const ledgerPath = join(dir.path, "ledger.sqlite");
+      if (fleet === "cannot start") {
+        await assertPluginRefused("ordem_de_producao.ts", ["--no-http", "--ledger", ledgerPath]);
+        console.log(`interop: mixed fleet (${backend}) on ${version}: our plugin backend refused`);
+        return;
+      }
       await using ordem = ourService("our OrdemDeProducao", "ordem_de_producao.ts", [
         "--retry-backend",
         backend,
@@ -283,6 +331,16 @@ for (const backend of ["plugin", "ttl"] as const satisfies readonly RetryBackend
       const flags = ["--retry-backend", backend, "--count"];
       const valid = await ourEstoque([...flags, "10", "--quantity", "100"], join(dir.path, "a"));
       const over = await ourEstoque([...flags, "10", "--quantity", "1000"], join(dir.path, "b"));
+      if (fleet === "panics") {
+        await assertGoPanicsOnInt64Delay(go);
+        await mixedFleetAfterThePanic(broker, ordem, go, ledgerPath, valid, over);
+        console.log(
+          `interop: mixed fleet (${backend}) on ${version}: the Go consumer panicked at its ` +
+            `first retry; ours finished the ${valid.length} valid and ${over.length} over the ` +
+            `limit, lost 0, duplicated 0`,
+        );
+        return;
+      }
       await waitForDeadLetters(broker, over.length);
       assertNoPanic(go);
       // Our consumer settles its last deliveries before it stops.

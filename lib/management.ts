@@ -41,11 +41,33 @@ export function managementUrlFor(amqpUrl: string): string {
   return `${scheme}://${auth}${url.hostname}:15672`;
 }
 
+/**
+ * A management API URL with a login: its own, or where it has none, the AMQP URL's (as
+ * {@linkcode managementUrlFor} takes it), so that a login given apart from the URLs
+ * (`RABBITMQ_USER`, `RABBITMQ_PASSWORD_FILE`) serves both.
+ *
+ * @example
+ * ```ts
+ * managementUrlWithLogin("http://rabbit:15673", "amqp://u:p@rabbit:5673/"); // "http://u:p@rabbit:15673/"
+ * ```
+ */
+export function managementUrlWithLogin(managementUrl: string, amqpUrl: string): string {
+  const url = new URL(managementUrl);
+  if (url.username !== "") return url.href;
+  const login = new URL(managementUrlFor(amqpUrl));
+  url.username = login.username;
+  url.password = login.password;
+  return url.href;
+}
+
 /** The vhost of an AMQP URL: its path, decoded; `/` when there is none. */
 export function vhostOf(amqpUrl: string): string {
   const path = new URL(amqpUrl).pathname.replace(/^\//, "");
   return path === "" ? "/" : decodeURIComponent(path);
 }
+
+/** How long a request to the management API may take. */
+export const REQUEST_TIMEOUT_MS = 15_000;
 
 /** Talks to one broker's management API. */
 export class ManagementClient {
@@ -71,7 +93,8 @@ export class ManagementClient {
   async #get(path: string): Promise<unknown> {
     const response = await fetch(`${this.#base}/api/${path}`, {
       headers: { authorization: this.#authorization },
-      signal: AbortSignal.timeout(5_000),
+      // RabbitMQ 4.x answers some calls (/api/overview) after 5 s now and then.
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     if (response.status === 404) {
       await response.body?.cancel();

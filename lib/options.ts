@@ -331,7 +331,7 @@ export const DOCTOR_OPTIONS = {
     env: "RABBITMQ_MANAGEMENT_URL",
     placeholder: "http-url",
     description:
-      "The management API, for argument, binding and quorum checks (default: the broker's host, port 15672, same login).",
+      "The management API, for argument, binding and quorum checks (default: the broker's host, port 15672; the broker's login unless the URL has one).",
   },
   management: {
     type: "boolean",

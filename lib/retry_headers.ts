@@ -161,15 +161,19 @@ function describe(value: unknown): string {
   return String(value);
 }
 
+/**
+ * The broker's dead-lettering headers: `x-death`, `x-first-death-*` and, from RabbitMQ 3.13,
+ * `x-last-death-*`. They describe one hop; nothing here decides on them.
+ */
+const BROKER_DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
+
 /** Copies the headers worth keeping: everything but the broker's and our per-hop ones. */
 function carriedHeaders(headers: Headers | undefined): Headers {
   const carried: Headers = {};
   if (headers === undefined) return carried;
   for (const key of Object.keys(headers)) {
-    if (key === HEADER.death || key === HEADER.delay || key === HEADER.reason) continue;
-    if (key === HEADER.copyId) continue;
-    if (key.startsWith("x-death") || key === "x-first-death-exchange") continue;
-    if (key === "x-first-death-queue" || key === "x-first-death-reason") continue;
+    if (key === HEADER.delay || key === HEADER.reason || key === HEADER.copyId) continue;
+    if (BROKER_DEATH_HEADER.test(key)) continue;
     carried[key] = headers[key];
   }
   return carried;

@@ -16,6 +16,7 @@
 import type { Channel } from "amqplib";
 import type { Broker } from "./broker.ts";
 import { FatalError } from "./errors.ts";
+import { serverVersionAtLeast } from "./server_version.ts";
 
 /** How retries wait: queue TTLs (any RabbitMQ) or the delayed-message plugin. */
 export type RetryBackend = "ttl" | "plugin";
@@ -254,14 +255,49 @@ export function queueDeclarations(topo: Topology, serverVersion: string): QueueD
 /** The name of the delayed-message plugin, for error messages. */
 export const DELAYED_MESSAGE_PLUGIN = "rabbitmq_delayed_message_exchange";
 
+/** The first RabbitMQ release on which the delayed-message plugin cannot run. */
+export const NO_DELAYED_MESSAGE_PLUGIN_FROM = "4.3";
+
+/**
+ * Whether a broker of `serverVersion` can run the plugin backend: RabbitMQ before 4.3. The
+ * delayed-message plugin keeps its delayed messages in Mnesia, which 4.3 removed: built for 4.3
+ * and enabled, every declare of its exchange closes the connection (541 INTERNAL_ERROR) and the
+ * node does not boot again. A version that cannot be read is let through (the broker says).
+ */
+export function pluginBackendRuns(serverVersion: string): boolean {
+  return !serverVersionAtLeast(serverVersion, NO_DELAYED_MESSAGE_PLUGIN_FROM);
+}
+
+/**
+ * Stops the plugin backend on RabbitMQ 4.3 and later, from the version the connection reported
+ * and before anything is sent: declaring an `x-delayed-message` exchange on such a node, with a
+ * plugin built for it, can take the node down.
+ *
+ * @throws {FatalError} with code `plugin_unsupported`, naming the alternative.
+ */
+export function refuseUnsupportedBackend(broker: Broker, topo: Topology): void {
+  if (topo.backend !== "plugin" || pluginBackendRuns(broker.serverVersion)) return;
+  throw new FatalError(
+    `--retry-backend plugin cannot run on RabbitMQ ${broker.serverVersion} at ${broker.safeUrl}: ` +
+      `the delayed-message plugin (${DELAYED_MESSAGE_PLUGIN}) does not work on RabbitMQ ` +
+      `${NO_DELAYED_MESSAGE_PLUGIN_FROM} and later (it keeps delayed messages in Mnesia, which ` +
+      `${NO_DELAYED_MESSAGE_PLUGIN_FROM} removed; declaring its exchange there can take the node ` +
+      `down), so nothing was declared. Use --retry-backend ttl (retry queues with a TTL, any ` +
+      `RabbitMQ): docs/migration.md moves a running fleet off the plugin`,
+    { code: "plugin_unsupported" },
+  );
+}
+
 /**
  * Declares the exchanges, queues and bindings of a topology (all durable). Declaring what exists
  * with the same settings is a no-op, so both services call it at start-up.
  *
- * @throws {Error} with a clear message when the plugin backend is asked of a broker without the
- * delayed-message plugin, or when an object exists with other settings.
+ * @throws {FatalError} with a clear message when the plugin backend is asked of RabbitMQ 4.3 or
+ * later (`plugin_unsupported`, before anything is declared) or of a broker without the
+ * delayed-message plugin (`plugin_missing`), or when an object exists with other settings.
  */
 export async function declareTopology(broker: Broker, topo: Topology): Promise<void> {
+  refuseUnsupportedBackend(broker, topo);
   let channel: Channel | undefined;
   let declaring: string | undefined;
   try {
@@ -322,9 +358,11 @@ const NOT_FOUND = 404;
  * declares nothing: for running on a topology someone else declared (the Go Estoque's, during a
  * migration). Passive declares see names only: the doctor checks types, arguments and bindings.
  *
- * @throws {FatalError} with code `topology_missing`, naming every missing object and what to do.
+ * @throws {FatalError} with code `topology_missing`, naming every missing object and what to do;
+ * with code `plugin_unsupported` for the plugin backend on RabbitMQ 4.3 or later, before any check.
  */
 export async function checkTopology(broker: Broker, topo: Topology): Promise<void> {
+  refuseUnsupportedBackend(broker, topo);
   const wanted: [kind: "exchange" | "queue", name: string][] = [
     ["exchange", topo.exchange],
     ["exchange", topo.deadLetterExchange],

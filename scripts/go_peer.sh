@@ -14,6 +14,10 @@
 # Output: GO_PEER_BIN (default: .cache/go-peer in this repository, ignored by git); the binaries
 # are rebuilt only when the source is newer.
 #
+# The Go services dial amqp://guest:guest@localhost:5672/, fixed in their source: the interop suite
+# runs each in a network namespace (unshare, as root) whose 127.0.0.1:5672 socat bridges to the
+# broker under test (interop/_peers.ts). --install installs socat and iproute2 for that too.
+#
 #   scripts/go_peer.sh [--install]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +35,9 @@ if [ "${1:-}" = "--install" ]; then
   command -v go >/dev/null 2>&1 || need+=(golang-go)
   [ -d /usr/share/gocode/src/github.com/streadway/amqp ] || need+=(golang-github-streadway-amqp-dev)
   [ -d /usr/share/gocode/src/github.com/google/uuid ] || need+=(golang-github-google-uuid-dev)
+  # The bridge that runs each Go service against the broker under test (interop/_peers.ts).
+  command -v socat >/dev/null 2>&1 || need+=(socat)
+  { command -v ip && command -v ss; } >/dev/null 2>&1 || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     apt-get update -qq

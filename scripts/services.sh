@@ -28,10 +28,14 @@
 #   4.0      5673  15673       rabbit40@localhost  25673  4370  yes
 #   4.3      5674  15674       rabbit43@localhost  25674  4371  no (none works on 4.3)
 #
-# A running node is left alone, a stopped one is started, a chroot whose build did not finish is
-# built again (about a minute, with Debian's mirror; a call that finds the node running returns at
-# once and needs no root). RABBITMQ_URL is not consulted: the flag names the broker. With --broker
-# (3.10 too), the broker's URLs are printed on stdout, as lines a caller can eval or read:
+# Both deny the deprecated features a client could use (transient non-exclusive queues, global
+# QoS, queue master locators): a test of ours that used one fails there.
+#
+# A running node is left alone (said so when its rabbitmq.conf is older than this script's), a
+# stopped one is started, a chroot whose build did not finish is built again (about a minute, with
+# Debian's mirror; a call that finds the node running returns at once and needs no root).
+# RABBITMQ_URL is not consulted: the flag names the broker. With --broker (3.10 too), the broker's
+# URLs are printed on stdout, as lines a caller can export or read:
 #
 #   RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5673
 #   RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:15673
@@ -254,8 +258,7 @@ chroot_build() {
     "$version".*) ;;
     *) die "Debian $suite has rabbitmq-server $installed, not $version.x" ;;
   esac
-  printf 'listeners.tcp.default = %s\nmanagement.tcp.port = %s\n' "$amqp_port" "$management_port" \
-    >"$croot/etc/rabbitmq/rabbitmq.conf"
+  node_conf >"$croot/etc/rabbitmq/rabbitmq.conf"
   printf 'NODENAME=%s\nDIST_PORT=%s\n' "$node" "$dist_port" >"$croot/etc/rabbitmq/rabbitmq-env.conf"
   in_chroot rabbitmq-plugins enable --offline rabbitmq_management >>"$log" 2>&1 ||
     die "the management plugin did not enable (see $log)"
@@ -271,6 +274,16 @@ chroot_build() {
   say "built RabbitMQ $installed in $croot in $((SECONDS - started)) s"
 }
 
+# The node's rabbitmq.conf: its ports, and every deprecated feature a client could use denied
+# (transient non-exclusive queues, global QoS, queue master locators; 4.3 denies the last two
+# already), so that the suite run on it shows none of ours uses one. The management plugin's own
+# statistics (management_metrics_collection) stay: the doctor's consumer check reads them.
+node_conf() {
+  printf 'listeners.tcp.default = %s\nmanagement.tcp.port = %s\n' "$amqp_port" "$management_port"
+  printf 'deprecated_features.permit.%s = false\n' transient_nonexcl_queues global_qos \
+    queue_master_locator
+}
+
 broker4_stop() {
   croot=$chroots/$version
   if ! port_open "$amqp_port"; then
@@ -282,8 +295,15 @@ broker4_stop() {
 }
 
 broker4() {
-  # Running: nothing to do (not even root is needed).
-  port_open "$amqp_port" && port_open "$management_port" && return 0
+  # Running: nothing to do (not even root is needed), but say so if it runs on an older
+  # rabbitmq.conf than this script writes (a restart applies it: --stop, then start).
+  if port_open "$amqp_port" && port_open "$management_port"; then
+    local conf=$chroots/$version/etc/rabbitmq/rabbitmq.conf
+    [ ! -r "$conf" ] || [ "$(cat "$conf")" = "$(node_conf)" ] ||
+      say "RabbitMQ $version runs on an older $conf: restart it (--broker $version --stop, then" \
+        "--broker $version) to apply the new one"
+    return 0
+  fi
   [ "$(id -u)" = 0 ] || die "RabbitMQ $version runs in a chroot: that needs root"
   mkdir -p "$chroots"
   chroots=$(cd "$chroots" && pwd -P)
@@ -293,6 +313,7 @@ broker4() {
   flock 9
   if ! port_open "$amqp_port"; then
     [ -f "$croot/$built_mark" ] || chroot_build
+    node_conf >"$croot/etc/rabbitmq/rabbitmq.conf"
     mount_proc
     say "starting RabbitMQ $version ($node)"
     in_chroot rabbitmq-server -detached >/dev/null 2>&1 || true

@@ -53,20 +53,22 @@ export interface BrokerContext {
 
 /**
  * Connects, declares a fresh topology, runs `fn`, then deletes the topology and closes the
- * connection whatever happened. Fails when the broker cannot be reached.
+ * connection whatever happened. Fails when the broker cannot be reached. The broker is the one
+ * under test unless `url` names another.
  */
 export async function withTopology(
   name: string,
   options: Omit<TopologyOptions, "prefix">,
   fn: (ctx: BrokerContext) => Promise<void>,
+  url: string = RABBITMQ_URL,
 ): Promise<void> {
-  const broker = await Broker.connect(RABBITMQ_URL, { name: `test ${name}` });
+  const broker = await Broker.connect(url, { name: `test ${name}` });
   const topo = topology({ ...options, prefix: uniquePrefix(name) });
   try {
     await declareTopology(broker, topo);
     await fn({ broker, topo });
   } finally {
-    const cleaner = await Broker.connect(RABBITMQ_URL, { name: `test ${name} cleanup` });
+    const cleaner = await Broker.connect(url, { name: `test ${name} cleanup` });
     try {
       await deleteTopology(cleaner, topo);
     } finally {

@@ -22,7 +22,12 @@
  */
 
 import { Broker } from "../lib/broker.ts";
-import { ManagementClient, managementUrlFor, vhostOf } from "../lib/management.ts";
+import {
+  ManagementClient,
+  managementUrlFor,
+  REQUEST_TIMEOUT_MS,
+  vhostOf,
+} from "../lib/management.ts";
 import { RABBITMQ_URL } from "./broker.ts";
 
 /** A broker the tests can run against. */
@@ -116,12 +121,77 @@ export function vhostPath(target: BrokerUnderTest): string {
   return encodeURIComponent(vhostOf(target.url));
 }
 
-/** A request to `target`'s management API (`path` after `/api/`); its answer, parsed. */
+/**
+ * The management API's names of `target`'s open connections whose client named them
+ * `connectionName`, once it lists at least one (it lists a new connection a moment late); rejects
+ * after `timeoutMs`.
+ */
+export async function connectionsNamed(
+  target: BrokerUnderTest,
+  connectionName: string,
+  timeoutMs = 30_000,
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const listed = await managementRequest(
+      target,
+      "GET",
+      "connections?columns=name,client_properties",
+    ) as { name: string; client_properties?: { connection_name?: string } }[];
+    const names = listed.filter((c) => c.client_properties?.connection_name === connectionName)
+      .map((c) => c.name);
+    if (names.length > 0) return names;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `no connection named "${connectionName}" on ${target.management.safeUrl} after ${timeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Closes, from the broker's side and as an operator would (`rabbitmqctl close_connection`), the
+ * connections of `target` whose client named them `connectionName`, through its management API;
+ * resolves with how many it closed. Waits, up to `timeoutMs`, until it has closed at least one (a
+ * connection closed already can linger in the listing a moment).
+ */
+export async function closeConnectionsNamed(
+  target: BrokerUnderTest,
+  connectionName: string,
+  timeoutMs = 30_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    let closed = 0;
+    for (const name of await connectionsNamed(target, connectionName, timeoutMs)) {
+      const path = `connections/${encodeURIComponent(name)}`;
+      const gone = await managementRequest(target, "DELETE", path, undefined, {
+        "x-reason": "closed by a test",
+      }).then(() => false, (error: { status?: number }) => {
+        if (error.status === 404) return true;
+        throw error;
+      });
+      if (!gone) closed++;
+    }
+    if (closed > 0) return closed;
+    if (Date.now() > deadline) {
+      throw new Error(`no open connection named "${connectionName}" after ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * A request to `target`'s management API (`path` after `/api/`); its answer, parsed. An answer
+ * other than 2xx throws an error whose `status` is the HTTP status.
+ */
 export async function managementRequest(
   target: BrokerUnderTest,
   method: "GET" | "PUT" | "DELETE",
   path: string,
   body?: unknown,
+  headers: Record<string, string> = {},
 ): Promise<unknown> {
   const base = new URL(target.managementUrl);
   const authorization = `Basic ${
@@ -133,16 +203,18 @@ export async function managementRequest(
   const response = await fetch(url, {
     method,
     headers: {
+      ...headers,
       authorization,
       ...(body === undefined ? {} : { "content-type": "application/json" }),
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(5_000),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   const text = await response.text();
   if (!response.ok) {
-    throw new Error(
-      `${method} ${target.management.safeUrl}/api/${path} answered ${response.status}`,
+    throw Object.assign(
+      new Error(`${method} ${target.management.safeUrl}/api/${path} answered ${response.status}`),
+      { status: response.status },
     );
   }
   return text === "" ? undefined : JSON.parse(text);

@@ -51,9 +51,12 @@ Deno.test("every metric the alert rules use is exposed by a running OrdemDeProdu
     const text = await waitFor("a scrape with the dead letter", async () => {
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       // The queue gauge can see the dead letter before the consumer has counted it (the
-      // counter moves after the broker confirms the dead-letter publish): wait for both.
+      // counter moves after the broker confirms the dead-letter publish): wait for both. The
+      // consumer count is read at most every 5 s, and can be read while the consumer grows its
+      // prefetch (it cancels and consumes again): wait for a read that sees it.
       const seen = /productionorder_queue_messages\{queue="dlq"[^}]*\} 1/.test(body) &&
-        /^productionorder_messages_dead_lettered_total\{[^}]*\} 1/m.test(body);
+        /^productionorder_messages_dead_lettered_total\{[^}]*\} 1/m.test(body) &&
+        /productionorder_queue_consumers\{queue="work"[^}]*\} 1/.test(body);
       return seen ? body : undefined;
     }, 15_000);
     const exposed = new Set(text.match(/^productionorder_[a-z_]+/gm));

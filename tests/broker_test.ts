@@ -1,8 +1,16 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
+import type { Channel } from "amqplib";
 import { Broker, redactUrl } from "../lib/broker.ts";
 import { describeError } from "../lib/errors.ts";
-import { RABBITMQ_URL } from "../testing/broker.ts";
+import { RABBITMQ_URL, waitFor } from "../testing/broker.ts";
+import {
+  type BrokerUnderTest,
+  connectTo,
+  DEFAULT_BROKER,
+  otherBroker,
+} from "../testing/other_brokers.ts";
+import { serverVersionAtLeast } from "../lib/server_version.ts";
 
 Deno.test("redactUrl() hides the password, and only the password", () => {
   assert.equal(
@@ -90,7 +98,8 @@ function countSocketWrites(broker: Broker): () => number {
 async function publishInOneTurn(broker: Broker, count: number): Promise<number> {
   const queue = `test.coalesce.${crypto.randomUUID()}`;
   const channel = await broker.confirmChannel();
-  await channel.assertQueue(queue, { durable: false });
+  // Exclusive: a transient queue that is not is a deprecated feature on RabbitMQ 4.x.
+  await channel.assertQueue(queue, { durable: false, exclusive: true });
   try {
     const writes = countSocketWrites(broker);
     const padding = "x".repeat(4096);
@@ -123,3 +132,88 @@ Deno.test("Broker.connect() sends a turn's frames as few socket writes, in order
   assert.ok(each >= 1_000, `amqplib as it comes writes at least once a message (${each})`);
   assert.ok(fewer <= each / 10, `coalesced: ${fewer} writes against ${each}`);
 });
+
+for (const name of ["4_0", "4_3"] as const) {
+  const release = name.replace("_", ".");
+  Deno.test({
+    name:
+      `RabbitMQ ${release} here denies the deprecated features a client could use (a transient non-exclusive queue is refused, global QoS ignored), so a suite run on it shows none of ours uses one (RABBITMQ_URL_${name})`,
+    fn: async () => {
+      const target = otherBroker(name);
+      const queue = `test.deprecated.${crypto.randomUUID()}`;
+      /** What the broker says to `use` on a connection of its own (a refusal may close it). */
+      const refusal = async (what: string, use: (channel: Channel) => Promise<unknown>) => {
+        await using broker = await connectTo(target, `test deprecated ${what}`);
+        const channel = await broker.channel();
+        const error = await use(channel).then(() => undefined, (e: unknown) => broker.explain(e));
+        if (!error) await channel.deleteQueue(queue);
+        await channel.close().catch(() => {});
+        assert.ok(
+          error,
+          `RabbitMQ ${broker.serverVersion} at ${broker.safeUrl} permits ${what}: restart it ` +
+            `on scripts/services.sh's rabbitmq.conf (--broker ${release} --stop, then start)`,
+        );
+        return error.message;
+      };
+      // Refused by closing the whole connection (541 INTERNAL_ERROR), not only the channel.
+      assert.match(
+        await refusal(
+          "transient non-exclusive queues",
+          (ch) => ch.assertQueue(queue, { durable: false }),
+        ),
+        /Feature `transient_nonexcl_queues` is deprecated/,
+      );
+      // Global QoS denied: the broker takes basic.qos with global set, says so in its log, and
+      // applies the limit to each consumer (3.10 applies it to the channel: one delivery here).
+      {
+        await using broker = await connectTo(target, "test deprecated global QoS");
+        const channel = await broker.channel();
+        await channel.assertQueue(queue, { durable: false, exclusive: true });
+        for (const body of ["a", "b"]) channel.sendToQueue(queue, Buffer.from(body));
+        await channel.prefetch(1, true);
+        let delivered = 0;
+        for (let i = 0; i < 2; i++) await channel.consume(queue, () => delivered++);
+        await waitFor("a delivery to each consumer", () => delivered === 2 || undefined, 5_000)
+          .catch(() =>
+            assert.fail(`global QoS applies on ${broker.safeUrl}: ${delivered} delivered`)
+          );
+        await channel.deleteQueue(queue);
+        await channel.close();
+      }
+    },
+  });
+}
+
+/**
+ * Sends `target` a body of 16 MiB and one of a byte more, and checks which it takes: RabbitMQ 4.x
+ * refuses a body over 16 MiB (`max_message_size`) by closing the channel, 3.x takes up to 128 MiB.
+ */
+async function largestBodyOn(target: BrokerUnderTest): Promise<void> {
+  await using broker = await connectTo(target, "test largest body");
+  const limit = 16 * 1024 * 1024;
+  const sent = async (bytes: number) => {
+    const channel = await broker.confirmChannel();
+    const queue = `test.largest-body.${crypto.randomUUID()}`;
+    await channel.assertQueue(queue, { durable: false, exclusive: true });
+    channel.sendToQueue(queue, Buffer.alloc(bytes, 0x61));
+    await channel.waitForConfirms().catch(() => {}); // refused: the channel is closed
+    const taken = await channel.checkQueue(queue).then((q) => q.messageCount === 1, () => false);
+    if (taken) await channel.deleteQueue(queue);
+    await channel.close().catch(() => {});
+    return taken; // an exclusive queue left by a closed channel goes with the connection
+  };
+  const from4 = serverVersionAtLeast(broker.serverVersion, "4.0");
+  assert.equal(await sent(limit), true, `16 MiB on ${broker.serverVersion}`);
+  assert.equal(await sent(limit + 1), !from4, `16 MiB and a byte on ${broker.serverVersion}`);
+}
+
+for (
+  const [label, target] of [
+    ["the broker under test", DEFAULT_BROKER],
+    ["RabbitMQ 4.0", otherBroker("4_0")],
+    ["RabbitMQ 4.3", otherBroker("4_3")],
+  ] as const
+) {
+  Deno.test(`the largest body a broker takes: 16 MiB from RabbitMQ 4.0, 128 MiB on 3.x (${label})`, () =>
+    largestBodyOn(target));
+}

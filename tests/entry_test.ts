@@ -2,7 +2,7 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { Broker } from "../lib/broker.ts";
+import { Broker, redactUrl } from "../lib/broker.ts";
 import { deleteTopology, topology } from "../lib/topology.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import {
@@ -12,6 +12,22 @@ import {
   tempDir,
   uniquePrefix,
 } from "../testing/broker.ts";
+import { DEFAULT_BROKER, managementRequest, vhostPath } from "../testing/other_brokers.ts";
+
+/** The broker under test's URL (RABBITMQ_URL) with some of its parts changed. */
+function brokerUrl(changes: Partial<Pick<URL, "username" | "password" | "pathname">>): URL {
+  const url = new URL(RABBITMQ_URL);
+  Object.assign(url, changes);
+  return url;
+}
+
+/** A URL without its user name and password. */
+function withoutLogin(href: string): string {
+  const url = new URL(href);
+  url.username = "";
+  url.password = "";
+  return url.href;
+}
 
 async function cleanup(prefix: string): Promise<void> {
   const broker = await Broker.connect(RABBITMQ_URL);
@@ -78,11 +94,14 @@ Deno.test("a bad flag stops a command with exit code 2 and a message naming it",
 });
 
 Deno.test("a refused login exits 1 and never prints the password", async () => {
-  const { code, stderr } = await runScript("estoque.ts", [], {
-    RABBITMQ_URL: "amqp://guest:s3cret-pw@127.0.0.1:5672",
-  });
+  const wrong = brokerUrl({ password: "s3cret-pw" });
+  const { code, stderr } = await runScript("estoque.ts", [], { RABBITMQ_URL: wrong.href });
   assert.equal(code, 1);
-  assert.match(stderr, /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672/);
+  assert.ok(
+    stderr.includes(`cannot connect to RabbitMQ at ${redactUrl(wrong.href)}`),
+    `${redactUrl(wrong.href)} not in: ${stderr}`,
+  );
+  assert.match(stderr, /:\*\*\*@/);
   assert.ok(!stderr.includes("s3cret-pw"), stderr);
 });
 
@@ -193,22 +212,26 @@ Deno.test("ordem stops cleanly on SIGTERM and exits 0; a second instance on its 
   }
 });
 
-async function rabbitmqctl(args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command("rabbitmqctl", { args, stdout: "null" })
-    .output();
-  assert.equal(code, 0, `rabbitmqctl ${args[0]}: ${new TextDecoder().decode(stderr)}`);
-}
-
 Deno.test("a password with @ : / % ? # works from RABBITMQ_PASSWORD and RABBITMQ_PASSWORD_FILE, and is never shown", async () => {
   const user = `test-login-${crypto.randomUUID().slice(0, 8)}`;
   const password = "p@ss:w/rd%2F?#";
-  await rabbitmqctl(["add_user", user, password]);
+  // Made through the management API of the broker under test (RABBITMQ_MANAGEMENT_URL).
+  await managementRequest(DEFAULT_BROKER, "PUT", `users/${user}`, { password, tags: "monitoring" });
   const prefix = uniquePrefix("login");
   await using dir = await tempDir();
   try {
-    await rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"]);
-    await rabbitmqctl(["set_user_tags", user, "monitoring"]);
-    const base = { RABBITMQ_URL: "amqp://127.0.0.1:5672", RABBITMQ_USER: user };
+    await managementRequest(
+      DEFAULT_BROKER,
+      "PUT",
+      `permissions/${vhostPath(DEFAULT_BROKER)}/${user}`,
+      { configure: ".*", write: ".*", read: ".*" },
+    );
+    // The broker under test and its management API with no login in them: the login comes apart.
+    const base = {
+      RABBITMQ_URL: brokerUrl({ username: "", password: "" }).href,
+      RABBITMQ_MANAGEMENT_URL: withoutLogin(DEFAULT_BROKER.managementUrl),
+      RABBITMQ_USER: user,
+    };
     const fromEnv = await runScript("estoque.ts", ["--prefix", prefix], {
       ...base,
       RABBITMQ_PASSWORD: password,
@@ -238,7 +261,7 @@ Deno.test("a password with @ : / % ? # works from RABBITMQ_PASSWORD and RABBITMQ
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /RABBITMQ_PASSWORD_FILE names ".*nope", which cannot be read/);
   } finally {
-    await rabbitmqctl(["delete_user", user]);
+    await managementRequest(DEFAULT_BROKER, "DELETE", `users/${user}`);
     await cleanup(prefix);
   }
 });
@@ -246,22 +269,27 @@ Deno.test("a password with @ : / % ? # works from RABBITMQ_PASSWORD and RABBITMQ
 Deno.test("a missing vhost, a taken port, an unreadable TLS file and a bad management URL each stop the command at once, naming the setting", async () => {
   const started = performance.now();
   const vhost = await runScript("estoque.ts", [], {
-    RABBITMQ_URL: "amqp://guest:guest@127.0.0.1:5672/no-such-vhost",
+    RABBITMQ_URL: brokerUrl({ pathname: "/no-such-vhost" }).href,
   });
   assert.equal(vhost.code, 1);
   assert.match(vhost.stderr, /refused to open vhost "no-such-vhost": it does not exist/);
   assert.ok(performance.now() - started < 10_000, "not retried for RECONNECT_TIMEOUT_MS");
   await using dir = await tempDir();
+  const takenPort = new URL(RABBITMQ_URL).port || "5672";
   const port = await runScript("ordem_de_producao.ts", [
     "--prefix",
     uniquePrefix("entry-port"),
     "--ledger",
     join(dir.path, "l.sqlite"),
     "--http-port",
-    "5672",
+    takenPort, // the broker's own
   ]);
   assert.equal(port.code, 1);
-  assert.match(port.stderr, /cannot listen on 127\.0\.0\.1:5672: the port is taken; .*--http-port/);
+  assert.ok(
+    port.stderr.includes(`cannot listen on 127.0.0.1:${takenPort}: the port is taken;`),
+    port.stderr,
+  );
+  assert.match(port.stderr, /the port is taken; .*--http-port/);
   const tls = await runScript("estoque.ts", ["--tls-ca", "/nope.pem"], {
     RABBITMQ_URL: "amqps://guest:guest@127.0.0.1:5671",
   });

@@ -10,6 +10,7 @@ Deno.test("ConfirmedPublisher reports a message the broker refuses as nacked", a
     const full = `${topo.prefix}full`;
     await channel.assertQueue(full, {
       durable: false,
+      exclusive: true, // a transient queue that is not is a deprecated feature on RabbitMQ 4.x
       arguments: { "x-max-length": 1, "x-overflow": "reject-publish" },
     });
     try {

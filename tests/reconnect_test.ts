@@ -30,10 +30,14 @@ Deno.test("parseBrokerUrls() splits a comma-separated list and names a bad URL w
 });
 
 Deno.test("connecting tells a refused login and a refused vhost (fatal) from a refused connection", async () => {
-  const login = await BrokerClass.connect("amqp://guest:wrong@127.0.0.1:5672").catch((e) => e);
+  // The broker under test (RABBITMQ_URL), with a wrong password, then a vhost it does not have.
+  const wrongLogin = new URL(RABBITMQ_URL);
+  wrongLogin.password = "wrong";
+  const login = await BrokerClass.connect(wrongLogin.href).catch((e) => e);
   assert.ok(login instanceof FatalError && login.kind === "fatal-auth", String(login));
-  const vhost = await BrokerClass.connect("amqp://guest:guest@127.0.0.1:5672/no-such-vhost")
-    .catch((e) => e);
+  const noVhost = new URL(RABBITMQ_URL);
+  noVhost.pathname = "/no-such-vhost";
+  const vhost = await BrokerClass.connect(noVhost.href).catch((e) => e);
   assert.ok(vhost instanceof FatalError && vhost.code === "vhost_refused", String(vhost));
   assert.match(vhost.message, /refused to open vhost "no-such-vhost": it does not exist/);
   const closed = await BrokerClass.connect("amqp://guest:guest@127.0.0.1:1").catch((e) => e);

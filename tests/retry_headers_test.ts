@@ -1,5 +1,9 @@
 import { strict as assert } from "node:assert";
+import { inspectDeadLetters, replayDeadLetters } from "../lib/dead_letter_ops.ts";
 import { PermanentError, TransientError } from "../lib/errors.ts";
+import { encodeOrder, newOrder } from "../lib/order.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { retryDelays } from "../lib/retry_policy.ts";
 import {
   deadLetterHeaders,
   HEADER,
@@ -11,6 +15,13 @@ import {
   replayHeaders,
   retryHeaders,
 } from "../lib/retry_headers.ts";
+import {
+  fastPolicy,
+  startConsumer,
+  takeMessages,
+  tapHeaderTypes,
+  withTopology,
+} from "../testing/broker.ts";
 
 Deno.test("integer headers are written as signed 32-bit values (I), as the Go consumer reads them", () => {
   const int = (value: number) => ({ "!": "int", value });
@@ -104,4 +115,139 @@ Deno.test("deadLetterHeaders() carries the reason, the count and a truncated err
   assert.equal(readRetryCount(headers), 3);
   assert.equal((headers[HEADER.lastError] as string).length, MAX_ERROR_LENGTH);
   assert.ok((headers[HEADER.lastError] as string).endsWith("…"));
+});
+
+/** AMQP's integer field types, amqplib's name for each and its tag on the wire. */
+const INTEGER_TYPES = [
+  ["byte", "b"],
+  ["unsignedbyte", "B"],
+  ["short", "s"],
+  ["unsignedshort", "u"],
+  ["int", "I"],
+  ["unsignedint", "i"],
+  ["long", "l"],
+] as const;
+
+Deno.test("x-retry-count, x-replay-count and x-delay of every AMQP integer type (b B s u I i l), as the broker under test delivers them, are read by the consumer and the dead-letter tools", async () => {
+  const policy = fastPolicy(3, 50);
+  await withTopology("header-types", { retryDelays: retryDelays(policy) }, async (ctx) => {
+    const wireTypes = tapHeaderTypes(ctx.broker);
+    // 1. The consumer: an over-limit order per type, each header of that type.
+    const { consumer, outcomes, ledger, publisher } = await startConsumer(ctx, policy);
+    const refs: string[] = [];
+    for (const [type] of INTEGER_TYPES) {
+      const order = newOrder({ quantity: 900 });
+      refs.push(order.refCode);
+      await publisher.publish(ctx.topo.exchange, ctx.topo.routingKey, encodeOrder(order), {
+        messageId: order.refCode,
+        persistent: true,
+        mandatory: true,
+        headers: {
+          [HEADER.retryCount]: { "!": type, value: 1 },
+          [HEADER.replayCount]: { "!": type, value: 2 },
+          [HEADER.delay]: { "!": type, value: 100 },
+        },
+      });
+    }
+    await outcomes.until("every order dead-lettered", (o) => o.kind === "dead-lettered", 7);
+    await consumer.stop();
+    await ledger.close();
+    // The broker delivered each as it was published (the first 7 deliveries; our copies are I).
+    for (const header of [HEADER.retryCount, HEADER.replayCount, HEADER.delay]) {
+      assert.deepEqual(
+        wireTypes(header).slice(0, 7),
+        INTEGER_TYPES.map(([, tag]) => tag),
+        `${header} as delivered`,
+      );
+    }
+    for (const ref of refs) {
+      const mine = outcomes.outcomes.filter((o) => "messageKey" in o && o.messageKey === ref);
+      // x-retry-count 1 was read: the next retry is number 2, and the third is the last.
+      assert.deepEqual(
+        mine.map((o) => o.kind === "retried" ? `retry ${o.retry}` : o.kind),
+        ["retry 2", "retry 3", "dead-lettered"],
+        ref,
+      );
+    }
+
+    // 2. The dead-letter tools: a dead letter per type, x-retry-count 3 and x-replay-count 2.
+    const deadLetters = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+    await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 7);
+    const letters: string[] = [];
+    for (const [type] of INTEGER_TYPES) {
+      const order = newOrder({ quantity: 900 });
+      letters.push(order.refCode);
+      await deadLetters.publish(
+        ctx.topo.deadLetterExchange,
+        ctx.topo.routingKey,
+        encodeOrder(order),
+        {
+          messageId: order.refCode,
+          persistent: true,
+          mandatory: true,
+          headers: {
+            [HEADER.reason]: "exhausted",
+            [HEADER.retryCount]: { "!": type, value: 3 },
+            [HEADER.replayCount]: { "!": type, value: 2 },
+          },
+        },
+      );
+    }
+    const seen = await inspectDeadLetters(ctx.broker, ctx.topo);
+    assert.deepEqual(
+      seen.letters.map((l) => [l.refCode, l.attempts, l.replays]),
+      letters.map((ref) => [ref, 3, 2]),
+    );
+    const replaysBefore = wireTypes(HEADER.replayCount).length;
+    const replayed = await replayDeadLetters(ctx.broker, ctx.topo);
+    assert.deepEqual([replayed.done, replayed.failed], [7, 0]);
+    const copies = await takeMessages(ctx.broker, ctx.topo.queue, 7);
+    assert.deepEqual(
+      copies.map((m) => m.properties.headers?.[HEADER.replayCount]),
+      letters.map(() => 3),
+    );
+    // Counted one more, and written as a signed 32-bit integer whatever it came as.
+    assert.deepEqual(
+      wireTypes(HEADER.replayCount).slice(replaysBefore).slice(-7),
+      letters.map(() => "I"),
+    );
+  });
+});
+
+Deno.test("x-death is not relied on: a forged x-death changes nothing, and no broker death header (x-death, x-first-death-*, 4.x's x-last-death-*) rides on our copies", async () => {
+  const policy = fastPolicy(3, 50);
+  await withTopology("x-death", { retryDelays: retryDelays(policy) }, async (ctx) => {
+    const wireTypes = tapHeaderTypes(ctx.broker);
+    const { consumer, outcomes, ledger, publisher } = await startConsumer(ctx, policy);
+    const order = newOrder({ quantity: 900 });
+    await publisher.publish(ctx.topo.exchange, ctx.topo.routingKey, encodeOrder(order), {
+      messageId: order.refCode,
+      persistent: true,
+      mandatory: true,
+      headers: {
+        [HEADER.retryCount]: int32(1),
+        // Someone else's history: 50 rejections. Only x-retry-count counts.
+        [HEADER.death]: [{ count: 50, reason: "rejected", queue: "elsewhere", exchange: "" }],
+      },
+    });
+    await outcomes.until("the dead letter", (o) => o.kind === "dead-lettered");
+    await consumer.stop();
+    await ledger.close();
+    assert.deepEqual(
+      outcomes.outcomes.map((o) => o.kind === "retried" ? `retry ${o.retry}` : o.kind),
+      ["retry 2", "retry 3", "dead-lettered"],
+    );
+    // The retries came back from the tiers with the broker's own death headers (4.x adds
+    // x-last-death-*), which the consumer read past.
+    assert.ok(wireTypes("x-first-death-reason").length >= 2, "tier expiries seen");
+    const [dead] = await takeMessages(ctx.broker, ctx.topo.deadLetterQueue, 1);
+    const headers = dead!.properties.headers ?? {};
+    assert.equal(headers[HEADER.reason], "exhausted");
+    assert.equal(headers[HEADER.retryCount], 3);
+    assert.deepEqual(
+      Object.keys(headers).filter((k) => /^x-(death|first-death-|last-death-)/.test(k)),
+      [],
+      "broker death headers on our dead letter",
+    );
+  });
 });

@@ -1,16 +1,28 @@
 import { Buffer } from "node:buffer";
+import { join } from "node:path";
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
 import { FatalError } from "../lib/errors.ts";
 import {
+  checkTopology,
   declareTopology,
   DELAYED_MESSAGE_PLUGIN,
   deleteTopology,
+  pluginBackendRuns,
   queueDeclarations,
   retryTierFor,
   topology,
 } from "../lib/topology.ts";
-import { RABBITMQ_URL, uniquePrefix, waitFor, withTopology } from "../testing/broker.ts";
+import { serverVersionAtLeast } from "../lib/server_version.ts";
+import {
+  RABBITMQ_URL,
+  runScript,
+  tapSent,
+  tempDir,
+  uniquePrefix,
+  waitFor,
+  withTopology,
+} from "../testing/broker.ts";
 import {
   type BrokerUnderTest,
   connectTo,
@@ -95,12 +107,18 @@ Deno.test("declareTopology() explains a queue that exists with other settings", 
   }
 });
 
-Deno.test("declareTopology() declares the plugin backend's delayed-message exchange on the broker under test, which has the plugin", async () => {
-  // The broker under test has the plugin (scripts/services.sh enables it): the declaration must
-  // succeed, whatever the code does without it (the next test, on a broker without it).
+Deno.test("declareTopology() of the plugin backend on the broker under test: its delayed-message exchange where the plugin runs (before 4.3), plugin_unsupported from 4.3", async () => {
+  // Before 4.3 the broker under test has the plugin (scripts/services.sh enables it on 3.10 and
+  // 4.0): the declaration must succeed, whatever the code does without it (the next test).
   const broker = await connectTo(DEFAULT_BROKER, "test plugin");
   const topo = topology({ prefix: uniquePrefix("plugin"), backend: "plugin" });
   try {
+    if (!pluginBackendRuns(broker.serverVersion)) {
+      const error = await declareTopology(broker, topo).then(() => undefined, (e) => e);
+      assert.ok(error instanceof FatalError, `declared on ${broker.serverVersion}: ${error}`);
+      assert.equal(error.code, "plugin_unsupported");
+      return;
+    }
     assert.ok(
       await hasDelayedMessagePlugin(DEFAULT_BROKER),
       `${broker.safeUrl} knows no x-delayed-message exchange: enable ${DELAYED_MESSAGE_PLUGIN} ` +
@@ -120,7 +138,7 @@ const noPlugin = otherBroker("NO_PLUGIN");
 
 Deno.test({
   name:
-    "declareTopology() on a broker without the delayed-message plugin names it and the ttl alternative (RABBITMQ_URL_NO_PLUGIN)",
+    "declareTopology() on a broker without the delayed-message plugin names it and the ttl alternative: plugin_missing before 4.3, plugin_unsupported from 4.3 (RABBITMQ_URL_NO_PLUGIN)",
   fn: async () => {
     const target = noPlugin;
     const broker = await connectTo(target, "test no plugin");
@@ -135,17 +153,73 @@ Deno.test({
       );
       const error = await declareTopology(broker, topo).then(() => undefined, (e) => e);
       assert.ok(error instanceof FatalError, `declared without the plugin: ${error}`);
-      assert.equal(error.code, "plugin_missing");
-      assert.match(
-        error.message,
-        /lacks the delayed-message plugin \(rabbitmq_delayed_message_exchange\).*rabbitmq-plugins enable rabbitmq_delayed_message_exchange.*--retry-backend ttl/,
-      );
+      if (pluginBackendRuns(broker.serverVersion)) {
+        assert.equal(error.code, "plugin_missing");
+        assert.match(
+          error.message,
+          /lacks the delayed-message plugin \(rabbitmq_delayed_message_exchange\).*rabbitmq-plugins enable rabbitmq_delayed_message_exchange.*--retry-backend ttl/,
+        );
+      } else {
+        // Enabling the plugin is no advice on 4.3: the node would not boot again.
+        assert.equal(error.code, "plugin_unsupported");
+        assert.doesNotMatch(error.message, /rabbitmq-plugins enable/);
+        assert.match(error.message, /--retry-backend ttl/);
+      }
       assert.ok(!error.message.includes("guest:guest"), "no password in the message");
       // The alternative it names works on the same broker.
       await declareTopology(cleaner, ttl);
     } finally {
       await deleteTopology(cleaner, ttl).catch(() => {});
       await cleaner.close();
+      await broker.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "on RabbitMQ 4.3 the plugin backend stops with plugin_unsupported, naming --retry-backend ttl, before anything is sent to the broker (RABBITMQ_URL_4_3)",
+  fn: async () => {
+    const target = otherBroker("4_3");
+    const broker = await connectTo(target, "test plugin on 4.3");
+    const topo = topology({ prefix: uniquePrefix("plugin-43"), backend: "plugin" });
+    try {
+      assert.ok(
+        serverVersionAtLeast(broker.serverVersion, "4.3"),
+        `RABBITMQ_URL_4_3 (${broker.safeUrl}) is RabbitMQ ${broker.serverVersion}`,
+      );
+      const sent = tapSent(broker);
+      for (const prepare of [declareTopology, checkTopology]) {
+        const error = await prepare(broker, topo).then(() => undefined, (e) => e);
+        assert.ok(error instanceof FatalError, `${prepare.name}: ${error}`);
+        assert.equal(error.code, "plugin_unsupported", `${prepare.name}: ${error.message}`);
+        assert.match(
+          error.message,
+          new RegExp(`RabbitMQ ${broker.serverVersion.replaceAll(".", "\\.")}`),
+        );
+        assert.match(error.message, /--retry-backend ttl/);
+        assert.ok(!error.message.includes("guest:guest"), "no password in the message");
+      }
+      // Decided from the connection's server properties: no declare, not even a passive one.
+      assert.equal(sent(topo.prefix), false, "a method naming the topology went to the broker");
+      assert.ok(broker.isOpen);
+      // The commands say the same and exit 1, before declaring anything.
+      await using dir = await tempDir();
+      const ordem = ["--no-http", "--ledger", join(dir.path, "ledger.sqlite")];
+      for (const [script, args] of [["estoque.ts", []], ["ordem_de_producao.ts", ordem]] as const) {
+        const run = await runScript(
+          script,
+          ["--retry-backend", "plugin", "--prefix", topo.prefix, ...args],
+          { RABBITMQ_URL: target.url },
+        );
+        assert.equal(run.code, 1, `${script}: ${run.stderr}`);
+        assert.match(run.stderr, /--retry-backend ttl/, script);
+        assert.match(run.stderr, /4\.3 and later/, script);
+      }
+      const channel = await broker.channel();
+      const exchange = await channel.checkExchange(topo.exchange).then(() => true, () => false);
+      assert.equal(exchange, false, "the delayed-message exchange was declared");
+    } finally {
       await broker.close();
     }
   },
