@@ -17,6 +17,7 @@ import {
   NO_DELAYED_MESSAGE_PLUGIN_FROM,
   queueDeclarations,
   type Topology,
+  UNLIMITED_DELIVERIES,
 } from "./topology.ts";
 
 /** How a check came out. `fail` makes the doctor exit non-zero. */
@@ -166,7 +167,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
 
     // A DLQ whose letters a look can spend is not peeked at.
     let deadLettersSpentByLooking = false;
-    for (const declaration of queueDeclarations(topo, broker.serverVersion)) {
+    for (const declaration of queueDeclarations(topo)) {
       const subject = `queue ${declaration.name}`;
       const isTier = topo.retryTiers.some((t) => t.queue === declaration.name);
       let counts: { messageCount: number; consumerCount: number };
@@ -206,7 +207,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
           if (actual.type === "quorum") {
             const limit = actual.arguments["x-delivery-limit"];
             if (declaration.name === topo.deadLetterQueue) {
-              const unlimited = limit === -1 ||
+              const unlimited = limit === -1 || limit === UNLIMITED_DELIVERIES ||
                 (limit === undefined && !limitsQuorumQueuesByDefault(broker.serverVersion));
               if (!unlimited) {
                 deadLettersSpentByLooking = true;

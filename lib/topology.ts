@@ -193,6 +193,12 @@ export interface QueueDeclaration {
 }
 
 /**
+ * The DLQ's delivery limit: the largest 32-bit integer, unreachable by looking (3.10, 4.0 and 4.3
+ * keep every letter through it; `-1` would mean unlimited on 4.x but drops every letter on 3.x).
+ */
+export const UNLIMITED_DELIVERIES = 2_147_483_647;
+
+/**
  * Whether a broker of `serverVersion` (e.g. `"3.10.8"`) gives every quorum queue a delivery limit
  * when none is set (RabbitMQ 4.0 and later: 20).
  */
@@ -202,25 +208,26 @@ export function limitsQuorumQueuesByDefault(serverVersion: string): boolean {
 }
 
 /**
- * The queues of a topology with the arguments they are declared with, on a broker of
- * `serverVersion` (e.g. `"3.10.8"`, from the connection).
+ * The queues of a topology with the arguments they are declared with, the same on every version.
  *
  * On quorum queues, every queue that dead-letters (the work queue to the DLX, each retry tier
  * back to the exchange) does so `at-least-once`, which RabbitMQ honours only with
  * `x-overflow: reject-publish` (otherwise it falls back to at-most-once without a word), and
- * those queues have an explicit `x-delivery-limit`. The DLQ has none: every look at a dead letter
- * (`dlq list`, the console, the metrics' peek at its head) is a delivery returned to the queue,
- * and RabbitMQ counts those too, so a limited DLQ drops its letters after a few looks. RabbitMQ
- * 3.x sets no limit unless asked; 4.x sets 20 unless told `-1` (unlimited), which 3.x refuses.
+ * those queues have an explicit `x-delivery-limit`. The DLQ has none that could be reached: every
+ * look at a dead letter (`dlq list`, the console) is a delivery given back, and RabbitMQ counts
+ * those too, so a limited DLQ drops its letters after a few looks. Its limit is
+ * {@linkcode UNLIMITED_DELIVERIES} on every version: 4.x sets 20 where none is given, and `-1`
+ * (4.x's "unlimited") drops every letter on 3.x; one value for all also means a DLQ declared on
+ * 3.x needs no change when the broker moves to 4.x.
  */
-export function queueDeclarations(topo: Topology, serverVersion: string): QueueDeclaration[] {
+export function queueDeclarations(topo: Topology): QueueDeclaration[] {
   const quorum = topo.queueType === "quorum";
   const type: Record<string, unknown> = quorum ? { "x-queue-type": "quorum" } : {};
   const common: Record<string, unknown> = quorum
     ? { ...type, "x-delivery-limit": topo.deliveryLimit }
     : {};
-  const unlimited: Record<string, unknown> = quorum && limitsQuorumQueuesByDefault(serverVersion)
-    ? { ...type, "x-delivery-limit": -1 }
+  const unlimited: Record<string, unknown> = quorum
+    ? { ...type, "x-delivery-limit": UNLIMITED_DELIVERIES }
     : type;
   const deadLettering: Record<string, unknown> = quorum
     ? { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }
@@ -309,7 +316,7 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
         : {}),
     });
     await channel.assertExchange(topo.deadLetterExchange, "direct", { durable: true });
-    for (const queue of queueDeclarations(topo, broker.serverVersion)) {
+    for (const queue of queueDeclarations(topo)) {
       declaring = queue.name;
       await channel.assertQueue(queue.name, { durable: true, arguments: { ...queue.arguments } });
     }
@@ -413,7 +420,7 @@ export function prepareTopology(
 export async function deleteTopology(broker: Broker, topo: Topology): Promise<void> {
   const channel = await broker.channel();
   try {
-    for (const queue of queueDeclarations(topo, broker.serverVersion)) {
+    for (const queue of queueDeclarations(topo)) {
       await channel.deleteQueue(queue.name);
     }
     await channel.deleteExchange(topo.exchange);

@@ -59,7 +59,7 @@ Deno.test("retryTierFor() picks the shortest tier that waits long enough", () =>
 
 Deno.test("queueDeclarations() sends expired retries back to the work exchange", () => {
   const topo = topology({ retryDelays: [100] });
-  const tier = queueDeclarations(topo, "3.10.8").find((q) => q.name === topo.retryTiers[0]!.queue);
+  const tier = queueDeclarations(topo).find((q) => q.name === topo.retryTiers[0]!.queue);
   assert.deepEqual(tier?.arguments, {
     "x-message-ttl": 100,
     "x-dead-letter-exchange": "productionorder",
@@ -227,7 +227,7 @@ Deno.test({
 
 Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once with an explicit delivery limit, and the DLQ unlimited", () => {
   const topo = topology({ retryDelays: [100], queueType: "quorum", deliveryLimit: 7 });
-  const [work, dlq, tier] = queueDeclarations(topo, "3.10.8");
+  const [work, dlq, tier] = queueDeclarations(topo);
   assert.deepEqual(work!.arguments, {
     "x-queue-type": "quorum",
     "x-delivery-limit": 7,
@@ -236,10 +236,8 @@ Deno.test("queueDeclarations() makes quorum queues dead-letter at-least-once wit
     "x-dead-letter-strategy": "at-least-once",
     "x-overflow": "reject-publish",
   });
-  // No limit on the DLQ: 3.x sets none unless asked, 4.x is told -1 (unlimited).
-  assert.deepEqual(dlq!.arguments, { "x-queue-type": "quorum" });
-  const [, dlq4] = queueDeclarations(topo, "4.0.5");
-  assert.deepEqual(dlq4!.arguments, { "x-queue-type": "quorum", "x-delivery-limit": -1 });
+  // No reachable limit on the DLQ, the same on every version.
+  assert.deepEqual(dlq!.arguments, { "x-queue-type": "quorum", "x-delivery-limit": 2_147_483_647 });
   assert.equal(tier!.arguments["x-dead-letter-strategy"], "at-least-once");
   assert.equal(tier!.arguments["x-overflow"], "reject-publish");
   assert.equal(tier!.arguments["x-queue-mode"], undefined);
@@ -299,7 +297,7 @@ Deno.test("declareTopology() on a quorum DLQ left with a delivery limit stops wi
 /**
  * Declares the quorum topology on `target` and reads the delivery limits back from its
  * management API: 20 on the work queue and each tier, declared (and, on 4.x, in effect); on the
- * DLQ none on 3.x, -1 on 4.x (in effect: unlimited, where 4.x would otherwise set 20).
+ * DLQ the largest 32-bit integer on every version (where 4.x would otherwise set 20).
  */
 async function quorumLimitsOn(target: BrokerUnderTest, release?: string): Promise<void> {
   const broker = await connectTo(target, "test quorum limits");
@@ -323,8 +321,8 @@ async function quorumLimitsOn(target: BrokerUnderTest, release?: string): Promis
     }
     const dlq = await target.management.queue(topo.deadLetterQueue);
     assert.equal(dlq?.type, "quorum");
+    assert.equal(dlq?.arguments["x-delivery-limit"], 2_147_483_647, `the DLQ on ${version}`);
     if (found >= 4) {
-      assert.equal(dlq?.arguments["x-delivery-limit"], -1, `the DLQ on ${version}`);
       // What the broker enforces, from its statistics (emitted every 5 s).
       const effective = await waitFor(`the delivery limits ${version} enforces`, async () => {
         const queues = [...limited, topo.deadLetterQueue];
@@ -333,12 +331,7 @@ async function quorumLimitsOn(target: BrokerUnderTest, release?: string): Promis
         );
         return limits.every((l) => l !== undefined) ? limits : undefined;
       }, 15_000);
-      assert.deepEqual(effective, [...limited.map(() => 20), "unlimited"]);
-    } else {
-      assert.ok(
-        !("x-delivery-limit" in (dlq?.arguments ?? {})),
-        `the DLQ on ${version} has ${JSON.stringify(dlq?.arguments)}`,
-      );
+      assert.deepEqual(effective, [...limited.map(() => 20), 2_147_483_647]);
     }
   } finally {
     await deleteTopology(broker, topo).catch(() => {});
@@ -355,7 +348,7 @@ for (const release of ["4.0", "4.3"] as const) {
   const target = otherBroker(name);
   Deno.test({
     name:
-      `declareTopology() on quorum queues of RabbitMQ ${release}: x-delivery-limit 20 on the work queue and tiers, -1 (unlimited) on the DLQ (RABBITMQ_URL_${name})`,
+      `declareTopology() on quorum queues of RabbitMQ ${release}: x-delivery-limit 20 on the work queue and tiers, 2^31-1 on the DLQ (RABBITMQ_URL_${name})`,
     fn: () => quorumLimitsOn(target, release),
   });
 }
