@@ -15,7 +15,7 @@ import { orderProperties } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import type { Broker } from "../lib/broker.ts";
 import { copyProperties } from "../lib/publisher.ts";
-import { copyIdFor, deliveryIdentity } from "../lib/copy_identity.ts";
+import { copyIdFor } from "../lib/copy_identity.ts";
 import {
   deadLetterHeaders,
   type FailureRecord,
@@ -171,7 +171,7 @@ function overLimit(message: ConsumeMessage): FailureRecord {
     now: new Date(),
     exchange: message.fields.exchange,
     routingKey: message.fields.routingKey,
-    copyId: copyIdFor(deliveryIdentity(message), "0:0"),
+    copyId: copyIdFor(undefined, "0:0"),
   };
 }
 

@@ -8,10 +8,10 @@
  * 3. apply the business rule (quantity above the limit: transient failure);
  * 4. write the production order to the ledger (batched with its neighbours), then ack; a second
  *    copy of an order is a `duplicate` by its RefCode;
- * 5. a failure is first checked against the hops already passed on: a copy passed on already (a
- *    redelivery after a crash between publish and ack, a retry copy published twice) is dropped,
- *    known by its key, its hop and which physical message it is (copy_identity.ts); a later
- *    message with the same key and hop is passed on like any other.
+ * 5. a failing copy of ours is first checked against the hops already passed on: a copy passed on
+ *    already (redelivered after a crash between publish and ack, or published twice) is dropped,
+ *    known by its key, its hop and its `x-copy-id` (copy_identity.ts); any other message is
+ *    passed on, never taken for another that shares its key and hop.
  *
  * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
  * Retry and dead-letter copies are published with confirms (forwarder.ts) and the original is
@@ -34,7 +34,7 @@ import { waitUntilDrained } from "./drain.ts";
 import { Forwarder, type PassOnOptions } from "./forwarder.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import { HopClaims } from "./hop_claims.ts";
-import { copyIdFor, deliveryIdentity, mayHaveBeenPassedOn, recordedHop } from "./copy_identity.ts";
+import { copyIdFor, incomingCopyId, recordedHop } from "./copy_identity.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
@@ -475,18 +475,19 @@ export class OrderConsumer implements AsyncDisposable {
    * A delivery whose processing failed: dropped when it is a copy of a message already passed on
    * (a redelivered original after a crash between publish and ack, or a second copy of a retry
    * whose confirm was lost), else passed on (`#passOn`). Known by its key (the message id, or the
-   * RefCode in its body when it has none: the Go services set none), its hop, and which physical
-   * message it is (copy_identity.ts), so a later message with the same key and hop is never
-   * taken for a copy.
+   * RefCode in its body when it has none: the Go services set none), its hop, and its
+   * `x-copy-id` (copy_identity.ts); a delivery that is not a copy of ours is never dropped.
    */
   async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
     const { key, message } = delivery;
     if (key === undefined) return await this.#passOn(delivery, error, undefined, undefined);
-    const identity = deliveryIdentity(message);
-    const hop = recordedHop(delivery.hop, identity);
-    const copyId = copyIdFor(identity, delivery.hop);
-    // Delivered for the first time and no copy of ours: it cannot have been passed on.
-    if (!mayHaveBeenPassedOn(message)) return await this.#passOn(delivery, error, hop, copyId);
+    const incoming = incomingCopyId(message);
+    const copyId = copyIdFor(incoming, delivery.hop);
+    // Not a copy of ours: never taken for one passed on (copy_identity.ts), recorded by its copy.
+    if (incoming === undefined) {
+      return await this.#passOn(delivery, error, recordedHop(delivery.hop, copyId), copyId);
+    }
+    const hop = recordedHop(delivery.hop, incoming);
     // One delivery of a message's hop at a time: a second copy in flight waits, then finds the
     // hop passed on and is dropped.
     const claimed = this.#claims.claim(key, hop);
