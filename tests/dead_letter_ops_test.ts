@@ -6,6 +6,7 @@
  */
 
 import { strict as assert } from "node:assert";
+import { serverVersionAtLeast } from "../lib/server_version.ts";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
@@ -372,7 +373,7 @@ for (const queueType of ["classic", "quorum"] as const) {
   });
 }
 
-Deno.test("passes over a quorum DLQ put every letter back in its place, batch after batch", async () => {
+Deno.test("passes over a quorum DLQ put every letter back, batch after batch (in its place from RabbitMQ 4.3)", async () => {
   await withTopology("pass-quorum-order", { queueType: "quorum" }, async (ctx) => {
     const seeded = letters("order", 1200);
     await seed(ctx, seeded);
@@ -381,12 +382,18 @@ Deno.test("passes over a quorum DLQ put every letter back in its place, batch af
     const third = new Set(refs.filter((_, i) => i % 3 === 0).map((r) => r.toLowerCase()));
     const replayed = await replayDeadLetters(ctx.broker, ctx.topo, { filter: { refs: third } });
     assert.deepEqual([replayed.done, replayed.failed], [400, 0]);
+    // Before 4.3 a quorum queue gives back the letters of many consumers in no set order (see
+    // lib/_dead_letter_walk.ts): every letter is kept, but only 4.3 keeps them in their places.
+    const inPlace = serverVersionAtLeast(ctx.broker.serverVersion, "4.3");
+    const left = refs.filter((_, i) => i % 3 !== 0);
     for (let look = 0; look < 3; look++) {
       await waitFor(
         "the letters back",
         async () => await ctx.broker.messageCount(ctx.topo.deadLetterQueue) === 800 || undefined,
       );
-      assert.deepEqual(await refsInDlq(ctx), refs.filter((_, i) => i % 3 !== 0), `look ${look}`);
+      const found = await refsInDlq(ctx);
+      if (inPlace) assert.deepEqual(found, left, `look ${look}`);
+      else assert.deepEqual([...found].sort(), [...left].sort(), `look ${look}`);
     }
     assert.deepEqual(await takeReplayed(ctx), refs.filter((_, i) => i % 3 === 0));
   });
