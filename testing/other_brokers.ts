@@ -75,6 +75,13 @@ export function otherBroker(name: "NO_PLUGIN" | "4_0" | "4_3"): BrokerUnderTest 
   return brokerUnderTest(name, url, managementUrl);
 }
 
+/** The broker under test and both 4.x nodes, each with what a test name calls it. */
+export const EVERY_BROKER: readonly (readonly [label: string, target: BrokerUnderTest])[] = [
+  ["the broker under test", DEFAULT_BROKER],
+  ["RabbitMQ 4.0", otherBroker("4_0")],
+  ["RabbitMQ 4.3", otherBroker("4_3")],
+];
+
 /**
  * Connects to `target` and checks that its management API speaks for the same broker (the same
  * version), so that a management URL left to its default never answers for another one.

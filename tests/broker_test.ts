@@ -7,7 +7,7 @@ import { RABBITMQ_URL, waitFor } from "../testing/broker.ts";
 import {
   type BrokerUnderTest,
   connectTo,
-  DEFAULT_BROKER,
+  EVERY_BROKER,
   otherBroker,
 } from "../testing/other_brokers.ts";
 import { serverVersionAtLeast } from "../lib/server_version.ts";
@@ -207,13 +207,7 @@ async function largestBodyOn(target: BrokerUnderTest): Promise<void> {
   assert.equal(await sent(limit + 1), !from4, `16 MiB and a byte on ${broker.serverVersion}`);
 }
 
-for (
-  const [label, target] of [
-    ["the broker under test", DEFAULT_BROKER],
-    ["RabbitMQ 4.0", otherBroker("4_0")],
-    ["RabbitMQ 4.3", otherBroker("4_3")],
-  ] as const
-) {
+for (const [label, target] of EVERY_BROKER) {
   Deno.test(`the largest body a broker takes: 16 MiB from RabbitMQ 4.0, 128 MiB on 3.x (${label})`, () =>
     largestBodyOn(target));
 }

@@ -23,11 +23,10 @@ import {
 } from "../testing/broker.ts";
 import { tinyDisk } from "../testing/disk.ts";
 import {
-  type BrokerUnderTest,
   closeConnectionsNamed,
   connectionsNamed,
   DEFAULT_BROKER,
-  otherBroker,
+  EVERY_BROKER,
 } from "../testing/other_brokers.ts";
 
 /** A dead letter to seed: its RefCode, body and any extra headers. */
@@ -402,11 +401,7 @@ Deno.test("passes over a quorum DLQ put every letter back, batch after batch (in
 // ---- 9. A pass ends once the broker applied what it did, and a look changes nothing -----------
 
 /** The brokers whose quorum queues the passes are tried on: 3.10 (the default), 4.0 and 4.3. */
-const QUORUM_BROKERS: readonly BrokerUnderTest[] = [
-  DEFAULT_BROKER,
-  otherBroker("4_0"),
-  otherBroker("4_3"),
-];
+const QUORUM_BROKERS = EVERY_BROKER.map(([, target]) => target);
 
 /** What a passive declare of the DLQ reads now: its ready letters and its consumers. */
 async function dlqNow(

@@ -7,6 +7,7 @@
  */
 
 import { strict as assert } from "node:assert";
+import { INTEGER_TYPES } from "../testing/amqp_types.ts";
 import { Broker } from "../lib/broker.ts";
 import { FatalError } from "../lib/errors.ts";
 import { publishOrder } from "../lib/estoque.ts";
@@ -87,17 +88,6 @@ Deno.test("plugin backend on the broker under test: an over-limit order is retri
     await ledger.close();
   });
 });
-
-/** AMQP's integer field types, amqplib's name for each and its tag on the wire. */
-const INTEGER_TYPES = [
-  ["byte", "b"],
-  ["unsignedbyte", "B"],
-  ["short", "s"],
-  ["unsignedshort", "u"],
-  ["int", "I"],
-  ["unsignedint", "i"],
-  ["long", "l"],
-] as const;
 
 /**
  * Publishes through the plugin of `target` one over-limit order per AMQP integer type, its

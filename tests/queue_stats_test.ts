@@ -5,12 +5,7 @@ import { readQueueStats } from "../lib/queue_stats.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { declareTopology, deleteTopology, topology } from "../lib/topology.ts";
 import { uniquePrefix, waitFor } from "../testing/broker.ts";
-import {
-  type BrokerUnderTest,
-  connectTo,
-  DEFAULT_BROKER,
-  otherBroker,
-} from "../testing/other_brokers.ts";
+import { type BrokerUnderTest, connectTo, EVERY_BROKER } from "../testing/other_brokers.ts";
 
 /**
  * Five dead letters in a quorum DLQ, looked at 50 times and read by the metrics 50 times. A
@@ -75,13 +70,7 @@ async function lookFiftyTimes(target: BrokerUnderTest): Promise<void> {
   }
 }
 
-for (
-  const [label, target] of [
-    ["the broker under test", DEFAULT_BROKER],
-    ["RabbitMQ 4.0", otherBroker("4_0")],
-    ["RabbitMQ 4.3", otherBroker("4_3")],
-  ] as const
-) {
+for (const [label, target] of EVERY_BROKER) {
   Deno.test(`looking at a quorum DLQ 50 times and reading its metrics 51 times spends none of its dead letters and keeps their order (${label})`, () =>
     lookFiftyTimes(target));
 }

@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { INTEGER_TYPES } from "../testing/amqp_types.ts";
 import { inspectDeadLetters, replayDeadLetters } from "../lib/dead_letter_ops.ts";
 import { PermanentError, TransientError } from "../lib/errors.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
@@ -116,17 +117,6 @@ Deno.test("deadLetterHeaders() carries the reason, the count and a truncated err
   assert.equal((headers[HEADER.lastError] as string).length, MAX_ERROR_LENGTH);
   assert.ok((headers[HEADER.lastError] as string).endsWith("…"));
 });
-
-/** AMQP's integer field types, amqplib's name for each and its tag on the wire. */
-const INTEGER_TYPES = [
-  ["byte", "b"],
-  ["unsignedbyte", "B"],
-  ["short", "s"],
-  ["unsignedshort", "u"],
-  ["int", "I"],
-  ["unsignedint", "i"],
-  ["long", "l"],
-] as const;
 
 Deno.test("x-retry-count, x-replay-count and x-delay of every AMQP integer type (b B s u I i l), as the broker under test delivers them, are read by the consumer and the dead-letter tools", async () => {
   const policy = fastPolicy(3, 50);
