@@ -165,8 +165,8 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       }
     }
 
-    // A DLQ whose letters a look can spend is not peeked at.
-    let deadLettersSpentByLooking = false;
+    // A quorum DLQ (as declared, or as the management API shows it) is not peeked at.
+    let quorumDlq = topo.queueType === "quorum";
     for (const declaration of queueDeclarations(topo)) {
       const subject = `queue ${declaration.name}`;
       const isTier = topo.retryTiers.some((t) => t.queue === declaration.name);
@@ -207,10 +207,10 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
           if (actual.type === "quorum") {
             const limit = actual.arguments["x-delivery-limit"];
             if (declaration.name === topo.deadLetterQueue) {
+              quorumDlq = true;
               const unlimited = limit === -1 || limit === UNLIMITED_DELIVERIES ||
                 (limit === undefined && !limitsQuorumQueuesByDefault(broker.serverVersion));
               if (!unlimited) {
-                deadLettersSpentByLooking = true;
                 problems.push(
                   `a delivery limit on the DLQ (${
                     limit ?? "RabbitMQ 4's default of 20"
@@ -294,9 +294,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       if (declaration.name === topo.deadLetterQueue && counts.messageCount > 0) {
         // A quorum DLQ is not peeked at: it would put the oldest letter behind the others
         // (queue_stats.ts), and spend it where there is a delivery limit.
-        const oldest = deadLettersSpentByLooking || topo.queueType === "quorum"
-          ? undefined
-          : await oldestDeadLetterAge(broker, declaration.name);
+        const oldest = quorumDlq ? undefined : await oldestDeadLetterAge(broker, declaration.name);
         warnings.push(
           `${counts.messageCount} dead letter(s)${
             oldest === undefined ? "" : `, the oldest dead-lettered ${formatAge(oldest)} ago`

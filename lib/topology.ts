@@ -203,8 +203,7 @@ export const UNLIMITED_DELIVERIES = 2_147_483_647;
  * when none is set (RabbitMQ 4.0 and later: 20).
  */
 export function limitsQuorumQueuesByDefault(serverVersion: string): boolean {
-  const major = Number.parseInt(serverVersion, 10);
-  return Number.isInteger(major) && major >= 4;
+  return serverVersionAtLeast(serverVersion, "4.0");
 }
 
 /**

@@ -165,6 +165,22 @@ export function tapSent(broker: Broker): (text: string) => boolean {
   };
 }
 
+/** `promise`, or a rejection saying what stalled once `timeoutMs` have passed. */
+export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Resolves with `value()` once it is not undefined; rejects after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,

@@ -20,7 +20,7 @@ import {
   waitFor,
   withTopology,
 } from "../testing/broker.ts";
-import { mountExt4, mountTmpfs } from "../testing/ledger_disk.ts";
+import { fillDisk, mountExt4, tinyDisk } from "../testing/disk.ts";
 
 const policy = fastPolicy(3, 100);
 const tiers = { retryDelays: retryDelays(policy) };
@@ -60,7 +60,7 @@ async function assertWaitedAndCreated(
 }
 
 Deno.test("a SQLite ledger whose disk fills up pauses the consumer: valid orders wait, unretried, and are created once there is room", async () => {
-  await using disk = await mountTmpfs(2_048);
+  await using disk = await tinyDisk(2_048);
   await withTopology("ledger-full", tiers, async (ctx) => {
     const ledger = await SqliteLedger.open(join(disk.path, "ledger.sqlite"), {
       instanceId: "full",
@@ -75,7 +75,7 @@ Deno.test("a SQLite ledger whose disk fills up pauses the consumer: valid orders
       const before = newOrder({ quantity: 5 });
       await publishOrder(publisher, ctx.topo, before);
       await outcomes.until("the order before", creates([before]));
-      await disk.fill();
+      await fillDisk(join(disk.path, "filler"));
       const orders = Array.from({ length: 300 }, () => newOrder({ quantity: 5 }));
       await Promise.all(orders.map((o) => publishOrder(publisher, ctx.topo, o)));
       await outcomes.until("an order put back", (o) => o.kind === "requeued");
@@ -86,7 +86,7 @@ Deno.test("a SQLite ledger whose disk fills up pauses the consumer: valid orders
       assert.ok(!events.includes("back"), `resumed on a full disk: ${events}`);
       const waiting = await ctx.broker.messageCount(ctx.topo.queue);
       assert.ok(waiting > 0, "nothing waits in the queue");
-      await disk.free();
+      await Deno.remove(join(disk.path, "filler"));
       await outcomes.until("every order created", creates(orders), orders.length, 30_000);
       await consumer.drained();
       await assertWaitedAndCreated(ctx, outcomes, [before, ...orders], ledger);

@@ -19,6 +19,7 @@ import {
   takeMessages,
   tempDir,
   waitFor,
+  within,
   withTopology,
 } from "../testing/broker.ts";
 import { tinyDisk } from "../testing/disk.ts";
@@ -126,27 +127,15 @@ async function takeReplayed(ctx: BrokerContext): Promise<string[]> {
   );
 }
 
-/** `promise` settled (its value, or the error it rejected with), or a timeout error. */
-async function settledWithin<T>(
+/** What `promise` settles with (its error as a value), or a timeout error after `timeoutMs`. */
+function settledWithin<T>(
   promise: Promise<T>,
   timeoutMs: number,
   what: string,
 ): Promise<T | Error> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<Error>((resolve) => {
-    timer = setTimeout(
-      () => resolve(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([
-      promise.catch((error: unknown) => error instanceof Error ? error : new Error(String(error))),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return within(promise, timeoutMs, what).catch((error: unknown) =>
+    error instanceof Error ? error : new Error(String(error))
+  );
 }
 
 // ---- 3. A purge deletes only what the archive holds -------------------------------------------

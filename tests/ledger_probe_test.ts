@@ -8,63 +8,20 @@ import { LedgerUnavailableError } from "../lib/errors.ts";
 import { newOrder } from "../lib/order.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
-import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
+import { POSTGRES_URL, within } from "../testing/broker.ts";
+import { fillDisk, tinyDisk } from "../testing/disk.ts";
 import { dropSchema, postgresClient } from "../testing/postgres.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
 
-/** `promise`, or a rejection saying it stalled once `ms` have passed. */
-function within<T>(ms: number, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, stalled]).finally(() => clearTimeout(timer));
-}
-
 const order = () => ({ kind: "order", order: newOrder({ quantity: 1 }), attempt: 0 }) as const;
 
-async function run(command: string, ...args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command(command, { args, stderr: "piped" }).output();
-  if (code !== 0) {
-    throw new Error(`${command} ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
-  }
-}
-
-/** A tmpfs of `size` mounted on a fresh folder, unmounted and removed on dispose. */
-async function tinyDisk(size: string): Promise<{ path: string } & AsyncDisposable> {
-  const dir = await tempDir();
-  await run("mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir.path);
-  return {
-    path: dir.path,
-    [Symbol.asyncDispose]: async () => {
-      await run("umount", dir.path);
-      await dir[Symbol.asyncDispose]();
-    },
-  };
-}
-
-/** Fills the file system under `dir` to its last byte. */
-async function fill(dir: string): Promise<void> {
-  const file = await Deno.open(join(dir, "filler"), { write: true, create: true });
-  const chunk = new Uint8Array(4096);
-  try {
-    for (;;) await file.write(chunk);
-  } catch (error) {
-    if (!/ENOSPC|No space/.test(String(error))) {
-      throw error;
-    }
-  } finally {
-    file.close();
-  }
-}
-
 Deno.test("a SQLite ledger on a full disk fails its probe as it fails commits, and passes again once there is room", async () => {
-  await using disk = await tinyDisk("2m");
+  await using disk = await tinyDisk(2_048);
   await using ledger = await SqliteLedger.open(join(disk.path, "ledger.sqlite"), {
     instanceId: "full",
   });
   await ledger.commit([order()]);
-  await fill(disk.path);
+  await fillDisk(join(disk.path, "filler"));
   const many = Array.from({ length: 2_000 }, order);
   await assert.rejects(
     () => ledger.commit(many),
@@ -136,10 +93,10 @@ Deno.test("a PostgreSQL ledger whose connection goes silent (half-open) fails co
     await ledger.commit([order()]);
     proxy.hold(); // the server's answers stop arriving, as on a half-open connection
     await assert.rejects(
-      () => within(10_000, ledger.commit([order()])),
+      () => within(ledger.commit([order()]), 10_000, "the commit"),
       (e: unknown) => e instanceof LedgerUnavailableError,
     );
-    await assert.rejects(() => within(10_000, ledger.probe()), LedgerUnavailableError);
+    await assert.rejects(() => within(ledger.probe(), 10_000, "the probe"), LedgerUnavailableError);
     proxy.release();
     await ledger.probe().catch(() => {}); // a connection the stall left behind may fail once
     await ledger.probe();
@@ -163,7 +120,7 @@ Deno.test("a PostgreSQL commit cancelled by the statement timeout (a table locke
     await admin.query("BEGIN");
     await admin.query(`LOCK TABLE ${schema}.production_orders IN ACCESS EXCLUSIVE MODE`);
     await assert.rejects(
-      () => within(10_000, ledger.commit([order()])),
+      () => within(ledger.commit([order()]), 10_000, "the commit"),
       (e: unknown) => e instanceof LedgerUnavailableError && e.code === "57014",
     );
     await admin.query("ROLLBACK");

@@ -308,7 +308,6 @@ async function quorumLimitsOn(target: BrokerUnderTest, release?: string): Promis
   });
   try {
     const version = broker.serverVersion;
-    const found = Number.parseInt(version, 10);
     if (release !== undefined) {
       assert.ok(version.startsWith(`${release}.`), `${target.url} is RabbitMQ ${version}`);
     }
@@ -322,7 +321,7 @@ async function quorumLimitsOn(target: BrokerUnderTest, release?: string): Promis
     const dlq = await target.management.queue(topo.deadLetterQueue);
     assert.equal(dlq?.type, "quorum");
     assert.equal(dlq?.arguments["x-delivery-limit"], 2_147_483_647, `the DLQ on ${version}`);
-    if (found >= 4) {
+    if (serverVersionAtLeast(version, "4.0")) {
       // What the broker enforces, from its statistics (emitted every 5 s).
       const effective = await waitFor(`the delivery limits ${version} enforces`, async () => {
         const queues = [...limited, topo.deadLetterQueue];
