@@ -37,32 +37,8 @@ interface Seed {
   readonly headers?: Record<string, unknown>;
 }
 
-/** Puts dead letters in the DLQ as the consumer would, in order. */
+/** Puts dead letters in the DLQ as the consumer would, in order (one channel keeps it). */
 async function seed({ broker, topo }: BrokerContext, letters: readonly Seed[]): Promise<void> {
-  const channel = await broker.confirmChannel();
-  const publisher = new ConfirmedPublisher(channel, { timeoutMs: 60_000 });
-  try {
-    for (const { ref, body, headers } of letters) {
-      const failure = {
-        error: new Error("failed: exhausted"),
-        now: new Date(Date.now() - 60_000),
-        exchange: topo.exchange,
-        routingKey: topo.routingKey,
-      };
-      await publisher.publish(topo.deadLetterExchange, topo.routingKey, body, {
-        messageId: ref,
-        persistent: true,
-        mandatory: true,
-        headers: { ...deadLetterHeaders({}, failure, 3, "exhausted"), ...headers },
-      });
-    }
-  } finally {
-    await channel.close();
-  }
-}
-
-/** Puts dead letters in the DLQ as {@linkcode seed} does, without waiting for each confirm. */
-async function seedMany({ broker, topo }: BrokerContext, letters: readonly Seed[]): Promise<void> {
   const channel = await broker.confirmChannel();
   const publisher = new ConfirmedPublisher(channel, { timeoutMs: 60_000 });
   const failure = {
@@ -442,7 +418,7 @@ for (const target of QUORUM_BROKERS) {
         for (let pass = 0; pass < 10; pass++) {
           await emptyQueues(ctx);
           await busy.purgeQueue(flood);
-          await seedMany(ctx, seeded);
+          await seed(ctx, seeded);
           const body = Buffer.alloc(4096);
           for (let i = 0; i < 3000; i++) busy.sendToQueue(flood, body, { persistent: true });
           // A purge acks its 400 at the end, all at once; a replay acks them as copies confirm.
@@ -478,7 +454,7 @@ for (const target of QUORUM_BROKERS) {
       for (let round = 0; round < 10; round++) {
         const seeded = letters(`look-${round}`, 10);
         // As `dlq purge` does: a preview, then a purge of what it counted.
-        await seedMany(ctx, seeded);
+        await seed(ctx, seeded);
         const preview = await inspectDeadLetters(ctx.broker, ctx.topo, {
           limit: 3,
           previewBytes: 0,
@@ -489,7 +465,7 @@ for (const target of QUORUM_BROKERS) {
           within: preview.total,
         });
         // As `dlq replay` does: a count, then the replay.
-        await seedMany(ctx, seeded);
+        await seed(ctx, seeded);
         const counted = await inspectDeadLetters(ctx.broker, ctx.topo, { limit: 0 });
         const replayed = await replayDeadLetters(ctx.broker, ctx.topo, {});
         seen.push(
