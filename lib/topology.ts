@@ -339,7 +339,8 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
           `(${explained.message}); a quorum DLQ declared by an earlier version carries a ` +
           `delivery limit, and every look at a dead letter spends a delivery of it until the ` +
           `broker drops the letter: move its letters out, delete it and start again ` +
-          `(docs/operations.md, "A DLQ with a delivery limit"), or run on it as it is with --no-declare`,
+          `(docs/operations.md, "A DLQ with a delivery limit"); until then, do not look at it ` +
+          `with dlq or the console`,
         { cause: explained, code: "topology_mismatch" },
       );
     }

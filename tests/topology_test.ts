@@ -27,6 +27,7 @@ import {
   type BrokerUnderTest,
   connectTo,
   DEFAULT_BROKER,
+  EVERY_BROKER,
   hasDelayedMessagePlugin,
   otherBroker,
   queueInfo,
@@ -350,4 +351,44 @@ for (const release of ["4.0", "4.3"] as const) {
       `declareTopology() on quorum queues of RabbitMQ ${release}: x-delivery-limit 20 on the work queue and tiers, 2^31-1 on the DLQ (RABBITMQ_URL_${name})`,
     fn: () => quorumLimitsOn(target, release),
   });
+}
+
+/**
+ * Why the DLQ's limit is 2147483647 and not 4.x's "unlimited": `x-delivery-limit: -1` keeps a
+ * letter looked at on 4.x, and drops it at its first return on 3.x.
+ */
+async function minusOneOn(target: BrokerUnderTest): Promise<void> {
+  const broker = await connectTo(target, "test delivery limit -1");
+  const queue = `${uniquePrefix("limit-minus-one")}q`;
+  const channel = await broker.confirmChannel();
+  try {
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum", "x-delivery-limit": -1 },
+    });
+    channel.sendToQueue(queue, Buffer.from("letter"), { persistent: true });
+    await channel.waitForConfirms();
+    const look = await broker.channel();
+    const letter = await waitFor("the letter", async () => (await look.get(queue)) || undefined);
+    look.nack(letter, false, true); // a look, given back
+    await look.close();
+    const kept = serverVersionAtLeast(broker.serverVersion, "4.0");
+    const count = await waitFor(
+      "the letter back, or gone",
+      async () => {
+        const { messageCount, consumerCount } = await channel.checkQueue(queue);
+        return consumerCount === 0 && (messageCount === 1) === kept ? messageCount : undefined;
+      },
+    );
+    assert.equal(count, kept ? 1 : 0, `x-delivery-limit -1 on ${broker.serverVersion}`);
+  } finally {
+    await channel.deleteQueue(queue).catch(() => {});
+    await channel.close().catch(() => {});
+    await broker.close();
+  }
+}
+
+for (const [label, target] of EVERY_BROKER) {
+  Deno.test(`x-delivery-limit -1 keeps a letter looked at on 4.x and drops it on 3.x (${label})`, () =>
+    minusOneOn(target));
 }
