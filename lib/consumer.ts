@@ -31,14 +31,14 @@ import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
-import { Forwarder, type PassOnOptions } from "./forwarder.ts";
+import { failureOf, Forwarder, type PassOnOptions } from "./forwarder.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import { HopClaims } from "./hop_claims.ts";
 import { copyIdFor, incomingCopyId, recordedHop } from "./copy_identity.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
-import { type FailureRecord, truncateError } from "./retry_headers.ts";
+import { truncateError } from "./retry_headers.ts";
 import { decideRetry, policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
@@ -530,19 +530,13 @@ export class OrderConsumer implements AsyncDisposable {
     copyId: string | undefined,
   ): Promise<Outcome> {
     const { message, key } = delivery;
-    const failure: FailureRecord = {
-      error,
-      now: this.#now(),
-      exchange: message.fields.exchange,
-      routingKey: message.fields.routingKey,
-      ...(copyId !== undefined ? { copyId } : {}),
-    };
+    const { exchange, routingKey } = message.fields;
+    const failure = failureOf(error, { now: this.#now(), exchange, routingKey }, copyId);
     const decision = decideRetry(this.#options.policy, delivery.retries, error, this.#random);
     const outcome = await this.#forwarder.passOnUntilTaken(
       delivery,
       failure,
       decision,
-      describeError(error),
       this.#passOnOptions,
     );
     if (outcome.kind === "refused") {

@@ -14,7 +14,7 @@ import { logger } from "./log.ts";
 import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
 import { deadLetterHeaders, type FailureRecord, retryHeaders } from "./retry_headers.ts";
 import { type DeadLetterReason, decideAfterRefusal, type RetryDecision } from "./retry_policy.ts";
-import { describeError } from "./errors.ts";
+import { describeError, errorCode } from "./errors.ts";
 import { endPublishSpanOn, startPublishSpan } from "./tracing.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
@@ -38,6 +38,39 @@ export type PassedOn =
     readonly retries: number;
     readonly error: string;
   };
+
+/**
+ * Why a delivery failed, made once by the consumer and carried whole through the forwarder: what
+ * the copy's headers record, and what log lines and outcomes say.
+ */
+export interface Failure extends FailureRecord {
+  /** The error with its causes, as log lines and outcomes say it ({@linkcode describeError}). */
+  readonly text: string;
+  /** The error's `code` ({@linkcode errorCode}), which log lines carry as `code`. */
+  readonly code: string | undefined;
+}
+
+/** The {@linkcode Failure} of `error`, delivered from `exchange` with `routingKey`. */
+export function failureOf(
+  error: unknown,
+  fields: { readonly now: Date; readonly exchange: string; readonly routingKey: string },
+  copyId?: string,
+): Failure {
+  return {
+    error,
+    text: describeError(error),
+    code: errorCode(error),
+    now: fields.now,
+    exchange: fields.exchange,
+    routingKey: fields.routingKey,
+    ...(copyId !== undefined ? { copyId } : {}),
+  };
+}
+
+/** A failure's `code` as a log line's field, or nothing when it has none. */
+function codeOf(failure: Failure): { readonly code?: string } {
+  return failure.code === undefined ? {} : { code: failure.code };
+}
 
 /** How {@linkcode Forwarder.passOnUntilTaken} waits and when it gives up. */
 export interface PassOnOptions {
@@ -83,18 +116,13 @@ export class Forwarder {
    * unroutable, channel closed). A nack or a timeout first replaces the confirm channel, since
    * RabbitMQ 3.10 can go on refusing one channel's publishes after a quorum leader moved.
    */
-  passOn(
-    delivery: Delivery,
-    failure: FailureRecord,
-    decision: RetryDecision,
-    errorText: string,
-  ): Promise<PassedOn> {
+  passOn(delivery: Delivery, failure: Failure, decision: RetryDecision): Promise<PassedOn> {
     // Promise chains rather than async functions here and below: every failed message comes
     // through, and each async frame is garbage the collector pays for.
     const publisher = this.#publisher;
     const published = decision.action === "retry"
-      ? this.#publishRetry(delivery, failure, decision, errorText)
-      : this.#publishDeadLetter(delivery, failure, decision.reason, errorText);
+      ? this.#publishRetry(delivery, failure, decision)
+      : this.#publishDeadLetter(delivery, failure, decision.reason);
     return published.catch((error: unknown) => {
       if (
         error instanceof PublishError && (error.code === "nacked" || error.code === "timeout") &&
@@ -117,27 +145,25 @@ export class Forwarder {
    */
   passOnUntilTaken(
     delivery: Delivery,
-    failure: FailureRecord,
+    failure: Failure,
     first: RetryDecision,
-    errorText: string,
     options: PassOnOptions,
   ): Promise<PassedOn | { readonly kind: "refused"; readonly error: string }> {
-    return this.passOn(delivery, failure, first, errorText).catch((error: unknown) =>
-      this.#passOnAgain(delivery, failure, first, errorText, options, error)
+    return this.passOn(delivery, failure, first).catch((error: unknown) =>
+      this.#passOnAgain(delivery, failure, first, options, error)
     );
   }
 
   /** The rest of {@linkcode Forwarder.passOnUntilTaken} once the first copy was refused. */
   async #passOnAgain(
     delivery: Delivery,
-    failure: FailureRecord,
+    firstFailure: Failure,
     first: RetryDecision,
-    firstErrorText: string,
     options: PassOnOptions,
     firstError: unknown,
   ): Promise<PassedOn | { readonly kind: "refused"; readonly error: string }> {
     let decision = first;
-    let errorText = firstErrorText;
+    let failure = firstFailure;
     let publishError = firstError;
     for (let attempt = 1;; attempt++) {
       if (options.stopping()) return { kind: "refused", error: describeError(publishError) };
@@ -146,7 +172,7 @@ export class Forwarder {
       if (next !== decision) {
         // The retry copy keeps coming back unroutable: dead-letter it now, saying why.
         decision = next;
-        errorText = describeError(publishError);
+        failure = { ...failure, text: describeError(publishError), code: refusal };
       } else {
         const delayMs = options.delay(attempt);
         log.error("cannot pass a message on; trying again", {
@@ -158,7 +184,7 @@ export class Forwarder {
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
       try {
-        return await this.passOn(delivery, failure, decision, errorText);
+        return await this.passOn(delivery, failure, decision);
       } catch (error) {
         publishError = error;
       }
@@ -167,9 +193,8 @@ export class Forwarder {
 
   async #publishRetry(
     delivery: Delivery,
-    failure: FailureRecord,
+    failure: Failure,
     decision: Extract<RetryDecision, { action: "retry" }>,
-    errorText: string,
   ): Promise<PassedOn> {
     const { message } = delivery;
     const topo = this.#options.topology;
@@ -189,34 +214,42 @@ export class Forwarder {
       refCode: delivery.key,
       retry: decision.retry,
       delayMs,
-      error: errorText,
+      ...codeOf(failure),
+      error: failure.text,
     });
     return {
       kind: "retried",
       messageKey: delivery.key,
       retry: decision.retry,
       delayMs,
-      error: errorText,
+      error: failure.text,
     };
   }
 
   async #publishDeadLetter(
     delivery: Delivery,
-    failure: FailureRecord,
+    failure: Failure,
     reason: DeadLetterReason,
-    errorText: string,
   ): Promise<PassedOn> {
     const { message, retries } = delivery;
     const topo = this.#options.topology;
+    // A dead letter's x-last-error says the error with its causes.
     const headers = deadLetterHeaders(
       message.properties.headers,
-      { ...failure, error: errorText },
+      { ...failure, error: failure.text },
       retries,
       reason,
     );
     await this.#publish(delivery, topo.deadLetterExchange, topo.routingKey, headers, true);
-    log.warning("dead-lettered", { refCode: delivery.key, reason, retries, error: errorText });
-    return { kind: "dead-lettered", messageKey: delivery.key, reason, retries, error: errorText };
+    const error = failure.text;
+    log.warning("dead-lettered", {
+      refCode: delivery.key,
+      reason,
+      retries,
+      ...codeOf(failure),
+      error,
+    });
+    return { kind: "dead-lettered", messageKey: delivery.key, reason, retries, error };
   }
 
   /**

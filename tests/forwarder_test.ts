@@ -1,11 +1,12 @@
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
+import { TransientError } from "../lib/errors.ts";
 import { type Delivery, readDelivery } from "../lib/delivery.ts";
 import { publishOrder } from "../lib/estoque.ts";
-import { Forwarder } from "../lib/forwarder.ts";
+import { type Failure, failureOf, Forwarder } from "../lib/forwarder.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher, PublishError } from "../lib/publisher.ts";
-import { type FailureRecord, HEADER } from "../lib/retry_headers.ts";
+import { HEADER } from "../lib/retry_headers.ts";
 import type { RetryDecision } from "../lib/retry_policy.ts";
 import { type Topology, topology } from "../lib/topology.ts";
 import {
@@ -32,15 +33,28 @@ async function oneDelivery(ctx: BrokerContext): Promise<Delivery> {
   return readDelivery({ ...message, fields: { ...message.fields, consumerTag: "test" } }).delivery;
 }
 
-function failureOf(topo: Topology, copyId: string): FailureRecord {
-  return {
-    error: new Error("maximum quantity exceeded"),
-    now: new Date(),
-    exchange: topo.exchange,
-    routingKey: topo.routingKey,
-    copyId,
-  };
+function overLimit(topo: Topology, copyId: string): Failure {
+  const error = new TransientError("maximum quantity exceeded", { code: "quantity_exceeded" });
+  return failureOf(error, { now: new Date(), ...topo }, copyId);
 }
+
+Deno.test("failureOf() says the error with its causes and carries its code and copy id", () => {
+  const now = new Date(0);
+  const cause = Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
+  const failure = failureOf(
+    new TransientError("cannot write", { cause }),
+    { now, exchange: "x", routingKey: "k" },
+    "c:1/0",
+  );
+  assert.equal(failure.text, "cannot write: connection reset");
+  assert.equal(failure.code, "ECONNRESET");
+  assert.deepEqual(
+    [failure.now, failure.exchange, failure.routingKey, failure.copyId],
+    [now, "x", "k", "c:1/0"],
+  );
+  const bare = failureOf("text", { now, exchange: "", routingKey: "k" });
+  assert.deepEqual([bare.text, bare.code, "copyId" in bare], ["text", undefined, false]);
+});
 
 Deno.test("passOn() fails as nacked when the tier refuses the retry copy; passOnUntilTaken() publishes it again until the tier takes it", async () => {
   const topo = topology({ prefix: uniquePrefix("forward-nacked"), ...tiers });
@@ -54,8 +68,8 @@ Deno.test("passOn() fails as nacked when the tier refuses the retry copy; passOn
     });
     try {
       const delivery = await oneDelivery(ctx);
-      const failure = failureOf(topo, "c:nacked");
-      const error = await forwarder.passOn(delivery, failure, retry, "boom").then(
+      const failure = overLimit(topo, "c:nacked");
+      const error = await forwarder.passOn(delivery, failure, retry).then(
         () => undefined,
         (e) => e,
       );
@@ -65,7 +79,7 @@ Deno.test("passOn() fails as nacked when the tier refuses the retry copy; passOn
       assert.equal(await ctx.broker.messageCount(tier), 0);
 
       const attempts: number[] = [];
-      const passed = await forwarder.passOnUntilTaken(delivery, failure, retry, "boom", {
+      const passed = await forwarder.passOnUntilTaken(delivery, failure, retry, {
         delay: (attempt) => {
           attempts.push(attempt);
           if (attempt === 3) void ctx.accept(); // the tier has room again
@@ -99,10 +113,10 @@ Deno.test("passOn() fails as timed out when no confirm comes in confirmTimeoutMs
     });
     try {
       const delivery = await oneDelivery(ctx);
-      const failure = failureOf(topo, "c:timeout");
+      const failure = overLimit(topo, "c:timeout");
       proxy.hold(); // the broker's confirms (and every other answer) stop reaching the forwarder
       const started = performance.now();
-      const refused = forwarder.passOn(delivery, failure, retry, "boom").then(
+      const refused = forwarder.passOn(delivery, failure, retry).then(
         () => undefined,
         (e) => e,
       );
@@ -115,7 +129,7 @@ Deno.test("passOn() fails as timed out when no confirm comes in confirmTimeoutMs
       assert.ok(error instanceof PublishError, `not refused: ${error}`);
       assert.equal(error.code, "timeout");
       assert.match(error.message, /no confirm from the broker within 200 ms/);
-      const passed = await forwarder.passOn(delivery, failure, retry, "boom");
+      const passed = await forwarder.passOn(delivery, failure, retry);
       assert.equal(passed.kind, "retried");
       // The broker took both: the next consumer drops the second by its x-copy-id.
       const copies = await takeMessages(ctx.broker, tier, 2);
