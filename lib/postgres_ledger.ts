@@ -278,7 +278,11 @@ export class PostgresLedger implements Ledger {
 
   /**
    * Commits a write as a batch would: a read-only database (a standby, `default_transaction_read_only`)
-   * or a full disk fails it as it fails commits, where `SELECT 1` passed.
+   * or a full disk fails it as it fails commits, where `SELECT 1` passed. It first takes the lock
+   * every commit's inserts take on the ledger's tables, so a table locked against inserts (a
+   * migration, an operator's `LOCK TABLE`) keeps the probe waiting into its statement timeout as
+   * it keeps commits: the consumer stays paused instead of taking its deliveries back to fail them
+   * again (each try spends a quorum queue's delivery).
    */
   async probe(): Promise<void> {
     const payload = new Uint8Array(PROBE_BYTES);
@@ -286,6 +290,7 @@ export class PostgresLedger implements Ledger {
       crypto.getRandomValues(payload.subarray(i, i + 65_536)); // no compression makes it smaller
     }
     await this.#transaction(async (client) => {
+      await client.query("LOCK TABLE production_orders, forwarded_messages IN ROW EXCLUSIVE MODE");
       await client.query(
         `INSERT INTO ledger_probes (instance_id, at, payload) VALUES ($1, $2, $3)
          ON CONFLICT (instance_id) DO UPDATE SET at = excluded.at, payload = excluded.payload`,

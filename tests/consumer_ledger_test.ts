@@ -12,15 +12,19 @@ import { newOrder, type Order } from "../lib/order.ts";
 import type { LedgerEvent, Outcome } from "../lib/outcome.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
+import { PostgresLedger } from "../lib/postgres_ledger.ts";
+import type { Ledger } from "../lib/ledger.ts";
 import {
   type BrokerContext,
   fastPolicy,
   type OutcomeLog,
+  POSTGRES_URL,
   startConsumer,
   waitFor,
   withTopology,
 } from "../testing/broker.ts";
 import { fillDisk, mountExt4, tinyDisk } from "../testing/disk.ts";
+import { dropSchema, postgresClient } from "../testing/postgres.ts";
 
 const policy = fastPolicy(3, 100);
 const tiers = { retryDelays: retryDelays(policy) };
@@ -40,7 +44,7 @@ async function assertWaitedAndCreated(
   ctx: BrokerContext,
   outcomes: OutcomeLog,
   orders: readonly Order[],
-  ledger: SqliteLedger,
+  ledger: Ledger,
 ): Promise<void> {
   const others = outcomes.outcomes.filter((o) => o.kind !== "created" && o.kind !== "requeued");
   assert.deepEqual(others, [], "only put back, then created");
@@ -143,4 +147,57 @@ Deno.test("a SQLite ledger whose disk turns read-only pauses the consumer: valid
       await ledger.close();
     }
   });
+});
+
+Deno.test("a PostgreSQL table locked past the statement timeout keeps the consumer paused: valid orders on a quorum queue spend no delivery and are created once the lock goes", async () => {
+  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const ledger = await PostgresLedger.open(POSTGRES_URL, {
+    schema,
+    instanceId: "table-locked",
+    statementTimeoutMs: 300,
+  });
+  await using admin = await postgresClient(POSTGRES_URL);
+  try {
+    // A delivery limit of 3: a consumer that takes the orders back again and again dead-letters
+    // them within a few tries, where the broker's 20 would take a minute to show it.
+    const options = { ...tiers, queueType: "quorum", deliveryLimit: 3 } as const;
+    await withTopology("ledger-locked", options, async (ctx) => {
+      let probes = 0;
+      const { consumer, outcomes, publisher } = await startConsumer(ctx, policy, {
+        ledger,
+        probeDelay: () => (probes++, 50),
+      });
+      try {
+        const before = newOrder({ quantity: 5 });
+        await publishOrder(publisher, ctx.topo, before);
+        await outcomes.until("the order before", creates([before]));
+        await admin.query("BEGIN");
+        // What a migration or an operator's LOCK TABLE holds: reads go on, every insert waits.
+        await admin.query(`LOCK TABLE ${schema}.production_orders IN EXCLUSIVE MODE`);
+        const orders = Array.from({ length: 5 }, () => newOrder({ quantity: 5 }));
+        await Promise.all(orders.map((o) => publishOrder(publisher, ctx.topo, o)));
+        // Ten probes (each waits out the 300 ms timeout) is more than the delivery limit's worth
+        // of tries; a dead letter ends the wait at once.
+        await waitFor(
+          "ten probes, or a dead letter",
+          async () =>
+            probes >= 10 || await ctx.broker.messageCount(ctx.topo.deadLetterQueue) > 0 ||
+            undefined,
+          30_000,
+        );
+        assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0, "dead letters");
+        assert.equal(consumer.paused, true, "the consumer took deliveries on a locked table");
+        await admin.query("ROLLBACK");
+        await outcomes.until("every order created", creates(orders), orders.length, 30_000);
+        await consumer.drained();
+        await assertWaitedAndCreated(ctx, outcomes, [before, ...orders], ledger);
+      } finally {
+        await consumer.stop();
+      }
+    });
+  } finally {
+    await admin.query("ROLLBACK").catch(() => {});
+    await ledger.close();
+    await dropSchema(POSTGRES_URL, schema);
+  }
 });

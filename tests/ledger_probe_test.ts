@@ -131,3 +131,31 @@ Deno.test("a PostgreSQL commit cancelled by the statement timeout (a table locke
     await dropSchema(POSTGRES_URL, schema);
   }
 });
+
+for (const table of ["production_orders", "forwarded_messages"]) {
+  Deno.test(`a PostgreSQL ledger's probe fails while a lock on ${table} makes commits time out, and passes once it is released`, async () => {
+    const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const ledger = await PostgresLedger.open(POSTGRES_URL, {
+      schema,
+      instanceId: "table-locked",
+      statementTimeoutMs: 300,
+    });
+    await using admin = await postgresClient(POSTGRES_URL);
+    try {
+      await admin.query("BEGIN");
+      // What a migration or an operator's LOCK TABLE holds: reads go on, every insert waits.
+      await admin.query(`LOCK TABLE ${schema}.${table} IN EXCLUSIVE MODE`);
+      await assert.rejects(
+        () => within(ledger.probe(), 10_000, "the probe"),
+        (e: unknown) => e instanceof LedgerUnavailableError && e.code === "57014",
+        "the probe passed while commits time out on a locked table",
+      );
+      await admin.query("ROLLBACK");
+      await ledger.probe();
+    } finally {
+      await admin.query("ROLLBACK").catch(() => {});
+      await ledger.close();
+      await dropSchema(POSTGRES_URL, schema);
+    }
+  });
+}
