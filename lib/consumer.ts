@@ -31,6 +31,7 @@ import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
+import { settlesWithin } from "./settles_within.ts";
 import { failureOf, Forwarder, type PassOnOptions } from "./forwarder.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import { HopClaims } from "./hop_claims.ts";
@@ -106,6 +107,9 @@ export interface ConsumerOptions {
 }
 
 const log = logger("consumer");
+
+/** How long {@linkcode OrderConsumer.stop} waits at least for the broker to close its channels. */
+export const CLOSE_GRACE_MS = 1_000;
 
 /** The bytes of bodies a consumer holds at most by default: 64 MiB. */
 export const DEFAULT_PREFETCH_BYTES = 64 * 1024 * 1024;
@@ -605,27 +609,32 @@ export class OrderConsumer implements AsyncDisposable {
   }
 
   /**
-   * Stops consuming, lets in-flight deliveries finish (at most `timeoutMs`), and closes the
-   * channels. Deliveries still unfinished go back to the queue when the channel closes.
+   * Stops consuming, lets in-flight deliveries finish (at most `timeoutMs`, the cancel's wait
+   * included), and closes the channels. Deliveries still unfinished go back to the queue when the
+   * channel closes. A broker that stops answering does not hold it: the channels' closes get
+   * {@linkcode CLOSE_GRACE_MS} past the deadline, and what they leave is the connection's to end.
    */
   async stop(timeoutMs = 10_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    const left = () => deadline - performance.now();
     const wasStopping = this.#stopping;
     this.#stopping = true;
-    if (!wasStopping) await this.#switch(() => this.#consumption.cancel());
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), timeoutMs);
-    });
-    const finished = await Promise.race([this.#whenIdle().then(() => false), timedOut]);
-    clearTimeout(timer);
-    if (finished) {
+    const cancelled = wasStopping ||
+      await settlesWithin(this.#switch(() => this.#consumption.cancel()), left());
+    const finished = cancelled && await settlesWithin(this.#whenIdle(), left());
+    if (!finished) {
       log.warning("deliveries unfinished at shutdown; the broker requeues them", {
         count: this.#inFlight,
         timeoutMs,
+        ...(cancelled ? {} : { cancelled: false }),
       });
     }
-    await this.#channel.close().catch(() => {});
-    await this.#forwarder.close();
+    const grace = Math.max(left(), CLOSE_GRACE_MS);
+    const closed = await settlesWithin(
+      Promise.all([this.#channel.close().catch(() => {}), this.#forwarder.close()]),
+      grace,
+    );
+    if (!closed) log.warning("the broker did not answer the channels' close", { waitedMs: grace });
     if (!wasStopping) this.#finish();
   }
 

@@ -21,6 +21,7 @@ import {
   tapHeaderTypes,
   uniquePrefix,
   waitFor,
+  within,
   withTopology,
 } from "../testing/broker.ts";
 import { ControlledLedger } from "../testing/ledger.ts";
@@ -676,5 +677,26 @@ Deno.test("an over-limit order sent again, byte for byte, after its dead letter 
     assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 1);
     await consumer.stop();
     await ledger.close();
+  });
+});
+
+Deno.test("stop() returns within its timeout when the broker stops answering", async () => {
+  await withTopology("stop-silent", tiers, async (ctx) => {
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    const behind = await Broker.connect(proxy.url, { name: "test consumer stopping, unheard" });
+    const { consumer, ledger, outcomes } = await start({ broker: behind, topo: ctx.topo });
+    try {
+      const order = newOrder({ quantity: 5 });
+      await publishOrder(await directPublisher(ctx), ctx.topo, order);
+      await outcomes.until("the order", isFor(order.refCode));
+      proxy.hold(); // the link goes silent: no cancel-ok, no close-ok comes back
+      const started = performance.now();
+      await within(consumer.stop(300), 5_000, "stop() on a silent link");
+      assert.ok(performance.now() - started < 2_000, "stop() waited past its timeout");
+    } finally {
+      proxy.cut();
+      await ledger.close();
+      await behind.close().catch(() => {});
+    }
   });
 });
