@@ -295,8 +295,11 @@ export class OrderConsumer implements AsyncDisposable {
   #growPrefetch(): void {
     void this.#switch(async () => {
       if (this.#stopping || this.#overBudget || !this.#consumption.active) return;
-      const prefetch = this.#budget.prefetchNow;
       await this.#consumption.cancel();
+      // Deliveries sent before the cancel arrive during it and may reach the budget (or the
+      // ledger may go): then the consumer stays cancelled, as #stopForBytes or #pause wants.
+      if (this.#stopping || this.#overBudget || this.#breaker.isOpen) return;
+      const prefetch = this.#budget.prefetchNow;
       await this.#channel.prefetch(prefetch);
       await this.#consume();
       log.debug("prefetch grown", { prefetch });
