@@ -80,6 +80,12 @@ const MAX_CREDIT = 65_535;
 export const SETTLE_TIMEOUT_MS = 30_000;
 
 /**
+ * How often a batch that waits for letters asks whether the queue still has any (250 ms): the
+ * letters counted when the pass began may have been removed by another operation meanwhile.
+ */
+const STARVED_CHECK_MS = 250;
+
+/**
  * The most consumers whose letters a quorum queue of RabbitMQ before 4.3 gives back in order when
  * their channel closes (past 32, the order of its consumer map's keys is a hash's).
  */
@@ -393,6 +399,30 @@ export async function walkDeadLetters(
     await race(until(channel, (counts) => counts.messageCount >= back));
   };
 
+  /**
+   * Resolves `true` when `batch` waits for letters the queue no longer has: nothing delivered
+   * for a check, none ready in the queue, and no consumer but the pass's and those there when it
+   * began that could give some back (or one that could, but nothing came for
+   * {@linkcode SETTLE_TIMEOUT_MS}). Resolves `false` once `waiting()` says the batch ended.
+   */
+  const starved = async (batch: Batch, waiting: () => boolean): Promise<boolean> => {
+    let delivered = batch.delivered;
+    let idleSince = Date.now();
+    while (true) {
+      await new Promise((resolve) => setTimeout(resolve, STARVED_CHECK_MS));
+      if (!waiting() || !open) return false;
+      if (batch.delivered !== delivered) {
+        [delivered, idleSince] = [batch.delivered, Date.now()];
+        continue;
+      }
+      const counts = await channel.checkQueue(queue).catch(() => undefined);
+      if (counts === undefined || !waiting()) return false; // the channel closed: raced as such
+      if (counts.messageCount > 0) continue;
+      const givesBack = counts.consumerCount > others + holding().length + 1;
+      if (!givesBack || Date.now() - idleSince > SETTLE_TIMEOUT_MS) return true;
+    }
+  };
+
   /** Runs one batch: a consumer asked for `credit` messages, cancelled once it is done. */
   const runBatch = async (batch: Batch): Promise<void> => {
     batchEnd = () => batch.ended.resolve();
@@ -405,9 +435,24 @@ export async function walkDeadLetters(
         consumerTag: batch.tag,
       }),
     );
+    let waiting = true;
     try {
-      await race(batch.ended.promise);
+      const ended = batch.ended.promise.then(() => false);
+      if (await race(Promise.race([ended, starved(batch, () => waiting)]))) {
+        // Fewer letters than counted: the pass ends with those it walked.
+        log.warning(
+          "the dead-letter queue holds fewer letters than the pass counted; another " +
+            "operation removed some meanwhile: the pass ends with those it walked",
+          {
+            queue,
+            counted: total,
+            walked: seen,
+          },
+        );
+        total = seen;
+      }
     } finally {
+      waiting = false;
       batchEnd = undefined;
       if (open) await race(channel.cancel(batch.tag));
       batch.active = false;

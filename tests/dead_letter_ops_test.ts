@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { inspectDeadLetters, purgeDeadLetters, replayDeadLetters } from "../lib/dead_letter_ops.ts";
+import { walkDeadLetters } from "../lib/_dead_letter_walk.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { deadLetterHeaders, HEADER, int32 } from "../lib/retry_headers.ts";
 import {
@@ -510,4 +511,32 @@ for (const target of QUORUM_BROKERS) {
       }, target.url);
     });
   }
+}
+
+for (const queueType of ["classic", "quorum"] as const) {
+  Deno.test(`a pass whose letters another operation removes meanwhile ends with what it walked, instead of waiting for them (${queueType})`, async () => {
+    await withTopology(`pass-starved-${queueType}`, { queueType }, async (ctx) => {
+      await seed(ctx, letters("starved", 6));
+      const other = await ctx.broker.channel();
+      try {
+        const visited: string[] = [];
+        const walked = walkDeadLetters(ctx.broker, ctx.topo, { maxHeldBytes: 100 }, {
+          async visit(message, pass) {
+            visited.push(String(message.properties.messageId));
+            if (visited.length === 1) {
+              // Another purge takes every other letter while this pass holds its first.
+              for (let got; (got = await other.get(ctx.topo.deadLetterQueue));) other.ack(got);
+            }
+            pass.ack(message);
+          },
+        });
+        const total = await within(walked, 15_000, "the pass whose letters were taken");
+        assert.deepEqual(visited, ["starved-0"]);
+        assert.equal(total, 1, "the letters it walked");
+        assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0);
+      } finally {
+        await other.close().catch(() => {});
+      }
+    });
+  });
 }
