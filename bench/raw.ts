@@ -11,7 +11,7 @@
 
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage, Options } from "amqplib";
-import { orderProperties } from "../lib/estoque.ts";
+import { orderProperties } from "../lib/order_properties.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import type { Broker } from "../lib/broker.ts";
 import { copyProperties } from "../lib/publisher.ts";

@@ -1,25 +1,21 @@
 /**
- * Estoque's work: publishing production-order requests with publisher confirms.
+ * Estoque's work: publishing production-order requests with publisher confirms, one order at a
+ * time or a whole run (declare, publish, reconnect and send again what failed), and the line that
+ * sums a run up.
  *
  * @module
  */
 
+import type { EstoqueConfig } from "./config.ts";
 import { logger } from "./log.ts";
-import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "./order.ts";
-import type {
-  ConfirmedPublisher,
-  PublishError,
-  PublishFailure,
-  PublishProperties,
-} from "./publisher.ts";
-import type { Topology } from "./topology.ts";
-import type { Span } from "@opentelemetry/api";
-import { endPublishSpan, endPublishSpanOn, startPublishSpan, TRACING } from "./tracing.ts";
-
-/** The `app-id` property of Estoque's messages. */
-export const ESTOQUE_APP_ID = "estoque";
-
-const log = logger("estoque");
+import { encodeOrder, newOrder, type Order } from "./order.ts";
+import { failedCount, OrderFeed, publishFeed, type PublishSummary } from "./order_feed.ts";
+import { orderProperties, traceOrder } from "./order_properties.ts";
+import { Progress } from "./progress.ts";
+import { ConfirmedPublisher } from "./publisher.ts";
+import { ConnectionLost, keepConnected } from "./reconnect.ts";
+import { prepareTopology, type Topology } from "./topology.ts";
+import { endPublishSpanOn } from "./tracing.ts";
 
 /**
  * Publishes one order as the Go Estoque does: JSON body, `application/json`, persistent,
@@ -40,316 +36,112 @@ export function publishOrder(
   );
 }
 
-/**
- * With tracing on, starts the trace of an order (its publish span, ended on the confirm) and puts
- * its context in the order's headers; with tracing off, changes nothing.
- */
-function traceOrder(
-  topo: Topology,
-  order: Order,
-  body: Uint8Array,
-  properties: PublishProperties,
-): Span | undefined {
-  if (!TRACING) return undefined;
-  const headers: Record<string, unknown> = {};
-  const span = startPublishSpan({
-    operation: "publish",
-    destination: topo.exchange,
-    routingKey: topo.routingKey,
-    messageId: order.refCode,
-    bodySize: body.byteLength,
-    refCode: order.refCode,
-  }, headers);
-  properties.headers = headers;
-  return span;
-}
-
-/** The properties Estoque publishes an order with; `nowMs` is the time, for the timestamp. */
-export function orderProperties(order: Order, nowMs: number): PublishProperties {
-  return {
-    contentType: ORDER_CONTENT_TYPE,
-    persistent: true,
-    messageId: order.refCode,
-    timestamp: Math.floor(nowMs / 1000),
-    appId: ESTOQUE_APP_ID,
-    mandatory: true,
-  };
-}
-
-/** Options for {@linkcode publishOrders}. */
-export interface PublishOrdersOptions {
-  /** The confirm-mode publisher. */
-  readonly publisher: ConfirmedPublisher;
-  /** Where to publish. */
-  readonly topology: Topology;
-  /** How many orders. */
+/** What one run of Estoque did. */
+export interface EstoqueResult {
+  /** How many orders it was to publish. */
   readonly count: number;
-  /** A fixed quantity; random when undefined. */
-  readonly quantity?: number | undefined;
-  /**
-   * How many publishes may await their confirm at once: a deep window lets the broker confirm
-   * in large batches; it bounds the memory the unconfirmed publishes take.
-   * @default {20000}
-   */
-  readonly window?: number;
-  /** Makes each order; by default {@linkcode newOrder} with `quantity`. */
-  readonly makeOrder?: (index: number) => Order;
-  /** Called with each order the broker confirmed. */
-  readonly onConfirmed?: (order: Order) => void;
-  /** Called after each settled publish with the number settled so far. */
-  readonly onProgress?: (settled: number) => void;
-  /** Stops publishing new orders when aborted; those in flight still settle. */
-  readonly signal?: AbortSignal;
-}
-
-/** What {@linkcode publishOrders} did. */
-export interface PublishSummary {
-  /** Orders handed to the broker (each counted once, however often it was sent). */
-  readonly attempted: number;
-  /** Orders the broker confirmed. */
-  readonly confirmed: number;
-  /** Orders that failed for good, by the cause of their last failure. */
-  readonly failed: Readonly<Record<PublishFailure, number>>;
-  /** Publishes sent again after a failure (a lost connection, a timeout, a nack). */
-  readonly resent: number;
-  /** Wall time, in milliseconds. */
-  readonly elapsedMs: number;
-}
-
-/** The number of failed publishes in a summary. */
-export function failedCount(summary: PublishSummary): number {
-  return Object.values(summary.failed).reduce((a, b) => a + b, 0);
-}
-
-/** An order that failed to publish and waits to be sent again. */
-interface Resend {
-  readonly order: Order;
-  /** How many times it was sent. */
-  readonly sends: number;
-  /** Why the last send failed. */
-  readonly cause: PublishFailure;
-}
-
-/** Options for {@linkcode OrderFeed}. */
-export interface OrderFeedOptions {
-  /** How many orders. */
-  readonly count: number;
-  /** Makes each order. */
-  readonly makeOrder: (index: number) => Order;
-  /**
-   * How often one order is sent before a failure counts for good.
-   * @default {10}
-   */
-  readonly maxSends?: number;
+  /** The exchange it published to. */
+  readonly exchange: string;
+  /** What was confirmed, failed and sent again. */
+  readonly summary: PublishSummary;
 }
 
 /**
- * The orders to publish, across connections: fresh ones made on demand, and the ones whose
- * publish failed (`closed`, `timeout`, `nacked`, `returned`), which go first. A resent order may reach the broker twice; the consumer's ledger makes the second one a
- * duplicate, not a second production order.
+ * Runs Estoque: publishes `config.count` orders with confirms, declaring (or checking) the
+ * topology on each connection; a lost connection is re-established with backoff, through every
+ * URL, and the unconfirmed orders are sent again. When `signal` aborts it sends no new order, lets
+ * those in flight settle, and counts whatever waits to be sent again as failed.
+ *
+ * @throws the error that stopped it for good: no broker for `reconnectTimeoutMs`, a refused login,
+ * a topology declared with other settings, or a confirmed log that cannot be opened.
  */
-export class OrderFeed {
-  readonly #count: number;
-  readonly #makeOrder: (index: number) => Order;
-  readonly #maxSends: number;
-  #made = 0;
-  #resends: Resend[] = [];
-  readonly #sends = new Map<Order, number>();
-  readonly #failed: Record<PublishFailure, number> = {
-    nacked: 0,
-    returned: 0,
-    timeout: 0,
-    closed: 0,
-  };
-  #confirmed = 0;
-  #resent = 0;
-  readonly #started = performance.now();
-
-  /** A feed of `count` orders. */
-  constructor(options: OrderFeedOptions) {
-    this.#count = options.count;
-    this.#makeOrder = options.makeOrder;
-    this.#maxSends = options.maxSends ?? 10;
-  }
-
-  /** The next order to send (a resend first), or undefined when none is left now. */
-  next(): Order | undefined {
-    const resend = this.#resends.shift();
-    if (resend) {
-      this.#resent++;
-      this.#sends.set(resend.order, resend.sends + 1);
-      return resend.order;
-    }
-    if (this.#made >= this.#count) return undefined;
-    const order = this.#makeOrder(this.#made++);
-    this.#sends.set(order, 1);
-    return order;
-  }
-
-  /** Records a confirmed order. */
-  confirmed(order: Order): void {
-    this.#sends.delete(order);
-    this.#confirmed++;
-  }
-
-  /**
-   * Records a failed publish: queued to be sent again, or, once sent `maxSends` times, failed for
-   * good. An unroutable (`returned`) order is sent again too: on a cluster, a classic queue whose
-   * node is down routes nothing until it is back. Returns whether it will be sent again.
-   */
-  failed(order: Order, cause: PublishFailure): boolean {
-    const sends = this.#sends.get(order) ?? 1;
-    this.#sends.delete(order);
-    if (sends >= this.#maxSends) {
-      this.#failed[cause]++;
-      return false;
-    }
-    this.#resends.push({ order, sends, cause });
-    return true;
-  }
-
-  /** Counts every order still waiting to be sent again as failed (for a run that stops). */
-  abandon(): void {
-    for (const { cause } of this.#resends) this.#failed[cause]++;
-    this.#resends = [];
-  }
-
-  /** Whether orders wait to be sent again. */
-  get resending(): boolean {
-    return this.#resends.length > 0;
-  }
-
-  /** Whether every order was made and none waits to be sent again. */
-  get done(): boolean {
-    return this.#made >= this.#count && this.#resends.length === 0;
-  }
-
-  /** Publishes settled for good so far (confirmed or failed). */
-  get settled(): number {
-    return this.#confirmed + Object.values(this.#failed).reduce((a, b) => a + b, 0);
-  }
-
-  /** What was done so far. */
-  summary(): PublishSummary {
-    return {
-      attempted: this.#made,
-      confirmed: this.#confirmed,
-      failed: { ...this.#failed },
-      resent: this.#resent,
-      elapsedMs: performance.now() - this.#started,
-    };
-  }
-}
-
-/** Options for {@linkcode publishFeed}. */
-export interface PublishFeedOptions {
-  /** The confirm-mode publisher of this connection. */
-  readonly publisher: ConfirmedPublisher;
-  /** Where to publish. */
-  readonly topology: Topology;
-  /** The orders. */
-  readonly feed: OrderFeed;
-  /** Publishes awaiting their confirm at once. @default {20000} */
-  readonly window?: number | undefined;
-  /** Called with each order the broker confirmed. */
-  readonly onConfirmed?: ((order: Order) => void) | undefined;
-  /** Called after each publish settled for good, with the number settled so far. */
-  readonly onProgress?: ((settled: number) => void) | undefined;
-  /** Stops publishing new orders when aborted; those in flight still settle. */
-  readonly signal?: AbortSignal | undefined;
-  /** At most this many publishes per second; unlimited when undefined. */
-  readonly rate?: number | undefined;
-  /** Writes an order's body. @default {encodeOrder} */
-  readonly encode?: ((order: Order) => Uint8Array) | undefined;
-}
-
-/**
- * Publishes from `feed` on one publisher, keeping at most `window` unconfirmed at once, until the
- * feed is empty or a publish fails in a way that sending again can cure. In that case the
- * session stops sending (the connection is presumed broken: a timeout means confirms are stuck),
- * lets what is in flight settle, and returns false: send the rest on a new connection. Returns
- * true once the feed is done (or `signal` aborted and all in flight settled).
- */
-export async function publishFeed(options: PublishFeedOptions): Promise<boolean> {
-  const { publisher, feed, rate } = options;
-  const encode = options.encode ?? encodeOrder;
-  const window = options.window ?? 20_000;
-  const started = performance.now();
-  let sent = 0;
-  let settled = 0;
-  let broken = false;
-  // Resumes the publishing loop once no more than `resumeAt` publishes are unconfirmed.
-  let wake: (() => void) | undefined;
-  let resumeAt = Math.floor(window / 2);
-  const onSettled = (order: Order, error?: PublishError) => {
-    settled++;
-    if (error) {
-      const again = feed.failed(order, error.code);
-      if (again) broken = true;
-      else options.onProgress?.(feed.settled);
-      log[again ? "debug" : "warning"](
-        again ? "order not confirmed; it will be sent again" : "order not confirmed",
-        { refCode: order.refCode, error: error.message },
-      );
-    } else {
-      feed.confirmed(order);
-      options.onConfirmed?.(order);
-      options.onProgress?.(feed.settled);
-    }
-    if (wake && (sent - settled <= resumeAt || broken)) {
-      const resume = wake;
-      wake = undefined;
-      resume();
-    }
-  };
-  while (!broken && !options.signal?.aborted) {
-    // When the window is full, wait until half of it is confirmed, then publish a burst: one
-    // publish per freed slot would cost a socket write and an event-loop turn per message.
-    if (sent - settled >= window) {
-      await new Promise<void>((resolve) => (wake = resolve));
-      continue;
-    }
-    if (publisher.blocked) await publisher.writable();
-    if (rate !== undefined) {
-      const wait = started + (sent / rate) * 1000 - performance.now();
-      if (wait > 4) await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-    const order = feed.next();
-    if (order === undefined) break;
-    sent++;
-    const body = encode(order);
-    const properties = orderProperties(order, Date.now());
-    const span = traceOrder(options.topology, order, body, properties);
-    const flowing = publisher.send(
-      options.topology.exchange,
-      options.topology.routingKey,
-      body,
-      properties,
-      (error) => {
-        endPublishSpan(span, error);
-        onSettled(order, error);
-      },
-    );
-    if (!flowing) await publisher.writable();
-  }
-  resumeAt = 0;
-  while (settled < sent) await new Promise<void>((resolve) => (wake = resolve));
-  return !broken && (feed.done || (options.signal?.aborted ?? false)) && !feed.resending;
-}
-
-/**
- * Publishes `count` orders on one publisher, keeping at most `window` unconfirmed at once, and
- * counts what the broker confirmed. Never throws for a failed publish: failures are counted by
- * cause. Nothing is sent again; {@linkcode publishFeed} with {@linkcode keepConnected} does that.
- */
-export async function publishOrders(options: PublishOrdersOptions): Promise<PublishSummary> {
+export async function runEstoque(
+  config: EstoqueConfig,
+  signal: AbortSignal,
+): Promise<EstoqueResult> {
+  const log = logger("estoque");
+  using confirmedLog = config.confirmedLog === undefined
+    ? undefined
+    : new ConfirmedLog(config.confirmedLog);
   const feed = new OrderFeed({
-    count: options.count,
-    makeOrder: options.makeOrder ?? (() => newOrder({ quantity: options.quantity })),
-    maxSends: 1,
+    count: config.count,
+    makeOrder: () => newOrder({ quantity: config.quantity }),
   });
-  await publishFeed({ ...options, feed });
-  return feed.summary();
+  const progress = config.count >= 1000
+    ? new Progress({ label: "published", total: config.count })
+    : undefined;
+  await keepConnected({
+    urls: config.urls,
+    connect: { name: "estoque", tls: config.tls },
+    signal,
+    giveUpAfterMs: config.reconnectTimeoutMs,
+  }, async (broker) => {
+    await prepareTopology(broker, config.topology, config);
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
+      timeoutMs: config.confirmTimeoutMs,
+      connection: broker,
+    });
+    log.info("publishing", {
+      count: config.count,
+      exchange: config.topology.exchange,
+      broker: broker.safeUrl,
+    });
+    const finished = await publishFeed({
+      publisher,
+      topology: config.topology,
+      feed,
+      window: config.window,
+      rate: config.rate,
+      signal,
+      onConfirmed: confirmedLog?.add,
+      onProgress: (settled) => progress?.update(settled),
+    });
+    if (!finished) {
+      throw new ConnectionLost("publishes failed; sending them again on a new connection", {
+        cause: broker.closeError,
+      });
+    }
+  }).catch((error) => {
+    // Interrupted or gave up: whatever waits to be sent again counts as failed.
+    if (!signal.aborted) throw error;
+  });
+  feed.abandon();
+  const summary = feed.summary();
+  progress?.done(summary.confirmed);
+  return { count: config.count, exchange: config.topology.exchange, summary };
+}
+
+/** Whether a run sent every order and the broker confirmed them all. */
+export function allConfirmed(result: EstoqueResult): boolean {
+  return failedCount(result.summary) === 0 && result.summary.attempted >= result.count;
+}
+
+/**
+ * The line Estoque ends with: how many orders were confirmed, and only where there were any, how
+ * many failed (by cause), were sent again, or were never sent because the run was interrupted.
+ *
+ * @example
+ * ```ts
+ * const failed = { nacked: 0, returned: 0, timeout: 1, closed: 0 };
+ * const summary = { attempted: 9, confirmed: 8, failed, resent: 3, elapsedMs: 2_000 };
+ * summaryLine({ count: 10, exchange: "orders", summary });
+ * // "estoque: 8/10 orders confirmed on orders, 1 failed (1 timeout), 3 sent again,
+ * //  1 not sent (interrupted) in 2.00 s (4 msg/s)" (one line)
+ * ```
+ */
+export function summaryLine(result: EstoqueResult): string {
+  const { count, exchange, summary } = result;
+  const failed = failedCount(summary);
+  const seconds = summary.elapsedMs / 1000;
+  const rate = seconds > 0 ? Math.round(summary.confirmed / seconds) : summary.confirmed;
+  const causes = Object.entries(summary.failed).filter(([, n]) => n > 0)
+    .map(([cause, n]) => `${n} ${cause}`).join(", ");
+  const notSent = count - summary.attempted;
+  return `estoque: ${summary.confirmed}/${count} orders confirmed on ${exchange}` +
+    `${failed > 0 ? `, ${failed} failed (${causes})` : ""}` +
+    `${summary.resent > 0 ? `, ${summary.resent} sent again` : ""}` +
+    `${notSent > 0 ? `, ${notSent} not sent (interrupted)` : ""}` +
+    ` in ${seconds.toFixed(2)} s (${rate} msg/s)`;
 }
 
 /**
