@@ -1,16 +1,21 @@
-/** The README's code map names every entry script and every module of lib/ and its folders. */
+/**
+ * The README's code map names every entry script; docs/architecture.md's names every module of lib/
+ * and its folders.
+ */
 
 import { strict as assert } from "node:assert";
 
-Deno.test("the README's code map names every entry script and lib module", async () => {
+Deno.test("the code maps name every entry script (README) and lib module (docs/architecture.md)", async () => {
   const root = new URL("..", import.meta.url);
   const readme = await Deno.readTextFile(new URL("README.md", root));
-  const map = readme.slice(readme.indexOf("## Code map"), readme.indexOf("## More"));
+  const entries = readme.slice(readme.indexOf("## Code map"), readme.indexOf("## More"));
+  const architecture = await Deno.readTextFile(new URL("docs/architecture.md", root));
+  const map = architecture.slice(architecture.indexOf("## Code map"));
   const missing: string[] = [];
-  for (const dir of ["", "lib/"]) {
+  for (const [dir, names] of [["", entries], ["lib/", map]] as const) {
     for await (const entry of Deno.readDir(new URL(dir || ".", root))) {
       if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
-      if (!map.includes(`\`${dir}${entry.name}\``)) missing.push(`${dir}${entry.name}`);
+      if (!names.includes(`\`${dir}${entry.name}\``)) missing.push(`${dir}${entry.name}`);
     }
   }
   // Modules of a folder of lib/ may share a row: `lib/console/{main,server}.ts`.
@@ -24,6 +29,6 @@ Deno.test("the README's code map names every entry script and lib module", async
       if (!map.includes(`\`${path}\``) && !grouped.includes(path)) missing.push(path);
     }
   }
-  assert.deepEqual(missing, [], `not in the README's code map: ${missing.join(", ")}`);
+  assert.deepEqual(missing, [], `not in a code map: ${missing.join(", ")}`);
   assert.ok(new TextEncoder().encode(readme).length <= 15_360, "the README stays under 15 KB");
 });
