@@ -25,22 +25,19 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
 import { Batcher, type BatcherOptions } from "./batcher.ts";
 import { Breaker } from "./breaker.ts";
-import { ByteBudget } from "./byte_budget.ts";
-import { Consumption } from "./consumption.ts";
 import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
 import { settlesWithin } from "./settles_within.ts";
-import { failureOf, Forwarder, type PassOnOptions } from "./forwarder.ts";
+import { Forwarder } from "./forwarder.ts";
+import { FailurePath } from "./failure_path.ts";
+import { Intake } from "./intake.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
-import { HopClaims } from "./hop_claims.ts";
-import { copyIdFor, incomingCopyId, recordedHop } from "./copy_identity.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
-import { truncateError } from "./retry_headers.ts";
-import { decideRetry, policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
+import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
 import type { Span } from "@opentelemetry/api";
@@ -108,6 +105,12 @@ export interface ConsumerOptions {
 
 const log = logger("consumer");
 
+/**
+ * How long past a retry's delay {@linkcode OrderConsumer.drained} waits for the delayed exchange
+ * to route it (1 s); the work queue must then be empty twice in a row as well.
+ */
+export const DELAYED_GRACE_MS = 1_000;
+
 /** How long {@linkcode OrderConsumer.stop} waits at least for the broker to close its channels. */
 export const CLOSE_GRACE_MS = 1_000;
 
@@ -122,24 +125,17 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #breaker: Breaker;
   readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
   readonly #acker: Acker;
-  readonly #random: () => number;
-  readonly #now: () => Date;
-  /** How a refused copy is published again (one object for every failed message). */
-  readonly #passOnOptions: PassOnOptions;
   readonly #idle = new Set<() => void>();
-  /** The message-and-hop keys being processed. */
-  readonly #claims = new HopClaims();
   /** The over-limit failure of each quantity seen lately (see `#overLimit`). */
   readonly #overLimitErrors = new Map<number, TransientError>();
-  readonly #consumption: Consumption;
-  readonly #budget: ByteBudget;
-  readonly #prefetch: number;
-  /** Consumption stopped because the bodies held reached the byte budget. */
-  #overBudget = false;
-  /** Cancels and starts of consumption, one after the other. */
-  #switching: Promise<void> = Promise.resolve();
+  /** Taking deliveries, under the breaker and the byte budget. */
+  readonly #intake: Intake;
+  /** Where failed deliveries go. */
+  readonly #failures: FailurePath;
   #inFlight = 0;
   #deliveries = 0;
+  /** When the last retry this consumer scheduled in the delayed exchange is due (epoch ms). */
+  #delayedUntil = 0;
   #stopping = false;
   /** Settles when the consumer stops: rejects if the broker ended it. */
   readonly done: Promise<void>;
@@ -149,13 +145,19 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options = options;
     this.#channel = channel;
     this.#forwarder = forwarder;
-    this.#consumption = new Consumption(
+    this.#intake = new Intake({
       channel,
-      options.topology.queue,
-      (message) => this.#onDelivery(message),
+      queue: options.topology.queue,
+      onMessage: (message) => this.#onDelivery(message),
       // Says which retry settings this consumer runs with, for the doctor.
-      { [RETRY_POLICY_ARGUMENT]: policyTag(options.policy) },
-    );
+      consumerArguments: { [RETRY_POLICY_ARGUMENT]: policyTag(options.policy) },
+      prefetch: options.prefetch ?? 500,
+      prefetchBytes: options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES,
+      explain: (error) => options.broker.explain(error),
+      stopping: () => this.#stopping,
+      ledgerAway: () => this.#breaker.isOpen,
+      onBroken: () => this.#lost(),
+    });
     this.#breaker = new Breaker({
       probe: () => options.ledger.probe(),
       onOpen: (error) => this.#pause(error),
@@ -165,22 +167,29 @@ export class OrderConsumer implements AsyncDisposable {
       ...(options.probeDelay ? { delay: options.probeDelay } : {}),
     });
     this.#acker = new Acker(channel);
-    this.#prefetch = options.prefetch ?? 500;
-    this.#budget = new ByteBudget({
-      limitBytes: options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES,
-      prefetch: this.#prefetch,
-    });
-    this.#random = options.random ?? Math.random;
-    this.#now = options.now ?? (() => new Date());
-    this.#passOnOptions = {
-      delay: options.passOnDelay ?? ((attempt) => backoffDelay(attempt, {}, this.#random)),
-      stopping: () => this.#stopping,
-    };
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
       maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
       // A write the ledger refuses (not an outage) must not fail the orders committed beside it.
       isolate: (error) => !isLedgerUnavailable(error),
+    });
+    const random = options.random ?? Math.random;
+    this.#failures = new FailurePath({
+      ledger: options.ledger,
+      policy: options.policy,
+      random,
+      now: options.now ?? (() => new Date()),
+      forwarder,
+      passOnOptions: {
+        delay: options.passOnDelay ?? ((attempt) => backoffDelay(attempt, {}, random)),
+        stopping: () => this.#stopping,
+      },
+      record: (write) => this.#batcher.add(write),
+      ack: (message) => this.#ack(message),
+      requeue: (message) => this.#acker.nack(message, true),
+      putBack: (delivery, error) => this.#putBack(delivery, error),
+      trip: (error) => this.#breaker.trip(error),
+      beforeAck: options.beforeAck,
     });
     this.done = new Promise<void>((resolve, reject) => {
       this.#finish = (error) => (error ? reject(error) : resolve());
@@ -218,22 +227,9 @@ export class OrderConsumer implements AsyncDisposable {
     });
     consumer = new OrderConsumer(options, channel, forwarder);
     // Small at first, growing while bodies are small (byte_budget.ts).
-    await channel.prefetch(consumer.#budget.prefetchNow);
-    // In the switch's turn, so that a prefetch grown by the first deliveries waits for the start.
-    const starting = consumer.#consume();
-    consumer.#switching = starting.catch(() => {});
-    await starting;
+    await consumer.#intake.start();
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
-  }
-
-  /** Starts (or resumes) taking deliveries from the work queue. */
-  async #consume(): Promise<void> {
-    try {
-      await this.#consumption.start();
-    } catch (error) {
-      throw this.#options.broker.explain(error);
-    }
   }
 
   /** The ledger went away: stop taking deliveries until the breaker closes. */
@@ -244,7 +240,7 @@ export class OrderConsumer implements AsyncDisposable {
       error: describeError(error),
     });
     this.#options.onLedger?.({ kind: "unavailable", error });
-    await this.#switch(() => this.#consumption.cancel());
+    await this.#intake.cancel();
   }
 
   /** The ledger is back: take deliveries again (unless the byte budget still says no). */
@@ -254,56 +250,7 @@ export class OrderConsumer implements AsyncDisposable {
       unavailableMs: Math.round(unavailableMs),
     });
     this.#options.onLedger?.({ kind: "back", unavailableMs });
-    await this.#switch(async () => {
-      if (this.#stopping || this.#overBudget || this.#consumption.active) return;
-      // The prefetch the byte budget allows now: it may have shrunk while the breaker was open.
-      await this.#channel.prefetch(this.#budget.prefetchNow);
-      await this.#consume();
-    });
-  }
-
-  /** Runs a change of consumption after the ones before it; a broken channel stops the consumer. */
-  #switch(change: () => Promise<void>): Promise<void> {
-    this.#switching = this.#switching.then(change).catch(() => this.#lost());
-    return this.#switching;
-  }
-
-  /** The bodies held reached the byte budget: stop taking deliveries until half is settled. */
-  #stopForBytes(): void {
-    if (this.#overBudget || this.#stopping) return;
-    this.#overBudget = true;
-    log.warning("bodies held reached the byte budget: taking no deliveries until some settle", {
-      heldBytes: this.#budget.held,
-      prefetchBytes: this.#options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES,
-    });
-    void this.#switch(() => this.#consumption.cancel());
-  }
-
-  /** Half the byte budget is free: take deliveries again, with a prefetch that fits the bodies. */
-  #resumeForBytes(): void {
-    this.#overBudget = false;
-    const prefetch = this.#budget.resume();
-    void this.#switch(async () => {
-      if (this.#stopping || this.#breaker.isOpen || this.#consumption.active) return;
-      await this.#channel.prefetch(prefetch);
-      await this.#consume();
-      log.info("taking deliveries again", { prefetch });
-    });
-  }
-
-  /** A full window of small bodies: consume with the larger prefetch the budget allows now. */
-  #growPrefetch(): void {
-    void this.#switch(async () => {
-      if (this.#stopping || this.#overBudget || !this.#consumption.active) return;
-      await this.#consumption.cancel();
-      // Deliveries sent before the cancel arrive during it and may reach the budget (or the
-      // ledger may go): then the consumer stays cancelled, as #stopForBytes or #pause wants.
-      if (this.#stopping || this.#overBudget || this.#breaker.isOpen) return;
-      const prefetch = this.#budget.prefetchNow;
-      await this.#channel.prefetch(prefetch);
-      await this.#consume();
-      log.debug("prefetch grown", { prefetch });
-    });
+    await this.#intake.resume();
   }
 
   /**
@@ -311,13 +258,13 @@ export class OrderConsumer implements AsyncDisposable {
    * available.
    */
   get ready(): boolean {
-    return (this.#consumption.active || this.#overBudget) && !this.#stopping &&
+    return (this.#intake.active || this.#intake.overBudget) && !this.#stopping &&
       !this.#breaker.isOpen;
   }
 
   /** Bytes of bodies received and not yet settled. */
   get heldBytes(): number {
-    return this.#budget.held;
+    return this.#intake.heldBytes;
   }
 
   /** Whether consumption is paused because the ledger is unavailable. */
@@ -349,11 +296,7 @@ export class OrderConsumer implements AsyncDisposable {
     this.#deliveries++;
     this.#inFlight++;
     this.#acker.delivered(message);
-    const verdict = this.#budget.take(message.content.byteLength);
-    if (verdict !== "ok") {
-      if (verdict === "over") this.#stopForBytes();
-      else this.#growPrefetch();
-    }
+    this.#intake.taken(message.content.byteLength);
     this.#handle(message);
   }
 
@@ -370,13 +313,15 @@ export class OrderConsumer implements AsyncDisposable {
       // Only a broken channel gets here: the broker requeues the unacked message itself.
       log.error("cannot settle a delivery", { error: describeError(error) });
     }
+    if (outcome?.kind === "retried" && this.#options.topology.backend === "plugin") {
+      // Waits in the delayed exchange, which no queue counts: drained() waits for it.
+      this.#delayedUntil = Math.max(this.#delayedUntil, Date.now() + outcome.delayMs);
+    }
     try {
       if (outcome !== undefined) this.#options.onOutcome?.(outcome, performance.now() - started);
     } finally {
       this.#inFlight--;
-      if (this.#budget.give(message.content.byteLength) && this.#overBudget) {
-        this.#resumeForBytes();
-      }
+      this.#intake.given(message.content.byteLength);
       if (this.#inFlight === 0) { for (const wake of this.#idle) wake(); }
     }
   }
@@ -407,10 +352,10 @@ export class OrderConsumer implements AsyncDisposable {
   async #processRead(read: ReadDelivery): Promise<Outcome> {
     const { delivery, parsed } = read;
     const { message } = delivery;
-    if (read.invalid !== undefined) return await this.#fail(delivery, read.invalid);
+    if (read.invalid !== undefined) return await this.#failures.fail(delivery, read.invalid);
     try {
       const order = this.#validate(parsed);
-      if (order instanceof Error) return await this.#fail(delivery, order);
+      if (order instanceof Error) return await this.#failures.fail(delivery, order);
       const attempt = delivery.retries;
       // No hop lookup on this path: a production order is written once by its RefCode whichever
       // copy brings it (a second is a `duplicate`), so only a copy that would be passed on again
@@ -431,7 +376,7 @@ export class OrderConsumer implements AsyncDisposable {
       return { kind, refCode: order.refCode, attempt };
     } catch (error) {
       if (isLedgerUnavailable(error)) return this.#putBack(delivery, error);
-      return await this.#fail(delivery, error);
+      return await this.#failures.fail(delivery, error);
     }
   }
 
@@ -478,106 +423,6 @@ export class OrderConsumer implements AsyncDisposable {
     return error;
   }
 
-  /**
-   * A delivery whose processing failed: dropped when it is a copy of a message already passed on
-   * (a redelivered original after a crash between publish and ack, or a second copy of a retry
-   * whose confirm was lost), else passed on (`#passOn`). Known by its key (the message id, or the
-   * RefCode in its body when it has none: the Go services set none), its hop, and its
-   * `x-copy-id` (copy_identity.ts); a delivery that is not a copy of ours is never dropped.
-   */
-  async #fail(delivery: Delivery, error: unknown): Promise<Outcome> {
-    const { key, message } = delivery;
-    if (key === undefined) return await this.#passOn(delivery, error, undefined, undefined);
-    const incoming = incomingCopyId(message);
-    const copyId = copyIdFor(incoming, delivery.hop);
-    // Not a copy of ours: never taken for one passed on (copy_identity.ts), recorded by its copy.
-    if (incoming === undefined) {
-      return await this.#passOn(delivery, error, recordedHop(delivery.hop, copyId), copyId);
-    }
-    const hop = recordedHop(delivery.hop, incoming);
-    // One delivery of a message's hop at a time: a second copy in flight waits, then finds the
-    // hop passed on and is dropped.
-    const claimed = this.#claims.claim(key, hop);
-    const release = typeof claimed === "function" ? claimed : await claimed;
-    try {
-      let forwarded = false;
-      try {
-        forwarded = await this.#options.ledger.wasForwarded(key, hop);
-      } catch (ledgerError) {
-        if (isLedgerUnavailable(ledgerError)) return this.#putBack(delivery, ledgerError);
-        // Not an outage: the message still moves on, with the reason it failed.
-        log.warning("cannot look up whether a message was passed on", {
-          refCode: key,
-          error: describeError(ledgerError),
-        });
-      }
-      if (forwarded) {
-        this.#ack(delivery.message);
-        log.info("dropped a copy already passed on", { refCode: key, hop });
-        return { kind: "skipped", messageKey: key };
-      }
-      return await this.#passOn(delivery, error, hop, copyId);
-    } finally {
-      release();
-    }
-  }
-
-  /**
-   * Retries or dead-letters a failed delivery, as the policy decides, and acks it once the broker
-   * has confirmed the copy. A copy the broker does not take (a queue without a leader, a node
-   * going down) is published again after a growing delay while the original stays
-   * unacknowledged: requeueing it instead would spend a quorum queue's delivery limit in seconds.
-   * `hop` is the hop the pass-on is recorded under and `copyId` the copy's `x-copy-id`, both
-   * undefined for a delivery without a key.
-   */
-  async #passOn(
-    delivery: Delivery,
-    error: unknown,
-    hop: string | undefined,
-    copyId: string | undefined,
-  ): Promise<Outcome> {
-    const { message, key } = delivery;
-    const { exchange, routingKey } = message.fields;
-    const failure = failureOf(error, { now: this.#now(), exchange, routingKey }, copyId);
-    const decision = decideRetry(this.#options.policy, delivery.retries, error, this.#random);
-    const outcome = await this.#forwarder.passOnUntilTaken(
-      delivery,
-      failure,
-      decision,
-      this.#passOnOptions,
-    );
-    if (outcome.kind === "refused") {
-      // The consumer stops meanwhile: the original goes back to the queue, unchanged.
-      log.error("cannot pass a message on; requeued it", { refCode: key, error: outcome.error });
-      this.#acker.nack(message, true);
-      return { kind: "requeued", messageKey: key, error: outcome.error };
-    }
-    // Record the hop as passed on, so that a redelivered original of it is dropped. The record
-    // is committed beside the ack rather than before it, which keeps the commit off the retry
-    // path's latency: the original comes back only if the ack never reached the broker; if this
-    // process lives on, the record commits within milliseconds, and if it died, the
-    // record-then-ack order could have lost the record just the same (the copy made again then
-    // carries the same x-copy-id, and the next consumer drops the second).
-    const recorded = key === undefined || hop === undefined ? undefined : this.#batcher.add({
-      kind: "forward",
-      messageKey: key,
-      hop,
-      outcome: outcome.kind,
-      error: truncateError(outcome.error), // as the copy's x-last-error says it
-      delayMs: outcome.kind === "retried" ? outcome.delayMs : undefined,
-    }).catch((ledgerError: unknown) => {
-      log.warning("cannot record a message as passed on", {
-        refCode: key,
-        error: describeError(ledgerError),
-      });
-      if (isLedgerUnavailable(ledgerError)) this.#breaker.trip(ledgerError);
-    });
-    await this.#options.beforeAck?.(outcome);
-    this.#ack(message);
-    await recorded;
-    return outcome;
-  }
-
   #ack(message: ConsumeMessage): void {
     this.#acker.ack(message);
   }
@@ -596,8 +441,9 @@ export class OrderConsumer implements AsyncDisposable {
 
   /**
    * Resolves once the work queue and every retry tier are empty and nothing is in flight, seen
-   * twice in a row `intervalMs` apart with no delivery in between. For `--drain`, the demo and
-   * tests.
+   * twice in a row `intervalMs` apart with no delivery in between; on the plugin backend, not
+   * before the retries this consumer scheduled in the delayed exchange are due, plus
+   * {@linkcode DELAYED_GRACE_MS}. For `--drain`, the demo and tests.
    */
   drained(options: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     const topo = this.#options.topology;
@@ -607,6 +453,7 @@ export class OrderConsumer implements AsyncDisposable {
       busy: () => this.#inFlight + this.#batcher.pending,
       deliveries: () => this.#deliveries,
       stopped: () => this.#stopping,
+      notBefore: () => this.#delayedUntil === 0 ? 0 : this.#delayedUntil + DELAYED_GRACE_MS,
       ...options,
     });
   }
@@ -623,7 +470,7 @@ export class OrderConsumer implements AsyncDisposable {
     const wasStopping = this.#stopping;
     this.#stopping = true;
     const cancelled = wasStopping ||
-      await settlesWithin(this.#switch(() => this.#consumption.cancel()), left());
+      await settlesWithin(this.#intake.cancel(), left());
     const finished = cancelled && await settlesWithin(this.#whenIdle(), left());
     if (!finished) {
       log.warning("deliveries unfinished at shutdown; the broker requeues them", {

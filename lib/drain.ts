@@ -17,6 +17,12 @@ export interface DrainWatch {
   readonly deliveries: () => number;
   /** Whether the consumer stopped. */
   readonly stopped: () => boolean;
+  /**
+   * The time (epoch ms) before which the work is not drained whatever the queues say: the last
+   * retry the consumer scheduled in the delayed exchange is due then, and no queue counts it.
+   * @default {() => 0}
+   */
+  readonly notBefore?: () => number;
   /** @default {100} */
   readonly intervalMs?: number;
   readonly signal?: AbortSignal;
@@ -24,7 +30,7 @@ export interface DrainWatch {
 
 /**
  * Resolves once the queues are empty and the consumer holds nothing, seen twice in a row
- * `intervalMs` apart with no delivery in between.
+ * `intervalMs` apart with no delivery in between, and not before `notBefore()`.
  *
  * @throws {Error} when the consumer stops first; the abort reason when `signal` aborts.
  */
@@ -41,7 +47,8 @@ export async function waitUntilDrained(watch: DrainWatch): Promise<void> {
       let waiting = watch.busy();
       for (const queue of watch.queues) waiting += (await probe.checkQueue(queue)).messageCount;
       const deliveries = watch.deliveries();
-      const quiet = waiting === 0 && deliveries === lastDeliveries;
+      const due = (watch.notBefore?.() ?? 0) > Date.now();
+      const quiet = waiting === 0 && !due && deliveries === lastDeliveries;
       lastDeliveries = deliveries;
       quietChecks = quiet ? quietChecks + 1 : 0;
     }

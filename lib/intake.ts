@@ -1,0 +1,173 @@
+/**
+ * How many deliveries the consumer takes, and when it takes none: the work queue's consumption
+ * with its prefetch, stopped while the ledger is away (the breaker) or while the bodies held reach
+ * the byte budget (byte_budget.ts), grown while bodies are small. Every start and cancel runs after
+ * the one before it, so that a pause, a resume and a grown prefetch never cross.
+ *
+ * @module
+ */
+
+import type { Channel, ConsumeMessage } from "amqplib";
+import { ByteBudget } from "./byte_budget.ts";
+import { Consumption } from "./consumption.ts";
+import { logger } from "./log.ts";
+
+const log = logger("consumer");
+
+/** Options for {@linkcode Intake}. */
+export interface IntakeOptions {
+  /** The consumer's channel: its prefetch is set here. */
+  readonly channel: Channel;
+  readonly queue: string;
+  /** Called with each delivery (null when the broker cancelled the consumer). */
+  readonly onMessage: (message: ConsumeMessage | null) => void;
+  /** The consumer arguments each start states (the retry settings, for the doctor). */
+  readonly consumerArguments: Record<string, unknown>;
+  /** The largest prefetch. */
+  readonly prefetch: number;
+  /** The bytes of bodies held at most (byte_budget.ts). */
+  readonly prefetchBytes: number;
+  /** Turns a failed start into the error to throw (the broker's reason). */
+  readonly explain: (error: unknown) => Error;
+  /** Whether the consumer is stopping: then nothing starts again. */
+  readonly stopping: () => boolean;
+  /** Whether the ledger is away (the breaker is open): then nothing starts again. */
+  readonly ledgerAway: () => boolean;
+  /** A start or cancel failed: the channel is broken. */
+  readonly onBroken: () => void;
+}
+
+/** The consumer's consumption of the work queue, under the breaker and the byte budget. */
+export class Intake {
+  readonly #options: IntakeOptions;
+  readonly #consumption: Consumption;
+  readonly #budget: ByteBudget;
+  /** Consumption stopped because the bodies held reached the byte budget. */
+  #overBudget = false;
+  /** Cancels and starts of consumption, one after the other. */
+  #switching: Promise<void> = Promise.resolve();
+
+  /** Not consuming yet: call {@linkcode Intake.start}. */
+  constructor(options: IntakeOptions) {
+    this.#options = options;
+    this.#consumption = new Consumption(
+      options.channel,
+      options.queue,
+      options.onMessage,
+      options.consumerArguments,
+    );
+    this.#budget = new ByteBudget({
+      limitBytes: options.prefetchBytes,
+      prefetch: options.prefetch,
+    });
+  }
+
+  /** Whether the broker is sending deliveries. */
+  get active(): boolean {
+    return this.#consumption.active;
+  }
+
+  /** Whether consumption stopped because the bodies held reached the byte budget. */
+  get overBudget(): boolean {
+    return this.#overBudget;
+  }
+
+  /** Bytes of bodies received and not yet settled. */
+  get heldBytes(): number {
+    return this.#budget.held;
+  }
+
+  /**
+   * Sets the first prefetch (small, growing while bodies are small) and starts consuming, in the
+   * switch's turn, so that a prefetch grown by the first deliveries waits for the start.
+   */
+  async start(): Promise<void> {
+    const starting = (async () => {
+      await this.#options.channel.prefetch(this.#budget.prefetchNow);
+      await this.#consume();
+    })();
+    this.#switching = starting.catch(() => {});
+    await starting;
+  }
+
+  /** Stops taking deliveries (the ledger went away, or the consumer stops). */
+  cancel(): Promise<void> {
+    return this.#switch(() => this.#consumption.cancel());
+  }
+
+  /** The ledger is back: take deliveries again (unless the byte budget still says no). */
+  resume(): Promise<void> {
+    return this.#switch(async () => {
+      if (this.#options.stopping() || this.#overBudget || this.#consumption.active) return;
+      // The prefetch the byte budget allows now: it may have shrunk while the breaker was open.
+      await this.#options.channel.prefetch(this.#budget.prefetchNow);
+      await this.#consume();
+    });
+  }
+
+  /** A delivery of `bytes` arrived: stop at the budget, or grow the prefetch after small ones. */
+  taken(bytes: number): void {
+    const verdict = this.#budget.take(bytes);
+    if (verdict === "over") this.#stopForBytes();
+    else if (verdict !== "ok") this.#growPrefetch();
+  }
+
+  /** A delivery of `bytes` settled: take deliveries again once half the budget is free. */
+  given(bytes: number): void {
+    if (this.#budget.give(bytes) && this.#overBudget) this.#resumeForBytes();
+  }
+
+  async #consume(): Promise<void> {
+    try {
+      await this.#consumption.start();
+    } catch (error) {
+      throw this.#options.explain(error);
+    }
+  }
+
+  /** Runs a change of consumption after the ones before it; a broken channel is reported. */
+  #switch(change: () => Promise<void>): Promise<void> {
+    this.#switching = this.#switching.then(change).catch(() => this.#options.onBroken());
+    return this.#switching;
+  }
+
+  /** The bodies held reached the byte budget: stop taking deliveries until half is settled. */
+  #stopForBytes(): void {
+    if (this.#overBudget || this.#options.stopping()) return;
+    this.#overBudget = true;
+    log.warning("bodies held reached the byte budget: taking no deliveries until some settle", {
+      heldBytes: this.#budget.held,
+      prefetchBytes: this.#options.prefetchBytes,
+    });
+    void this.#switch(() => this.#consumption.cancel());
+  }
+
+  /** Half the byte budget is free: take deliveries again, with a prefetch that fits the bodies. */
+  #resumeForBytes(): void {
+    this.#overBudget = false;
+    const prefetch = this.#budget.resume();
+    void this.#switch(async () => {
+      if (this.#options.stopping() || this.#options.ledgerAway() || this.#consumption.active) {
+        return;
+      }
+      await this.#options.channel.prefetch(prefetch);
+      await this.#consume();
+      log.info("taking deliveries again", { prefetch });
+    });
+  }
+
+  /** A full window of small bodies: consume with the larger prefetch the budget allows now. */
+  #growPrefetch(): void {
+    void this.#switch(async () => {
+      if (this.#options.stopping() || this.#overBudget || !this.#consumption.active) return;
+      await this.#consumption.cancel();
+      // Deliveries sent before the cancel arrive during it and may reach the budget (or the
+      // ledger may go): then the consumer stays cancelled, as #stopForBytes or a pause wants.
+      if (this.#options.stopping() || this.#overBudget || this.#options.ledgerAway()) return;
+      const prefetch = this.#budget.prefetchNow;
+      await this.#options.channel.prefetch(prefetch);
+      await this.#consume();
+      log.debug("prefetch grown", { prefetch });
+    });
+  }
+}
