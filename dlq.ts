@@ -23,7 +23,8 @@
  */
 
 import { runCommand } from "./lib/main.ts";
-import { dlqHelp, runDlq } from "./lib/dlq.ts";
+import { runDlq } from "./lib/dlq.ts";
+import { dlqCommand, dlqHelp } from "./lib/dlq_command.ts";
 import { COMMANDS } from "./lib/options.ts";
 
-runCommand({ ...COMMANDS.dlq, help: dlqHelp }, runDlq);
+runCommand({ ...COMMANDS.dlq, help: dlqHelp }, (cl, signal) => runDlq(dlqCommand(cl), signal));

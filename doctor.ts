@@ -13,36 +13,26 @@
  * @module
  */
 
-import { booleanOption, httpUrlOption } from "./lib/cli.ts";
-import { commonConfig } from "./lib/config.ts";
+import { doctorConfig } from "./lib/doctor_config.ts";
 import { COMMANDS } from "./lib/options.ts";
 import { formatChecks, runDoctor } from "./lib/doctor.ts";
 import { redactUrl } from "./lib/broker.ts";
-import {
-  ManagementClient,
-  managementUrlFor,
-  managementUrlWithLogin,
-  vhostOf,
-} from "./lib/management.ts";
+import { ManagementClient, vhostOf } from "./lib/management.ts";
 import { setupLogging } from "./lib/log.ts";
 import { EXIT, runCommand } from "./lib/main.ts";
 
 runCommand(COMMANDS.doctor, async (cl) => {
-  const config = commonConfig(cl);
+  const config = doctorConfig(cl);
   setupLogging({ level: "error" });
-  const managementUrl = cl.options["management-url"]!.value === undefined
-    ? managementUrlFor(config.url)
-    : managementUrlWithLogin(httpUrlOption(cl.options["management-url"]!), config.url);
-  const management = booleanOption(cl.options.management!)
-    ? new ManagementClient(managementUrl, vhostOf(config.url))
-    : undefined;
   const checks = await runDoctor({
     url: config.url,
     topology: config.topology,
     policy: config.policy,
-    management,
+    management: config.managementUrl === undefined
+      ? undefined
+      : new ManagementClient(config.managementUrl, vhostOf(config.url)),
   });
-  if (booleanOption(cl.options.json!)) {
+  if (config.json) {
     console.log(JSON.stringify(checks, null, 2));
   } else {
     console.log(

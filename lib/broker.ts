@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { coalesceWrites, type CorkableSocket } from "./_coalesced_writes.ts";
-import { describeError, errorCode, FatalError } from "./errors.ts";
+import { BrokerError, describeError, errorCode, FatalError, replyCode } from "./errors.ts";
 import { logger } from "./log.ts";
 import { redactUrl } from "./redact.ts";
 
@@ -275,12 +275,17 @@ export class Broker implements AsyncDisposable {
 
   /**
    * Replaces amqplib's "channel ended, no reply" with the reason the broker gave, when the
-   * connection closed under an operation.
+   * connection closed under an operation: a {@linkcode BrokerError} with the broker's message and
+   * reply code (read with `replyCode()`). Any other error is returned as it is (amqplib's own for
+   * a closed channel keep their reply code as `code`).
    */
   explain(error: unknown): Error {
     const reason = this.#closeError;
+    // amqplib fails the operations of a closing connection with errors of its own that carry no
+    // reply code and no class to tell them by ("Channel ended, no reply will be forthcoming", a
+    // plain Error; "Connection closed (…)"): their text is all there is to match.
     if (reason && error instanceof Error && /Channel ended|Connection closed/.test(error.message)) {
-      return new Error(reason.message, { cause: error });
+      return new BrokerError(reason.message, { cause: error, replyCode: replyCode(reason) });
     }
     return error instanceof Error ? error : new Error(String(error));
   }

@@ -13,6 +13,10 @@
  * down, locked, read-only or full, so the consumer pauses until it is back and puts the message
  * back without spending its retries.
  *
+ * A broker's refusal carries its AMQP reply code ({@linkcode replyCode}): 404 NOT_FOUND, 406
+ * PRECONDITION_FAILED, 503 COMMAND_INVALID, kept on a {@linkcode BrokerError} when the broker said
+ * it by closing the connection.
+ *
  * @module
  */
 
@@ -139,4 +143,70 @@ export function describeError(error: unknown): string {
     }
   }
   return parts.join(": ");
+}
+
+/**
+ * The AMQP reply codes decided on (AMQP 0-9-1 reply codes, as RabbitMQ sends them in a
+ * `channel.close` or `connection.close`).
+ */
+export const REPLY_CODE = Object.freeze({
+  /** 404 NOT_FOUND: a passive declare, or an operation, named an object that does not exist. */
+  notFound: 404,
+  /**
+   * 406 PRECONDITION_FAILED: a declare found the object with other settings; RabbitMQ 4.x also
+   * refuses an exchange type it does not know with it.
+   */
+  preconditionFailed: 406,
+  /** 503 COMMAND_INVALID: RabbitMQ 3.x closes the connection with it on an unknown exchange type. */
+  commandInvalid: 503,
+});
+
+/** Options of a {@linkcode BrokerError}. */
+export interface BrokerErrorOptions extends ErrorOptions {
+  /** The AMQP reply code the broker closed with, e.g. `503`; undefined when it gave none. */
+  replyCode?: number | undefined;
+}
+
+/**
+ * An operation that failed because the broker closed the connection under it, with the broker's
+ * reason and its AMQP reply code (503 COMMAND_INVALID, 541 INTERNAL_ERROR, 320
+ * CONNECTION_FORCED, …). amqplib fails the operation itself with an error of its own ("Channel
+ * ended, no reply will be forthcoming") and hands the reason to the connection's `close` event:
+ * `Broker.explain` (lib/broker.ts) joins the two into this error.
+ */
+export class BrokerError extends Error {
+  /** The AMQP reply code the broker closed with; undefined when it gave none. */
+  readonly replyCode: number | undefined;
+
+  /** Creates the error with the broker's reason as its message. */
+  constructor(message: string, options: BrokerErrorOptions = {}) {
+    super(message, options);
+    this.name = "BrokerError";
+    this.replyCode = options.replyCode;
+  }
+}
+
+/**
+ * The AMQP reply code of a broker's refusal: a {@linkcode BrokerError}'s, or the numeric `code`
+ * amqplib sets on an operation the broker failed by closing its channel (`Operation failed:
+ * QueueDeclare; 404 (NOT-FOUND) …`), the first in the cause chain; undefined for any other error.
+ *
+ * @example
+ * ```ts
+ * const error = await channel.checkQueue("no.such.queue").catch((e) => e);
+ * replyCode(error); // 404 (REPLY_CODE.notFound)
+ * ```
+ */
+export function replyCode(error: unknown): number | undefined {
+  let current: unknown = error;
+  for (let depth = 0; typeof current === "object" && current !== null && depth < 8; depth++) {
+    if (current instanceof BrokerError) {
+      if (current.replyCode !== undefined) return current.replyCode;
+    } else {
+      const code = (current as { code?: unknown }).code;
+      if (typeof code === "number") return code;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -107,12 +107,22 @@ export class ConfirmedPublisher {
   #drain: Promise<void> | undefined;
   readonly #gate: PublishGate | undefined;
   #paused = false;
+  /** Whether the channel has closed: a publish it fails then is `closed`, not `nacked`. */
+  #closed = false;
 
-  /** Wraps a confirm channel; the publisher listens to its `return` and `drain` events. */
+  /**
+   * Wraps a confirm channel; the publisher listens to its `return`, `drain` and `close` events.
+   */
   constructor(channel: ConfirmChannel, options: ConfirmedPublisherOptions = {}) {
     this.#channel = channel;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#gate = options.connection;
+    // amqplib fails a nacked publish and, from its own `close` listener, every unconfirmed one
+    // alike, with a bare Error ("message nacked", "channel closed") that has no code: the
+    // channel's state tells them apart. Prepended, so that it is known before those callbacks run.
+    channel.prependListener("close", () => {
+      this.#closed = true;
+    });
     channel.on("return", (message: Message) => {
       const { exchange, routingKey, replyText } = message.fields as Message["fields"] & {
         replyText?: string;
@@ -253,7 +263,7 @@ export class ConfirmedPublisher {
     try {
       flowing = this.#channel.publish(exchange, routingKey, content, properties, (error) => {
         if (error) {
-          const closed = error instanceof Error && /closed/i.test(error.message);
+          const closed = this.#closed;
           pending.finish(
             new PublishError(
               closed ? "closed" : "nacked",

@@ -15,7 +15,7 @@
 
 import type { Channel } from "amqplib";
 import type { Broker } from "./broker.ts";
-import { FatalError } from "./errors.ts";
+import { FatalError, REPLY_CODE, replyCode } from "./errors.ts";
 import { serverVersionAtLeast } from "./server_version.ts";
 
 /** How retries wait: queue TTLs (any RabbitMQ) or the delayed-message plugin. */
@@ -305,15 +305,18 @@ export function refuseUnsupportedBackend(broker: Broker, topo: Topology): void {
 export async function declareTopology(broker: Broker, topo: Topology): Promise<void> {
   refuseUnsupportedBackend(broker, topo);
   let channel: Channel | undefined;
+  /** The exchange or queue being declared, for the error: their names never coincide. */
   let declaring: string | undefined;
   try {
     channel = await broker.channel();
+    declaring = topo.exchange;
     await channel.assertExchange(topo.exchange, topo.exchangeType, {
       durable: true,
       ...(topo.exchangeType === "x-delayed-message"
         ? { arguments: { "x-delayed-type": "direct" } }
         : {}),
     });
+    declaring = topo.deadLetterExchange;
     await channel.assertExchange(topo.deadLetterExchange, "direct", { durable: true });
     for (const queue of queueDeclarations(topo)) {
       declaring = queue.name;
@@ -325,7 +328,11 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
     await channel.close();
   } catch (error) {
     const explained = broker.explain(error);
-    if (/unknown exchange type 'x-delayed-message'/.test(explained.message)) {
+    const code = replyCode(explained);
+    if (
+      declaring === topo.exchange && topo.exchangeType === "x-delayed-message" &&
+      await unknownExchangeType(broker, topo.exchange, code)
+    ) {
       throw new FatalError(
         `the broker at ${broker.safeUrl} lacks the delayed-message plugin (${DELAYED_MESSAGE_PLUGIN}) ` +
           `that --retry-backend plugin needs: enable it with ` +
@@ -333,7 +340,7 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
         { cause: explained, code: "plugin_missing" },
       );
     }
-    if (/PRECONDITION_FAILED/.test(explained.message) && declaring === topo.deadLetterQueue) {
+    if (code === REPLY_CODE.preconditionFailed && declaring === topo.deadLetterQueue) {
       throw new FatalError(
         `the dead-letter queue ${topo.deadLetterQueue} exists with other arguments ` +
           `(${explained.message}); a quorum DLQ declared by an earlier version carries a ` +
@@ -344,7 +351,7 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
         { cause: explained, code: "topology_mismatch" },
       );
     }
-    if (/PRECONDITION_FAILED/.test(explained.message)) {
+    if (code === REPLY_CODE.preconditionFailed) {
       throw new FatalError(
         `the broker holds an object of this topology with other settings (${explained.message}); ` +
           `delete it, use another --prefix, or run on it as it is with --no-declare`,
@@ -357,8 +364,31 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
   }
 }
 
-/** The AMQP reply code of a passive declare of an object that does not exist. */
-const NOT_FOUND = 404;
+/**
+ * Whether the declare of `exchange` that failed with reply code `code` was refused because the
+ * broker does not know its type. RabbitMQ 3.x closes the connection with 503 COMMAND_INVALID;
+ * 4.x closes the channel with 406 PRECONDITION_FAILED, the code it also gives an exchange that
+ * exists with other settings, so a passive declare tells the two apart: 404, the exchange does
+ * not exist, so what was refused is its type.
+ */
+async function unknownExchangeType(
+  broker: Broker,
+  exchange: string,
+  code: number | undefined,
+): Promise<boolean> {
+  if (code === REPLY_CODE.commandInvalid) return true;
+  if (code !== REPLY_CODE.preconditionFailed || !broker.isOpen) return false;
+  let channel: Channel | undefined;
+  try {
+    channel = await broker.channel();
+    await channel.checkExchange(exchange);
+    return false;
+  } catch (error) {
+    return replyCode(error) === REPLY_CODE.notFound;
+  } finally {
+    await channel?.close().catch(() => {});
+  }
+}
 
 /**
  * Checks, with passive declares, that every exchange and queue a service needs exists, and
@@ -385,7 +415,7 @@ export async function checkTopology(broker: Broker, topo: Topology): Promise<voi
       if (kind === "exchange") await channel.checkExchange(name);
       else await channel.checkQueue(name);
     } catch (error) {
-      if ((error as { code?: unknown }).code !== NOT_FOUND) throw broker.explain(error);
+      if (replyCode(error) !== REPLY_CODE.notFound) throw broker.explain(error);
       missing.push(`${kind} ${name}`);
     } finally {
       await channel.close().catch(() => {});

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import type { Channel } from "amqplib";
 import { Broker, redactUrl } from "../lib/broker.ts";
-import { describeError } from "../lib/errors.ts";
+import { BrokerError, describeError, REPLY_CODE, replyCode } from "../lib/errors.ts";
 import { RABBITMQ_URL, waitFor } from "../testing/broker.ts";
 import {
   type BrokerUnderTest,
@@ -74,6 +74,64 @@ Deno.test("Broker.explain() gives the broker's reason for a closed channel", asy
   );
   assert.match(error?.message ?? "", /NOT_FOUND/);
 });
+
+/**
+ * What `target` says, through {@linkcode Broker.explain}, to a passive declare of a missing queue,
+ * a queue declared again with other arguments, and an exchange of a type it does not know, each
+ * on a connection of its own (a refusal may close it).
+ */
+async function refusalsOn(target: BrokerUnderTest): Promise<void> {
+  const queue = `test.reply-code.${crypto.randomUUID()}`;
+  const refusal = async (what: string, use: (channel: Channel) => Promise<unknown>) => {
+    await using broker = await connectTo(target, `test reply code ${what}`);
+    const channel = await broker.channel();
+    const error = await use(channel).then(() => undefined, (e: unknown) => broker.explain(e));
+    await channel.close().catch(() => {});
+    assert.ok(error, `${broker.safeUrl} took ${what}`);
+    return { error, version: broker.serverVersion, open: broker.isOpen };
+  };
+  const missing = await refusal("a missing queue", (ch) => ch.checkQueue(queue));
+  assert.equal(replyCode(missing.error), REPLY_CODE.notFound, missing.error.message);
+  assert.match(missing.error.message, /NOT_FOUND/);
+
+  await using broker = await connectTo(target, "test reply code setup");
+  const setup = await broker.channel();
+  await setup.assertQueue(queue, { durable: true });
+  try {
+    const other = await refusal(
+      "a queue declared with other arguments",
+      (ch) => ch.assertQueue(queue, { durable: true, arguments: { "x-message-ttl": 5 } }),
+    );
+    assert.equal(replyCode(other.error), REPLY_CODE.preconditionFailed, other.error.message);
+    assert.match(other.error.message, /PRECONDITION_FAILED - inequivalent arg 'x-message-ttl'/);
+  } finally {
+    await setup.deleteQueue(queue);
+    await setup.close();
+  }
+
+  const unknown = await refusal(
+    "an unknown exchange type",
+    (ch) => ch.assertExchange(`${queue}.x`, "x-no-such-type", { autoDelete: true }),
+  );
+  assert.match(unknown.error.message, /unknown exchange type 'x-no-such-type'/);
+  if (serverVersionAtLeast(unknown.version, "4.0")) {
+    // 4.x closes only the channel, with the code of a declare that does not match.
+    assert.equal(replyCode(unknown.error), REPLY_CODE.preconditionFailed, unknown.error.message);
+    assert.equal(unknown.open, true);
+  } else {
+    // 3.x closes the connection: amqplib fails the declare with "Channel ended", and the code
+    // comes with the connection's close, kept on the explained error.
+    assert.ok(unknown.error instanceof BrokerError, String(unknown.error));
+    assert.equal(unknown.error.replyCode, REPLY_CODE.commandInvalid, unknown.error.message);
+    assert.match(describeError(unknown.error), /Channel ended/);
+    assert.equal(unknown.open, false);
+  }
+}
+
+for (const [label, target] of EVERY_BROKER) {
+  Deno.test(`Broker.explain() keeps the broker's reply code: 404 for a missing queue, 406 for other arguments, and for an unknown exchange type 503 closing the connection on 3.x, 406 on the channel from 4.0 (${label})`, () =>
+    refusalsOn(target));
+}
 
 /** Counts the socket's writes (`_write` and `_writev`, each one system call or so). */
 function countSocketWrites(broker: Broker): () => number {

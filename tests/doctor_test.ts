@@ -1,6 +1,9 @@
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
+import { parseCommandLine, UsageError } from "../lib/cli.ts";
 import { type Check, formatChecks, runDoctor } from "../lib/doctor.ts";
+import { doctorConfig } from "../lib/doctor_config.ts";
+import { DOCTOR_OPTIONS } from "../lib/options.ts";
 import {
   type ManagementClient,
   managementUrlFor,
@@ -67,6 +70,30 @@ Deno.test("management URL and vhost derive from the AMQP URL", () => {
     "http://m:n@rabbit:15673/",
   );
   assert.equal(vhostOf("amqp://rabbit"), "/");
+});
+
+Deno.test("doctorConfig() reads the management API and --json once, with the services' options", () => {
+  const config = (args: string[], env: Record<string, string> = {}) =>
+    doctorConfig(parseCommandLine(DOCTOR_OPTIONS, args, env));
+  const plain = config(["--prefix", "demo."], { RABBITMQ_URL: "amqp://u:p@rabbit:5672/prod" });
+  assert.equal(plain.managementUrl, "http://u:p@rabbit:15672");
+  assert.equal(plain.json, false);
+  assert.equal(plain.topology.queue, "demo.create.productionorder");
+  const given = config(["--management-url", "http://m:15673", "--json"], {
+    RABBITMQ_URL: "amqp://u:p@rabbit:5672",
+  });
+  assert.equal(given.managementUrl, "http://u:p@m:15673/");
+  assert.equal(given.json, true);
+  assert.equal(config(["--no-management"]).managementUrl, undefined);
+  // A bad management URL stops the doctor before it connects, --no-management or not.
+  assert.throws(
+    () => config(["--no-management", "--management-url", "rabbit:15672"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      /^--management-url must be an http:\/\/ or https:\/\/ URL, got "rabbit:15672"$/.test(
+        e.message,
+      ),
+  );
 });
 
 Deno.test("doctor finds no problem in a topology the services declared, with a consumer on it", async () => {

@@ -300,3 +300,21 @@ Deno.test("a missing vhost, a taken port, an unreadable TLS file and a bad manag
   assert.equal(management.code, 2);
   assert.match(management.stderr, /--management-url must be an http:\/\/ or https:\/\/ URL/);
 });
+
+Deno.test("dlq checks its whole command line before it connects: a bad flag exits 2 naming it, with no broker to reach", async () => {
+  // Nothing listens on port 1: a command that got as far as connecting would exit 1.
+  const nowhere = { RABBITMQ_URL: "amqp://guest:guest@127.0.0.1:1" };
+  for (
+    const [args, message] of [
+      [["replay", "--from-file", "a.jsonl", "--reason", "invalid"], /--from-file replays a whole/],
+      [["replay", "--rate", "0"], /--rate must be a number from 0\.1 to 1000000, got "0"/],
+      [["purge", "--json"], /--json does not apply to "dlq purge"/],
+      [["list", "--prefix", "a b"], /--prefix: prefix may hold only letters/],
+    ] as const
+  ) {
+    const run = await runScript("dlq.ts", [...args], nowhere);
+    assert.equal(run.code, 2, `dlq ${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stderr, /cannot connect/);
+  }
+});

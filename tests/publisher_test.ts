@@ -28,6 +28,23 @@ Deno.test("ConfirmedPublisher reports a message the broker refuses as nacked", a
   });
 });
 
+Deno.test("ConfirmedPublisher reports a publish whose channel the broker closes before confirming it as closed, not nacked", async () => {
+  await withTopology("publisher-closed", {}, async ({ broker, topo }) => {
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+    // No such exchange: the broker closes the channel (404 NOT_FOUND) instead of confirming.
+    const error = await publisher.publish(`${topo.prefix}no-such-exchange`, "x", body)
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof PublishError, String(error));
+    assert.equal(error.code, "closed", error.message);
+    assert.match(error.message, /the channel closed before the broker confirmed/);
+    assert.equal(publisher.inFlight, 0);
+    // A publish on the closed channel is `closed` too.
+    const after = await publisher.publish(topo.exchange, topo.routingKey, body)
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(after instanceof PublishError && after.code === "closed", String(after));
+  });
+});
+
 Deno.test("ConfirmedPublisher.send() calls back once per message, in bulk", async () => {
   await withTopology("publisher-send", {}, async ({ broker, topo }) => {
     const publisher = new ConfirmedPublisher(await broker.confirmChannel());

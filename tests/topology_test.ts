@@ -2,7 +2,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
-import { FatalError } from "../lib/errors.ts";
+import { FatalError, REPLY_CODE, replyCode } from "../lib/errors.ts";
 import {
   checkTopology,
   declareTopology,
@@ -139,7 +139,7 @@ const noPlugin = otherBroker("NO_PLUGIN");
 
 Deno.test({
   name:
-    "declareTopology() on a broker without the delayed-message plugin names it and the ttl alternative: plugin_missing before 4.3, plugin_unsupported from 4.3 (RABBITMQ_URL_NO_PLUGIN)",
+    "declareTopology() on a broker without the delayed-message plugin names it and the ttl alternative: plugin_missing before 4.3, told by the broker's reply code (503 on 3.x; 406 on 4.x, then 404 for the exchange), plugin_unsupported from 4.3 (RABBITMQ_URL_NO_PLUGIN)",
   fn: async () => {
     const target = noPlugin;
     const broker = await connectTo(target, "test no plugin");
@@ -154,8 +154,13 @@ Deno.test({
       );
       const error = await declareTopology(broker, topo).then(() => undefined, (e) => e);
       assert.ok(error instanceof FatalError, `declared without the plugin: ${error}`);
+      /** The reply code of the refused exchange type on this broker's release. */
+      const refused = serverVersionAtLeast(broker.serverVersion, "4.0")
+        ? REPLY_CODE.preconditionFailed
+        : REPLY_CODE.commandInvalid;
       if (pluginBackendRuns(broker.serverVersion)) {
         assert.equal(error.code, "plugin_missing");
+        assert.equal(replyCode(error), refused);
         assert.match(
           error.message,
           /lacks the delayed-message plugin \(rabbitmq_delayed_message_exchange\).*rabbitmq-plugins enable rabbitmq_delayed_message_exchange.*--retry-backend ttl/,
@@ -165,6 +170,13 @@ Deno.test({
         assert.equal(error.code, "plugin_unsupported");
         assert.doesNotMatch(error.message, /rabbitmq-plugins enable/);
         assert.match(error.message, /--retry-backend ttl/);
+        // Let past that check (a node without the plugin only refuses the exchange), the
+        // declare is told from one of an exchange declared otherwise by the reply codes alone.
+        const past = await declareTopology(broker, { ...topo, backend: "ttl" })
+          .then(() => undefined, (e) => e);
+        assert.ok(past instanceof FatalError, `declared without the plugin: ${past}`);
+        assert.equal(past.code, "plugin_missing", past.message);
+        assert.equal(replyCode(past), refused);
       }
       assert.ok(!error.message.includes("guest:guest"), "no password in the message");
       // The alternative it names works on the same broker.
@@ -175,6 +187,28 @@ Deno.test({
       await broker.close();
     }
   },
+});
+
+Deno.test("declareTopology() of the plugin backend on a prefix whose exchange the ttl backend declared says topology_mismatch (406, and the exchange exists), not plugin_missing", async () => {
+  const broker = await connectTo(DEFAULT_BROKER, "test backend switch");
+  const prefix = uniquePrefix("backend-switch");
+  const ttl = topology({ prefix, retryDelays: [50] });
+  try {
+    await declareTopology(broker, ttl);
+    const error = await declareTopology(broker, topology({ prefix, backend: "plugin" }))
+      .then(() => undefined, (e) => e);
+    assert.ok(error instanceof FatalError, String(error));
+    if (!pluginBackendRuns(broker.serverVersion)) {
+      assert.equal(error.code, "plugin_unsupported");
+      return;
+    }
+    assert.equal(error.code, "topology_mismatch", error.message);
+    assert.equal(replyCode(error), REPLY_CODE.preconditionFailed);
+    assert.match(error.message, /inequivalent arg 'type' for exchange/);
+  } finally {
+    await deleteTopology(broker, ttl).catch(() => {});
+    await broker.close();
+  }
 });
 
 Deno.test({
@@ -287,6 +321,7 @@ Deno.test("declareTopology() on a quorum DLQ left with a delivery limit stops wi
     const error = await declareTopology(broker, topo).catch((e) => e);
     assert.ok(error instanceof FatalError, String(error));
     assert.equal(error.code, "topology_mismatch");
+    assert.equal(replyCode(error), REPLY_CODE.preconditionFailed);
     assert.match(error.message, new RegExp(`dead-letter queue ${topo.deadLetterQueue}`));
     assert.match(error.message, /delivery limit.*docs\/operations\.md/);
   } finally {
