@@ -7,7 +7,7 @@
 
 import type { Channel } from "amqplib";
 import { Broker } from "./broker.ts";
-import { describeError } from "./errors.ts";
+import { describeError, REPLY_CODE, replyCode } from "./errors.ts";
 import type { ManagementClient } from "./management.ts";
 import { formatAge, toDeadLetter } from "./dead_letters.ts";
 import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
@@ -127,11 +127,15 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
         [topo.deadLetterExchange, "direct"],
       ] as const
     ) {
-      const exists = await probe(broker, (ch) => ch.checkExchange(name)).then(
-        () => true,
-        () => false,
+      const found = await probe(broker, (ch) => ch.checkExchange(name)).then(
+        () => undefined,
+        (error: unknown) => error,
       );
-      if (!exists) {
+      if (found !== undefined && replyCode(found) !== REPLY_CODE.notFound) {
+        add("fail", `exchange ${name}`, `cannot check it: ${describeError(found)}`);
+        continue;
+      }
+      if (found !== undefined) {
         add(
           "fail",
           `exchange ${name}`,
@@ -173,7 +177,12 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
       let counts: { messageCount: number; consumerCount: number };
       try {
         counts = await probe(broker, (ch) => ch.checkQueue(declaration.name));
-      } catch {
+      } catch (error) {
+        // Only a 404 says it is missing; anything else (a connection lost) says nothing of it.
+        if (replyCode(error) !== REPLY_CODE.notFound) {
+          add("fail", subject, `cannot check it: ${describeError(error)}`);
+          continue;
+        }
         add(
           "fail",
           subject,
