@@ -15,7 +15,7 @@ import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
 import { parseOrder } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import { SqliteLedgerReader } from "../lib/sqlite_ledger.ts";
+import { SqliteLedgerReader } from "../lib/sqlite_ledger_reader.ts";
 import { serverVersionAtLeast } from "../lib/server_version.ts";
 import { pluginBackendRuns } from "../lib/topology.ts";
 import { RABBITMQ_URL, runScript, takeMessages, waitFor } from "../testing/broker.ts";

@@ -15,7 +15,7 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { SqliteLedgerReader } from "../lib/sqlite_ledger.ts";
+import { SqliteLedgerReader } from "../lib/sqlite_ledger_reader.ts";
 import { encodeOrder, parseOrder } from "../lib/order.ts";
 import { HEADER, readRetryCount } from "../lib/retry_headers.ts";
 import type { RetryBackend } from "../lib/topology.ts";

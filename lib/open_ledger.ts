@@ -8,7 +8,8 @@ import { backoffDelay } from "./backoff.ts";
 import { errorCode } from "./errors.ts";
 import type { Ledger, LedgerReader } from "./ledger.ts";
 import { PostgresLedger } from "./postgres_ledger.ts";
-import { SqliteLedger, SqliteLedgerReader } from "./sqlite_ledger.ts";
+import { SqliteLedger } from "./sqlite_ledger.ts";
+import { SqliteLedgerReader } from "./sqlite_ledger_reader.ts";
 
 /**
  * Error codes of a PostgreSQL that is not up yet: refused or unresolved connections, a connect

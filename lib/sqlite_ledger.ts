@@ -17,172 +17,19 @@ import {
 } from "./_sqlite_writer.ts";
 
 import type {
-  ForwardRecord,
   Ledger,
   LedgerJourney,
-  LedgerReader,
   LedgerResult,
   LedgerWrite,
   ProductionOrder,
 } from "./ledger.ts";
-import { FatalError, LedgerUnavailableError } from "./errors.ts";
+import { LedgerUnavailableError } from "./errors.ts";
+import { lockLedgerFile } from "./_ledger_file_lock.ts";
+import { OrderQueries } from "./sqlite_ledger_reader.ts";
 import { defaultInstanceId, hopKey } from "./ledger.ts";
 
 /** How long the hop lookups' read transaction is held, in milliseconds (see `#beginRead`). */
 const SNAPSHOT_MS = 1_000;
-
-interface HeldLock {
-  readonly file: Deno.FsFile;
-  users: number;
-}
-
-/** The lock files this process holds (or is taking), by path. */
-const heldLocks = new Map<string, Promise<HeldLock>>();
-
-async function acquire(path: string, lockPath: string, instanceId: string): Promise<HeldLock> {
-  const file = await Deno.open(lockPath, { read: true, write: true, create: true });
-  if (!(await file.tryLock(true))) {
-    const holder = (await Deno.readTextFile(lockPath).catch(() => "")).trim() || "unknown";
-    file.close();
-    throw new FatalError(
-      `the SQLite ledger ${path} is in use by another process (${holder}); several ` +
-        `OrdemDeProducao instances need one shared PostgreSQL ledger: LEDGER_URL=postgres://…`,
-      { code: "ledger_in_use" },
-    );
-  }
-  await file.truncate(0);
-  await file.write(new TextEncoder().encode(`${instanceId}\n`));
-  return { file, users: 0 };
-}
-
-/**
- * Takes the process-wide lock on a ledger file (`<path>.lock`), so that two processes never share
- * one SQLite ledger (two OrdemDeProducao instances on one file, say several compose replicas
- * without a PostgreSQL ledger). Ledgers opened by one process share its lock. Returns the release.
- *
- * @throws {FatalError} with code `ledger_in_use`, naming the holder, when another process has it.
- */
-async function lockLedgerFile(path: string, instanceId: string): Promise<() => void> {
-  const lockPath = `${path}.lock`;
-  let taking = heldLocks.get(lockPath);
-  if (taking === undefined) {
-    taking = acquire(path, lockPath, instanceId);
-    heldLocks.set(lockPath, taking);
-    taking.catch(() => heldLocks.delete(lockPath));
-  }
-  const held = await taking;
-  held.users++;
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    if (--held.users > 0) return;
-    heldLocks.delete(lockPath);
-    held.file.close(); // closing the file releases its lock
-  };
-}
-
-/** The read queries of production orders, shared by the ledger and its reader. */
-class OrderQueries {
-  readonly #find: StatementSync;
-  readonly #count: StatementSync;
-  readonly #forwards: StatementSync;
-
-  constructor(db: DatabaseSync) {
-    // Every column: a ledger from an older release, read without migrating, lacks the newer ones.
-    this.#forwards = db.prepare(
-      "SELECT * FROM forwarded_messages WHERE message_key = ? ORDER BY at, hop",
-    );
-    this.#find = db.prepare(
-      `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
-       FROM production_orders WHERE ref_code = ?`,
-    );
-    this.#count = db.prepare("SELECT count(*) AS n FROM production_orders");
-  }
-
-  find(refCode: string): ProductionOrder | undefined {
-    const row = this.#find.get(refCode) as Record<string, string | number> | undefined;
-    if (!row) return undefined;
-    return {
-      refCode: String(row.ref_code),
-      colorCode: String(row.color_code),
-      quantity: Number(row.quantity),
-      createdAt: String(row.created_at),
-      attempt: Number(row.attempt),
-      instanceId: String(row.instance_id),
-    };
-  }
-
-  count(): number {
-    return Number((this.#count.get() as { n: number }).n);
-  }
-
-  journey(refCode: string): LedgerJourney {
-    const rows = this.#forwards.all(refCode) as Array<Record<string, string | number | null>>;
-    const text = (value: string | number | null | undefined) =>
-      value === null || value === undefined ? undefined : String(value);
-    const forwards: ForwardRecord[] = rows.map((row) => ({
-      hop: String(row.hop),
-      outcome: String(row.outcome),
-      at: String(row.at),
-      error: text(row.error),
-      delayMs: row.delay_ms === null || row.delay_ms === undefined
-        ? undefined
-        : Number(row.delay_ms),
-      instanceId: text(row.instance_id),
-    }));
-    return { order: this.find(refCode), forwards };
-  }
-}
-
-/**
- * A read-only view of a SQLite ledger that a service may be writing: takes no lock, creates
- * nothing; before the service has created its tables it finds no order.
- */
-export class SqliteLedgerReader implements LedgerReader {
-  readonly #db: DatabaseSync;
-  #queries: OrderQueries | undefined;
-
-  private constructor(db: DatabaseSync) {
-    this.#db = db;
-  }
-
-  /** Opens the ledger file at `path` read-only. @throws {Error} when there is no such file. */
-  static open(path: string): SqliteLedgerReader {
-    const db = new DatabaseSync(path, { readOnly: true });
-    db.exec("PRAGMA busy_timeout = 5000");
-    return new SqliteLedgerReader(db);
-  }
-
-  #read(): OrderQueries | undefined {
-    try {
-      return this.#queries ??= new OrderQueries(this.#db);
-    } catch {
-      return undefined; // the service has not created its tables yet
-    }
-  }
-
-  findOrder(refCode: string): Promise<ProductionOrder | undefined> {
-    return Promise.resolve(this.#read()?.find(refCode));
-  }
-
-  countOrders(): Promise<number> {
-    return Promise.resolve(this.#read()?.count() ?? 0);
-  }
-
-  journey(refCode: string): Promise<LedgerJourney> {
-    return Promise.resolve(this.#read()?.journey(refCode) ?? { order: undefined, forwards: [] });
-  }
-
-  close(): Promise<void> {
-    if (this.#db.isOpen) this.#db.close();
-    return Promise.resolve();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-}
 
 /** Options for {@linkcode SqliteLedger.open}. */
 export interface SqliteLedgerOptions {

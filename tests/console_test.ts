@@ -14,7 +14,7 @@ import { publishOrder } from "../lib/estoque.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
-import { SqliteLedgerReader } from "../lib/sqlite_ledger.ts";
+import { SqliteLedgerReader } from "../lib/sqlite_ledger_reader.ts";
 import { launchChromium, screenshotDir } from "../testing/browser.ts";
 import {
   type BrokerContext,
