@@ -16,7 +16,7 @@
  */
 
 import { walkDeadLetters } from "./_dead_letter_walk.ts";
-import type { DeadLetterCounts, DeadLetterScan } from "./_dead_letter_walk.ts";
+import type { DeadLetterCounts, DeadLetterScan } from "./_dead_letter_pass.ts";
 import type { Broker } from "./broker.ts";
 import { type DeadLetter, matchesFilter, toDeadLetter } from "./dead_letters.ts";
 import type { Topology } from "./topology.ts";
@@ -27,7 +27,7 @@ export {
   type DeadLetterScan,
   DEFAULT_MAX_HELD_BYTES,
   type PassFailure,
-} from "./_dead_letter_walk.ts";
+} from "./_dead_letter_pass.ts";
 export {
   type ArchiveReplayOptions,
   MAX_REPORTED_FAILURES,

@@ -15,8 +15,8 @@ import {
   type DeadLetterCounts,
   DeadLetterPassError,
   type DeadLetterScan,
-  walkDeadLetters,
-} from "./_dead_letter_walk.ts";
+} from "./_dead_letter_pass.ts";
+import { walkDeadLetters } from "./_dead_letter_walk.ts";
 import type { Broker } from "./broker.ts";
 import type { ArchivedDeadLetter } from "./dead_letter_purge.ts";
 import { messageMatcher, plainValue, refCodeOf } from "./dead_letters.ts";
