@@ -42,6 +42,8 @@ export async function deployment(
     prefix: `fault.${name}.${crypto.randomUUID().slice(0, 8)}.`,
     retryDelays: RETRY_DELAYS,
     queueType,
+    // On every broker line: RabbitMQ 4.3 has no delayed-message plugin.
+    backend: "ttl",
   });
   const dir = await Deno.makeTempDir({ prefix: `productionorder-fault-${name}-` });
   if (ledger === "sqlite") return { name, urls, topo, dir };
@@ -60,6 +62,8 @@ export function serviceEnv(dep: Deployment, extra: Record<string, string> = {}) 
     RABBITMQ_URL: dep.urls.join(","),
     TOPOLOGY_PREFIX: dep.topo.prefix,
     QUEUE_TYPE: dep.topo.queueType,
+    // The backend the deployment's topology is built for, whatever the suite's own env says.
+    RETRY_BACKEND: dep.topo.backend,
     LEDGER_URL: ledgerUrlOf(dep),
     HTTP_ENABLED: "false",
     LOG_LEVEL: "info",

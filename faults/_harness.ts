@@ -1,14 +1,60 @@
 /**
- * The fault-injection harness: runs a case on its deployment with a watch on its ledger, and
- * cleans up whatever happened. Its pieces: _cluster.ts (the brokers), _deployment.ts (the
- * deployment and its services as subprocesses), _load.ts (the mixed load) and _accounting.ts
- * (stalls, settling and the accounting every case ends with).
+ * The fault-injection harness: how a case is registered and selected, runs on its deployment with a
+ * watch on its ledger, and is cleaned up whatever happened, and the load every case publishes. Its
+ * pieces: _brokers.ts (the brokers), _deployment.ts (the deployment and its services as
+ * subprocesses), _load.ts (the mixed load), _accounting.ts (stalls, settling and the accounting
+ * every case ends with) and _report.ts (the table printed at the end).
  *
  * @module
  */
 
-import { closeReader, ProgressWatch } from "./_accounting.ts";
+import { type Accounting, closeReader, ProgressWatch } from "./_accounting.ts";
 import { type Deployment, keepLog, removeDeployment, type Service } from "./_deployment.ts";
+
+/**
+ * Orders per case (`FAULT_ORDERS`).
+ * @default {3000}
+ */
+export const ORDERS = Number(Deno.env.get("FAULT_ORDERS") ?? 3_000);
+
+/**
+ * Orders published per second (`FAULT_RATE`); cases that need a longer run publish a fraction.
+ * @default {600}
+ */
+export const RATE = Number(Deno.env.get("FAULT_RATE") ?? 600);
+
+/** `FAULT_CASES=2,3` runs only those cases. */
+const CASES = Deno.env.get("FAULT_CASES")?.split(",").map((c) => c.trim());
+
+/** Whether the case `id` runs (every case when `FAULT_CASES` is unset). */
+export function selected(id: string): boolean {
+  return CASES === undefined || CASES.includes(id);
+}
+
+/** Registers the case `id` as a test of its own, ignored unless {@linkcode selected}. */
+export function faultCase(id: string, name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: !selected(id), fn });
+}
+
+/** With `FAULT_DEBUG` set, prints a step of a case with the time. */
+export function step(what: string): void {
+  if (Deno.env.get("FAULT_DEBUG")) console.error(`${new Date().toISOString()} ${what}`);
+}
+
+/** A point `share` of the way through the `valid` orders of a load. */
+export function validAt(share: number, valid: number): number {
+  return Math.max(1, Math.floor(valid * share));
+}
+
+/** How many of `services` are running, of how many: `3/3`. */
+export function aliveOf(services: readonly Service[]): string {
+  return `${services.filter((s) => s.running).length}/${services.length}`;
+}
+
+/** How the production orders spread across instances, e.g. `ordem-1 801, ordem-2 799`. */
+export function spreadOf(accounting: Accounting): string {
+  return Object.entries(accounting.byInstance).sort().map(([id, n]) => `${id} ${n}`).join(", ");
+}
 
 /**
  * Runs a case's body with a {@linkcode ProgressWatch} on its ledger; then, whatever happened,

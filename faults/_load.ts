@@ -6,7 +6,7 @@
  */
 
 import { strict as assert } from "node:assert";
-import { OrderFeed, publishFeed } from "../lib/estoque.ts";
+import { OrderFeed, publishFeed } from "../lib/order_feed.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { ConnectionLost, keepConnected } from "../lib/reconnect.ts";

@@ -1,36 +1,96 @@
 #!/usr/bin/env bash
 # A throwaway 3-node RabbitMQ cluster on loopback, for the fault-injection tests and for trying
-# quorum queues by hand. Uses the Debian package's /usr/lib/rabbitmq/bin scripts with its own
-# HOME (Erlang cookie), config, data and log directories, so the system broker (rabbit@localhost
-# on 5672) is never touched.
+# quorum queues by hand. Each node runs the broker's own scripts with the cluster's HOME (Erlang
+# cookie), config, data and log directories, so no other broker here is touched.
 #
-#   scripts/cluster.sh up             start r1..r3@localhost and join them (about 20 s)
-#   scripts/cluster.sh down           stop every node and delete the cluster's directory
-#   scripts/cluster.sh kill NODE      kill -9 a node (r1, r2 or r3) and wait until it is gone
-#   scripts/cluster.sh start NODE     start a stopped or killed node again; it rejoins
-#   scripts/cluster.sh restart NODE   stop_app then start_app (a clean broker restart)
-#   scripts/cluster.sh status         the nodes, and which are running
-#   scripts/cluster.sh leader QUEUE   the node that leads a quorum queue (on the default vhost)
-#   scripts/cluster.sh urls           the AMQP URLs of the nodes, comma-separated
-#   scripts/cluster.sh tls-url        r1's amqps:// URL, client cert required (CA, cert, key in $CLUSTER_DIR/tls)
-#   scripts/cluster.sh alarm NODE on|off   raise or clear a memory alarm (blocks publishers)
-#   scripts/cluster.sh rebalance      move quorum queue leaders evenly across the running nodes
+#   scripts/cluster.sh [--broker 3.10|4.0|4.3] COMMAND
 #
-# Env: CLUSTER_DIR (default /tmp/productionorder-cluster), CLUSTER_PORT (default 5701: nodes
-# listen on 5701, 5702, 5703; Erlang distribution on 25701..25703; r1 also takes TLS on 5711).
+#   up             start r1..r3@localhost and join them (about 20 s)
+#   down           stop every node and delete the cluster's directory
+#   kill NODE      kill -9 a node (r1, r2 or r3) and wait until it is gone
+#   start NODE     start a stopped or killed node again; it rejoins
+#   restart NODE   stop_app then start_app (a clean broker restart)
+#   status         the nodes, and which are running
+#   leader QUEUE   the node that leads a quorum queue (on the default vhost)
+#   urls           the AMQP URLs of the nodes, comma-separated
+#   tls-url        r1's amqps:// URL, client certificate required (CA, cert, key in DIR/tls)
+#   dir            the cluster's directory (DIR), as this machine sees it
+#   alarm NODE on|off   raise or clear a memory alarm (blocks publishers)
+#   rebalance      move quorum queue leaders evenly across the running nodes
+#
+# --broker (env CLUSTER_BROKER; the flag wins) picks the RabbitMQ line, 3.10 by default:
+#
+#   broker  binaries         directory (DIR)                       AMQP, TLS        epmd
+#   3.10    the machine's    /tmp/productionorder-cluster          5701-5703, 5711  4369
+#   4.0     the 4.0 chroot   <chroot>/tmp/productionorder-cluster  5721-5723, 5731  4370
+#   4.3     the 4.3 chroot   <chroot>/tmp/productionorder-cluster  5741-5743, 5751  4371
+#
+# A 4.x cluster runs, as root, in the chroot that `scripts/services.sh --broker 4.x` builds (under
+# RABBITMQ_CHROOTS, default ~/.cache/rabbitmq-chroots/<version>: build it first), on the epmd of
+# services.sh's node there (the node names differ), and refuses the deprecated features
+# services.sh's 4.x nodes refuse (transient non-exclusive queues, global QoS, queue master
+# locators). No node has a plugin enabled (no management, no delayed-message exchange): the
+# services run on the ttl retry backend. The lines' clusters can run side by side.
+#
+# Env: CLUSTER_DIR (3.10 only: the directory; on 4.x the path inside the chroot, default
+# /tmp/productionorder-cluster), CLUSTER_PORT (r1's AMQP port: r2 and r3 take the next two, Erlang
+# distribution PORT+20000.., r1's TLS listener PORT+10).
 set -euo pipefail
 
-DIR=${CLUSTER_DIR:-/tmp/productionorder-cluster}
-PORT=${CLUSTER_PORT:-5701}
-BIN=/usr/lib/rabbitmq/bin
 NODES=(r1 r2 r3)
+BROKER=${CLUSTER_BROKER:-3.10}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --broker)
+      [ $# -ge 2 ] || { echo "cluster.sh: --broker needs a version: 3.10, 4.0 or 4.3" >&2; exit 2; }
+      BROKER=$2
+      shift 2
+      ;;
+    --broker=*)
+      BROKER=${1#--broker=}
+      shift
+      ;;
+    *) break ;;
+  esac
+done
 
 die() {
   echo "cluster.sh: $*" >&2
   exit 1
 }
 
-[ -x "$BIN/rabbitmq-server" ] || die "$BIN/rabbitmq-server not found: install rabbitmq-server"
+BIN=/usr/lib/rabbitmq/bin
+case "$BROKER" in
+  3.10)
+    DIR=${CLUSTER_DIR:-/tmp/productionorder-cluster}
+    PORT=${CLUSTER_PORT:-5701}
+    # The nodes see the same paths as this script, and need nothing else.
+    NODE_DIR=$DIR
+    LAUNCH=()
+    [ -x "$BIN/rabbitmq-server" ] || die "$BIN/rabbitmq-server not found: install rabbitmq-server"
+    ;;
+  4.0 | 4.3)
+    chroots=${RABBITMQ_CHROOTS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rabbitmq-chroots}
+    CHROOT=$chroots/$BROKER
+    # The paths the nodes see are inside the chroot; this script reaches them under $CHROOT.
+    NODE_DIR=${CLUSTER_DIR:-/tmp/productionorder-cluster}
+    DIR=$CHROOT$NODE_DIR
+    case "$BROKER" in
+      4.0) PORT=${CLUSTER_PORT:-5721} epmd_port=4370 ;;
+      4.3) PORT=${CLUSTER_PORT:-5741} epmd_port=4371 ;;
+    esac
+    # As services.sh runs its node's tools: in the chroot, with no environment of ours.
+    LAUNCH=(chroot "$CHROOT" /usr/bin/env -i
+      PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+      ERL_EPMD_PORT="$epmd_port")
+    [ -f "$CHROOT/.services-built" ] && [ -x "$CHROOT$BIN/rabbitmq-server" ] ||
+      die "no RabbitMQ $BROKER in $CHROOT: build it with scripts/services.sh --broker $BROKER"
+    [ "$(id -u)" = 0 ] || die "a RabbitMQ $BROKER cluster runs in a chroot: that needs root"
+    ;;
+  *)
+    die "--broker $BROKER: no such broker here (3.10 is the machine's; 4.0 and 4.3 run in a chroot)"
+    ;;
+esac
 
 index_of() {
   case "$1" in
@@ -51,18 +111,19 @@ as_node() {
   shift 2
   local i
   i=$(index_of "$node")
-  env HOME="$DIR" \
-    RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf" \
+  local d=$NODE_DIR
+  "${LAUNCH[@]}" env HOME="$d" \
+    RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
     RABBITMQ_NODENAME="$node@localhost" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT=$((PORT + i)) \
     RABBITMQ_DIST_PORT=$((PORT + 20000 + i)) \
-    RABBITMQ_CONFIG_FILE="$DIR/$node/rabbitmq.conf" \
-    RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/advanced.config" \
-    RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/$node/enabled_plugins" \
-    RABBITMQ_MNESIA_BASE="$DIR/$node/mnesia" \
-    RABBITMQ_LOG_BASE="$DIR/$node/log" \
-    RABBITMQ_PID_FILE="$DIR/$node/pid" \
+    RABBITMQ_CONFIG_FILE="$d/$node/rabbitmq.conf" \
+    RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$d/$node/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$d/$node/mnesia" \
+    RABBITMQ_LOG_BASE="$d/$node/log" \
+    RABBITMQ_PID_FILE="$d/$node/pid" \
     "$BIN/$tool" "$@"
 }
 
@@ -117,15 +178,27 @@ EOF
     if [ "$node" = r1 ]; then
       cat >>"$DIR/$node/rabbitmq.conf" <<EOF
 listeners.ssl.default = 127.0.0.1:$((PORT + 10))
-ssl_options.cacertfile = $DIR/tls/ca.pem
-ssl_options.certfile = $DIR/tls/server.pem
-ssl_options.keyfile = $DIR/tls/server.key
+ssl_options.cacertfile = $NODE_DIR/tls/ca.pem
+ssl_options.certfile = $NODE_DIR/tls/server.pem
+ssl_options.keyfile = $NODE_DIR/tls/server.key
 ssl_options.verify = verify_peer
 ssl_options.fail_if_no_peer_cert = true
 EOF
     fi
+    if [ "$BROKER" != 3.10 ]; then
+      # As scripts/services.sh's 4.x nodes: a deprecated feature a client uses is refused.
+      printf 'deprecated_features.permit.%s = false\n' transient_nonexcl_queues global_qos \
+        queue_master_locator >>"$DIR/$node/rabbitmq.conf"
+    fi
     echo '[].' >"$DIR/$node/enabled_plugins"
   done
+}
+
+# A 4.x node in the chroot needs its /proc (services.sh mounts it, and it stays mounted).
+mount_proc() {
+  [ "$BROKER" != 3.10 ] || return 0
+  awk -v d="$CHROOT/proc" '$2 == d { found = 1 } END { exit !found }' /proc/mounts ||
+    mount -t proc proc "$CHROOT/proc" || die "cannot mount /proc in $CHROOT"
 }
 
 pid_of() {
@@ -143,6 +216,7 @@ start_node() {
   local node=$1
   running "$node" && return 0
   rm -f "$DIR/$node/pid"
+  mount_proc
   as_node "$node" rabbitmq-server -detached >>"$DIR/$node/log/start.out" 2>&1 ||
     die "$node did not start (see $DIR/$node/log)"
   # await_startup needs the pid file, which the node writes a moment after it is launched.
@@ -281,9 +355,10 @@ case "${1:-}" in
     die "no node is running"
     ;;
   tls-url) echo "amqps://guest:guest@localhost:$((PORT + 10))" ;;
+  dir) echo "$DIR" ;;
   alarm) alarm "${2:?alarm needs a node}" "${3:?alarm needs on or off}" ;;
   *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 2
     ;;
 esac
