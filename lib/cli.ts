@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { redactUrl } from "./redact.ts";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -223,7 +224,7 @@ export function httpUrlOption(option: OptionValue): string {
   }
   if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
     throw new UsageError(
-      `${option.label} must be an http:// or https:// URL, got ${JSON.stringify(text)}`,
+      `${option.label} must be an http:// or https:// URL, got ${JSON.stringify(redactUrl(text))}`,
     );
   }
   return text;

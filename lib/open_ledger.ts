@@ -38,11 +38,11 @@ export async function openLedger(
       return await PostgresLedger.open(url, ledgerOptions);
     } catch (error) {
       const transient = STARTING.has(errorCode(error) ?? "");
-      const elapsed = performance.now() - started;
-      if (!transient || elapsed > (options.retryForMs ?? 0) || options.signal?.aborted) {
-        throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, backoffDelay(round)));
+      const left = (options.retryForMs ?? 0) - (performance.now() - started);
+      if (!transient || left <= 0 || options.signal?.aborted) throw error;
+      // At most the time left, and not past an abort: a SIGTERM while the database starts.
+      await sleep(Math.min(backoffDelay(round), left), options.signal);
+      if (options.signal?.aborted) throw error;
     }
   }
 }
@@ -56,4 +56,17 @@ export async function openLedger(
 export async function openLedgerReader(url: string): Promise<LedgerReader> {
   if (url.startsWith("sqlite:")) return SqliteLedgerReader.open(url.slice("sqlite:".length));
   return await PostgresLedger.open(url, { instanceId: "reader", migrate: false });
+}
+
+/** Waits `ms`, or less when `signal` aborts meanwhile. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

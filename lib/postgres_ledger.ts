@@ -207,9 +207,9 @@ export class PostgresLedger implements Ledger {
       }
     } catch (error) {
       await pool.end().catch(() => {});
-      throw new Error(`cannot open the ledger at ${safeUrl}: ${redactUrl(describeError(error))}`, {
-        cause: error,
-      });
+      // A LedgerUnavailableError's message already says its cause: said once, not twice.
+      const why = error instanceof LedgerUnavailableError ? error.message : describeError(error);
+      throw new Error(`cannot open the ledger at ${safeUrl}: ${redactUrl(why)}`, { cause: error });
     }
     return ledger;
   }

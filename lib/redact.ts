@@ -5,7 +5,9 @@
  */
 
 /** A URL's login, `//user:password@`: the password is hidden. */
-const USERINFO = /(\/\/[^:/@\s]*:)[^@\s]*@/g;
+// Up to the last `@` before the host, as the WHATWG URL parser that amqplib and pg use reads a
+// password holding a raw `@`.
+const USERINFO = /(\/\/[^:/?#@\s]*:)[^/?#\s]*@/g;
 
 /**
  * A query parameter named for a password (`?password=`, `&sslpassword=`, any case), as libpq and
