@@ -1,108 +1,112 @@
 /**
- * The measures besides throughput: end-to-end latency at a steady rate (and the event loop's delay
- * meanwhile), one profiled latency run of ours (ledger commits, GC pauses), the disk's fsync time,
- * retry lateness, OrdemDeProducao's peak RSS, and end-to-end with messages parked in a retry tier.
+ * The measures besides throughput and latency: one profiled latency run of ours (ledger commits,
+ * GC pauses), the disk's fsync time, retry lateness, OrdemDeProducao's peak RSS draining as many
+ * orders as a timed run, and end-to-end with messages parked in a retry tier (with and without in
+ * ABBA rounds). Ours runs in a process of its own, with the services' settings.
  *
  * @module
  */
 
-import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
+import { median } from "./_bootstrap.ts";
+import type { Histogram } from "./_histogram.ts";
+import { quantileOf } from "./_histogram.ts";
+import { sideOrder } from "./_method.ts";
 import type { BenchOptions } from "./_options.ts";
-import { inTurn, type SideName } from "./_paths.ts";
-import type { BenchRunner } from "./_runner.ts";
-import { fsyncTimes, type RunContext, type RunResult, sampleLoopDelay } from "./_shared.ts";
-import type { Measurements } from "./_stats.ts";
-import { stats } from "./_stats.ts";
-import { oursEndToEnd, oursLatency, oursRetryLateness, oursServiceRss, park } from "./ours.ts";
-import { gcPauses, profiled } from "./profile.ts";
-import { rawLatency } from "./raw.ts";
-import { fmt, type Settings } from "./report.ts";
+import { pathNamed } from "./_paths.ts";
+import type { OtherMeasures } from "./_results.ts";
+import { sideProcess, timedRun } from "./_rounds.ts";
+import { SERVICES } from "./_services_settings.ts";
+import { fsyncTimes, quantile, type RunResult, withBenchTopology } from "./_shared.ts";
+import { rate, sideStats } from "./_stats.ts";
+import { oursServiceRss } from "./ours.ts";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 
-/** The steady rate of the latency path, in messages a second. */
-const LATENCY_RATE = 2_000;
+const log = (text: string) => console.error(text);
+const count = (n: number) => Math.round(n).toLocaleString("en-US");
 
-/** The measures besides throughput, as {@linkcode Measurements} holds them. */
-export type OtherMeasures = Omit<Measurements, "runs" | "chosen">;
-
-/**
- * Runs every measure besides throughput, logging each step; `e2e` is the settings each side's
- * end-to-end sweep kept, which the latency path runs at.
- */
+/** Every measure besides throughput and latency; `latencyRate` is the diagnosed run's rate. */
 export async function measureTheRest(
-  runner: BenchRunner,
   options: BenchOptions,
-  e2e: Readonly<Record<SideName, Settings>>,
+  latencyRate: number,
 ): Promise<OtherMeasures> {
-  const log = (text: string) => console.error(text);
-  const { quick, rounds, parked, shortRunMessages } = options;
-  const latencyMessages = quick ? 1_000 : 5_000;
-  log(`  latency at ${LATENCY_RATE} msg/s`);
-  const latencies = { raw: [] as number[], ours: [] as number[] };
-  // The event loop's delay while each side's latency path runs (both run in this process).
-  const loopDelays = { raw: [] as number[], ours: [] as number[] };
-  for (let round = 0; round < rounds; round++) {
-    const latencyRun = (fn: (ctx: RunContext, rate: number) => Promise<number[]>) =>
-      runner.inTopology((ctx) => fn(ctx, LATENCY_RATE), { ...e2e, messages: latencyMessages });
-    for (const side of inTurn(round)) {
-      const sampler = sampleLoopDelay();
-      latencies[side].push(...await latencyRun(side === "raw" ? rawLatency : oursLatency));
-      loopDelays[side].push(...sampler.stop());
-    }
-  }
+  const { method, quick, parked, url } = options;
+  await using ours = await sideProcess(options, "measures ours", "ours");
 
-  // One more run of ours, not counted above, under the CPU profiler and with the ledger's commits
-  // timed: what the tail is made of (commit time, GC pauses) on that path.
-  log("  latency diagnostics (one profiled run of ours)");
-  const commitTimes: number[] = [];
-  const diagnosed = await profiled(() =>
-    runner.inTopology((ctx) => oursLatency({ ...ctx, commitTimes }, LATENCY_RATE), {
-      ...e2e,
-      messages: latencyMessages,
-    })
-  );
+  log(`  latency diagnostics (one profiled run of ours at ${count(latencyRate)}/s)`);
+  const diagnosed = await ours.request<
+    { latencies: Histogram; commitTimes: number[]; gcPauses: number[] }
+  >({
+    kind: "diagnose",
+    messages: Math.max(1, Math.round(latencyRate * method.latencySeconds)),
+    rate: latencyRate,
+  });
 
   log("  disk fsync");
-  const fsyncs = await fsyncTimes(runner.dir, quick ? 200 : 1_000);
+  const dir = await Deno.makeTempDir({ prefix: "productionorder-bench-fsync-" });
+  const fsyncs = await fsyncTimes(dir, quick ? 200 : 1_000);
 
   log("  retry lateness");
-  const lateness = await runner.inTopology((ctx) => oursRetryLateness(ctx, 1_000), {
+  const lateness = await ours.request<number[]>({
+    kind: "lateness",
     messages: quick ? 500 : 2_000,
+    rate: 1_000,
   });
 
-  log("  service RSS");
-  const service = await runner.inTopology(oursServiceRss, {
-    messages: quick ? 10_000 : 50_000,
-    retryDelays: retryDelays(DEFAULT_RETRY_POLICY),
-  });
+  log(`  service RSS, draining ${count(method.messages)} orders`);
+  const service = await withBenchTopology(
+    url,
+    (broker, topo) =>
+      oursServiceRss({ url, broker, topo, messages: method.messages, dir, settings: SERVICES }),
+    retryDelays(DEFAULT_RETRY_POLICY),
+  );
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
 
-  log(`  scale: ${parked} parked`);
+  log(`  scale: ${count(parked)} parked`);
+  const e2e = pathNamed("end-to-end");
   const scale = { without: [] as RunResult[], with: [] as RunResult[] };
-  for (let round = 0; round < Math.max(1, Math.min(rounds, 5)); round++) {
-    scale.without.push(await runner.run(oursEndToEnd, { messages: shortRunMessages }));
-    scale.with.push(
-      await runner.run(oursEndToEnd, {
-        messages: shortRunMessages,
-        before: (ctx) => park(ctx, parked),
-      }),
-    );
+  const scaleRounds = quick ? 2 : 4;
+  for (let round = 0; round < scaleRounds; round++) {
+    for (const which of sideOrder(round, ["without", "with"] as const)) {
+      scale[which].push(
+        await timedRun(options, ours, e2e, "ours", SERVICES, method.messages, {
+          ...(which === "with" ? { park: parked } : {}),
+        }),
+      );
+    }
     log(
-      `  scale round ${round + 1}: ${fmt(stats(scale.without.slice(-1)).median)}/s without, ${
-        fmt(stats(scale.with.slice(-1)).median)
-      }/s with`,
+      `  scale round ${round + 1}: ${count(rate(scale.without.at(-1)!))}/s without, ` +
+        `${count(rate(scale.with.at(-1)!))}/s with`,
     );
   }
+  // Paired like the paths: each round ran both, in ABBA order.
+  const slowdowns = scale.with.map((r, i) => 1 - scale.without[i]!.elapsedMs / r.elapsedMs);
+  const { commitTimes, gcPauses: pauses } = diagnosed;
   return {
-    latencyRate: LATENCY_RATE,
-    latencies,
-    loopDelays,
-    diagnosed: {
-      latencies: diagnosed.result,
-      commitTimes,
-      gcPauses: gcPauses(diagnosed.profile),
+    fsync: { p50: quantile(fsyncs, 0.5), p99: quantile(fsyncs, 0.99), count: fsyncs.length },
+    diagnostics: {
+      rate: latencyRate,
+      latencyP99: quantileOf(diagnosed.latencies, 0.99),
+      commit: {
+        count: commitTimes.length,
+        p50: quantile(commitTimes, 0.5),
+        p99: quantile(commitTimes, 0.99),
+        max: Math.max(0, ...commitTimes),
+      },
+      gc: {
+        pauses: pauses.length,
+        p50: quantile(pauses, 0.5),
+        p99: quantile(pauses, 0.99),
+        max: Math.max(0, ...pauses),
+        totalMs: pauses.reduce((a, b) => a + b, 0),
+      },
     },
-    fsyncs,
-    lateness,
-    service,
-    scale,
+    lateness: { p50: quantile(lateness, 0.5), p99: quantile(lateness, 0.99) },
+    scale: {
+      slowdown: median(slowdowns),
+      slowdowns,
+      without: sideStats(scale.without),
+      with: sideStats(scale.with),
+    },
+    service: { ...service, messages: method.messages },
   };
 }

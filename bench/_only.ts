@@ -1,6 +1,7 @@
 /**
- * `--only <path>`: the one path's ratio (and its control's) printed, and with `--profile` one more
- * run of each side under the CPU profiler: where each one's time went, table and whole profiles.
+ * `--only <path>`: the one path's ratio printed (and its bare copy's), and with `--profile` one
+ * more run of each side, each in its own process under the CPU profiler: where each one's time
+ * went, as a table and as whole profiles.
  *
  * @module
  */
@@ -8,78 +9,75 @@
 import { join } from "node:path";
 import { writeDocBlock } from "../scripts/doc_block.ts";
 import type { BenchOptions } from "./_options.ts";
-import type { PathSpec, Side, SideName } from "./_paths.ts";
-import type { BenchRunner, RunOptions } from "./_runner.ts";
-import { paired, type PathRuns, rate, stats } from "./_stats.ts";
-import { cpuDuring, profiled, profileTable } from "./profile.ts";
-import { fmt, ratioText, type Settings } from "./report.ts";
+import { type PathSpec, type Role, rolesOf } from "./_paths.ts";
+import type { PathRow } from "./_results.ts";
+import { sideProcess, timedRun } from "./_rounds.ts";
+import type { Settings } from "./_settings.ts";
+import type { RunResult } from "./_shared.ts";
+import { rate } from "./_stats.ts";
+import { type CpuProfile, profileTable } from "./profile.ts";
+import { fmt, ratioText } from "./report.ts";
 
-/** Prints the ratio of the one path run, and what its control tells, to stdout. */
-export function printOnly(path: PathSpec, runs: PathRuns): void {
-  const raw = stats(runs.raw);
-  const ours = stats(runs.ours);
-  const ratios = paired(ours, raw);
+const interval = (r: { low: number; high: number; min: number; max: number }) =>
+  `[${r.low.toFixed(2)}–${r.high.toFixed(2)}] (${r.min.toFixed(2)}–${r.max.toFixed(2)})`;
+
+/** Prints the ratio of the one path run, and the bare copy's, to stdout. */
+export function printOnly(row: PathRow): void {
   console.log(
-    `${path.name}: raw ${fmt(raw.median)}/s, ours ${fmt(ours.median)}/s, ratio ${
-      ratioText(ratios.median, path.target)
-    } (median of ${ours.rates.length} paired runs; ${ratios.min.toFixed(2)}-${
-      ratios.max.toFixed(2)
-    })`,
+    `${row.path}: raw ${fmt(row.raw.median)}/s, ours ${fmt(row.ours.median)}/s, ratio ${
+      ratioText(row.ratio.median, row.target)
+    } ${
+      interval(row.ratio)
+    } (median of ${row.ours.rates.length} paired runs [95 % interval] (range))`,
   );
-  if (runs.control.length > 0) {
-    const control = stats(runs.control);
-    const vsControl = paired(ours, control);
-    const carried = paired(control, raw);
+  if (row.bare !== undefined) {
     console.log(
-      `  raw publishing ours' copy ${fmt(control.median)}/s: ours / that ${
-        vsControl.median.toFixed(2)
-      } (${vsControl.min.toFixed(2)}-${vsControl.max.toFixed(2)}); that / raw ${
-        carried.median.toFixed(2)
-      } (${carried.min.toFixed(2)}-${carried.max.toFixed(2)})`,
+      `  raw with the bare copy ${fmt(row.bare.median)}/s: ours / that ${
+        row.bare.oursToBare.median.toFixed(2)
+      } ${interval(row.bare.oursToBare)}; raw with ours' copy / that ${
+        row.bare.rawToBare.median.toFixed(2)
+      } ${interval(row.bare.rawToBare)}`,
     );
   }
 }
 
+const LABELS: Record<Role, string> = { raw: "raw", bare: "raw, bare copy", ours: "ours" };
+
 /**
- * One more run of each side of `path` (and of its control) under the CPU profiler, at the settings
- * the sweep kept: prints where each one's time went, writes each whole profile under
+ * One more run of each side of `path`, each in a fresh process of its own after a warm-up run,
+ * under the CPU profiler: prints where each one's time went, writes each whole profile under
  * `options.profileOut`, and with `options.docs` the table into docs/performance.md.
  */
 export async function profileOnly(
-  runner: BenchRunner,
   options: BenchOptions,
   path: PathSpec,
-  settings: Readonly<Record<SideName, Settings>>,
+  settings: Readonly<Record<Role, Settings>>,
 ): Promise<void> {
   const only = path.name;
-  /** One profiled run; its profile goes to `<path>-<name>.cpuprofile` under --profile-out. */
-  const measured = async (label: string, name: string, side: Side, runOptions: RunOptions) => {
-    const cpu = await cpuDuring(() => profiled(() => runner.run(side, runOptions)));
-    const { result, profile } = cpu.result;
-    return {
-      label,
-      name,
+  const dir = options.profileOut ?? await Deno.makeTempDir({ prefix: "productionorder-profile-" });
+  const sides = [];
+  for (const role of rolesOf(path)) {
+    await using process = await sideProcess(options, `${only} ${role} profiled`, role);
+    const { method } = options;
+    if (method.warmup > 0) {
+      await timedRun(options, process, path, role, settings[role], method.warmup);
+    }
+    const file = join(dir, `${only.replaceAll(" ", "-")}-${role}.cpuprofile`);
+    const result = await timedRun(options, process, path, role, settings[role], method.messages, {
+      profile: file,
+    }) as RunResult & { brokerMs: number; selfMs: number };
+    const profile = JSON.parse(await Deno.readTextFile(file)) as CpuProfile;
+    if (options.profileOut !== undefined) console.error(`  profile of ${LABELS[role]}: ${file}`);
+    sides.push({
+      label: LABELS[role],
       result,
       profile,
       messages: result.messages,
-      brokerMs: cpu.brokerMs,
-      selfMs: cpu.selfMs,
-    };
-  };
-  const sides = [await measured("raw", "raw", path.raw, { raw: settings.raw })];
-  if (path.control) {
-    sides.push(
-      await measured("raw with ours' copy", "control", path.control, { raw: settings.raw }),
-    );
+      brokerMs: result.brokerMs,
+      selfMs: result.selfMs,
+    });
   }
-  sides.push(await measured("ours", "ours", path.ours, { ours: settings.ours }));
-  if (options.profileOut !== undefined) {
-    for (const side of sides) {
-      const out = join(options.profileOut, `${only.replaceAll(" ", "-")}-${side.name}.cpuprofile`);
-      await Deno.writeTextFile(out, JSON.stringify(side.profile));
-      console.error(`  profile of ${side.label}: ${out}`);
-    }
-  }
+  if (options.profileOut === undefined) await Deno.remove(dir, { recursive: true });
   const rates = sides.map((side) => `${fmt(rate(side.result))}/s ${side.label}`);
   console.log(`\n${only}, one run each under the profiler (${rates.join(", ")}):\n`);
   const table = profileTable(sides);
@@ -90,9 +88,10 @@ export async function profileOnly(
       `profile-${only}`,
       `\`deno task bench ${Deno.args.join(" ")}\` on ${
         new Date().toISOString().slice(0, 10)
-      }, ${only}: one run of each side under V8's sampling profiler (0.1 ms), after ` +
-        `${options.rounds} timed rounds; this run moved ${rates.join(", ")}. The difference is ` +
-        `ours less raw.\n\n${table}`,
+      }, ${only}: one run of each side, each in its own process, under V8's sampling profiler ` +
+        `(0.1 ms), after ${options.method.rounds} timed rounds; this run moved ${
+          rates.join(", ")
+        }. The difference is ours less raw.\n\n${table}`,
     );
   }
 }

@@ -7,13 +7,18 @@
 import { DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
 import {
   booleanOption,
+  choiceOption,
   integerOption,
   type ParsedCommandLine,
   stringOption,
   UsageError,
 } from "../lib/cli.ts";
-import { type Knob, PATHS, type PathSpec, type SideName } from "./_paths.ts";
-import type { Settings } from "./report.ts";
+import { FULL, type Method, QUICK } from "./_method.ts";
+import { PATHS, type PathSpec } from "./_paths.ts";
+import type { Knob, Settings } from "./_settings.ts";
+
+/** The parts of a run besides the throughput paths, each selectable with `--only`. */
+export const PARTS = ["latency", "services", "go"] as const;
 
 /** The flags of `deno task bench`. */
 export const BENCH_OPTIONS = {
@@ -23,61 +28,83 @@ export const BENCH_OPTIONS = {
     default: DEFAULT_RABBITMQ_URL,
     description: "The broker.",
   },
-  quick: { type: "boolean", description: "Small sizes: done in under a minute." },
+  quick: {
+    type: "boolean",
+    description: "The same method at small sizes (2 rounds of 2,000 messages): to see it work.",
+  },
   messages: {
     type: "string",
     placeholder: "N",
     description:
-      "Messages per timed run (default 60000; quick 3000); the sweep's runs and the scale case take at most 20000.",
+      `Messages per timed run and sweep run (default ${FULL.messages}; quick ${QUICK.messages}).`,
   },
   rounds: {
     type: "string",
     placeholder: "R",
-    description: "Runs per side and path (default 5; quick 3).",
+    description: `Rounds per path, an even number (default ${FULL.rounds}; quick ${QUICK.rounds}).`,
+  },
+  warmup: {
+    type: "string",
+    placeholder: "N",
+    description:
+      `Messages of each side's untimed warm-up run (default ${FULL.warmup}; quick ${QUICK.warmup}).`,
   },
   parked: {
     type: "string",
     placeholder: "P",
     description: "Messages parked for the scale case (default 100000; quick 10000).",
   },
-  prefetch: {
+  "go-runs": {
     type: "string",
-    placeholder: "N",
-    description: "Our consumer's prefetch (default: swept over 100, 500, 1000).",
+    placeholder: "K",
+    description:
+      "Runs of the Go Estoque (one order each) timed through the Go OrdemDeProducao (default 100; quick 5).",
   },
   "raw-prefetch": {
     type: "string",
     placeholder: "N",
-    description: "The raw baseline's prefetch (default: swept over 100, 500, 1000).",
-  },
-  window: {
-    type: "string",
-    placeholder: "N",
-    description: "Our publishers' confirm window (default: swept; Estoque's default is 20000).",
+    description: "Pin raw's prefetch (0: unlimited) instead of sweeping it.",
   },
   "raw-window": {
     type: "string",
     placeholder: "N",
-    description:
-      "How many publishes the raw baseline's publisher keeps awaiting their confirm (default: swept).",
+    description: "Pin raw's publish window (0: unlimited) instead of sweeping it.",
   },
-  docs: { type: "boolean", description: "Also write the table into docs/performance.md." },
+  "raw-connections": {
+    type: "string",
+    placeholder: "1|2",
+    description: "Pin whether raw publishes its copies on a second connection.",
+  },
+  "raw-writes": {
+    type: "string",
+    placeholder: "as-is|coalesced",
+    description: "Pin how raw's connections write.",
+  },
+  results: {
+    type: "string",
+    placeholder: "DIR",
+    description: "Where the run's folder and latest.json go (default bench/results).",
+  },
+  docs: {
+    type: "boolean",
+    description: "Also write the report into docs/performance.md and the latency plot into docs/.",
+  },
   profile: {
     type: "boolean",
     description:
-      "With --only: after the rounds, one more run of each side (and of the control, for retry and dead-letter) under the CPU profiler, and where each one's time went, in microseconds a message (--docs: into docs/performance.md).",
+      "With --only <path>: after the rounds, one more run of each side under the CPU profiler, and where each one's time went, in microseconds a message (--docs: into docs/performance.md).",
   },
   "profile-out": {
     type: "string",
     placeholder: "DIR",
     description:
-      "With --profile: also write each side's whole profile to DIR as <path>-raw.cpuprofile, <path>-ours.cpuprofile and, for retry and dead-letter, <path>-control.cpuprofile (open them in Chrome DevTools or read them by function).",
+      "With --profile: also write each side's whole profile to DIR as <path>-<side>.cpuprofile.",
   },
   only: {
     type: "string",
-    placeholder: "path",
+    placeholder: "part",
     description:
-      "Run one throughput path alone (publish, consume, end-to-end, retry, dead-letter, dlq replay) and print its ratio.",
+      "Run one part alone: a throughput path (publish, consume, end-to-end, retry, dead-letter, dlq replay), latency (with end-to-end, whose raw rate sets its loads), services or go.",
   },
 } as const;
 
@@ -87,91 +114,100 @@ export interface BenchOptions {
   readonly url: string;
   /** Small sizes. */
   readonly quick: boolean;
-  /** Messages per timed run. */
-  readonly messages: number;
-  /**
-   * The size of the runs that need not average as long: the sweep's, which only pick settings,
-   * and the scale case's, which compares ours with itself.
-   */
-  readonly shortRunMessages: number;
-  /** Timed runs per side and path. */
-  readonly rounds: number;
+  /** The method: sizes, rounds, warm-up, sweep, loads. */
+  readonly method: Method;
   /** Messages parked for the scale case. */
   readonly parked: number;
-  /** Runs per value the sweep tries. */
-  readonly sweepRuns: number;
-  /** Each side's settings where they are not swept (and the sweep's first candidate). */
-  readonly defaults: Readonly<Record<SideName, Settings>>;
-  /** The settings given on the command line, which are not swept. */
-  readonly pins: Readonly<Record<SideName, Readonly<Record<Knob, boolean>>>>;
-  /** With `--only`, the one path to run. */
+  /** Runs of the Go Estoque in the Go peers' part. */
+  readonly goRuns: number;
+  /** Raw's settings given on the command line, which are not swept. */
+  readonly pins: Partial<Settings>;
+  /** With `--only`, the one part to run. */
   readonly only: string | undefined;
-  /** The paths to run: all, or the one `--only` names. */
+  /** The throughput paths to run. */
   readonly paths: readonly PathSpec[];
-  /** With `--only`: profile one more run of each side. */
+  /** Whether to run the latency path, the services' path, the Go peers, the other measures. */
+  readonly parts: Readonly<Record<(typeof PARTS)[number] | "measures", boolean>>;
+  /** With `--only <path>`: profile one more run of each side. */
   readonly profile: boolean;
   /** With `--profile`: where to write each side's whole profile. */
   readonly profileOut: string | undefined;
-  /** Also write the tables into docs/performance.md. */
+  /** Where the run's folder (results.json, report.md, latency.svg) and latest.json go. */
+  readonly results: string;
+  /** Also write the report into docs/performance.md. */
   readonly docs: boolean;
 }
 
 /**
  * Reads the command line into {@linkcode BenchOptions}.
  *
- * @throws {UsageError} for a bad number, an unknown `--only` path, or `--profile-out` without
- * `--only` and `--profile`.
+ * @throws {UsageError} for a bad number, an odd number of rounds, an unknown `--only` part, or
+ * `--profile-out` without `--only <path>` and `--profile`.
  */
 export function benchOptions(cl: ParsedCommandLine): BenchOptions {
   const quick = booleanOption(cl.options.quick!);
-  const url = stringOption(cl.options.url!);
-  const opt = (name: string, fallback: number, max: number) =>
-    cl.options[name]!.value === undefined ? fallback : integerOption(cl.options[name]!, 1, max);
-  // A timed run long enough to average over the broker's hiccups: at 20,000 messages (about two
-  // seconds) one run of a side moved by up to half either way, at 60,000 by a tenth.
-  const messages = opt("messages", quick ? 3_000 : 60_000, 1_000_000);
-  const rounds = opt("rounds", quick ? 3 : 5, 100);
-  const parked = opt("parked", quick ? 10_000 : 100_000, 10_000_000);
-  const prefetch = opt("prefetch", 500, 65_535);
-  const rawPrefetch = opt("raw-prefetch", 100, 65_535);
-  const rawWindow = opt("raw-window", 256, 1_000_000);
-  const window = opt("window", 20_000, 1_000_000);
-  // A knob given on the command line is pinned; the others are swept per path and side.
-  const pinned = (flag: string) => cl.options[flag]!.value !== undefined;
-  const only = cl.options.only!.value === undefined ? undefined : stringOption(cl.options.only!);
-  const paths = only === undefined ? PATHS : PATHS.filter((p) => p.name === only);
-  if (paths.length === 0) {
+  const base = quick ? QUICK : FULL;
+  const given = (name: string) => cl.options[name]!.value !== undefined;
+  const opt = (name: string, fallback: number, min: number, max: number) =>
+    given(name) ? integerOption(cl.options[name]!, min, max) : fallback;
+  const rounds = opt("rounds", base.rounds, 2, 100);
+  if (rounds % 2 !== 0) {
     throw new UsageError(
-      `--only must be one of ${PATHS.map((p) => p.name).join(", ")}, got ${JSON.stringify(only)}`,
+      `--rounds must be even (ABBA: each side first as often as the other), got ${rounds}`,
     );
   }
-  const profile = booleanOption(cl.options.profile!);
-  const profileOut = cl.options["profile-out"]!.value === undefined
-    ? undefined
-    : stringOption(cl.options["profile-out"]!);
-  if (profileOut !== undefined && (only === undefined || !profile)) {
-    throw new UsageError("--profile-out needs --only and --profile");
-  }
-  return {
-    url,
-    quick,
-    messages,
-    shortRunMessages: Math.min(messages, 20_000),
+  const method: Method = {
+    ...base,
+    messages: opt("messages", base.messages, 100, 1_000_000),
     rounds,
-    parked,
-    sweepRuns: quick ? 1 : 2,
-    defaults: {
-      raw: { prefetch: rawPrefetch, window: rawWindow },
-      ours: { prefetch, window },
-    },
-    pins: {
-      raw: { prefetch: pinned("raw-prefetch"), window: pinned("raw-window") },
-      ours: { prefetch: pinned("prefetch"), window: pinned("window") },
-    },
+    warmup: opt("warmup", base.warmup, 0, 1_000_000),
+  };
+  const pins: Partial<Record<Knob, number | string>> = {};
+  if (given("raw-prefetch")) pins.prefetch = integerOption(cl.options["raw-prefetch"]!, 0, 65_535);
+  if (given("raw-window")) pins.window = integerOption(cl.options["raw-window"]!, 0, 1_000_000);
+  if (given("raw-connections")) {
+    pins.connections = Number(choiceOption(cl.options["raw-connections"]!, ["1", "2"]));
+  }
+  if (given("raw-writes")) {
+    pins.writes = choiceOption(cl.options["raw-writes"]!, ["as-is", "coalesced"]);
+  }
+  const only = given("only") ? stringOption(cl.options.only!) : undefined;
+  const names = [...PATHS.map((p) => p.name), ...PARTS];
+  if (only !== undefined && !names.includes(only)) {
+    throw new UsageError(`--only must be one of ${names.join(", ")}, got ${JSON.stringify(only)}`);
+  }
+  // The latency path's loads are fractions of raw's end-to-end rate: it needs that path.
+  const paths = only === undefined
+    ? PATHS
+    : PATHS.filter((p) => p.name === only || (only === "latency" && p.name === "end-to-end"));
+  const profile = booleanOption(cl.options.profile!);
+  const profileOut = given("profile-out") ? stringOption(cl.options["profile-out"]!) : undefined;
+  const onePath = only !== undefined && PATHS.some((p) => p.name === only);
+  if (profileOut !== undefined && (!onePath || !profile)) {
+    throw new UsageError("--profile-out needs --only <path> and --profile");
+  }
+  if (profile && !onePath) throw new UsageError("--profile needs --only <path>");
+  const part = (name: string) => only === undefined || only === name;
+  return {
+    url: stringOption(cl.options.url!),
+    quick,
+    method,
+    parked: opt("parked", quick ? 10_000 : 100_000, 1, 10_000_000),
+    goRuns: opt("go-runs", quick ? 5 : 100, 1, 10_000),
+    pins: pins as Partial<Settings>,
     only,
     paths,
+    parts: {
+      latency: part("latency"),
+      services: part("services"),
+      go: part("go"),
+      measures: only === undefined,
+    },
     profile,
     profileOut,
+    results: given("results")
+      ? stringOption(cl.options.results!)
+      : new URL("../bench/results", import.meta.url).pathname,
     docs: booleanOption(cl.options.docs!),
   };
 }

@@ -1,11 +1,13 @@
 /**
- * The benchmark's throughput paths: each one's raw and our side, the ratio ours should reach, and
- * the settings that change it, which the sweep tries before the timed rounds.
+ * The benchmark's throughput paths: each one's raw and our side, the ratio ours should reach, the
+ * knobs the sweep tunes raw with, and the settings ours runs with (the services' defaults).
  *
  * @module
  */
 
 import type { RunContext, RunResult } from "./_shared.ts";
+import { REPLAY_WINDOW, SERVICES } from "./_services_settings.ts";
+import type { Knob, Settings } from "./_settings.ts";
 import {
   oursConsume,
   oursDeadLetter,
@@ -17,119 +19,113 @@ import {
 import {
   rawConsume,
   rawDeadLetter,
-  rawDeadLetterExplained,
+  rawDeadLetterBare,
   rawEndToEnd,
   rawPublish,
   rawReplay,
   rawRetry,
-  rawRetryExplained,
+  rawRetryBare,
 } from "./raw.ts";
-import { fmt, type Settings } from "./report.ts";
 
 /** One side of a path: a timed run in the context it is given. */
 export type Side = (ctx: RunContext) => Promise<RunResult>;
 
-/** The two sides compared. */
-export type SideName = "raw" | "ours";
+/**
+ * A side's role in a path: raw amqplib (the baseline), ours, or raw with the bare copy (retry and
+ * dead-letter's second row).
+ */
+export type Role = "raw" | "ours" | "bare";
 
-/** A setting a side of a path is swept over before its timed rounds. */
-export type Knob = "prefetch" | "window";
-
-/** A throughput path: its two sides and what it is held to. */
+/** A throughput path: its sides and what it is held to. */
 export interface PathSpec {
   readonly name: string;
+  readonly what: string;
+  readonly target: number;
   readonly raw: Side;
   readonly ours: Side;
-  readonly target: number;
-  readonly what: string;
-  /** The raw side's settings that change this path (swept unless pinned by a flag). */
+  /** Raw with the bare copy, run in the same rounds at raw's settings (retry, dead-letter). */
+  readonly bare?: Side;
+  /** The knobs the sweep tunes raw with on this path. */
   readonly rawKnobs: readonly Knob[];
-  /** Our side's settings that change this path. */
-  readonly oursKnobs: readonly Knob[];
-  /**
-   * Raw publishing the very copy ours publishes (every property, the failure headers), at raw's
-   * settings: run in the same rounds, it tells what the copy carries from what ours' code costs.
-   */
-  readonly control?: Side;
+  /** What ours runs with: the services' defaults. */
+  readonly oursSettings: Settings;
 }
-
-/** The values the sweep tries. */
-export const SWEEP: Readonly<Record<Knob, readonly number[]>> = {
-  prefetch: [100, 500, 1_000],
-  window: [256, 1_024, 20_000],
-};
 
 /** Every throughput path, in the order they run and are reported. */
 export const PATHS: readonly PathSpec[] = [
   {
     name: "publish",
-    rawKnobs: [],
-    oursKnobs: [],
+    what: "Estoque bulk publish, confirmed",
+    target: 0.95,
     raw: rawPublish,
     ours: oursPublish,
-    target: 0.95,
-    what: "Estoque bulk publish, confirmed",
+    rawKnobs: ["window", "writes"],
+    oursSettings: SERVICES,
   },
   {
     name: "consume",
-    rawKnobs: ["prefetch"],
-    oursKnobs: ["prefetch"],
+    what: "consume valid orders; ours writes the durable ledger",
+    target: 0.9,
     raw: rawConsume,
     ours: oursConsume,
-    target: 0.9,
-    what: "consume valid orders; ours writes the durable ledger",
+    rawKnobs: ["prefetch", "writes"],
+    oursSettings: SERVICES,
   },
   {
     name: "end-to-end",
-    rawKnobs: ["prefetch", "window"],
-    oursKnobs: ["prefetch", "window"],
+    what: "publish while consuming",
+    target: 0.9,
     raw: rawEndToEnd,
     ours: oursEndToEnd,
-    target: 0.9,
-    what: "publish while consuming",
+    rawKnobs: ["prefetch", "window", "connections", "writes"],
+    oursSettings: SERVICES,
   },
   {
     name: "retry",
-    rawKnobs: ["prefetch"],
-    oursKnobs: ["prefetch"],
+    what: "republish ours' retry copy to a retry queue with a confirm, then ack",
+    target: 0.9,
     raw: rawRetry,
     ours: oursRetry,
-    control: rawRetryExplained,
-    target: 0.9,
-    what: "republish to a retry queue with confirm, then ack",
+    bare: rawRetryBare,
+    rawKnobs: ["prefetch", "connections", "writes"],
+    oursSettings: SERVICES,
   },
   {
     name: "dead-letter",
-    rawKnobs: ["prefetch"],
-    oursKnobs: ["prefetch"],
+    what: "publish ours' dead letter to the DLX with a confirm, then ack",
+    target: 0.9,
     raw: rawDeadLetter,
     ours: oursDeadLetter,
-    control: rawDeadLetterExplained,
-    target: 0.9,
-    what: "publish to the DLX with confirm, then ack",
+    bare: rawDeadLetterBare,
+    rawKnobs: ["prefetch", "connections", "writes"],
+    oursSettings: SERVICES,
   },
   {
     name: "dlq replay",
-    rawKnobs: ["prefetch"],
-    oursKnobs: ["window"],
+    what: "consume the DLQ, republish to the work exchange with a confirm, then ack",
+    target: 0.9,
     raw: rawReplay,
     ours: oursReplay,
-    target: 0.9,
-    what: "consume the DLQ, republish to the work exchange with confirm, then ack",
+    rawKnobs: ["prefetch", "connections", "writes"],
+    oursSettings: { ...SERVICES, window: REPLAY_WINDOW },
   },
 ];
 
-/**
- * The order of the two sides in round `round`: raw first in even rounds, ours first in odd ones
- * (the control, where a path has one, runs between them), so that a place in the round counts for
- * both alike: a run may pay for what the broker still does after the one before it (deleting that
- * run's queues and the messages left in them).
- */
-export function inTurn(round: number): readonly [SideName, SideName] {
-  return round % 2 === 0 ? ["raw", "ours"] : ["ours", "raw"];
+/** The path named `name`. */
+export function pathNamed(name: string): PathSpec {
+  const path = PATHS.find((p) => p.name === name);
+  if (path === undefined) throw new RangeError(`no bench path is named ${JSON.stringify(name)}`);
+  return path;
 }
 
-/** The settings that change a side, as the report names them: `prefetch 500, window 1,024`. */
-export function describe(settings: Settings, knobs: readonly Knob[]): string {
-  return knobs.length === 0 ? "defaults" : knobs.map((k) => `${k} ${fmt(settings[k])}`).join(", ");
+/** The side of `path` that plays `role`. */
+export function sideOf(path: PathSpec, role: Role): Side {
+  const side = role === "bare" ? path.bare : path[role];
+  if (side === undefined) throw new RangeError(`path ${path.name} has no ${role} side`);
+  return side;
+}
+
+/** The roles of `path` in a round's first order: raw, the bare copy where there is one, ours. */
+export function rolesOf(path: PathSpec): readonly Role[] {
+  return path.bare === undefined ? ["raw", "ours"] : ["raw", "bare", "ours"];
 }

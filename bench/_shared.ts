@@ -5,6 +5,7 @@ import { Broker, type ConnectOptions } from "../lib/broker.ts";
 import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { declareTopology, deleteTopology, type Topology, topology } from "../lib/topology.ts";
+import type { Settings } from "./_settings.ts";
 
 /** One timed run of one side of one case. */
 export interface RunResult {
@@ -17,18 +18,14 @@ export interface RunResult {
 /** What a run gets. */
 export interface RunContext {
   readonly url: string;
+  /** A connection of the bench's, for set-up (prefill) only. */
   readonly broker: Broker;
   readonly topo: Topology;
   readonly messages: number;
+  /** A scratch directory (ledgers). */
   readonly dir: string;
-  /** The prefetch of our consumer. */
-  readonly prefetch: number;
-  /** How many of our publishes may await their confirm (Estoque's, or `dlq replay`'s window). */
-  readonly window: number;
-  /** The prefetch of the raw baseline's consumer. */
-  readonly rawPrefetch: number;
-  /** How many publishes the raw baseline's publisher keeps awaiting their confirm. */
-  readonly rawWindow: number;
+  /** The settings of the side that runs. */
+  readonly settings: Settings;
   /** Where our ledger's commit times (milliseconds) go, when a run records them. */
   readonly commitTimes?: number[];
 }

@@ -29,14 +29,18 @@ export async function oursPublish(ctx: RunContext): Promise<RunResult> {
     topology: ctx.topo,
     count: ctx.messages,
     quantity: 42,
+    window: ctx.settings.window,
   });
   const elapsedMs = performance.now() - started;
   if (summary.confirmed !== ctx.messages) throw new Error(`only ${summary.confirmed} confirmed`);
   return { messages: ctx.messages, elapsedMs };
 }
 
-/** Runs OrdemDeProducao's consumer until `count` outcomes match. */
-async function consume(
+/**
+ * Runs OrdemDeProducao's consumer (its ledger a fresh SQLite file) until `count` outcomes are of
+ * kind `want`; `before` runs once it consumes and returns what hears each outcome.
+ */
+export async function runConsumer(
   ctx: RunContext,
   policy: RetryPolicy,
   count: number,
@@ -69,7 +73,7 @@ async function consume(
     ledger,
     policy,
     maxQuantity: 500,
-    prefetch: ctx.prefetch,
+    prefetch: ctx.settings.prefetch,
     onOutcome: (outcome, durationMs) => {
       observe?.(outcome, durationMs);
       if (outcome.kind === want && ++seen === count) done.resolve();
@@ -86,7 +90,7 @@ async function consume(
 /** The consumer on prefilled valid orders, each written to the durable ledger. */
 export async function oursConsume(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
-  const { elapsedMs } = await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created");
+  const { elapsedMs } = await runConsumer(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created");
   return { messages: ctx.messages, elapsedMs };
 }
 
@@ -99,7 +103,7 @@ export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
   let elapsedMs = 0;
   await withPublisherConnection(ctx.url, async (broker) => {
     let published: Promise<PublishSummary> | undefined;
-    await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
+    await runConsumer(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
       const publisher = new ConfirmedPublisher(await broker.confirmChannel());
       publishStarted = performance.now();
       published = publishOrders({
@@ -107,7 +111,7 @@ export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
         topology: ctx.topo,
         count: ctx.messages,
         quantity: 42,
-        window: ctx.window,
+        window: ctx.settings.window,
       });
       return () => {};
     });
@@ -122,14 +126,14 @@ export async function oursEndToEnd(ctx: RunContext): Promise<RunResult> {
 export async function oursRetry(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900));
   const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: 1, delayMs: 3_600_000 };
-  const { elapsedMs } = await consume(ctx, policy, ctx.messages, "retried");
+  const { elapsedMs } = await runConsumer(ctx, policy, ctx.messages, "retried");
   return { messages: ctx.messages, elapsedMs };
 }
 
 /** The consumer dead-lettering prefilled orders that have used up their retries. */
 export async function oursDeadLetter(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
-  const { elapsedMs } = await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "dead-lettered");
+  const { elapsedMs } = await runConsumer(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "dead-lettered");
   return { messages: ctx.messages, elapsedMs };
 }
 
@@ -137,32 +141,9 @@ export async function oursDeadLetter(ctx: RunContext): Promise<RunResult> {
 export async function oursReplay(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.deadLetterQueue, orders(ctx.messages, 900), EXHAUSTED);
   const started = performance.now();
-  const counts = await replayDeadLetters(ctx.broker, ctx.topo, { window: ctx.window });
+  const counts = await replayDeadLetters(ctx.broker, ctx.topo, { window: ctx.settings.window });
   if (counts.done !== ctx.messages) throw new Error(`replayed ${counts.done}/${ctx.messages}`);
   return { messages: ctx.messages, elapsedMs: performance.now() - started };
-}
-
-/** Latency at a steady rate: Estoque publishes `rate` orders a second; until each is created. */
-export async function oursLatency(ctx: RunContext, rate: number): Promise<number[]> {
-  const list = orders(ctx.messages, 42);
-  const sentAt = new Map<string, number>();
-  const latencies: number[] = [];
-  await withPublisherConnection(ctx.url, async (broker) => {
-    await consume(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
-      const publisher = new ConfirmedPublisher(await broker.confirmChannel());
-      paced(ctx.messages, rate, (i) => {
-        const order = list[i]!;
-        sentAt.set(order.refCode, performance.now());
-        publishOrder(publisher, ctx.topo, order);
-      });
-      return (outcome) => {
-        if (outcome.kind === "created") {
-          latencies.push(performance.now() - sentAt.get(outcome.refCode)!);
-        }
-      };
-    });
-  });
-  return latencies;
 }
 
 /**
@@ -175,7 +156,7 @@ export async function oursRetryLateness(ctx: RunContext, rate: number): Promise<
   const list = orders(ctx.messages, 900);
   const firstDelivery = new Map<string, number>();
   const lateness: number[] = [];
-  await consume(ctx, policy, ctx.messages, "dead-lettered", async () => {
+  await runConsumer(ctx, policy, ctx.messages, "dead-lettered", async () => {
     const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
     paced(ctx.messages, rate, (i) => publishOrder(publisher, ctx.topo, list[i]!));
     return (outcome, durationMs) => {
@@ -220,8 +201,6 @@ export async function oursServiceRss(ctx: RunContext): Promise<{ peakRss: number
       join(ctx.dir, `service-${crypto.randomUUID()}.sqlite`),
       "--log-level",
       "error",
-      "--prefetch",
-      String(ctx.prefetch),
     ],
     env: { RABBITMQ_URL: ctx.url },
     stdout: "null",

@@ -1,21 +1,25 @@
 /**
- * The baseline: the same paths written directly on amqplib, the way a careful user of the raw
- * client would: pipelined publisher confirms, manual acks at the prefetch the bench sweep picks,
- * republish-then-ack.
- * Where a path publishes while it consumes, the publisher has its own connection and a bounded
- * confirm window. No validation, no ledger, no bookkeeping. Its connections write as amqplib does,
- * a socket write a frame (ours coalesce each turn's frames: `coalesceWrites`). Its retry and
- * dead-letter copies carry the message's content type, id and retry count; the controls
- * (`rawRetryExplained`, `rawDeadLetterExplained`) publish ours' copy instead, on the same code.
+ * The baseline: the bench's paths written directly on amqplib, as an expert user of the client
+ * would (bench/_raw_client.ts): acks batched with `multiple`, a bounded publish window refilled in
+ * bursts, a second connection for the copies where the settings say so, writes coalesced where
+ * they say so; prefetch, window, connections and writes are what the sweep tunes. No validation,
+ * no ledger, no bookkeeping.
+ *
+ * On retry and dead-letter the baseline publishes the very copy ours publishes: every property of
+ * the message and the headers that explain the failure, made by ours' own functions (the headers
+ * are what the product promises, not overhead). The bare copy (content type, id, a retry count)
+ * runs in the same rounds as a second row.
+ *
+ * @module
  */
 
 import { Buffer } from "node:buffer";
 import type { ConsumeMessage, Options } from "amqplib";
-import { orderProperties } from "../lib/order_properties.ts";
-import { encodeOrder, newOrder } from "../lib/order.ts";
 import type { Broker } from "../lib/broker.ts";
-import { copyProperties } from "../lib/publisher.ts";
 import { copyIdFor } from "../lib/copy_identity.ts";
+import { encodeOrder, newOrder } from "../lib/order.ts";
+import { orderProperties } from "../lib/order_properties.ts";
+import { copyProperties } from "../lib/publisher.ts";
 import {
   deadLetterHeaders,
   type FailureRecord,
@@ -23,137 +27,119 @@ import {
   retryHeaders,
 } from "../lib/retry_headers.ts";
 import {
-  EXHAUSTED,
-  orders,
-  paced,
-  prefill,
-  type RunContext,
-  type RunResult,
-  withConnection,
-  withPublisherConnection,
-} from "./_shared.ts";
+  BatchedAcks,
+  type Publication,
+  publishWindowed,
+  rawConnect,
+  withRawConnections,
+} from "./_raw_client.ts";
+import { EXHAUSTED, orders, prefill, type RunContext, type RunResult } from "./_shared.ts";
 
-/** amqplib's connection as it comes: each frame its own socket write. */
-const AS_IT_COMES = { coalesceWrites: false } as const;
-
-/** Runs `fn` on a connection of raw's own, as amqplib makes it. */
-function withRawConnection<T>(url: string, fn: (broker: Broker) => Promise<T>): Promise<T> {
-  return withConnection(url, { name: "bench-raw", ...AS_IT_COMES }, fn);
-}
-
-/**
- * Makes and publishes N orders with pipelined confirms, as Estoque would on bare amqplib (with
- * Estoque's properties), at most `window` awaiting their confirm when one is given; resolves once
- * every one is confirmed.
- */
-async function publishAll(ctx: RunContext, broker: Broker, window = Infinity) {
-  const channel = await broker.confirmChannel();
-  let inFlight = 0;
-  let room: PromiseWithResolvers<void> | undefined;
-  const confirmed = () => {
-    inFlight--;
-    room?.resolve();
-    room = undefined;
-  };
-  for (let i = 0; i < ctx.messages; i++) {
+/** Publication `i` of a run: a new order, made as Estoque makes it, with Estoque's properties. */
+export function orderPublication(ctx: RunContext): (i: number) => Publication {
+  return () => {
     const order = newOrder({ quantity: 42 });
-    inFlight++;
-    const ok = channel.publish(
-      ctx.topo.exchange,
-      ctx.topo.routingKey,
-      Buffer.from(encodeOrder(order)),
-      orderProperties(order, Date.now()),
-      confirmed,
-    );
-    if (!ok) await new Promise((resolve) => channel.once("drain", resolve));
-    while (inFlight >= window) {
-      room = Promise.withResolvers<void>();
-      await room.promise;
-    }
+    return {
+      exchange: ctx.topo.exchange,
+      routingKey: ctx.topo.routingKey,
+      content: Buffer.from(encodeOrder(order)),
+      options: orderProperties(order, Date.now()),
+    };
+  };
+}
+
+/** Makes and publishes N orders with confirms in raw's window; making them is timed, as in Estoque. */
+export async function rawPublish(ctx: RunContext): Promise<RunResult> {
+  const broker = await rawConnect(ctx.url, ctx.settings, "bench-raw-publisher");
+  try {
+    const channel = await broker.confirmChannel();
+    const started = performance.now();
+    await publishWindowed(channel, ctx.messages, orderPublication(ctx), ctx.settings.window);
+    const elapsedMs = performance.now() - started;
+    await channel.close();
+    return { messages: ctx.messages, elapsedMs };
+  } finally {
+    await broker.close();
   }
-  await channel.waitForConfirms();
-  await channel.close();
+}
+
+/** A raw consumer: resolves `done` after N deliveries were acked. */
+export interface RawConsumer {
+  readonly done: Promise<void>;
+  close(): Promise<void>;
 }
 
 /**
- * Consumes the work queue, parsing and acking each message; `done` resolves after N acks.
- * `onAck` sees each acked message.
+ * Consumes the work queue at raw's prefetch, parsing each message and acking in bulk; `done`
+ * resolves after N. `onAck` hears each ack sent (the tag it covers up to).
  */
-async function ackAll(
+export async function ackAll(
   ctx: RunContext,
   broker: Broker,
-  onAck?: (message: ConsumeMessage) => void,
-): Promise<{ done: Promise<void>; close(): Promise<void> }> {
+  onAck?: (upTo: number, messages: ConsumeMessage[]) => void,
+): Promise<RawConsumer> {
   const channel = await broker.channel();
-  await channel.prefetch(ctx.rawPrefetch);
+  await channel.prefetch(ctx.settings.prefetch);
   const done = Promise.withResolvers<void>();
   let acked = 0;
+  const held: ConsumeMessage[] = [];
+  const acks = new BatchedAcks(channel, (upTo) => {
+    if (onAck !== undefined) {
+      let n = 0;
+      while (n < held.length && held[n]!.fields.deliveryTag <= upTo) n++;
+      onAck(upTo, held.splice(0, n));
+    }
+    acked = upTo;
+    if (acked >= ctx.messages) done.resolve();
+  });
   await channel.consume(ctx.topo.queue, (message) => {
     if (!message) return;
     JSON.parse(message.content.toString());
-    channel.ack(message);
-    onAck?.(message);
-    if (++acked === ctx.messages) done.resolve();
+    if (onAck !== undefined) held.push(message);
+    acks.settle(message);
   });
   return { done: done.promise, close: () => channel.close() };
 }
 
-/** Makes and publishes N orders; making them is timed, as in Estoque. */
-export async function rawPublish(ctx: RunContext): Promise<RunResult> {
-  return await withRawConnection(ctx.url, async (broker) => {
-    const started = performance.now();
-    await publishAll(ctx, broker);
-    return { messages: ctx.messages, elapsedMs: performance.now() - started };
-  });
-}
-
-/** Consumes N prefilled messages and acks each one. */
+/** Consumes N prefilled messages, acking in bulk. */
 export async function rawConsume(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 42));
-  return await withRawConnection(ctx.url, async (broker) => {
+  const broker = await rawConnect(ctx.url, ctx.settings, "bench-raw");
+  try {
     const started = performance.now();
     const consumer = await ackAll(ctx, broker);
     await consumer.done;
     const elapsedMs = performance.now() - started;
     await consumer.close();
     return { messages: ctx.messages, elapsedMs };
+  } finally {
+    await broker.close();
+  }
+}
+
+/**
+ * Publishes N orders at full speed while a consumer acks them, until every one is both confirmed
+ * and acked; the publisher on a connection of its own when the settings say 2.
+ */
+export function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
+  return withRawConnections(ctx.url, ctx.settings, async (consumerBroker, publisherBroker) => {
+    const consumer = await ackAll(ctx, consumerBroker);
+    const channel = await publisherBroker.confirmChannel();
+    const started = performance.now();
+    await publishWindowed(channel, ctx.messages, orderPublication(ctx), ctx.settings.window);
+    await consumer.done;
+    const elapsedMs = performance.now() - started;
+    await consumer.close();
+    await channel.close();
+    return { messages: ctx.messages, elapsedMs };
   });
 }
 
-/** Publishes N messages at full speed while a consumer acks them, until all are acked. */
-export async function rawEndToEnd(ctx: RunContext): Promise<RunResult> {
-  return await withRawConnection(
-    ctx.url,
-    (broker) =>
-      withPublisherConnection(ctx.url, async (publisher) => {
-        const consumer = await ackAll(ctx, broker);
-        const started = performance.now();
-        await publishAll(ctx, publisher, ctx.rawWindow);
-        await consumer.done;
-        const elapsedMs = performance.now() - started;
-        await consumer.close();
-        return { messages: ctx.messages, elapsedMs };
-      }, AS_IT_COMES),
-  );
-}
-
-function republishThenAck(
-  ctx: RunContext,
-  target: (m: ConsumeMessage) => [string, string],
-  copy: CopyOf,
-  queue = ctx.topo.queue,
-): Promise<RunResult> {
-  return withRawConnection(
-    ctx.url,
-    (broker) => republishThenAckOn(broker, ctx, target, copy, queue),
-  );
-}
-
 /** The properties of the copy a consumed message is republished as. */
-type CopyOf = (message: ConsumeMessage) => Options.Publish;
+export type CopyOf = (message: ConsumeMessage) => Options.Publish;
 
-/** Raw's copy: the message's content type and id, and its retry count. */
-const countedCopy: CopyOf = (message) => ({
+/** The bare copy: the message's content type and id, and its retry count. */
+export const bareCopy: CopyOf = (message) => ({
   persistent: true,
   contentType: message.properties.contentType,
   messageId: message.properties.messageId,
@@ -175,126 +161,100 @@ function overLimit(message: ConsumeMessage): FailureRecord {
   };
 }
 
-/**
- * Ours' copies, made by the same functions ours uses (lib/retry_headers.ts, lib/publisher.ts):
- * every property of the message and the headers that explain the failure. Raw publishing these is
- * the control that tells the cost of what the copy carries from the cost of ours' code.
- */
-const explainedRetry: CopyOf = (message) =>
+/** Ours' retry copy, made by ours' own functions (lib/retry_headers.ts, lib/publisher.ts). */
+export const explainedRetry: CopyOf = (message) =>
   copyProperties(
     message.properties,
     retryHeaders(message.properties.headers, overLimit(message), 1),
     { mandatory: true },
   );
-const explainedDeadLetter: CopyOf = (message) =>
+
+/** Ours' dead letter, made by ours' own functions. */
+export const explainedDeadLetter: CopyOf = (message) =>
   copyProperties(
     message.properties,
     deadLetterHeaders(message.properties.headers, overLimit(message), 3, "exhausted"),
     { mandatory: true },
   );
 
-async function republishThenAckOn(
-  broker: Broker,
+/**
+ * Consumes `queue` at raw's prefetch and republishes each message as `copy` makes it to `target`
+ * with a confirm (on the second connection when the settings say 2), acking it in bulk once its
+ * copy is confirmed. Timed from the consumer's start to the last ack.
+ *
+ * @throws {Error} when the broker refuses a copy.
+ */
+function republishThenAck(
   ctx: RunContext,
-  target: (m: ConsumeMessage) => [string, string],
+  target: readonly [string, string],
   copy: CopyOf,
   queue: string,
 ): Promise<RunResult> {
-  const consumerChannel = await broker.channel();
-  await consumerChannel.prefetch(ctx.rawPrefetch);
-  const publisher = await broker.confirmChannel();
-  const done = Promise.withResolvers<void>();
-  let acked = 0;
-  const started = performance.now();
-  await consumerChannel.consume(queue, (message) => {
-    if (!message) return;
-    const [exchange, key] = target(message);
-    publisher.publish(exchange, key, message.content, copy(message), (error) => {
-      if (error) consumerChannel.nack(message, false, true);
-      else consumerChannel.ack(message);
-      if (!error && ++acked === ctx.messages) done.resolve();
+  return withRawConnections(ctx.url, ctx.settings, async (consumerBroker, publisherBroker) => {
+    const consumerChannel = await consumerBroker.channel();
+    await consumerChannel.prefetch(ctx.settings.prefetch);
+    const publisher = await publisherBroker.confirmChannel();
+    const done = Promise.withResolvers<void>();
+    const acks = new BatchedAcks(consumerChannel, (upTo) => {
+      if (upTo >= ctx.messages) done.resolve();
     });
+    const [exchange, key] = target;
+    const started = performance.now();
+    await consumerChannel.consume(queue, (message) => {
+      if (!message) return;
+      publisher.publish(exchange, key, message.content, copy(message), (error) => {
+        if (error) done.reject(new Error("the broker refused a copy", { cause: error }));
+        else acks.settle(message);
+      });
+    });
+    await done.promise;
+    const elapsedMs = performance.now() - started;
+    await consumerChannel.close();
+    await publisher.close();
+    return { messages: ctx.messages, elapsedMs };
   });
-  await done.promise;
-  const elapsedMs = performance.now() - started;
-  await consumerChannel.close();
-  await publisher.close();
-  return { messages: ctx.messages, elapsedMs };
 }
 
-/** Consumes N messages, republishes each to a (long) retry queue with a confirm, then acks it. */
-export async function rawRetry(ctx: RunContext, copy: CopyOf = countedCopy): Promise<RunResult> {
+/** Consumes N over-limit orders, republishing each to the long retry tier as `copy` makes it. */
+async function retryWith(ctx: RunContext, copy: CopyOf): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900));
   const parking = ctx.topo.retryTiers.at(-1)!.queue;
-  return await republishThenAck(ctx, () => ["", parking], copy);
+  return await republishThenAck(ctx, ["", parking], copy, ctx.topo.queue);
 }
 
-/** {@linkcode rawRetry} publishing ours' copy: the control for what the copy carries. */
-export function rawRetryExplained(ctx: RunContext): Promise<RunResult> {
-  return rawRetry(ctx, explainedRetry);
+/** Retry, the baseline: raw publishing ours' retry copy. */
+export function rawRetry(ctx: RunContext): Promise<RunResult> {
+  return retryWith(ctx, explainedRetry);
 }
 
-/** Consumes N messages, publishes each to the dead-letter exchange with a confirm, then acks it. */
-export async function rawDeadLetter(
-  ctx: RunContext,
-  copy: CopyOf = countedCopy,
-): Promise<RunResult> {
+/** Retry with the bare copy: the second row. */
+export function rawRetryBare(ctx: RunContext): Promise<RunResult> {
+  return retryWith(ctx, bareCopy);
+}
+
+/** Consumes N exhausted orders, publishing each to the dead-letter exchange as `copy` makes it. */
+async function deadLetterWith(ctx: RunContext, copy: CopyOf): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.queue, orders(ctx.messages, 900), EXHAUSTED);
-  return await republishThenAck(
-    ctx,
-    () => [ctx.topo.deadLetterExchange, ctx.topo.routingKey],
-    copy,
-  );
+  const target = [ctx.topo.deadLetterExchange, ctx.topo.routingKey] as const;
+  return await republishThenAck(ctx, target, copy, ctx.topo.queue);
 }
 
-/** {@linkcode rawDeadLetter} publishing ours' dead letter: the control for what it carries. */
-export function rawDeadLetterExplained(ctx: RunContext): Promise<RunResult> {
-  return rawDeadLetter(ctx, explainedDeadLetter);
+/** Dead-letter, the baseline: raw publishing ours' dead letter. */
+export function rawDeadLetter(ctx: RunContext): Promise<RunResult> {
+  return deadLetterWith(ctx, explainedDeadLetter);
+}
+
+/** Dead-letter with the bare copy: the second row. */
+export function rawDeadLetterBare(ctx: RunContext): Promise<RunResult> {
+  return deadLetterWith(ctx, bareCopy);
 }
 
 /**
- * Replays a dead-letter queue of N messages: consumes it and republishes each to the work
- * exchange with a confirm, acking it after the confirm, as `dlq replay` does.
+ * Replays a dead-letter queue of N messages: consumes it and republishes each to the work exchange
+ * with a confirm, acking it after the confirm, as `dlq replay` does.
  */
 export async function rawReplay(ctx: RunContext): Promise<RunResult> {
   await prefill(ctx.broker, ctx.topo.deadLetterQueue, orders(ctx.messages, 900), EXHAUSTED);
-  return await republishThenAck(
-    ctx,
-    () => [ctx.topo.exchange, ctx.topo.routingKey],
-    countedCopy,
-    ctx.topo.deadLetterQueue,
-  );
-}
-
-/**
- * Latency at a steady rate: publish `rate` messages a second on a connection of their own, a
- * consumer acks them.
- */
-export async function rawLatency(ctx: RunContext, rate: number): Promise<number[]> {
-  const list = orders(ctx.messages, 42);
-  const sentAt = new Map<string, number>();
-  const latencies: number[] = [];
-  await withRawConnection(ctx.url, async (broker) => {
-    const consumer = await ackAll(ctx, broker, (message) => {
-      latencies.push(performance.now() - sentAt.get(message.properties.messageId)!);
-    });
-    await withPublisherConnection(ctx.url, async (publisher) => {
-      const channel = await publisher.confirmChannel();
-      await paced(ctx.messages, rate, (i) => {
-        const order = list[i]!;
-        sentAt.set(order.refCode, performance.now());
-        channel.publish(
-          ctx.topo.exchange,
-          ctx.topo.routingKey,
-          Buffer.from(encodeOrder(order)),
-          orderProperties(order, Date.now()),
-        );
-      });
-      await channel.waitForConfirms();
-      await channel.close();
-    }, AS_IT_COMES);
-    await consumer.done;
-    await consumer.close();
-  });
-  return latencies;
+  const target = [ctx.topo.exchange, ctx.topo.routingKey] as const;
+  return await republishThenAck(ctx, target, bareCopy, ctx.topo.deadLetterQueue);
 }

@@ -1,27 +1,46 @@
 /**
- * What tracing costs: the end-to-end path of `deno task bench` (`--only end-to-end`) run in paired
- * rounds with tracing off and on (OTEL_DENO=true, exporting to an OTLP sink in this process),
- * and the ratio of the two, median of the pairs: with every trace recorded, with one in ten
- * (`--ratio`) sampled where the trace starts, and with none recorded (what carrying the context
- * and deciding costs alone). Target: at least 0.85 with tracing on.
+ * What tracing costs, by the bench's method: ours' end-to-end path (Estoque's publisher and
+ * OrdemDeProducao's consumer, the services' defaults) with tracing off, with every trace recorded,
+ * with one in ten sampled where the trace starts (`--ratio`), and with none recorded
+ * (`parentbased_always_off`: what carrying the context and deciding costs alone). Each variant
+ * runs in a process of its own (its OTEL_* environment set at start), warmed up by one untimed
+ * run; in each round every variant runs once, the order rotated and reversed from round to round
+ * (each variant in each place equally often over every 8 rounds). Each variant's ratio to tracing
+ * off is the median of the paired ratios with a 95 % bootstrap interval. Spans are exported
+ * (OTLP over HTTP, protobuf) to a sink in this process that only counts them.
  *
- *   deno task bench:tracing [--rounds R] [--messages N] [--ratio R]
+ * Targets: one trace in ten sampled >= 0.9 of tracing off; every trace >= 0.75.
+ *
+ *   deno task bench:tracing [--quick] [--rounds R] [--messages N] [--ratio R]
  *
  * @module
  */
 
-import { booleanOption, integerOption, numberOption } from "../lib/cli.ts";
+import { booleanOption, integerOption, numberOption, UsageError } from "../lib/cli.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
-import { quantile } from "./_shared.ts";
+import { DEFAULT_RABBITMQ_URL } from "../lib/broker.ts";
+import { setupLogging } from "../lib/log.ts";
+import { pairedRatio } from "./_bootstrap.ts";
+import { rotatedOrder } from "./_method.ts";
+import { pathNamed } from "./_paths.ts";
+import { brokerQuiet } from "./_quiet.ts";
+import { SERVICES } from "./_services_settings.ts";
+import type { RunResult } from "./_shared.ts";
+import { serviceV8Flags, SideProcess } from "./_side_process.ts";
+import { rate, sideStats } from "./_stats.ts";
 
 const OPTIONS = {
-  rounds: { type: "string", placeholder: "R", description: "Paired rounds (default 5)." },
+  rounds: {
+    type: "string",
+    placeholder: "R",
+    description: "Rounds, an even number (default 16; quick 2).",
+  },
   messages: {
     type: "string",
     placeholder: "N",
-    description: "Messages per run (default 20000).",
+    description: "Messages per run (default 60000; quick 2000).",
   },
-  quick: { type: "boolean", description: "Small sizes: 3 rounds of 3000 messages." },
+  quick: { type: "boolean", description: "Small sizes: 2 rounds of 2,000 messages." },
   ratio: {
     type: "string",
     placeholder: "R",
@@ -29,55 +48,28 @@ const OPTIONS = {
   },
 } as const;
 
-const root = new URL("..", import.meta.url).pathname;
-
-/** One end-to-end run of ours in its own process; its rate in messages a second. */
-async function endToEnd(messages: number, env: Record<string, string>): Promise<number> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${root}bench/main.ts`,
-      "--only",
-      "end-to-end",
-      "--rounds",
-      "1",
-      "--messages",
-      String(messages),
-      // Settings pinned (no sweep in each run): the ones the full bench's end-to-end sweep keeps.
-      "--prefetch",
-      "1000",
-      "--window",
-      "20000",
-      "--raw-prefetch",
-      "1000",
-      "--raw-window",
-      "1024",
-    ],
-    env,
-  }).output();
-  const text = new TextDecoder().decode(stdout);
-  const rate = /ours ([\d,]+)\/s/.exec(text)?.[1];
-  if (code !== 0 || rate === undefined) {
-    throw new Error(`bench run failed: ${new TextDecoder().decode(stderr)}`);
-  }
-  return Number(rate.replaceAll(",", ""));
+/** A variant: its name, its environment, and the ratio to tracing off it should reach. */
+interface Variant {
+  readonly name: string;
+  readonly env: Record<string, string>;
+  readonly target?: number;
 }
 
 runCommand({
   options: OPTIONS,
   usage: "deno task bench:tracing [options]",
-  summary: "The cost of tracing on the end-to-end path.",
+  summary: "The cost of tracing on ours' end-to-end path.",
 }, async (cl) => {
+  setupLogging({ level: "error" });
   const quick = booleanOption(cl.options.quick!);
-  const rounds = cl.options.rounds!.value === undefined
-    ? (quick ? 3 : 5)
-    : integerOption(cl.options.rounds!, 1, 50);
-  const ratio = cl.options.ratio!.value === undefined ? 0.1 : numberOption(cl.options.ratio!, 0, 1);
-  const messages = cl.options.messages!.value === undefined
-    ? (quick ? 3_000 : 20_000)
-    : integerOption(cl.options.messages!, 100, 1_000_000);
-  // The exporter's default protocol (protobuf), as a deployment would use; the sink only counts.
+  const given = (name: string) => cl.options[name]!.value !== undefined;
+  const rounds = given("rounds") ? integerOption(cl.options.rounds!, 2, 100) : quick ? 2 : 16;
+  if (rounds % 2 !== 0) throw new UsageError(`--rounds must be even, got ${rounds}`);
+  const ratio = given("ratio") ? numberOption(cl.options.ratio!, 0, 1) : 0.1;
+  const messages = given("messages")
+    ? integerOption(cl.options.messages!, 100, 1_000_000)
+    : (quick ? 2_000 : 60_000);
+  const url = Deno.env.get("RABBITMQ_URL") ?? DEFAULT_RABBITMQ_URL;
   let exports = 0;
   const sink = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     await req.arrayBuffer();
@@ -89,48 +81,65 @@ runCommand({
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.addr.port}`,
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
     OTEL_SERVICE_NAME: "bench",
-    // Deno's span queue holds 2,048 spans by default and drops what comes while it is full: at
-    // this rate about half of Estoque's publish spans were lost. A queue that holds a run's
-    // spans measures tracing that keeps every span (the rate was the same either way).
+    // Deno's span queue holds 2,048 spans by default and drops what comes while it is full: a
+    // queue that holds a run's spans measures tracing that keeps every span.
     OTEL_BSP_MAX_QUEUE_SIZE: "65536",
   };
-  // Every trace recorded (OpenTelemetry's default sampler), and one in ten, decided where the
-  // trace starts (Estoque) and followed by OrdemDeProducao from the message's context.
-  const sampled = {
-    ...traced,
-    OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
-    OTEL_TRACES_SAMPLER_ARG: String(ratio),
+  const variants: Variant[] = [
+    { name: "tracing off", env: { OTEL_DENO: "false" } },
+    { name: "every trace recorded", env: traced, target: 0.75 },
+    {
+      name: `${ratio} of traces (parentbased_traceidratio)`,
+      env: {
+        ...traced,
+        OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG: String(ratio),
+      },
+      target: 0.9,
+    },
+    {
+      name: "none recorded (parentbased_always_off)",
+      env: { ...traced, OTEL_TRACES_SAMPLER: "parentbased_always_off" },
+    },
+  ];
+  const path = pathNamed("end-to-end");
+  const v8Flags = await serviceV8Flags();
+  const processes = variants.map((v) => new SideProcess(v.name, { url, v8Flags, env: v.env }));
+  const run = async (i: number, n: number) => {
+    await brokerQuiet(url);
+    const job = { kind: "run", path: path.name, role: "ours", settings: SERVICES, messages: n };
+    return await processes[i]!.request<RunResult>(job);
   };
-  const unsampled = { ...traced, OTEL_TRACES_SAMPLER: "parentbased_always_off" };
-  const off: number[] = [];
-  const on: number[] = [];
-  const some: number[] = [];
-  const none: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    off.push(await endToEnd(messages, { OTEL_DENO: "false" }));
-    on.push(await endToEnd(messages, traced));
-    some.push(await endToEnd(messages, sampled));
-    none.push(await endToEnd(messages, unsampled));
-    console.error(
-      `  round ${round + 1}: tracing off ${off.at(-1)}/s, every trace ${on.at(-1)}/s, ` +
-        `${ratio} of traces ${some.at(-1)}/s, none recorded ${none.at(-1)}/s`,
-    );
+  const runs: RunResult[][] = variants.map(() => []);
+  try {
+    for (let i = 0; i < variants.length; i++) await run(i, Math.min(messages, 10_000));
+    for (let round = 0; round < rounds; round++) {
+      for (const i of rotatedOrder(round, variants.map((_, i) => i))) {
+        runs[i]!.push(await run(i, messages));
+      }
+      console.error(
+        `  round ${round + 1}: ` +
+          variants.map((v, i) => `${v.name} ${Math.round(rate(runs[i]!.at(-1)!))}/s`).join(", "),
+      );
+    }
+  } finally {
+    for (const process of processes) await process.close().catch(() => {});
+    await sink.shutdown();
   }
-  await sink.shutdown();
-  const summary = (rates: number[]) => {
-    const ratios = rates.map((rate, i) => rate / off[i]!);
-    const median = quantile(ratios, 0.5);
-    return `${median.toFixed(2)} (median of ${rounds} paired runs; ${
-      Math.min(...ratios).toFixed(2)
-    }-${Math.max(...ratios).toFixed(2)}; ${Math.round(quantile(rates, 0.5))}/s) target >= 0.85 ${
-      median >= 0.85 ? "met" : "MISSED"
-    }`;
-  };
+  const off = sideStats(runs[0]!);
+  const lines = variants.slice(1).map((v, k) => {
+    const stats = sideStats(runs[k + 1]!);
+    const r = pairedRatio(stats.rates, off.rates);
+    const verdict = v.target === undefined
+      ? ""
+      : ` target >= ${v.target} ${r.median >= v.target ? "met" : "MISSED"}`;
+    return `  ${v.name}: ${r.median.toFixed(2)} [${r.low.toFixed(2)}-${r.high.toFixed(2)}] ` +
+      `(${r.min.toFixed(2)}-${r.max.toFixed(2)}; ${Math.round(stats.median)}/s)${verdict}`;
+  });
   console.log(
-    `end-to-end, tracing on / off (off ${Math.round(quantile(off, 0.5))}/s; ${exports} OTLP ` +
-      `exports received):\n  every trace recorded: ${summary(on)}\n  ${ratio} of traces ` +
-      `(parentbased_traceidratio): ${summary(some)}\n  none recorded ` +
-      `(parentbased_always_off): ${summary(none)}`,
+    `end-to-end, ours, tracing on / off (off ${Math.round(off.median)}/s; ${rounds} rounds of ` +
+      `${messages} messages; median of paired ratios [95 % interval] (range); ${exports} OTLP ` +
+      `exports received):\n${lines.join("\n")}`,
   );
   return EXIT.ok;
 });
