@@ -6,6 +6,7 @@
 
 /// <reference lib="deno.worker" />
 
+import { failureReply } from "./_sqlite_worker_client.ts";
 import {
   openDatabase,
   SqliteWriter,
@@ -16,12 +17,7 @@ import {
 
 /** The reply for a failed request: the message, and the outage code when it is one. */
 function failure(id: number, error: unknown): WorkerReply {
-  const unavailable = unavailableCode(error);
-  return {
-    id,
-    error: error instanceof Error ? error.message : String(error),
-    ...(unavailable !== undefined ? { unavailable } : {}),
-  };
+  return failureReply(id, error, unavailableCode);
 }
 
 let writer: SqliteWriter | undefined;

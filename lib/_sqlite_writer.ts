@@ -7,6 +7,7 @@
  */
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { SqliteWorkerReply } from "./_sqlite_worker_client.ts";
 import type { LedgerResult, LedgerWrite } from "./ledger.ts";
 
 /** The tables of the ledger. */
@@ -200,8 +201,5 @@ export type WorkerRequest =
     readonly instanceId: string;
   };
 
-/** The worker's answer to a commit. */
-export type WorkerReply =
-  | { readonly id: number; readonly results: LedgerResult[] }
-  | { readonly id: number; readonly closed: true }
-  | { readonly id: number; readonly error: string; readonly unavailable?: string };
+/** The ledger worker's answer. */
+export type WorkerReply = SqliteWorkerReply<LedgerResult>;

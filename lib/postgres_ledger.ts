@@ -13,7 +13,14 @@
  */
 
 import pg from "pg";
-import { describeError, errorCode, LedgerUnavailableError } from "./errors.ts";
+import {
+  inTransaction,
+  isPostgresOutage,
+  outageText,
+  postgresPool,
+  postgresTarget,
+} from "./_postgres.ts";
+import { describeError, LedgerUnavailableError } from "./errors.ts";
 import type {
   Ledger,
   LedgerJourney,
@@ -64,31 +71,6 @@ export interface PostgresLedgerOptions {
 
 /** The bytes a probe writes: as much as a batch of a few hundred orders. */
 const PROBE_BYTES = 64 * 1024;
-
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-
-/**
- * SQLSTATEs that mean the database cannot take work now, not that the work is wrong: a lost
- * connection, and a server that is shutting down, starting, read-only, or out of disk, memory or
- * connections, or one that cancelled a statement past its `statement_timeout` (57014: the database
- * too slow or a table locked, not the order's fault). Every error that is not the server's own (no
- * SQLSTATE: a refused, reset or timed out connection) is an outage too.
- */
-const UNAVAILABLE = new Set([
-  "57014",
-  "08000",
-  "08001",
-  "08003",
-  "08004",
-  "08006",
-  "57P01",
-  "57P02",
-  "57P03",
-  "53100",
-  "53200",
-  "53300",
-  "25006",
-]);
 
 /** The tables, created if missing (an idempotent migration). */
 function schemaSql(schema: string): string {
@@ -141,44 +123,15 @@ export class PostgresLedger implements Ledger {
    * @throws {Error} naming the database (without its password) when it cannot be reached.
    */
   static async open(url: string, options: PostgresLedgerOptions = {}): Promise<PostgresLedger> {
-    let fromUrl: string | null = null;
-    try {
-      fromUrl = new URL(url).searchParams.get("search_path");
-    } catch {
-      // Not a URL: pg names the problem below.
-    }
-    const schema = options.schema ?? fromUrl ?? "public";
-    if (!SCHEMA_NAME.test(schema)) {
-      throw new RangeError(
-        `schema must be a lower-case SQL identifier, got ${JSON.stringify(schema)}`,
-      );
-    }
+    const target = postgresTarget(url, options.schema);
+    const { schema } = target;
     const safeUrl = redactUrl(url);
-    const connectionString = (() => {
-      try {
-        const target = new URL(url);
-        target.searchParams.delete("search_path");
-        return target.href;
-      } catch {
-        return url;
-      }
-    })();
-    const timeoutMs = options.statementTimeoutMs ?? 15_000;
-    const pool = new pg.Pool({
-      connectionString,
+    const pool = postgresPool(target, {
+      applicationName: "productionorder",
       max: options.maxConnections ?? 4,
-      application_name: "productionorder",
-      options: `-c search_path=${schema} -c statement_timeout=${timeoutMs}` +
-        (options.migrate === false ? " -c default_transaction_read_only=on" : ""),
-      connectionTimeoutMillis: Math.min(10_000, timeoutMs + 1_000),
-      // The client's own deadline, a little later than the server's: only a silent server meets it.
-      query_timeout: timeoutMs + 1_000,
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
+      readOnly: options.migrate === false,
     });
-    // An idle connection that dies (the database restarting) is reported here, not thrown: the
-    // next query on the pool opens a new one, or fails as an outage the consumer pauses for.
-    pool.on("error", () => {});
     const ledger = new PostgresLedger(
       pool,
       safeUrl,
@@ -376,45 +329,14 @@ export class PostgresLedger implements Ledger {
   }
 
   /** Runs `work` in one transaction on one connection; an outage becomes a LedgerUnavailableError. */
-  async #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw this.#classify(error);
-    }
-    // A checked-out client whose connection the server ends (a shutdown) emits "error"; the
-    // query under way rejects with it as well, so here it only must not go unheard.
-    let broken: Error | undefined;
-    const onError = (error: Error) => (broken = error);
-    client.on("error", onError);
-    try {
-      await client.query("BEGIN");
-      await work(client);
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
-      throw this.#classify(error);
-    } finally {
-      client.off("error", onError);
-      // A connection that failed or could not roll back is dropped, not given to the next query.
-      client.release(broken);
-    }
+  #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    return inTransaction(this.#pool, work, (error) => this.#classify(error));
   }
 
   #classify(error: unknown): unknown {
-    const serverError = error instanceof pg.DatabaseError;
-    const outage = serverError
-      ? UNAVAILABLE.has(errorCode(error) ?? "")
-      : error instanceof Error && !(error instanceof TypeError) && !(error instanceof RangeError);
-    if (!outage) return error;
-    const code = errorCode(error) ?? "connection";
-    return new LedgerUnavailableError(
-      `the PostgreSQL ledger at ${this.#safeUrl} is unavailable (${code}): ${
-        redactUrl(describeError(error))
-      }`,
-      { code, cause: error },
-    );
+    if (!isPostgresOutage(error)) return error;
+    const { text, code } = outageText(`the PostgreSQL ledger at ${this.#safeUrl}`, error);
+    return new LedgerUnavailableError(text, { code, cause: error });
   }
 }
 

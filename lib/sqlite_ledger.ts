@@ -12,9 +12,9 @@ import {
   openDatabase,
   SqliteWriter,
   unavailableCode,
-  type WorkerReply,
   type WorkerRequest,
 } from "./_sqlite_writer.ts";
+import { SqliteWorkerClient } from "./_sqlite_worker_client.ts";
 
 import type {
   Ledger,
@@ -58,12 +58,9 @@ export class SqliteLedger implements Ledger {
   readonly #instanceId: string;
   readonly #now: () => Date;
   readonly #inline: SqliteWriter | undefined;
-  readonly #worker: Worker | undefined;
-  readonly #replies = new Map<number, PromiseWithResolvers<LedgerResult[]>>();
-  #closed: PromiseWithResolvers<void> | undefined;
+  readonly #worker: SqliteWorkerClient<WorkerRequest, LedgerResult> | undefined;
   /** Settles once the worker has opened the file (at once for an in-memory ledger). */
   readonly #ready: Promise<unknown>;
-  #nextId = 0;
   readonly #findForward: StatementSync;
   readonly #orders: OrderQueries;
   /** The read transaction the hop lookups share, if one is open (see `#beginRead`). */
@@ -85,36 +82,13 @@ export class SqliteLedger implements Ledger {
     if (path === ":memory:") {
       this.#inline = new SqliteWriter(db);
     } else {
-      this.#worker = new Worker(new URL("./_ledger_worker.ts", import.meta.url).href, {
-        type: "module",
+      this.#worker = new SqliteWorkerClient({
+        url: new URL("./_ledger_worker.ts", import.meta.url),
         name: "ledger",
+        what: "the ledger worker",
+        unavailable: (code, cause) => this.#unavailable(code, cause),
       });
-      this.#worker.onmessage = (event: MessageEvent<WorkerReply>) => {
-        const reply = event.data;
-        if ("closed" in reply) {
-          this.#closed?.resolve();
-          return;
-        }
-        const waiting = this.#replies.get(reply.id);
-        if (!waiting) return;
-        this.#replies.delete(reply.id);
-        if ("error" in reply) {
-          waiting.reject(
-            reply.unavailable === undefined
-              ? new Error(reply.error)
-              : this.#unavailable(reply.unavailable, new Error(reply.error)),
-          );
-        } else waiting.resolve(reply.results);
-      };
-      this.#worker.onerror = (event) => {
-        event.preventDefault();
-        for (const waiting of this.#replies.values()) {
-          waiting.reject(new Error(`the ledger worker failed: ${event.message}`));
-        }
-        this.#replies.clear();
-        this.#closed?.resolve();
-      };
-      this.#ready = this.#request({ kind: "open", id: this.#nextId++, path });
+      this.#ready = this.#worker.request((id) => ({ kind: "open", id, path }));
     }
     this.#ready ??= Promise.resolve();
     this.#findForward = db.prepare(
@@ -163,14 +137,6 @@ export class SqliteLedger implements Ledger {
     return ledger;
   }
 
-  /** Sends a request to the worker and resolves with its reply. */
-  #request(request: WorkerRequest & { readonly id: number }): Promise<LedgerResult[]> {
-    const waiting = Promise.withResolvers<LedgerResult[]>();
-    this.#replies.set(request.id, waiting);
-    this.#worker!.postMessage(request);
-    return waiting.promise;
-  }
-
   commit(writes: readonly LedgerWrite[]): Promise<LedgerResult[]> {
     if (writes.length === 0) return Promise.resolve([]);
     const at = this.#now().toISOString();
@@ -181,25 +147,23 @@ export class SqliteLedger implements Ledger {
         return Promise.reject(this.#classify(error));
       }
     }
-    return this.#request({
-      kind: "commit",
-      id: this.#nextId++,
-      writes,
-      at,
-      instanceId: this.#instanceId,
-    }).then((results) => {
-      if (this.#snapshot !== undefined) {
-        for (const write of writes) {
-          if (write.kind === "forward") {
-            this.#recordedSince.add(hopKey(write.messageKey, write.hop));
+    const instanceId = this.#instanceId;
+    return this.#worker!.request((id) => ({ kind: "commit", id, writes, at, instanceId })).then(
+      (results) => {
+        if (this.#snapshot !== undefined) {
+          for (const write of writes) {
+            if (write.kind === "forward") {
+              this.#recordedSince.add(hopKey(write.messageKey, write.hop));
+            }
           }
         }
-      }
-      return results;
-    }, (error: Error) => {
-      if (error instanceof LedgerUnavailableError) throw error;
-      throw new Error(`ledger commit failed: ${error.message}`, { cause: error });
-    });
+        return results;
+      },
+      (error: Error) => {
+        if (error instanceof LedgerUnavailableError) throw error;
+        throw new Error(`ledger commit failed: ${error.message}`, { cause: error });
+      },
+    );
   }
 
   wasForwarded(messageKey: string, hop: string): Promise<boolean> {
@@ -252,7 +216,8 @@ export class SqliteLedger implements Ledger {
       }
       return;
     }
-    await this.#request({ kind: "probe", id: this.#nextId++, at, instanceId: this.#instanceId });
+    const instanceId = this.#instanceId;
+    await this.#worker!.request((id) => ({ kind: "probe", id, at, instanceId }));
   }
 
   /** An outage of the file (locked, read-only, full, …) as a LedgerUnavailableError. */
@@ -290,16 +255,8 @@ export class SqliteLedger implements Ledger {
 
   async close(): Promise<void> {
     if (!this.#db.isOpen) return;
-    await Promise.allSettled([...this.#replies.values()].map((waiting) => waiting.promise));
     this.#endRead();
-    if (this.#worker) {
-      this.#closed = Promise.withResolvers<void>();
-      this.#worker.postMessage({ kind: "close", id: this.#nextId++ } satisfies WorkerRequest);
-      const timer = setTimeout(() => this.#closed?.resolve(), 5_000); // a worker that died
-      await this.#closed.promise;
-      clearTimeout(timer);
-      this.#worker.terminate();
-    }
+    await this.#worker?.close();
     this.#db.close();
     this.#unlock();
   }
