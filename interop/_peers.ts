@@ -116,6 +116,30 @@ export class GoPeer extends Peer {
 }
 
 /**
+ * An order's body as Go's encoding/json marshals the Go Estoque's message struct, in both of its
+ * versions (interop/go_bodies): with `EventType` (its first commit) and without (since e1fe516).
+ */
+export async function goMarshalled(
+  ref: string,
+  color: string,
+  quantity: number,
+): Promise<{ withEventType: string; withoutEventType: string }> {
+  await goPeer(); // the Debian Go packages are in place
+  const { code, stdout, stderr } = await new Deno.Command("go", {
+    args: ["run", ".", ref, color, String(quantity)],
+    cwd: join(root, "interop/go_bodies"),
+    env: {
+      GO111MODULE: "off",
+      GOPATH: "/usr/share/gocode",
+      GOCACHE: join(root, ".cache/go-build"),
+    },
+  }).output();
+  if (code !== 0) throw new Error(`go_bodies failed: ${new TextDecoder().decode(stderr)}`);
+  const [withEventType, withoutEventType] = new TextDecoder().decode(stdout).trim().split("\n");
+  return { withEventType: withEventType!, withoutEventType: withoutEventType! };
+}
+
+/**
  * The Go OrdemDeProducao, consuming `create.productionorder` until stopped, on the broker under
  * test or `url`'s.
  */
@@ -187,6 +211,9 @@ async function removeCanonical(broker: Broker): Promise<void> {
     }
     await channel.deleteExchange(CANONICAL.exchange);
     await channel.deleteExchange(CANONICAL.deadLetterExchange);
+    // Ours declare the control plane beside the topology (lib/control_store.ts).
+    await channel.deleteQueue(CANONICAL.control.stateQueue);
+    await channel.deleteExchange(CANONICAL.control.exchange);
   } finally {
     await channel.close().catch(() => {});
   }

@@ -20,7 +20,7 @@ import {
 import { defaultInstanceId } from "./ledger.ts";
 import { LOG_LEVELS } from "./log.ts";
 import type { QuantityRange } from "./order.ts";
-import type { COMMON_OPTIONS, ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "./options.ts";
+import type { COMMON_OPTIONS, CTL_OPTIONS, ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "./options.ts";
 import { type BackoffStrategy, retryDelays, type RetryPolicy } from "./retry_policy.ts";
 import { parseBrokerUrls } from "./reconnect.ts";
 import {
@@ -296,5 +296,80 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
     http: booleanOption(o.http)
       ? { port: integerOption(o["http-port"], 0, 65_535), hostname: stringOption(o["http-host"]) }
       : undefined,
+  });
+}
+
+/** What `deno task ctl` does. */
+export const CTL_VERBS = ["pause", "resume", "status"] as const;
+
+/** `deno task ctl`'s configuration. */
+export interface CtlConfig {
+  /** pause, resume or status. */
+  readonly verb: typeof CTL_VERBS[number];
+  /** Every broker URL, in the order given (they hold the password: log them redacted). */
+  readonly urls: readonly string[];
+  /** TLS files for amqps:// URLs. */
+  readonly tls: TlsFiles;
+  /** The topology of `--prefix` and `--queue-type`: its control plane. */
+  readonly topology: Topology;
+  /** Why (`--reason`); a pause needs one. */
+  readonly reason: string | undefined;
+  /** How long to collect the instances' answers, in milliseconds; 0 asks none. */
+  readonly waitMs: number;
+  /** Print JSON. */
+  readonly json: boolean;
+  /** The audit trail file. */
+  readonly auditLog: string;
+  /** Who, as given (`--operator`); undefined for user@host. */
+  readonly operator: string | undefined;
+  /** The lowest level logged. */
+  readonly logLevel: LogLevel;
+}
+
+/** Builds `deno task ctl`'s configuration. @throws {UsageError} naming what is wrong. */
+export function ctlConfig(cl: ParsedCommandLine): CtlConfig {
+  const o = cl.options as Record<keyof typeof CTL_OPTIONS, ParsedCommandLine["options"][string]>;
+  const [verb, ...rest] = cl.positionals;
+  if (verb === undefined || !(CTL_VERBS as readonly string[]).includes(verb)) {
+    throw new UsageError(
+      `say what to do: ${CTL_VERBS.join(", ")}${
+        verb === undefined ? "" : ` (got ${JSON.stringify(verb)})`
+      }`,
+    );
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  const text = (option: OptionValue) =>
+    option.value === undefined || String(option.value).trim() === ""
+      ? undefined
+      : stringOption(option).trim();
+  const reason = text(o.reason);
+  if (verb === "pause" && reason === undefined) {
+    throw new UsageError(`pause needs ${o.reason.label.replace(" (default)", "")}: say why`);
+  }
+  if (verb === "status" && reason !== undefined) {
+    throw new UsageError(`${o.reason.label} is for pause and resume, not status`);
+  }
+  const { urls, tls } = connectionConfig(o);
+  let topo: Topology;
+  try {
+    topo = topology({
+      prefix: stringOption(o.prefix),
+      queueType: choiceOption<QueueType>(o["queue-type"], ["classic", "quorum"]),
+    });
+  } catch (error) {
+    if (!(error instanceof TopologyOptionError)) throw error;
+    throw new UsageError(`${o.prefix.label}: ${error.message}`, { cause: error });
+  }
+  return Object.freeze({
+    verb: verb as CtlConfig["verb"],
+    urls,
+    tls,
+    topology: topo,
+    reason,
+    waitMs: integerOption(o.wait, 0, 600_000),
+    json: booleanOption(o.json),
+    auditLog: stringOption(o["audit-log"]),
+    operator: text(o.operator),
+    logLevel: choiceOption(o["log-level"], LOG_LEVELS),
   });
 }

@@ -36,7 +36,9 @@ import { Intake } from "./intake.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
+import type { PauseSource } from "./operator_pause.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
+import { publishedAtMs } from "./order_properties.ts";
 import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Topology } from "./topology.ts";
@@ -91,6 +93,13 @@ export interface ConsumerOptions {
   /** Called with every outcome and how long the delivery took, after it was settled. */
   readonly onOutcome?: (outcome: Outcome, durationMs: number) => void;
   /**
+   * Called with the critical time of each order created or dead-lettered, once settled: from its
+   * first publish (order_properties.ts `publishedAtMs`: Estoque's `x-published-at`, else the AMQP
+   * timestamp) to now, in milliseconds, its time queued and in retry tiers included. Not called
+   * for a message without a publish time (the Go Estoque's) or replayed from the DLQ.
+   */
+  readonly onCriticalTime?: (outcome: "created" | "dead-lettered", ms: number) => void;
+  /**
    * Called after a retry or dead-letter copy is confirmed, before the original is acked.
    * Fault-injection tests use it to crash the consumer at exactly that point.
    */
@@ -101,6 +110,11 @@ export interface ConsumerOptions {
   readonly onLedger?: (event: LedgerEvent) => void;
   /** The delay before ledger probe `attempt` while paused. @default {breaker.ts PROBE_BACKOFF} */
   readonly probeDelay?: (attempt: number) => number;
+  /**
+   * An operator's pause (operator_pause.ts): while it holds, the consumer takes no deliveries
+   * (it starts without consuming), and those it has finish.
+   */
+  readonly pause?: PauseSource;
 }
 
 const log = logger("consumer");
@@ -137,6 +151,8 @@ export class OrderConsumer implements AsyncDisposable {
   /** When the last retry this consumer scheduled in the delayed exchange is due (epoch ms). */
   #delayedUntil = 0;
   #stopping = false;
+  /** Stops following the operator's pause. */
+  readonly #unfollow: () => void;
   /** Settles when the consumer stops: rejects if the broker ended it. */
   readonly done: Promise<void>;
   #finish!: (error?: Error) => void;
@@ -156,8 +172,11 @@ export class OrderConsumer implements AsyncDisposable {
       explain: (error) => options.broker.explain(error),
       stopping: () => this.#stopping,
       ledgerAway: () => this.#breaker.isOpen,
+      held: () => options.pause?.paused ?? false,
       onBroken: () => this.#lost(),
     });
+    this.#unfollow = options.pause?.onChange((paused) => this.#operatorPaused(paused)) ??
+      (() => {});
     this.#breaker = new Breaker({
       probe: () => options.ledger.probe(),
       onOpen: (error) => this.#pause(error),
@@ -232,6 +251,24 @@ export class OrderConsumer implements AsyncDisposable {
     return consumer;
   }
 
+  /**
+   * An operator paused or resumed the fleet: stop taking deliveries (resolves once the broker
+   * confirmed the cancel; those in flight finish), or take them again unless the ledger is away.
+   */
+  async #operatorPaused(paused: boolean): Promise<void> {
+    if (this.#stopping) return;
+    if (paused) {
+      await this.#intake.cancel();
+      log.info("consumption paused by an operator", { inFlight: this.#inFlight });
+    } else {
+      await this.#intake.resume();
+      log.info("consumption resumed by an operator", {
+        consuming: this.#intake.active,
+        ledgerAway: this.#breaker.isOpen,
+      });
+    }
+  }
+
   /** The ledger went away: stop taking deliveries until the breaker closes. */
   async #pause(error: unknown): Promise<void> {
     const ledger = this.#options.ledgerName ?? "the ledger";
@@ -254,12 +291,17 @@ export class OrderConsumer implements AsyncDisposable {
   }
 
   /**
-   * Whether the consumer is consuming: started, not stopping, its channels open, its ledger
-   * available.
+   * Whether the consumer does what it is asked: started, not stopping, its channels open, its
+   * ledger available, and consuming or paused (by an operator, or by its byte budget).
    */
   get ready(): boolean {
-    return (this.#intake.active || this.#intake.overBudget) && !this.#stopping &&
-      !this.#breaker.isOpen;
+    return (this.#intake.active || this.#intake.overBudget || this.#intake.held) &&
+      !this.#stopping && !this.#breaker.isOpen;
+  }
+
+  /** Whether the broker is sending this consumer deliveries now. */
+  get consuming(): boolean {
+    return this.#intake.active;
   }
 
   /** Bytes of bodies received and not yet settled. */
@@ -318,7 +360,15 @@ export class OrderConsumer implements AsyncDisposable {
       this.#delayedUntil = Math.max(this.#delayedUntil, Date.now() + outcome.delayMs);
     }
     try {
-      if (outcome !== undefined) this.#options.onOutcome?.(outcome, performance.now() - started);
+      if (outcome !== undefined) {
+        this.#options.onOutcome?.(outcome, performance.now() - started);
+        const critical = this.#options.onCriticalTime;
+        if (critical && (outcome.kind === "created" || outcome.kind === "dead-lettered")) {
+          const at = publishedAtMs(message.properties);
+          // A publisher's clock ahead of ours would make it negative.
+          if (at !== undefined) critical(outcome.kind, Math.max(0, Date.now() - at));
+        }
+      }
     } finally {
       this.#inFlight--;
       this.#intake.given(message.content.byteLength);
@@ -398,7 +448,10 @@ export class OrderConsumer implements AsyncDisposable {
    */
   #validate(parsed: ParseOrderResult): Order | TransientError | PermanentError {
     if (!parsed.ok) {
-      return new PermanentError(`invalid order: ${parsed.rejection.message}`, { code: "invalid" });
+      const { code, message } = parsed.rejection;
+      return code === "unsupported_version"
+        ? new PermanentError(`unsupported version: ${message}`, { code: "unsupported-version" })
+        : new PermanentError(`invalid order: ${message}`, { code: "invalid" });
     }
     const { order } = parsed;
     if (order.quantity > this.#options.maxQuantity) return this.#overLimit(order.quantity);
@@ -469,6 +522,7 @@ export class OrderConsumer implements AsyncDisposable {
     const left = () => deadline - performance.now();
     const wasStopping = this.#stopping;
     this.#stopping = true;
+    this.#unfollow();
     const cancelled = wasStopping ||
       await settlesWithin(this.#intake.cancel(), left());
     const finished = cancelled && await settlesWithin(this.#whenIdle(), left());

@@ -6,7 +6,13 @@
  */
 
 import type { ConsumeMessage } from "amqplib";
-import { parseOrder, type ParseOrderResult, peekRefCode } from "./order.ts";
+import {
+  MESSAGE_VERSION_HEADER,
+  parseOrder,
+  type ParseOrderResult,
+  peekRefCode,
+  readMessageVersion,
+} from "./order.ts";
 import { HEADER, readDelay, readIntegerHeader, readRetryCount } from "./retry_headers.ts";
 
 /** One delivery: what travels through every step of its handling. */
@@ -34,18 +40,23 @@ export interface ReadDelivery {
 }
 
 /**
- * Reads a delivery's identity, hop and retry count, and parses its body. Never throws: ill-typed
- * `x-retry-count`, `x-replay-count` or `x-delay` headers come back as `invalid`.
+ * Reads a delivery's identity, hop and retry count, and parses its body as the version its
+ * `x-message-version` says (none: a Go body). Never throws: ill-typed `x-retry-count`,
+ * `x-replay-count` or `x-delay` headers come back as `invalid`; a version that is not one, and a
+ * major version this reader does not know, as rejections of the body.
  */
 export function readDelivery(message: ConsumeMessage): ReadDelivery {
-  const parsed = parseOrder(message.content, { contentType: message.properties.contentType });
+  const headers = message.properties.headers ?? {};
+  const version = readMessageVersion(headers[MESSAGE_VERSION_HEADER]);
+  const parsed: ParseOrderResult = version !== undefined && "code" in version
+    ? { ok: false, rejection: version }
+    : parseOrder(message.content, { contentType: message.properties.contentType, version });
   const id = message.properties.messageId;
   const key = typeof id === "string" && id.length > 0
     ? id
     : parsed.ok
     ? parsed.order.refCode
     : peekRefCode(message.content);
-  const headers = message.properties.headers ?? {};
   try {
     const retries = readRetryCount(headers);
     const hop = `${readIntegerHeader(headers, HEADER.replayCount) ?? 0}:${retries}`;

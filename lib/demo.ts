@@ -1,7 +1,9 @@
 /**
  * The demo: the whole flow in one process against a real broker. It declares a demo-prefixed
  * topology, starts OrdemDeProducao's consumer, publishes a mixed batch (orders under and over the
- * limit, one order twice, malformed messages) and reports where every message ended.
+ * limit, one order twice, malformed messages), runs Estoque's stock scenario (movements in a stock
+ * store, the ones that cross a reorder point writing a production-order request into the outbox,
+ * which the outbox relay publishes) and reports where every message ended.
  *
  * @module
  */
@@ -18,6 +20,26 @@ import { newOrder, type Order, ORDER_CONTENT_TYPE } from "./order.ts";
 import { ConfirmedPublisher } from "./publisher.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 import { declareTopology, deleteTopology, type Topology } from "./topology.ts";
+import { SqliteStockStore } from "./sqlite_stock_store.ts";
+import { OutboxRelay } from "./outbox_relay.ts";
+import type { StockStore } from "./stock_store.ts";
+
+/**
+ * The demo's stock: three colours at 100 with a reorder point of 40. Each takes six movements of
+ * -15 (100 to 10): the fifth crosses the point (40 to 25), so each colour asks for production once.
+ */
+export const DEMO_STOCK = Object.freeze({
+  colors: [
+    "3f2c8a1e-5b7d-4e9a-8c61-0d4f2b7a9e13",
+    "a81d4c6e-2f93-4b05-9e7a-6c3b1d8f0a42",
+    "c5e07b29-8d14-4f6a-b3c2-9a1e7d5f4b80",
+  ],
+  quantity: 100,
+  reorderPoint: 40,
+  reorderQuantity: 300,
+  movements: 6,
+  delta: -15,
+});
 
 /** Malformed messages the demo publishes, each with what is wrong with it. */
 export const MALFORMED_SAMPLES: readonly {
@@ -72,7 +94,7 @@ export interface DemoOptions {
 
 /** Where every published message ended. */
 export interface DemoReport {
-  /** Messages published (valid, repeated and malformed). */
+  /** Messages published (valid, repeated, malformed, and the outbox relay's requests). */
   readonly published: number;
   /** Production orders created. */
   readonly created: number;
@@ -84,7 +106,13 @@ export interface DemoReport {
   readonly retriedByAttempt: ReadonlyMap<number, number>;
   /** Messages found in the dead-letter queue, by `x-dead-letter-reason`. */
   readonly deadLetteredByReason: ReadonlyMap<string, number>;
-  /** Published messages whose end was checked in the ledger or the DLQ. */
+  /** Stock movements applied in the stock scenario (and one refused: below zero). */
+  readonly movements: number;
+  /** Production-order requests the movements wrote into the outbox (reorder points crossed). */
+  readonly requests: number;
+  /** Of those, the ones the outbox relay published. */
+  readonly relayed: number;
+  /** Published messages (the relay's requests included) whose end was checked. */
   readonly accountedFor: number;
   /** Wall time, in milliseconds. */
   readonly elapsedMs: number;
@@ -156,7 +184,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       );
     });
     await Promise.all(sends);
-    const published = sends.length;
+    const stock = await stockScenario(topo, options);
+    const published = sends.length + stock.requests.length;
 
     await Promise.all(
       consumers.map((c) => c.drained(options.signal ? { signal: options.signal } : {})),
@@ -182,6 +211,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       const reasons = inDlq.get(`malformed-${i + 1}`) ?? [];
       if (reasons.length === 1 && reasons[0] === "invalid") accountedFor++;
     });
+    // Each request the stock movements made: one production order of its quantity.
+    for (const request of stock.requests) {
+      const order = await ledger.findOrder(request.refCode);
+      if (order?.quantity === request.quantity && !inDlq.has(request.refCode)) accountedFor++;
+    }
 
     const retriedByAttempt = new Map<number, number>();
     for (const o of outcomes) {
@@ -196,6 +230,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       createdBy,
       retriedByAttempt,
       deadLetteredByReason,
+      movements: stock.movements,
+      requests: stock.requests.length,
+      relayed: stock.relayed,
       accountedFor,
       elapsedMs: performance.now() - started,
     };
@@ -204,6 +241,62 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     for (const own of new Set(ledgers)) await own.close();
     if (!options.keep) await deleteTopology(broker, topo).catch(() => {});
   }
+}
+
+/** What the stock scenario did: movements applied, requests written, requests relayed. */
+interface StockScenario {
+  readonly movements: number;
+  readonly requests: readonly { readonly refCode: string; readonly quantity: number }[];
+  readonly relayed: number;
+}
+
+/**
+ * Estoque's side: a stock store beside the ledger (emptied first), the {@linkcode DEMO_STOCK}
+ * movements and one refused (it would take a colour below zero: nothing written), and the outbox
+ * relay publishing what they asked for, until it has published every request.
+ */
+async function stockScenario(topo: Topology, options: DemoOptions): Promise<StockScenario> {
+  const path = options.ledgerPath.replace(/(\.sqlite)?$/, "-stock.sqlite");
+  for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
+  await using store: StockStore = await SqliteStockStore.open(path);
+  const requests: { refCode: string; quantity: number }[] = [];
+  let movements = 0;
+  for (const color of DEMO_STOCK.colors) {
+    await store.setItem({
+      color,
+      quantity: DEMO_STOCK.quantity,
+      reorderPoint: DEMO_STOCK.reorderPoint,
+      reorderQuantity: DEMO_STOCK.reorderQuantity,
+    });
+  }
+  for (let i = 0; i < DEMO_STOCK.movements; i++) {
+    for (const color of DEMO_STOCK.colors) {
+      const result = await store.move({ color, delta: DEMO_STOCK.delta, reason: "demo" });
+      movements++;
+      if (result.request) requests.push(result.request);
+    }
+  }
+  // Refused, nothing written: the colour holds 10.
+  await store.move({ color: DEMO_STOCK.colors[0]!, delta: -1_000 }).then(
+    () => Promise.reject(new Error("the demo's stock store took a movement below zero")),
+    () => undefined,
+  );
+  // On a connection of its own, as Estoque's relay.
+  await using relay = OutboxRelay.start({
+    store,
+    urls: [options.url],
+    topology: topo,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const deadline = Date.now() + 30_000;
+  while (relay.published < requests.length) {
+    if (Date.now() > deadline) {
+      throw new Error(`the outbox relay published ${relay.published} of ${requests.length}`);
+    }
+    options.signal?.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { movements, requests, relayed: relay.published };
 }
 
 /** Renders a report as the table the demo prints. */
@@ -217,6 +310,9 @@ export function formatDemoReport(report: DemoReport, topo: Topology, policy: Ret
       rows.push([`  created by ${id}`, String(n)]);
     }
   }
+  rows.push(["stock movements", String(report.movements)]);
+  rows.push(["  reorder requests (outbox)", String(report.requests)]);
+  rows.push(["  relayed to the broker", String(report.relayed)]);
   for (const [attempt, n] of [...report.retriedByAttempt].sort(([a], [b]) => a - b)) {
     rows.push([`retried, attempt ${attempt}`, String(n)]);
   }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { DEAD_LETTER_REASONS } from "./retry_policy.ts";
 import type { LogLevel } from "@logtape/logtape";
 import type { TlsFiles } from "./broker.ts";
 import {
@@ -46,7 +47,7 @@ export const DLQ_VERB_OPTIONS: Readonly<Record<DlqVerb, readonly string[]>> = {
 };
 
 /** The reasons a dead letter can carry (`broker:<reason>` for the broker's own). */
-export const KNOWN_REASONS = ["exhausted", "invalid", "unroutable", "rejected", "unknown"];
+export const KNOWN_REASONS: readonly string[] = [...DEAD_LETTER_REASONS, "unknown"];
 
 /** What every subcommand is given. */
 export interface DlqBase {

@@ -1,10 +1,12 @@
 /**
  * OrdemDeProducao's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
- * is alive) and `/readyz` (connected and consuming).
+ * is alive) and `/readyz` (connected and consuming, or paused by an operator; a second line says
+ * since when, by whom and why).
  *
  * @module
  */
 
+import { describePause, type PauseState } from "./control.ts";
 import { FatalError } from "./errors.ts";
 import type { Registry } from "prom-client";
 
@@ -21,6 +23,8 @@ export interface HttpServerOptions {
   readonly registry: Registry;
   /** Whether the service is ready (connected and consuming). */
   readonly ready: () => boolean;
+  /** A line `/readyz` adds after its first, when there is something to say (a pause). */
+  readonly detail?: () => string | undefined;
   /** Closes the server when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -95,10 +99,25 @@ export interface ServiceState {
 }
 
 /**
+ * What `/readyz` says of an operator's pause, for {@linkcode HttpServerOptions.detail}: the pause
+ * and the deliveries still being finished; undefined when not paused.
+ */
+export function pauseDetail(
+  pause: () => PauseState,
+  inFlight: () => number,
+): () => string | undefined {
+  return () => {
+    const state = pause();
+    return state.paused ? `${describePause(state)} (in flight: ${inFlight()})` : undefined;
+  };
+}
+
+/**
  * OrdemDeProducao's readiness, for {@linkcode HttpServerOptions.ready}: ready (`/readyz` answers
- * 200) while its connection is open and its consumer consuming; not before the first session, while
- * reconnecting, while consumption is paused for the ledger, or once stopping. Reads `state` at each
- * call, so the caller keeps updating the same record.
+ * 200) while its connection is open and its consumer consuming, or holding off for an operator's
+ * pause (it does what it was told; the pause has its own metric and alert); not before the first
+ * session, while reconnecting, while consumption is paused for the ledger, or once stopping. Reads
+ * `state` at each call, so the caller keeps updating the same record.
  */
 export function readiness(state: ServiceState): () => boolean {
   return () => (state.broker?.isOpen ?? false) && (state.consumer?.ready ?? false);
@@ -124,10 +143,14 @@ export function serveHttp(options: HttpServerOptions): Promise<HttpServer> {
         });
       case "/healthz":
         return new Response("ok\n");
-      case "/readyz":
-        return options.ready()
-          ? new Response("ready\n")
-          : new Response("not ready\n", { status: 503 });
+      case "/readyz": {
+        const ready = options.ready();
+        const detail = options.detail?.();
+        const body = `${ready ? "ready" : "not ready"}\n${
+          detail === undefined ? "" : `${detail}\n`
+        }`;
+        return new Response(body, { status: ready ? 200 : 503 });
+      }
       default:
         return new Response("not found: try /metrics, /healthz or /readyz\n", { status: 404 });
     }

@@ -1,8 +1,11 @@
 /**
  * How many deliveries the consumer takes, and when it takes none: the work queue's consumption
- * with its prefetch, stopped while the ledger is away (the breaker) or while the bodies held reach
- * the byte budget (byte_budget.ts), grown while bodies are small. Every start and cancel runs after
- * the one before it, so that a pause, a resume and a grown prefetch never cross.
+ * with its prefetch, stopped while the ledger is away (the breaker), while an operator paused the
+ * fleet (operator_pause.ts) or while the bodies held reach the byte budget (byte_budget.ts), grown
+ * while bodies are small. Every start and cancel runs after the one before it, and each start
+ * looks at all three reasons in its turn, so that a pause, a resume and a grown prefetch never
+ * cross, and the end of one reason never undoes another (the ledger back does not end an
+ * operator's pause, nor a resume an outage).
  *
  * @module
  */
@@ -33,6 +36,8 @@ export interface IntakeOptions {
   readonly stopping: () => boolean;
   /** Whether the ledger is away (the breaker is open): then nothing starts again. */
   readonly ledgerAway: () => boolean;
+  /** Whether an operator paused the fleet: then nothing starts again. @default {() => false} */
+  readonly held?: () => boolean;
   /** A start or cancel failed: the channel is broken. */
   readonly onBroken: () => void;
 }
@@ -46,10 +51,12 @@ export class Intake {
   #overBudget = false;
   /** Cancels and starts of consumption, one after the other. */
   #switching: Promise<void> = Promise.resolve();
+  readonly #held: () => boolean;
 
   /** Not consuming yet: call {@linkcode Intake.start}. */
   constructor(options: IntakeOptions) {
     this.#options = options;
+    this.#held = options.held ?? (() => false);
     this.#consumption = new Consumption(
       options.channel,
       options.queue,
@@ -67,6 +74,11 @@ export class Intake {
     return this.#consumption.active;
   }
 
+  /** Whether an operator paused the fleet (consumption is then stopped). */
+  get held(): boolean {
+    return this.#held();
+  }
+
   /** Whether consumption stopped because the bodies held reached the byte budget. */
   get overBudget(): boolean {
     return this.#overBudget;
@@ -79,26 +91,33 @@ export class Intake {
 
   /**
    * Sets the first prefetch (small, growing while bodies are small) and starts consuming, in the
-   * switch's turn, so that a prefetch grown by the first deliveries waits for the start.
+   * switch's turn, so that a prefetch grown by the first deliveries waits for the start; while an
+   * operator's pause holds, only sets the prefetch ({@linkcode Intake.resume} starts).
    */
   async start(): Promise<void> {
     const starting = (async () => {
       await this.#options.channel.prefetch(this.#budget.prefetchNow);
-      await this.#consume();
+      if (!this.#held()) await this.#consume();
     })();
     this.#switching = starting.catch(() => {});
     await starting;
   }
 
-  /** Stops taking deliveries (the ledger went away, or the consumer stops). */
+  /**
+   * Stops taking deliveries (the ledger went away, an operator paused, or the consumer stops);
+   * resolves once the broker confirmed the cancel. Deliveries already sent stay to be settled.
+   */
   cancel(): Promise<void> {
     return this.#switch(() => this.#consumption.cancel());
   }
 
-  /** The ledger is back: take deliveries again (unless the byte budget still says no). */
+  /**
+   * The ledger is back, or an operator resumed: take deliveries again, unless another reason
+   * still says no (the ledger away, an operator's pause, the byte budget, stopping).
+   */
   resume(): Promise<void> {
     return this.#switch(async () => {
-      if (this.#options.stopping() || this.#overBudget || this.#consumption.active) return;
+      if (this.#blocked() || this.#overBudget || this.#consumption.active) return;
       // The prefetch the byte budget allows now: it may have shrunk while the breaker was open.
       await this.#options.channel.prefetch(this.#budget.prefetchNow);
       await this.#consume();
@@ -115,6 +134,11 @@ export class Intake {
   /** A delivery of `bytes` settled: take deliveries again once half the budget is free. */
   given(bytes: number): void {
     if (this.#budget.give(bytes) && this.#overBudget) this.#resumeForBytes();
+  }
+
+  /** Whether a reason besides the byte budget keeps consumption stopped. */
+  #blocked(): boolean {
+    return this.#options.stopping() || this.#options.ledgerAway() || this.#held();
   }
 
   async #consume(): Promise<void> {
@@ -147,9 +171,7 @@ export class Intake {
     this.#overBudget = false;
     const prefetch = this.#budget.resume();
     void this.#switch(async () => {
-      if (this.#options.stopping() || this.#options.ledgerAway() || this.#consumption.active) {
-        return;
-      }
+      if (this.#blocked() || this.#consumption.active) return;
       await this.#options.channel.prefetch(prefetch);
       await this.#consume();
       log.info("taking deliveries again", { prefetch });
@@ -162,8 +184,9 @@ export class Intake {
       if (this.#options.stopping() || this.#overBudget || !this.#consumption.active) return;
       await this.#consumption.cancel();
       // Deliveries sent before the cancel arrive during it and may reach the budget (or the
-      // ledger may go): then the consumer stays cancelled, as #stopForBytes or a pause wants.
-      if (this.#options.stopping() || this.#overBudget || this.#options.ledgerAway()) return;
+      // ledger may go, or an operator pause): then the consumer stays cancelled, as
+      // #stopForBytes or a pause wants.
+      if (this.#blocked() || this.#overBudget) return;
       const prefetch = this.#budget.prefetchNow;
       await this.#options.channel.prefetch(prefetch);
       await this.#consume();

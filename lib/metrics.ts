@@ -11,6 +11,7 @@
  * | `productionorder_messages_skipped_total` | counter | |
  * | `productionorder_messages_requeued_total` | counter | |
  * | `productionorder_processing_duration_seconds` | histogram | `outcome` |
+ * | `productionorder_critical_time_seconds` | histogram | `outcome` (`created`, `dead-lettered`) |
  * | `productionorder_messages_in_flight` | gauge | |
  * | `productionorder_broker_connected` | gauge | |
  * | `productionorder_broker_reconnects_total` | counter | |
@@ -20,6 +21,8 @@
  * | `productionorder_queue_messages` | gauge | `queue` (`work`, `dlq`, `retry-<ms>ms`) |
  * | `productionorder_queue_consumers` | gauge | `queue` (`work`) |
  * | `productionorder_dead_letter_oldest_age_seconds` | gauge | |
+ * | `productionorder_paused` | gauge | |
+ * | `productionorder_paused_since_timestamp_seconds` | gauge | `by`, `reason` (empty, and 0, when not paused) |
  *
  * Every series carries `instance_id`.
  *
@@ -27,8 +30,52 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { PauseState } from "./control.ts";
 import type { LedgerEvent, Outcome } from "./outcome.ts";
 import type { QueueStats } from "./queue_stats.ts";
+
+/**
+ * The buckets of the critical time, in seconds: 5 ms wide up to 100 ms (an order created on its
+ * first run, its queueing included: a p99 read off them is within 5 ms), then around the default
+ * retry schedule: created on the second run ~5 s after its publish (`5`–`5.5`), on the third
+ * ~15 s after (`15`–`15.5`), where an exhausted order is dead-lettered too; and beyond, for
+ * backlogs and pauses.
+ */
+export const CRITICAL_TIME_BUCKETS: readonly number[] = Object.freeze([
+  ...Array.from({ length: 20 }, (_, i) => (i + 1) * 0.005),
+  0.125,
+  0.15,
+  0.2,
+  0.25,
+  0.3,
+  0.4,
+  0.5,
+  0.75,
+  1,
+  2,
+  3,
+  4,
+  5,
+  5.1,
+  5.25,
+  5.5,
+  6,
+  7.5,
+  10,
+  12.5,
+  15,
+  15.1,
+  15.25,
+  15.5,
+  16,
+  20,
+  30,
+  60,
+  120,
+  300,
+  900,
+  3600,
+]);
 
 /** Options for {@linkcode ConsumerMetrics}. */
 export interface ConsumerMetricsOptions {
@@ -40,6 +87,8 @@ export interface ConsumerMetricsOptions {
   readonly connected?: () => boolean;
   /** Read at scrape time: queue depths and the oldest dead letter (undefined: leave them out). */
   readonly queues?: () => Promise<QueueStats | undefined>;
+  /** Read at scrape time: the operator's pause as this instance applies it. */
+  readonly pause?: () => PauseState;
 }
 
 /** The metrics of one consumer process, in their own registry. */
@@ -54,6 +103,7 @@ export class ConsumerMetrics {
   readonly #skipped: Counter;
   readonly #requeued: Counter;
   readonly #duration: Histogram<"outcome">;
+  readonly #critical: Histogram<"outcome">;
   /** Counts reconnects to the broker. */
   readonly reconnects: Counter;
   readonly #ledgerErrors: Counter;
@@ -99,6 +149,14 @@ export class ConsumerMetrics {
       help: "Time from delivery to settlement, by outcome.",
       labelNames: ["outcome"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.#critical = new Histogram({
+      name: "productionorder_critical_time_seconds",
+      help:
+        "Time from an order's publish by Estoque to its production order, or to its dead-lettering: queued, retries and processing included.",
+      labelNames: ["outcome"],
+      buckets: [...CRITICAL_TIME_BUCKETS],
       registers,
     });
     const inFlight = options.inFlight ?? (() => 0);
@@ -174,6 +232,35 @@ export class ConsumerMetrics {
         }
       },
     });
+    const pause = options.pause;
+    new Gauge({
+      name: "productionorder_paused",
+      help: "1 while an operator's pause holds this instance (it takes no deliveries), else 0.",
+      registers,
+      collect() {
+        this.set(pause?.().paused ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "productionorder_paused_since_timestamp_seconds",
+      help:
+        "While paused by an operator: when the pause began (Unix time), with who paused and why; 0 otherwise.",
+      labelNames: ["by", "reason"],
+      registers,
+      collect() {
+        this.reset();
+        const state = pause?.();
+        if (!state?.paused) {
+          this.set({ by: "", reason: "" }, 0);
+          return;
+        }
+        const since = Date.parse(state.since ?? "");
+        this.set(
+          { by: state.by ?? "", reason: state.reason ?? "" },
+          Number.isFinite(since) ? since / 1000 : 0,
+        );
+      },
+    });
     this.#ledgerPaused = new Counter({
       name: "productionorder_ledger_paused_seconds_total",
       help:
@@ -196,6 +283,11 @@ export class ConsumerMetrics {
         this.#ledgerPaused.inc(event.unavailableMs / 1000);
         break;
     }
+  };
+
+  /** Observes an order's critical time; pass it as the consumer's `onCriticalTime`. */
+  readonly observeCriticalTime = (outcome: "created" | "dead-lettered", ms: number): void => {
+    this.#critical.observe({ outcome }, ms / 1000);
   };
 
   /** Counts one settled delivery; pass it as the consumer's `onOutcome`. */

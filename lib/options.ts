@@ -13,6 +13,7 @@ import type { CommandSpec } from "./main.ts";
 import { DEFAULT_LEDGER_PATH } from "./ledger.ts";
 import { LOG_LEVELS } from "./log.ts";
 import { MAX_RANDOM_QUANTITY } from "./order.ts";
+import { DEFAULT_STOCK_URL } from "./stock_store.ts";
 import { DEFAULT_RETRY_POLICY } from "./retry_policy.ts";
 import { DEFAULT_DELIVERY_LIMIT } from "./topology.ts";
 
@@ -491,6 +492,14 @@ export const CONSOLE_OPTIONS = {
     description:
       "How old the console's index of the dead-letter queue may get before a page asks for a new walk.",
   },
+  "history-interval": {
+    type: "string",
+    env: "CONSOLE_HISTORY_INTERVAL_MS",
+    default: "5000",
+    placeholder: "ms",
+    description:
+      "How often the overview's charts take a point; the last hour is kept in the console's memory (gone when it restarts).",
+  },
   "max-selection": {
     type: "string",
     env: "CONSOLE_MAX_SELECTION",
@@ -502,12 +511,234 @@ export const CONSOLE_OPTIONS = {
   "audit-log": DLQ_OPTIONS["audit-log"],
 } as const satisfies OptionSpecs;
 
+/** The options of `deno task ctl` (pause, resume, status). */
+export const CTL_OPTIONS = {
+  url: COMMON_OPTIONS.url,
+  user: COMMON_OPTIONS.user,
+  password: COMMON_OPTIONS.password,
+  "tls-ca": COMMON_OPTIONS["tls-ca"],
+  "tls-cert": COMMON_OPTIONS["tls-cert"],
+  "tls-key": COMMON_OPTIONS["tls-key"],
+  prefix: COMMON_OPTIONS.prefix,
+  "queue-type": {
+    ...COMMON_OPTIONS["queue-type"],
+    description:
+      "The type of the services' queues: the control plane's state queue is declared alike.",
+  },
+  reason: {
+    type: "string",
+    placeholder: "text",
+    description: "Why: pause needs one (shown on the console, in /readyz and in the audit trail).",
+  },
+  wait: {
+    type: "string",
+    env: "CTL_WAIT_MS",
+    default: "2000",
+    placeholder: "ms",
+    description: "How long to collect the running instances' answers (0: do not ask).",
+  },
+  json: { type: "boolean", description: "Print JSON for scripts." },
+  "audit-log": {
+    ...DLQ_OPTIONS["audit-log"],
+    description: "pause, resume: the audit trail each change is appended to.",
+  },
+  operator: {
+    ...DLQ_OPTIONS.operator,
+    description: "pause, resume: who, for the state and the audit trail (default: user@host).",
+  },
+  "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
+} as const satisfies OptionSpecs;
+
+/** Where Estoque keeps its stock: the option of every stock subcommand. */
+export const STOCK_STORE_OPTION = {
+  "stock-url": {
+    type: "string",
+    env: "STOCK_URL",
+    default: DEFAULT_STOCK_URL,
+    placeholder: "sqlite:PATH|postgres://...",
+    secret: true,
+    description:
+      "Where Estoque keeps its stock, movements and outbox: a SQLite file (one relay), or PostgreSQL shared by several instances and relays. Also from STOCK_URL_FILE.",
+  },
+} as const satisfies OptionSpecs;
+
+/** `estoque move`'s options. */
+export const ESTOQUE_MOVE_OPTIONS = {
+  ...STOCK_STORE_OPTION,
+  color: {
+    type: "string",
+    placeholder: "code",
+    description: "The colour whose stock moves: its code, a UUID (the ColorCode of its orders).",
+  },
+  delta: {
+    type: "string",
+    placeholder: "N",
+    description:
+      "Units in (positive) or out (negative, e.g. --delta -5): a whole number other than 0.",
+  },
+  reason: {
+    type: "string",
+    placeholder: "text",
+    description: "Why, for the stock's history (an order number, a count), at most 200 characters.",
+  },
+  json: { type: "boolean", description: "Print the movement as JSON." },
+  "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
+} as const satisfies OptionSpecs;
+
+/** `estoque stock`'s options (`set` and `list`). */
+export const ESTOQUE_STOCK_OPTIONS = {
+  ...STOCK_STORE_OPTION,
+  color: {
+    type: "string",
+    placeholder: "code",
+    description: "set: the colour, by its code, a UUID (the ColorCode of its orders).",
+  },
+  quantity: { type: "string", placeholder: "N", description: "set: units in stock." },
+  "reorder-point": {
+    type: "string",
+    placeholder: "N",
+    description: "set: when stock falls below this, production is asked for.",
+  },
+  "reorder-quantity": {
+    type: "string",
+    placeholder: "N",
+    description: "set: how many units a production-order request asks for (at least 1).",
+  },
+  json: { type: "boolean", description: "Print JSON." },
+  "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
+} as const satisfies OptionSpecs;
+
+/** The options of Estoque's relay, alone (`estoque relay`) or inside `estoque serve`. */
+export const ESTOQUE_RELAY_OPTIONS = {
+  ...COMMON_OPTIONS,
+  ...DECLARE_OPTION,
+  ...STOCK_STORE_OPTION,
+  "confirm-timeout": {
+    ...ESTOQUE_OPTIONS["confirm-timeout"],
+    description: "A request not confirmed within this long is published again.",
+  },
+  "batch-size": {
+    type: "string",
+    env: "OUTBOX_BATCH_SIZE",
+    default: "500",
+    placeholder: "N",
+    description: "Outbox rows a relay takes, publishes and marks sent at once.",
+  },
+  "poll-interval": {
+    type: "string",
+    env: "OUTBOX_POLL_MS",
+    default: "1000",
+    placeholder: "ms",
+    description:
+      "How long an idle relay sleeps before it looks anyway; it wakes at each commit of its own process (SQLite) or of any instance (PostgreSQL LISTEN/NOTIFY).",
+  },
+  retention: {
+    type: "string",
+    env: "OUTBOX_RETENTION_MS",
+    default: String(7 * 86_400_000),
+    placeholder: "ms",
+    description: "How long sent requests stay in the outbox, for audit, before they are deleted.",
+  },
+  "instance-id": {
+    type: "string",
+    env: "INSTANCE_ID",
+    placeholder: "text",
+    description: "This process's name in the metrics and logs (default: hostname:pid).",
+  },
+  http: {
+    type: "boolean",
+    env: "ESTOQUE_HTTP_ENABLED",
+    default: "true",
+    description: "Turn off the HTTP endpoint (/metrics, /healthz, /readyz and the stock API).",
+  },
+  "http-port": {
+    type: "string",
+    env: "ESTOQUE_HTTP_PORT",
+    default: "9465",
+    placeholder: "port",
+    description: "The port of Estoque's HTTP endpoint (0 picks a free one).",
+  },
+  "http-host": {
+    type: "string",
+    env: "ESTOQUE_HTTP_HOST",
+    default: "127.0.0.1",
+    placeholder: "address",
+    description:
+      "The address the endpoint listens on. With `serve`, anything but a loopback address needs --token, --operator-token or --users-file.",
+  },
+} as const satisfies OptionSpecs;
+
+/** `estoque serve`'s options: the relay's, the stock API's and the guard of its movements. */
+export const ESTOQUE_SERVE_OPTIONS = {
+  ...ESTOQUE_RELAY_OPTIONS,
+  relay: {
+    type: "boolean",
+    env: "ESTOQUE_RELAY",
+    default: "true",
+    description:
+      "Take movements only, relay nothing: the outbox is published by relays run apart (deno task estoque relay).",
+  },
+  "allowed-hosts": {
+    ...CONSOLE_OPTIONS["allowed-hosts"],
+    env: "ESTOQUE_ALLOWED_HOSTS",
+    description:
+      "The host names the stock API answers to (the Host header), comma-separated, as the console's --allowed-hosts; any other gets 421. The --http-host address is always answered to.",
+  },
+  token: {
+    ...CONSOLE_OPTIONS.token,
+    env: "ESTOQUE_TOKEN",
+    description:
+      "A bearer token that may read the stock API (Authorization: Bearer ...). Also from ESTOQUE_TOKEN_FILE.",
+  },
+  "operator-token": {
+    ...CONSOLE_OPTIONS["operator-token"],
+    env: "ESTOQUE_OPERATOR_TOKEN",
+    description:
+      "A bearer token that may also post stock movements. Also from ESTOQUE_OPERATOR_TOKEN_FILE.",
+  },
+  "users-file": {
+    ...CONSOLE_OPTIONS["users-file"],
+    env: "ESTOQUE_USERS_FILE",
+    description:
+      "Basic-auth users of the stock API, as the console's: name:role:password, an operator may post movements.",
+  },
+} as const satisfies OptionSpecs;
+
 /** Every command, by task name. */
 export const COMMANDS = {
   estoque: {
-    usage: "deno task estoque [options]",
+    usage:
+      "deno task estoque [options] (the stock service: estoque <move|stock|serve|relay> --help)",
     summary: "Estoque: declares the topology and publishes production-order requests.",
     options: ESTOQUE_OPTIONS,
+  },
+  "estoque move": {
+    usage: "deno task estoque move --color CODE --delta N [--reason TEXT] [options]",
+    summary:
+      "Moves a colour's stock; a movement that takes it below its reorder point puts a production-order request in the outbox, in the same transaction.",
+    options: ESTOQUE_MOVE_OPTIONS,
+    allowPositionals: true,
+  },
+  "estoque stock": {
+    usage:
+      "deno task estoque stock <set --color CODE --quantity N --reorder-point P --reorder-quantity Q|list> [options]",
+    summary: "Sets up a colour's stock item, or lists every item.",
+    options: ESTOQUE_STOCK_OPTIONS,
+    allowPositionals: true,
+  },
+  "estoque serve": {
+    usage: "deno task estoque serve [options]",
+    summary:
+      "Estoque's stock service: the stock API (POST /api/stock/movements), /metrics, /healthz and /readyz, and the outbox relay unless --no-relay.",
+    options: ESTOQUE_SERVE_OPTIONS,
+    allowPositionals: true,
+  },
+  "estoque relay": {
+    usage: "deno task estoque relay [options]",
+    summary:
+      "The outbox relay alone: publishes the requests stock movements committed, each marked sent once the broker confirmed it.",
+    options: ESTOQUE_RELAY_OPTIONS,
+    allowPositionals: true,
   },
   ordem: {
     usage: "deno task ordem [options]",
@@ -537,5 +768,12 @@ export const COMMANDS = {
     summary:
       "The browser console: the flow live, failures by cause, an order's journey, replay and purge.",
     options: CONSOLE_OPTIONS,
+  },
+  ctl: {
+    usage: "deno task ctl <pause --reason TEXT|resume|status> [options]",
+    summary:
+      "Pauses or resumes every OrdemDeProducao through the broker (orders wait in the queue), or says whether they are paused.",
+    options: CTL_OPTIONS,
+    allowPositionals: true,
   },
 } as const satisfies Record<string, CommandSpec>;

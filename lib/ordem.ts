@@ -1,7 +1,8 @@
 /**
- * OrdemDeProducao's run: the ledger, the metrics and health endpoint, and one consuming session
- * per broker connection (declare or check the topology, consume until stopped, drained or the
- * connection is lost; then reconnect with backoff through every URL and start another).
+ * OrdemDeProducao's run: the ledger, the metrics and health endpoint, the operator's pause, and
+ * one consuming session per broker connection (declare or check the topology, listen to the control
+ * plane and read the pause state, consume until stopped, drained or the connection is lost; then
+ * reconnect with backoff through every URL and start another).
  *
  * @module
  */
@@ -9,14 +10,16 @@
 import type { Broker } from "./broker.ts";
 import type { OrdemConfig } from "./config.ts";
 import { OrderConsumer } from "./consumer.ts";
-import { readiness, serveHttp } from "./http_server.ts";
+import { ControlListener } from "./control_listener.ts";
+import { pauseDetail, readiness, serveHttp } from "./http_server.ts";
 import { logger } from "./log.ts";
 import { ConsumerMetrics } from "./metrics.ts";
 import { openLedger } from "./open_ledger.ts";
+import { OperatorPause } from "./operator_pause.ts";
 import { redactUrl } from "./redact.ts";
 import { keepConnected } from "./reconnect.ts";
 import { cachedQueueStats, readQueueStats } from "./queue_stats.ts";
-import { prepareTopology } from "./topology.ts";
+import { controlExists, declareControl, prepareTopology } from "./topology.ts";
 
 /** Why OrdemDeProducao stopped, and how many deliveries it took. */
 export interface OrdemResult {
@@ -39,10 +42,14 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
   });
   const running: { consumer?: OrderConsumer | undefined; broker?: Broker | undefined } = {};
   const connected = () => running.broker?.isOpen ?? false;
+  const inFlight = () => running.consumer?.inFlight ?? 0;
+  // The operator's pause outlives sessions: a session's consumer starts paused when it holds.
+  const pause = new OperatorPause();
   const metrics = new ConsumerMetrics({
     instanceId: config.instanceId,
-    inFlight: () => running.consumer?.inFlight ?? 0,
+    inFlight,
     connected,
+    pause: () => pause.state,
     queues: cachedQueueStats(() =>
       running.broker?.isOpen ? readQueueStats(running.broker, config.topology) : undefined
     ),
@@ -52,9 +59,40 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       ...config.http,
       registry: metrics.registry,
       ready: readiness(running),
+      detail: pauseDetail(() => pause.state, inFlight),
     })
     : undefined;
   if (http) log.info("serving /metrics, /healthz and /readyz", { port: http.port });
+  /**
+   * Declares the control plane (or with `--no-declare` checks it exists) and listens to it: the
+   * pause state read and applied before this returns. Without one (a topology someone else
+   * declared), this instance cannot be paused: it says so and runs on.
+   */
+  const listenToControl = async (broker: Broker): Promise<ControlListener | undefined> => {
+    const topo = config.topology;
+    if (config.declare) await declareControl(broker, topo);
+    else if (!(await controlExists(broker, topo))) {
+      log.warning("no control plane on this broker: pause and resume cannot reach this instance", {
+        exchange: topo.control.exchange,
+        remedy: "deno task ctl status declares it",
+      });
+      return undefined;
+    }
+    return await ControlListener.start({
+      broker,
+      topology: topo,
+      name: config.instanceId,
+      onState: (state) => pause.apply(state),
+      answer: () => ({
+        instanceId: config.instanceId,
+        paused: pause.paused,
+        seq: pause.state.seq,
+        consuming: running.consumer?.consuming ?? false,
+        inFlight: inFlight(),
+        at: new Date().toISOString(),
+      }),
+    });
+  };
   const stopped = new Promise<"signal">((resolve) => {
     if (signal.aborted) resolve("signal");
     signal.addEventListener("abort", () => resolve("signal"), { once: true });
@@ -71,6 +109,8 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
   }, async (broker) => {
     running.broker = broker;
     await prepareTopology(broker, config.topology, config);
+    // Before the consumer: a fleet paused while this instance was away must take nothing.
+    await using control = await listenToControl(broker);
     const consumer = running.consumer = await OrderConsumer.start({
       broker,
       topology: config.topology,
@@ -81,8 +121,10 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       prefetchBytes: config.prefetchBytes,
       confirmTimeoutMs: config.confirmTimeoutMs,
       onOutcome: metrics.observe,
+      onCriticalTime: metrics.observeCriticalTime,
       ledgerName: redactUrl(config.ledgerUrl),
       onLedger: metrics.observeLedger,
+      pause,
     });
     log.info("ready", {
       instanceId: config.instanceId,
@@ -99,6 +141,8 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
         stopped,
         drained,
         consumer.done.then(() => "done" as const),
+        // A listener that lost its channel would miss pauses: the session ends and starts again.
+        ...(control ? [control.done.then(() => "done" as const)] : []),
       ]);
       log.info("stopping", { why });
       return why;

@@ -13,6 +13,21 @@
  * Both are CREATE orders. The Go OrdemDeProducao ignores `EventType`, so either body works on
  * either consumer.
  *
+ * Versions: our Estoque says which version of the body it sends in the `x-message-version` header
+ * (`major.minor`, {@linkcode MESSAGE_VERSION}); a message without it is a Go body, version 1. The
+ * reader is tolerant within major version 1: a field it does not know (a producer that added one,
+ * with or without saying so by a minor version) is kept beside the order
+ * ({@linkcode ParsedOrder.extra}), not refused. A major version it does not know is refused as
+ * `unsupported_version` before the body is read: its fields may mean something else.
+ *
+ * | `x-message-version` | body                                    | read as                        |
+ * | ------------------- | --------------------------------------- | ------------------------------ |
+ * | absent              | the Go 3- or 4-field body               | version 1.0                    |
+ * | `1.0`               | ours (4 fields)                         | version 1.0                    |
+ * | `1.1`, `1`, …       | version 1 with more fields              | the order, its extra fields kept |
+ * | `2.0`, `0.9`, …     | anything                                | `unsupported_version`          |
+ * | not `N` or `N.N`    | anything                                | `bad_version` (invalid)        |
+ *
  * @module
  */
 
@@ -21,6 +36,23 @@ export const EVENT_TYPE_CREATE = "CREATE";
 
 /** The content type Estoque sets and OrdemDeProducao accepts (a missing one is accepted too). */
 export const ORDER_CONTENT_TYPE = "application/json";
+
+/** The header in which a producer says which version of the body it sends: `major.minor`. */
+export const MESSAGE_VERSION_HEADER = "x-message-version";
+
+/** The version of the body our Estoque sends. */
+export const MESSAGE_VERSION = "1.0";
+
+/** The one major version this reader knows: the Go bodies, ours, and any 1.x adding fields. */
+export const SUPPORTED_MAJOR_VERSION = 1;
+
+/** A body's version, from the {@linkcode MESSAGE_VERSION_HEADER}. */
+export interface MessageVersion {
+  readonly major: number;
+  readonly minor: number;
+  /** As it was given, for messages. */
+  readonly text: string;
+}
 
 /** The largest body {@linkcode parseOrder} reads, in bytes. A real order is under 200. */
 export const MAX_ORDER_BYTES = 16_384;
@@ -52,15 +84,27 @@ export interface OrderRejection {
     | "not_json"
     | "not_object"
     | "missing_field"
-    | "unknown_field"
-    | "bad_field";
+    | "bad_field"
+    | "bad_version"
+    | "unsupported_version";
   /** A sentence for operators, naming the field and the value seen. */
   readonly message: string;
 }
 
+/** A valid order, and the fields of its body this reader does not know. */
+export interface ParsedOrder {
+  readonly ok: true;
+  readonly order: Order;
+  /**
+   * The body's fields besides `RefCode`, `ColorCode`, `Quantity` and `EventType`, as they were
+   * (JSON values); absent when there are none.
+   */
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
 /** What {@linkcode parseOrder} returns: an order, or the reason there is none. */
 export type ParseOrderResult =
-  | { readonly ok: true; readonly order: Order }
+  | ParsedOrder
   | { readonly ok: false; readonly rejection: OrderRejection };
 
 /** Options for {@linkcode parseOrder}. */
@@ -72,6 +116,11 @@ export interface ParseOrderOptions {
    * @default {16384}
    */
   maxBytes?: number;
+  /**
+   * The version the message says its body is ({@linkcode readMessageVersion}); undefined for a
+   * message without one (a Go body, version 1).
+   */
+  version?: MessageVersion | undefined;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -99,6 +148,37 @@ function preview(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+const VERSION = /^(\d{1,6})(?:\.(\d{1,6}))?$/;
+
+/**
+ * Reads the value of a message's {@linkcode MESSAGE_VERSION_HEADER}: undefined when absent,
+ * `major.minor` text or `major` (text or an integer) as a version, anything else a rejection
+ * `bad_version`. Never throws.
+ *
+ * @example
+ * ```ts
+ * readMessageVersion("1.1"); // { major: 1, minor: 1, text: "1.1" }
+ * readMessageVersion(2); // { major: 2, minor: 0, text: "2" }
+ * readMessageVersion("v2"); // { code: "bad_version", message: "x-message-version must be ..." }
+ * ```
+ */
+export function readMessageVersion(value: unknown): MessageVersion | OrderRejection | undefined {
+  if (value === undefined || value === null) return undefined;
+  const text = typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? String(value)
+    : typeof value === "string"
+    ? value.trim()
+    : undefined;
+  const match = text === undefined ? null : VERSION.exec(text);
+  if (match === null) {
+    return {
+      code: "bad_version",
+      message: `${MESSAGE_VERSION_HEADER} must be a version such as "1.0", got ${preview(value)}`,
+    };
+  }
+  return { major: Number(match[1]), minor: Number(match[2] ?? 0), text: text! };
+}
+
 /** The rejection of a RefCode or ColorCode that is not a UUID string. */
 function notUuid(field: string, value: unknown): ParseOrderResult {
   return reject("bad_field", `${field} must be a UUID string, got ${preview(value)}`);
@@ -107,11 +187,13 @@ function notUuid(field: string, value: unknown): ParseOrderResult {
 /**
  * Validates a message body as an order. Never throws: every problem is a typed rejection.
  *
- * Accepted: a UTF-8 JSON object with `RefCode`, `ColorCode` and `Quantity` and no other field but
- * `EventType`; UUID codes, a non-negative integer quantity no larger than
- * `Number.MAX_SAFE_INTEGER`, and `EventType`, when present, `"CREATE"`. The content type, when
- * present, must be `application/json` (parameters such as `charset=utf-8` allowed). A body that
- * starts with a UTF-8 byte order mark is rejected (`bom`), as Go's `json.Unmarshal` rejects it.
+ * Accepted: of a message of major version 1 (or none), a UTF-8 JSON object with `RefCode`,
+ * `ColorCode` and `Quantity`; UUID codes, a non-negative integer quantity no larger than
+ * `Number.MAX_SAFE_INTEGER`, and `EventType`, when present, `"CREATE"`. Other fields are kept, as
+ * {@linkcode ParsedOrder.extra}. The content type, when present, must be `application/json`
+ * (parameters such as `charset=utf-8` allowed). A body that starts with a UTF-8 byte order mark is
+ * rejected (`bom`), as Go's `json.Unmarshal` rejects it. Another major version is rejected
+ * (`unsupported_version`) before the body is looked at.
  *
  * @example
  * ```ts
@@ -122,6 +204,14 @@ function notUuid(field: string, value: unknown): ParseOrderResult {
 export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): ParseOrderResult {
   const maxBytes = options.maxBytes ?? MAX_ORDER_BYTES;
   const contentType = options.contentType;
+  const version = options.version;
+  if (version !== undefined && version.major !== SUPPORTED_MAJOR_VERSION) {
+    return reject(
+      "unsupported_version",
+      `message version ${version.text} is not one this OrdemDeProducao reads (major ` +
+        `${SUPPORTED_MAJOR_VERSION}): a newer one must take it`,
+    );
+  }
   // Every message of ours says exactly application/json: only another spelling is normalized.
   if (contentType !== undefined && contentType !== "" && contentType !== ORDER_CONTENT_TYPE) {
     const mediaType = contentType.split(";", 1)[0]!.trim().toLowerCase();
@@ -156,10 +246,17 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
     return reject("not_object", `body is ${kind}, not an object`);
   }
   const record = value as Record<string, unknown>;
+  let extra: Record<string, unknown> | undefined;
   for (const key in record) {
-    if (!(FIELDS as readonly string[]).includes(key)) {
-      return reject("unknown_field", `unknown field ${preview(key)}`);
-    }
+    if ((FIELDS as readonly string[]).includes(key)) continue;
+    extra ??= {};
+    // Defined, not assigned: a field named __proto__ stays a field.
+    Object.defineProperty(extra, key, {
+      value: record[key],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   for (const field of REQUIRED_FIELDS) {
     if (!(field in record)) return reject("missing_field", `field ${field} is missing`);
@@ -180,15 +277,13 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
   if (EventType !== undefined && EventType !== EVENT_TYPE_CREATE) {
     return reject("bad_field", `EventType must be "CREATE", got ${preview(EventType)}`);
   }
-  return {
-    ok: true,
-    order: {
-      refCode: RefCode.toLowerCase(),
-      colorCode: ColorCode.toLowerCase(),
-      quantity: Quantity,
-      eventType: EVENT_TYPE_CREATE,
-    },
+  const order: Order = {
+    refCode: RefCode.toLowerCase(),
+    colorCode: ColorCode.toLowerCase(),
+    quantity: Quantity,
+    eventType: EVENT_TYPE_CREATE,
   };
+  return extra === undefined ? { ok: true, order } : { ok: true, order, extra };
 }
 
 /**

@@ -77,8 +77,29 @@ export function retryDelays(policy: RetryPolicy): number[] {
   return [...delays].sort((a, b) => a - b);
 }
 
-/** Why a message was dead-lettered (the `x-dead-letter-reason` header). */
-export type DeadLetterReason = "exhausted" | "invalid" | "unroutable" | "rejected";
+/**
+ * Why a message was dead-lettered (the `x-dead-letter-reason` header): `unsupported-version` for a
+ * message whose major version this OrdemDeProducao does not read (lib/order.ts); replay it once
+ * one that reads it runs.
+ */
+export type DeadLetterReason =
+  | "exhausted"
+  | "invalid"
+  | "unroutable"
+  | "rejected"
+  | "unsupported-version";
+
+/** Every reason this project dead-letters with, for checking a `--reason` given. */
+export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = Object.freeze([
+  "exhausted",
+  "invalid",
+  "unroutable",
+  "rejected",
+  "unsupported-version",
+]);
+
+/** The {@linkcode PermanentError} codes that are a dead-letter reason of their own. */
+const PERMANENT_REASONS: ReadonlySet<string> = new Set(["invalid", "unsupported-version"]);
 
 /** What to do with a message whose processing failed. */
 export type RetryDecision =
@@ -88,9 +109,9 @@ export type RetryDecision =
 /**
  * Decides the fate of a failed message from the retries it has had so far and the error.
  *
- * A {@linkcode PermanentError} is dead-lettered at once (reason `invalid` when its code says so,
- * `rejected` otherwise). Anything else is retried until `maxRetries` retries have been made, then
- * dead-lettered as `exhausted`.
+ * A {@linkcode PermanentError} is dead-lettered at once (reason `invalid` or `unsupported-version`
+ * when its code says so, `rejected` otherwise). Anything else is retried until `maxRetries`
+ * retries have been made, then dead-lettered as `exhausted`.
  */
 export function decideRetry(
   policy: RetryPolicy,
@@ -99,7 +120,11 @@ export function decideRetry(
   random: () => number = () => 0.5,
 ): RetryDecision {
   if (error instanceof PermanentError) {
-    return { action: "dead-letter", reason: error.code === "invalid" ? "invalid" : "rejected" };
+    const code = error.code ?? "";
+    return {
+      action: "dead-letter",
+      reason: PERMANENT_REASONS.has(code) ? code as DeadLetterReason : "rejected",
+    };
   }
   if (retriesSoFar >= policy.maxRetries) return { action: "dead-letter", reason: "exhausted" };
   const retry = retriesSoFar + 1;

@@ -7,7 +7,9 @@
 import { strict as assert } from "node:assert";
 import { normaliseError, toDeadLetter } from "../lib/dead_letters.ts";
 import { groupFailures, pageOf } from "../lib/console/dead_letter_index.ts";
-import { sumMetrics } from "../lib/console/overview.ts";
+import { OverviewSampler, sumMetrics } from "../lib/console/overview.ts";
+import { bucketsBetween, histogramQuantile, readBuckets } from "../lib/console/_histogram.ts";
+import { topology } from "../lib/topology.ts";
 import { fromAnotherSite, parseUsers, UsersFileError } from "../lib/console/auth.ts";
 import {
   AllowedHostsError,
@@ -16,8 +18,8 @@ import {
   parseAllowedHosts,
 } from "../lib/console/allowed_hosts.ts";
 import { LoginLimit } from "../lib/console/login_limit.ts";
-import { BadRequest, readFilter } from "../lib/console/requests.ts";
-import { showDeadLetter } from "../lib/console/journey.ts";
+import { BadRequest, readControl, readFilter } from "../lib/console/requests.ts";
+import { buildJourney, showDeadLetter } from "../lib/console/journey.ts";
 
 function letter(ref: string, reason: string, error: string, at: string) {
   return toDeadLetter({
@@ -308,4 +310,140 @@ Deno.test("fromAnotherSite: Sec-Fetch-Site cross-site or same-site, or another O
   );
   assert.equal(from({ "sec-fetch-site": "none" }), undefined); // typed, or a bookmark
   assert.equal(from({}), undefined); // curl, a script
+});
+
+Deno.test("the journey shows a dead letter's message version and the fields its reader does not know, kept", () => {
+  const ref = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
+  const body = JSON.stringify({
+    RefCode: ref,
+    ColorCode: "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    Quantity: 900,
+    Priority: "high",
+  });
+  const letter = toDeadLetter({
+    content: new TextEncoder().encode(body) as never,
+    properties: {
+      messageId: ref,
+      contentType: "application/json",
+      headers: {
+        "x-message-version": "1.1",
+        "x-dead-letter-reason": "exhausted",
+        "x-last-error": "maximum quantity exceeded: 900 > 500",
+      },
+    } as never,
+  });
+  const shown = showDeadLetter(letter);
+  assert.equal(shown.messageVersion, "1.1");
+  assert.deepEqual(shown.extraFields, { Priority: "high" });
+  const journey = buildJourney(ref, { order: undefined, forwards: [] }, [letter])!;
+  assert.match(journey.steps.at(-1)!.detail, /fields this reader does not know, kept: Priority/);
+  // A body that is no order, or of a major version this reader does not know: no fields shown.
+  const v2 = toDeadLetter({
+    content: new TextEncoder().encode(body) as never,
+    properties: { headers: { "x-message-version": "2.0" } } as never,
+  });
+  assert.deepEqual([showDeadLetter(v2).messageVersion, showDeadLetter(v2).extraFields], [
+    "2.0",
+    null,
+  ]);
+});
+
+Deno.test("readControl takes pause with a reason and resume, and names what is wrong", () => {
+  assert.deepEqual(readControl({ action: "pause", reason: " ERP " }), {
+    action: "pause",
+    reason: "ERP",
+  });
+  assert.deepEqual(readControl({ action: "resume" }), { action: "resume", reason: "" });
+  for (
+    const [body, message] of [
+      [null, /JSON object/],
+      [{ action: "pause" }, /say why/],
+      [{ action: "pause", reason: "   " }, /say why/],
+      [{ action: "halt", reason: "x" }, /pause or resume/],
+      [{ action: "pause", reason: 7 }, /reason must be text/],
+    ] as const
+  ) {
+    assert.throws(() => readControl(body), (error: unknown) => {
+      assert.ok(error instanceof BadRequest);
+      assert.match((error as Error).message, message);
+      return true;
+    });
+  }
+});
+
+Deno.test("readBuckets sums a histogram's buckets over instances; histogramQuantile interpolates as Prometheus does", () => {
+  const text = [
+    "# TYPE h histogram",
+    'h_bucket{instance_id="a",outcome="created",le="0.01"} 10',
+    'h_bucket{instance_id="a",outcome="created",le="0.02"} 30',
+    'h_bucket{instance_id="a",outcome="created",le="+Inf"} 40',
+    'h_bucket{instance_id="b",outcome="created",le="0.01"} 10',
+    'h_bucket{instance_id="b",outcome="created",le="0.02"} 10',
+    'h_bucket{instance_id="b",outcome="created",le="+Inf"} 10',
+    'h_bucket{instance_id="b",outcome="dead-lettered",le="+Inf"} 99',
+    'h_sum{instance_id="a",outcome="created"} 1',
+  ].join("\n");
+  const buckets = readBuckets(text, "h", { outcome: "created" });
+  assert.deepEqual(buckets, [[0.01, 20], [0.02, 40], [Infinity, 50]]);
+  assert.equal(histogramQuantile(0.2, buckets), 0.005);
+  assert.equal(histogramQuantile(0.6, buckets), 0.015);
+  assert.equal(histogramQuantile(0.99, buckets), 0.02, "in +Inf: the highest finite bound");
+  assert.equal(histogramQuantile(0.5, []), null);
+  assert.deepEqual(bucketsBetween([[0.01, 5], [Infinity, 8]], [[0.01, 7], [Infinity, 12]]), [
+    [0.01, 2],
+    [Infinity, 4],
+  ]);
+  // An instance restarted: its counts start again from zero.
+  assert.deepEqual(bucketsBetween([[0.01, 50], [Infinity, 80]], [[0.01, 3], [Infinity, 90]]), [
+    [0.01, 3],
+    [Infinity, 10],
+  ]);
+});
+
+Deno.test("the overview's critical time is that of the orders settled in the last minute, over every instance", async () => {
+  const histogram = (counts: [string, number][]) =>
+    counts.map(([le, n]) =>
+      `productionorder_critical_time_seconds_bucket{outcome="created",le="${le}"} ${n}`
+    ).join("\n");
+  let texts = [
+    histogram([["0.005", 100], ["0.01", 100], ["5", 100], ["5.5", 100], ["+Inf", 100]]),
+    histogram([["0.005", 0], ["0.01", 100], ["5", 100], ["5.5", 100], ["+Inf", 100]]),
+  ];
+  const servers = texts.map((_, i) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response(texts[i]))
+  );
+  let clock = 0;
+  const sampler = new OverviewSampler({
+    broker: () => Promise.reject(new Error("no broker in this test")),
+    topology: topology({ prefix: "units." }),
+    metricsUrls: servers.map((s) => `http://127.0.0.1:${s.addr.port}/metrics`),
+    management: undefined,
+    ledger: () => Promise.resolve(undefined),
+    clock: () => clock,
+  });
+  try {
+    const first = await sampler.sample();
+    assert.equal(first.criticalTime?.created.count, 200, "since the instances started, at first");
+    assert.equal(first.criticalTime?.created.p50, 0.005);
+    // 30 s later, 100 more orders, each created after one retry (~5 s).
+    texts = [
+      histogram([["0.005", 100], ["0.01", 100], ["5", 100], ["5.5", 200], ["+Inf", 200]]),
+      texts[1]!,
+    ];
+    clock = 30_000;
+    const later = await sampler.sample();
+    assert.equal(later.criticalTime?.created.count, 100);
+    assert.equal(later.criticalTime!.created.p50, 5.25);
+    assert.equal(later.criticalTime?.windowSeconds, 30);
+    assert.equal(later.criticalTime?.deadLettered.p99, null, "nothing dead-lettered");
+    // A minute on, nothing new: nothing settled in the window.
+    clock = 95_000;
+    await sampler.sample();
+    clock = 160_000;
+    const quiet = await sampler.sample();
+    assert.equal(quiet.criticalTime?.created.count, 0);
+    assert.equal(quiet.criticalTime?.created.p99, null);
+  } finally {
+    await Promise.all(servers.map((s) => s.shutdown()));
+  }
 });

@@ -1,5 +1,7 @@
 /**
- * A delivery read once (lib/delivery.ts), and what the consumer makes of each message version,
+ * A delivery read once (lib/delivery.ts): its key (message id, else the RefCode in its body), its
+ * hop and retries, ill-typed retry headers as invalid; and what the consumer makes of each message
+ * version,
  * against the real broker: no version and any 1.x are orders (their unknown fields kept, not
  * refused), another major version is dead-lettered at once as `unsupported-version` with its body
  * byte for byte, and a version header that is not one is `invalid`.

@@ -130,7 +130,7 @@ Deno.test("parseDlqCommand() reads an environment variable only for the subcomma
 Deno.test("parseDlqCommand() refuses bad values naming the flag and the value seen", () => {
   refused(
     ["list", "--reason", "bogus"],
-    /^--reason must be one of exhausted, invalid, unroutable, rejected, unknown or broker:<reason>, got "bogus"$/,
+    /^--reason must be one of exhausted, invalid, unroutable, rejected, unsupported-version, unknown or broker:<reason>, got "bogus"$/,
   );
   refused(
     ["list", "--since", "yesterday"],

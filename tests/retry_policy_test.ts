@@ -77,3 +77,24 @@ Deno.test("decideRetry() dead-letters a permanent failure at once", () => {
     reason: "rejected",
   });
 });
+
+Deno.test("decideRetry() dead-letters a permanent failure at once: invalid, unsupported-version, else rejected", () => {
+  const reason = (code: string | undefined) => {
+    const decision = decideRetry(DEFAULT_RETRY_POLICY, 0, new PermanentError("no", { code }));
+    assert.equal(decision.action, "dead-letter");
+    return (decision as { reason: string }).reason;
+  };
+  assert.equal(reason("invalid"), "invalid");
+  assert.equal(reason("unsupported-version"), "unsupported-version");
+  assert.equal(reason("quantity_exceeded"), "rejected");
+  assert.equal(reason(undefined), "rejected");
+});
+
+Deno.test("every reason this project dead-letters with is one `dlq --reason` takes", async () => {
+  // Fails until lib/dlq_command.ts takes its KNOWN_REASONS from DEAD_LETTER_REASONS: without it,
+  // `dlq replay --reason unsupported-version` exits 2.
+  const { KNOWN_REASONS } = await import("../lib/dlq_command.ts");
+  const { DEAD_LETTER_REASONS } = await import("../lib/retry_policy.ts");
+  const missing = DEAD_LETTER_REASONS.filter((reason) => !KNOWN_REASONS.includes(reason));
+  assert.deepEqual(missing, [], `dlq --reason refuses ${missing.join(", ")}`);
+});

@@ -7,6 +7,7 @@
  */
 
 import { type DeadLetter, deadLetterJson } from "../dead_letters.ts";
+import { MESSAGE_VERSION_HEADER, parseOrder, readMessageVersion } from "../order.ts";
 import type { LedgerJourney } from "../ledger.ts";
 
 /** One step of a journey, oldest first. */
@@ -25,14 +26,36 @@ export interface JourneyStep {
  * A dead letter as the journey shows it: what `dlq show --json` prints, with headers and
  * properties as plain JSON, and the body as text (null when it is not UTF-8) and always as hex.
  * Of a body larger than the console keeps, the text and hex are of its first bytes only, and
- * `bodyTruncated` says so; `bodyBytes` is always the whole body's size.
+ * `bodyTruncated` says so; `bodyBytes` is always the whole body's size. `messageVersion` is its
+ * `x-message-version` (null: none, a Go body), and `extraFields` the fields of a valid order's
+ * body that this reader does not know, kept as they were (null when the body is no order).
  */
 export type ShownDeadLetter = Record<string, unknown> & {
   readonly bodyText: string | null;
   readonly bodyHex: string;
   readonly bodyBytes: number;
   readonly bodyTruncated: boolean;
+  readonly messageVersion: string | null;
+  readonly extraFields: Readonly<Record<string, unknown>> | null;
 };
+
+/** A dead letter's version header as text, and the fields of its order this reader does not know. */
+function versionAndExtras(
+  letter: DeadLetter,
+): Pick<ShownDeadLetter, "messageVersion" | "extraFields"> {
+  const raw = letter.headers[MESSAGE_VERSION_HEADER];
+  const version = readMessageVersion(raw);
+  const messageVersion = raw === undefined || raw === null ? null : String(raw);
+  if (letter.body.byteLength < letter.size || (version !== undefined && "code" in version)) {
+    return { messageVersion, extraFields: null };
+  }
+  const contentType = letter.properties.contentType;
+  const parsed = parseOrder(letter.body, {
+    contentType: typeof contentType === "string" ? contentType : undefined,
+    version,
+  });
+  return { messageVersion, extraFields: parsed.ok ? parsed.extra ?? {} : null };
+}
 
 /** Everything known of one RefCode. */
 export interface Journey {
@@ -51,6 +74,7 @@ export function showDeadLetter(letter: DeadLetter): ShownDeadLetter {
     bodyHex: Array.from(letter.body, (b) => b.toString(16).padStart(2, "0")).join(""),
     bodyBytes: letter.size,
     bodyTruncated: letter.body.byteLength < letter.size,
+    ...versionAndExtras(letter),
   };
 }
 
@@ -121,12 +145,16 @@ export function buildJourney(
     });
   }
   for (const letter of deadLetters) {
+    const { extraFields } = versionAndExtras(letter);
+    const extras = Object.keys(extraFields ?? {});
     steps.push({
       kind: "in-dlq",
       at: letter.deadLetteredAt?.toISOString(),
       attempt: letter.attempts,
       detail: `in the dead-letter queue now: ${letter.reason}${
         letter.lastError ? `: ${letter.lastError}` : ""
+      }${
+        extras.length === 0 ? "" : ` (fields this reader does not know, kept: ${extras.join(", ")})`
       }`,
     });
   }

@@ -26,6 +26,8 @@ import type { CONSOLE_OPTIONS } from "../options.ts";
 import { connectFirst } from "../reconnect.ts";
 import { DeadLetterActions } from "./actions.ts";
 import { AllowedHostsError, HostGuard, parseAllowedHosts } from "./allowed_hosts.ts";
+import { FleetControl } from "./control.ts";
+import { FlowHistory } from "./history.ts";
 import { Authenticator, parseUsers, UsersFileError } from "./auth.ts";
 import { DeadLetterIndex, TakeTurns } from "./dead_letter_index.ts";
 import { LoginLimit } from "./login_limit.ts";
@@ -201,13 +203,24 @@ export async function runConsole(cl: ParsedCommandLine, signal: AbortSignal): Pr
     auditLog: stringOption(o["audit-log"]),
     archiveDir: stringOption(o["archive-dir"]),
   });
+  const control = new FleetControl({
+    broker: broker.get,
+    topology: topo,
+    auditLog: stringOption(o["audit-log"]),
+  });
   const overview = new OverviewSampler({
     broker: broker.get,
     topology: topo,
     metricsUrls,
     management,
     ledger: ledger.get,
+    pause: () => control.state(),
   });
+  const history = new FlowHistory({
+    sample: () => overview.sample(),
+    intervalMs: integerOption(o["history-interval"], 200, 60_000),
+  });
+  history.start();
   const server = await serveConsole({
     hostname,
     port,
@@ -217,6 +230,8 @@ export async function runConsole(cl: ParsedCommandLine, signal: AbortSignal): Pr
     index,
     overview,
     actions,
+    control,
+    history,
     ledger: ledger.get,
     readOnly: booleanOption(o["read-only"]),
     maxSelection: integerOption(o["max-selection"], 1, 1_000_000),
@@ -236,6 +251,8 @@ export async function runConsole(cl: ParsedCommandLine, signal: AbortSignal): Pr
     signal.addEventListener("abort", () => resolve(), { once: true });
   });
   await server.shutdown().catch(() => {});
+  history.stop();
+  await control.close();
   await broker.close();
   await ledger.close();
   return EXIT.ok;

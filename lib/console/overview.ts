@@ -1,17 +1,21 @@
 /**
  * The console's overview: rates of created, retried and dead-lettered orders from OrdemDeProducao's
  * own /metrics (summed over its instances), the publish rate from the management API, the depth of
- * every queue and the work queue's consumers from the broker, and the ledger's count of production
- * orders. Each source may be missing; what it would give then shows as unknown, with why.
+ * every queue and the work queue's consumers from the broker, the ledger's count of production
+ * orders, and the operator's pause: the fleet's state from the control plane, and how many of the
+ * instances scraped hold off for it. Each source may be missing; what it would give then shows as
+ * unknown, with why.
  *
  * @module
  */
 
 import type { Broker } from "../broker.ts";
+import type { PauseState } from "../control.ts";
 import type { LedgerReader } from "../ledger.ts";
 import type { ManagementClient } from "../management.ts";
 import { readQueueStats } from "../queue_stats.ts";
 import { describeError } from "../errors.ts";
+import { type Buckets, bucketsBetween, histogramQuantile, readBuckets } from "./_histogram.ts";
 import { redactUrl } from "../redact.ts";
 import type { Topology } from "../topology.ts";
 
@@ -21,6 +25,24 @@ export const RATE_COUNTERS = {
   retried: "productionorder_messages_retried_total",
   deadLettered: "productionorder_messages_dead_lettered_total",
 } as const;
+
+/** The gauge each instance sets to 1 while an operator's pause holds it. */
+export const PAUSED_GAUGE = "productionorder_paused";
+
+/** The histogram of the time from an order's publish to its production order or dead letter. */
+export const CRITICAL_TIME_HISTOGRAM = "productionorder_critical_time_seconds";
+
+/** How far back the overview's critical time looks: the orders settled in the last minute. */
+export const CRITICAL_TIME_WINDOW_MS = 60_000;
+
+/** The critical time of the orders settled lately, one way. */
+export interface CriticalTime {
+  /** Seconds; null when none settled. */
+  readonly p50: number | null;
+  readonly p99: number | null;
+  /** How many settled. */
+  readonly count: number;
+}
 
 /** What the overview counts a rate of. */
 export type Counted = keyof typeof RATE_COUNTERS;
@@ -39,8 +61,30 @@ export interface Overview {
   readonly consumers: number | null;
   /** Production orders in the ledger. */
   readonly ledgerOrders: number | null;
+  /**
+   * The critical time (Estoque's publish to the production order, or to the dead letter) of the
+   * orders settled in the last {@linkcode CRITICAL_TIME_WINDOW_MS}, from every instance's
+   * histogram; null without /metrics.
+   */
+  readonly criticalTime: {
+    readonly created: CriticalTime;
+    readonly deadLettered: CriticalTime;
+    /** The seconds it covers (less than the window until the console has watched that long). */
+    readonly windowSeconds: number;
+  } | null;
+  /** The operator's pause. */
+  readonly pause: {
+    /** The fleet's state: paused or not, since, by, why (null when it could not be read). */
+    readonly state: PauseState | null;
+    /** Instances whose /metrics answered. */
+    readonly instances: number | null;
+    /** Of those, how many hold off for the pause. */
+    readonly paused: number | null;
+  };
   /** For each source, `ok` or why it could not be read. */
-  readonly sources: Readonly<Record<"broker" | "metrics" | "management" | "ledger", string>>;
+  readonly sources: Readonly<
+    Record<"broker" | "metrics" | "management" | "ledger" | "control", string>
+  >;
 }
 
 /** Where the overview reads from. */
@@ -53,6 +97,8 @@ export interface OverviewSources {
   readonly management: ManagementClient | undefined;
   /** The ledger, or undefined when it cannot be opened (yet). */
   readonly ledger: () => Promise<LedgerReader | undefined>;
+  /** The fleet's pause state (console/control.ts); undefined: not shown. */
+  readonly pause?: () => Promise<PauseState>;
   /** A clock in milliseconds. @default {performance.now} */
   readonly clock?: () => number;
 }
@@ -80,6 +126,8 @@ export class OverviewSampler {
   readonly #sources: OverviewSources;
   readonly #clock: () => number;
   #previous: { at: number; totals: Record<Counted, number | null> } | undefined;
+  /** The critical-time buckets read lately, oldest first, back to the window. */
+  readonly #criticalReadings: { at: number; created: Buckets; deadLettered: Buckets }[] = [];
   #latest: { at: number; overview: Promise<Overview> } | undefined;
 
   constructor(sources: OverviewSources) {
@@ -98,7 +146,7 @@ export class OverviewSampler {
 
   async #take(now: number): Promise<Overview> {
     const s = this.#sources;
-    const [metrics, queues, publishRate, ledger] = await Promise.allSettled([
+    const [metrics, queues, publishRate, ledger, pause] = await Promise.allSettled([
       this.#scrape(),
       // Depths and consumers only: the overview shows no age, so the DLQ's head is left alone.
       s.broker().then((broker) => readQueueStats(broker, s.topology, { oldest: false })),
@@ -109,14 +157,15 @@ export class OverviewSampler {
         if (reader === undefined) throw new Error("not found");
         return reader.countOrders();
       }),
+      s.pause === undefined ? Promise.reject(new Error("not read")) : s.pause(),
     ]);
     const why = (result: PromiseSettledResult<unknown>) =>
       result.status === "fulfilled" ? "ok" : redactUrl(describeError(result.reason));
-    const totals = metrics.status === "fulfilled"
-      ? metrics.value
-      : { created: null, retried: null, deadLettered: null };
+    const scraped = metrics.status === "fulfilled" ? metrics.value : undefined;
+    const totals = scraped?.totals ?? { created: null, retried: null, deadLettered: null };
     const previous = this.#previous;
     this.#previous = { at: now, totals };
+    const criticalTime = scraped === undefined ? null : this.#criticalTime(now, scraped.texts);
     const rate = (name: Counted): number | null => {
       const before = previous?.totals[name];
       const after = totals[name];
@@ -139,27 +188,77 @@ export class OverviewSampler {
       depth: queues.status === "fulfilled" ? queues.value.depth : null,
       consumers: queues.status === "fulfilled" ? queues.value.workConsumers : null,
       ledgerOrders: ledger.status === "fulfilled" ? ledger.value : null,
+      criticalTime,
+      pause: {
+        state: pause.status === "fulfilled" ? pause.value : null,
+        instances: scraped?.instances ?? null,
+        paused: scraped?.paused ?? null,
+      },
       sources: {
         broker: why(queues),
         metrics: why(metrics),
         management: why(publishRate),
         ledger: why(ledger),
+        control: why(pause),
       },
     };
   }
 
-  /** The counters summed over every instance that answers; fails when none does. */
-  async #scrape(): Promise<Record<Counted, number | null>> {
-    const names = Object.values(RATE_COUNTERS);
+  /**
+   * The critical time of the orders settled since the oldest reading within the window: each
+   * histogram's buckets summed over the instances now, less those of then.
+   */
+  #criticalTime(now: number, texts: string): NonNullable<Overview["criticalTime"]> {
+    const reading = {
+      at: now,
+      created: readBuckets(texts, CRITICAL_TIME_HISTOGRAM, { outcome: "created" }),
+      deadLettered: readBuckets(texts, CRITICAL_TIME_HISTOGRAM, { outcome: "dead-lettered" }),
+    };
+    const readings = this.#criticalReadings;
+    readings.push(reading);
+    while (readings.length > 1 && now - readings[1]!.at >= CRITICAL_TIME_WINDOW_MS) {
+      readings.shift();
+    }
+    const first = readings[0]!;
+    const of = (before: Buckets, after: Buckets): CriticalTime => {
+      const between = first === reading ? after : bucketsBetween(before, after);
+      return {
+        p50: histogramQuantile(0.5, between),
+        p99: histogramQuantile(0.99, between),
+        count: between.at(-1)?.[1] ?? 0,
+      };
+    };
+    return {
+      created: of(first.created, reading.created),
+      deadLettered: of(first.deadLettered, reading.deadLettered),
+      windowSeconds: Math.round((now - first.at) / 1000),
+    };
+  }
+
+  /**
+   * The counters summed over every instance that answers, how many answered and how many of them
+   * are paused; fails when none does.
+   */
+  async #scrape(): Promise<
+    {
+      totals: Record<Counted, number | null>;
+      instances: number;
+      paused: number;
+      texts: string;
+    }
+  > {
+    const names = [...Object.values(RATE_COUNTERS), PAUSED_GAUGE];
     const answers = await Promise.allSettled(this.#sources.metricsUrls.map(async (url) => {
       const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
       if (!response.ok) {
         await response.body?.cancel();
         throw new Error(`${url} answered ${response.status}`);
       }
-      return sumMetrics(await response.text(), names);
+      const text = await response.text();
+      return { sums: sumMetrics(text, names), text };
     }));
-    const read = answers.flatMap((a) => a.status === "fulfilled" ? [a.value] : []);
+    const texts = answers.flatMap((a) => a.status === "fulfilled" ? [a.value.text] : []);
+    const read = answers.flatMap((a) => a.status === "fulfilled" ? [a.value.sums] : []);
     if (read.length === 0) {
       const first = answers.find((a) => a.status === "rejected");
       throw new Error(
@@ -170,9 +269,14 @@ export class OverviewSampler {
     }
     const total = (name: string) => read.reduce((sum, sums) => sum + (sums.get(name) ?? 0), 0);
     return {
-      created: total(RATE_COUNTERS.created),
-      retried: total(RATE_COUNTERS.retried),
-      deadLettered: total(RATE_COUNTERS.deadLettered),
+      totals: {
+        created: total(RATE_COUNTERS.created),
+        retried: total(RATE_COUNTERS.retried),
+        deadLettered: total(RATE_COUNTERS.deadLettered),
+      },
+      instances: read.length,
+      paused: total(PAUSED_GAUGE),
+      texts: texts.join("\n"),
     };
   }
 }

@@ -164,3 +164,28 @@ export function readAction(
     expected: expected as number | undefined,
   };
 }
+
+/** A pause or resume as a page posts it. */
+export interface ControlRequest {
+  readonly action: "pause" | "resume";
+  /** Why; a pause needs one. */
+  readonly reason: string;
+}
+
+/**
+ * Reads a pause or resume's JSON body: `{action: "pause"|"resume", reason}`.
+ * @throws {BadRequest} naming what is wrong.
+ */
+export function readControl(body: unknown): ControlRequest {
+  if (body === null || typeof body !== "object") throw new BadRequest("send a JSON object");
+  const { action, reason } = body as Record<string, unknown>;
+  if (action !== "pause" && action !== "resume") {
+    throw new BadRequest(`action must be pause or resume, got ${JSON.stringify(action)}`);
+  }
+  const why = (text(reason, "reason") ?? "").trim();
+  if (why.length > 500) throw new BadRequest("reason is longer than 500 characters");
+  if (action === "pause" && why === "") {
+    throw new BadRequest("say why the fleet is paused: the reason is shown to everyone");
+  }
+  return { action, reason: why };
+}

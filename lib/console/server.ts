@@ -1,6 +1,7 @@
 /**
  * The console's HTTP side, on `Deno.serve`: the page and its two assets (served from this folder:
- * nothing from a CDN, no build step), and a JSON API the page reads. Every request must be
+ * nothing from a CDN, no build step), the charting library (uPlot, from the npm package pinned in
+ * deno.json, served from here too), and a JSON API the page reads. Every request must be
  * addressed to one of the console's host names (lib/console/allowed_hosts.ts: 421 otherwise, so a
  * DNS-rebound page reads nothing), come from an address not waiting out its failed logins
  * (lib/console/login_limit.ts: 429), not come from a page on another site once credentials are
@@ -18,13 +19,24 @@ import type { LedgerReader } from "../ledger.ts";
 import { logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
 import type { DeadLetterActions } from "./actions.ts";
+import type { FleetControl } from "./control.ts";
+import type { FlowHistory } from "./history.ts";
+import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
+import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import type { HostGuard } from "./allowed_hosts.ts";
 import { type Authenticator, fromAnotherSite, type Principal } from "./auth.ts";
 import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
 import { buildJourney } from "./journey.ts";
 import type { LoginLimit } from "./login_limit.ts";
 import type { OverviewSampler } from "./overview.ts";
-import { BadRequest, queryFields, readAction, readFilter, wholeNumber } from "./requests.ts";
+import {
+  BadRequest,
+  queryFields,
+  readAction,
+  readControl,
+  readFilter,
+  wholeNumber,
+} from "./requests.ts";
 
 /** What the server answers from. */
 export interface ConsoleServerOptions {
@@ -39,6 +51,10 @@ export interface ConsoleServerOptions {
   readonly index: DeadLetterIndex;
   readonly overview: OverviewSampler;
   readonly actions: DeadLetterActions;
+  /** Pause and resume of the fleet. */
+  readonly control: FleetControl;
+  /** The overview's last hour, for its charts. */
+  readonly history: FlowHistory;
   /** The ledger, or undefined when it cannot be opened (yet). */
   readonly ledger: () => Promise<LedgerReader | undefined>;
   readonly readOnly: boolean;
@@ -54,6 +70,14 @@ const ASSETS: Readonly<Record<string, string>> = {
   "/": "index.html",
   "/app.js": "app.js",
   "/style.css": "style.css",
+  "/vendor/uplot.js": "uplot.js",
+  "/vendor/uplot.css": "uplot.css",
+};
+
+/** The charting library's files, from its npm package (no CDN). */
+const VENDOR: Readonly<Record<string, string>> = {
+  "uplot.js": uplotJs,
+  "uplot.css": uplotCss,
 };
 
 const TYPES: Readonly<Record<string, string>> = {
@@ -139,8 +163,15 @@ async function readJson(request: Request): Promise<unknown> {
 /** Loads the page's files once. */
 async function loadAssets(): Promise<Map<string, Uint8Array>> {
   const files = new Map<string, Uint8Array>();
+  const encoder = new TextEncoder();
   for (const name of new Set(Object.values(ASSETS))) {
-    files.set(name, await Deno.readFile(new URL(`./page/${name}`, import.meta.url)));
+    const vendored = VENDOR[name];
+    files.set(
+      name,
+      vendored === undefined
+        ? await Deno.readFile(new URL(`./page/${name}`, import.meta.url))
+        : encoder.encode(vendored),
+    );
   }
   return files;
 }
@@ -246,6 +277,15 @@ async function get(
       return json(await o.overview.sample());
     case "/api/overview/stream":
       return overviewStream(request, o);
+    case "/api/history": {
+      const after = params.get("after");
+      return json({
+        intervalMs: o.history.intervalMs,
+        points: o.history.points(
+          after === null ? undefined : wholeNumber(after, "after", 0, 0, Number.MAX_SAFE_INTEGER),
+        ),
+      });
+    }
     case "/api/dead-letters": {
       const filter = readFilter(queryFields(params), { now, maxSelection: o.maxSelection });
       const offset = wholeNumber(params.get("offset"), "offset", 0, 0, 100_000_000);
@@ -320,11 +360,22 @@ async function post(
 ): Promise<Response> {
   const refused = o.auth.refuseAction(request, principal);
   if (refused !== undefined) return problem(refused, 403);
+  const control = url.pathname === "/api/control";
   if (o.readOnly) {
-    return problem("the console is read-only: nothing can be replayed or purged", 403);
+    return problem(
+      control
+        ? "the console is read-only: the fleet cannot be paused or resumed from it"
+        : "the console is read-only: nothing can be replayed or purged",
+      403,
+    );
   }
   if (principal.role !== "operator") {
-    return problem("replay and purge need the operator role", 403);
+    return problem(
+      control
+        ? "pause and resume need the operator role"
+        : "replay and purge need the operator role",
+      403,
+    );
   }
   const options = { now: new Date(), maxSelection: o.maxSelection };
   switch (url.pathname) {
@@ -339,6 +390,11 @@ async function post(
         throw new BadRequest("preview first: a confirmed action names the previewed count");
       }
       return json(o.actions.start(action.action, action.filter, action.expected, principal), 202);
+    }
+    case "/api/control": {
+      const change = readControl(await readJson(request));
+      const state = await o.control.change(change.action === "pause", change.reason, principal);
+      return json(state);
     }
     default:
       return problem(`no action ${url.pathname}`, 404);

@@ -6,6 +6,7 @@ const message = document.getElementById("message");
 let session;
 let stream;
 let pollTimer;
+let chartsStop;
 
 /** An element with attributes and children (strings become text nodes). */
 function h(tag, attrs = {}, ...children) {
@@ -47,23 +48,194 @@ const number = (n, digits = 0) =>
     maximumFractionDigits: digits,
     minimumFractionDigits: digits,
   });
+/** Seconds as an operator reads them: ms under a second. */
+const duration = (seconds) =>
+  seconds === null || seconds === undefined
+    ? "–"
+    : seconds < 1
+    ? `${number(seconds * 1000, 1)} ms`
+    : `${number(seconds, 2)} s`;
 const when = (iso) => iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "–";
 
 function stop() {
   stream?.close();
   stream = undefined;
   clearTimeout(pollTimer);
+  chartsStop?.();
+  chartsStop = undefined;
 }
 
 // ---- Overview ---------------------------------------------------------------------------------
 
+/** The operator's pause: the fleet's state, the instances holding off, and the button. */
+function pauseBanner() {
+  const box = h("section", { class: "pause", "data-testid": "pause" });
+  let shown;
+  const show = (p) => {
+    const key = JSON.stringify(p);
+    if (key === shown) return;
+    shown = key;
+    const state = p.state;
+    box.classList.toggle("paused", state?.paused === true);
+    const text = state === null
+      ? "Whether the fleet is paused is unknown (see Sources)"
+      : state.paused
+      ? `Paused since ${when(state.since)} by ${state.by}: ${state.reason}`
+      : "Taking orders" + (state.seq > 0 ? ` (resumed ${when(state.at)} by ${state.by})` : "");
+    const instances = p.instances === null
+      ? ""
+      : `${p.paused} of ${p.instances} instance(s) holding off`;
+    const button = !session.canAct || state === null
+      ? null
+      : state.paused
+      ? h("button", { class: "primary", "data-action": "resume", text: "Resume", onclick: resume })
+      : h("button", { class: "danger", "data-action": "pause", text: "Pause…", onclick: pause });
+    box.replaceChildren(
+      h("span", { class: "pause-state", "data-testid": "pause-state", text }),
+      h("span", { class: "muted", "data-testid": "pause-instances", text: instances }),
+      button,
+    );
+  };
+  const change = async (action, reason) => {
+    try {
+      await api("/api/control", { body: { action, reason } });
+      say(action === "pause" ? "paused: orders wait in the queue" : "resumed", "info");
+    } catch (error) {
+      say(error.message);
+    }
+  };
+  async function pause() {
+    const dialog = document.getElementById("pause-dialog");
+    const reason = document.getElementById("pause-reason");
+    reason.value = "";
+    dialog.returnValue = "";
+    dialog.showModal();
+    await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+    if (dialog.returnValue !== "ok") return say("not paused", "info");
+    await change("pause", reason.value);
+  }
+  async function resume() {
+    const dialog = document.getElementById("confirm");
+    document.getElementById("confirm-text").textContent =
+      "Resume every OrdemDeProducao? The orders waiting in the queue are taken at once.";
+    dialog.returnValue = "";
+    dialog.showModal();
+    await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+    if (dialog.returnValue !== "ok") return say("still paused", "info");
+    await change("resume", "");
+  }
+  return { box, show };
+}
+
+// ---- Charts (uPlot, served by the console from its npm package) --------------------------------
+
+const SERIES_COLORS = ["#1f5fbf", "#067647", "#b54708", "#b42318", "#6941c6", "#0e7090", "#475467"];
+
+/** One chart: its element, and how to give it the points' columns. */
+function chart(title, testId, unit) {
+  const box = h("figure", { class: "chart", "data-testid": testId });
+  const caption = h("figcaption", { text: title });
+  const area = h("div", { class: "plot" });
+  box.append(caption, area);
+  let plot;
+  let names = "";
+  const set = (times, columns) => {
+    // [name, values] pairs; a new set of names (a retry tier appeared) builds the chart again.
+    const key = columns.map(([name]) => name).join("|");
+    if (plot === undefined || key !== names) {
+      plot?.destroy();
+      names = key;
+      plot = new uPlot(
+        {
+          width: Math.max(320, area.clientWidth || 560),
+          height: 180,
+          series: [
+            {},
+            ...columns.map(([name], i) => ({
+              label: name,
+              stroke: SERIES_COLORS[i % SERIES_COLORS.length],
+              width: 1.5,
+              value: (_, v) => v === null || v === undefined ? "–" : unit(v),
+            })),
+          ],
+          axes: [{}, { values: (_, ticks) => ticks.map(unit), size: 70 }],
+          scales: { x: { time: true } },
+          legend: { live: false },
+        },
+        [times, ...columns.map(([, values]) => values)],
+        area,
+      );
+    } else {
+      plot.setData([times, ...columns.map(([, values]) => values)]);
+    }
+    // What the chart shows last, for whoever reads the page without looking at the canvas.
+    for (const [name, values] of columns) {
+      box.dataset[`last${name.replace(/[^A-Za-z0-9]/g, "")}`] = String(values.at(-1) ?? "");
+    }
+  };
+  return { box, set };
+}
+
+/** The overview's charts of the last hour, kept up to date from /api/history. */
+function charts() {
+  const box = h("section", { class: "charts" });
+  const rates = chart("Messages a second", "chart-rates", (v) => number(v, 1));
+  const depths = chart("Ready messages by queue", "chart-depths", (v) => number(v));
+  const critical = chart(
+    "Critical time of the orders created in the minute before",
+    "chart-critical",
+    (v) => duration(v),
+  );
+  box.append(rates.box, depths.box, critical.box);
+  const points = [];
+  let timer;
+  const draw = () => {
+    if (points.length === 0) return;
+    const times = points.map((p) => p.at / 1000);
+    rates.set(times, [
+      ["published", points.map((p) => p.published)],
+      ["created", points.map((p) => p.created)],
+      ["retried", points.map((p) => p.retried)],
+      ["dead-lettered", points.map((p) => p.deadLettered)],
+    ]);
+    const queues = [...new Set(points.flatMap((p) => Object.keys(p.depth ?? {})))];
+    depths.set(times, queues.map((q) => [q, points.map((p) => p.depth?.[q] ?? null)]));
+    critical.set(times, [
+      ["p50", points.map((p) => p.p50)],
+      ["p99", points.map((p) => p.p99)],
+    ]);
+  };
+  const load = async () => {
+    try {
+      const after = points.at(-1)?.at;
+      const answer = await api(`/api/history${after === undefined ? "" : `?after=${after}`}`);
+      points.push(...answer.points);
+      const keepFrom = Date.now() - 3_600_000;
+      while (points.length > 0 && points[0].at < keepFrom) points.shift();
+      if (answer.points.length > 0) draw();
+      timer = setTimeout(load, answer.intervalMs);
+    } catch (error) {
+      say(error.message);
+      timer = setTimeout(load, 5_000);
+    }
+  };
+  load();
+  return { box, stop: () => clearTimeout(timer) };
+}
+
 function overviewView() {
+  const banner = pauseBanner();
+  const history = charts();
+  chartsStop = history.stop;
   const cards = h("div", { class: "cards", "data-testid": "rates" });
   const depth = h("tbody");
   const sources = h("tbody");
   page.replaceChildren(
+    banner.box,
     h("h2", { text: "Flow (messages a second)" }),
     cards,
+    h("h2", { text: "The last hour" }),
+    history.box,
     h("h2", { text: "Queues" }),
     h(
       "table",
@@ -86,6 +258,7 @@ function overviewView() {
       h("div", { class: "value", "data-testid": id, text: value }),
     );
   const show = (o) => {
+    banner.show(o.pause);
     cards.replaceChildren(
       card("published /s", number(o.rates.published, 1), "rate-published"),
       card("created /s", number(o.rates.created, 1), "rate-created"),
@@ -94,6 +267,13 @@ function overviewView() {
       card("consumers", number(o.consumers), "consumers"),
       card("production orders", number(o.ledgerOrders), "ledger-orders"),
       card("created in all", number(o.totals.created), "total-created"),
+      card("critical time p50", duration(o.criticalTime?.created.p50), "critical-p50"),
+      card("critical time p99", duration(o.criticalTime?.created.p99), "critical-p99"),
+      card(
+        "to dead letter p99",
+        duration(o.criticalTime?.deadLettered.p99),
+        "critical-dead-lettered-p99",
+      ),
     );
     depth.replaceChildren(
       ...Object.entries(o.depth ?? {}).map(([queue, n]) =>
@@ -475,6 +655,11 @@ function journeyView(params) {
             } bytes only (deno task dlq show prints it all).`,
           })]
           : []),
+        letter.messageVersion === null ? null : h("p", {
+          class: "muted",
+          "data-testid": "message-version",
+          text: `Message version ${letter.messageVersion}`,
+        }),
         h("h3", { text: "Body" }),
         letter.bodyText === null
           ? h("p", { class: "muted", text: "Not UTF-8 text: shown in hex only." })
@@ -483,6 +668,15 @@ function journeyView(params) {
           "data-testid": "body-hex",
           text: letter.bodyHex.replace(/(..)/g, "$1 ").replace(/((?:.. ){16})/g, "$1\n").trim(),
         }),
+        ...(letter.extraFields && Object.keys(letter.extraFields).length > 0
+          ? [
+            h("h3", { text: "Fields this reader does not know (kept, not refused)" }),
+            h("pre", {
+              "data-testid": "extra-fields",
+              text: JSON.stringify(letter.extraFields, null, 2),
+            }),
+          ]
+          : []),
         h("h3", { text: "Headers" }),
         h("pre", { "data-testid": "headers", text: JSON.stringify(letter.headers, null, 2) }),
         h("h3", { text: "Properties" }),

@@ -1,0 +1,256 @@
+/**
+ * The write side of the SQLite stock store: one connection, one transaction per batch of
+ * operations, each operation in a savepoint of its own, so that a refused movement leaves the
+ * others of its batch alone and a batch costs one fsync. Runs in the store's worker for a file
+ * (the fsync never blocks the event loop) and on the main thread for an in-memory store, as the
+ * ledger's writer does (_sqlite_writer.ts, whose connection settings and outage codes it shares).
+ *
+ * @module
+ */
+
+import type { SqliteWorkerReply } from "./_sqlite_worker_client.ts";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { unavailableCode } from "./_sqlite_writer.ts";
+import {
+  applyMovement,
+  type Movement,
+  type OutboxFailure,
+  StockError,
+  type StockErrorCode,
+  type StockItem,
+  type StockItemSettings,
+  unknownColor,
+} from "./stock_store.ts";
+
+/** The tables of the stock store. */
+export const STOCK_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS stock_items (
+    color            TEXT PRIMARY KEY,
+    quantity         INTEGER NOT NULL CHECK (quantity >= 0),
+    reorder_point    INTEGER NOT NULL CHECK (reorder_point >= 0),
+    reorder_quantity INTEGER NOT NULL CHECK (reorder_quantity >= 1),
+    updated_at       TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS stock_movements (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    color          TEXT NOT NULL,
+    delta          INTEGER NOT NULL,
+    quantity_after INTEGER NOT NULL,
+    at             TEXT NOT NULL,
+    reason         TEXT,
+    ref_code       TEXT
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS stock_outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    ref_code   TEXT NOT NULL UNIQUE,
+    color_code TEXT NOT NULL,
+    quantity   INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at    TEXT,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS stock_outbox_unsent ON stock_outbox (id) WHERE sent_at IS NULL;
+  CREATE INDEX IF NOT EXISTS stock_outbox_sent ON stock_outbox (sent_at) WHERE sent_at IS NOT NULL;
+`;
+
+/** One write of a batch. */
+export type StockOp =
+  | { readonly kind: "set"; readonly settings: StockItemSettings; readonly at: string }
+  | { readonly kind: "move"; readonly movement: Movement; readonly at: string }
+  | {
+    readonly kind: "finish";
+    readonly sent: readonly number[];
+    readonly failed: readonly OutboxFailure[];
+    readonly at: string;
+  }
+  | { readonly kind: "delete-sent"; readonly before: string }
+  | { readonly kind: "probe"; readonly at: string };
+
+/** What a committed movement did, as plain data (it crosses from the worker). */
+export interface MoveRecord {
+  /** The movement's id in the history. */
+  readonly movementId: number;
+  /** The item as the movement left it. */
+  readonly item: StockItem;
+  /** The quantity before. */
+  readonly before: number;
+  /** The outbox row it made, when it crossed the reorder point. */
+  readonly request:
+    | { readonly id: number; readonly refCode: string; readonly quantity: number }
+    | undefined;
+}
+
+/** One operation's result: its value, or why it was refused (the rest of its batch committed). */
+export type StockOpResult =
+  | { readonly value: StockItem | MoveRecord | number | null }
+  | { readonly refused: { readonly code: StockErrorCode; readonly message: string } }
+  | { readonly failed: string };
+
+interface ItemRow {
+  color: string;
+  quantity: number;
+  reorder_point: number;
+  reorder_quantity: number;
+  updated_at: string;
+}
+
+/** A row of `stock_items` as an item. */
+export function itemOf(row: ItemRow): StockItem {
+  return {
+    color: String(row.color),
+    quantity: Number(row.quantity),
+    reorderPoint: Number(row.reorder_point),
+    reorderQuantity: Number(row.reorder_quantity),
+    updatedAt: String(row.updated_at),
+  };
+}
+
+/** Commits batches of stock writes on one connection (whose schema must exist). */
+export class SqliteStockWriter {
+  readonly #db: DatabaseSync;
+  readonly #getItem: StatementSync;
+  readonly #setItem: StatementSync;
+  readonly #updateQuantity: StatementSync;
+  readonly #insertOutbox: StatementSync;
+  readonly #insertMovement: StatementSync;
+  readonly #markSent: StatementSync;
+  readonly #markFailed: StatementSync;
+  readonly #deleteSent: StatementSync;
+
+  /** Prepares the statements on `db`. */
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#getItem = db.prepare("SELECT * FROM stock_items WHERE color = ?");
+    this.#setItem = db.prepare(
+      `INSERT INTO stock_items (color, quantity, reorder_point, reorder_quantity, updated_at)
+       VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (color) DO UPDATE SET quantity = excluded.quantity,
+         reorder_point = excluded.reorder_point, reorder_quantity = excluded.reorder_quantity,
+         updated_at = excluded.updated_at`,
+    );
+    this.#updateQuantity = db.prepare(
+      "UPDATE stock_items SET quantity = ?, updated_at = ? WHERE color = ?",
+    );
+    this.#insertOutbox = db.prepare(
+      `INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at) VALUES (?, ?, ?, ?)`,
+    );
+    this.#insertMovement = db.prepare(
+      `INSERT INTO stock_movements (color, delta, quantity_after, at, reason, ref_code)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    this.#markSent = db.prepare(
+      "UPDATE stock_outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+    );
+    this.#markFailed = db.prepare(
+      "UPDATE stock_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+    );
+    this.#deleteSent = db.prepare(
+      "DELETE FROM stock_outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+    );
+  }
+
+  /** Closes the connection, releasing its locks. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  /**
+   * Commits `ops` in one transaction, each in a savepoint: a refused or failed operation is undone
+   * alone. An outage (locked, read-only, full) fails the whole batch: thrown, nothing committed.
+   */
+  run(ops: readonly StockOp[]): StockOpResult[] {
+    const results: StockOpResult[] = [];
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const op of ops) {
+        this.#db.exec("SAVEPOINT op");
+        try {
+          results.push({ value: this.#apply(op) });
+          this.#db.exec("RELEASE op");
+        } catch (error) {
+          this.#db.exec("ROLLBACK TO op");
+          this.#db.exec("RELEASE op");
+          if (unavailableCode(error) !== undefined) throw error;
+          results.push(
+            error instanceof StockError
+              ? { refused: { code: error.code, message: error.message } }
+              : { failed: error instanceof Error ? error.message : String(error) },
+          );
+        }
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch { /* a failed COMMIT may have ended it already */ }
+      throw error;
+    }
+    return results;
+  }
+
+  #apply(op: StockOp): StockItem | MoveRecord | number | null {
+    switch (op.kind) {
+      case "set": {
+        const s = op.settings;
+        this.#setItem.run(s.color, s.quantity, s.reorderPoint, s.reorderQuantity, op.at);
+        return { ...s, updatedAt: op.at };
+      }
+      case "move":
+        return this.#move(op.movement, op.at);
+      case "finish":
+        for (const id of op.sent) this.#markSent.run(op.at, id);
+        for (const failure of op.failed) this.#markFailed.run(failure.error, failure.id);
+        return null;
+      case "delete-sent":
+        return Number(this.#deleteSent.run(op.before).changes);
+      case "probe":
+        return null; // BEGIN IMMEDIATE took the write lock, as a movement's batch does
+    }
+  }
+
+  /** The movement in order: the item, the outbox row (when it crosses), the history. */
+  #move(movement: Movement, at: string): MoveRecord {
+    const row = this.#getItem.get(movement.color) as ItemRow | undefined;
+    if (row === undefined) throw unknownColor(movement.color);
+    const item = itemOf(row);
+    const { after, crossed } = applyMovement(item, movement.delta);
+    this.#updateQuantity.run(after, at, item.color);
+    let request: MoveRecord["request"];
+    if (crossed) {
+      // The RefCode is made here, in the movement's transaction: a row published twice is one
+      // request, which OrdemDeProducao's ledger takes once.
+      const refCode = crypto.randomUUID();
+      const { lastInsertRowid } = this.#insertOutbox.run(
+        refCode,
+        item.color,
+        item.reorderQuantity,
+        at,
+      );
+      request = { id: Number(lastInsertRowid), refCode, quantity: item.reorderQuantity };
+    }
+    const { lastInsertRowid } = this.#insertMovement.run(
+      item.color,
+      movement.delta,
+      after,
+      at,
+      movement.reason ?? null,
+      request?.refCode ?? null,
+    );
+    return {
+      movementId: Number(lastInsertRowid),
+      item: { ...item, quantity: after, updatedAt: at },
+      before: item.quantity,
+      request,
+    };
+  }
+}
+
+/** A request to the stock store's worker. */
+export type StockWorkerRequest =
+  | { readonly kind: "open"; readonly id: number; readonly path: string }
+  | { readonly kind: "close"; readonly id: number }
+  | { readonly kind: "run"; readonly id: number; readonly ops: readonly StockOp[] };
+
+/** The worker's answer. */
+export type StockWorkerReply = SqliteWorkerReply<StockOpResult>;

@@ -1,0 +1,119 @@
+/**
+ * Pause and resume from the console, through the same control plane as `deno task ctl`
+ * (lib/control_store.ts): the fleet's state as the console's own ear on the control plane last
+ * heard it (started on the console's connection when first asked, and again on a new connection),
+ * and changes made in the signed-in operator's name, each appended to the audit trail.
+ *
+ * @module
+ */
+
+import type { Broker } from "../broker.ts";
+import type { PauseState } from "../control.ts";
+import { ControlListener } from "../control_listener.ts";
+import { ControlClient } from "../control_store.ts";
+import { appendPauseAudit } from "../ctl.ts";
+import { logger } from "../log.ts";
+import { declareControl, type Topology } from "../topology.ts";
+import type { Principal } from "./auth.ts";
+
+/** Options for {@linkcode FleetControl}. */
+export interface FleetControlOptions {
+  /** The console's connection (made again when lost). */
+  readonly broker: () => Promise<Broker>;
+  readonly topology: Topology;
+  /** The audit trail each change is appended to. */
+  readonly auditLog: string;
+}
+
+const log = logger("console");
+
+/** A listener on one connection; `ended` once its channel closed. */
+interface Ear {
+  readonly broker: Broker;
+  readonly listener: ControlListener;
+  ended: boolean;
+}
+
+/** The fleet's pause state for the console, and its pause and resume. */
+export class FleetControl implements AsyncDisposable {
+  readonly #options: FleetControlOptions;
+  #ear: Promise<Ear> | undefined;
+  #state: PauseState | undefined;
+
+  /** Listens to nothing until first asked. */
+  constructor(options: FleetControlOptions) {
+    this.#options = options;
+  }
+
+  /** The console's ear on the control plane, on its current connection. */
+  async #listening(): Promise<Ear> {
+    const broker = await this.#options.broker();
+    const pending = this.#ear;
+    if (pending !== undefined) {
+      const ear = await pending.catch(() => undefined);
+      if (ear !== undefined && ear.broker === broker && !ear.ended) return ear;
+      if (this.#ear === pending) {
+        this.#ear = undefined;
+        await ear?.listener.close();
+      }
+    }
+    const mine = this.#ear ??= this.#listen(broker);
+    try {
+      return await mine;
+    } catch (error) {
+      if (this.#ear === mine) this.#ear = undefined;
+      throw error;
+    }
+  }
+
+  async #listen(broker: Broker): Promise<Ear> {
+    await declareControl(broker, this.#options.topology);
+    const listener = await ControlListener.start({
+      broker,
+      topology: this.#options.topology,
+      name: "console",
+      onState: (state) => void (this.#state = state),
+    });
+    const ear: Ear = { broker, listener, ended: false };
+    listener.done.catch((error) => {
+      log.warning("the console's ear on the control plane closed", { error: String(error) });
+    }).finally(() => ear.ended = true);
+    return ear;
+  }
+
+  /** The fleet's pause state, as last heard. */
+  async state(): Promise<PauseState> {
+    await this.#listening();
+    return this.#state!;
+  }
+
+  /**
+   * Pauses (`paused`) or resumes the fleet in `who`'s name, then appends the change to the audit
+   * trail; resolves with the state made.
+   *
+   * @throws {ControlLockError} when the control plane's lock could not be had; a `PublishError`
+   * when the broker did not confirm the change (nothing is audited then); a `DiskWriteError`
+   * when the audit trail could not take the entry (the change was made).
+   */
+  async change(paused: boolean, reason: string, who: Principal): Promise<PauseState> {
+    const { broker } = await this.#listening();
+    const by = `${who.name} (console)`;
+    await using client = await ControlClient.open(broker, this.#options.topology);
+    const { after } = await client.change({ paused, by, reason });
+    if (after.seq > (this.#state?.seq ?? 0)) this.#state = after;
+    await appendPauseAudit(this.#options.auditLog, this.#options.topology, after, by, undefined);
+    return after;
+  }
+
+  /** Stops listening. */
+  async close(): Promise<void> {
+    const ear = await this.#ear?.catch(() => undefined);
+    this.#ear = undefined;
+    await ear?.listener.close();
+  }
+
+  /** Stops listening. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

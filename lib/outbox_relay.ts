@@ -1,0 +1,394 @@
+/**
+ * The outbox relay: publishes the production-order requests that stock movements put in the
+ * outbox, oldest first, with publisher confirms and `mandatory`, as `estoque -n N` publishes an
+ * order (lib/estoque.ts `publishOrder`: message id = RefCode, persistent, JSON). A row is marked
+ * sent only after the broker confirmed it; a relay that dies between the two leaves it unsent,
+ * and it is published again: OrdemDeProducao's ledger takes a RefCode once, so the copy is a
+ * duplicate, never a second production order.
+ *
+ * It sleeps while the outbox is empty and wakes when a movement commits a request (in-process on
+ * SQLite, LISTEN/NOTIFY on PostgreSQL), or after a slow fallback poll. While the broker is away it
+ * reconnects with backoff (lib/reconnect.ts), and while the store is away it tries again with
+ * backoff (lib/backoff.ts): rows wait, nothing spins, nothing is dropped. A publish the broker
+ * refuses (returned as unroutable, nacked) is counted on its row and tried again after a backoff
+ * delay. Sent rows are kept for `retentionMs`, for audit, then deleted.
+ *
+ * @module
+ */
+
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import type { Broker, ConnectOptions } from "./broker.ts";
+import { describeError, isFatalError } from "./errors.ts";
+import { publishOrder } from "./estoque.ts";
+import { logger } from "./log.ts";
+import type { OutboxMetrics } from "./outbox_metrics.ts";
+import { ConfirmedPublisher, PublishError } from "./publisher.ts";
+import { ConnectionLost, keepConnected } from "./reconnect.ts";
+import {
+  type OutboxClaim,
+  type OutboxFailure,
+  outboxOrder,
+  type OutboxRow,
+  type StockStore,
+} from "./stock_store.ts";
+import { prepareTopology, type Topology } from "./topology.ts";
+
+/** Points where a test (or the fault suite) can step in. */
+export interface OutboxRelayHooks {
+  /**
+   * Called once a batch's publishes have settled (confirmed or failed) and before any is marked
+   * sent: a relay that crashes here has published rows it has not marked.
+   */
+  readonly beforeMarkSent?: (rows: readonly OutboxRow[]) => void | Promise<void>;
+}
+
+/** Options for {@linkcode OutboxRelay.start}. */
+export interface OutboxRelayOptions {
+  /** The stock store whose outbox is relayed. */
+  readonly store: StockStore;
+  /** The broker URLs, tried in turn. */
+  readonly urls: readonly string[];
+  /** Connection options (TLS files); the name defaults to `estoque relay`. */
+  readonly connect?: ConnectOptions;
+  /** Where requests go: its exchange and routing key. */
+  readonly topology: Topology;
+  /**
+   * Declare the topology on each connection (true), or only check that it exists.
+   * @default {true}
+   */
+  readonly declare?: boolean;
+  /**
+   * How long a publish may wait for its confirm, in milliseconds.
+   * @default {10000}
+   */
+  readonly confirmTimeoutMs?: number;
+  /**
+   * Rows taken (and published, their confirms awaited together) at once.
+   * @default {500}
+   */
+  readonly batchSize?: number;
+  /**
+   * How long the relay sleeps with nothing to do before it looks anyway, in milliseconds: a
+   * fallback for wake-ups it cannot get (a movement by another process on SQLite).
+   * @default {1000}
+   */
+  readonly pollMs?: number;
+  /**
+   * How long sent rows are kept, in milliseconds, before they are deleted.
+   * @default {604800000 (7 days)}
+   */
+  readonly retentionMs?: number;
+  /**
+   * How often sent rows past their retention are deleted, in milliseconds.
+   * @default {60000}
+   */
+  readonly purgeEveryMs?: number;
+  /** Delays between reconnects, store retries and refused publishes. */
+  readonly backoff?: BackoffOptions;
+  /** Where the relay counts what it does. */
+  readonly metrics?: OutboxMetrics;
+  /** Stops the relay (as {@linkcode OutboxRelay.stop} does). */
+  readonly signal?: AbortSignal;
+  /** Test hooks. */
+  readonly hooks?: OutboxRelayHooks;
+  /** The clock rows are marked sent by. @default {() => new Date()} */
+  readonly now?: () => Date;
+}
+
+const log = logger("relay");
+
+/** Remembers a wake-up that came while nobody waited, so that none is lost. */
+class Wakeup {
+  #pending = false;
+  #waiter: (() => void) | undefined;
+
+  /** Wakes the waiter, or the next one to wait. */
+  readonly wake = (): void => {
+    this.#pending = true;
+    this.#waiter?.();
+  };
+
+  /** Forgets earlier wake-ups: what they announced is about to be read. */
+  clear(): void {
+    this.#pending = false;
+  }
+
+  /**
+   * Resolves at a wake-up (at once if one came since {@linkcode clear}), after `ms`, when
+   * `signal` aborts or `also` settles.
+   */
+  wait(ms: number, signal: AbortSignal, also?: Promise<unknown>): Promise<void> {
+    return pause(ms, signal, also, (done) => {
+      if (this.#pending) return done();
+      this.#waiter = done;
+      return () => (this.#waiter = undefined);
+    });
+  }
+}
+
+/**
+ * Resolves after `ms`, when `signal` aborts, when `also` settles, or when `hook` calls its done;
+ * `hook` returns its own clean-up.
+ */
+function pause(
+  ms: number,
+  signal: AbortSignal,
+  also?: Promise<unknown>,
+  hook?: (done: () => void) => (() => void) | void,
+): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    // Assigned after the hook returns: a hook may call done() before that.
+    let unhook: (() => void) | void = undefined;
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      unhook?.();
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    also?.then(done, done);
+    unhook = hook?.(done);
+  });
+}
+
+/** Publishes the outbox of a stock store; see the module doc. Start it with {@linkcode start}. */
+export class OutboxRelay implements AsyncDisposable {
+  /** Settles when the relay has stopped: rejects with the error that stopped it for good. */
+  readonly done: Promise<void>;
+  readonly #options: OutboxRelayOptions;
+  readonly #controller = new AbortController();
+  readonly #wakeup = new Wakeup();
+  #broker: Broker | undefined;
+  #storeAvailable = true;
+  #published = 0;
+  #idle = false;
+
+  private constructor(options: OutboxRelayOptions) {
+    this.#options = options;
+    const { signal } = options;
+    if (signal?.aborted) this.#controller.abort(signal.reason);
+    signal?.addEventListener("abort", () => this.#controller.abort(signal.reason), { once: true });
+    this.done = this.#run();
+    this.done.catch(() => {}); // read through done or stop()
+  }
+
+  /**
+   * Starts relaying: connects (again and again, with backoff), declares or checks the topology,
+   * and publishes the outbox until stopped.
+   */
+  static start(options: OutboxRelayOptions): OutboxRelay {
+    return new OutboxRelay(options);
+  }
+
+  /** Whether the relay holds an open broker connection. */
+  get connected(): boolean {
+    return this.#broker?.isOpen ?? false;
+  }
+
+  /** Whether the stock store answered the relay's last request. */
+  get storeAvailable(): boolean {
+    return this.#storeAvailable;
+  }
+
+  /** Whether the relay can publish now: connected, with the store answering. */
+  get ready(): boolean {
+    return this.connected && this.#storeAvailable;
+  }
+
+  /** Whether the relay found the outbox empty and sleeps until a wake-up or the next poll. */
+  get idle(): boolean {
+    return this.#idle;
+  }
+
+  /** Requests this relay published and marked sent. */
+  get published(): number {
+    return this.#published;
+  }
+
+  /** Looks at the outbox now instead of at the next wake-up or poll. */
+  wake(): void {
+    this.#wakeup.wake();
+  }
+
+  /**
+   * Stops: takes no new rows, lets the batch under way settle (its confirms, at most
+   * `confirmTimeoutMs`) and be marked, closes the connection.
+   * @throws the error that had stopped the relay for good, if one had.
+   */
+  async stop(): Promise<void> {
+    this.#controller.abort(new Error("the relay was stopped"));
+    await this.done;
+  }
+
+  /** Stops the relay ({@linkcode OutboxRelay.stop}). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#options;
+    const signal = this.#controller.signal;
+    const listener = await o.store.listen(this.#wakeup.wake);
+    const retentionMs = o.retentionMs ?? 7 * 86_400_000;
+    const purge = () => {
+      if (signal.aborted) return;
+      const before = new Date((o.now?.() ?? new Date()).getTime() - retentionMs);
+      o.store.deleteSent(before).then((deleted) => {
+        if (deleted > 0) {
+          o.metrics?.deleted(deleted);
+          log.debug("deleted sent requests past their retention", { deleted, retentionMs });
+        }
+      }, (error) => log.warning("cannot delete sent requests", { error: describeError(error) }));
+    };
+    const purger = setInterval(purge, o.purgeEveryMs ?? 60_000);
+    purge();
+    try {
+      await keepConnected({
+        urls: o.urls,
+        connect: { name: "estoque relay", ...o.connect },
+        signal,
+        ...(o.backoff ? { backoff: o.backoff } : {}),
+        // A relay waits for its broker as long as it takes: the rows wait with it.
+        giveUpAfterMs: Infinity,
+      }, (broker) => this.#session(broker, signal));
+    } catch (error) {
+      if (!signal.aborted) throw error;
+    } finally {
+      clearInterval(purger);
+      await listener.close();
+    }
+  }
+
+  /** One connection's work: publish batches until stopped or the connection is lost. */
+  async #session(broker: Broker, signal: AbortSignal): Promise<void> {
+    const o = this.#options;
+    await prepareTopology(broker, o.topology, { declare: o.declare ?? true });
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
+      timeoutMs: o.confirmTimeoutMs ?? 10_000,
+      connection: broker,
+    });
+    this.#broker = broker;
+    log.info("relaying the outbox", { broker: broker.safeUrl, store: o.store.name });
+    let refusedRounds = 0;
+    try {
+      while (!signal.aborted) {
+        if (!broker.isOpen) {
+          throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
+        }
+        this.#wakeup.clear();
+        const claim = await this.#claim(broker, signal);
+        if (claim === undefined) continue; // stopped, or the connection closed meanwhile
+        if (claim.rows.length === 0) {
+          this.#idle = true;
+          await this.#wakeup.wait(o.pollMs ?? 1_000, signal, broker.closed);
+          this.#idle = false;
+          continue;
+        }
+        const refused = await this.#relay(publisher, claim);
+        if (refused === "connection") {
+          throw new ConnectionLost("publishes failed with the connection", {
+            cause: broker.closeError,
+          });
+        }
+        if (refused === "refused") {
+          // The broker refused them (unroutable, nacked): tried again, after a growing delay.
+          await pause(backoffDelay(++refusedRounds, o.backoff), signal, broker.closed);
+        } else refusedRounds = 0;
+      }
+    } finally {
+      this.#broker = undefined;
+    }
+  }
+
+  /**
+   * Claims the next rows; while the store is away, tries again with backoff. Undefined when
+   * stopped or when the broker connection closed meanwhile.
+   */
+  async #claim(broker: Broker, signal: AbortSignal): Promise<OutboxClaim | undefined> {
+    const o = this.#options;
+    for (let round = 1; !signal.aborted && broker.isOpen; round++) {
+      try {
+        const claim = await o.store.claimOutbox(o.batchSize ?? 500);
+        if (!this.#storeAvailable) log.info("the stock store is back", { store: o.store.name });
+        this.#storeAvailable = true;
+        return claim;
+      } catch (error) {
+        if (isFatalError(error)) throw error;
+        const delayMs = backoffDelay(round, o.backoff);
+        if (this.#storeAvailable || round % 10 === 0) {
+          log.warning("the stock store is unavailable: relaying paused", {
+            store: o.store.name,
+            error: describeError(error),
+            delayMs,
+          });
+        }
+        this.#storeAvailable = false;
+        await pause(delayMs, signal, broker.closed);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Publishes a claim's rows in order, awaits their confirms, marks the confirmed ones sent and
+   * records the failed ones. Says whether any failed, and how.
+   */
+  async #relay(
+    publisher: ConfirmedPublisher,
+    claim: OutboxClaim,
+  ): Promise<"ok" | "refused" | "connection"> {
+    const o = this.#options;
+    const results = await Promise.allSettled(
+      claim.rows.map((row) => publishOrder(publisher, o.topology, outboxOrder(row), row.createdAt)),
+    );
+    const at = o.now?.() ?? new Date();
+    const sent: OutboxRow[] = [];
+    const failed: OutboxFailure[] = [];
+    let outcome: "ok" | "refused" | "connection" = "ok";
+    results.forEach((result, i) => {
+      const row = claim.rows[i]!;
+      if (result.status === "fulfilled") return sent.push(row);
+      const code = result.reason instanceof PublishError ? result.reason.code : "closed";
+      failed.push({ id: row.id, error: code });
+      o.metrics?.failed(code);
+      if (code === "closed" || code === "timeout") outcome = "connection";
+      else if (outcome === "ok") outcome = "refused";
+    });
+    try {
+      await o.hooks?.beforeMarkSent?.(claim.rows);
+    } catch (error) {
+      // A crash here, as a test makes it: the rows stay unsent, the session ends.
+      await claim.abandon().catch(() => {});
+      throw error;
+    }
+    try {
+      await claim.finish(sent.map((row) => row.id), failed, at);
+    } catch (error) {
+      // Published but not marked: the rows stay unsent and go again (OrdemDeProducao's ledger
+      // takes each RefCode once). The next claim waits for the store.
+      await claim.abandon().catch(() => {});
+      if (isFatalError(error)) throw error;
+      this.#storeAvailable = false;
+      log.warning("published requests could not be marked sent: they will be sent again", {
+        store: o.store.name,
+        rows: sent.length,
+        error: describeError(error),
+      });
+      return outcome;
+    }
+    this.#published += sent.length;
+    o.metrics?.published(sent, at);
+    if (failed.length > 0) {
+      log.warning("publishes failed: the requests stay in the outbox", {
+        failed: failed.length,
+        code: failed[0]!.error,
+      });
+    }
+    return outcome;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Estoque's HTTP endpoint: the stock API guarded as the console's actions are (host names, tokens,
+ * roles, the CSRF token, same-origin posts), movements checked with a JSON reason and nothing
+ * written when refused, and /metrics, /healthz, /readyz open as OrdemDeProducao's are.
+ */
+
+import { strict as assert } from "node:assert";
+import { LOOPBACK_HOSTS } from "../lib/console/allowed_hosts.ts";
+import { type Gate, gateOf } from "../lib/console/admission.ts";
+import { serveEstoqueHttp } from "../lib/estoque_http.ts";
+import type { HttpServer } from "../lib/http_server.ts";
+import { OutboxMetrics } from "../lib/outbox_metrics.ts";
+import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
+import type { StockStore } from "../lib/stock_store.ts";
+
+const RED = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b";
+const BLUE = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const VIEWER = "viewer-secret-1234";
+const OPERATOR = "operator-secret-5678";
+
+/** A gate with a viewer and an operator token, answering to the loopback names. */
+function gate(): Promise<Gate> {
+  const option = (label: string, value: string | undefined) => ({ value, label });
+  return gateOf({
+    hostname: option("--http-host", "127.0.0.1"),
+    allowedHosts: option("--allowed-hosts", LOOPBACK_HOSTS),
+    token: option("--token", VIEWER),
+    operatorToken: option("--operator-token", OPERATOR),
+    usersFile: option("--users-file", undefined),
+  }, "estoque stock");
+}
+
+interface Served {
+  readonly store: StockStore;
+  readonly server: HttpServer;
+  readonly base: string;
+  /** Sends a request with a bearer token (none for undefined). */
+  call(path: string, init?: RequestInit & { token?: string | undefined }): Promise<Response>;
+  /** Posts a movement as the operator, with its CSRF token. */
+  post(body: unknown): Promise<Response>;
+}
+
+async function served(
+  fn: (s: Served) => Promise<void>,
+  api: "gate" | "none" = "gate",
+): Promise<void> {
+  await using store = await SqliteStockStore.open(":memory:");
+  await store.setItem({ color: RED, quantity: 12, reorderPoint: 10, reorderQuantity: 40 });
+  const metrics = new OutboxMetrics({ instanceId: "test", stats: () => store.outboxStats() });
+  await using server = await serveEstoqueHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    registry: metrics.registry,
+    ready: () => true,
+    store,
+    api: api === "gate" ? await gate() : undefined,
+    metrics,
+  });
+  const base = `http://127.0.0.1:${server.port}`;
+  const call = (path: string, init: RequestInit & { token?: string | undefined } = {}) => {
+    const { token, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (token !== undefined) headers.set("authorization", `Bearer ${token}`);
+    return fetch(`${base}${path}`, { ...rest, headers });
+  };
+  let csrf: string | undefined;
+  const post = async (body: unknown) => {
+    csrf ??= (await (await call("/api/session", { token: OPERATOR })).json()).csrf;
+    return call("/api/stock/movements", {
+      method: "POST",
+      token: OPERATOR,
+      headers: { "content-type": "application/json", "x-csrf-token": csrf! },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+  };
+  await fn({ store, server, base, call, post });
+}
+
+/** The status of a GET sent with the Host header `host` (fetch sends the URL's own). */
+async function statusFor(port: number, host: string, path: string, token: string) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const request = `GET ${path} HTTP/1.1\r\nhost: ${host}\r\nauthorization: Bearer ${token}\r\n` +
+      "connection: close\r\n\r\n";
+    await conn.write(new TextEncoder().encode(request));
+    const buffer = new Uint8Array(4096);
+    const read = await conn.read(buffer);
+    const head = new TextDecoder().decode(buffer.subarray(0, read ?? 0));
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+  } finally {
+    conn.close();
+  }
+}
+
+/** The JSON of a response, its status checked. */
+async function answer(response: Response, status: number): Promise<Record<string, unknown>> {
+  const body = await response.json();
+  assert.equal(response.status, status, JSON.stringify(body));
+  return body;
+}
+
+Deno.test("a movement posted by the operator with its CSRF token is applied, and one that crosses the reorder point returns its request", async () => {
+  await served(async ({ store, post }) => {
+    const first = await answer(await post({ color: RED, delta: -2, reason: "order 9" }), 201);
+    assert.deepEqual(first.movement, { id: 1, color: RED, before: 12, after: 10, delta: -2 });
+    assert.equal(first.request, null);
+    const second = await answer(await post({ color: RED.toUpperCase(), delta: -1 }), 201);
+    const request = second.request as Record<string, unknown>;
+    assert.equal(request.colorCode, RED);
+    assert.equal(request.quantity, 40);
+    const rows = await store.outboxRows();
+    assert.deepEqual(rows.map((r) => r.refCode), [request.refCode]);
+  });
+});
+
+Deno.test("a refused movement gets 400, 404 or 409 with a JSON reason, and writes nothing", async () => {
+  await served(async ({ store, post }) => {
+    const refusals: Array<[unknown, number, string]> = [
+      [{ color: BLUE, delta: -1 }, 404, "unknown_color"],
+      [{ color: RED, delta: -13 }, 409, "below_zero"],
+      [{ color: RED, delta: 1.5 }, 400, "bad_delta"],
+      [{ color: RED, delta: "-1" }, 400, "bad_delta"],
+      [{ color: RED, delta: 0 }, 400, "bad_delta"],
+      [{ color: RED }, 400, "bad_delta"],
+      [{ color: "red", delta: -1 }, 400, "bad_color"],
+      [{ color: RED, delta: -1, extra: 1 }, 400, "bad_movement"],
+      [[1, 2], 400, "bad_movement"],
+      ["{not json", 400, "bad_movement"],
+    ];
+    for (const [body, status, code] of refusals) {
+      const refused = await answer(await post(body), status);
+      assert.equal(refused.code, code, JSON.stringify(body));
+      assert.equal(typeof refused.error, "string");
+    }
+    assert.equal((await store.getItem(RED))?.quantity, 12);
+    assert.equal(await store.countMovements(), 0);
+    assert.deepEqual(await store.outboxRows(), []);
+  });
+});
+
+Deno.test("the stock API is guarded as the console's actions: credentials, role, CSRF token, origin, host name", async () => {
+  await served(async ({ store, server, call }) => {
+    const body = JSON.stringify({ color: RED, delta: -1 });
+    const json = { "content-type": "application/json" };
+    // No credential, a wrong one: 401.
+    assert.equal((await answer(await call("/api/stock"), 401)).code, "refused");
+    await answer(await call("/api/stock", { token: "wrong" }), 401);
+    // A viewer reads, but may not move stock, even with its CSRF token.
+    const items = await answer(await call("/api/stock", { token: VIEWER }), 200);
+    assert.equal((items.items as unknown[]).length, 1);
+    const session = await answer(await call("/api/session", { token: VIEWER }), 200);
+    assert.equal(session.canMove, false);
+    const viewer = await answer(
+      await call("/api/stock/movements", {
+        method: "POST",
+        token: VIEWER,
+        headers: { ...json, "x-csrf-token": session.csrf as string },
+        body,
+      }),
+      403,
+    );
+    assert.match(viewer.error as string, /operator role/);
+    // The operator, without its CSRF token, or with another's: 403.
+    await answer(
+      await call("/api/stock/movements", { method: "POST", token: OPERATOR, headers: json, body }),
+      403,
+    );
+    await answer(
+      await call("/api/stock/movements", {
+        method: "POST",
+        token: OPERATOR,
+        headers: { ...json, "x-csrf-token": session.csrf as string },
+        body,
+      }),
+      403,
+    );
+    // A page on another site: its credentials are not looked at.
+    const csrf = (await answer(await call("/api/session", { token: OPERATOR }), 200)).csrf;
+    await answer(
+      await call("/api/stock/movements", {
+        method: "POST",
+        token: OPERATOR,
+        headers: { ...json, "x-csrf-token": csrf as string, origin: "https://evil.test" },
+        body,
+      }),
+      401,
+    );
+    // A name the API does not answer to (DNS rebinding): 421, before anything is read.
+    assert.equal(await statusFor(server.port, "evil.test", "/api/stock", OPERATOR), 421);
+    assert.equal(await statusFor(server.port, "localhost", "/api/stock", OPERATOR), 200);
+    assert.equal((await store.getItem(RED))?.quantity, 12);
+    assert.equal(await store.countMovements(), 0);
+  });
+});
+
+Deno.test("/metrics, /healthz and /readyz are open; without the API, /api/ is not found", async () => {
+  await served(async ({ call, post }) => {
+    await answer(await post({ color: RED, delta: -3 }), 201);
+    await answer(await post({ color: BLUE, delta: -3 }), 404);
+    const metrics = await (await call("/metrics")).text();
+    assert.match(metrics, /^estoque_outbox_depth\{instance_id="test"\} 1$/m);
+    assert.match(
+      metrics,
+      /^estoque_stock_movements_total\{outcome="applied",instance_id="test"\} 1$/m,
+    );
+    assert.match(
+      metrics,
+      /^estoque_stock_movements_total\{outcome="refused",instance_id="test"\} 1$/m,
+    );
+    assert.match(metrics, /^estoque_outbox_requests_total\{instance_id="test"\} 1$/m);
+    assert.equal(await (await call("/healthz")).text(), "ok\n");
+    assert.equal(await (await call("/readyz")).text(), "ready\n");
+  });
+  await served(async ({ call }) => {
+    assert.equal((await call("/metrics")).status, 200);
+    await answer(await call("/api/stock", { token: OPERATOR }), 404);
+  }, "none");
+});

@@ -1,0 +1,376 @@
+/**
+ * The outbox relay against the real broker (a topology of its own per test, deleted afterwards)
+ * and the real stores (SQLite; PostgreSQL in a schema of its own, dropped afterwards): it publishes
+ * in order as `estoque -n` publishes, marks a row sent only after its confirm, publishes again what
+ * a lost connection left unconfirmed (OrdemDeProducao's ledger takes it once), waits for an
+ * unreachable broker, wakes on a commit rather than polling, shares a PostgreSQL outbox with
+ * another relay without publishing a row twice, and forgets sent rows after their retention.
+ */
+
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { encodeOrder } from "../lib/order.ts";
+import { ESTOQUE_APP_ID } from "../lib/order_properties.ts";
+import { OutboxMetrics } from "../lib/outbox_metrics.ts";
+import { OutboxRelay, type OutboxRelayOptions } from "../lib/outbox_relay.ts";
+import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
+import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
+import { outboxOrder, type StockStore } from "../lib/stock_store.ts";
+import type { Topology } from "../lib/topology.ts";
+import {
+  fastPolicy,
+  POSTGRES_URL,
+  RABBITMQ_URL,
+  startConsumer,
+  takeMessages,
+  tempDir,
+  waitFor,
+  withTopology,
+} from "../testing/broker.ts";
+import { dropSchema, freePort } from "../testing/postgres.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
+
+type Kind = "sqlite" | "postgres";
+
+/** Runs `fn` with a fresh store of `kind`, removed afterwards. */
+async function withStore(kind: Kind, fn: (open: () => Promise<StockStore>) => Promise<void>) {
+  if (kind === "sqlite") {
+    await using dir = await tempDir();
+    await fn(() => SqliteStockStore.open(join(dir.path, "stock.sqlite")));
+    return;
+  }
+  const schema = `test_relay_${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await fn(() => PostgresStockStore.open(POSTGRES_URL, { schema }));
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
+}
+
+/** A relay for a test: fast backoff, the test topology already declared. */
+function relayOf(
+  store: StockStore,
+  topo: Topology,
+  options: Partial<OutboxRelayOptions> = {},
+): OutboxRelay {
+  return OutboxRelay.start({
+    store,
+    urls: [RABBITMQ_URL],
+    topology: topo,
+    backoff: { initialMs: 250, maxMs: 1_000 },
+    ...options,
+  });
+}
+
+/** Puts `count` requests in the outbox: a colour each, whose one movement crosses its point. */
+async function crossings(store: StockStore, count: number, quantity = 7): Promise<string[]> {
+  const refs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const color = crypto.randomUUID();
+    await store.setItem({ color, quantity: 1, reorderPoint: 1, reorderQuantity: quantity + i });
+    refs.push((await store.move({ color, delta: -1 })).request!.refCode);
+  }
+  return refs;
+}
+
+/** Waits until the outbox has no unsent row. */
+function allSent(store: StockStore, timeoutMs = 15_000): Promise<true> {
+  return waitFor(
+    "every outbox row sent",
+    async () => (await store.outboxStats()).depth === 0 ? true : undefined,
+    timeoutMs,
+  );
+}
+
+/**
+ * Waits until the relay counted `count` rows marked sent. The store says so a moment earlier: the
+ * mark commits in SQLite's worker before the relay hears back.
+ */
+async function marked(relay: OutboxRelay, count: number): Promise<void> {
+  await waitFor(`${count} rows marked sent`, () => relay.published === count || undefined);
+  assert.equal(relay.published, count);
+}
+
+for (const kind of ["sqlite", "postgres"] as const) {
+  Deno.test(`the relay publishes the outbox in order as estoque -n publishes, and marks a row sent only after its confirm (${kind})`, async () => {
+    await withTopology(`relay-order-${kind}`, {}, async ({ broker, topo }) => {
+      await withStore(kind, async (open) => {
+        await using store = await open();
+        await using proxy = HoldingProxy.start(RABBITMQ_URL);
+        await using relay = relayOf(store, topo, { urls: [proxy.url] });
+        await waitFor("the relay connected", () => relay.connected || undefined);
+        proxy.hold(); // the broker's confirms wait in the proxy; what the relay sends goes on
+        const refs = await crossings(store, 3);
+        // The first request woke the relay: its batch is published and waits for its confirms
+        // (the rows made meanwhile wait for the next batch).
+        await waitFor(
+          "the first batch in the queue",
+          async () => await broker.messageCount(topo.queue) >= 1 || undefined,
+        );
+        const rows = await store.outboxRows();
+        assert.deepEqual(rows.map((r) => r.sentAt), [undefined, undefined, undefined]);
+        proxy.release();
+        await allSent(store);
+        await marked(relay, 3);
+        const messages = await takeMessages(broker, topo.queue, 3);
+        assert.deepEqual(messages.map((m) => m.properties.messageId), refs);
+        for (const [i, message] of messages.entries()) {
+          const row = rows[i]!;
+          assert.deepEqual(new Uint8Array(message.content), encodeOrder(outboxOrder(row)));
+          assert.equal(message.properties.contentType, "application/json");
+          assert.equal(message.properties.appId, ESTOQUE_APP_ID);
+          assert.equal(message.properties.deliveryMode, 2);
+          assert.equal(message.properties.timestamp, Math.floor(row.createdAt.getTime() / 1000));
+          assert.equal(message.fields.routingKey, topo.routingKey);
+        }
+      });
+    });
+  });
+}
+
+Deno.test("a request no queue takes stays in the outbox, its failures counted, until it can be routed", async () => {
+  await withTopology("relay-unroutable", {}, async ({ broker, topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using store = await open();
+      const channel = await broker.channel();
+      await channel.unbindQueue(topo.queue, topo.exchange, topo.routingKey);
+      await using relay = relayOf(store, topo, { declare: false });
+      await crossings(store, 1);
+      await waitFor(
+        "two refused publishes",
+        async () => (await store.outboxStats()).maxAttempts >= 2 || undefined,
+      );
+      assert.equal((await store.outboxStats()).depth, 1);
+      await channel.bindQueue(topo.queue, topo.exchange, topo.routingKey);
+      await channel.close();
+      await allSent(store);
+      assert.equal(await broker.messageCount(topo.queue), 1);
+      await marked(relay, 1);
+    });
+  });
+});
+
+Deno.test("a relay whose connection dies between publish and confirm publishes the row again, and OrdemDeProducao takes it once", async () => {
+  await withTopology("relay-lost-confirm", {}, async (ctx) => {
+    await withStore("sqlite", async (open) => {
+      await using store = await open();
+      const { consumer, outcomes, ledger } = await startConsumer(ctx, fastPolicy(2, 50));
+      await using _ledger = ledger;
+      await using _consumer = consumer;
+      await using proxy = HoldingProxy.start(RABBITMQ_URL);
+      await using relay = relayOf(store, ctx.topo, { urls: [proxy.url] });
+      await waitFor("the relay connected", () => relay.connected || undefined);
+      proxy.hold();
+      const [ref] = await crossings(store, 1);
+      // The broker has the request (the consumer took it); its confirm waits in the proxy.
+      await outcomes.until("the request's production order", (o) => o.kind === "created");
+      assert.equal((await store.outboxRows())[0]!.sentAt, undefined);
+      proxy.cut(); // the relay's connection dies before the confirm reaches it
+      await outcomes.until("the copy published again", (o) => o.kind === "duplicate");
+      await allSent(store);
+      assert.deepEqual(
+        outcomes.outcomes.map((o) => [o.kind, "refCode" in o ? o.refCode : undefined]),
+        [["created", ref], ["duplicate", ref]],
+      );
+      assert.equal(await ledger.countOrders(), 1);
+    });
+  });
+});
+
+Deno.test("two relays on one PostgreSQL outbox never publish the same row twice", async () => {
+  await withTopology("relay-two", {}, async ({ broker, topo }) => {
+    await withStore("postgres", async (open) => {
+      await using store = await open();
+      await using other = await open();
+      await using one = relayOf(store, topo, { batchSize: 20 });
+      await using two = relayOf(other, topo, { batchSize: 20 });
+      // 20 colours, 15 crossings each, moved at once through both stores.
+      const colors = Array.from({ length: 20 }, () => crypto.randomUUID());
+      for (const color of colors) {
+        await store.setItem({ color, quantity: 1, reorderPoint: 1, reorderQuantity: 5 });
+      }
+      await Promise.all(colors.map(async (color, i) => {
+        const mover = i % 2 === 0 ? store : other;
+        for (let n = 0; n < 15; n++) {
+          await mover.move({ color, delta: -1 });
+          await mover.move({ color, delta: 1 });
+        }
+      }));
+      await allSent(store);
+      await waitFor("300 marked", () => one.published + two.published === 300 || undefined);
+      const messages = await takeMessages(broker, topo.queue, 300);
+      const ids = new Set(messages.map((m) => m.properties.messageId));
+      assert.equal(ids.size, 300);
+      assert.equal(await broker.messageCount(topo.queue), 0);
+    });
+  });
+});
+
+/**
+ * A stand-in for the broker's address on `port`: first it takes connections and drops them at
+ * once (a broker that is down), counting them; then, after `forward()`, it passes them to the real
+ * broker.
+ */
+function brokerAddress(port: number) {
+  const target = new URL(RABBITMQ_URL);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const attempts: number[] = [];
+  const attempted = new Set<() => void>();
+  let forwarding = false;
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      if (!forwarding) {
+        attempts.push(performance.now());
+        conn.close();
+        for (const check of attempted) check();
+        continue;
+      }
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port) || 5672,
+      });
+      conns.add(conn).add(server);
+      conn.readable.pipeTo(server.writable).catch(() => {});
+      server.readable.pipeTo(conn.writable).catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    attempts,
+    /** Resolves once `count` connections were dropped. */
+    until(count: number): Promise<void> {
+      return new Promise((resolve) => {
+        const check = () => {
+          if (attempts.length < count) return;
+          attempted.delete(check);
+          resolve();
+        };
+        attempted.add(check);
+        check();
+      });
+    },
+    forward() {
+      forwarding = true;
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed already */ }
+      }
+    },
+  };
+}
+
+Deno.test("the relay waits while the broker is unreachable, without spinning, and catches up after", async () => {
+  await withTopology("relay-unreachable", {}, async ({ broker, topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using store = await open();
+      const port = freePort();
+      await using address = brokerAddress(port);
+      const url = new URL(RABBITMQ_URL);
+      url.hostname = "127.0.0.1";
+      url.port = String(port);
+      await crossings(store, 5);
+      await using relay = relayOf(store, topo, { urls: [url.href] });
+      await address.until(3);
+      assert.equal((await store.outboxStats()).depth, 5);
+      const [first, second, third] = address.attempts as [number, number, number];
+      assert.ok(second - first >= 240 && third - second >= 240, `tries ${address.attempts}`);
+      await crossings(store, 2);
+      address.forward();
+      await allSent(store, 20_000);
+      assert.equal(await broker.messageCount(topo.queue), 7);
+      await marked(relay, 7);
+    });
+  });
+});
+
+Deno.test("while its PostgreSQL store does not answer the relay pauses, and catches up once it answers again", async () => {
+  await withTopology("relay-store-away", {}, async ({ broker, topo }) => {
+    const schema = `test_relay_${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await using mover = await PostgresStockStore.open(POSTGRES_URL, { schema });
+      await using proxy = HoldingProxy.start(POSTGRES_URL);
+      // The relay's store goes through the proxy: holding what the server sends makes every
+      // statement time out (0.5 s), as a database that stopped answering would.
+      await using store = await PostgresStockStore.open(proxy.url, {
+        schema,
+        statementTimeoutMs: 500,
+      });
+      await using relay = relayOf(store, topo, { pollMs: 100 });
+      await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
+      proxy.hold();
+      const refs = await crossings(mover, 3);
+      await waitFor("the relay paused", () => !relay.storeAvailable || undefined);
+      assert.equal((await mover.outboxStats()).depth, 3);
+      assert.equal(await broker.messageCount(topo.queue), 0);
+      proxy.cut(); // the held connections end; new ones are answered
+      await allSent(mover, 30_000);
+      assert.ok(relay.storeAvailable);
+      const messages = await takeMessages(broker, topo.queue, 3);
+      assert.deepEqual(messages.map((m) => m.properties.messageId), refs);
+      assert.equal(await broker.messageCount(topo.queue), 0);
+    } finally {
+      await dropSchema(POSTGRES_URL, schema);
+    }
+  });
+});
+
+for (const kind of ["sqlite", "postgres"] as const) {
+  Deno.test(`a commit wakes the relay: the lag is far under the fallback poll (${kind})`, async () => {
+    await withTopology(`relay-wake-${kind}`, {}, async ({ broker, topo }) => {
+      await withStore(kind, async (open) => {
+        await using store = await open();
+        // On PostgreSQL the movement comes from another store (another instance): NOTIFY.
+        await using mover = kind === "postgres" ? await open() : undefined;
+        await using relay = relayOf(store, topo, { pollMs: 60_000 });
+        await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
+        const started = performance.now();
+        await crossings(mover ?? store, 1);
+        await waitFor(
+          "the request in the queue",
+          async () => await broker.messageCount(topo.queue) === 1 || undefined,
+        );
+        const lagMs = performance.now() - started;
+        assert.ok(lagMs < 1_000, `lag ${lagMs} ms`);
+        await allSent(store);
+      });
+    });
+  });
+}
+
+Deno.test("sent rows are kept for the retention, then deleted; the metrics show the outbox and the lag", async () => {
+  await withTopology("relay-retention", {}, async ({ topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using store = await open();
+      const metrics = new OutboxMetrics({ instanceId: "test", stats: () => store.outboxStats() });
+      await crossings(store, 2);
+      const before = await metrics.registry.metrics();
+      assert.match(before, /^estoque_outbox_depth\{instance_id="test"\} 2$/m);
+      assert.match(before, /^estoque_outbox_oldest_unsent_age_seconds\{instance_id="test"\} \d/m);
+      await using relay = relayOf(store, topo, { retentionMs: 1_500, purgeEveryMs: 100, metrics });
+      await allSent(store);
+      await marked(relay, 2);
+      // Kept: marked sent, still there.
+      const rows = await store.outboxRows();
+      assert.equal(rows.length, 2);
+      assert.ok(rows.every((r) => r.sentAt !== undefined));
+      const after = await metrics.registry.metrics();
+      assert.match(after, /^estoque_outbox_depth\{instance_id="test"\} 0$/m);
+      assert.match(after, /^estoque_outbox_oldest_unsent_age_seconds\{instance_id="test"\} 0$/m);
+      assert.match(after, /^estoque_outbox_publish_lag_seconds_count\{instance_id="test"\} 2$/m);
+      assert.match(after, /^estoque_outbox_published_total\{instance_id="test"\} 2$/m);
+      await waitFor(
+        "sent rows deleted",
+        async () => (await store.outboxRows()).length === 0 || undefined,
+      );
+      assert.match(
+        await metrics.registry.metrics(),
+        /^estoque_outbox_deleted_total\{instance_id="test"\} 2$/m,
+      );
+    });
+  });
+});

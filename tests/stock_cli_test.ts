@@ -1,0 +1,184 @@
+/**
+ * Estoque's stock subcommands as a user runs them: what `move`, `stock set` and `stock list` print
+ * and their exit codes (a refused movement: 2, nothing written); `estoque serve` taking a movement
+ * over HTTP with its relay publishing the request; `estoque relay` publishing what `estoque move`
+ * committed in another process; SIGTERM stopping both with exit 0.
+ */
+
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { Broker } from "../lib/broker.ts";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
+import { movementLine, stockTable } from "../lib/stock_cli.ts";
+import { deleteTopology, topology } from "../lib/topology.ts";
+import {
+  RABBITMQ_URL,
+  runScript,
+  takeMessages,
+  tempDir,
+  uniquePrefix,
+  waitFor,
+} from "../testing/broker.ts";
+import { ourService } from "../testing/process.ts";
+
+const RED = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b";
+const BLUE = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/** The services' topology of `prefix`, as they declare it. */
+function servicesTopology(prefix: string) {
+  return topology({ prefix, retryDelays: retryDelays(DEFAULT_RETRY_POLICY) });
+}
+
+/** Runs `fn` with a unique prefix, whose topology is deleted afterwards. */
+async function withPrefix(name: string, fn: (prefix: string) => Promise<void>): Promise<void> {
+  const prefix = uniquePrefix(name);
+  try {
+    await fn(prefix);
+  } finally {
+    await using broker = await Broker.connect(RABBITMQ_URL);
+    await deleteTopology(broker, servicesTopology(prefix));
+  }
+}
+
+Deno.test("movementLine() says the quantities, and the request a crossing made", () => {
+  const item = { color: RED, quantity: 9, reorderPoint: 10, reorderQuantity: 40, updatedAt: "" };
+  assert.equal(
+    movementLine({
+      movementId: 1,
+      item: { ...item, quantity: 12 },
+      before: 10,
+      request: undefined,
+    }),
+    `estoque: colour ${RED} 10 -> 12 (+2)`,
+  );
+  const request = {
+    id: 1,
+    refCode: "0b7e0000-0000-4000-8000-000000000000",
+    colorCode: RED,
+    quantity: 40,
+    createdAt: new Date(),
+    attempts: 0,
+  };
+  assert.equal(
+    movementLine({ movementId: 2, item, before: 12, request }),
+    `estoque: colour ${RED} 12 -> 9 (-3): below its reorder point 10, production of 40 requested ` +
+      `(RefCode ${request.refCode})`,
+  );
+});
+
+Deno.test("stockTable() lines up the items and marks those below their reorder point", () => {
+  const at = "2026-01-01T00:00:00.000Z";
+  assert.equal(
+    stockTable([
+      { color: BLUE, quantity: 3, reorderPoint: 5, reorderQuantity: 10, updatedAt: at },
+      { color: RED, quantity: 120, reorderPoint: 10, reorderQuantity: 40, updatedAt: at },
+    ]),
+    [
+      "colour                                quantity  reorder point  reorder quantity",
+      `${BLUE}  3         5              10                below`,
+      `${RED}  120       10             40`,
+    ].join("\n"),
+  );
+  assert.match(stockTable([]), /^no stock items/);
+});
+
+Deno.test("estoque stock set, move and stock list print a line each; a refused movement exits 2 and writes nothing", async () => {
+  await using dir = await tempDir();
+  const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}` };
+  const set = await runScript("estoque.ts", [
+    "stock",
+    "set",
+    "--color",
+    RED,
+    "--quantity",
+    "12",
+    "--reorder-point",
+    "10",
+    "--reorder-quantity",
+    "40",
+  ], env);
+  assert.equal(set.code, 0, set.stderr);
+  assert.equal(
+    set.stdout,
+    `estoque: colour ${RED}: 12 in stock, reorder point 10, reorder quantity 40\n`,
+  );
+  const below = await runScript("estoque.ts", ["move", "--color", RED, "--delta", "-13"], env);
+  assert.equal(below.code, 2);
+  assert.equal(below.stderr, `error: colour ${RED} has 12 in stock: taking 13 would leave -1\n`);
+  const unknown = await runScript("estoque.ts", ["move", "--color", BLUE, "--delta", "-1"], env);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^error: no stock item for colour 0a1b2c3d-/);
+  const notWhole = await runScript("estoque.ts", ["move", "--color", RED, "--delta", "-1.5"], env);
+  assert.equal(notWhole.code, 2);
+  assert.match(notWhole.stderr, /--delta must be an integer/);
+  const moved = await runScript("estoque.ts", ["move", "--color", RED, "--delta", "-3"], env);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(
+    moved.stdout,
+    /^estoque: colour \S+ 12 -> 9 \(-3\): below its reorder point 10, production of 40 requested \(RefCode [0-9a-f-]{36}\)\n$/,
+  );
+  const list = await runScript("estoque.ts", ["stock", "list", "--json"], env);
+  assert.equal(list.code, 0, list.stderr);
+  const [item] = JSON.parse(list.stdout);
+  assert.equal(item.quantity, 9);
+});
+
+Deno.test("estoque serve takes a movement over its stock API and relays the request it made; SIGTERM stops it", async () => {
+  await withPrefix("stock-serve", async (prefix) => {
+    await using dir = await tempDir();
+    const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}`, TOPOLOGY_PREFIX: prefix };
+    const set = ["stock", "set", "--color", RED, "--quantity", "1", "--reorder-point", "1"];
+    assert.equal((await runScript("estoque.ts", [...set, "--reorder-quantity", "5"], env)).code, 0);
+    const serve = ourService("estoque serve", "estoque.ts", ["serve", "--http-port", "0"], env);
+    try {
+      const [line] = await serve.until("listening", /^estoque serve: http:\/\/\S+\//);
+      const base = /(http:\/\/\S+)\//.exec(line!)![1]!;
+      // On loopback with no credential configured, the local user may move stock (as on the
+      // console), with the CSRF token of its session.
+      const session = await (await fetch(`${base}/api/session`)).json();
+      const response = await fetch(`${base}/api/stock/movements`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-csrf-token": session.csrf },
+        body: JSON.stringify({ color: RED, delta: -1 }),
+      });
+      assert.equal(response.status, 201);
+      const { request } = await response.json();
+      await using broker = await Broker.connect(RABBITMQ_URL);
+      const [message] = await takeMessages(broker, `${prefix}create.productionorder`, 1);
+      assert.equal(message!.properties.messageId, request.refCode);
+      await waitFor("the outbox empty", async () => {
+        const metrics = await (await fetch(`${base}/metrics`)).text();
+        return /^estoque_outbox_depth\{[^}]*\} 0$/m.test(metrics) || undefined;
+      });
+    } finally {
+      const status = await serve.stop();
+      assert.equal(status.code, 0, serve.toString());
+    }
+  });
+});
+
+Deno.test("estoque relay publishes what estoque move committed in another process", async () => {
+  await withPrefix("stock-relay", async (prefix) => {
+    await using dir = await tempDir();
+    const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}`, TOPOLOGY_PREFIX: prefix };
+    const set = ["stock", "set", "--color", RED, "--quantity", "2", "--reorder-point", "2"];
+    assert.equal((await runScript("estoque.ts", [...set, "--reorder-quantity", "5"], env)).code, 0);
+    // Another process's commit does not wake a SQLite relay: its fallback poll finds it.
+    await using relay = ourService("estoque relay", "estoque.ts", [
+      "relay",
+      "--no-http",
+      "--poll-interval",
+      "100",
+      "--log-level",
+      "info",
+    ], env);
+    await relay.until("relaying", /msg="relaying the outbox"/);
+    const moved = await runScript("estoque.ts", ["move", "--color", RED, "--delta", "-1"], env);
+    assert.equal(moved.code, 0, moved.stderr);
+    const ref = /RefCode ([0-9a-f-]{36})/.exec(moved.stdout)![1];
+    await using broker = await Broker.connect(RABBITMQ_URL);
+    const [message] = await takeMessages(broker, `${prefix}create.productionorder`, 1);
+    assert.equal(message!.properties.messageId, ref);
+    assert.equal((await relay.stop()).code, 0, relay.toString());
+  });
+});
