@@ -12,7 +12,8 @@
  */
 
 import { runCommand } from "./lib/main.ts";
+import { consoleConfig } from "./lib/console/console_config.ts";
 import { runConsole } from "./lib/console/main.ts";
 import { COMMANDS } from "./lib/options.ts";
 
-runCommand(COMMANDS.console, runConsole);
+runCommand(COMMANDS.console, async (cl, signal) => runConsole(await consoleConfig(cl), signal));

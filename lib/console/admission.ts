@@ -76,7 +76,11 @@ export function admit(gate: Gate, request: Request, client: string, port: number
   }
   const foreign = gate.auth.configured ? fromAnotherSite(request) : undefined;
   if (foreign !== undefined) {
-    // No challenge: with one, the browser would answer with credentials in this same request.
+    // Its credentials are not looked at: a right one would let that page in through the browser,
+    // a wrong one would count against the browser's address (five lock the operator out). No
+    // challenge: with one, the browser would answer with the credentials in the link's URL (or
+    // ask for a password) in the same cross-site request again, and, were that answered with
+    // anything but 401, keep them and send them with its next request here, where they count.
     return {
       refusal: {
         status: 401,

@@ -23,11 +23,10 @@ import type { FleetControl } from "./control.ts";
 import type { FlowHistory } from "./history.ts";
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
-import type { HostGuard } from "./allowed_hosts.ts";
-import { type Authenticator, fromAnotherSite, type Principal } from "./auth.ts";
+import type { Principal } from "./auth.ts";
+import { admit, type Gate } from "./admission.ts";
 import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
 import { buildJourney } from "./journey.ts";
-import type { LoginLimit } from "./login_limit.ts";
 import type { OverviewSampler } from "./overview.ts";
 import {
   BadRequest,
@@ -43,11 +42,8 @@ export interface ConsoleServerOptions {
   readonly hostname: string;
   /** 0 picks a free port. */
   readonly port: number;
-  readonly auth: Authenticator;
-  /** The host names requests must be addressed to. */
-  readonly hosts: HostGuard;
-  /** How many wrong credentials a client address may try. */
-  readonly loginLimit: LoginLimit;
+  /** Its host names, who may read and act, and the count of failed logins (admission.ts). */
+  readonly gate: Gate;
   readonly index: DeadLetterIndex;
   readonly overview: OverviewSampler;
   readonly actions: DeadLetterActions;
@@ -111,33 +107,6 @@ function json(value: unknown, status = 200, extra: Record<string, string> = {}):
 /** A refusal or failure the page shows: `{error}`. */
 function problem(message: string, status: number, extra: Record<string, string> = {}): Response {
   return json({ error: message }, status, extra);
-}
-
-/** The answer while a client address waits out its failed logins. */
-function tooManyFailures(waitMs: number): Response {
-  const seconds = Math.ceil(waitMs / 1000);
-  return problem(
-    `too many failed logins from this address: try again in ${seconds} s`,
-    429,
-    { "retry-after": String(seconds) },
-  );
-}
-
-/**
- * The answer to a request another site's page made of a console that needs credentials: 401, its
- * credentials not looked at (right, they would let that page log in through the browser; wrong,
- * they would count against the browser's address, and five lock the operator out). A 401 without
- * a challenge: with one, the browser would answer with the credentials in the link's URL (or ask
- * for a password) in the same cross-site request again; and, were that answered with anything but
- * 401, it would keep those credentials and send them with its next request here (the favicon's,
- * same-origin), where they would count.
- */
-function notFromElsewhere(foreign: string, url: URL): Response {
-  return problem(
-    `${foreign}: credentials sent from another site's page are not looked at; open ` +
-      `${url.origin}/ yourself (type it, or use a bookmark)`,
-    401,
-  );
 }
 
 /** A dead letter as a row of the failures page: what `dlq list --json` prints, and its size. */
@@ -207,33 +176,15 @@ async function handle(
   o: ConsoleServerOptions,
   assets: Map<string, Uint8Array>,
 ): Promise<Response> {
-  // The host first: a page whose name was rebound to this address gets nothing, not even a 401.
-  const misdirected = o.hosts.refuse(request, port);
-  if (misdirected !== undefined) return problem(misdirected.message, misdirected.status);
-  const url = new URL(request.url);
-  const waitMs = o.loginLimit.waitMs(client);
-  if (waitMs > 0) return tooManyFailures(waitMs);
-  const foreign = o.auth.configured ? fromAnotherSite(request) : undefined;
-  if (foreign !== undefined) return notFromElsewhere(foreign, url);
-  const principal = o.auth.authenticate(request);
-  if (principal === undefined) {
-    // A wrong credential counts; none at all (a browser's first request) does not, nor does one
-    // from another site (not looked at, above).
-    if (o.auth.configured && request.headers.has("authorization")) {
-      const wait = o.loginLimit.failed(client);
-      if (wait > 0) {
-        log.warning("console logins refused for a while: too many wrong credentials", {
-          client,
-          waitMs: wait,
-        });
-      }
-    }
-    return problem(
-      "log in: this console needs a token (Authorization: Bearer) or a user",
-      401,
-      o.auth.configured ? { "www-authenticate": 'Basic realm="productionorder console"' } : {},
-    );
+  // In admission.ts's order: the host first (a page whose name was rebound to this address gets
+  // nothing, not even a 401), then failed logins, another site's page, and the credential.
+  const admitted = admit(o.gate, request, client, port);
+  if (admitted.refusal !== undefined) {
+    const { message, status, headers } = admitted.refusal;
+    return problem(message, status, headers);
   }
+  const { principal } = admitted;
+  const url = new URL(request.url);
   try {
     if (request.method === "POST") return await post(request, url, principal, o);
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -269,7 +220,7 @@ async function get(
         role: principal.role,
         readOnly: o.readOnly,
         canAct: principal.role === "operator" && !o.readOnly,
-        csrf: o.auth.csrfToken(principal),
+        csrf: o.gate.auth.csrfToken(principal),
         maxSelection: o.maxSelection,
         about: o.about,
       });
@@ -358,7 +309,7 @@ async function post(
   principal: Principal,
   o: ConsoleServerOptions,
 ): Promise<Response> {
-  const refused = o.auth.refuseAction(request, principal);
+  const refused = o.gate.auth.refuseAction(request, principal);
   if (refused !== undefined) return problem(refused, 403);
   const control = url.pathname === "/api/control";
   if (o.readOnly) {
