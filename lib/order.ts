@@ -125,6 +125,14 @@ export interface ParseOrderOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FIELDS = ["RefCode", "ColorCode", "Quantity", "EventType"] as const;
+const FIELDS_FOLDED = new Map(FIELDS.map((field) => [field.toLowerCase(), field]));
+
+/** The field a body's key names: exactly, or else as Go matches it, ignoring case. */
+function fieldOf(key: string): (typeof FIELDS)[number] | undefined {
+  return (FIELDS as readonly string[]).includes(key)
+    ? key as (typeof FIELDS)[number]
+    : FIELDS_FOLDED.get(key.toLowerCase());
+}
 const REQUIRED_FIELDS = ["RefCode", "ColorCode", "Quantity"] as const;
 // ignoreBOM keeps a byte order mark in the text, so that parseOrder can reject it by name.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -152,7 +160,8 @@ const VERSION = /^(\d{1,6})(?:\.(\d{1,6}))?$/;
 
 /**
  * Reads the value of a message's {@linkcode MESSAGE_VERSION_HEADER}: undefined when absent,
- * `major.minor` text or `major` (text or an integer) as a version, anything else a rejection
+ * `major.minor` text or `major` (text or an integer), or a non-negative number (`1.1` sent as a
+ * double) as a version, anything else a rejection
  * `bad_version`. Never throws.
  *
  * @example
@@ -164,7 +173,8 @@ const VERSION = /^(\d{1,6})(?:\.(\d{1,6}))?$/;
  */
 export function readMessageVersion(value: unknown): MessageVersion | OrderRejection | undefined {
   if (value === undefined || value === null) return undefined;
-  const text = typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+  // A number: an AMQP integer, or a double such as 1.1 (which cannot say 1.10: send text).
+  const text = typeof value === "number" && Number.isFinite(value) && value >= 0
     ? String(value)
     : typeof value === "string"
     ? value.trim()
@@ -245,14 +255,21 @@ export function parseOrder(body: Uint8Array, options: ParseOrderOptions = {}): P
     const kind = Array.isArray(value) ? "a JSON array" : value === null ? "null" : typeof value;
     return reject("not_object", `body is ${kind}, not an object`);
   }
-  const record = value as Record<string, unknown>;
+  const object = value as Record<string, unknown>;
+  // The fields as Go's encoding/json fills them: a key names a field exactly or, failing that,
+  // case-insensitively, and each key that names one sets it again, so the last one stays.
+  const record: Partial<Record<(typeof FIELDS)[number], unknown>> = {};
   let extra: Record<string, unknown> | undefined;
-  for (const key in record) {
-    if ((FIELDS as readonly string[]).includes(key)) continue;
+  for (const key in object) {
+    const field = fieldOf(key);
+    if (field !== undefined) {
+      record[field] = object[key];
+      continue;
+    }
     extra ??= {};
     // Defined, not assigned: a field named __proto__ stays a field.
     Object.defineProperty(extra, key, {
-      value: record[key],
+      value: object[key],
       enumerable: true,
       writable: true,
       configurable: true,

@@ -86,7 +86,7 @@ Deno.test("readMessageVersion() reads major.minor, a bare major or an integer, a
   assert.deepEqual(readMessageVersion(" 1.12 "), { major: 1, minor: 12, text: "1.12" });
   assert.deepEqual(readMessageVersion("2"), { major: 2, minor: 0, text: "2" });
   assert.deepEqual(readMessageVersion(3), { major: 3, minor: 0, text: "3" });
-  for (const bad of ["", "v2", "1.0.1", "1.", "-1", 1.5, -1, true, {}, "9".repeat(7)]) {
+  for (const bad of ["", "v2", "1.0.1", "1.", "-1", -1, true, {}, "9".repeat(7)]) {
     const found = readMessageVersion(bad);
     assert.ok(found !== undefined && "code" in found, `${JSON.stringify(bad)}`);
     assert.equal(found.code, "bad_version");
@@ -194,4 +194,34 @@ Deno.test("newOrder() draws its quantity from a range, both ends included", () =
   const range = { min: 1, max: 600 };
   assert.equal(newOrder({ quantity: range, random: () => 0 }).quantity, 1);
   assert.equal(newOrder({ quantity: range, random: () => 0.999_999 }).quantity, 600);
+});
+
+Deno.test("parseOrder() matches field names as Go's encoding/json does: case-insensitively, the last of two spellings winning", () => {
+  const ref = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
+  const color = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+  const lower = parseOrder(
+    new TextEncoder().encode(`{"refcode":"${ref}","COLORCODE":"${color}","quantity":5}`),
+  );
+  assert.ok(lower.ok, JSON.stringify(lower));
+  assert.deepEqual([lower.order.refCode, lower.order.colorCode, lower.order.quantity], [
+    ref,
+    color,
+    5,
+  ]);
+  assert.equal(lower.extra, undefined, "no field is left over");
+  // Go sets the field once for each key that matches it, in order: the last one stays.
+  const twice = parseOrder(
+    new TextEncoder().encode(
+      `{"RefCode":"${ref}","ColorCode":"${color}","Quantity":5,"quantity":7}`,
+    ),
+  );
+  assert.ok(twice.ok);
+  assert.equal(twice.order.quantity, 7);
+});
+
+Deno.test("readMessageVersion() reads a version sent as an AMQP double (1.1) as 1.1", () => {
+  assert.deepEqual(readMessageVersion(1.1), { major: 1, minor: 1, text: "1.1" });
+  assert.deepEqual(readMessageVersion(2.0), { major: 2, minor: 0, text: "2" });
+  const negative = readMessageVersion(-1.5);
+  assert.ok(negative !== undefined && "code" in negative && negative.code === "bad_version");
 });
