@@ -85,7 +85,11 @@ Deno.test("ManagementClient.queue() describes a queue's type, arguments and dura
       arguments: { "x-max-length": 10, "x-overflow": "reject-publish" },
     });
     await channel.close();
-    assert.deepEqual(await client.queue(queue), {
+    const described = await client.queue(queue);
+    // RabbitMQ 4.x lists the type among the arguments as well, though none was declared.
+    const { "x-queue-type": listedType, ...declared } = described?.arguments ?? {};
+    assert.ok(listedType === undefined || listedType === "classic", String(listedType));
+    assert.deepEqual({ ...described, arguments: declared }, {
       type: "classic",
       arguments: { "x-max-length": 10, "x-overflow": "reject-publish" },
       durable: true,
