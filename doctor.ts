@@ -31,6 +31,8 @@ runCommand(COMMANDS.doctor, async (cl) => {
     management: config.managementUrl === undefined
       ? undefined
       : new ManagementClient(config.managementUrl, vhostOf(config.url)),
+    stockUrl: config.stockUrl,
+    outboxMaxAgeMs: config.outboxMaxAgeMs,
   });
   if (config.json) {
     console.log(JSON.stringify(checks, null, 2));

@@ -12,6 +12,7 @@ import type { ManagementClient } from "./management.ts";
 import { formatAge, toDeadLetter } from "./dead_letters.ts";
 import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
 import { pluginCheck } from "./_plugin_check.ts";
+import { outboxVerdict, readOutboxStats } from "./outbox_check.ts";
 import {
   limitsQuorumQueuesByDefault,
   NO_DELAYED_MESSAGE_PLUGIN_FROM,
@@ -43,6 +44,10 @@ export interface DoctorOptions {
   readonly policy?: RetryPolicy;
   /** The management API, for the checks AMQP cannot make; undefined skips them. */
   readonly management: ManagementClient | undefined;
+  /** Estoque's stock store, whose outbox is checked read only; undefined skips it. */
+  readonly stockUrl?: string | undefined;
+  /** How long a request may wait unsent before the outbox is stuck. @default {60000} */
+  readonly outboxMaxAgeMs?: number;
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -347,7 +352,26 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   } finally {
     await broker.close();
   }
+  await checkOutbox(options, add);
   return checks;
+}
+
+/** The outbox check: skipped without a stock store; a stuck or unreadable outbox is a problem. */
+async function checkOutbox(
+  options: DoctorOptions,
+  add: (status: CheckStatus, subject: string, detail: string) => void,
+): Promise<void> {
+  if (options.stockUrl === undefined) {
+    add("skip", "outbox", "no stock store given (--stock-url / STOCK_URL)");
+    return;
+  }
+  try {
+    const stats = await readOutboxStats(options.stockUrl);
+    const verdict = outboxVerdict(stats, new Date(), options.outboxMaxAgeMs ?? 60_000);
+    add(verdict.stuck ? "fail" : "ok", "outbox", verdict.detail);
+  } catch (error) {
+    add("fail", "outbox", describeError(error));
+  }
 }
 
 const LABEL: Record<CheckStatus, string> = { ok: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };

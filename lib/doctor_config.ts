@@ -5,7 +5,14 @@
  * @module
  */
 
-import { booleanOption, httpUrlOption, type OptionValue, type ParsedCommandLine } from "./cli.ts";
+import {
+  booleanOption,
+  httpUrlOption,
+  integerOption,
+  type OptionValue,
+  type ParsedCommandLine,
+  stringOption,
+} from "./cli.ts";
 import { type CommonConfig, commonConfig } from "./config.ts";
 import { managementUrlFor, managementUrlWithLogin } from "./management.ts";
 import type { DOCTOR_OPTIONS } from "./options.ts";
@@ -19,6 +26,10 @@ export interface DoctorConfig extends CommonConfig {
   readonly managementUrl: string | undefined;
   /** Print the findings as JSON rather than a checklist. */
   readonly json: boolean;
+  /** Estoque's stock store, whose outbox is checked; undefined: not checked. */
+  readonly stockUrl: string | undefined;
+  /** How long a request may wait unsent before the outbox is stuck, in milliseconds. */
+  readonly outboxMaxAgeMs: number;
 }
 
 /**
@@ -37,5 +48,9 @@ export function doctorConfig(cl: ParsedCommandLine): DoctorConfig {
     ...config,
     managementUrl: booleanOption(o.management) ? managementUrl : undefined,
     json: booleanOption(o.json),
+    stockUrl: o["stock-url"].value === undefined || o["stock-url"].value === ""
+      ? undefined
+      : stringOption(o["stock-url"]),
+    outboxMaxAgeMs: integerOption(o["outbox-max-age"], 1, 86_400) * 1000,
   });
 }

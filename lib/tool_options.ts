@@ -26,6 +26,20 @@ export const DOCTOR_OPTIONS = {
     description: "Skip the checks that need the management API.",
   },
   json: { type: "boolean", description: "Print the findings as JSON." },
+  "stock-url": {
+    type: "string",
+    env: "STOCK_URL",
+    placeholder: "url",
+    description:
+      "Estoque's stock store (sqlite:PATH or postgres://…): its outbox is checked, read only. Unset: not checked.",
+  },
+  "outbox-max-age": {
+    type: "string",
+    env: "OUTBOX_MAX_AGE_S",
+    default: "60",
+    placeholder: "seconds",
+    description: "How long a request may wait unsent before the doctor calls the outbox stuck.",
+  },
 } as const satisfies OptionSpecs;
 /** The dead-letter tooling's options. */
 export const DLQ_OPTIONS = {

@@ -1,4 +1,6 @@
 import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
 import { Broker } from "../lib/broker.ts";
 import { parseCommandLine, UsageError } from "../lib/cli.ts";
 import { type Check, formatChecks, runDoctor } from "../lib/doctor.ts";
@@ -18,6 +20,7 @@ import {
   fastPolicy,
   RABBITMQ_URL,
   startConsumer,
+  tempDir,
   uniquePrefix,
   waitFor,
   withTopology,
@@ -410,4 +413,25 @@ Deno.test({
     }
     console.log(`the slowest of 60 reads of /api/overview took ${Math.round(slowest)} ms`);
   },
+});
+
+Deno.test("doctor checks Estoque's outbox when given its stock store: a request left unsent past --outbox-max-age is a problem, none given is skipped", async () => {
+  await withTopology("doctor-outbox", tiers, async (ctx) => {
+    await using dir = await tempDir();
+    const path = join(dir.path, "stock.sqlite");
+    {
+      // A request written ten minutes ago that no relay published.
+      const long = new Date(Date.now() - 600_000);
+      await using store = await SqliteStockStore.open(path, { now: () => long });
+      const color = "a81d4c6e-2f93-4b05-9e7a-6c3b1d8f0a42";
+      await store.setItem({ color, quantity: 50, reorderPoint: 40, reorderQuantity: 100 });
+      await store.move({ color, delta: -20 });
+    }
+    const doctor = (stockUrl?: string) =>
+      runDoctor({ url: RABBITMQ_URL, topology: ctx.topo, management: undefined, stockUrl });
+    const stuck = find(await doctor(`sqlite:${path}`), "outbox");
+    assert.equal(stuck.status, "fail");
+    assert.match(stuck.detail, /^stuck: 1 request unsent, the oldest 600 s old/);
+    assert.equal(find(await doctor(), "outbox").status, "skip");
+  });
 });
