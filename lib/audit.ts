@@ -12,6 +12,7 @@
 
 import { userInfo } from "node:os";
 import { appendDurably } from "./_durable_append.ts";
+import type { PauseState } from "./control.ts";
 import type { DeadLetterCounts } from "./dead_letter_ops.ts";
 import type { DeadLetterFilter } from "./dead_letters.ts";
 import { logger } from "./log.ts";
@@ -90,4 +91,54 @@ export function auditFilter(
 export function auditCounts(counts: DeadLetterCounts): AuditEntry["counts"] {
   const { total, matched, done, failed, left } = counts;
   return { total, matched, done, failed, left };
+}
+
+/** A pause or resume as the audit trail records it. */
+export interface PauseAuditEntry extends AuditEntry {
+  /** Why, as the operator said. */
+  readonly why: string;
+  /** While paused: since when. */
+  readonly since: string | undefined;
+  /**
+   * Whether the change is in effect: `confirmed` by the broker; when not confirmed, what the state
+   * read back said (`in effect, unconfirmed`, `not in effect`, `unknown`).
+   */
+  readonly effect: string;
+}
+
+/**
+ * Appends a pause or resume (`ctl`'s or the console's) to the audit trail: the action, who, why,
+ * the change's `seq` and `since`, and whether it is in effect (for one not in effect, the `seq` of
+ * the state in effect, in `counts.inEffect`).
+ *
+ * @throws {DiskWriteError} when the line could not be written whole and synced.
+ */
+export async function appendPauseAudit(path: string, record: {
+  /** The work queue the fleet consumes (the dlq tooling's entries name theirs). */
+  readonly queue: string;
+  /** The state the change made, or attempted. */
+  readonly state: PauseState;
+  /** Who asked. */
+  readonly who: string;
+  /** Whether it is in effect. @default {"confirmed"} */
+  readonly effect?: string;
+  /** For a change not in effect: the state that is. */
+  readonly inEffect?: PauseState | undefined;
+}): Promise<void> {
+  const { state } = record;
+  const entry: PauseAuditEntry = {
+    at: state.at ?? new Date().toISOString(),
+    who: record.who,
+    action: state.paused ? "pause" : "resume",
+    dryRun: false,
+    queue: record.queue,
+    filter: {},
+    counts: record.inEffect === undefined
+      ? { seq: state.seq }
+      : { seq: state.seq, inEffect: record.inEffect.seq },
+    why: state.reason ?? "",
+    since: state.since,
+    effect: record.effect ?? "confirmed",
+  };
+  await appendAudit(path, entry);
 }

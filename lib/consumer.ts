@@ -243,10 +243,23 @@ export class OrderConsumer implements AsyncDisposable {
       onLost: () => {
         if (consumer !== undefined) consumer.#lost();
       },
+    }).catch(async (error) => {
+      await channel.close().catch(() => {});
+      throw error;
     });
     consumer = new OrderConsumer(options, channel, forwarder);
     // Small at first, growing while bodies are small (byte_budget.ts).
-    await consumer.#intake.start();
+    try {
+      await consumer.#intake.start();
+    } catch (error) {
+      // No consumer to stop: let go of the pause it follows (it outlives this session) and of its
+      // channels.
+      consumer.#stopping = true;
+      consumer.#unfollow();
+      await Promise.all([channel.close().catch(() => {}), forwarder.close()]);
+      consumer.#finish();
+      throw error;
+    }
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
   }

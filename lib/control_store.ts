@@ -35,9 +35,10 @@ import {
   parsePauseState,
   type PauseState,
 } from "./control.ts";
+import { CONTROL_QUEUE_ARGUMENTS } from "./control_topology.ts";
 import { replyCode } from "./errors.ts";
 import { logger } from "./log.ts";
-import { ConfirmedPublisher } from "./publisher.ts";
+import { ConfirmedPublisher, PublishError } from "./publisher.ts";
 import type { Topology } from "./topology.ts";
 
 /** How long a read or change waits for the lock by default: 10 s. */
@@ -101,6 +102,7 @@ async function acquire(broker: Broker, topo: Topology, timeoutMs: number): Promi
         exclusive: true,
         durable: false,
         autoDelete: true,
+        arguments: { ...CONTROL_QUEUE_ARGUMENTS },
       });
       return channel;
     } catch (error) {
@@ -182,6 +184,76 @@ export interface ControlClientOptions extends ControlStoreOptions {
   readonly onAnswer?: (answer: InstanceAnswer) => void;
   /** How long a change waits for the broker's confirm, in milliseconds. @default {10000} */
   readonly confirmTimeoutMs?: number;
+  /**
+   * The broker user the connection logged in as: set as each change's `user-id`, which the broker
+   * checks against the connection's user, so that a listener knows who really made it. Leave it
+   * out when the login is not by name (a client certificate): the broker refuses a wrong one.
+   */
+  readonly userId?: string | undefined;
+}
+
+/**
+ * A change the broker did not confirm (no confirm in time, or the channel closed first): it may or
+ * may not be in effect. `attempted` is the state that was published; read the state again to know.
+ */
+export class ControlChangeError extends Error {
+  override name = "ControlChangeError";
+  /** The state published, unconfirmed. */
+  readonly attempted: MadePauseState;
+  /** The state before it. */
+  readonly before: PauseState;
+
+  /** Creates the error for `attempted`, with the publish failure as its cause. */
+  constructor(attempted: MadePauseState, before: PauseState, cause: PublishError) {
+    super(
+      `the broker did not confirm the ${attempted.paused ? "pause" : "resume"} ` +
+        `(seq ${attempted.seq}): ${cause.message}; it may or may not be in effect`,
+      { cause },
+    );
+    this.attempted = attempted;
+    this.before = before;
+  }
+}
+
+/** Whether a change is in effect, as known when it was audited. */
+export type ChangeEffect =
+  /** The broker confirmed it. */
+  | "confirmed"
+  /** Not confirmed, but the state read back is it. */
+  | "in effect, unconfirmed"
+  /** Not confirmed, and the state read back is another. */
+  | "not in effect"
+  /** Not confirmed, and the state could not be read back. */
+  | "unknown";
+
+/**
+ * Makes `change` through `client` and has it audited whatever happens to it: once confirmed, as
+ * `confirmed`; when not confirmed, with what the state read back says (`in effect, unconfirmed`,
+ * `not in effect` with the state in effect, or `unknown`), before the error is thrown on. A change
+ * refused outright (the lock not had, the publish nacked or refused) changed nothing and is not
+ * audited.
+ *
+ * @throws what {@linkcode ControlClient.change} throws, or what `audit` throws.
+ */
+export async function changeAudited(
+  client: ControlClient,
+  change: PauseChange,
+  audit: (made: MadePauseState, effect: ChangeEffect, inEffect?: PauseState) => Promise<void>,
+  now?: () => Date,
+): Promise<{ readonly before: PauseState; readonly after: MadePauseState }> {
+  let made: { readonly before: PauseState; readonly after: MadePauseState };
+  try {
+    made = await client.change(change, now);
+  } catch (error) {
+    if (!(error instanceof ControlChangeError)) throw error;
+    const read = await client.readWithin(client.lockTimeoutMs).catch(() => undefined);
+    if (read === undefined) await audit(error.attempted, "unknown");
+    else if (read.id === error.attempted.id) await audit(error.attempted, "in effect, unconfirmed");
+    else await audit(error.attempted, "not in effect", read);
+    throw error;
+  }
+  await audit(made.after, "confirmed");
+  return made;
 }
 
 /** Reads and changes the pause state, and asks the running instances who is there. */
@@ -191,16 +263,20 @@ export class ControlClient implements AsyncDisposable {
   readonly #channel: ConfirmChannel;
   readonly #publisher: ConfirmedPublisher;
   readonly #options: ControlClientOptions;
+  /** Its own exclusive, server-named queue where instances answer; none without `onAnswer`. */
+  readonly #replyQueue: string | undefined;
 
   private constructor(
     broker: Broker,
     topo: Topology,
     channel: ConfirmChannel,
     options: ControlClientOptions,
+    replyQueue: string | undefined,
   ) {
     this.#broker = broker;
     this.#topo = topo;
     this.#channel = channel;
+    this.#replyQueue = replyQueue;
     this.#publisher = new ConfirmedPublisher(channel, {
       timeoutMs: options.confirmTimeoutMs ?? 10_000,
     });
@@ -208,8 +284,14 @@ export class ControlClient implements AsyncDisposable {
   }
 
   /**
-   * Opens a confirm channel on `broker`; with `onAnswer`, consumes RabbitMQ's direct reply-to on
-   * it, where instances answer. Declare the control plane first (topology.ts `declareControl`).
+   * Opens a confirm channel on `broker`; with `onAnswer`, declares a queue of its own there
+   * (exclusive, server-named `amq.gen-…`: the only reply-to an instance answers) and consumes it.
+   * Declare the control plane first (control_topology.ts `declareControl`) to change it.
+   *
+   * Not RabbitMQ's direct reply-to: an instance answering a forged message whose reply-to is a
+   * malformed `amq.rabbitmq.reply-to.…` name would have its whole connection closed by the
+   * broker (541 on 3.10 and 4.0), ending its consuming session; an `amq.gen-` name that does not
+   * exist just drops the answer.
    */
   static async open(
     broker: Broker,
@@ -217,10 +299,17 @@ export class ControlClient implements AsyncDisposable {
     options: ControlClientOptions = {},
   ): Promise<ControlClient> {
     const channel = await broker.confirmChannel();
+    let replyQueue: string | undefined;
     try {
       const onAnswer = options.onAnswer;
       if (onAnswer !== undefined) {
-        await channel.consume(topo.control.replyTo, (message: ConsumeMessage | null) => {
+        replyQueue = (await channel.assertQueue("", {
+          exclusive: true,
+          autoDelete: true,
+          durable: false,
+          arguments: { ...CONTROL_QUEUE_ARGUMENTS },
+        })).queue;
+        await channel.consume(replyQueue, (message: ConsumeMessage | null) => {
           if (message === null || message.properties.type !== CONTROL_TYPE.answer) return;
           try {
             onAnswer(parseAnswer(message.content));
@@ -234,7 +323,12 @@ export class ControlClient implements AsyncDisposable {
       await channel.close().catch(() => {});
       throw broker.explain(error);
     }
-    return new ControlClient(broker, topo, channel, options);
+    return new ControlClient(broker, topo, channel, options, replyQueue);
+  }
+
+  /** How long a read or change waits for the lock, in milliseconds. */
+  get lockTimeoutMs(): number {
+    return this.#options.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
   }
 
   /** The fleet's pause state, read under the lock. */
@@ -243,12 +337,32 @@ export class ControlClient implements AsyncDisposable {
   }
 
   /**
+   * The fleet's pause state, read under the lock, or a rejection after `timeoutMs` (a connection
+   * the broker blocks, for a resource alarm, is not read by it: nothing would answer).
+   */
+  readWithin(timeoutMs: number): Promise<PauseState> {
+    const read = readPauseState(this.#broker, this.#topo, {
+      ...this.#options,
+      lockTimeoutMs: timeoutMs,
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ControlLockError(`the state could not be read within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([read, late]).finally(() => clearTimeout(timer));
+  }
+
+  /**
    * Pauses or resumes the fleet: under the lock, reads the state, publishes the next one to the
    * control exchange (the state queue keeps it; every running instance applies it) and waits for
    * the broker's confirm. With `onAnswer`, each instance answers once it applied it.
    *
-   * @throws {ControlLockError} when the lock could not be had in time; a `PublishError` when the
-   * broker did not confirm the change (the state is then as the broker has it: read it again).
+   * @throws {ControlLockError} when the lock could not be had in time; a
+   * {@linkcode ControlChangeError} when the broker did not confirm the change (it may be in
+   * effect: read the state again); a `PublishError` when the broker refused it.
    */
   change(
     change: PauseChange,
@@ -258,15 +372,31 @@ export class ControlClient implements AsyncDisposable {
       const before = await readUnlocked(this.#broker, this.#topo);
       const after = nextPauseState(before, change, now());
       const control = this.#topo.control;
-      await this.#publisher.publish(control.exchange, control.stateKey, encodePauseState(after), {
-        contentType: CONTROL_CONTENT_TYPE,
-        type: CONTROL_TYPE.state,
-        persistent: true,
-        mandatory: true,
-        messageId: after.id,
-        timestamp: Math.floor(Date.parse(after.at) / 1000),
-        ...this.#replyTo(),
-      });
+      const userId = this.#options.userId;
+      try {
+        await this.#publisher.publish(
+          control.exchange,
+          control.stateKey,
+          encodePauseState(after),
+          {
+            contentType: CONTROL_CONTENT_TYPE,
+            type: CONTROL_TYPE.state,
+            persistent: true,
+            mandatory: true,
+            messageId: after.id,
+            timestamp: Math.floor(Date.parse(after.at) / 1000),
+            ...(userId === undefined || userId === "" ? {} : { userId }),
+            ...this.#replyTo(),
+          },
+        );
+      } catch (error) {
+        if (
+          error instanceof PublishError && (error.code === "timeout" || error.code === "closed")
+        ) {
+          throw new ControlChangeError(after, before, error);
+        }
+        throw error;
+      }
       log.info(after.paused ? "fleet paused" : "fleet resumed", {
         by: after.by,
         reason: after.reason,
@@ -286,7 +416,7 @@ export class ControlClient implements AsyncDisposable {
   }
 
   #replyTo(): { replyTo?: string } {
-    return this.#options.onAnswer ? { replyTo: this.#topo.control.replyTo } : {};
+    return this.#replyQueue === undefined ? {} : { replyTo: this.#replyQueue };
   }
 
   /** Closes its channel. */

@@ -3,19 +3,21 @@
  * broker's control plane (control_store.ts), or says whether the fleet is paused; then collects,
  * for `--wait` ms, the answers of the running instances (each answers once it applied a change,
  * or when asked who is there) and prints them, or JSON. Each pause and resume is appended to the
- * audit trail (the console's too).
+ * audit trail (the console's too) as soon as the broker confirmed it, before the answers are
+ * collected; one the broker did not confirm is audited with what the state read back says.
+ * `status` declares nothing: without a control plane it says so.
  *
  * @module
  */
 
-import { appendAudit, type AuditEntry, currentOperator } from "./audit.ts";
+import { appendPauseAudit, currentOperator } from "./audit.ts";
 import type { CtlConfig } from "./config.ts";
-import { describePause, type InstanceAnswer, type PauseState } from "./control.ts";
-import { ControlClient } from "./control_store.ts";
+import { describePause, type InstanceAnswer, NEVER_PAUSED, type PauseState } from "./control.ts";
+import { changeAudited, ControlClient } from "./control_store.ts";
+import { controlExists, declareControl } from "./control_topology.ts";
 import { setupLogging } from "./log.ts";
 import { EXIT } from "./main.ts";
 import { connectFirst } from "./reconnect.ts";
-import { declareControl, type Topology } from "./topology.ts";
 
 /** An instance's answer, and how long after the change (or the question) it came. */
 export interface Answered extends InstanceAnswer {
@@ -31,33 +33,19 @@ export interface CtlReport {
   readonly before?: PauseState;
   /** The instances that answered within `--wait`, by instance id. */
   readonly instances: readonly Answered[];
+  /** For status: false when the broker has no control plane (nothing was ever paused). */
+  readonly controlPlane?: boolean;
 }
 
-/**
- * Appends a pause or resume to the audit trail: the action, who, why, and the change's `seq` and
- * `since`, with how many instances had answered.
- *
- * @throws {DiskWriteError} when the line could not be written whole and synced.
- */
-export async function appendPauseAudit(
-  path: string,
-  topo: Topology,
-  state: PauseState,
-  who: string,
-  answered: number | undefined,
-): Promise<void> {
-  const entry: AuditEntry & { readonly why: string; readonly since: string | undefined } = {
-    at: state.at ?? new Date().toISOString(),
-    who,
-    action: state.paused ? "pause" : "resume",
-    dryRun: false,
-    queue: topo.queue,
-    filter: {},
-    counts: answered === undefined ? { seq: state.seq } : { seq: state.seq, answered },
-    why: state.reason ?? "",
-    since: state.since,
-  };
-  await appendAudit(path, entry);
+/** The broker user a URL logs in as, when it names one (for a change's `user-id`). */
+function userOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const user = decodeURIComponent(new URL(url).username);
+    return user === "" ? undefined : user;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs `deno task ctl`; returns the exit code. */
@@ -67,15 +55,32 @@ export async function runCtl(
   print: (line: string) => void = (line) => console.log(line),
 ): Promise<number> {
   setupLogging({ level: config.logLevel });
-  await using broker = (await connectFirst(config.urls, {
+  const connected = await connectFirst(config.urls, {
     name: `ctl ${config.verb}`,
     tls: config.tls,
-  })).broker;
+  });
+  await using broker = connected.broker;
   const topo = config.topology;
-  await declareControl(broker, topo);
+  if (config.verb === "status") {
+    // Only looks: declaring here could make a control plane the fleet's own declare refuses.
+    if (!(await controlExists(broker, topo))) {
+      const report: CtlReport = { state: NEVER_PAUSED, instances: [], controlPlane: false };
+      if (config.json) print(JSON.stringify(report, null, 2));
+      else {
+        print(
+          `no control plane on this broker (${topo.control.exchange}): nothing was ever paused ` +
+            `here; OrdemDeProducao declares it when it starts, ctl pause and resume too`,
+        );
+      }
+      return EXIT.ok;
+    }
+  } else {
+    await declareControl(broker, topo);
+  }
   const answers = new Map<string, Answered>();
   let askedAt = performance.now();
   await using client = await ControlClient.open(broker, topo, {
+    userId: userOf(config.urls[connected.index]),
     ...(config.waitMs > 0
       ? {
         onAnswer: (answer: InstanceAnswer) => {
@@ -94,20 +99,20 @@ export async function runCtl(
   } else {
     const who = config.operator ?? currentOperator();
     askedAt = performance.now();
-    const { before, after } = await client.change({
-      paused: config.verb === "pause",
-      by: who,
-      reason: config.reason ?? "",
-    });
+    // Audited once confirmed (or, unconfirmed, with what the state read back says), before the
+    // answers are collected: a ctl stopped while it waits leaves no change unaudited.
+    const { before, after } = await changeAudited(
+      client,
+      {
+        paused: config.verb === "pause",
+        by: who,
+        reason: config.reason ?? "",
+      },
+      (state, effect, inEffect) =>
+        appendPauseAudit(config.auditLog, { queue: topo.queue, state, who, effect, inEffect }),
+    );
     await pause(config.waitMs, signal);
     report = { state: after, before, instances: sorted(answers) };
-    await appendPauseAudit(
-      config.auditLog,
-      topo,
-      after,
-      who,
-      config.waitMs > 0 ? answers.size : undefined,
-    );
   }
   if (config.json) print(JSON.stringify(report, null, 2));
   else for (const line of formatReport(report, config.waitMs)) print(line);

@@ -19,7 +19,9 @@ import { OperatorPause } from "./operator_pause.ts";
 import { redactUrl } from "./redact.ts";
 import { keepConnected } from "./reconnect.ts";
 import { cachedQueueStats, readQueueStats } from "./queue_stats.ts";
-import { controlExists, declareControl, prepareTopology } from "./topology.ts";
+import { controlExists, declareControl } from "./control_topology.ts";
+import { describeError, errorCode } from "./errors.ts";
+import { prepareTopology } from "./topology.ts";
 
 /** Why OrdemDeProducao stopped, and how many deliveries it took. */
 export interface OrdemResult {
@@ -66,15 +68,39 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
   /**
    * Declares the control plane (or with `--no-declare` checks it exists) and listens to it: the
    * pause state read and applied before this returns. Without one (a topology someone else
-   * declared), this instance cannot be paused: it says so and runs on.
+   * declared), or with one that exists with other settings, this instance cannot be paused: it
+   * says so and runs on, rather than the whole fleet refusing to start over the control plane.
    */
   const listenToControl = async (broker: Broker): Promise<ControlListener | undefined> => {
     const topo = config.topology;
-    if (config.declare) await declareControl(broker, topo);
-    else if (!(await controlExists(broker, topo))) {
-      log.warning("no control plane on this broker: pause and resume cannot reach this instance", {
+    if (config.declare) {
+      try {
+        await declareControl(broker, topo);
+      } catch (error) {
+        // A connection lost is the session's to handle; anything else (other settings, a user
+        // not allowed to declare it) is the control plane's alone.
+        if (!broker.isOpen) throw error;
+        const mismatch = errorCode(error) === "topology_mismatch";
+        log.error(
+          mismatch
+            ? "the control plane exists with other settings: this instance cannot be paused"
+            : "cannot declare the control plane: this instance cannot be paused",
+          {
+            exchange: topo.control.exchange,
+            queue: topo.control.stateQueue,
+            error: describeError(error),
+            remedy: mismatch
+              ? "delete the state queue (note the state with ctl status first), then pause or " +
+                "resume again, and restart the instances"
+              : "see docs/operations.md, Pause and resume",
+          },
+        );
+        return undefined;
+      }
+    } else if (!(await controlExists(broker, topo))) {
+      log.warning("no control plane on this broker: this instance cannot be paused", {
         exchange: topo.control.exchange,
-        remedy: "deno task ctl status declares it",
+        remedy: "a deno task ctl pause or resume declares it; restart the instances after",
       });
       return undefined;
     }

@@ -73,10 +73,10 @@ export interface Topology {
 }
 
 /**
- * The names of the control plane (lib/control_store.ts, lib/control_listener.ts): a direct
- * exchange; a durable queue that keeps the last pause or resume (`x-max-length: 1`) for instances
- * that start later; a lock that makes reading and changing that state one at a time; and one
- * exclusive queue per running instance ({@linkcode controlQueueFor}).
+ * The names of the control plane (lib/control_store.ts, lib/control_listener.ts; declared by
+ * lib/control_topology.ts): a direct exchange; a durable queue that keeps the last pause or resume
+ * (`x-max-length: 1`) for instances that start later; a lock that makes reading and changing that
+ * state one at a time; and one exclusive queue per running instance.
  */
 export interface ControlNames {
   /** The direct exchange of control messages (`productionorder.control`). */
@@ -89,11 +89,11 @@ export interface ControlNames {
   readonly stateQueue: string;
   /**
    * The exclusive queue whose holder alone reads or changes the state
-   * (`productionorder.control.lock`); the broker frees it with its holder's connection.
+   * (`productionorder.control.lock`); the broker frees it when its holder's connection closes.
    */
   readonly lockQueue: string;
-  /** Where replies come back: RabbitMQ's direct reply-to pseudo-queue. */
-  readonly replyTo: string;
+  /** What every per-process queue of the control plane starts with (`productionorder.control.`). */
+  readonly queuePrefix: string;
 }
 
 /** A topology option that is out of range; `option` names it, for error messages. */
@@ -209,36 +209,9 @@ export function topology(options: TopologyOptions = {}): Topology {
       pingKey: "ping",
       stateQueue: `${prefix}productionorder.control.state`,
       lockQueue: `${prefix}productionorder.control.lock`,
-      replyTo: "amq.rabbitmq.reply-to",
+      queuePrefix: `${prefix}productionorder.control.`,
     }),
   });
-}
-
-/**
- * The exclusive, auto-deleted queue of one running instance on the control plane: its instance
- * id (as the management UI lists it) and `unique`, so that two processes sharing an id never
- * lock each other out.
- */
-export function controlQueueFor(topo: Topology, instanceId: string, unique: string): string {
-  // A queue name is at most 255 bytes: a very long instance id is cut.
-  return `${topo.prefix}productionorder.control.${instanceId.slice(0, 120)}.${unique}`;
-}
-
-/**
- * The control plane's state queue as declared: at most one message, the last (`drop-head`); on
- * quorum queues an unreachable delivery limit, since every read of the state gives it back.
- */
-export function controlStateDeclaration(topo: Topology): QueueDeclaration {
-  return {
-    name: topo.control.stateQueue,
-    arguments: {
-      "x-max-length": 1,
-      "x-overflow": "drop-head",
-      ...(topo.queueType === "quorum"
-        ? { "x-queue-type": "quorum", "x-delivery-limit": UNLIMITED_DELIVERIES }
-        : {}),
-    },
-  };
 }
 
 /** The TTL-backend tier for a delay: the shortest tier at least that long, else the longest. */
@@ -501,59 +474,6 @@ export async function checkTopology(broker: Broker, topo: Topology): Promise<voi
         : ""),
     { code: "topology_missing" },
   );
-}
-
-/**
- * Declares the control plane's exchange and state queue (durable; a no-op when they exist with
- * the same settings). The services' work topology does not need them: OrdemDeProducao declares
- * them beside it, and `ctl` and the console before they read or change the state.
- *
- * @throws {FatalError} with code `topology_mismatch` when one exists with other settings.
- */
-export async function declareControl(broker: Broker, topo: Topology): Promise<void> {
-  const channel = await broker.channel();
-  const state = controlStateDeclaration(topo);
-  try {
-    await channel.assertExchange(topo.control.exchange, "direct", { durable: true });
-    await channel.assertQueue(state.name, { durable: true, arguments: { ...state.arguments } });
-    await channel.bindQueue(state.name, topo.control.exchange, topo.control.stateKey);
-    await channel.close();
-  } catch (error) {
-    const explained = broker.explain(error);
-    if (replyCode(explained) === REPLY_CODE.preconditionFailed) {
-      throw new FatalError(
-        `the control plane's ${topo.control.exchange} or ${state.name} exists with other ` +
-          `settings (${explained.message}); delete it (it holds only the last pause or resume)`,
-        { cause: explained, code: "topology_mismatch" },
-      );
-    }
-    throw new Error(
-      `cannot declare the control plane ${topo.control.exchange}: ${explained.message}`,
-      {
-        cause: explained,
-      },
-    );
-  }
-}
-
-/**
- * Whether the control plane's exchange and state queue exist, by passive declares (for
- * `--no-declare`, which declares nothing).
- */
-export async function controlExists(broker: Broker, topo: Topology): Promise<boolean> {
-  for (const check of ["exchange", "queue"] as const) {
-    const channel = await broker.channel();
-    try {
-      if (check === "exchange") await channel.checkExchange(topo.control.exchange);
-      else await channel.checkQueue(topo.control.stateQueue);
-    } catch (error) {
-      if (replyCode(error) === REPLY_CODE.notFound) return false;
-      throw broker.explain(error);
-    } finally {
-      await channel.close().catch(() => {});
-    }
-  }
-  return true;
 }
 
 /** Declares the topology, or with `declare: false` only checks that it exists. */

@@ -8,11 +8,14 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
+import { Broker } from "../lib/broker.ts";
+import { FleetControl } from "../lib/console/control.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { launchChromium, screenshotDir } from "../testing/browser.ts";
 import {
   type BrokerContext,
   fastPolicy,
+  RABBITMQ_URL,
   runScript,
   tempDir,
   waitFor,
@@ -214,5 +217,30 @@ Deno.test("in Chromium, the overview's Pause button asks why, pauses the fleet, 
     });
     const audit = (await Deno.readTextFile(join(dir.path, "audit.jsonl"))).trim().split("\n");
     assert.equal(audit.length, 2);
+  });
+});
+
+/** Whether the control plane's exchange exists, by a passive declare on a channel of its own. */
+async function controlExchangeExists(broker: Broker, exchange: string): Promise<boolean> {
+  const channel = await broker.channel();
+  return await channel.checkExchange(exchange).then(
+    () => true,
+    () => false,
+  ).finally(() => channel.close().catch(() => {}));
+}
+
+Deno.test("the console's ear on the control plane declares nothing (a --read-only console neither): it says there is no control plane yet", async () => {
+  await withTopology("console-nodeclare", tiers, async (ctx) => {
+    await using dir = await tempDir();
+    await using broker = await Broker.connect(RABBITMQ_URL, { name: "test console-nodeclare" });
+    await using control = new FleetControl({
+      broker: () => Promise.resolve(broker),
+      topology: ctx.topo,
+      auditLog: join(dir.path, "audit.jsonl"),
+    });
+    const error = await control.state().then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof Error, "no state without a control plane");
+    assert.match(error.message, /no control plane/);
+    assert.equal(await controlExchangeExists(ctx.broker, ctx.topo.control.exchange), false);
   });
 });

@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
-import type { ConsumerOptions } from "../lib/consumer.ts";
+import { type ConsumerOptions, OrderConsumer } from "../lib/consumer.ts";
+import type { PauseSource } from "../lib/operator_pause.ts";
 import type { Outcome } from "../lib/outcome.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import type { Ledger } from "../lib/ledger.ts";
@@ -698,5 +699,31 @@ Deno.test("stop() returns within its timeout when the broker stops answering", a
       await ledger.close();
       await behind.close().catch(() => {});
     }
+  });
+});
+
+Deno.test("a consumer whose start fails stops following the operator's pause", async () => {
+  await withTopology("start-fails", tiers, async (ctx) => {
+    await using ledger = await SqliteLedger.open(":memory:", { instanceId: "t" });
+    const listeners = new Set<unknown>();
+    const pause: PauseSource = {
+      paused: false,
+      onChange(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    // A work queue that is not there: the broker refuses the consume.
+    const missing = { ...ctx.topo, queue: `${ctx.topo.prefix}not-there` };
+    const error = await OrderConsumer.start({
+      broker: ctx.broker,
+      topology: missing,
+      ledger,
+      policy,
+      maxQuantity: 500,
+      pause,
+    }).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof Error, "the start failed");
+    assert.equal(listeners.size, 0, "nothing left following the pause");
   });
 });

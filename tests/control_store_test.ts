@@ -3,7 +3,7 @@
  * (lib/control_listener.ts), against real brokers: the last change is kept for readers that come
  * later, one message and no more; readers and writers on many connections at once take turns
  * (without the lock, a reader would find the queue empty while another holds the state); the lock
- * goes with its holder's connection; on quorum queues, on 3.10, 4.0 and 4.3, reading does not wear
+ * goes with its holder's connection; with QUEUE_TYPE=quorum, on 3.10, 4.0 and 4.3, reading does not wear
  * the state out; and a listener that starts while changes keep coming ends on the last one.
  */
 
@@ -12,13 +12,18 @@ import { Broker } from "../lib/broker.ts";
 import { type InstanceAnswer, type PauseState } from "../lib/control.ts";
 import { ControlListener } from "../lib/control_listener.ts";
 import {
+  changeAudited,
+  type ChangeEffect,
+  ControlChangeError,
   ControlClient,
   ControlLockError,
   readPauseState,
   withControlLock,
 } from "../lib/control_store.ts";
-import { declareControl, deleteTopology, type Topology, topology } from "../lib/topology.ts";
+import { declareControl } from "../lib/control_topology.ts";
+import { deleteTopology, type Topology, topology } from "../lib/topology.ts";
 import { RABBITMQ_URL, uniquePrefix, waitFor } from "../testing/broker.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
 import { EVERY_BROKER } from "../testing/other_brokers.ts";
 
 /** Runs `fn` with a control plane of its own on `url`'s broker, deleted afterwards. */
@@ -124,7 +129,7 @@ Deno.test("the lock is freed when its holder's connection goes, and a reader wai
 });
 
 for (const [label, target] of EVERY_BROKER) {
-  Deno.test(`on quorum queues (${label}), 40 reads do not wear the state out: every read gives it back`, async () => {
+  Deno.test(`with QUEUE_TYPE=quorum (${label}), 40 reads do not wear the state out: every read gives it back`, async () => {
     await withControl("ctl-quorum", async (broker, topo) => {
       await using client = await ControlClient.open(broker, topo);
       const { after } = await client.change(pause("quorum"));
@@ -204,5 +209,39 @@ Deno.test("listeners that start while changes keep coming from another connectio
       for (let j = 1; j < seqs.length; j++) assert.equal(seqs[j], seqs[j - 1]! + 1, `${seqs}`);
     }
     await Promise.all(listeners.map(({ listener }) => listener.close()));
+  });
+});
+
+Deno.test("a change the broker does not confirm in time is audited all the same, with what the state read back says", async () => {
+  await withControl("ctl-unconfirmed", async (broker, topo) => {
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    await using held = await Broker.connect(proxy.url, { name: "test ctl-unconfirmed held" });
+    await using client = await ControlClient.open(held, topo, {
+      confirmTimeoutMs: 300,
+      lockTimeoutMs: 300,
+    });
+    const audited: [number, ChangeEffect][] = [];
+    const error = await changeAudited(
+      client,
+      pause("unconfirmed"),
+      (state, effect) => Promise.resolve(void audited.push([state.seq, effect])),
+      // Called between the read and the publish: from then on the broker's answers are held.
+      () => (proxy.hold(), new Date()),
+    ).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof ControlChangeError, String(error));
+    assert.deepEqual(audited, [[1, "unknown"]], "audited, though not confirmed");
+    proxy.release();
+    // It was in effect: the broker had it.
+    const read = await readPauseState(broker, topo, { lockTimeoutMs: 5_000 });
+    assert.equal(read.id, error.attempted.id);
+    // And read back when the broker answers, it is audited as in effect.
+    await using answering = await ControlClient.open(broker, topo);
+    const effects: ChangeEffect[] = [];
+    await changeAudited(
+      answering,
+      resume,
+      (_, effect) => Promise.resolve(void effects.push(effect)),
+    );
+    assert.deepEqual(effects, ["confirmed"]);
   });
 });

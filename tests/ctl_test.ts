@@ -2,7 +2,7 @@
  * `deno task ctl` against running OrdemDeProducao processes and the real broker: a pause reaches
  * both instances (each answers), shows in /readyz and /metrics with who and why, outlives an
  * instance's restart, leaves orders waiting in the queue until the resume; every pause and resume
- * is one audit entry. Bad flags exit 2 naming the flag; without a control plane, an instance run
+ * is one audit entry, written once the broker confirmed it. Bad flags exit 2 naming the flag; without a control plane, an instance run
  * with --no-declare says it cannot be paused and runs on.
  */
 
@@ -148,9 +148,9 @@ Deno.test("ctl pause reaches every running instance, shows in /readyz and /metri
       }
       const audit = (await Deno.readTextFile(join(dir.path, "audit.jsonl"))).trim().split("\n")
         .map((line) => JSON.parse(line));
-      assert.deepEqual(audit.map((e) => [e.action, e.who, e.why, e.counts.answered]), [
-        ["pause", "alice", "ERP maintenance", 2],
-        ["resume", "bob", "ERP back", 2],
+      assert.deepEqual(audit.map((e) => [e.action, e.who, e.why, e.effect, e.counts.seq]), [
+        ["pause", "alice", "ERP maintenance", "confirmed", 1],
+        ["resume", "bob", "ERP back", "confirmed", 2],
       ]);
       assert.equal(audit[0].queue, ctx.topo.queue);
       console.log(`ctl: pause reached 2 OrdemDeProducao processes in ${reach.toFixed(1)} ms`);
@@ -190,6 +190,47 @@ Deno.test("an instance run with --no-declare on a broker without the control pla
     const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
     await publishOrder(publisher, ctx.topo, newOrder({ quantity: 1 }));
     await peer.until("the order created", /production order|msg=consuming/);
+    await waitFor(
+      "the order consumed",
+      async () => (await ctx.broker.messageCount(ctx.topo.queue)) === 0 || undefined,
+    );
+  });
+});
+
+/** Whether the control plane's exchange exists, by a passive declare on a channel of its own. */
+async function controlExchangeExists(ctx: BrokerContext): Promise<boolean> {
+  const channel = await ctx.broker.channel();
+  return await channel.checkExchange(ctx.topo.control.exchange).then(
+    () => true,
+    () => false,
+  ).finally(() => channel.close().catch(() => {}));
+}
+
+Deno.test("ctl status declares nothing: on a broker without the control plane it says so", async () => {
+  await withTopology("ctl-status-nodeclare", tiers, async (ctx) => {
+    await using dir = await tempDir();
+    const status = await ctl(ctx, dir.path, ["status", "--wait", "0"]);
+    assert.equal(await controlExchangeExists(ctx), false, "ctl status declared the control plane");
+    assert.match(status.stdout + status.stderr, /no control plane/);
+  });
+});
+
+Deno.test("an instance whose control plane exists with other settings says it cannot be paused, and consumes", async () => {
+  await withTopology("ctl-mismatch", tiers, async (ctx) => {
+    await using dir = await tempDir();
+    // A state queue as another version, or another QUEUE_TYPE, declared it.
+    const channel = await ctx.broker.channel();
+    await channel.assertExchange(ctx.topo.control.exchange, "direct", { durable: true });
+    await channel.assertQueue(ctx.topo.control.stateQueue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "drop-head" },
+    });
+    await channel.close();
+    await using peer = ordem(ctx, dir.path, "mismatch", freePort());
+    await peer.until("ready", /msg=ready/);
+    assert.equal(peer.grep(/cannot be paused/).length, 1);
+    const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+    await publishOrder(publisher, ctx.topo, newOrder({ quantity: 1 }));
     await waitFor(
       "the order consumed",
       async () => (await ctx.broker.messageCount(ctx.topo.queue)) === 0 || undefined,

@@ -22,7 +22,8 @@ import type { Outcome } from "../lib/outcome.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
-import { declareControl, type Topology } from "../lib/topology.ts";
+import { declareControl } from "../lib/control_topology.ts";
+import type { Topology } from "../lib/topology.ts";
 import {
   type BrokerContext,
   fastPolicy,

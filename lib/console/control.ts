@@ -4,16 +4,20 @@
  * heard it (started on the console's connection when first asked, and again on a new connection),
  * and changes made in the signed-in operator's name, each appended to the audit trail.
  *
+ * The ear declares nothing (a `--read-only` console changes nothing on the broker): without a
+ * control plane it says so. Only a change declares it.
+ *
  * @module
  */
 
 import type { Broker } from "../broker.ts";
 import type { PauseState } from "../control.ts";
 import { ControlListener } from "../control_listener.ts";
-import { ControlClient } from "../control_store.ts";
-import { appendPauseAudit } from "../ctl.ts";
+import { appendPauseAudit } from "../audit.ts";
+import { changeAudited, ControlClient } from "../control_store.ts";
+import { controlExists, declareControl } from "../control_topology.ts";
 import { logger } from "../log.ts";
-import { declareControl, type Topology } from "../topology.ts";
+import type { Topology } from "../topology.ts";
 import type { Principal } from "./auth.ts";
 
 /** Options for {@linkcode FleetControl}. */
@@ -67,7 +71,13 @@ export class FleetControl implements AsyncDisposable {
   }
 
   async #listen(broker: Broker): Promise<Ear> {
-    await declareControl(broker, this.#options.topology);
+    const topo = this.#options.topology;
+    if (!(await controlExists(broker, topo))) {
+      throw new Error(
+        `no control plane on this broker (${topo.control.exchange}): nothing was ever paused ` +
+          `here; OrdemDeProducao declares it when it starts, a pause or resume too`,
+      );
+    }
     const listener = await ControlListener.start({
       broker,
       topology: this.#options.topology,
@@ -91,17 +101,30 @@ export class FleetControl implements AsyncDisposable {
    * Pauses (`paused`) or resumes the fleet in `who`'s name, then appends the change to the audit
    * trail; resolves with the state made.
    *
-   * @throws {ControlLockError} when the control plane's lock could not be had; a `PublishError`
-   * when the broker did not confirm the change (nothing is audited then); a `DiskWriteError`
-   * when the audit trail could not take the entry (the change was made).
+   * @throws {ControlLockError} when the control plane's lock could not be had; a
+   * `ControlChangeError` when the broker did not confirm the change (audited with what the state
+   * read back says); a `DiskWriteError` when the audit trail could not take the entry (the change
+   * was made).
    */
   async change(paused: boolean, reason: string, who: Principal): Promise<PauseState> {
+    const topo = this.#options.topology;
+    await declareControl(await this.#options.broker(), topo);
     const { broker } = await this.#listening();
     const by = `${who.name} (console)`;
-    await using client = await ControlClient.open(broker, this.#options.topology);
-    const { after } = await client.change({ paused, by, reason });
+    await using client = await ControlClient.open(broker, topo);
+    const { after } = await changeAudited(
+      client,
+      { paused, by, reason },
+      (state, effect, inEffect) =>
+        appendPauseAudit(this.#options.auditLog, {
+          queue: topo.queue,
+          state,
+          who: by,
+          effect,
+          inEffect,
+        }),
+    );
     if (after.seq > (this.#state?.seq ?? 0)) this.#state = after;
-    await appendPauseAudit(this.#options.auditLog, this.#options.topology, after, by, undefined);
     return after;
   }
 
