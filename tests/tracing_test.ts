@@ -161,7 +161,11 @@ Deno.test("with tracing off nothing is exported and no trace context is added to
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     };
     const prefix = ["--prefix", ctx.topo.prefix];
-    assert.equal((await runScript("estoque.ts", [...prefix, "--quantity", "1"], off)).code, 0);
+    const estoque = await runScript("estoque.ts", [...prefix, "--quantity", "1"], {
+      ...off,
+      ...RETRY,
+    });
+    assert.equal(estoque.code, 0, estoque.stderr);
     const [message] = await takeMessages(ctx.broker, ctx.topo.queue, 1);
     assert.equal(message!.properties.headers?.traceparent, undefined);
     const channel = await ctx.broker.channel();
@@ -226,11 +230,12 @@ Deno.test("with the span queue compose.yaml sets, a burst of 10,000 orders from 
     ?.[1];
   assert.ok(queueSize, "compose.yaml sets the span queue's size");
   await using receiver = await otlpReceiver();
-  await withTopology("tracing-burst", {}, async (ctx) => {
+  // The retry settings Estoque declares with are the topology's: nothing left when it is deleted.
+  await withTopology("tracing-burst", { retryDelays: retryDelays(policy) }, async (ctx) => {
     const estoque = await runScript(
       "estoque.ts",
       ["--prefix", ctx.topo.prefix, "--count", "10000", "--quantity", "1"],
-      { ...receiver.env("estoque"), OTEL_BSP_MAX_QUEUE_SIZE: queueSize },
+      { ...receiver.env("estoque"), OTEL_BSP_MAX_QUEUE_SIZE: queueSize, ...RETRY },
     );
     assert.equal(estoque.code, 0, estoque.stderr);
     const publishes = () => ours(receiver.spans).filter((s) => s.name.startsWith("publish "));
