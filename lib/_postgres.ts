@@ -117,14 +117,36 @@ export function postgresPool(target: PostgresTarget, options: PostgresPoolOption
 }
 
 /**
+ * Whether a failed COMMIT says for sure that nothing was committed: the server answered it with
+ * an error that is not about the connection (a serialization failure, a deferred constraint).
+ * Anything else (the connection lost, a timeout, a server going down) leaves the outcome unknown:
+ * the server may have committed before its answer was lost.
+ */
+export function commitSurelyFailed(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && !isPostgresOutage(error);
+}
+
+/** Options for {@linkcode inTransaction}. */
+export interface InTransactionOptions {
+  /**
+   * What a COMMIT whose outcome is unknown ({@linkcode commitSurelyFailed} false) throws. Without
+   * it, such a failure goes through `classify` as any other (for work that is idempotent anyway,
+   * as the ledger's orders are by RefCode).
+   */
+  readonly commitUnknown?: (error: unknown) => unknown;
+}
+
+/**
  * Runs `work` in one transaction on one connection of `pool`; what it throws (or the connect,
- * BEGIN or COMMIT) goes through `classify`. A connection that failed or could not roll back is
- * dropped, not given to the next query.
+ * BEGIN or COMMIT) goes through `classify`, except a COMMIT of unknown outcome when
+ * `options.commitUnknown` is given. A connection that failed or could not roll back is dropped,
+ * not given to the next query.
  */
 export async function inTransaction(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<void>,
   classify: (error: unknown) => unknown,
+  options: InTransactionOptions = {},
 ): Promise<void> {
   let client: pg.PoolClient;
   try {
@@ -137,12 +159,18 @@ export async function inTransaction(
   let broken: Error | undefined;
   const onError = (error: Error) => (broken = error);
   client.on("error", onError);
+  let committing = false;
   try {
     await client.query("BEGIN");
     await work(client);
+    committing = true;
     await client.query("COMMIT");
   } catch (error) {
     await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
+    if (committing && options.commitUnknown && !commitSurelyFailed(error)) {
+      broken ??= error as Error; // a connection whose COMMIT was not answered is not reused
+      throw options.commitUnknown(error);
+    }
     throw classify(error);
   } finally {
     client.off("error", onError);

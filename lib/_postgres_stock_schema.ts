@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { OutboxRow, StockItem } from "./stock_store.ts";
+import type { OutboxRow, RecordedMovement, StockItem } from "./stock_store.ts";
 
 /** The tables, created where missing (an idempotent migration). */
 export function schemaSql(schema: string): string {
@@ -36,6 +36,9 @@ export function schemaSql(schema: string): string {
       attempts   integer NOT NULL DEFAULT 0,
       last_error text
     );
+    ALTER TABLE ${schema}.stock_movements ADD COLUMN IF NOT EXISTS idempotency_key text;
+    CREATE UNIQUE INDEX IF NOT EXISTS stock_movements_idempotency_key
+      ON ${schema}.stock_movements (idempotency_key);
     CREATE INDEX IF NOT EXISTS stock_outbox_unsent ON ${schema}.stock_outbox (id)
       WHERE sent_at IS NULL;
     CREATE INDEX IF NOT EXISTS stock_outbox_sent ON ${schema}.stock_outbox (sent_at)
@@ -67,5 +70,38 @@ export function outboxRowOf(row: Record<string, unknown>): OutboxRow {
     quantity: Number(row.quantity),
     createdAt: row.created_at as Date,
     attempts: Number(row.attempts),
+  };
+}
+
+/** The unique index on movements' idempotency keys (a second insert of a key fails on it). */
+export const IDEMPOTENCY_KEY_INDEX = "stock_movements_idempotency_key";
+
+/** Finds a movement by its idempotency key ($1), with its request and its item. */
+export const RECORDED_MOVEMENT_SQL = `
+  SELECT m.id, m.color, m.delta, m.reason, m.quantity_after, m.at, m.ref_code,
+         o.id AS outbox_id, o.quantity AS outbox_quantity, o.attempts,
+         i.reorder_point, i.reorder_quantity
+  FROM stock_movements m
+  LEFT JOIN stock_outbox o ON o.ref_code = m.ref_code
+  LEFT JOIN stock_items i ON i.color = m.color
+  WHERE m.idempotency_key = $1`;
+
+/** A row of {@linkcode RECORDED_MOVEMENT_SQL} as a recorded movement. */
+export function recordedOf(row: Record<string, unknown>): RecordedMovement {
+  return {
+    id: Number(row.id),
+    color: row.color as string,
+    delta: Number(row.delta),
+    reason: (row.reason as string | null) ?? null,
+    quantityAfter: Number(row.quantity_after),
+    at: row.at as Date,
+    refCode: (row.ref_code as string | null) ?? null,
+    outbox: row.outbox_id === null ? undefined : {
+      id: Number(row.outbox_id),
+      quantity: Number(row.outbox_quantity),
+      attempts: Number(row.attempts),
+    },
+    reorderPoint: Number(row.reorder_point ?? 0),
+    reorderQuantity: Number(row.reorder_quantity ?? 0),
   };
 }

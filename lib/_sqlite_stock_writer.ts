@@ -14,7 +14,9 @@ import { unavailableCode } from "./_sqlite_writer.ts";
 import {
   applyMovement,
   type Movement,
+  type MovementResult,
   type OutboxFailure,
+  replayedResult,
   StockError,
   type StockErrorCode,
   type StockItem,
@@ -38,7 +40,8 @@ export const STOCK_SCHEMA = `
     quantity_after INTEGER NOT NULL,
     at             TEXT NOT NULL,
     reason         TEXT,
-    ref_code       TEXT
+    ref_code       TEXT,
+    idempotency_key TEXT
   ) STRICT;
   CREATE TABLE IF NOT EXISTS stock_outbox (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,6 +57,32 @@ export const STOCK_SCHEMA = `
   CREATE INDEX IF NOT EXISTS stock_outbox_sent ON stock_outbox (sent_at) WHERE sent_at IS NOT NULL;
 `;
 
+/**
+ * Brings a stock file made before idempotency keys up to date: the `idempotency_key` column and
+ * its unique index. Safe when several processes open the file at once (one migrates at a time).
+ */
+export function migrateStock(db: DatabaseSync): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const columns = db.prepare("PRAGMA table_info(stock_movements)").all() as Array<
+      { name: string }
+    >;
+    if (!columns.some((c) => c.name === "idempotency_key")) {
+      db.exec("ALTER TABLE stock_movements ADD COLUMN idempotency_key TEXT");
+    }
+    db.exec(
+      `CREATE UNIQUE INDEX IF NOT EXISTS stock_movements_idempotency_key
+       ON stock_movements (idempotency_key)`,
+    );
+    db.exec("COMMIT");
+  } catch (error) {
+    try {
+      db.exec("ROLLBACK");
+    } catch { /* ended already */ }
+    throw error;
+  }
+}
+
 /** One write of a batch. */
 export type StockOp =
   | { readonly kind: "set"; readonly settings: StockItemSettings; readonly at: string }
@@ -67,19 +96,11 @@ export type StockOp =
   | { readonly kind: "delete-sent"; readonly before: string }
   | { readonly kind: "probe"; readonly at: string };
 
-/** What a committed movement did, as plain data (it crosses from the worker). */
-export interface MoveRecord {
-  /** The movement's id in the history. */
-  readonly movementId: number;
-  /** The item as the movement left it. */
-  readonly item: StockItem;
-  /** The quantity before. */
-  readonly before: number;
-  /** The outbox row it made, when it crossed the reorder point. */
-  readonly request:
-    | { readonly id: number; readonly refCode: string; readonly quantity: number }
-    | undefined;
-}
+/**
+ * What a committed movement did (it crosses from the worker: plain data and dates), or, for a
+ * repeated idempotency key, what the first one did.
+ */
+export type MoveRecord = MovementResult;
 
 /** One operation's result: its value, or why it was refused (the rest of its batch committed). */
 export type StockOpResult =
@@ -114,6 +135,7 @@ export class SqliteStockWriter {
   readonly #updateQuantity: StatementSync;
   readonly #insertOutbox: StatementSync;
   readonly #insertMovement: StatementSync;
+  readonly #recorded: StatementSync;
   readonly #markSent: StatementSync;
   readonly #markFailed: StatementSync;
   readonly #deleteSent: StatementSync;
@@ -136,8 +158,18 @@ export class SqliteStockWriter {
       `INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at) VALUES (?, ?, ?, ?)`,
     );
     this.#insertMovement = db.prepare(
-      `INSERT INTO stock_movements (color, delta, quantity_after, at, reason, ref_code)
-       VALUES (?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO stock_movements
+         (color, delta, quantity_after, at, reason, ref_code, idempotency_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#recorded = db.prepare(
+      `SELECT m.id, m.color, m.delta, m.reason, m.quantity_after, m.at, m.ref_code,
+              o.id AS outbox_id, o.quantity AS outbox_quantity, o.attempts,
+              i.reorder_point, i.reorder_quantity
+       FROM stock_movements m
+       LEFT JOIN stock_outbox o ON o.ref_code = m.ref_code
+       LEFT JOIN stock_items i ON i.color = m.color
+       WHERE m.idempotency_key = ?`,
     );
     this.#markSent = db.prepare(
       "UPDATE stock_outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
@@ -209,8 +241,33 @@ export class SqliteStockWriter {
     }
   }
 
-  /** The movement in order: the item, the outbox row (when it crosses), the history. */
+  /**
+   * The movement in order: the item, the outbox row (when it crosses), the history; or, for an
+   * idempotency key recorded already, the first movement's result and nothing written.
+   */
   #move(movement: Movement, at: string): MoveRecord {
+    const key = movement.idempotencyKey;
+    if (key !== undefined) {
+      const recorded = this.#recorded.get(key) as Record<string, unknown> | undefined;
+      if (recorded !== undefined) {
+        return replayedResult({
+          id: Number(recorded.id),
+          color: String(recorded.color),
+          delta: Number(recorded.delta),
+          reason: recorded.reason === null ? null : String(recorded.reason),
+          quantityAfter: Number(recorded.quantity_after),
+          at: new Date(String(recorded.at)),
+          refCode: recorded.ref_code === null ? null : String(recorded.ref_code),
+          outbox: recorded.outbox_id === null ? undefined : {
+            id: Number(recorded.outbox_id),
+            quantity: Number(recorded.outbox_quantity),
+            attempts: Number(recorded.attempts),
+          },
+          reorderPoint: Number(recorded.reorder_point ?? 0),
+          reorderQuantity: Number(recorded.reorder_quantity ?? 0),
+        }, movement);
+      }
+    }
     const row = this.#getItem.get(movement.color) as ItemRow | undefined;
     if (row === undefined) throw unknownColor(movement.color);
     const item = itemOf(row);
@@ -227,7 +284,14 @@ export class SqliteStockWriter {
         item.reorderQuantity,
         at,
       );
-      request = { id: Number(lastInsertRowid), refCode, quantity: item.reorderQuantity };
+      request = {
+        id: Number(lastInsertRowid),
+        refCode,
+        colorCode: item.color,
+        quantity: item.reorderQuantity,
+        createdAt: new Date(at),
+        attempts: 0,
+      };
     }
     const { lastInsertRowid } = this.#insertMovement.run(
       item.color,
@@ -236,6 +300,7 @@ export class SqliteStockWriter {
       at,
       movement.reason ?? null,
       request?.refCode ?? null,
+      key ?? null,
     );
     return {
       movementId: Number(lastInsertRowid),

@@ -12,17 +12,26 @@
  * | GET | `/api/outbox` | `{depth, oldestUnsentAt, oldestUnsentAgeSeconds, maxAttempts}` |
  * | POST | `/api/stock/movements` | `{color, delta, reason?}` → 201 `{movement, item, request}` |
  *
+ * A movement may carry an `Idempotency-Key` header (1 to 200 visible ASCII characters): sent again
+ * with the same key, it is not applied again, and the answer is the first one's (201, with
+ * `idempotent-replayed: true`); the same key with another movement gets 422 `key_reused`.
+ *
  * A refused movement changes nothing and says why as `{error, code}`: 400 for a body that is not
- * a movement (a colour that is not a code, a delta that is not a whole number other than 0), 404
- * for a colour without a stock item, 409 for stock that would fall below zero; 503 while the
- * store is unavailable.
+ * a movement (a colour that is not a code, a delta that is not a whole number other than 0, a bad
+ * key), 404 for a colour without a stock item, 409 for stock that would fall below zero, 413 for
+ * a body over 16 KiB; 503 (`store_unavailable`, with `retry-after`) while the store is
+ * unavailable: nothing was written. When the store stops answering during the movement's commit,
+ * nobody can tell whether it was applied: 500 `commit_unknown`, without `retry-after` (look at
+ * `/api/stock`, or send it again with the same `Idempotency-Key`). Answers never carry the
+ * driver's words (hosts, users): those go to the log.
  *
  * @module
  */
 
 import type { Registry } from "prom-client";
 import { admit, type Gate, type Refusal, refuseAction } from "./console/admission.ts";
-import { describeError } from "./errors.ts";
+import { BodyTooLargeError, readBodyText } from "./console/request_body.ts";
+import { describeError, errorCode } from "./errors.ts";
 import { type HttpServer, listen } from "./http_server.ts";
 import { logger } from "./log.ts";
 import type { OutboxMetrics } from "./outbox_metrics.ts";
@@ -31,6 +40,7 @@ import {
   isStoreUnavailable,
   type Movement,
   type MovementResult,
+  StockCommitUnknownError,
   StockError,
   type StockErrorCode,
   type StockStore,
@@ -77,6 +87,8 @@ const STATUS: Readonly<Record<StockErrorCode, number>> = {
   bad_delta: 400,
   bad_item: 400,
   bad_reason: 400,
+  bad_key: 400,
+  key_reused: 422,
   bad_movement: 400,
 };
 
@@ -169,14 +181,30 @@ async function handle(
         return problem(`no page ${pathname}`, 404, "not_found");
     }
   } catch (error) {
+    // The driver's words (hosts, ports, users) go to the log, not to whoever asked.
+    const detail = { path: pathname, error: redactUrl(describeError(error)) };
+    if (error instanceof StockCommitUnknownError) {
+      log.error("the store stopped answering during a movement's commit", detail);
+      return problem(
+        "the stock store stopped answering while the movement committed: it may or may not " +
+          "have been applied. Look at GET /api/stock, or send it again with the same " +
+          "Idempotency-Key (a movement applied already is not applied twice)",
+        500,
+        "commit_unknown",
+      );
+    }
     if (isStoreUnavailable(error)) {
       o.onStore?.(false);
-      return problem(redactUrl(describeError(error)), 503, "store_unavailable", {
-        "retry-after": "1",
-      });
+      log.warning("the stock store is unavailable", { ...detail, code: errorCode(error) });
+      return problem(
+        "the stock store is unavailable: nothing was written, try again shortly",
+        503,
+        "store_unavailable",
+        { "retry-after": "1" },
+      );
     }
-    log.error("stock API request failed", { path: pathname, error: describeError(error) });
-    return problem(redactUrl(describeError(error)), 500, "internal");
+    log.error("stock API request failed", detail);
+    return problem("Estoque failed to answer; see its log", 500, "internal");
   }
 }
 
@@ -206,15 +234,17 @@ async function operations(
 }
 
 /**
- * Reads a movement's body: a JSON object `{color, delta, reason?}`.
+ * Reads a movement's body: a JSON object `{color, delta, reason?}`, at most 16 KiB; and its
+ * `Idempotency-Key` header.
  * @throws {StockError} (400) naming what is wrong.
+ * @throws {BodyTooLargeError} (413) for a body over 16 KiB, before it is read whole.
  */
 async function readMovement(request: Request): Promise<Movement> {
   if (!(request.headers.get("content-type") ?? "").startsWith("application/json")) {
     throw new StockError("bad_movement", "send JSON (content-type: application/json)");
   }
-  const text = await request.text();
-  if (text.length > MAX_BODY) throw new StockError("bad_movement", "the movement is too large");
+  const key = request.headers.get("idempotency-key") ?? undefined;
+  const text = await readBodyText(request, MAX_BODY);
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -232,7 +262,7 @@ async function readMovement(request: Request): Promise<Movement> {
       `unknown field ${JSON.stringify(unknown)}: send {color, delta, reason?}`,
     );
   }
-  return { color, delta, reason } as Movement; // checked by the store
+  return { color, delta, reason, idempotencyKey: key } as Movement; // checked by the store
 }
 
 /** `POST /api/stock/movements`. */
@@ -241,24 +271,33 @@ async function move(request: Request, o: EstoqueHttpOptions): Promise<Response> 
   try {
     result = await o.store.move(await readMovement(request));
   } catch (error) {
+    if (error instanceof BodyTooLargeError) {
+      o.metrics?.moved("refused");
+      return problem(`the movement is larger than ${MAX_BODY} bytes`, 413, "too_large_body");
+    }
     if (!(error instanceof StockError)) throw error;
     o.metrics?.moved("refused");
     return problem(error.message, STATUS[error.code], error.code);
   }
   o.onStore?.(true);
-  o.metrics?.moved("applied", result.request !== undefined);
+  // A repeat applied nothing now: it is not counted again.
+  if (!result.replayed) o.metrics?.moved("applied", result.request !== undefined);
   const { item, request: made } = result;
-  return json({
-    movement: {
-      id: result.movementId,
-      color: item.color,
-      before: result.before,
-      after: item.quantity,
-      delta: item.quantity - result.before,
+  return json(
+    {
+      movement: {
+        id: result.movementId,
+        color: item.color,
+        before: result.before,
+        after: item.quantity,
+        delta: item.quantity - result.before,
+      },
+      item,
+      request: made === undefined
+        ? null
+        : { refCode: made.refCode, colorCode: made.colorCode, quantity: made.quantity },
     },
-    item,
-    request: made === undefined
-      ? null
-      : { refCode: made.refCode, colorCode: made.colorCode, quantity: made.quantity },
-  }, 201);
+    201,
+    result.replayed ? { "idempotent-replayed": "true" } : {},
+  );
 }

@@ -17,7 +17,7 @@
  *
  * The outbox gauges are read from the store at scrape time (every instance sees the same shared
  * outbox); the counters and the lag are this process's. The lag of a request runs from its
- * movement's commit to the broker's confirm, by the clocks of the Estoque that moved the stock
+ * movement (its transaction's start) to the broker's confirm, by the clocks of the Estoque that moved the stock
  * and of the relay (the same on one host). Every series carries `instance_id`.
  *
  * @module
@@ -117,7 +117,8 @@ export class OutboxMetrics {
     });
     this.#lag = new Histogram({
       name: "estoque_outbox_publish_lag_seconds",
-      help: "From a movement's commit to the broker's confirm of the request it made.",
+      help:
+        "From the start of a movement's transaction to the broker's confirm of the request it made.",
       buckets: LAG_BUCKETS,
       registers,
     });

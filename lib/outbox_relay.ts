@@ -13,18 +13,25 @@
  * refuses (returned as unroutable, nacked) is counted on its row and tried again after a backoff
  * delay. Sent rows are kept for `retentionMs`, for audit, then deleted.
  *
+ * An error that is neither an outage of the store nor the broker's (a bug, a schema that does not
+ * match, a row no message can be made of) is logged at error level every time it happens, by its
+ * type and code, and the work is tried again with backoff: the relay keeps going (other rows may
+ * still go out, and stopping would stop them too) and is not ready meanwhile, so its readiness and
+ * its log say what is wrong, rather than a store "unavailable" that answers.
+ *
  * @module
  */
 
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { Broker, ConnectOptions } from "./broker.ts";
-import { describeError, isFatalError } from "./errors.ts";
+import { describeError, errorCode, isFatalError } from "./errors.ts";
 import { publishOrder } from "./estoque.ts";
 import { logger } from "./log.ts";
 import type { OutboxMetrics } from "./outbox_metrics.ts";
 import { ConfirmedPublisher, PublishError } from "./publisher.ts";
 import { ConnectionLost, keepConnected } from "./reconnect.ts";
 import {
+  isStoreUnavailable,
   type OutboxClaim,
   type OutboxFailure,
   outboxOrder,
@@ -165,6 +172,8 @@ export class OutboxRelay implements AsyncDisposable {
   readonly #wakeup = new Wakeup();
   #broker: Broker | undefined;
   #storeAvailable = true;
+  /** Whether the last claim failed with an error that is not an outage. */
+  #failing = false;
   #published = 0;
   #idle = false;
 
@@ -195,9 +204,12 @@ export class OutboxRelay implements AsyncDisposable {
     return this.#storeAvailable;
   }
 
-  /** Whether the relay can publish now: connected, with the store answering. */
+  /**
+   * Whether the relay can publish now: connected, with the store answering, and its last claim
+   * not failed with an error that is not an outage.
+   */
   get ready(): boolean {
-    return this.connected && this.#storeAvailable;
+    return this.connected && this.#storeAvailable && !this.#failing;
   }
 
   /** Whether the relay found the outbox empty and sleeps until a wake-up or the next poll. */
@@ -316,18 +328,31 @@ export class OutboxRelay implements AsyncDisposable {
         const claim = await o.store.claimOutbox(o.batchSize ?? 500);
         if (!this.#storeAvailable) log.info("the stock store is back", { store: o.store.name });
         this.#storeAvailable = true;
+        this.#failing = false;
         return claim;
       } catch (error) {
         if (isFatalError(error)) throw error;
         const delayMs = backoffDelay(round, o.backoff);
-        if (this.#storeAvailable || round % 10 === 0) {
-          log.warning("the stock store is unavailable: relaying paused", {
+        if (isStoreUnavailable(error)) {
+          if (this.#storeAvailable || round % 10 === 0) {
+            log.warning("the stock store is unavailable: relaying paused", {
+              store: o.store.name,
+              error: describeError(error),
+              delayMs,
+            });
+          }
+          this.#storeAvailable = false;
+        } else {
+          // Not an outage: the store answered, with an error. Said every time, loudly.
+          this.#failing = true;
+          log.error("claiming the outbox failed: relaying paused", {
             store: o.store.name,
+            type: errorType(error),
+            code: errorCode(error),
             error: describeError(error),
             delayMs,
           });
         }
-        this.#storeAvailable = false;
         await pause(delayMs, signal, broker.closed);
       }
     }
@@ -344,7 +369,10 @@ export class OutboxRelay implements AsyncDisposable {
   ): Promise<"ok" | "refused" | "connection"> {
     const o = this.#options;
     const results = await Promise.allSettled(
-      claim.rows.map((row) => publishOrder(publisher, o.topology, outboxOrder(row), row.createdAt)),
+      // A publish that throws at once (a row no message can be made of) fails that row only.
+      claim.rows.map(async (row) =>
+        await publishOrder(publisher, o.topology, outboxOrder(row), row.createdAt)
+      ),
     );
     const at = o.now?.() ?? new Date();
     const sent: OutboxRow[] = [];
@@ -353,7 +381,20 @@ export class OutboxRelay implements AsyncDisposable {
     results.forEach((result, i) => {
       const row = claim.rows[i]!;
       if (result.status === "fulfilled") return sent.push(row);
-      const code = result.reason instanceof PublishError ? result.reason.code : "closed";
+      const reason: unknown = result.reason;
+      let code: string;
+      if (reason instanceof PublishError) code = reason.code;
+      else if (reason instanceof ConnectionLost) code = "closed";
+      else {
+        // Neither the broker's refusal nor a lost connection: said, by its type, every time.
+        code = errorType(reason);
+        log.error("publishing a request failed: it stays in the outbox", {
+          refCode: row.refCode,
+          type: code,
+          code: errorCode(reason),
+          error: describeError(reason),
+        });
+      }
       failed.push({ id: row.id, error: code });
       o.metrics?.failed(code);
       if (code === "closed" || code === "timeout") outcome = "connection";
@@ -391,4 +432,9 @@ export class OutboxRelay implements AsyncDisposable {
     }
     return outcome;
   }
+}
+
+/** An error's type, for logs and a row's last error: its name (`TypeError`, `DatabaseError`). */
+function errorType(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
 }

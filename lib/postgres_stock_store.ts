@@ -15,14 +15,23 @@
 import pg from "pg";
 import {
   inTransaction,
+  type InTransactionOptions,
   isPostgresOutage,
   outageText,
   postgresPool,
   postgresTarget,
 } from "./_postgres.ts";
 import { listenChannel } from "./_postgres_listener.ts";
-import { itemOf, outboxChannel, outboxRowOf, schemaSql } from "./_postgres_stock_schema.ts";
-import { describeError } from "./errors.ts";
+import {
+  IDEMPOTENCY_KEY_INDEX,
+  itemOf,
+  outboxChannel,
+  outboxRowOf,
+  RECORDED_MOVEMENT_SQL,
+  recordedOf,
+  schemaSql,
+} from "./_postgres_stock_schema.ts";
+import { describeError, errorCode } from "./errors.ts";
 import { redactUrl } from "./redact.ts";
 import {
   applyMovement,
@@ -35,6 +44,8 @@ import {
   type OutboxListener,
   type OutboxRow,
   type OutboxStats,
+  replayedResult,
+  StockCommitUnknownError,
   StockError,
   type StockItem,
   type StockItemSettings,
@@ -163,54 +174,85 @@ export class PostgresStockStore implements StockStore {
   }
 
   async move(movement: Movement): Promise<MovementResult> {
-    const { color, delta, reason } = checkMovement(movement);
+    const checked = checkMovement(movement);
+    const { color, delta, reason, idempotencyKey: key } = checked;
     const now = this.#now();
     let result: MovementResult | undefined;
-    await this.#transaction(async (client) => {
-      // The row lock: movements of one colour take turns, each sees the last one's quantity.
-      const { rows: [row] } = await client.query(
-        "SELECT * FROM stock_items WHERE color = $1 FOR UPDATE",
-        [color],
-      );
-      if (row === undefined) throw unknownColor(color);
-      const item = itemOf(row);
-      const { after, crossed } = applyMovement(item, delta);
-      await client.query(
-        "UPDATE stock_items SET quantity = $2, updated_at = $3 WHERE color = $1",
-        [color, after, now],
-      );
-      let request: OutboxRow | undefined;
-      if (crossed) {
-        // The RefCode is made in the movement's transaction: a row published twice is one request.
-        const refCode = crypto.randomUUID();
-        const { rows: [made] } = await client.query(
-          `WITH made AS (
-             INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING id)
-           SELECT made.id, pg_notify($5, '') FROM made`,
-          [refCode, color, item.reorderQuantity, now, this.#channel],
+    try {
+      await this.#transaction(async (client) => {
+        // The row lock: movements of one colour take turns, each sees the last one's quantity
+        // (and, looked up after it, a repeat of the last one's key).
+        const { rows: [row] } = await client.query(
+          "SELECT * FROM stock_items WHERE color = $1 FOR UPDATE",
+          [color],
         );
-        request = {
-          id: Number(made.id),
-          refCode,
-          colorCode: color,
-          quantity: item.reorderQuantity,
-          createdAt: now,
-          attempts: 0,
+        if (key !== undefined) {
+          const { rows: [recorded] } = await client.query(RECORDED_MOVEMENT_SQL, [key]);
+          if (recorded !== undefined) {
+            result = replayedResult(recordedOf(recorded), checked);
+            return; // nothing written
+          }
+        }
+        if (row === undefined) throw unknownColor(color);
+        const item = itemOf(row);
+        const { after, crossed } = applyMovement(item, delta);
+        await client.query(
+          "UPDATE stock_items SET quantity = $2, updated_at = $3 WHERE color = $1",
+          [color, after, now],
+        );
+        let request: OutboxRow | undefined;
+        if (crossed) {
+          // The RefCode is made in the movement's transaction: a row published twice is one
+          // request.
+          const refCode = crypto.randomUUID();
+          const { rows: [made] } = await client.query(
+            `WITH made AS (
+               INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at)
+               VALUES ($1, $2, $3, $4) RETURNING id)
+             SELECT made.id, pg_notify($5, '') FROM made`,
+            [refCode, color, item.reorderQuantity, now, this.#channel],
+          );
+          request = {
+            id: Number(made.id),
+            refCode,
+            colorCode: color,
+            quantity: item.reorderQuantity,
+            createdAt: now,
+            attempts: 0,
+          };
+        }
+        const { rows: [moved] } = await client.query(
+          `INSERT INTO stock_movements
+             (color, delta, quantity_after, at, reason, ref_code, idempotency_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+          [color, delta, after, now, reason ?? null, request?.refCode ?? null, key ?? null],
+        );
+        result = {
+          movementId: Number(moved.id),
+          item: { ...item, quantity: after, updatedAt: now.toISOString() },
+          before: item.quantity,
+          request,
         };
+      }, {
+        commitUnknown: (error) =>
+          new StockCommitUnknownError(
+            `the PostgreSQL stock store at ${this.name} stopped answering while the movement ` +
+              "committed: it may or may not have been applied",
+            { cause: error },
+          ),
+      });
+    } catch (error) {
+      // The same key at once for two colours (no row lock in common): the second insert meets
+      // the first's key, committed meanwhile.
+      if (
+        key !== undefined && errorCode(error) === "23505" &&
+        (error as { constraint?: unknown }).constraint === IDEMPOTENCY_KEY_INDEX
+      ) {
+        const { rows: [recorded] } = await this.#query(RECORDED_MOVEMENT_SQL, [key]);
+        if (recorded !== undefined) return replayedResult(recordedOf(recorded), checked);
       }
-      const { rows: [moved] } = await client.query(
-        `INSERT INTO stock_movements (color, delta, quantity_after, at, reason, ref_code)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [color, delta, after, now, reason ?? null, request?.refCode ?? null],
-      );
-      result = {
-        movementId: Number(moved.id),
-        item: { ...item, quantity: after, updatedAt: now.toISOString() },
-        before: item.quantity,
-        request,
-      };
-    });
+      throw error;
+    }
     return result!;
   }
 
@@ -355,8 +397,11 @@ export class PostgresStockStore implements StockStore {
   }
 
   /** Runs `work` in one transaction; a StockError rolls it back and is thrown as it is. */
-  #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    return inTransaction(this.#pool, work, (error) => this.#classify(error));
+  #transaction(
+    work: (client: pg.PoolClient) => Promise<void>,
+    options: InTransactionOptions = {},
+  ): Promise<void> {
+    return inTransaction(this.#pool, work, (error) => this.#classify(error), options);
   }
 
   #classify(error: unknown): unknown {

@@ -15,6 +15,7 @@ import { dirname } from "node:path";
 import { openDatabase, unavailableCode } from "./_sqlite_writer.ts";
 import {
   itemOf,
+  migrateStock,
   type MoveRecord,
   SqliteStockWriter,
   STOCK_SCHEMA,
@@ -147,6 +148,7 @@ export class SqliteStockStore implements StockStore {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
       const db = openDatabase(path);
       db.exec(STOCK_SCHEMA);
+      migrateStock(db);
       store = new SqliteStockStore(db, path, options);
     } catch (error) {
       throw new Error(`cannot open the stock store at ${path}: ${(error as Error).message}`, {
@@ -237,14 +239,8 @@ export class SqliteStockStore implements StockStore {
     const checked = checkMovement(movement);
     const at = this.#now().toISOString();
     const record = await this.#value({ kind: "move", movement: checked, at }) as MoveRecord;
-    const request: OutboxRow | undefined = record.request && {
-      ...record.request,
-      colorCode: record.item.color,
-      createdAt: new Date(at),
-      attempts: 0,
-    };
-    if (request) { for (const wake of this.#wakes) wake(); }
-    return { movementId: record.movementId, item: record.item, before: record.before, request };
+    if (record.request && !record.replayed) { for (const wake of this.#wakes) wake(); }
+    return record;
   }
 
   countMovements(): Promise<number> {

@@ -3,7 +3,9 @@
  * when it crossed its colour's reorder point), `stock set` and `stock list`; `serve` and `relay`
  * run the stock service (lib/stock_service.ts). A movement the store refuses (unknown colour,
  * stock that would fall below zero) prints why and exits 2, as a bad flag does: nothing was
- * written.
+ * written. A movement whose commit the store stopped answering may or may not have been applied:
+ * `move` says so and exits 1 (look at `estoque stock list`, or run it again with the same
+ * `--idempotency-key`, which does not apply it twice).
  *
  * @module
  */
@@ -12,7 +14,12 @@ import { EXIT } from "./main.ts";
 import { openStockStore } from "./open_stock_store.ts";
 import type { StockCommand } from "./stock_command.ts";
 import { runStockService } from "./stock_service.ts";
-import { type MovementResult, StockError, type StockItem } from "./stock_store.ts";
+import {
+  type MovementResult,
+  StockCommitUnknownError,
+  StockError,
+  type StockItem,
+} from "./stock_store.ts";
 
 /** Where the subcommands print: stdout for results, stderr for refusals. */
 export interface StockOutput {
@@ -40,7 +47,7 @@ export function movementLine(result: MovementResult): string {
   const delta = item.quantity - before;
   const head = `estoque: colour ${item.color} ${before} -> ${item.quantity} (${
     delta > 0 ? "+" : ""
-  }${delta})`;
+  }${delta})${result.replayed ? ": applied before, not again" : ""}`;
   return request === undefined
     ? head
     : `${head}: below its reorder point ${item.reorderPoint}, production of ${request.quantity} ` +
@@ -108,6 +115,18 @@ export async function runStockCli(
       }
     }
   } catch (error) {
+    if (error instanceof StockCommitUnknownError && command.verb === "move") {
+      const key = command.movement.idempotencyKey;
+      output.err(`error: ${error.message}.`);
+      output.err(
+        key === undefined
+          ? "look at deno task estoque stock list before moving it again (with --idempotency-key, " +
+            "a movement sent again is not applied twice)"
+          : "look at deno task estoque stock list, or run it again with --idempotency-key " +
+            `${key}: a movement applied already is not applied twice`,
+      );
+      return EXIT.failure;
+    }
     if (!(error instanceof StockError)) throw error;
     output.err(`error: ${error.message}`);
     return EXIT.usage;

@@ -176,13 +176,20 @@ export async function stockCommand(
   const sub = positionals(verb, cl.positionals.slice(1));
   if (verb === "move") {
     const delta = integerOption(required(o.delta!, "move"), -MAX, MAX);
+    const key = o["idempotency-key"]!;
     const movement = asUsage(
-      { bad_color: "--color", bad_delta: "--delta", bad_reason: "--reason" },
+      {
+        bad_color: "--color",
+        bad_delta: "--delta",
+        bad_reason: "--reason",
+        bad_key: "--idempotency-key",
+      },
       () =>
         checkMovement({
           color: stringOption(required(o.color!, "move")),
           delta,
           reason: o.reason!.value === undefined ? undefined : stringOption(o.reason!),
+          idempotencyKey: key.value === undefined ? undefined : stringOption(key),
         }),
     );
     return { ...base(o), verb, movement, json: booleanOption(o.json!) };

@@ -42,6 +42,12 @@ export const ESTOQUE_MOVE_OPTIONS = {
     placeholder: "text",
     description: "Why, for the stock's history (an order number, a count), at most 200 characters.",
   },
+  "idempotency-key": {
+    type: "string",
+    placeholder: "key",
+    description:
+      "Names the movement for its retries (1 to 200 visible ASCII characters): sent again with a key already recorded, it is not applied again and the first result is printed.",
+  },
   json: { type: "boolean", description: "Print the movement as JSON." },
   "log-level": { ...COMMON_OPTIONS["log-level"], default: "warning" },
 } as const satisfies OptionSpecs;

@@ -23,6 +23,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The longest reason a movement may carry. */
 export const MAX_REASON_LENGTH = 200;
 
+/** The longest idempotency key a movement may carry. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+
+/** An idempotency key: 1 to 200 visible ASCII characters (as an HTTP header carries it). */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
 /** A colour's stock. */
 export interface StockItem {
   /** The colour code, a UUID in lower case: the ColorCode of its production-order requests. */
@@ -48,11 +54,20 @@ export interface Movement {
   readonly delta: number;
   /** Why, for the history (an order number, "count"); at most 200 characters. */
   readonly reason?: string | undefined;
+  /**
+   * Names the movement for its retries: a movement with a key already recorded is not applied
+   * again; the store answers the first one's result (`replayed`). 1 to 200 visible ASCII
+   * characters, unique in the history.
+   */
+  readonly idempotencyKey?: string | undefined;
 }
 
 /** A production-order request waiting in the outbox, or sent from it. */
 export interface OutboxRow {
-  /** Its place in the outbox: rows are published in this order. */
+  /**
+   * Its place in the outbox: committed rows are published in this order. Taken at insert, not at
+   * commit: across colours a row may commit after one with a larger id (see docs/outbox.md).
+   */
   readonly id: number;
   /** The request's RefCode, made in the movement's transaction (the message id). */
   readonly refCode: string;
@@ -60,7 +75,10 @@ export interface OutboxRow {
   readonly colorCode: string;
   /** The reorder quantity. */
   readonly quantity: number;
-  /** When the movement that made it committed, by the clock of the Estoque that made it. */
+  /**
+   * When the movement that made it was taken, by the clock of the Estoque that made it: read just
+   * before the movement's transaction began (not its commit). The message's timestamp.
+   */
   readonly createdAt: Date;
   /** Publishes that failed so far (the row stays until one is confirmed). */
   readonly attempts: number;
@@ -76,6 +94,11 @@ export interface MovementResult {
   readonly before: number;
   /** The request the movement put in the outbox, when it crossed the reorder point. */
   readonly request: OutboxRow | undefined;
+  /**
+   * True when this is the result of an earlier movement with the same idempotency key: nothing
+   * was written now. `item` is then as that movement left it (its quantity and time).
+   */
+  readonly replayed?: true;
 }
 
 /** The outbox at a glance, for metrics and the doctor. */
@@ -128,6 +151,8 @@ export type StockErrorCode =
   | "too_large"
   | "bad_item"
   | "bad_reason"
+  | "bad_key"
+  | "key_reused"
   | "bad_movement";
 
 /**
@@ -162,6 +187,23 @@ export class StockStoreUnavailableError extends Error {
   }
 }
 
+/**
+ * The store stopped answering while a movement's transaction was committing: it may have been
+ * applied or not, nobody here can tell. Not an outage to retry blindly (a retry could apply it
+ * twice): look at the stock, or send it again with the same idempotency key. Code
+ * `commit_unknown`.
+ */
+export class StockCommitUnknownError extends Error {
+  /** Always `commit_unknown`. */
+  readonly code = "commit_unknown";
+
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StockCommitUnknownError";
+  }
+}
+
 /** Whether `error`, or one in its cause chain, is a {@linkcode StockStoreUnavailableError}. */
 export function isStoreUnavailable(error: unknown): boolean {
   let current: unknown = error;
@@ -185,8 +227,11 @@ export interface StockStore extends AsyncDisposable {
   /**
    * Applies a movement: checked ({@linkcode checkMovement}), then in one transaction the item, the
    * history and, when it crosses the reorder point, the outbox.
+   * With an idempotency key already recorded, writes nothing and resolves with the first
+   * movement's result (`replayed`); the same key for another movement is refused (`key_reused`).
    * @throws {StockError} when refused (nothing written).
-   * @throws {StockStoreUnavailableError} during an outage.
+   * @throws {StockStoreUnavailableError} during an outage (nothing written).
+   * @throws {StockCommitUnknownError} when the store stopped answering during the commit.
    */
   move(movement: Movement): Promise<MovementResult>;
   /** How many movements the history holds. */
@@ -260,12 +305,13 @@ export function checkItem(settings: StockItemSettings): StockItemSettings {
 
 /**
  * A movement, checked on its own (the store checks the rest against the item): a colour code, a
- * whole non-zero delta, a reason of at most 200 characters.
- * @throws {StockError} `bad_color`, `bad_delta` or `bad_reason`.
+ * whole non-zero delta, a reason of at most 200 characters, an idempotency key of 1 to 200
+ * visible ASCII characters.
+ * @throws {StockError} `bad_color`, `bad_delta`, `bad_reason` or `bad_key`.
  */
 export function checkMovement(movement: Movement): Movement {
   const color = checkColor(movement.color);
-  const { delta, reason } = movement;
+  const { delta, reason, idempotencyKey } = movement;
   if (typeof delta !== "number" || !Number.isSafeInteger(delta) || delta === 0) {
     throw new StockError(
       "bad_delta",
@@ -280,7 +326,46 @@ export function checkMovement(movement: Movement): Movement {
       `reason must be text of at most ${MAX_REASON_LENGTH} characters`,
     );
   }
-  return reason === undefined ? { color, delta } : { color, delta, reason };
+  if (
+    idempotencyKey !== undefined &&
+    (typeof idempotencyKey !== "string" || !IDEMPOTENCY_KEY.test(idempotencyKey))
+  ) {
+    throw new StockError(
+      "bad_key",
+      `an idempotency key is 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters, got ${
+        JSON.stringify(idempotencyKey)?.slice(0, 60) ?? String(idempotencyKey)
+      }`,
+    );
+  }
+  return {
+    color,
+    delta,
+    ...(reason === undefined ? {} : { reason }),
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  };
+}
+
+/**
+ * Whether a recorded movement is the one `movement` repeats (same colour, delta and reason), for
+ * a movement whose idempotency key is recorded already.
+ * @throws {StockError} `key_reused` when it is another movement.
+ */
+export function checkRepeat(
+  recorded: { readonly color: string; readonly delta: number; readonly reason: string | null },
+  movement: Movement,
+): void {
+  if (
+    recorded.color !== movement.color || recorded.delta !== movement.delta ||
+    (recorded.reason ?? undefined) !== movement.reason
+  ) {
+    throw new StockError(
+      "key_reused",
+      `idempotency key ${
+        JSON.stringify(movement.idempotencyKey)
+      } was used for another movement (colour ${recorded.color}, delta ${recorded.delta}): ` +
+        "use a new key for a new movement",
+    );
+  }
 }
 
 /** What a movement does to an item: the new quantity, and whether production must be asked for. */
@@ -324,6 +409,59 @@ export function applyMovement(
     );
   }
   return { after, crossed: item.quantity >= item.reorderPoint && after < item.reorderPoint };
+}
+
+/** A movement found in the history by its idempotency key, with its request and its item. */
+export interface RecordedMovement {
+  /** Its id in the history. */
+  readonly id: number;
+  readonly color: string;
+  readonly delta: number;
+  readonly reason: string | null;
+  /** The quantity it left. */
+  readonly quantityAfter: number;
+  /** When it was made. */
+  readonly at: Date;
+  /** The RefCode of the request it made, if it crossed the reorder point. */
+  readonly refCode: string | null;
+  /** That request's outbox row, unless deleted after its retention. */
+  readonly outbox:
+    | { readonly id: number; readonly quantity: number; readonly attempts: number }
+    | undefined;
+  /** The colour's reorder point and quantity now. */
+  readonly reorderPoint: number;
+  readonly reorderQuantity: number;
+}
+
+/**
+ * The result a repeated movement answers: the first one's, marked `replayed`. The item is as the
+ * first movement left it (quantity, time), with the colour's reorder settings of now; a request
+ * whose outbox row was deleted after its retention has id 0.
+ * @throws {StockError} `key_reused` when `movement` is not the one recorded under its key.
+ */
+export function replayedResult(recorded: RecordedMovement, movement: Movement): MovementResult {
+  checkRepeat(recorded, movement);
+  const at = recorded.at;
+  return {
+    movementId: recorded.id,
+    item: {
+      color: recorded.color,
+      quantity: recorded.quantityAfter,
+      reorderPoint: recorded.reorderPoint,
+      reorderQuantity: recorded.reorderQuantity,
+      updatedAt: at.toISOString(),
+    },
+    before: recorded.quantityAfter - recorded.delta,
+    request: recorded.refCode === null ? undefined : {
+      id: recorded.outbox?.id ?? 0,
+      refCode: recorded.refCode,
+      colorCode: recorded.color,
+      quantity: recorded.outbox?.quantity ?? recorded.reorderQuantity,
+      createdAt: at,
+      attempts: recorded.outbox?.attempts ?? 0,
+    },
+    replayed: true,
+  };
 }
 
 /** The error of a movement of a colour that has no item. */

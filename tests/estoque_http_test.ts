@@ -8,10 +8,15 @@ import { strict as assert } from "node:assert";
 import { LOOPBACK_HOSTS } from "../lib/console/allowed_hosts.ts";
 import { type Gate, gateOf } from "../lib/console/admission.ts";
 import { serveEstoqueHttp } from "../lib/estoque_http.ts";
+import { setupLogging } from "../lib/log.ts";
 import type { HttpServer } from "../lib/http_server.ts";
 import { OutboxMetrics } from "../lib/outbox_metrics.ts";
+import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
 import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
-import type { StockStore } from "../lib/stock_store.ts";
+import { type StockStore, StockStoreUnavailableError } from "../lib/stock_store.ts";
+import { POSTGRES_URL } from "../testing/broker.ts";
+import { CommitDroppingProxy } from "../testing/commit_proxy.ts";
+import { dropSchema } from "../testing/postgres.ts";
 
 const RED = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b";
 const BLUE = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -36,15 +41,18 @@ interface Served {
   readonly base: string;
   /** Sends a request with a bearer token (none for undefined). */
   call(path: string, init?: RequestInit & { token?: string | undefined }): Promise<Response>;
-  /** Posts a movement as the operator, with its CSRF token. */
-  post(body: unknown): Promise<Response>;
+  /** Posts a movement as the operator, with its CSRF token (and other headers). */
+  post(body: unknown, headers?: Record<string, string>): Promise<Response>;
+  /** The operator's headers for a post: its token and CSRF token, JSON. */
+  operator(): Promise<Record<string, string>>;
 }
 
 async function served(
   fn: (s: Served) => Promise<void>,
   api: "gate" | "none" = "gate",
+  open: () => Promise<StockStore> = () => SqliteStockStore.open(":memory:"),
 ): Promise<void> {
-  await using store = await SqliteStockStore.open(":memory:");
+  await using store = await open();
   await store.setItem({ color: RED, quantity: 12, reorderPoint: 10, reorderQuantity: 40 });
   const metrics = new OutboxMetrics({ instanceId: "test", stats: () => store.outboxStats() });
   await using server = await serveEstoqueHttp({
@@ -64,16 +72,21 @@ async function served(
     return fetch(`${base}${path}`, { ...rest, headers });
   };
   let csrf: string | undefined;
-  const post = async (body: unknown) => {
+  const operator = async () => {
     csrf ??= (await (await call("/api/session", { token: OPERATOR })).json()).csrf;
-    return call("/api/stock/movements", {
+    return {
+      authorization: `Bearer ${OPERATOR}`,
+      "content-type": "application/json",
+      "x-csrf-token": csrf!,
+    };
+  };
+  const post = async (body: unknown, headers: Record<string, string> = {}) =>
+    call("/api/stock/movements", {
       method: "POST",
-      token: OPERATOR,
-      headers: { "content-type": "application/json", "x-csrf-token": csrf! },
+      headers: { ...await operator(), ...headers },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
-  };
-  await fn({ store, server, base, call, post });
+  await fn({ store, server, base, call, post, operator });
 }
 
 /** The status of a GET sent with the Host header `host` (fetch sends the URL's own). */
@@ -215,4 +228,156 @@ Deno.test("/metrics, /healthz and /readyz are open; without the API, /api/ is no
     assert.equal((await call("/metrics")).status, 200);
     await answer(await call("/api/stock", { token: OPERATOR }), 404);
   }, "none");
+});
+
+/**
+ * Posts `total` bytes of chunked body to `path` over a raw connection, a chunk at a time, until the
+ * server answers or everything is sent; resolves with the status and how much was sent.
+ */
+async function postChunked(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  total: number,
+): Promise<{ status: number; sent: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const encoder = new TextEncoder();
+    const head = `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n` +
+      Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") +
+      "transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    await conn.write(encoder.encode(head));
+    const answered = (async () => {
+      const buffer = new Uint8Array(4096);
+      const read = await conn.read(buffer).catch(() => null);
+      const text = new TextDecoder().decode(buffer.subarray(0, read ?? 0));
+      return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+    })();
+    let status: number | undefined;
+    answered.then((s) => (status = s));
+    const size = 64 * 1024;
+    const chunk = encoder.encode(`${size.toString(16)}\r\n${" ".repeat(size)}\r\n`);
+    let sent = 0;
+    while (sent < total && status === undefined) {
+      const wrote = conn.write(chunk).then(() => true, () => false);
+      if (!await Promise.race([wrote, answered.then(() => false)])) break;
+      sent += size;
+    }
+    return { status: await answered, sent };
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("a movement body over the limit gets 413 before it is read whole: declared, or chunked", async () => {
+  await served(async ({ server, post, operator, store }) => {
+    const large = JSON.stringify({ color: RED, delta: -1, reason: " ".repeat(20_000) });
+    assert.equal((await answer(await post(large), 413)).code, "too_large_body");
+    const total = 256 * 1024 * 1024;
+    const rss = Deno.memoryUsage().rss;
+    const { status, sent } = await postChunked(
+      server.port,
+      "/api/stock/movements",
+      await operator(),
+      total,
+    );
+    assert.equal(status, 413);
+    assert.ok(sent < 32 * 1024 * 1024, `sent ${sent} bytes before the answer`);
+    const grown = Deno.memoryUsage().rss - rss;
+    assert.ok(grown < 64 * 1024 * 1024, `RSS grew by ${grown} bytes`);
+    assert.equal(await store.countMovements(), 0);
+  });
+});
+
+Deno.test("an outage or a failure answers a generic message with its code; the driver's detail goes to the log only", async () => {
+  const failing = (error: Error) => (store: StockStore): StockStore =>
+    new Proxy(store, {
+      get(target, property) {
+        if (property === "listItems" || property === "move") return () => Promise.reject(error);
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  const secret = "db.internal.example:5432 user estoque_admin";
+  const outage = new StockStoreUnavailableError(`the stock store at ${secret} is unavailable`, {
+    code: "ECONNREFUSED",
+  });
+  const lines: string[] = [];
+  setupLogging({ level: "info", write: (line) => lines.push(line) });
+  try {
+    await served(
+      async ({ call, post }) => {
+        const listed = await call("/api/stock", { token: VIEWER });
+        assert.equal(listed.headers.get("retry-after"), "1");
+        const body = await answer(listed, 503);
+        assert.equal(body.code, "store_unavailable");
+        assert.doesNotMatch(JSON.stringify(body), /db\.internal|5432|estoque_admin/);
+        const moved = await answer(await post({ color: RED, delta: -1 }), 503);
+        assert.doesNotMatch(JSON.stringify(moved), /db\.internal|5432|estoque_admin/);
+      },
+      "gate",
+      async () => failing(outage)(await SqliteStockStore.open(":memory:")),
+    );
+    await served(
+      async ({ call }) => {
+        const body = await answer(await call("/api/stock", { token: VIEWER }), 500);
+        assert.equal(body.code, "internal");
+        assert.doesNotMatch(JSON.stringify(body), /db\.internal|5432|estoque_admin/);
+      },
+      "gate",
+      async () =>
+        failing(new Error(`query on ${secret} failed`))(await SqliteStockStore.open(":memory:")),
+    );
+  } finally {
+    setupLogging({ level: "fatal" });
+  }
+  // The detail is in the log, for whoever runs Estoque.
+  assert.equal(lines.filter((l) => l.includes("estoque_admin")).length, 3, lines.join(""));
+});
+
+Deno.test("a movement whose COMMIT answer is lost gets 500 commit_unknown, no retry-after; its retry with the same Idempotency-Key applies it once", async () => {
+  const schema = `test_http_${crypto.randomUUID().slice(0, 8)}`;
+  await using proxy = CommitDroppingProxy.start(POSTGRES_URL);
+  try {
+    await served(
+      async ({ store, post }) => {
+        await store.setItem({ color: RED, quantity: 100, reorderPoint: 10, reorderQuantity: 5 });
+        const key = { "idempotency-key": "order-81" };
+        const dropped = proxy.dropNextCommit();
+        const lost = await post({ color: RED, delta: -30, reason: "order 81" }, key);
+        await dropped;
+        assert.equal(lost.headers.get("retry-after"), null);
+        const body = await answer(lost, 500);
+        assert.equal(body.code, "commit_unknown");
+        assert.doesNotMatch(body.error as string, /127\.0\.0\.1|postgres/);
+        const retried = await post({ color: RED, delta: -30, reason: "order 81" }, key);
+        assert.equal(retried.headers.get("idempotent-replayed"), "true");
+        const first = await answer(retried, 201);
+        assert.deepEqual(first.movement, { id: 1, color: RED, before: 100, after: 70, delta: -30 });
+        const again = await answer(
+          await post({ color: RED, delta: -30, reason: "order 81" }, key),
+          201,
+        );
+        assert.deepEqual(again, first);
+        assert.equal((await store.getItem(RED))?.quantity, 70);
+        assert.equal(await store.countMovements(), 1);
+        // The key is checked, and not given to another movement.
+        assert.equal(
+          (await answer(await post({ color: RED, delta: -1 }, key), 422)).code,
+          "key_reused",
+        );
+        assert.equal(
+          (await answer(
+            await post({ color: RED, delta: -1 }, { "idempotency-key": "x".repeat(201) }),
+            400,
+          )).code,
+          "bad_key",
+        );
+      },
+      "gate",
+      () => PostgresStockStore.open(proxy.url, { schema }),
+    );
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
 });

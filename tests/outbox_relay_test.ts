@@ -9,13 +9,14 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
+import { setupLogging } from "../lib/log.ts";
 import { encodeOrder } from "../lib/order.ts";
 import { ESTOQUE_APP_ID } from "../lib/order_properties.ts";
 import { OutboxMetrics } from "../lib/outbox_metrics.ts";
 import { OutboxRelay, type OutboxRelayOptions } from "../lib/outbox_relay.ts";
 import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
 import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
-import { outboxOrder, type StockStore } from "../lib/stock_store.ts";
+import { type OutboxClaim, outboxOrder, type StockStore } from "../lib/stock_store.ts";
 import type { Topology } from "../lib/topology.ts";
 import {
   fastPolicy,
@@ -371,6 +372,105 @@ Deno.test("sent rows are kept for the retention, then deleted; the metrics show 
         await metrics.registry.metrics(),
         /^estoque_outbox_deleted_total\{instance_id="test"\} 2$/m,
       );
+    });
+  });
+});
+
+/** The log lines written while `fn` runs, at info and above. */
+async function logged(fn: (lines: string[]) => Promise<void>): Promise<void> {
+  const lines: string[] = [];
+  setupLogging({ level: "info", write: (line) => lines.push(line) });
+  try {
+    await fn(lines);
+  } finally {
+    setupLogging({ level: "fatal" });
+  }
+}
+
+/** `store` with `claimOutbox` replaced. */
+function claimingWith(
+  store: StockStore,
+  claimOutbox: (limit: number) => Promise<OutboxClaim>,
+): StockStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === "claimOutbox") return claimOutbox;
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("a claim that fails with an error that is not an outage is logged at error level every time, by its type and code; the store is not called unavailable", async () => {
+  await withTopology("relay-claim-bug", {}, async ({ broker, topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using real = await open();
+      let failures = 0;
+      const store = claimingWith(real, (limit) => {
+        if (failures < 3) {
+          failures++;
+          const error = Object.assign(new Error('column "attempts" does not exist'), {
+            code: "42703",
+          });
+          return Promise.reject(error);
+        }
+        return real.claimOutbox(limit);
+      });
+      await logged(async (lines) => {
+        await crossings(real, 1);
+        await using relay = relayOf(store, topo, { backoff: { initialMs: 50, maxMs: 100 } });
+        let calledUnavailable = false;
+        await waitFor("the row sent", async () => {
+          calledUnavailable ||= !relay.storeAvailable;
+          return (await real.outboxStats()).depth === 0 || undefined;
+        });
+        assert.equal(calledUnavailable, false);
+        const errors = lines.filter((l) => /level="?error/i.test(l) || /\bERR/.test(l));
+        const claimErrors = errors.filter((l) => l.includes("42703") && l.includes("Error"));
+        assert.equal(claimErrors.length, 3, lines.join(""));
+        assert.equal(await broker.messageCount(topo.queue), 1);
+      });
+    });
+  });
+});
+
+Deno.test("a publish that fails with an error that is not the broker's is logged by its type, counted on its row, and does not drop the connection", async () => {
+  await withTopology("relay-publish-bug", {}, async ({ broker, topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using real = await open();
+      await crossings(real, 2);
+      let bad = true;
+      // The first claim's first row carries a time no message can have (Invalid Date).
+      const store = claimingWith(real, async (limit) => {
+        const claim = await real.claimOutbox(limit);
+        if (!bad || claim.rows.length === 0) return claim;
+        bad = false;
+        const rows = claim.rows.map((row, i) =>
+          i === 0 ? { ...row, createdAt: new Date(Number.NaN) } : row
+        );
+        return { ...claim, rows, finish: claim.finish, abandon: claim.abandon };
+      });
+      await logged(async (lines) => {
+        await using relay = relayOf(store, topo, { backoff: { initialMs: 50, maxMs: 100 } });
+        await allSent(real);
+        const [first, second] = await real.outboxRows();
+        assert.equal(first!.attempts, 1);
+        assert.equal(second!.attempts, 0);
+        const errors = lines.filter((l) => l.includes("RangeError"));
+        assert.ok(errors.length >= 1, lines.join(""));
+        assert.equal(
+          lines.filter((l) => l.includes("relaying the outbox")).length,
+          1,
+          `reconnected: ${lines.join("")}`,
+        );
+        assert.ok(relay.connected);
+        // The row whose publish failed went again after the one behind it.
+        const messages = await takeMessages(broker, topo.queue, 2);
+        assert.deepEqual(messages.map((m) => m.properties.messageId), [
+          second!.refCode,
+          first!.refCode,
+        ]);
+      });
     });
   });
 });

@@ -9,9 +9,13 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { Broker } from "../lib/broker.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
-import { movementLine, stockTable } from "../lib/stock_cli.ts";
+import { movementLine, runStockCli, stockTable } from "../lib/stock_cli.ts";
+import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
+import { CommitDroppingProxy } from "../testing/commit_proxy.ts";
+import { dropSchema } from "../testing/postgres.ts";
 import { deleteTopology, topology } from "../lib/topology.ts";
 import {
+  POSTGRES_URL,
   RABBITMQ_URL,
   runScript,
   takeMessages,
@@ -181,4 +185,46 @@ Deno.test("estoque relay publishes what estoque move committed in another proces
     assert.equal(message!.properties.messageId, ref);
     assert.equal((await relay.stop()).code, 0, relay.toString());
   });
+});
+
+Deno.test("estoque move whose COMMIT answer is lost exits 1 saying to look at the stock or retry with the same key; the retry applies it once", async () => {
+  const schema = `test_cli_${crypto.randomUUID().slice(0, 8)}`;
+  await using proxy = CommitDroppingProxy.start(POSTGRES_URL);
+  const url = new URL(proxy.url);
+  url.searchParams.set("search_path", schema);
+  try {
+    {
+      await using store = await PostgresStockStore.open(url.href);
+      await store.setItem({ color: RED, quantity: 100, reorderPoint: 10, reorderQuantity: 5 });
+    }
+    const lines: string[] = [];
+    const output = {
+      out: (line: string) => lines.push(line),
+      err: (line: string) => lines.push(line),
+    };
+    const command = {
+      verb: "move",
+      stockUrl: url.href,
+      logLevel: "warning",
+      movement: { color: RED, delta: -30, reason: "order 81", idempotencyKey: "order-81" },
+      json: false,
+    } as const;
+    const dropped = proxy.dropNextCommit("INSERT INTO stock_movements");
+    const code = await runStockCli(command, new AbortController().signal, output).catch(
+      (e: unknown) => e,
+    );
+    await dropped;
+    assert.equal(code, 1, String(code));
+    assert.match(lines.join("\n"), /may or may not have been applied/);
+    assert.match(lines.join("\n"), /estoque stock list/);
+    assert.match(lines.join("\n"), /--idempotency-key order-81/);
+    lines.length = 0;
+    assert.equal(await runStockCli(command, new AbortController().signal, output), 0);
+    assert.match(lines.join("\n"), /100 -> 70 \(-30\): applied before, not again/);
+    await using store = await PostgresStockStore.open(url.href);
+    assert.equal((await store.getItem(RED))?.quantity, 70);
+    assert.equal(await store.countMovements(), 1);
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
 });

@@ -54,6 +54,16 @@ Deno.test("move reads --delta -5 as a negative delta, the colour in lower case, 
     reason: "count",
   });
   assert.equal(reasoned.stockUrl, "sqlite:data/stock.sqlite");
+  const keyed = await parse(["move", "--color", RED, "--delta=3", "--idempotency-key", "count-7"]);
+  assert.deepEqual(keyed.verb === "move" && keyed.movement, {
+    color: RED,
+    delta: 3,
+    idempotencyKey: "count-7",
+  });
+  await refused(
+    ["move", "--color", RED, "--delta=3", "--idempotency-key", "two words"],
+    /^--idempotency-key: an idempotency key is 1 to 200 visible ASCII characters/,
+  );
 });
 
 Deno.test("a bad stock command line is refused naming what is wrong, before the store is opened", async () => {

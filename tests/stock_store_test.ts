@@ -14,11 +14,13 @@ import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
 import {
   applyMovement,
   checkMovement,
+  isStoreUnavailable,
   StockError,
   type StockErrorCode,
   type StockStore,
 } from "../lib/stock_store.ts";
 import { POSTGRES_URL, tempDir, within } from "../testing/broker.ts";
+import { CommitDroppingProxy } from "../testing/commit_proxy.ts";
 import { dropSchema, postgresClient } from "../testing/postgres.ts";
 
 const RED = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b";
@@ -413,3 +415,124 @@ eachBackend("listen() wakes a relay once a movement's request is committed", asy
   await within(woken.promise, 5_000, "the wake-up of a request");
   assert.equal(wakes - before, 1);
 }, ["memory", "postgres"]);
+
+eachBackend(
+  "a movement repeated with its idempotency key is applied once, and the repeat returns the first result",
+  async (b) => {
+    await using store = await b.open();
+    await store.setItem({ color: RED, quantity: 12, reorderPoint: 10, reorderQuantity: 40 });
+    const key = "order-81-take";
+    const first = await store.move({
+      color: RED,
+      delta: -3,
+      reason: "order 81",
+      idempotencyKey: key,
+    });
+    assert.ok(first.request);
+    assert.equal(first.replayed, undefined);
+    await store.setItem({ color: RED, quantity: 9, reorderPoint: 10, reorderQuantity: 40 });
+    const again = await store.move({
+      color: RED,
+      delta: -3,
+      reason: "order 81",
+      idempotencyKey: key,
+    });
+    assert.equal(again.replayed, true);
+    assert.equal(again.movementId, first.movementId);
+    assert.equal(again.before, 12);
+    assert.equal(again.item.quantity, first.item.quantity);
+    assert.equal(again.request?.refCode, first.request.refCode);
+    assert.equal(again.request?.id, first.request.id);
+    assert.equal((await store.getItem(RED))?.quantity, 9);
+    assert.equal(await store.countMovements(), 1);
+    assert.equal((await store.outboxRows()).length, 1);
+    // In one batch (SQLite) or at once from one pool (PostgreSQL): still once.
+    const together = await Promise.all([
+      store.move({ color: RED, delta: 2, idempotencyKey: "together" }),
+      store.move({ color: RED, delta: 2, idempotencyKey: "together" }),
+    ]);
+    assert.equal(together[0].movementId, together[1].movementId);
+    assert.equal((await store.getItem(RED))?.quantity, 11);
+    assert.equal(await store.countMovements(), 2);
+    // The same key for another movement is refused, and writes nothing.
+    await refused(store.move({ color: RED, delta: -1, idempotencyKey: key }), "key_reused");
+    await refused(store.move({ color: RED, delta: -1, idempotencyKey: "" }), "bad_key");
+    await refused(store.move({ color: RED, delta: -1, idempotencyKey: "a\nb" }), "bad_key");
+    assert.equal((await store.getItem(RED))?.quantity, 11);
+    assert.equal(await store.countMovements(), 2);
+  },
+);
+
+Deno.test("a movement whose COMMIT answer is lost is reported as an unknown outcome, not an outage; its retry with the same key applies it once", async () => {
+  const schema = `test_stock_${crypto.randomUUID().slice(0, 8)}`;
+  await using proxy = CommitDroppingProxy.start(POSTGRES_URL);
+  try {
+    await using store = await PostgresStockStore.open(proxy.url, { schema });
+    await store.setItem({ color: RED, quantity: 100, reorderPoint: 10, reorderQuantity: 5 });
+    const dropped = proxy.dropNextCommit();
+    const movement = { color: RED, delta: -30, reason: "order 81", idempotencyKey: "k-81" };
+    const error = await store.move(movement).then(
+      () => assert.fail("the movement resolved though its COMMIT answer was lost"),
+      (e: unknown) => e,
+    );
+    await dropped;
+    assert.equal(isStoreUnavailable(error), false, `an outage: ${error}`);
+    assert.equal((error as { code?: string }).code, "commit_unknown");
+    // The client does what it is told: tries again with the same key.
+    const retried = await store.move(movement);
+    assert.equal(retried.replayed, true);
+    assert.equal(retried.item.quantity, 70);
+    assert.equal((await store.getItem(RED))?.quantity, 70);
+    assert.equal(await store.countMovements(), 1);
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
+});
+
+Deno.test("claims follow the ids of committed rows: a row committed late behind a younger id is claimed after it (PostgreSQL)", async () => {
+  const schema = `test_stock_${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await using store = await PostgresStockStore.open(POSTGRES_URL, { schema });
+    await store.setItem({ color: RED, quantity: 1, reorderPoint: 1, reorderQuantity: 3 });
+    await store.setItem({ color: BLUE, quantity: 1, reorderPoint: 1, reorderQuantity: 4 });
+    // A movement of RED whose transaction takes its id and has not committed yet.
+    await using slow = await postgresClient(POSTGRES_URL);
+    await slow.query(`SET search_path = ${schema}`);
+    await slow.query("BEGIN");
+    const { rows: [early] } = await slow.query(
+      `INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at)
+       VALUES ($1, $2, 3, now()) RETURNING id`,
+      [crypto.randomUUID(), RED],
+    );
+    const late = (await store.move({ color: BLUE, delta: -1 })).request!;
+    assert.ok(Number(early.id) < late.id);
+    const first = await store.claimOutbox(10);
+    assert.deepEqual(first.rows.map((r) => r.id), [late.id]); // the uncommitted one is not seen
+    await first.finish([late.id], [], new Date());
+    await slow.query("COMMIT");
+    const second = await store.claimOutbox(10);
+    assert.deepEqual(second.rows.map((r) => r.id), [Number(early.id)]);
+    await second.abandon();
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
+});
+
+Deno.test("a SQLite stock file made before idempotency keys gets the column and its unique index when opened", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "stock.sqlite");
+  const old = new DatabaseSync(path);
+  old.exec(`
+    CREATE TABLE stock_movements (id INTEGER PRIMARY KEY AUTOINCREMENT, color TEXT NOT NULL,
+      delta INTEGER NOT NULL, quantity_after INTEGER NOT NULL, at TEXT NOT NULL, reason TEXT,
+      ref_code TEXT) STRICT;
+    INSERT INTO stock_movements (color, delta, quantity_after, at) VALUES ('${RED}', 5, 5, 'x');`);
+  old.close();
+  await using store = await SqliteStockStore.open(path);
+  await store.setItem({ color: RED, quantity: 5, reorderPoint: 0, reorderQuantity: 1 });
+  const first = await store.move({ color: RED, delta: 1, idempotencyKey: "k" });
+  const again = await store.move({ color: RED, delta: 1, idempotencyKey: "k" });
+  assert.equal(again.movementId, first.movementId);
+  assert.equal(await store.countMovements(), 2);
+  assert.equal((await store.getItem(RED))?.quantity, 6);
+});

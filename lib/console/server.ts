@@ -25,6 +25,7 @@ import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import type { Principal } from "./auth.ts";
 import { admit, type Gate } from "./admission.ts";
+import { BodyTooLargeError, readBodyText } from "./request_body.ts";
 import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
 import { buildJourney } from "./journey.ts";
 import type { OverviewSampler } from "./overview.ts";
@@ -118,10 +119,14 @@ async function readJson(request: Request): Promise<unknown> {
   if (!(request.headers.get("content-type") ?? "").startsWith("application/json")) {
     throw new BadRequest("send JSON (content-type: application/json)", 415);
   }
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY) throw new BadRequest("the request is too large", 413);
-  const text = await request.text();
-  if (text.length > MAX_BODY) throw new BadRequest("the request is too large", 413);
+  let text: string;
+  try {
+    // Refused at its content-length, or as soon as a chunked body passes the cap: never whole.
+    text = await readBodyText(request, MAX_BODY);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) throw new BadRequest("the request is too large", 413);
+    throw error;
+  }
   try {
     return JSON.parse(text);
   } catch {
