@@ -4,7 +4,8 @@ import { Buffer } from "node:buffer";
 import { Broker, type ConnectOptions } from "../lib/broker.ts";
 import { encodeOrder, newOrder, type Order, ORDER_CONTENT_TYPE } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import { declareTopology, deleteTopology, type Topology, topology } from "../lib/topology.ts";
+import { type Topology, topology } from "../lib/topology.ts";
+import { declareTopology, deleteTopology } from "../lib/declare_topology.ts";
 import type { Settings } from "./_settings.ts";
 
 /** One timed run of one side of one case. */

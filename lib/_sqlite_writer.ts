@@ -8,7 +8,7 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { SqliteWorkerReply } from "./_sqlite_worker_client.ts";
-import type { LedgerResult, LedgerWrite } from "./ledger.ts";
+import { extraJson, type LedgerResult, type LedgerWrite } from "./ledger.ts";
 
 /** The tables of the ledger. */
 export const SCHEMA = `
@@ -18,7 +18,8 @@ export const SCHEMA = `
     quantity    INTEGER NOT NULL,
     created_at  TEXT NOT NULL,
     attempt     INTEGER NOT NULL,
-    instance_id TEXT NOT NULL
+    instance_id TEXT NOT NULL,
+    extra       TEXT
   ) STRICT;
   CREATE TABLE IF NOT EXISTS forwarded_messages (
     message_key TEXT NOT NULL,
@@ -45,6 +46,7 @@ export const PROBE_BYTES = 64 * 1024;
 
 /** Columns added to a table after its first release, with their types: added where missing. */
 const ADDED_COLUMNS = [
+  ["production_orders", "extra", "TEXT"],
   ["forwarded_messages", "error", "TEXT"],
   ["forwarded_messages", "delay_ms", "INTEGER"],
   ["forwarded_messages", "instance_id", "TEXT"],
@@ -106,8 +108,8 @@ export class SqliteWriter {
     this.#db = db;
     this.#insertOrder = db.prepare(
       `INSERT INTO production_orders
-         (ref_code, color_code, quantity, created_at, attempt, instance_id)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ref_code) DO NOTHING`,
+         (ref_code, color_code, quantity, created_at, attempt, instance_id, extra)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ref_code) DO NOTHING`,
     );
     this.#insertForward = db.prepare(
       `INSERT INTO forwarded_messages (message_key, hop, outcome, at, error, delay_ms, instance_id)
@@ -133,6 +135,7 @@ export class SqliteWriter {
             at,
             write.attempt,
             instanceId,
+            extraJson(write.extra) ?? null,
           );
           results.push(changes === 1 ? "created" : "duplicate");
         } else {

@@ -425,7 +425,13 @@ export class OrderConsumer implements AsyncDisposable {
       // needs to know whether its hop already was (#fail).
       const result = await childSpan(
         "ledger commit",
-        () => this.#batcher.add({ kind: "order", order, attempt }),
+        () =>
+          this.#batcher.add({
+            kind: "order",
+            order,
+            attempt,
+            extra: parsed.ok ? parsed.extra : undefined,
+          }),
       );
       this.#ack(message);
       const kind = result === "created" ? "created" : "duplicate";

@@ -17,11 +17,16 @@
  *   start:  bind own queue ─▶ lock ─▶ read ─▶ unlock ─▶ apply read, then what the queue brought
  * ```
  *
+ * A change made by ctl or the console runs on a connection of its own, opened for it and closed
+ * after it, and dropped at its deadline if it has not ended by then: a connection the broker blocks
+ * for a resource alarm reads nothing more, so the lock's `queue.delete` would never be processed,
+ * and only closing the socket frees the lock. So no change holds the lock past its deadline.
+ *
  * @module
  */
 
 import type { Channel, ConfirmChannel, ConsumeMessage } from "amqplib";
-import type { Broker } from "./broker.ts";
+import type { Broker, ConnectOptions } from "./broker.ts";
 import {
   CONTROL_CONTENT_TYPE,
   CONTROL_TYPE,
@@ -39,6 +44,7 @@ import { CONTROL_QUEUE_ARGUMENTS } from "./control_topology.ts";
 import { replyCode } from "./errors.ts";
 import { logger } from "./log.ts";
 import { ConfirmedPublisher, PublishError } from "./publisher.ts";
+import { connectFirst } from "./reconnect.ts";
 import type { Topology } from "./topology.ts";
 
 /** How long a read or change waits for the lock by default: 10 s. */
@@ -175,6 +181,43 @@ export interface PauseChange {
   readonly reason: string;
 }
 
+/** A connection opened for one change, and the broker user it logged in as (its `user-id`). */
+export interface ChangeConnection {
+  readonly broker: Broker;
+  /** See {@linkcode ControlClientOptions.userId}; this connection's, when it names one. */
+  readonly userId?: string | undefined;
+}
+
+/** The broker user a URL logs in as, when it names one (for a change's `user-id`). */
+export function brokerUserOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const user = decodeURIComponent(new URL(url).username);
+    return user === "" ? undefined : user;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opens a connection for each change to the first of `urls` that accepts, with its user as the
+ * change's `user-id` (see {@linkcode ControlClientOptions.connect}).
+ */
+export function changeConnections(
+  urls: readonly string[],
+  options: ConnectOptions = {},
+): () => Promise<ChangeConnection> {
+  return async () => {
+    const { broker, index } = await connectFirst(urls, options);
+    return { broker, userId: brokerUserOf(urls[index]) };
+  };
+}
+
+/** A change or read on a connection of its own did not end by its deadline; its connection was dropped. */
+export class ControlTimeoutError extends ControlLockError {
+  override name = "ControlTimeoutError";
+}
+
 /** Options of a {@linkcode ControlClient}. */
 export interface ControlClientOptions extends ControlStoreOptions {
   /**
@@ -188,8 +231,23 @@ export interface ControlClientOptions extends ControlStoreOptions {
    * The broker user the connection logged in as: set as each change's `user-id`, which the broker
    * checks against the connection's user, so that a listener knows who really made it. Leave it
    * out when the login is not by name (a client certificate): the broker refuses a wrong one.
+   * A change on a connection of its own (`connect`) uses that connection's user instead.
    */
   readonly userId?: string | undefined;
+  /**
+   * Opens a connection for each change, and for each {@linkcode ControlClient.readWithin}: the
+   * work runs on it, and it is closed after, or dropped (its socket closed, which frees the lock)
+   * when the work has not ended within `changeTimeoutMs`. Without it, changes run on the client's
+   * connection, and one blocked there (a resource alarm) holds the lock while the block lasts.
+   * See {@linkcode changeConnections}.
+   */
+  readonly connect?: () => Promise<ChangeConnection>;
+  /**
+   * How long a change on a connection of its own may take in all (connecting, the lock, the read,
+   * the confirm, letting the lock go) before its connection is dropped, in milliseconds.
+   * @default {lockTimeoutMs + confirmTimeoutMs}
+   */
+  readonly changeTimeoutMs?: number;
 }
 
 /**
@@ -255,6 +313,15 @@ export async function changeAudited(
   await audit(made.after, "confirmed");
   return made;
 }
+
+/** What a change read and made, as far as it got: for the error of a change that ran out of time. */
+interface Attempt {
+  before?: PauseState;
+  after?: MadePauseState;
+}
+
+/** The deadline of a change on a connection of its own came first. */
+const LATE = Symbol("late");
 
 /** Reads and changes the pause state, and asks the running instances who is there. */
 export class ControlClient implements AsyncDisposable {
@@ -331,6 +398,15 @@ export class ControlClient implements AsyncDisposable {
     return this.#options.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
   }
 
+  /** How long a change on a connection of its own may take, in milliseconds. */
+  get changeTimeoutMs(): number {
+    return this.#options.changeTimeoutMs ?? this.lockTimeoutMs + this.#confirmTimeoutMs;
+  }
+
+  get #confirmTimeoutMs(): number {
+    return this.#options.confirmTimeoutMs ?? 10_000;
+  }
+
   /** The fleet's pause state, read under the lock. */
   read(): Promise<PauseState> {
     return readPauseState(this.#broker, this.#topo, this.#options);
@@ -338,29 +414,37 @@ export class ControlClient implements AsyncDisposable {
 
   /**
    * The fleet's pause state, read under the lock, or a rejection after `timeoutMs` (a connection
-   * the broker blocks, for a resource alarm, is not read by it: nothing would answer).
+   * the broker blocks, for a resource alarm, is not read by it: nothing would answer). With
+   * `connect`, read on a connection of its own, dropped at `timeoutMs` if the read has not ended.
    */
   readWithin(timeoutMs: number): Promise<PauseState> {
-    const read = readPauseState(this.#broker, this.#topo, {
-      ...this.#options,
-      lockTimeoutMs: timeoutMs,
-    });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ControlLockError(`the state could not be read within ${timeoutMs} ms`)),
+    const options = { ...this.#options, lockTimeoutMs: timeoutMs };
+    const late = () =>
+      new ControlTimeoutError(`the state could not be read within ${timeoutMs} ms`);
+    if (this.#options.connect !== undefined) {
+      return this.#onOwnConnection(
         timeoutMs,
+        ({ broker }) => readPauseState(broker, this.#topo, options),
+        late,
       );
+    }
+    const read = readPauseState(this.#broker, this.#topo, options);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(late()), timeoutMs);
     });
-    return Promise.race([read, late]).finally(() => clearTimeout(timer));
+    return Promise.race([read, timedOut]).finally(() => clearTimeout(timer));
   }
 
   /**
    * Pauses or resumes the fleet: under the lock, reads the state, publishes the next one to the
    * control exchange (the state queue keeps it; every running instance applies it) and waits for
-   * the broker's confirm. With `onAnswer`, each instance answers once it applied it.
+   * the broker's confirm. With `onAnswer`, each instance answers once it applied it. With
+   * `connect`, all of it runs on a connection of its own, closed after, and dropped (freeing the
+   * lock) when the change has not ended within `changeTimeoutMs`.
    *
-   * @throws {ControlLockError} when the lock could not be had in time; a
+   * @throws {ControlLockError} when the lock could not be had in time (a
+   * {@linkcode ControlTimeoutError} when the change's deadline came first, nothing published); a
    * {@linkcode ControlChangeError} when the broker did not confirm the change (it may be in
    * effect: read the state again); a `PublishError` when the broker refused it.
    */
@@ -368,13 +452,52 @@ export class ControlClient implements AsyncDisposable {
     change: PauseChange,
     now: () => Date = () => new Date(),
   ): Promise<{ readonly before: PauseState; readonly after: MadePauseState }> {
-    return withControlLock(this.#broker, this.#topo, async () => {
-      const before = await readUnlocked(this.#broker, this.#topo);
-      const after = nextPauseState(before, change, now());
-      const control = this.#topo.control;
-      const userId = this.#options.userId;
+    if (this.#options.connect === undefined) {
+      return this.#change(this.#broker, this.#publisher, this.#options.userId, change, now, {});
+    }
+    const made: Attempt = {};
+    const timeoutMs = this.changeTimeoutMs;
+    const what = change.paused ? "pause" : "resume";
+    return this.#onOwnConnection(timeoutMs, async ({ broker, userId }) => {
+      const channel = await broker.confirmChannel();
       try {
-        await this.#publisher.publish(
+        const publisher = new ConfirmedPublisher(channel, { timeoutMs: this.#confirmTimeoutMs });
+        return await this.#change(broker, publisher, userId, change, now, made);
+      } finally {
+        await channel.close().catch(() => {});
+      }
+    }, () => {
+      const dropped =
+        `its connection was closed at its deadline of ${timeoutMs} ms, freeing the lock`;
+      if (made.after === undefined || made.before === undefined) {
+        return new ControlTimeoutError(
+          `the ${what} did not end in time, nothing published: ${dropped}`,
+        );
+      }
+      return new ControlChangeError(
+        made.after,
+        made.before,
+        new PublishError("timeout", `no confirm before the change's deadline; ${dropped}`),
+      );
+    });
+  }
+
+  #change(
+    broker: Broker,
+    publisher: ConfirmedPublisher,
+    userId: string | undefined,
+    change: PauseChange,
+    now: () => Date,
+    made: Attempt,
+  ): Promise<{ readonly before: PauseState; readonly after: MadePauseState }> {
+    return withControlLock(broker, this.#topo, async () => {
+      const before = await readUnlocked(broker, this.#topo);
+      const after = nextPauseState(before, change, now());
+      made.before = before;
+      made.after = after;
+      const control = this.#topo.control;
+      try {
+        await publisher.publish(
           control.exchange,
           control.stateKey,
           encodePauseState(after),
@@ -404,6 +527,41 @@ export class ControlClient implements AsyncDisposable {
       });
       return { before, after };
     }, this.#options);
+  }
+
+  /**
+   * Runs `work` on a connection of its own (`connect`), closing it after; when `work` has not
+   * ended within `timeoutMs`, drops the connection at once (a blocked connection reads no close;
+   * closing its socket is what frees the lock) and throws `late()`.
+   */
+  async #onOwnConnection<T>(
+    timeoutMs: number,
+    work: (connection: ChangeConnection) => Promise<T>,
+    late: () => Error,
+  ): Promise<T> {
+    const deadlineAt = performance.now() + timeoutMs;
+    let connection: ChangeConnection | undefined;
+    const opening = this.#options.connect!().then((opened) => connection = opened);
+    const working = opening.then(work).then((value) => ({ value }));
+    working.catch(() => {}); // after the deadline, it ends on the dropped connection unheard
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<typeof LATE>((resolve) => {
+      timer = setTimeout(() => resolve(LATE), timeoutMs);
+    });
+    let outcome: { value: T } | typeof LATE | undefined;
+    try {
+      outcome = await Promise.race([working, deadline]);
+    } finally {
+      clearTimeout(timer);
+      if (outcome === LATE) {
+        if (connection !== undefined) await connection.broker.close(0);
+        else opening.then((opened) => opened.broker.close(0), () => {});
+      } else {
+        await connection?.broker.close(Math.max(0, deadlineAt - performance.now()));
+      }
+    }
+    if (outcome === LATE) throw late();
+    return outcome.value;
   }
 
   /** Asks every running instance to answer (through `onAnswer`). */

@@ -13,7 +13,7 @@
 import { appendPauseAudit, currentOperator } from "./audit.ts";
 import type { CtlConfig } from "./config.ts";
 import { describePause, type InstanceAnswer, NEVER_PAUSED, type PauseState } from "./control.ts";
-import { changeAudited, ControlClient } from "./control_store.ts";
+import { brokerUserOf, changeAudited, changeConnections, ControlClient } from "./control_store.ts";
 import { controlExists, declareControl } from "./control_topology.ts";
 import { setupLogging } from "./log.ts";
 import { EXIT } from "./main.ts";
@@ -35,17 +35,6 @@ export interface CtlReport {
   readonly instances: readonly Answered[];
   /** For status: false when the broker has no control plane (nothing was ever paused). */
   readonly controlPlane?: boolean;
-}
-
-/** The broker user a URL logs in as, when it names one (for a change's `user-id`). */
-function userOf(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  try {
-    const user = decodeURIComponent(new URL(url).username);
-    return user === "" ? undefined : user;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Runs `deno task ctl`; returns the exit code. */
@@ -80,7 +69,10 @@ export async function runCtl(
   const answers = new Map<string, Answered>();
   let askedAt = performance.now();
   await using client = await ControlClient.open(broker, topo, {
-    userId: userOf(config.urls[connected.index]),
+    userId: brokerUserOf(config.urls[connected.index]),
+    // Each change on a connection of its own, dropped at its deadline: one the broker blocks (a
+    // resource alarm) would otherwise hold the control plane's lock while the alarm lasts.
+    connect: changeConnections(config.urls, { name: `ctl ${config.verb} change`, tls: config.tls }),
     ...(config.waitMs > 0
       ? {
         onAnswer: (answer: InstanceAnswer) => {

@@ -14,7 +14,8 @@ import { orderProperties, traceOrder } from "./order_properties.ts";
 import { Progress } from "./progress.ts";
 import { ConfirmedPublisher } from "./publisher.ts";
 import { ConnectionLost, keepConnected } from "./reconnect.ts";
-import { prepareTopology, type Topology } from "./topology.ts";
+import { type Topology } from "./topology.ts";
+import { prepareTopology } from "./declare_topology.ts";
 import { endPublishSpanOn } from "./tracing.ts";
 
 /**

@@ -30,9 +30,10 @@
 
 import type { Registry } from "prom-client";
 import { admit, type Gate, type Refusal, refuseAction } from "./console/admission.ts";
+import { jsonResponse, serveApi } from "./console/api_server.ts";
 import { BodyTooLargeError, readBodyText } from "./console/request_body.ts";
 import { describeError, errorCode } from "./errors.ts";
-import { type HttpServer, listen } from "./http_server.ts";
+import type { HttpServer } from "./http_server.ts";
 import { logger } from "./log.ts";
 import type { OutboxMetrics } from "./outbox_metrics.ts";
 import { redactUrl } from "./redact.ts";
@@ -68,13 +69,6 @@ export interface EstoqueHttpOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Headers on every API answer. */
-const API_HEADERS = {
-  "content-type": "application/json; charset=utf-8",
-  "x-content-type-options": "nosniff",
-  "cache-control": "no-store",
-};
-
 /** The most a movement's body may be. */
 const MAX_BODY = 16_384;
 
@@ -94,16 +88,9 @@ const STATUS: Readonly<Record<StockErrorCode, number>> = {
 
 const log = logger("estoque", "http");
 
-function json(value: unknown, status = 200, headers: Readonly<Record<string, string>> = {}) {
-  return new Response(JSON.stringify(value), {
-    status,
-    headers: { ...API_HEADERS, ...headers },
-  });
-}
-
 /** A refusal as `{error, code}`. */
 function problem(message: string, status: number, code: string, headers = {}): Response {
-  return json({ error: message, code }, status, headers);
+  return jsonResponse({ error: message, code }, status, headers);
 }
 
 function refused(refusal: Refusal, code: string): Response {
@@ -111,9 +98,8 @@ function refused(refusal: Refusal, code: string): Response {
 }
 
 /** Serves Estoque's endpoint until aborted or shut down; resolves once it listens. */
-export async function serveEstoqueHttp(options: EstoqueHttpOptions): Promise<HttpServer> {
-  const port = Promise.withResolvers<number>();
-  const server = await listen(
+export function serveEstoqueHttp(options: EstoqueHttpOptions): Promise<HttpServer> {
+  return serveApi(
     {
       hostname: options.hostname,
       port: options.port,
@@ -125,10 +111,8 @@ export async function serveEstoqueHttp(options: EstoqueHttpOptions): Promise<Htt
         return problem("Estoque failed to answer; see its log", 500, "internal");
       },
     },
-    async (request, info) => handle(request, info.remoteAddr.hostname, await port.promise, options),
+    (request, client, port) => handle(request, client, port, options),
   );
-  port.resolve(server.port);
-  return server;
 }
 
 async function handle(
@@ -159,18 +143,18 @@ async function handle(
     }
     switch (pathname) {
       case "/api/session":
-        return json({
+        return jsonResponse({
           user: principal.name,
           role: principal.role,
           canMove: principal.role === "operator",
           csrf: o.api.auth.csrfToken(principal),
         });
       case "/api/stock":
-        return json({ items: await o.store.listItems() });
+        return jsonResponse({ items: await o.store.listItems() });
       case "/api/outbox": {
         const stats = await o.store.outboxStats();
         const oldest = stats.oldestUnsentAt;
-        return json({
+        return jsonResponse({
           depth: stats.depth,
           oldestUnsentAt: oldest?.toISOString() ?? null,
           oldestUnsentAgeSeconds: oldest ? Math.max(0, Date.now() - oldest.getTime()) / 1000 : 0,
@@ -283,7 +267,7 @@ async function move(request: Request, o: EstoqueHttpOptions): Promise<Response> 
   // A repeat applied nothing now: it is not counted again.
   if (!result.replayed) o.metrics?.moved("applied", result.request !== undefined);
   const { item, request: made } = result;
-  return json(
+  return jsonResponse(
     {
       movement: {
         id: result.movementId,

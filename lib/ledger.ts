@@ -27,6 +27,12 @@ export type LedgerWrite =
     readonly order: Order;
     /** The attempt that processed it: 0 for the first delivery, n after n retries. */
     readonly attempt: number;
+    /**
+     * The fields of its body this reader does not know (a newer minor version's), kept with the
+     * production order as JSON of at most {@linkcode EXTRA_MAX_BYTES} bytes (see
+     * {@linkcode extraJson}).
+     */
+    readonly extra?: Readonly<Record<string, unknown>> | undefined;
   }
   | {
     /** Remember that a message was passed on (retried or dead-lettered). */
@@ -60,6 +66,11 @@ export interface ProductionOrder {
   readonly attempt: number;
   /** The consumer instance that created it. */
   readonly instanceId: string;
+  /**
+   * The fields of its body this reader did not know, as kept (see {@linkcode extraJson}); absent
+   * when there were none, or the row was written before they were kept.
+   */
+  readonly extra?: Readonly<Record<string, unknown>>;
 }
 
 /** One hop a message was passed on at, as recorded: an attempt that failed, and what followed. */
@@ -114,6 +125,59 @@ export interface Ledger extends AsyncDisposable {
 export type LedgerReader =
   & Pick<Ledger, "findOrder" | "countOrders" | "journey" | "close">
   & AsyncDisposable;
+
+/** The most bytes of JSON of an order's extra fields a ledger keeps: 4 KiB. */
+export const EXTRA_MAX_BYTES = 4096;
+
+/** The field that marks extra fields cut to {@linkcode EXTRA_MAX_BYTES}. */
+export const EXTRA_TRUNCATED = "…truncated";
+
+/**
+ * An order's extra fields as the ledger stores them: JSON, or undefined for none. JSON longer than
+ * {@linkcode EXTRA_MAX_BYTES} bytes is cut: what is kept is an object whose
+ * {@linkcode EXTRA_TRUNCATED} field says how long the whole was, and whose `json` field holds its
+ * first bytes as text (no longer JSON), the whole staying within the bound.
+ *
+ * @example
+ * ```ts
+ * extraJson({ Priority: 3 }); // '{"Priority":3}'
+ * extraJson({ Big: "x".repeat(10_000) });
+ * // '{"…truncated":"10012 bytes of JSON, the first 3840 kept","json":"{\"Big\":\"xxx…'
+ * ```
+ */
+export function extraJson(
+  extra: Readonly<Record<string, unknown>> | undefined,
+): string | undefined {
+  if (extra === undefined || Object.keys(extra).length === 0) return undefined;
+  const json = JSON.stringify(extra);
+  const bytes = new TextEncoder().encode(json);
+  if (bytes.byteLength <= EXTRA_MAX_BYTES) return json;
+  // Room for the marker, and for the escaping the cut text gets inside a JSON string.
+  let keep = EXTRA_MAX_BYTES - 256;
+  for (;;) {
+    const head = new TextDecoder().decode(bytes.subarray(0, keep)).replace(/\uFFFD$/, "");
+    const cut = JSON.stringify({
+      [EXTRA_TRUNCATED]: `${bytes.byteLength} bytes of JSON, the first ${keep} kept`,
+      json: head,
+    });
+    if (new TextEncoder().encode(cut).byteLength <= EXTRA_MAX_BYTES) return cut;
+    keep = Math.floor(keep / 2);
+  }
+}
+
+/** Extra fields as stored ({@linkcode extraJson}) back as an object; undefined for none. */
+export function parseExtra(
+  stored: unknown,
+): Readonly<Record<string, unknown>> | undefined {
+  if (stored === null || stored === undefined) return undefined;
+  if (typeof stored === "object") return stored as Record<string, unknown>; // jsonb, parsed
+  try {
+    const value = JSON.parse(String(stored));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The default instance id: host name and process id. */
 export function defaultInstanceId(): string {

@@ -21,7 +21,7 @@ import { keepConnected } from "./reconnect.ts";
 import { cachedQueueStats, readQueueStats } from "./queue_stats.ts";
 import { controlExists, declareControl } from "./control_topology.ts";
 import { describeError, errorCode } from "./errors.ts";
-import { prepareTopology } from "./topology.ts";
+import { prepareTopology } from "./declare_topology.ts";
 
 /** Why OrdemDeProducao stopped, and how many deliveries it took. */
 export interface OrdemResult {

@@ -38,7 +38,8 @@ import {
   type OutboxRow,
   type StockStore,
 } from "./stock_store.ts";
-import { prepareTopology, type Topology } from "./topology.ts";
+import { type Topology } from "./topology.ts";
+import { prepareTopology } from "./declare_topology.ts";
 
 /** Points where a test (or the fault suite) can step in. */
 export interface OutboxRelayHooks {

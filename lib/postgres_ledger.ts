@@ -28,7 +28,7 @@ import type {
   LedgerWrite,
   ProductionOrder,
 } from "./ledger.ts";
-import { defaultInstanceId } from "./ledger.ts";
+import { defaultInstanceId, extraJson, parseExtra } from "./ledger.ts";
 import { redactUrl } from "./redact.ts";
 
 /** Options for {@linkcode PostgresLedger.open}. */
@@ -95,6 +95,7 @@ function schemaSql(schema: string): string {
     ALTER TABLE ${schema}.forwarded_messages
       ADD COLUMN IF NOT EXISTS error text,
       ADD COLUMN IF NOT EXISTS delay_ms integer;
+    ALTER TABLE ${schema}.production_orders ADD COLUMN IF NOT EXISTS extra text;
     CREATE TABLE IF NOT EXISTS ${schema}.ledger_probes (
       instance_id text PRIMARY KEY,
       at          timestamptz NOT NULL,
@@ -180,9 +181,9 @@ export class PostgresLedger implements Ledger {
       if (orders.length > 0) {
         const { rows } = await client.query(
           `INSERT INTO production_orders
-             (ref_code, color_code, quantity, attempt, created_at, instance_id)
+             (ref_code, color_code, quantity, attempt, created_at, instance_id, extra)
            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[],
-                                $5::timestamptz[], $6::text[])
+                                $5::timestamptz[], $6::text[], $7::text[])
            ON CONFLICT (ref_code) DO NOTHING RETURNING ref_code`,
           [
             orders.map((w) => storable(w.order.refCode)),
@@ -191,6 +192,7 @@ export class PostgresLedger implements Ledger {
             orders.map((w) => w.attempt),
             orders.map(() => at),
             orders.map(() => this.#instanceId),
+            orders.map((w) => storableOrNull(extraJson(w.extra))),
           ],
         );
         for (const row of rows) created.add(row.ref_code as string);
@@ -253,13 +255,15 @@ export class PostgresLedger implements Ledger {
   }
 
   async findOrder(refCode: string): Promise<ProductionOrder | undefined> {
+    // Every column: a reader (`migrate: false`) of a schema made before `extra` finds none.
     const { rows: [row] } = await this.#query(
-      `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
-       FROM production_orders WHERE ref_code = $1`,
+      "SELECT * FROM production_orders WHERE ref_code = $1",
       [storable(refCode)],
     );
     if (!row) return undefined;
+    const extra = parseExtra(row.extra);
     return {
+      ...(extra === undefined ? {} : { extra }),
       refCode: row.ref_code as string,
       colorCode: row.color_code as string,
       quantity: Number(row.quantity),

@@ -6,7 +6,13 @@
  */
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { ForwardRecord, LedgerJourney, LedgerReader, ProductionOrder } from "./ledger.ts";
+import {
+  type ForwardRecord,
+  type LedgerJourney,
+  type LedgerReader,
+  parseExtra,
+  type ProductionOrder,
+} from "./ledger.ts";
 
 /** The read queries of production orders, shared by the ledger and its reader. */
 export class OrderQueries {
@@ -20,17 +26,16 @@ export class OrderQueries {
     this.#forwards = db.prepare(
       "SELECT * FROM forwarded_messages WHERE message_key = ? ORDER BY at, hop",
     );
-    this.#find = db.prepare(
-      `SELECT ref_code, color_code, quantity, created_at, attempt, instance_id
-       FROM production_orders WHERE ref_code = ?`,
-    );
+    // Every column here too: `extra` is newer than the table.
+    this.#find = db.prepare("SELECT * FROM production_orders WHERE ref_code = ?");
     this.#count = db.prepare("SELECT count(*) AS n FROM production_orders");
   }
 
   /** The production order of `refCode`, if any. */
   find(refCode: string): ProductionOrder | undefined {
-    const row = this.#find.get(refCode) as Record<string, string | number> | undefined;
+    const row = this.#find.get(refCode) as Record<string, string | number | null> | undefined;
     if (!row) return undefined;
+    const extra = parseExtra(row.extra);
     return {
       refCode: String(row.ref_code),
       colorCode: String(row.color_code),
@@ -38,6 +43,7 @@ export class OrderQueries {
       createdAt: String(row.created_at),
       attempt: Number(row.attempt),
       instanceId: String(row.instance_id),
+      ...(extra === undefined ? {} : { extra }),
     };
   }
 

@@ -41,8 +41,9 @@ export const DOCTOR_OPTIONS = {
     description: "How long a request may wait unsent before the doctor calls the outbox stuck.",
   },
 } as const satisfies OptionSpecs;
-/** The dead-letter tooling's options. */
-export const DLQ_OPTIONS = {
+
+/** Where the broker is and the topology's prefix: what the dead-letter tooling and ctl share. */
+const BROKER_OPTIONS = {
   url: COMMON_OPTIONS.url,
   user: COMMON_OPTIONS.user,
   password: COMMON_OPTIONS.password,
@@ -50,6 +51,11 @@ export const DLQ_OPTIONS = {
   "tls-cert": COMMON_OPTIONS["tls-cert"],
   "tls-key": COMMON_OPTIONS["tls-key"],
   prefix: COMMON_OPTIONS.prefix,
+} as const satisfies OptionSpecs;
+
+/** The dead-letter tooling's options. */
+export const DLQ_OPTIONS = {
+  ...BROKER_OPTIONS,
   reason: {
     type: "string",
     placeholder: "reason",
@@ -213,13 +219,7 @@ export const CONSOLE_OPTIONS = {
 
 /** The options of `deno task ctl` (pause, resume, status). */
 export const CTL_OPTIONS = {
-  url: COMMON_OPTIONS.url,
-  user: COMMON_OPTIONS.user,
-  password: COMMON_OPTIONS.password,
-  "tls-ca": COMMON_OPTIONS["tls-ca"],
-  "tls-cert": COMMON_OPTIONS["tls-cert"],
-  "tls-key": COMMON_OPTIONS["tls-key"],
-  prefix: COMMON_OPTIONS.prefix,
+  ...BROKER_OPTIONS,
   "queue-type": {
     ...COMMON_OPTIONS["queue-type"],
     description:

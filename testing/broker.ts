@@ -16,13 +16,8 @@ import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { setupLogging } from "../lib/log.ts";
 import type { RetryPolicy } from "../lib/retry_policy.ts";
-import {
-  declareTopology,
-  deleteTopology,
-  type Topology,
-  topology,
-  type TopologyOptions,
-} from "../lib/topology.ts";
+import { type Topology, topology, type TopologyOptions } from "../lib/topology.ts";
+import { declareTopology, deleteTopology } from "../lib/declare_topology.ts";
 
 /** The PostgreSQL under test: `POSTGRES_URL`, or the local one (trust auth, database `test`). */
 export const POSTGRES_URL = Deno.env.get("POSTGRES_URL") ??

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { TcpForwarder } from "./tcp_forwarder.ts";
+
 const COMMIT = new TextEncoder().encode("COMMIT\0");
 
 /** Whether `chunk` holds `needle`. */
@@ -21,33 +23,13 @@ function holds(chunk: Uint8Array, needle: Uint8Array): boolean {
 }
 
 /** A proxy to one PostgreSQL; connect through {@linkcode CommitDroppingProxy.url}. */
-export class CommitDroppingProxy implements AsyncDisposable {
-  readonly #listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
-  readonly #target: URL;
-  readonly #conns = new Set<Deno.TcpConn>();
-  readonly #pipes = new Set<Promise<void>>();
+export class CommitDroppingProxy extends TcpForwarder {
   #armed: PromiseWithResolvers<void> | undefined;
   #marker: Uint8Array | undefined;
-  readonly #accepting: Promise<void>;
-
-  private constructor(listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>, target: URL) {
-    this.#listener = listener;
-    this.#target = target;
-    this.#accepting = this.#accept();
-  }
 
   /** Listens on a free loopback port and forwards each connection to the server of `url`. */
   static start(url: string): CommitDroppingProxy {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    return new CommitDroppingProxy(listener, new URL(url));
-  }
-
-  /** The URL it was started with, the proxy's address in place of the server's. */
-  get url(): string {
-    const url = new URL(this.#target);
-    url.hostname = "127.0.0.1";
-    url.port = String(this.#listener.addr.port);
-    return url.href;
+    return new CommitDroppingProxy(url);
   }
 
   /**
@@ -61,25 +43,10 @@ export class CommitDroppingProxy implements AsyncDisposable {
     return this.#armed.promise;
   }
 
-  async #accept(): Promise<void> {
-    try {
-      for await (const client of this.#listener) {
-        const port = Number(this.#target.port) || 5432;
-        const server = await Deno.connect({ hostname: this.#target.hostname, port });
-        this.#conns.add(client);
-        this.#conns.add(server);
-        const state = { committing: undefined as PromiseWithResolvers<void> | undefined };
-        this.#pipe(this.#clientToServer(client, server, state));
-        this.#pipe(this.#serverToClient(server, client, state));
-      }
-    } catch {
-      // The listener closed.
-    }
-  }
-
-  #pipe(running: Promise<void>): void {
-    const done = running.catch(() => {}).finally(() => this.#pipes.delete(done));
-    this.#pipes.add(done);
+  protected override forward(client: Deno.TcpConn, server: Deno.TcpConn): void {
+    const state = { committing: undefined as PromiseWithResolvers<void> | undefined };
+    this.pipe(this.#clientToServer(client, server, state));
+    this.pipe(this.#serverToClient(server, client, state));
   }
 
   async #clientToServer(
@@ -116,14 +83,7 @@ export class CommitDroppingProxy implements AsyncDisposable {
       for await (const chunk of server.readable) {
         if (state.committing) {
           // The server's answer to the COMMIT: dropped, and the connection cut both ways.
-          for (const conn of [client, server]) {
-            this.#conns.delete(conn);
-            try {
-              conn.close();
-            } catch {
-              // Closed already.
-            }
-          }
+          this.drop([client, server]);
           state.committing.resolve();
           return;
         }
@@ -132,25 +92,5 @@ export class CommitDroppingProxy implements AsyncDisposable {
     } finally {
       await writer.close().catch(() => {});
     }
-  }
-
-  /** Closes the listener and every connection through the proxy. */
-  async close(): Promise<void> {
-    this.#listener.close();
-    await this.#accepting;
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // Closed already.
-      }
-    }
-    this.#conns.clear();
-    await Promise.all(this.#pipes);
-  }
-
-  /** Closes the proxy. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }

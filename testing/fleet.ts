@@ -17,7 +17,8 @@ import { newOrder, type Order } from "../lib/order.ts";
 import type { Outcome } from "../lib/outcome.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import type { RetryPolicy } from "../lib/retry_policy.ts";
-import { declareTopology, deleteTopology, type Topology } from "../lib/topology.ts";
+import { type Topology } from "../lib/topology.ts";
+import { declareTopology, deleteTopology } from "../lib/declare_topology.ts";
 import { type BrokerUnderTest, connectTo, managementRequest, vhostPath } from "./other_brokers.ts";
 
 /** One outcome as the journal keeps it. */

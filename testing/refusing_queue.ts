@@ -9,7 +9,8 @@
  */
 
 import { Broker } from "../lib/broker.ts";
-import { declareTopology, deleteTopology, type Topology } from "../lib/topology.ts";
+import { type Topology } from "../lib/topology.ts";
+import { declareTopology, deleteTopology } from "../lib/declare_topology.ts";
 import { type BrokerContext, RABBITMQ_URL } from "./broker.ts";
 import { DEFAULT_BROKER, managementRequest, vhostPath } from "./other_brokers.ts";
 

@@ -16,7 +16,8 @@ import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { serverVersionAtLeast } from "../lib/server_version.ts";
-import { declareTopology, pluginBackendRuns, type Topology, topology } from "../lib/topology.ts";
+import { pluginBackendRuns, type Topology, topology } from "../lib/topology.ts";
+import { declareTopology } from "../lib/declare_topology.ts";
 import { fastPolicy, takeMessages, uniquePrefix } from "../testing/broker.ts";
 import {
   type FleetMember,

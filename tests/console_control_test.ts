@@ -22,69 +22,39 @@ import {
   withTopology,
 } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
-import { ourService, type Peer } from "../testing/process.ts";
+import {
+  basic,
+  call,
+  FAST_RETRY,
+  type RunningConsole,
+  startConsole,
+  startOrdem,
+} from "../testing/console.ts";
 
 const policy = fastPolicy(2, 100);
 const tiers = { retryDelays: retryDelays(policy) };
 
-async function startOrdem(ctx: BrokerContext, dir: string, port: number): Promise<Peer> {
-  const ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    LEDGER_PATH: join(dir, "ledger.sqlite"),
-    HTTP_PORT: String(port),
-    INSTANCE_ID: "ordem-console",
-    RETRY_MAX: "2",
-    RETRY_DELAY_MS: "100",
-  });
-  await ordem.until("ready", /msg=ready/);
-  return ordem;
-}
-
-async function startConsole(
+/** The console with two users: olga, an operator, and vera, a viewer. */
+async function startConsoleWithUsers(
   ctx: BrokerContext,
   dir: string,
   metricsPort: number,
   args: string[] = [],
-): Promise<{ peer: Peer; url: string }> {
+): Promise<RunningConsole> {
   await Deno.writeTextFile(
     join(dir, "users"),
     "olga:operator:op-secret\nvera:viewer:view-secret\n",
   );
-  const peer = ourService("console", "console.ts", args, {
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    CONSOLE_PORT: "0",
-    LEDGER_URL: `sqlite:${join(dir, "ledger.sqlite")}`,
-    CONSOLE_METRICS_URLS: `http://127.0.0.1:${metricsPort}/metrics`,
-    CONSOLE_USERS_FILE: join(dir, "users"),
-    DLQ_ARCHIVE_DIR: join(dir, "archive"),
-    DLQ_AUDIT_LOG: join(dir, "audit.jsonl"),
-    RETRY_MAX: "2",
-    RETRY_DELAY_MS: "100",
+  return await startConsole(ctx, dir, {
+    metricsPort,
+    args,
+    env: { ...FAST_RETRY, CONSOLE_USERS_FILE: join(dir, "users") },
   });
-  const [line] = await peer.until("listening", /^console: http:\/\/\S+\//);
-  return { peer, url: line!.slice("console: ".length).trim() };
 }
 
-const basic = (user: string, password: string) => ({
-  authorization: `Basic ${btoa(`${user}:${password}`)}`,
-});
-
-async function call(
-  url: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${url}${path.replace(/^\//, "")}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: {
-      ...headers,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, json: await response.json() };
-}
+/** OrdemDeProducao serving its metrics on `port`, ready. */
+const ordemOn = (ctx: BrokerContext, dir: string, port: number) =>
+  startOrdem(ctx, { ledgerPath: join(dir, "ledger.sqlite"), port, id: "ordem-console" });
 
 interface PauseShown {
   state: { paused: boolean; by?: string; reason?: string; since?: string } | null;
@@ -100,8 +70,8 @@ Deno.test("pause and resume from the console's API: operator, CSRF and a reason 
   await withTopology("console-pause", tiers, async (ctx) => {
     await using dir = await tempDir();
     const metricsPort = freePort();
-    await using _ordem = await startOrdem(ctx, dir.path, metricsPort);
-    const console = await startConsole(ctx, dir.path, metricsPort);
+    await using _ordem = await ordemOn(ctx, dir.path, metricsPort);
+    const console = await startConsoleWithUsers(ctx, dir.path, metricsPort);
     await using _console = console.peer;
     const olga = basic("olga", "op-secret");
     const vera = basic("vera", "view-secret");
@@ -166,7 +136,7 @@ Deno.test("pause and resume from the console's API: operator, CSRF and a reason 
 
     // Read-only: refused.
     await console.peer.stop();
-    const readOnly = await startConsole(ctx, dir.path, metricsPort, ["--read-only"]);
+    const readOnly = await startConsoleWithUsers(ctx, dir.path, metricsPort, ["--read-only"]);
     await using _readOnly = readOnly.peer;
     const denied = await call(readOnly.url, "/api/control", {
       ...olga,
@@ -189,8 +159,8 @@ Deno.test("in Chromium, the overview's Pause button asks why, pauses the fleet, 
     await using dir = await tempDir();
     const shots = await screenshotDir(dir.path);
     const metricsPort = freePort();
-    await using _ordem = await startOrdem(ctx, dir.path, metricsPort);
-    const console = await startConsole(ctx, dir.path, metricsPort);
+    await using _ordem = await ordemOn(ctx, dir.path, metricsPort);
+    const console = await startConsoleWithUsers(ctx, dir.path, metricsPort);
     await using _console = console.peer;
     await using browser = await launchChromium();
     const context = await browser.newContext({

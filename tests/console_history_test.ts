@@ -10,20 +10,14 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { FlowHistory } from "../lib/console/history.ts";
 import type { Overview } from "../lib/console/overview.ts";
-import { encodeOrder, newOrder } from "../lib/order.ts";
-import { orderProperties } from "../lib/order_properties.ts";
+import { publishOrder } from "../lib/estoque.ts";
+import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { launchChromium, screenshotDir } from "../testing/browser.ts";
-import {
-  type BrokerContext,
-  fastPolicy,
-  tempDir,
-  waitFor,
-  withTopology,
-} from "../testing/broker.ts";
+import { fastPolicy, tempDir, waitFor, withTopology } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
-import { ourService, type Peer } from "../testing/process.ts";
+import { FAST_RETRY, startConsole, startOrdem } from "../testing/console.ts";
 
 const policy = fastPolicy(2, 100);
 const tiers = { retryDelays: retryDelays(policy) };
@@ -75,18 +69,6 @@ Deno.test("FlowHistory takes rates from the counters between its own points, kee
   assert.deepEqual(failing.points(), []);
 });
 
-async function startOrdem(ctx: BrokerContext, dir: string, port: number): Promise<Peer> {
-  const ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    LEDGER_PATH: join(dir, "ledger.sqlite"),
-    HTTP_PORT: String(port),
-    RETRY_MAX: "2",
-    RETRY_DELAY_MS: "100",
-  });
-  await ordem.until("ready", /msg=ready/);
-  return ordem;
-}
-
 /** The console's CPU time so far (user + system), in seconds, from /proc. */
 async function cpuSeconds(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
@@ -110,19 +92,17 @@ Deno.test("in Chromium, the overview's charts show the rate a test drives, the q
     await using dir = await tempDir();
     const shots = await screenshotDir(dir.path);
     const metricsPort = freePort();
-    await using _ordem = await startOrdem(ctx, dir.path, metricsPort);
-    const auditLog = join(dir.path, "audit.jsonl");
-    await using console = ourService("console", "console.ts", ["--audit-log", auditLog], {
-      TOPOLOGY_PREFIX: ctx.topo.prefix,
-      CONSOLE_PORT: "0",
-      LEDGER_URL: `sqlite:${join(dir.path, "ledger.sqlite")}`,
-      CONSOLE_METRICS_URLS: `http://127.0.0.1:${metricsPort}/metrics`,
-      CONSOLE_HISTORY_INTERVAL_MS: "1000",
-      RETRY_MAX: "2",
-      RETRY_DELAY_MS: "100",
+    await using _ordem = await startOrdem(ctx, {
+      ledgerPath: join(dir.path, "ledger.sqlite"),
+      port: metricsPort,
     });
-    const [line] = await console.until("listening", /^console: http:\/\/\S+\//);
-    const url = line!.slice("console: ".length).trim();
+    const auditLog = join(dir.path, "audit.jsonl");
+    const { peer, url } = await startConsole(ctx, dir.path, {
+      metricsPort,
+      args: ["--audit-log", auditLog],
+      env: { ...FAST_RETRY, CONSOLE_HISTORY_INTERVAL_MS: "1000" },
+    });
+    await using _console = peer;
     await using browser = await launchChromium();
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 1100 } }))
       .newPage();
@@ -140,12 +120,7 @@ Deno.test("in Chromium, the overview's charts show the rate a test drives, the q
       const batch: Promise<void>[] = [];
       for (; sent < due; sent++) {
         const order = newOrder({ quantity: 3 });
-        batch.push(publisher.publish(
-          ctx.topo.exchange,
-          ctx.topo.routingKey,
-          encodeOrder(order),
-          orderProperties(order, Date.now()),
-        ));
+        batch.push(publishOrder(publisher, ctx.topo, order));
       }
       await Promise.all(batch);
       await new Promise((resolve) => setTimeout(resolve, 20)); // the pace, not a wait for an event

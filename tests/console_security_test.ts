@@ -23,7 +23,7 @@ import {
   waitFor,
   withTopology,
 } from "../testing/broker.ts";
-import { ourService, type Peer } from "../testing/process.ts";
+import { basic, call, type RunningConsole, startConsole } from "../testing/console.ts";
 
 const LETTERS = 120;
 
@@ -61,49 +61,17 @@ async function dlqHolds(ctx: BrokerContext, count: number): Promise<void> {
   );
 }
 
-async function startConsole(
+/** The console, its dead-letter index never stale, with `env`. */
+function startConsoleWith(
   ctx: BrokerContext,
   dir: string,
   env: Record<string, string>,
   args: string[] = [],
-): Promise<{ peer: Peer; url: string }> {
-  const peer = ourService("console", "console.ts", args, {
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    CONSOLE_PORT: "0",
-    LEDGER_URL: `sqlite:${join(dir, "ledger.sqlite")}`,
-    CONSOLE_METRICS_URLS: "http://127.0.0.1:9/metrics",
-    CONSOLE_INDEX_MAX_AGE_MS: "0",
-    DLQ_ARCHIVE_DIR: join(dir, "archive"),
-    DLQ_AUDIT_LOG: join(dir, "audit.jsonl"),
-    ...env,
-  });
-  const [line] = await peer.until("listening", /^console: http:\/\/\S+\//);
-  return { peer, url: line!.slice("console: ".length).trim() };
+): Promise<RunningConsole> {
+  return startConsole(ctx, dir, { args, env: { CONSOLE_INDEX_MAX_AGE_MS: "0", ...env } });
 }
 
-const basic = (user: string, password: string) => ({
-  authorization: `Basic ${btoa(`${user}:${password}`)}`,
-});
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-async function call(
-  url: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: unknown,
-  extra: Record<string, string> = {},
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${url}${path.replace(/^\//, "")}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: {
-      ...headers,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...extra,
-    },
-    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  return { status: response.status, json: await response.json() };
-}
 
 /** An answer read off the wire by {@linkcode rawHttp}. */
 interface RawAnswer {
@@ -177,7 +145,7 @@ Deno.test("the console: credentials, roles, CSRF, cross-site pages, bad input, b
       users,
       `# console users\nvera:viewer:vera-pw\notto:operator:sha256:${hash}\n`,
     );
-    const { peer, url } = await startConsole(ctx, dir.path, {
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {
       CONSOLE_USERS_FILE: users,
       CONSOLE_TOKEN: "view-token",
       CONSOLE_OPERATOR_TOKEN: "operator-token",
@@ -342,7 +310,7 @@ Deno.test("a read-only console refuses every action, whatever the role", async (
   await withTopology("console-read-only", {}, async (ctx) => {
     await using dir = await tempDir();
     await fillDeadLetters(ctx, 2);
-    const { peer, url } = await startConsole(ctx, dir.path, {
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {
       CONSOLE_OPERATOR_TOKEN: "operator-token",
       CONSOLE_READ_ONLY: "true",
     });
@@ -369,7 +337,7 @@ Deno.test("without the management API and the metrics, the overview shows what i
   await withTopology("console-sources", tiers, async (ctx) => {
     await using dir = await tempDir();
     await fillDeadLetters(ctx, 3);
-    const { peer, url } = await startConsole(ctx, dir.path, {}, ["--no-management"]);
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {}, ["--no-management"]);
     await using _peer = peer;
     const { json } = await call(url, "api/overview", {});
     const sources = json.sources as Record<"broker" | "metrics" | "management" | "ledger", string>;
@@ -411,7 +379,7 @@ Deno.test("a DNS-rebound page cannot read or act: the console answers only to it
     await using dir = await tempDir();
     await fillDeadLetters(ctx, 3);
     // On loopback with no credential configured: every request it answers is the local operator.
-    const { peer, url } = await startConsole(ctx, dir.path, {});
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {});
     await using _peer = peer;
     const audit = join(dir.path, "audit.jsonl");
     const port = Number(new URL(url).port);
@@ -500,7 +468,7 @@ Deno.test("a DNS-rebound page cannot read or act: the console answers only to it
 Deno.test("--allowed-hosts names the host names the console answers to; a bad one stops it (exit 2)", async () => {
   await withTopology("console-allowed-hosts", {}, async (ctx) => {
     await using dir = await tempDir();
-    const { peer, url } = await startConsole(ctx, dir.path, {
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {
       CONSOLE_ALLOWED_HOSTS: "console.test, ops.example:9443",
     });
     await using _peer = peer;
@@ -536,7 +504,7 @@ Deno.test("--allowed-hosts names the host names the console answers to; a bad on
 Deno.test("failed logins from one address are limited: after five, 429 with Retry-After, the right token too", async () => {
   await withTopology("console-login-limit", {}, async (ctx) => {
     await using dir = await tempDir();
-    const { peer, url } = await startConsole(ctx, dir.path, {
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {
       CONSOLE_OPERATOR_TOKEN: "operator-token",
     });
     await using _peer = peer;
@@ -589,7 +557,7 @@ function retryAfter(response: Response, atMost: number): number {
 Deno.test("another site's page cannot lock the operator out: credentials it puts in a link are not looked at, right or wrong", async () => {
   await withTopology("console-cross-site-login", {}, async (ctx) => {
     await using dir = await tempDir();
-    const { peer, url } = await startConsole(ctx, dir.path, {
+    const { peer, url } = await startConsoleWith(ctx, dir.path, {
       CONSOLE_OPERATOR_TOKEN: "operator-token",
     });
     await using _peer = peer;

@@ -23,52 +23,26 @@ import {
   waitFor,
   withTopology,
 } from "../testing/broker.ts";
-import { ourService, type Peer } from "../testing/process.ts";
+import type { Peer } from "../testing/process.ts";
+import { FAST_RETRY, startConsole, startOrdem } from "../testing/console.ts";
 import { freePort } from "../testing/postgres.ts";
 
 const policy = fastPolicy(2, 100);
-const RETRY = { RETRY_MAX: "2", RETRY_DELAY_MS: "100", RETRY_STRATEGY: "linear" };
+const RETRY = { ...FAST_RETRY, RETRY_STRATEGY: "linear" };
 
-/** OrdemDeProducao on the test's topology, ready. */
-async function startOrdem(
+/** OrdemDeProducao on the test's topology with a quantity limit, ready. */
+function startOrdemWithLimit(
   ctx: BrokerContext,
   ledgerPath: string,
   port: number,
   maxQuantity: number,
 ): Promise<Peer> {
-  const ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
-    ...RETRY,
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    LEDGER_PATH: ledgerPath,
-    HTTP_PORT: String(port),
-    MAX_QUANTITY: String(maxQuantity),
-    INSTANCE_ID: `ordem-limit-${maxQuantity}`,
+  return startOrdem(ctx, {
+    ledgerPath,
+    port,
+    id: `ordem-limit-${maxQuantity}`,
+    env: { ...RETRY, MAX_QUANTITY: String(maxQuantity) },
   });
-  await ordem.until("ready", /msg=ready/);
-  return ordem;
-}
-
-/** The console on a free port; its URL once it listens. */
-async function startConsole(
-  ctx: BrokerContext,
-  dir: string,
-  metricsPort: number,
-  env: Record<string, string> = {},
-): Promise<{ peer: Peer; url: string }> {
-  const peer = ourService("console", "console.ts", [], {
-    ...RETRY,
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    CONSOLE_PORT: "0",
-    LEDGER_URL: `sqlite:${join(dir, "ledger.sqlite")}`,
-    CONSOLE_METRICS_URLS: `http://127.0.0.1:${metricsPort}/metrics`,
-    CONSOLE_INDEX_MAX_AGE_MS: "0",
-    DLQ_ARCHIVE_DIR: join(dir, "archive"),
-    DLQ_AUDIT_LOG: join(dir, "audit.jsonl"),
-    USER: "ana",
-    ...env,
-  });
-  const [line] = await peer.until("listening", /^console: http:\/\/\S+\//);
-  return { peer, url: line!.slice("console: ".length).trim() };
 }
 
 /** Polls `check` on the page, reloading with `reload`, until it holds. */
@@ -101,8 +75,11 @@ Deno.test("the console shows the flow, groups failures, tells journeys, replays 
     const shots = await screenshotDir(dir.path);
     const ledgerPath = join(dir.path, "ledger.sqlite");
     const metricsPort = freePort();
-    let ordem = await startOrdem(ctx, ledgerPath, metricsPort, 500);
-    const console = await startConsole(ctx, dir.path, metricsPort);
+    let ordem = await startOrdemWithLimit(ctx, ledgerPath, metricsPort, 500);
+    const console = await startConsole(ctx, dir.path, {
+      metricsPort,
+      env: { ...RETRY, CONSOLE_INDEX_MAX_AGE_MS: "0", USER: "ana" },
+    });
     await using _console = console.peer;
     await using browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -187,7 +164,7 @@ Deno.test("the console shows the flow, groups failures, tells journeys, replays 
 
       // Raise the limit, then replay the group from the page: preview, confirm, progress.
       await ordem.stop();
-      ordem = await startOrdem(ctx, ledgerPath, metricsPort, 1000);
+      ordem = await startOrdemWithLimit(ctx, ledgerPath, metricsPort, 1000);
       await failuresPage(page, console.url);
       const group = page.locator("[data-testid=group]", { hasText: "maximum quantity" });
       await group.locator("[data-action=replay-group]").click();

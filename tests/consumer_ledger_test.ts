@@ -12,7 +12,6 @@ import { newOrder, type Order } from "../lib/order.ts";
 import type { LedgerEvent, Outcome } from "../lib/outcome.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
-import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import {
   type BrokerContext,
@@ -24,6 +23,7 @@ import {
   withTopology,
 } from "../testing/broker.ts";
 import { fillDisk, mountExt4, tinyDisk } from "../testing/disk.ts";
+import { impatientLedger, uniqueSchema } from "../testing/locked_ledger.ts";
 import { dropSchema, postgresClient } from "../testing/postgres.ts";
 
 const policy = fastPolicy(3, 100);
@@ -150,12 +150,8 @@ Deno.test("a SQLite ledger whose disk turns read-only pauses the consumer: valid
 });
 
 Deno.test("a PostgreSQL table locked past the statement timeout keeps the consumer paused: valid orders on a quorum queue spend no delivery and are created once the lock goes", async () => {
-  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const ledger = await PostgresLedger.open(POSTGRES_URL, {
-    schema,
-    instanceId: "table-locked",
-    statementTimeoutMs: 300,
-  });
+  const schema = uniqueSchema();
+  const ledger = await impatientLedger(schema, "table-locked");
   await using admin = await postgresClient(POSTGRES_URL);
   try {
     // A delivery limit of 3: a consumer that takes the orders back again and again dead-letters

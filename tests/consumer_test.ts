@@ -7,7 +7,7 @@ import type { Outcome } from "../lib/outcome.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
-import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
+import { encodeOrder, MESSAGE_VERSION_HEADER, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
@@ -725,5 +725,28 @@ Deno.test("a consumer whose start fails stops following the operator's pause", a
     }).then(() => undefined, (e: unknown) => e);
     assert.ok(error instanceof Error, "the start failed");
     assert.equal(listeners.size, 0, "nothing left following the pause");
+  });
+});
+
+Deno.test("a v1.1 order with a field this reader does not know is created, the field kept with its production order", async () => {
+  await withTopology("extra-fields", tiers, async (ctx) => {
+    const { consumer, outcomes, ledger } = await start(ctx);
+    try {
+      const order = newOrder({ quantity: 5 });
+      const body = JSON.parse(new TextDecoder().decode(encodeOrder(order)));
+      await publishRaw(
+        await directPublisher(ctx),
+        ctx.topo,
+        JSON.stringify({ ...body, Plant: "Jundiaí", Priority: 2 }),
+        { messageId: order.refCode, headers: { [MESSAGE_VERSION_HEADER]: "1.1" } },
+      );
+      const [outcome] = await outcomes.until("the order", isFor(order.refCode));
+      assert.equal(outcome?.kind, "created");
+      const stored = await ledger.findOrder(order.refCode);
+      assert.deepEqual(stored?.extra, { Plant: "Jundiaí", Priority: 2 });
+    } finally {
+      await consumer.stop();
+      await ledger.close();
+    }
   });
 });

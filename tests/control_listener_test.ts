@@ -19,29 +19,9 @@ import {
 } from "../lib/control.ts";
 import { ControlListener } from "../lib/control_listener.ts";
 import { ControlClient } from "../lib/control_store.ts";
-import { declareControl } from "../lib/control_topology.ts";
-import { deleteTopology, type Topology, topology } from "../lib/topology.ts";
-import { uniquePrefix, waitFor } from "../testing/broker.ts";
+import { waitFor } from "../testing/broker.ts";
+import { withControl } from "../testing/control_plane.ts";
 import { type BrokerUnderTest, DEFAULT_BROKER, otherBroker } from "../testing/other_brokers.ts";
-
-/** Runs `fn` with a control plane of its own on `url`'s broker, deleted afterwards. */
-async function withControl(
-  name: string,
-  url: string,
-  fn: (broker: Broker, topo: Topology) => Promise<void>,
-  prefix = uniquePrefix(name),
-): Promise<void> {
-  const broker = await Broker.connect(url, { name: `test ${name}` });
-  const topo = topology({ prefix });
-  try {
-    await declareControl(broker, topo);
-    await fn(broker, topo);
-  } finally {
-    const cleaner = await Broker.connect(url, { name: `test ${name} cleanup` });
-    await deleteTopology(cleaner, topo).finally(() => cleaner.close());
-    await broker.close();
-  }
-}
 
 const answerOf = (instanceId: string) => (): InstanceAnswer => ({
   instanceId,
@@ -59,7 +39,7 @@ const targets: [string, BrokerUnderTest][] = [
 
 for (const [label, target] of targets) {
   Deno.test(`a forged ping with a malformed direct reply-to (${label}) leaves the instance listening and consuming, and it answers a real one`, async () => {
-    await withControl("ctl-forged", target.url, async (admin, topo) => {
+    await withControl("ctl-forged", async (admin, topo) => {
       await using instance = await Broker.connect(target.url, { name: "test ctl-forged instance" });
       await using listener = await ControlListener.start({
         broker: instance,
@@ -102,12 +82,12 @@ for (const [label, target] of targets) {
       await client.ping();
       await waitFor("the answer to a real ping", () => answers.length > 0 || undefined);
       assert.equal(answers[0]!.instanceId, "forged-1");
-    });
+    }, { url: target.url });
   });
 }
 
 Deno.test("a state older than the one read, arriving while it is applied, is not applied after it", async () => {
-  await withControl("ctl-early", DEFAULT_BROKER.url, async (broker, topo) => {
+  await withControl("ctl-early", async (broker, topo) => {
     await using client = await ControlClient.open(broker, topo);
     const { after: first } = await client.change({ paused: true, by: "test", reason: "one" });
     const { after: second } = await client.change({ paused: false, by: "test", reason: "" });
@@ -136,13 +116,13 @@ Deno.test("a state older than the one read, arriving while it is applied, is not
     });
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.deepEqual(seen.map((s) => s.seq), [second.seq], "the one read, nothing older after it");
-  });
+  }, { url: DEFAULT_BROKER.url });
 });
 
 Deno.test("an instance id of 80 three-byte characters under a 100-character prefix still gets a queue and listens", async () => {
   const prefix = `t.long.${crypto.randomUUID().slice(0, 8)}.${"p".repeat(83)}.`;
   assert.equal(prefix.length, 100);
-  await withControl("ctl-long", DEFAULT_BROKER.url, async (broker, topo) => {
+  await withControl("ctl-long", async (broker, topo) => {
     const seen: PauseState[] = [];
     await using listener = await ControlListener.start({
       broker,
@@ -152,5 +132,5 @@ Deno.test("an instance id of 80 three-byte characters under a 100-character pref
     });
     assert.equal(seen.length, 1);
     assert.ok(listener);
-  }, prefix);
+  }, { url: DEFAULT_BROKER.url, prefix });
 });

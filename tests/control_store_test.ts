@@ -20,33 +20,10 @@ import {
   readPauseState,
   withControlLock,
 } from "../lib/control_store.ts";
-import { declareControl } from "../lib/control_topology.ts";
-import { deleteTopology, type Topology, topology } from "../lib/topology.ts";
-import { RABBITMQ_URL, uniquePrefix, waitFor } from "../testing/broker.ts";
+import { RABBITMQ_URL, waitFor } from "../testing/broker.ts";
+import { withControl } from "../testing/control_plane.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
 import { EVERY_BROKER } from "../testing/other_brokers.ts";
-
-/** Runs `fn` with a control plane of its own on `url`'s broker, deleted afterwards. */
-async function withControl(
-  name: string,
-  fn: (broker: Broker, topo: Topology) => Promise<void>,
-  options: { url?: string; quorum?: boolean } = {},
-): Promise<void> {
-  const url = options.url ?? RABBITMQ_URL;
-  const broker = await Broker.connect(url, { name: `test ${name}` });
-  const topo = topology({
-    prefix: uniquePrefix(name),
-    ...(options.quorum ? { queueType: "quorum" as const } : {}),
-  });
-  try {
-    await declareControl(broker, topo);
-    await fn(broker, topo);
-  } finally {
-    const cleaner = await Broker.connect(url, { name: `test ${name} cleanup` });
-    await deleteTopology(cleaner, topo).finally(() => cleaner.close());
-    await broker.close();
-  }
-}
 
 /** `count` connections, closed by the returned disposer. */
 async function connections(count: number, name: string, url = RABBITMQ_URL) {
@@ -243,5 +220,72 @@ Deno.test("a change the broker does not confirm in time is audited all the same,
       (_, effect) => Promise.resolve(void effects.push(effect)),
     );
     assert.deepEqual(effects, ["confirmed"]);
+  });
+});
+
+Deno.test("a change whose connection goes silent lets the lock go by its deadline: its own connection is dropped, and another change gets the lock", async () => {
+  await withControl("ctl-silent", async (broker, topo) => {
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    const opened: Broker[] = [];
+    // The client's long-lived connection and each change's own go through the proxy, with
+    // heartbeats slow enough that only the change's deadline can end it (as under a resource
+    // alarm, where the broker's heartbeats still come).
+    await using main = await Broker.connect(proxy.url, {
+      name: "test ctl-silent main",
+      heartbeatSeconds: 60,
+    });
+    await using client = await ControlClient.open(main, topo, {
+      connect: async () => {
+        const own = await Broker.connect(proxy.url, {
+          name: "test ctl-silent change",
+          heartbeatSeconds: 60,
+        });
+        opened.push(own);
+        return { broker: own };
+      },
+      changeTimeoutMs: 1_000,
+    });
+    // Let go first, pass or fail: closing the client waits for the broker's answer.
+    await using _release = { [Symbol.asyncDispose]: () => Promise.resolve(proxy.release()) };
+    const locked = Promise.withResolvers<void>();
+    const started = performance.now();
+    // Called holding the lock, between the read and the publish: from then on nothing answers.
+    const silent = client.change(pause("silent"), () => {
+      proxy.hold();
+      locked.resolve();
+      return new Date();
+    }).then(() => undefined, (e: unknown) => e);
+    await locked.promise;
+    await using other = await ControlClient.open(broker, topo, { lockTimeoutMs: 5_000 });
+    const { before, after } = await other.change(resume);
+    const tookMs = performance.now() - started;
+    assert.ok(tookMs < 2_500, `the lock was let go after ${Math.round(tookMs)} ms`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const error = await Promise.race([
+      silent,
+      new Promise((resolve) => timer = setTimeout(() => resolve("still running"), 3_000)),
+    ]).finally(() => clearTimeout(timer));
+    assert.ok(error instanceof ControlChangeError, `the silent change ended: ${error}`);
+    assert.equal(before.id, error.attempted.id, "the broker had taken the silent change");
+    assert.equal(after.seq, 2);
+    assert.equal(opened.length, 1, "the change ran on a connection of its own");
+  });
+});
+
+Deno.test("a change on a connection of its own closes it when done, and a client without one changes on the connection it was given", async () => {
+  await withControl("ctl-own", async (broker, topo) => {
+    const opened: Broker[] = [];
+    await using client = await ControlClient.open(broker, topo, {
+      connect: async () => {
+        const own = await Broker.connect(RABBITMQ_URL, { name: "test ctl-own change" });
+        opened.push(own);
+        return { broker: own };
+      },
+    });
+    assert.equal((await client.change(pause("own"))).after.seq, 1);
+    assert.equal((await client.readWithin(5_000)).seq, 1);
+    assert.equal(opened.length, 2, "one connection for the change, one for the read");
+    assert.ok(opened.every((b) => !b.isOpen), "each closed");
+    assert.ok(broker.isOpen);
   });
 });

@@ -10,7 +10,8 @@ import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
 import { ControlClient } from "../lib/control_store.ts";
 import { controlQueueFor, declareControl } from "../lib/control_topology.ts";
-import { deleteTopology, topology } from "../lib/topology.ts";
+import { topology } from "../lib/topology.ts";
+import { deleteTopology } from "../lib/declare_topology.ts";
 import { RABBITMQ_URL, uniquePrefix } from "../testing/broker.ts";
 import { managementRequest, otherBroker } from "../testing/other_brokers.ts";
 

@@ -21,20 +21,15 @@ import {
   withTopology,
 } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
-import { ourService, type Peer } from "../testing/process.ts";
+import { ordem } from "../testing/console.ts";
+import type { Peer } from "../testing/process.ts";
 
 const policy = fastPolicy(2, 100);
 const tiers = { retryDelays: retryDelays(policy) };
 
-function ordem(ctx: BrokerContext, dir: string, id: string, port: number, args: string[] = []) {
-  return ourService(`OrdemDeProducao ${id}`, "ordem_de_producao.ts", args, {
-    TOPOLOGY_PREFIX: ctx.topo.prefix,
-    LEDGER_PATH: join(dir, `${id}.sqlite`),
-    INSTANCE_ID: id,
-    HTTP_PORT: String(port),
-    RETRY_MAX: "2",
-    RETRY_DELAY_MS: "100",
-  });
+/** OrdemDeProducao `id`, its ledger `dir/<id>.sqlite`. */
+function ordemIn(ctx: BrokerContext, dir: string, id: string, port: number, args: string[] = []) {
+  return ordem(ctx, { ledgerPath: join(dir, `${id}.sqlite`), port, id, args });
 }
 
 function ctl(ctx: BrokerContext, dir: string, args: string[]) {
@@ -59,8 +54,8 @@ Deno.test("ctl pause reaches every running instance, shows in /readyz and /metri
     await using dir = await tempDir();
     const ports = [freePort(), freePort()];
     const peers: Peer[] = [
-      ordem(ctx, dir.path, "ordem-a", ports[0]!),
-      ordem(ctx, dir.path, "ordem-b", ports[1]!),
+      ordemIn(ctx, dir.path, "ordem-a", ports[0]!),
+      ordemIn(ctx, dir.path, "ordem-b", ports[1]!),
     ];
     try {
       await Promise.all(peers.map((p) => p.until("ready", /msg=ready/)));
@@ -115,7 +110,7 @@ Deno.test("ctl pause reaches every running instance, shows in /readyz and /metri
 
       // A restarted instance reads the pause before it consumes.
       await peers[1]!.stop();
-      peers[1] = ordem(ctx, dir.path, "ordem-b", ports[1]!);
+      peers[1] = ordemIn(ctx, dir.path, "ordem-b", ports[1]!);
       await peers[1].until("ready", /msg=ready/);
       assert.match((await get(ports[1]!, "/readyz")).text, /paused since .* by alice/);
       assert.match((await get(ports[1]!, "/metrics")).text, /^productionorder_paused\{[^}]*\} 1$/m);
@@ -184,7 +179,7 @@ Deno.test("ctl refuses bad flags with exit 2, naming them", async () => {
 Deno.test("an instance run with --no-declare on a broker without the control plane says it cannot be paused, and consumes", async () => {
   await withTopology("ctl-nodeclare", tiers, async (ctx) => {
     await using dir = await tempDir();
-    await using peer = ordem(ctx, dir.path, "plain", freePort(), ["--no-declare"]);
+    await using peer = ordemIn(ctx, dir.path, "plain", freePort(), ["--no-declare"]);
     await peer.until("ready", /msg=ready/);
     assert.equal(peer.grep(/no control plane on this broker/).length, 1);
     const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
@@ -226,7 +221,7 @@ Deno.test("an instance whose control plane exists with other settings says it ca
       arguments: { "x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "drop-head" },
     });
     await channel.close();
-    await using peer = ordem(ctx, dir.path, "mismatch", freePort());
+    await using peer = ordemIn(ctx, dir.path, "mismatch", freePort());
     await peer.until("ready", /msg=ready/);
     assert.equal(peer.grep(/cannot be paused/).length, 1);
     const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());

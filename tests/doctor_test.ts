@@ -12,7 +12,8 @@ import {
   managementUrlWithLogin,
   vhostOf,
 } from "../lib/management.ts";
-import { deleteTopology, pluginBackendRuns, type Topology, topology } from "../lib/topology.ts";
+import { pluginBackendRuns, type Topology, topology } from "../lib/topology.ts";
+import { deleteTopology } from "../lib/declare_topology.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import { deadLetterHeaders } from "../lib/retry_headers.ts";
 import { DEFAULT_RETRY_POLICY, policyTag } from "../lib/retry_policy.ts";

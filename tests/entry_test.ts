@@ -3,7 +3,8 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { Broker, redactUrl } from "../lib/broker.ts";
-import { deleteTopology, topology } from "../lib/topology.ts";
+import { topology } from "../lib/topology.ts";
+import { deleteTopology } from "../lib/declare_topology.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import {
   RABBITMQ_URL,

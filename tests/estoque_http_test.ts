@@ -15,6 +15,7 @@ import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
 import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
 import { type StockStore, StockStoreUnavailableError } from "../lib/stock_store.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
+import { postChunked } from "../testing/chunked_post.ts";
 import { CommitDroppingProxy } from "../testing/commit_proxy.ts";
 import { dropSchema } from "../testing/postgres.ts";
 
@@ -229,45 +230,6 @@ Deno.test("/metrics, /healthz and /readyz are open; without the API, /api/ is no
     await answer(await call("/api/stock", { token: OPERATOR }), 404);
   }, "none");
 });
-
-/**
- * Posts `total` bytes of chunked body to `path` over a raw connection, a chunk at a time, until the
- * server answers or everything is sent; resolves with the status and how much was sent.
- */
-async function postChunked(
-  port: number,
-  path: string,
-  headers: Record<string, string>,
-  total: number,
-): Promise<{ status: number; sent: number }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const encoder = new TextEncoder();
-    const head = `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n` +
-      Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") +
-      "transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-    await conn.write(encoder.encode(head));
-    const answered = (async () => {
-      const buffer = new Uint8Array(4096);
-      const read = await conn.read(buffer).catch(() => null);
-      const text = new TextDecoder().decode(buffer.subarray(0, read ?? 0));
-      return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-    })();
-    let status: number | undefined;
-    answered.then((s) => (status = s));
-    const size = 64 * 1024;
-    const chunk = encoder.encode(`${size.toString(16)}\r\n${" ".repeat(size)}\r\n`);
-    let sent = 0;
-    while (sent < total && status === undefined) {
-      const wrote = conn.write(chunk).then(() => true, () => false);
-      if (!await Promise.race([wrote, answered.then(() => false)])) break;
-      sent += size;
-    }
-    return { status: await answered, sent };
-  } finally {
-    conn.close();
-  }
-}
 
 Deno.test("a movement body over the limit gets 413 before it is read whole: declared, or chunked", async () => {
   await served(async ({ server, post, operator, store }) => {

@@ -10,6 +10,7 @@ import { PostgresLedger } from "../lib/postgres_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { POSTGRES_URL, within } from "../testing/broker.ts";
 import { fillDisk, tinyDisk } from "../testing/disk.ts";
+import { impatientLedger, uniqueSchema } from "../testing/locked_ledger.ts";
 import { dropSchema, postgresClient } from "../testing/postgres.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
 
@@ -83,7 +84,7 @@ Deno.test("a PostgreSQL ledger whose database turns read-only fails its probe as
 
 Deno.test("a PostgreSQL ledger whose connection goes silent (half-open) fails commits and probes as an outage within its statement timeout", async () => {
   await using proxy = HoldingProxy.start(POSTGRES_URL);
-  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const schema = uniqueSchema();
   const ledger = await PostgresLedger.open(proxy.url, {
     schema,
     instanceId: "silent",
@@ -109,12 +110,8 @@ Deno.test("a PostgreSQL ledger whose connection goes silent (half-open) fails co
 });
 
 Deno.test("a PostgreSQL commit cancelled by the statement timeout (a table locked) is an outage, not the orders' failure", async () => {
-  const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const ledger = await PostgresLedger.open(POSTGRES_URL, {
-    schema,
-    instanceId: "locked",
-    statementTimeoutMs: 300,
-  });
+  const schema = uniqueSchema();
+  const ledger = await impatientLedger(schema, "locked");
   await using admin = await postgresClient(POSTGRES_URL);
   try {
     await admin.query("BEGIN");
@@ -134,12 +131,8 @@ Deno.test("a PostgreSQL commit cancelled by the statement timeout (a table locke
 
 for (const table of ["production_orders", "forwarded_messages"]) {
   Deno.test(`a PostgreSQL ledger's probe fails while a lock on ${table} makes commits time out, and passes once it is released`, async () => {
-    const schema = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    const ledger = await PostgresLedger.open(POSTGRES_URL, {
-      schema,
-      instanceId: "table-locked",
-      statementTimeoutMs: 300,
-    });
+    const schema = uniqueSchema();
+    const ledger = await impatientLedger(schema, "table-locked");
     await using admin = await postgresClient(POSTGRES_URL);
     try {
       await admin.query("BEGIN");

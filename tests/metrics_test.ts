@@ -249,12 +249,7 @@ Deno.test("the critical time of a dead-lettered order counts its time in the ret
     try {
       const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
       const over = newOrder({ quantity: 900 });
-      await publisher.publish(
-        ctx.topo.exchange,
-        ctx.topo.routingKey,
-        encodeOrder(over),
-        orderProperties(over, Date.now()),
-      );
+      await publishOrder(publisher, ctx.topo, over);
       // As the Go Estoque sends it: no timestamp, no header.
       const go = newOrder({ quantity: 1 });
       await publisher.publish(ctx.topo.exchange, ctx.topo.routingKey, encodeOrder(go), {

@@ -13,10 +13,10 @@ import { Broker } from "../lib/broker.ts";
 import { OrderConsumer } from "../lib/consumer.ts";
 import { type InstanceAnswer } from "../lib/control.ts";
 import { ControlListener } from "../lib/control_listener.ts";
+import { publishOrder } from "../lib/estoque.ts";
 import { ControlClient } from "../lib/control_store.ts";
 import type { Ledger } from "../lib/ledger.ts";
-import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
-import { orderProperties } from "../lib/order_properties.ts";
+import { newOrder, type Order } from "../lib/order.ts";
 import { OperatorPause } from "../lib/operator_pause.ts";
 import type { Outcome } from "../lib/outcome.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
@@ -113,12 +113,10 @@ function publishAtRate(ctx: BrokerContext, rate: number) {
       const due = Math.floor((performance.now() - started) / 1000 * rate);
       for (; sent < due; sent++) {
         const order = newOrder({ quantity: 7 });
-        const p = publisher.publish(
-          ctx.topo.exchange,
-          ctx.topo.routingKey,
-          encodeOrder(order),
-          orderProperties(order, Date.now()),
-        ).then(() => void confirmed.push(order), () => void failed++);
+        const p = publishOrder(publisher, ctx.topo, order).then(
+          () => void confirmed.push(order),
+          () => void failed++,
+        );
         pending.add(p);
         p.finally(() => pending.delete(p));
       }
@@ -264,11 +262,7 @@ Deno.test("a pause lets deliveries in flight finish: the broker sends no more, t
       ledger.hold();
       const orders = Array.from({ length: 20 }, () => newOrder({ quantity: 3 }));
       await Promise.all(
-        orders.map((o) =>
-          publisher.publish(ctx.topo.exchange, ctx.topo.routingKey, encodeOrder(o), {
-            ...orderProperties(o, Date.now()),
-          })
-        ),
+        orders.map((o) => publishOrder(publisher, ctx.topo, o)),
       );
       await ledger.untilHeld(1);
       await using client = await ControlClient.open(ctx.broker, ctx.topo);
@@ -306,12 +300,7 @@ Deno.test("the ledger coming back does not end an operator's pause, and a resume
     const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
     const publish = async () => {
       const order = newOrder({ quantity: 1 });
-      await publisher.publish(
-        ctx.topo.exchange,
-        ctx.topo.routingKey,
-        encodeOrder(order),
-        orderProperties(order, Date.now()),
-      );
+      await publishOrder(publisher, ctx.topo, order);
     };
     await using client = await ControlClient.open(ctx.broker, ctx.topo);
     try {

@@ -14,7 +14,8 @@ import { publishOrder } from "../lib/estoque.ts";
 import { encodeOrder, newOrder } from "../lib/order.ts";
 import { HEADER } from "../lib/retry_headers.ts";
 import { serverVersionAtLeast } from "../lib/server_version.ts";
-import { declareTopology, pluginBackendRuns, topology } from "../lib/topology.ts";
+import { pluginBackendRuns, topology } from "../lib/topology.ts";
+import { declareTopology } from "../lib/declare_topology.ts";
 import {
   fastPolicy,
   startConsumer,

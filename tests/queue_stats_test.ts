@@ -3,7 +3,8 @@ import { Buffer } from "node:buffer";
 import { inspectDeadLetters } from "../lib/dead_letter_ops.ts";
 import { readQueueStats } from "../lib/queue_stats.ts";
 import { HEADER } from "../lib/retry_headers.ts";
-import { declareTopology, deleteTopology, topology } from "../lib/topology.ts";
+import { topology } from "../lib/topology.ts";
+import { declareTopology, deleteTopology } from "../lib/declare_topology.ts";
 import { uniquePrefix, waitFor } from "../testing/broker.ts";
 import { type BrokerUnderTest, connectTo, EVERY_BROKER } from "../testing/other_brokers.ts";
 

@@ -9,6 +9,7 @@ import { LOOPBACK_HOSTS } from "../lib/console/allowed_hosts.ts";
 import { gateOf } from "../lib/console/admission.ts";
 import { BodyTooLargeError, readBodyText } from "../lib/console/request_body.ts";
 import { serveConsole } from "../lib/console/server.ts";
+import { postChunked } from "../testing/chunked_post.ts";
 
 /** A request whose body is `count` chunks of `size` bytes, counting the chunks pulled. */
 function streamed(count: number, size: number, headers: Record<string, string> = {}) {
@@ -69,36 +70,12 @@ Deno.test("the console answers 413 to a chunked action body over 1 MiB before it
   const base = `http://127.0.0.1:${server.port}`;
   const auth = { authorization: "Bearer op-secret" };
   const { csrf } = await (await fetch(`${base}/api/session`, { headers: auth })).json();
-  const port = server.port;
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const encoder = new TextEncoder();
-  try {
-    await conn.write(encoder.encode(
-      `POST /api/control HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer op-secret\r\n` +
-        `x-csrf-token: ${csrf}\r\ncontent-type: application/json\r\n` +
-        "transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
-    ));
-    const answered = (async () => {
-      const buffer = new Uint8Array(4096);
-      const read = await conn.read(buffer).catch(() => null);
-      const text = new TextDecoder().decode(buffer.subarray(0, read ?? 0));
-      return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-    })();
-    let status: number | undefined;
-    answered.then((s) => (status = s));
-    const size = 64 * 1024;
-    const chunk = encoder.encode(`${size.toString(16)}\r\n${" ".repeat(size)}\r\n`);
-    const total = 256 * 1024 * 1024;
-    let sent = 0;
-    while (sent < total && status === undefined) {
-      const wrote = conn.write(chunk).then(() => true, () => false);
-      if (!await Promise.race([wrote, answered.then(() => false)])) break;
-      sent += size;
-    }
-    assert.equal(await answered, 413);
-    assert.ok(sent < 32 * 1024 * 1024, `sent ${sent} bytes before the answer`);
-    assert.equal(changed, 0);
-  } finally {
-    conn.close();
-  }
+  const { status, sent } = await postChunked(server.port, "/api/control", {
+    ...auth,
+    "x-csrf-token": csrf,
+    "content-type": "application/json",
+  }, 256 * 1024 * 1024);
+  assert.equal(status, 413);
+  assert.ok(sent < 32 * 1024 * 1024, `sent ${sent} bytes before the answer`);
+  assert.equal(changed, 0);
 });

@@ -13,7 +13,8 @@ import { movementLine, runStockCli, stockTable } from "../lib/stock_cli.ts";
 import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
 import { CommitDroppingProxy } from "../testing/commit_proxy.ts";
 import { dropSchema } from "../testing/postgres.ts";
-import { deleteTopology, topology } from "../lib/topology.ts";
+import { topology } from "../lib/topology.ts";
+import { deleteTopology } from "../lib/declare_topology.ts";
 import {
   POSTGRES_URL,
   RABBITMQ_URL,
@@ -24,9 +25,7 @@ import {
   waitFor,
 } from "../testing/broker.ts";
 import { ourService } from "../testing/process.ts";
-
-const RED = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b";
-const BLUE = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+import { BLUE, RED, stockSetArgs } from "../testing/stock.ts";
 
 /** The services' topology of `prefix`, as they declare it. */
 function servicesTopology(prefix: string) {
@@ -89,18 +88,11 @@ Deno.test("stockTable() lines up the items and marks those below their reorder p
 Deno.test("estoque stock set, move and stock list print a line each; a refused movement exits 2 and writes nothing", async () => {
   await using dir = await tempDir();
   const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}` };
-  const set = await runScript("estoque.ts", [
-    "stock",
-    "set",
-    "--color",
-    RED,
-    "--quantity",
-    "12",
-    "--reorder-point",
-    "10",
-    "--reorder-quantity",
-    "40",
-  ], env);
+  const set = await runScript(
+    "estoque.ts",
+    stockSetArgs({ color: RED, quantity: 12, reorderPoint: 10, reorderQuantity: 40 }),
+    env,
+  );
   assert.equal(set.code, 0, set.stderr);
   assert.equal(
     set.stdout,

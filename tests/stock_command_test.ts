@@ -12,8 +12,7 @@ import {
   type StockCommand,
   stockHelp,
 } from "../lib/stock_command.ts";
-
-const RED = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b";
+import { RED, stockSetArgs } from "../testing/stock.ts";
 
 const parse = (args: string[], env: Record<string, string> = {}): Promise<StockCommand> =>
   parseStockCommand(args, env);
@@ -87,18 +86,7 @@ Deno.test("a bad stock command line is refused naming what is wrong, before the 
     /stock set needs --reorder-point/,
   );
   await refused(
-    [
-      "stock",
-      "set",
-      "--color",
-      RED,
-      "--quantity",
-      "3",
-      "--reorder-point",
-      "1",
-      "--reorder-quantity",
-      "0",
-    ],
+    stockSetArgs({ color: RED, quantity: 3, reorderPoint: 1, reorderQuantity: 0 }),
     /--reorder-quantity must be an integer from 1/,
   );
   await refused(["stock", "list", "--color", RED], /--color is for stock set, not stock list/);
@@ -120,16 +108,7 @@ Deno.test("a bad stock command line is refused naming what is wrong, before the 
 
 Deno.test("stock set reads the item; serve and relay read the relay's settings and the API's guard", async () => {
   const set = await parse([
-    "stock",
-    "set",
-    "--color",
-    RED,
-    "--quantity",
-    "12",
-    "--reorder-point",
-    "10",
-    "--reorder-quantity",
-    "40",
+    ...stockSetArgs({ color: RED, quantity: 12, reorderPoint: 10, reorderQuantity: 40 }),
     "--json",
   ]);
   assert.deepEqual(set.verb === "stock set" && set.settings, {

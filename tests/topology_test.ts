@@ -4,15 +4,13 @@ import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
 import { FatalError, REPLY_CODE, replyCode } from "../lib/errors.ts";
 import {
-  checkTopology,
-  declareTopology,
   DELAYED_MESSAGE_PLUGIN,
-  deleteTopology,
   pluginBackendRuns,
   queueDeclarations,
   retryTierFor,
   topology,
 } from "../lib/topology.ts";
+import { checkTopology, declareTopology, deleteTopology } from "../lib/declare_topology.ts";
 import { serverVersionAtLeast } from "../lib/server_version.ts";
 import {
   RABBITMQ_URL,

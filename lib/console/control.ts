@@ -7,6 +7,11 @@
  * The ear declares nothing (a `--read-only` console changes nothing on the broker): without a
  * control plane it says so. Only a change declares it.
  *
+ * Each change runs on a connection of its own (`connect`), closed after it and dropped at its
+ * deadline: a change caught on a connection the broker blocks (a resource alarm) lets the control
+ * plane's lock go by then, where on the console's long-lived connection it would hold it for the
+ * whole alarm. Its state is published with the `user-id` of the URL's user, as ctl's is.
+ *
  * @module
  */
 
@@ -14,7 +19,7 @@ import type { Broker } from "../broker.ts";
 import type { PauseState } from "../control.ts";
 import { ControlListener } from "../control_listener.ts";
 import { appendPauseAudit } from "../audit.ts";
-import { changeAudited, ControlClient } from "../control_store.ts";
+import { changeAudited, type ChangeConnection, ControlClient } from "../control_store.ts";
 import { controlExists, declareControl } from "../control_topology.ts";
 import { logger } from "../log.ts";
 import type { Topology } from "../topology.ts";
@@ -27,6 +32,17 @@ export interface FleetControlOptions {
   readonly topology: Topology;
   /** The audit trail each change is appended to. */
   readonly auditLog: string;
+  /**
+   * Opens a connection for each change (control_store.ts `changeConnections`), closed after it.
+   * Without it, changes run on the console's connection.
+   */
+  readonly connect?: () => Promise<ChangeConnection>;
+  /**
+   * How long a change on a connection of its own may take before that connection is dropped, in
+   * milliseconds.
+   * @default {the ControlClient's: its lock timeout plus its confirm timeout}
+   */
+  readonly changeTimeoutMs?: number;
 }
 
 const log = logger("console");
@@ -111,7 +127,11 @@ export class FleetControl implements AsyncDisposable {
     await declareControl(await this.#options.broker(), topo);
     const { broker } = await this.#listening();
     const by = `${who.name} (console)`;
-    await using client = await ControlClient.open(broker, topo);
+    const { connect, changeTimeoutMs } = this.#options;
+    await using client = await ControlClient.open(broker, topo, {
+      ...(connect === undefined ? {} : { connect }),
+      ...(changeTimeoutMs === undefined ? {} : { changeTimeoutMs }),
+    });
     const { after } = await changeAudited(
       client,
       { paused, by, reason },

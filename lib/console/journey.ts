@@ -1,6 +1,7 @@
 /**
  * An order's journey by RefCode: every step the system knows of, from the ledger (each hop the
- * order was passed on at, with its error and delay; its production order, by which instance) and
+ * order was passed on at, with its error and delay; its production order, by which instance, with
+ * the fields of its body this reader did not know) and
  * from the dead-letter queue (each dead letter of it, headers and body byte for byte).
  *
  * @module
@@ -78,6 +79,12 @@ export function showDeadLetter(letter: DeadLetter): ShownDeadLetter {
   };
 }
 
+/** What a step says of the fields of an order's body this reader does not know: their names. */
+function keptFields(extra: Readonly<Record<string, unknown>> | null | undefined): string {
+  const names = Object.keys(extra ?? {});
+  return names.length === 0 ? "" : ` (fields this reader does not know, kept: ${names.join(", ")})`;
+}
+
 /** The attempt of a hop `<replays>:<retries>`. */
 function hopParts(hop: string): { replays: number; retries: number } | undefined {
   // `<replays>:<retries>`, then `@` and which physical message it was (copy_identity.ts).
@@ -141,21 +148,20 @@ export function buildJourney(
       at: order.createdAt,
       attempt: order.attempt,
       detail:
-        `production order created by ${order.instanceId}: ${order.quantity} of colour ${order.colorCode}`,
+        `production order created by ${order.instanceId}: ${order.quantity} of colour ${order.colorCode}${
+          keptFields(order.extra)
+        }`,
     });
   }
   for (const letter of deadLetters) {
     const { extraFields } = versionAndExtras(letter);
-    const extras = Object.keys(extraFields ?? {});
     steps.push({
       kind: "in-dlq",
       at: letter.deadLetteredAt?.toISOString(),
       attempt: letter.attempts,
       detail: `in the dead-letter queue now: ${letter.reason}${
         letter.lastError ? `: ${letter.lastError}` : ""
-      }${
-        extras.length === 0 ? "" : ` (fields this reader does not know, kept: ${extras.join(", ")})`
-      }`,
+      }${keptFields(extraFields)}`,
     });
   }
   return {

@@ -12,6 +12,7 @@ import { logger, setupLogging } from "../log.ts";
 import { EXIT } from "../main.ts";
 import { ManagementClient } from "../management.ts";
 import { openLedgerReader } from "../open_ledger.ts";
+import { changeConnections } from "../control_store.ts";
 import { connectFirst } from "../reconnect.ts";
 import { DeadLetterActions } from "./actions.ts";
 import { FleetControl } from "./control.ts";
@@ -114,6 +115,7 @@ export async function runConsole(config: ConsoleConfig, signal: AbortSignal): Pr
     broker: broker.get,
     topology: topo,
     auditLog: config.auditLog,
+    connect: changeConnections(urls, { name: "console change", tls }),
   });
   const overview = new OverviewSampler({
     broker: broker.get,

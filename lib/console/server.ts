@@ -14,7 +14,7 @@
 
 import { type DeadLetter, deadLetterJson, isEmptyFilter } from "../dead_letters.ts";
 import { describeError } from "../errors.ts";
-import { type HttpServer, listen } from "../http_server.ts";
+import type { HttpServer } from "../http_server.ts";
 import type { LedgerReader } from "../ledger.ts";
 import { logger } from "../log.ts";
 import { redactUrl } from "../redact.ts";
@@ -25,6 +25,7 @@ import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import type { Principal } from "./auth.ts";
 import { admit, type Gate } from "./admission.ts";
+import { jsonResponse, serveApi } from "./api_server.ts";
 import { BodyTooLargeError, readBodyText } from "./request_body.ts";
 import { type DeadLetterIndex, pageOf } from "./dead_letter_index.ts";
 import { buildJourney } from "./journey.ts";
@@ -99,10 +100,7 @@ const MAX_BODY = 1 << 20;
 const log = logger("console");
 
 function json(value: unknown, status = 200, extra: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(value), {
-    status,
-    headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8", ...extra },
-  });
+  return jsonResponse(value, status, { ...SECURITY_HEADERS, ...extra });
 }
 
 /** A refusal or failure the page shows: `{error}`. */
@@ -153,9 +151,8 @@ async function loadAssets(): Promise<Map<string, Uint8Array>> {
 /** Serves the console until aborted or shut down; resolves once it listens. */
 export async function serveConsole(options: ConsoleServerOptions): Promise<HttpServer> {
   const assets = await loadAssets();
-  // The port the Host header must name (the one picked, for 0), known once listening.
-  const port = Promise.withResolvers<number>();
-  const server = await listen(
+  // The handler gets the port the Host header must name (the one picked, for 0).
+  return await serveApi(
     {
       hostname: options.hostname,
       port: options.port,
@@ -167,11 +164,8 @@ export async function serveConsole(options: ConsoleServerOptions): Promise<HttpS
         return problem("the console failed to answer; see its log", 500);
       },
     },
-    async (request, info) =>
-      handle(request, info.remoteAddr.hostname, await port.promise, options, assets),
+    (request, client, port) => handle(request, client, port, options, assets),
   );
-  port.resolve(server.port);
-  return server;
 }
 
 async function handle(

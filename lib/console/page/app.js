@@ -622,6 +622,15 @@ function journeyView(params) {
           } by ${order.instanceId} at attempt ${order.attempt}.`,
         })
         : h("p", { class: "muted", text: "No production order." }),
+      ...(order?.extra && Object.keys(order.extra).length > 0
+        ? [
+          h("h3", { text: "Fields this reader does not know (kept, not refused)" }),
+          h("pre", {
+            "data-testid": "order-extra-fields",
+            text: JSON.stringify(order.extra, null, 2),
+          }),
+        ]
+        : []),
       h(
         "ol",
         { class: "steps", "data-testid": "steps" },
