@@ -23,8 +23,8 @@ import { RABBITMQ_URL, runScript, takeMessages, tempDir, waitFor } from "../test
 import {
   CANONICAL,
   goEstoque,
+  goMarshalled,
   goOrdem,
-  goPeer,
   goRuns,
   ourEstoque,
   ourRuns,
@@ -44,26 +44,13 @@ import {
 } from "./_go_fleet.ts";
 import { ourService } from "../testing/process.ts";
 
-const root = new URL("..", import.meta.url).pathname;
-
 Deno.test("Go-marshalled bodies of both versions are valid orders; ours is the first version byte for byte", async () => {
-  await goPeer(); // the Debian Go packages are in place
   const ref = "0b5a8d4e-2c1f-4a63-9d7e-3f2b1c0a9e8d";
   const color = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
-  const { code, stdout, stderr } = await new Deno.Command("go", {
-    args: ["run", ".", ref, color, "420"],
-    cwd: join(root, "interop/go_bodies"),
-    env: {
-      GO111MODULE: "off",
-      GOPATH: "/usr/share/gocode",
-      GOCACHE: join(root, ".cache/go-build"),
-    },
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  const [first, current] = new TextDecoder().decode(stdout).trim().split("\n");
+  const { withEventType: first, withoutEventType: current } = await goMarshalled(ref, color, 420);
   const order = { refCode: ref, colorCode: color, quantity: 420, eventType: "CREATE" } as const;
   assert.equal(new TextDecoder().decode(encodeOrder(order)), first);
-  for (const body of [first!, current!]) {
+  for (const body of [first, current]) {
     assert.deepEqual(
       parseOrder(new TextEncoder().encode(body), { contentType: "application/json" }),
       { ok: true, order },

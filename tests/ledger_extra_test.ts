@@ -6,7 +6,7 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import { writeOldSqliteLedger } from "../testing/old_ledger.ts";
 import { EXTRA_MAX_BYTES, type Ledger } from "../lib/ledger.ts";
 import { openLedgerReader } from "../lib/open_ledger.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
@@ -67,16 +67,10 @@ Deno.test(`extra fields past ${EXTRA_MAX_BYTES} bytes of JSON are cut, with a ma
 Deno.test("SqliteLedger adds the extra column to a ledger written before it; a reader reads the old file before and after", async () => {
   await using dir = await tempDir();
   const path = join(dir.path, "old.sqlite");
-  const old = new DatabaseSync(path);
-  old.exec(`
-    CREATE TABLE production_orders (ref_code TEXT PRIMARY KEY, color_code TEXT NOT NULL,
-      quantity INTEGER NOT NULL, created_at TEXT NOT NULL, attempt INTEGER NOT NULL,
-      instance_id TEXT NOT NULL) STRICT;
-    CREATE TABLE forwarded_messages (message_key TEXT NOT NULL, hop TEXT NOT NULL,
-      outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (message_key, hop)) STRICT;
-    INSERT INTO production_orders VALUES ('r-old', 'c', 2, '2026-11-01T00:00:00.000Z', 0, 'old');
-  `);
-  old.close();
+  writeOldSqliteLedger(
+    path,
+    "INSERT INTO production_orders VALUES ('r-old', 'c', 2, '2026-11-01T00:00:00.000Z', 0, 'old');",
+  );
   {
     await using reader = SqliteLedgerReader.open(path);
     const found = await reader.findOrder("r-old");

@@ -5,6 +5,7 @@ import { openLedger, openLedgerReader } from "../lib/open_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { SqliteLedgerReader } from "../lib/sqlite_ledger_reader.ts";
 import { DatabaseSync } from "node:sqlite";
+import { writeOldSqliteLedger } from "../testing/old_ledger.ts";
 import { LedgerUnavailableError } from "../lib/errors.ts";
 import { openDatabase, SCHEMA, SqliteWriter, unavailableCode } from "../lib/_sqlite_writer.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
@@ -117,16 +118,10 @@ for (const [name, open] of IMPLEMENTATIONS) {
 Deno.test("SqliteLedger adds the hop columns to a ledger written before they existed", async () => {
   await using dir = await tempDir();
   const path = join(dir.path, "old.sqlite");
-  const old = new DatabaseSync(path);
-  old.exec(`
-    CREATE TABLE production_orders (ref_code TEXT PRIMARY KEY, color_code TEXT NOT NULL,
-      quantity INTEGER NOT NULL, created_at TEXT NOT NULL, attempt INTEGER NOT NULL,
-      instance_id TEXT NOT NULL) STRICT;
-    CREATE TABLE forwarded_messages (message_key TEXT NOT NULL, hop TEXT NOT NULL,
-      outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (message_key, hop)) STRICT;
-    INSERT INTO forwarded_messages VALUES ('m1', '0:0', 'retried', '2026-11-01T00:00:00.000Z');
-  `);
-  old.close();
+  writeOldSqliteLedger(
+    path,
+    "INSERT INTO forwarded_messages VALUES ('m1', '0:0', 'retried', '2026-11-01T00:00:00.000Z');",
+  );
   {
     // A reader of the old file, before any service migrated it, still tells the hop.
     await using reader = SqliteLedgerReader.open(path);
