@@ -23,6 +23,12 @@ import { controlExists, declareControl } from "./control_topology.ts";
 import { describeError, errorCode } from "./errors.ts";
 import { prepareTopology } from "./declare_topology.ts";
 
+/**
+ * How long a session waits for the control plane (declared, listened to, its state read) before
+ * it consumes without it (10 s).
+ */
+export const CONTROL_START_MS = 10_000;
+
 /** Why OrdemDeProducao stopped, and how many deliveries it took. */
 export interface OrdemResult {
   readonly why: "signal" | "drained" | "done";
@@ -119,6 +125,51 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       }),
     });
   };
+  /**
+   * {@linkcode listenToControl}, bounded by {@linkcode CONTROL_START_MS}: a control plane that does
+   * not answer (the node holding its classic state queue is down, its lock held) or fails must not
+   * keep the instance from its orders. It then consumes as it last knew (paused or not; a process
+   * just started, not paused), cannot be paused this session, and says so; a later session (after
+   * a reconnect) tries again.
+   */
+  const listenWithin = async (broker: Broker): Promise<ControlListener | undefined> => {
+    const listening = listenToControl(broker);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), CONTROL_START_MS);
+    });
+    try {
+      const first = await Promise.race([listening, late]);
+      if (first !== "late") return first;
+      // A listener that comes after all is let go at once: this session runs without one.
+      listening.then((listener) => listener?.close(), () => {});
+      log.error(
+        "the control plane did not answer: this instance runs on as it last knew and " +
+          "cannot be paused this session",
+        {
+          paused: pause.paused,
+          waitedMs: CONTROL_START_MS,
+          queue: config.topology.control.stateQueue,
+          remedy: "see docs/operations.md, Pause and resume",
+        },
+      );
+      return undefined;
+    } catch (error) {
+      if (!broker.isOpen) throw error; // the connection's loss is the session's to handle
+      log.error(
+        "cannot listen to the control plane: this instance runs on as it last knew and " +
+          "cannot be paused this session",
+        {
+          paused: pause.paused,
+          error: describeError(error),
+          remedy: "see docs/operations.md, Pause and resume",
+        },
+      );
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const stopped = new Promise<"signal">((resolve) => {
     if (signal.aborted) resolve("signal");
     signal.addEventListener("abort", () => resolve("signal"), { once: true });
@@ -136,7 +187,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     running.broker = broker;
     await prepareTopology(broker, config.topology, config);
     // Before the consumer: a fleet paused while this instance was away must take nothing.
-    await using control = await listenToControl(broker);
+    await using control = await listenWithin(broker);
     const consumer = running.consumer = await OrderConsumer.start({
       broker,
       topology: config.topology,
