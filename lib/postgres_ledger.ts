@@ -92,10 +92,13 @@ function schemaSql(schema: string): string {
       instance_id text NOT NULL,
       PRIMARY KEY (message_key, hop)
     );
+    -- In the order a commit takes the tables (production orders, then hops): an ALTER locks its
+    -- table even with nothing to add, and the opposite order deadlocked a starting instance with
+    -- a running one's commit.
+    ALTER TABLE ${schema}.production_orders ADD COLUMN IF NOT EXISTS extra text;
     ALTER TABLE ${schema}.forwarded_messages
       ADD COLUMN IF NOT EXISTS error text,
       ADD COLUMN IF NOT EXISTS delay_ms integer;
-    ALTER TABLE ${schema}.production_orders ADD COLUMN IF NOT EXISTS extra text;
     CREATE TABLE IF NOT EXISTS ${schema}.ledger_probes (
       instance_id text PRIMARY KEY,
       at          timestamptz NOT NULL,
