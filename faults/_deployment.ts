@@ -8,7 +8,8 @@
 import { join } from "node:path";
 import type { TlsFiles } from "../lib/broker.ts";
 import { keepConnected } from "../lib/reconnect.ts";
-import { deleteTopology, type QueueType, type Topology, topology } from "../lib/topology.ts";
+import { type QueueType, type Topology, topology } from "../lib/topology.ts";
+import { deleteTopology } from "../lib/declare_topology.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
 import { dropSchema } from "../testing/postgres.ts";
 
@@ -28,6 +29,8 @@ export interface Deployment {
   readonly ledgerUrl?: string;
   readonly topo: Topology;
   readonly dir: string;
+  /** The network namespace its services run in (the partition cases); this one's when undefined. */
+  readonly netns?: string;
 }
 
 /** A fresh deployment with its own prefix and temporary directory. */
@@ -91,17 +94,30 @@ export class Service {
   readonly #args: readonly string[];
   readonly #env: Record<string, string>;
   readonly #log: string;
+  readonly #netns: string | undefined;
   #child: Deno.ChildProcess | undefined;
   #exited: Promise<Deno.CommandStatus> | undefined;
+  /** Whether the process started last has exited by itself (killed or crashed). */
+  #ended = false;
   /** How many times it was started. */
   starts = 0;
 
-  /** A service running `script` with `env`; its stderr goes to `log`. */
-  constructor(script: string, args: readonly string[], env: Record<string, string>, log: string) {
+  /**
+   * A service running `script` with `env`; its stderr goes to `log`. With `netns` it runs in that
+   * network namespace (`ip netns exec`, which execs: the process is still the service's).
+   */
+  constructor(
+    script: string,
+    args: readonly string[],
+    env: Record<string, string>,
+    log: string,
+    netns?: string,
+  ) {
     this.#script = script;
     this.#args = args;
     this.#env = env;
     this.#log = log;
+    this.#netns = netns;
   }
 
   /** Starts it (again). */
@@ -116,8 +132,12 @@ export class Service {
       join(ROOT, this.#script),
       ...this.#args,
     ].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
-    const child = new Deno.Command("bash", {
-      args: ["-c", `exec ${command} >>'${this.#log}' 2>&1`],
+    const shell = ["bash", "-c", `exec ${command} >>'${this.#log}' 2>&1`];
+    const [program, ...args] = this.#netns === undefined
+      ? shell
+      : ["ip", "netns", "exec", this.#netns, ...shell];
+    const child = new Deno.Command(program!, {
+      args,
       cwd: ROOT,
       env: this.#env,
       stdin: "null",
@@ -127,12 +147,16 @@ export class Service {
     this.starts++;
     this.#child = child;
     this.#exited = child.status;
+    this.#ended = false;
+    child.status.then(() => {
+      if (this.#child === child) this.#ended = true;
+    });
     return Promise.resolve();
   }
 
-  /** Whether it runs. */
+  /** Whether it runs: started, and neither killed nor exited since. */
   get running(): boolean {
-    return this.#child !== undefined;
+    return this.#child !== undefined && !this.#ended;
   }
 
   /** Sends `signal` and waits until the process is gone. */
@@ -177,6 +201,7 @@ export async function startOrdem(
     [],
     serviceEnv(dep, { INSTANCE_ID: instance, ...extra }),
     join(dep.dir, `${instance}.log`),
+    dep.netns,
   );
   await service.start();
   return service;

@@ -26,9 +26,22 @@ export const RATE = Number(Deno.env.get("FAULT_RATE") ?? 600);
 /** `FAULT_CASES=2,3` runs only those cases. */
 const CASES = Deno.env.get("FAULT_CASES")?.split(",").map((c) => c.trim());
 
-/** Whether the case `id` runs (every case when `FAULT_CASES` is unset). */
+/**
+ * The partition cases (faults/partition.ts), and only them: `--partitions` after the test files
+ * (`deno task test:faults -- --partitions`) or `FAULT_PARTITIONS=1`. They take about half an hour,
+ * so the suite runs them only when asked (or when `FAULT_CASES` names one).
+ */
+export const PARTITIONS = Deno.args.includes("--partitions") ||
+  ["1", "true"].includes(Deno.env.get("FAULT_PARTITIONS") ?? "");
+
+/** Whether the case `id` runs (every case but the partition ones when `FAULT_CASES` is unset). */
 export function selected(id: string): boolean {
-  return CASES === undefined || CASES.includes(id);
+  return CASES === undefined ? !PARTITIONS : CASES.includes(id);
+}
+
+/** Whether the partition case `id` runs: with {@linkcode PARTITIONS}, or named in `FAULT_CASES`. */
+export function partitionSelected(id: string): boolean {
+  return CASES === undefined ? PARTITIONS : CASES.includes(id);
 }
 
 /** Registers the case `id` as a test of its own, ignored unless {@linkcode selected}. */

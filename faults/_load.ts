@@ -10,6 +10,8 @@ import { OrderFeed, publishFeed } from "../lib/order_feed.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { ConnectionLost, keepConnected } from "../lib/reconnect.ts";
+import type { Broker, ConnectOptions } from "../lib/broker.ts";
+import type { Topology } from "../lib/topology.ts";
 import type { Deployment } from "./_deployment.ts";
 
 /** What each RefCode of a load should end as. */
@@ -79,27 +81,43 @@ export function makeLoad(total: number, overLimit: number, invalid: number): Loa
   return { orders, invalidBodies, expected, valid };
 }
 
-/** Publishes a load at `rate` per second with Estoque's reconnecting publisher. */
-export async function publishLoad(
-  dep: Deployment,
+/** How a load is published: Estoque's settings ({@linkcode publishLoad} picks the suite's). */
+export interface PublishSettings {
+  readonly urls: readonly string[];
+  readonly connect?: ConnectOptions;
+  /** Orders per second. */
+  readonly rate: number;
+  readonly confirmTimeoutMs: number;
+  readonly window: number;
+  /** Run on each connection before publishing (Estoque declares its topology). */
+  readonly prepare?: (broker: Broker) => Promise<void>;
+}
+
+/**
+ * Publishes a load to `topology` with Estoque's reconnecting publisher (the feed, the confirm
+ * window, a new connection for what failed), with `settings`; asserts every order was confirmed.
+ */
+export async function publishWith(
   load: Load,
-  rate: number,
+  topology: Topology,
+  settings: PublishSettings,
   onConfirmed?: () => void,
 ): Promise<{ confirmed: number; resent: number }> {
   const feed = new OrderFeed({ count: load.orders.length, makeOrder: (i) => load.orders[i]! });
   await keepConnected(
-    { urls: dep.urls, connect: { name: `fault ${dep.name} estoque` } },
+    { urls: settings.urls, ...(settings.connect ? { connect: settings.connect } : {}) },
     async (broker) => {
+      await settings.prepare?.(broker);
       const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
-        timeoutMs: 5_000,
+        timeoutMs: settings.confirmTimeoutMs,
         connection: broker,
       });
       const done = await publishFeed({
         publisher,
-        topology: dep.topo,
+        topology,
         feed,
-        rate,
-        window: 2_000,
+        rate: settings.rate,
+        window: settings.window,
         encode: (order) => load.invalidBodies.get(order.refCode) ?? encodeOrder(order),
         onConfirmed,
       });
@@ -109,4 +127,47 @@ export async function publishLoad(
   const summary = feed.summary();
   assert.equal(summary.confirmed, load.orders.length, "every order of the load was confirmed");
   return { confirmed: summary.confirmed, resent: summary.resent };
+}
+
+/** Publishes a load at `rate` per second with Estoque's reconnecting publisher. */
+export function publishLoad(
+  dep: Deployment,
+  load: Load,
+  rate: number,
+  onConfirmed?: () => void,
+): Promise<{ confirmed: number; resent: number }> {
+  return publishWith(load, dep.topo, {
+    urls: dep.urls,
+    connect: { name: `fault ${dep.name} estoque` },
+    rate,
+    confirmTimeoutMs: 5_000,
+    window: 2_000,
+  }, onConfirmed);
+}
+
+/** A load as JSON, for a publisher in another process (faults/_publish.ts). */
+export function loadToJson(load: Load): string {
+  const invalid: Record<string, string> = {};
+  for (const [ref, body] of load.invalidBodies) invalid[ref] = new TextDecoder().decode(body);
+  return JSON.stringify({
+    orders: load.orders,
+    invalid,
+    expected: Object.fromEntries(load.expected),
+  });
+}
+
+/** A load written by {@linkcode loadToJson}. */
+export function loadFromJson(text: string): Load {
+  const data = JSON.parse(text) as {
+    orders: Order[];
+    invalid: Record<string, string>;
+    expected: Record<string, Expected>;
+  };
+  const encoder = new TextEncoder();
+  const invalidBodies = new Map(
+    Object.entries(data.invalid).map(([ref, body]) => [ref, encoder.encode(body)]),
+  );
+  const expected = new Map(Object.entries(data.expected));
+  const valid = [...expected.values()].filter((e) => e === "ledger").length;
+  return { orders: data.orders, invalidBodies, expected, valid };
 }

@@ -7,11 +7,14 @@
  * - faults/services.ts: a service kill -9'd (1, 4, 6), the consumer's connection dropped (5);
  * - faults/ledger.ts: the ledger stopped or locked under load (8, 9);
  * - faults/cluster.ts: on a throwaway 3-node cluster, a node restarted or kill -9'd (2, 3, 7),
- *   TLS with client certificates (`tls`), a memory alarm (`blocked`).
+ *   TLS with client certificates (`tls`), a memory alarm (`blocked`);
+ * - faults/partition.ts: network partitions on a 3-node cluster in network namespaces (p1..p4),
+ *   run only when asked: `deno task test:faults -- --partitions` (about half an hour).
  *
  * A report of the outages is printed at the end. Env: `FAULT_BROKER` (`3.10`, the default, `4.0`
  * or `4.3`: the RabbitMQ line, see faults/_brokers.ts), `FAULT_CASES` (e.g. `2,3,tls`: only those),
- * `FAULT_ORDERS`, `FAULT_RATE`, `FAULT_DEBUG`, `FAULT_KEEP_CLUSTER`, `FAULT_DOCS`.
+ * `FAULT_ORDERS`, `FAULT_RATE`, `FAULT_DEBUG`, `FAULT_KEEP_CLUSTER`, `FAULT_DOCS`, `FAULT_PARTITIONS`,
+ * `FAULT_RUNS` (runs of each partition case, 5).
  *
  * @example
  * ```sh
@@ -25,6 +28,7 @@
 import "./services.ts";
 import "./ledger.ts";
 import "./cluster.ts";
+import "./partition.ts";
 import { reportTest } from "./_report.ts";
 
 reportTest(import.meta.url);

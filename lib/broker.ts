@@ -22,6 +22,92 @@ export const DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672";
 /** How long {@linkcode Broker.close} waits for the broker's close-ok before dropping the socket. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
+/**
+ * How long a connection attempt may go without an answer before it fails, in milliseconds (TCP
+ * connect, TLS and the AMQP handshake: each time the broker answers the clock starts again). A
+ * node cut off by the network drops the attempt's packets without a word: without this bound the
+ * attempt would wait for the operating system to give up (about two minutes on Linux) before the
+ * next URL is tried.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * The heartbeat interval asked for when neither the URL (`?heartbeat=N`) nor the caller gives one,
+ * in seconds. Short enough that a connection to a node cut off by the network is given up within
+ * seconds ({@linkcode STALL_HEARTBEATS}), long enough not to take a busy broker for a dead one
+ * (RabbitMQ advises against values under 5).
+ */
+export const DEFAULT_HEARTBEAT_SECONDS = 5;
+
+/**
+ * How many heartbeat intervals may pass without a byte from the broker before the connection is
+ * taken for dead and dropped. The broker writes at least every interval (a heartbeat after half
+ * of one without other traffic), so 1.5 leaves half an interval for a late one; amqplib's own
+ * check gives up only after two to three intervals. With the default heartbeat: 7.5 s.
+ */
+export const STALL_HEARTBEATS = 1.5;
+
+/**
+ * The connection was dropped because the broker sent nothing for {@linkcode STALL_HEARTBEATS}
+ * heartbeat intervals: a node cut off by the network, or stalled. Code `connection_stalled`.
+ */
+export class ConnectionStalledError extends Error {
+  /** Always `connection_stalled`. */
+  readonly code = "connection_stalled";
+
+  /** Creates the error for a connection that heard nothing for `silentMs`. */
+  constructor(silentMs: number, heartbeatSeconds: number) {
+    super(
+      `the broker sent nothing for ${(silentMs / 1000).toFixed(1)} s ` +
+        `(heartbeat ${heartbeatSeconds} s): the connection is taken for dead`,
+    );
+    this.name = "ConnectionStalledError";
+  }
+}
+
+/** What {@linkcode watchReceive} needs of a socket. */
+export interface ReceivingSocket {
+  /** Bytes read from it so far. */
+  readonly bytesRead: number;
+  /** Drops it, with the reason. */
+  destroy(error?: Error): void;
+}
+
+/**
+ * Drops `socket` with a {@linkcode ConnectionStalledError} once nothing was read from it for
+ * `heartbeatSeconds` x {@linkcode STALL_HEARTBEATS}. It looks every eighth of that (250 ms at
+ * most); a look that comes late because this process itself stalled (a long synchronous task, a
+ * paused process) starts the count again rather than blame the broker. Returns the function that
+ * stops watching (call it when the connection closes). `now` is a clock, for tests.
+ */
+export function watchReceive(
+  socket: ReceivingSocket,
+  heartbeatSeconds: number,
+  now: () => number = () => performance.now(),
+): () => void {
+  const stallMs = heartbeatSeconds * 1000 * STALL_HEARTBEATS;
+  const everyMs = Math.min(250, stallMs / 8);
+  let bytes = socket.bytesRead;
+  let heardAt = now();
+  let lookedAt = heardAt;
+  const timer = setInterval(() => {
+    const at = now();
+    const late = at - lookedAt > 2 * everyMs;
+    lookedAt = at;
+    if (socket.bytesRead !== bytes || late) {
+      bytes = socket.bytesRead;
+      heardAt = at;
+      return;
+    }
+    if (at - heardAt >= stallMs) {
+      clearInterval(timer);
+      socket.destroy(new ConnectionStalledError(at - heardAt, heartbeatSeconds));
+    }
+  }, everyMs);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}
+
 /** Files for `amqps://` connections, all optional; PEM format. */
 export interface TlsFiles {
   /** The CA certificate(s) to trust instead of the system's. */
@@ -125,10 +211,16 @@ export interface ConnectOptions {
   /** Shown in the management UI as the connection's name. */
   name?: string;
   /**
-   * Heartbeat interval in seconds; 0 turns heartbeats off.
-   * @default {30}
+   * Heartbeat interval in seconds, when the URL has no `?heartbeat=N`; 0 turns heartbeats off (and
+   * with them the check that drops a connection on which the broker went silent).
+   * @default {DEFAULT_HEARTBEAT_SECONDS}
    */
   heartbeatSeconds?: number;
+  /**
+   * How long the attempt may wait for the broker to answer, in milliseconds.
+   * @default {DEFAULT_CONNECT_TIMEOUT_MS}
+   */
+  connectTimeoutMs?: number;
   /**
    * Whether the frames written in one turn of the event loop go to the socket as one write
    * (`writev`) rather than a system call each. Off only to measure amqplib as it comes (the
@@ -189,22 +281,35 @@ export class Broker implements AsyncDisposable {
     try {
       const target = new URL(url);
       if (!target.searchParams.has("heartbeat")) {
-        target.searchParams.set("heartbeat", String(options.heartbeatSeconds ?? 30));
+        target.searchParams.set(
+          "heartbeat",
+          String(options.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS),
+        );
       }
       const tls = target.protocol === "amqps:" && options.tls ? tlsSocketOptions(options.tls) : {};
       model = await amqp.connect(target.href, {
         ...tls,
         // Small frames (acks, confirms, single orders) must not wait for Nagle's algorithm.
         noDelay: true,
+        timeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         clientProperties: { connection_name: options.name ?? "productionorder" },
       });
     } catch (error) {
       throw connectError(error, url, safeUrl);
     }
-    if (options.coalesceWrites ?? true) {
-      coalesceWrites((model.connection as unknown as { stream: CorkableSocket }).stream);
+    const connection = model.connection as unknown as {
+      stream: CorkableSocket & ReceivingSocket;
+      heartbeat?: number;
+    };
+    if (options.coalesceWrites ?? true) coalesceWrites(connection.stream);
+    const broker = new Broker(model, safeUrl);
+    // The negotiated interval (the broker's when it asks for less); 0 when heartbeats are off.
+    const heartbeat = connection.heartbeat ?? 0;
+    if (heartbeat > 0) {
+      const stop = watchReceive(connection.stream, heartbeat);
+      broker.closed.then(stop);
     }
-    return new Broker(model, safeUrl);
+    return broker;
   }
 
   /** The broker's version, e.g. `"3.10.8"`. */
@@ -290,13 +395,16 @@ export class Broker implements AsyncDisposable {
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  /** Closes the connection; closing twice, or after the broker closed it, is fine. */
-  async close(): Promise<void> {
+  /**
+   * Closes the connection, waiting at most `timeoutMs` (5 s) for the broker's close-ok before
+   * dropping the socket; closing twice, or after the broker closed it, is fine.
+   */
+  async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
     });
     try {
       const result = await Promise.race([this.model.close(), timedOut]);

@@ -28,7 +28,8 @@ export class PublishError extends Error {
 /** Options for {@linkcode ConfirmedPublisher}. */
 export interface ConfirmedPublisherOptions {
   /**
-   * How long to wait for a confirm before the publish fails with `timeout`, in milliseconds.
+   * How long to wait for a confirm before the publish fails with `timeout`, in milliseconds; the
+   * publishes sent after it on the channel fail with it.
    * @default {10000}
    */
   timeoutMs?: number;
@@ -95,7 +96,10 @@ function returnKey(exchange: string, routingKey: string, messageId: unknown): st
  *
  * A returned message is matched to its publish by exchange, routing key and message id: the
  * broker sends `basic.return` before the `basic.ack` of the same message. Timeouts are checked by
- * one timer for all publishes, not one timer each.
+ * one timer for all publishes, not one timer each. When the oldest publish is not confirmed in
+ * time, every publish still awaiting its confirm fails with `timeout` at once: the channel is
+ * taken for stuck, and what was sent behind it would otherwise wait out a timeout each (up to
+ * twice the timeout in all for a steady publisher) before it could be sent again elsewhere.
  */
 export class ConfirmedPublisher {
   readonly #channel: ConfirmChannel;
@@ -158,12 +162,16 @@ export class ConfirmedPublisher {
       return;
     }
     if (this.#paused) return;
-    const now = performance.now();
-    for (const pending of this.#pending) {
-      if (pending.deadline > now) break;
-      pending.finish(
-        new PublishError("timeout", `no confirm from the broker within ${this.#timeoutMs} ms`),
-      );
+    const oldest = this.#pending.values().next().value;
+    if (oldest === undefined || oldest.deadline > performance.now()) return;
+    // The oldest publish went unconfirmed for the whole timeout: the channel is taken for stuck
+    // (a node cut off, its connection not yet known dead), and every publish behind it fails
+    // with it now rather than each after its own timeout, so that they are sent again at once.
+    const behind = this.#pending.size - 1;
+    const message = `no confirm from the broker within ${this.#timeoutMs} ms` +
+      (behind > 0 ? ` (${behind} publishes behind it on the channel fail with it)` : "");
+    for (const pending of [...this.#pending]) {
+      pending.finish(new PublishError("timeout", message));
     }
   }
 

@@ -105,6 +105,12 @@ export interface KeepConnectedOptions {
 
 const log = logger("reconnect");
 
+/**
+ * How long a connection whose session failed is given to close cleanly before its socket is
+ * dropped and the next connection is tried, in milliseconds (a clean close otherwise gets 5 s).
+ */
+export const LOST_CLOSE_TIMEOUT_MS = 1_000;
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -127,7 +133,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * starting after the one that was lost, with {@linkcode backoffDelay} between rounds; the first
  * attempt after a loss also waits one delay.
  *
- * The connection is closed when `session` returns or throws.
+ * The connection is closed when `session` returns or throws (after a throw, waiting at most
+ * {@linkcode LOST_CLOSE_TIMEOUT_MS} for the broker to answer).
  *
  * @throws a fatal error of `session` or of connecting, the abort reason, or the last error once
  * `giveUpAfterMs` passed without a session that lasted more than a second.
@@ -172,16 +179,20 @@ export async function keepConnected<T>(
       options.onReconnect?.(broker);
     }
     const started = performance.now();
+    let failed = false;
     try {
       return await session(broker);
     } catch (error) {
+      failed = true;
       if (isFatalError(error) || signal?.aborted) throw error;
       lastError = error;
       const reason = error instanceof Error ? error : new Error(String(error));
       log.warning("connection lost", { broker: broker.safeUrl, error: describeError(reason) });
       options.onLost?.(reason);
     } finally {
-      await broker.close();
+      // A session that failed may have failed because its broker no longer answers (a node cut
+      // off): a healthy one answers a close within milliseconds, a cut-off one never.
+      await broker.close(failed ? LOST_CLOSE_TIMEOUT_MS : undefined);
     }
     if (performance.now() - started > 1_000) {
       healthySince = performance.now();

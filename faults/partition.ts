@@ -1,0 +1,473 @@
+/**
+ * Network partitions: a node cut off while it keeps running, on a throwaway 3-node RabbitMQ 3.10
+ * cluster whose nodes sit in network namespaces of their own (`scripts/partition_cluster.sh`,
+ * `cluster_partition_handling = pause_minority`), the services in another. Every case runs
+ * three OrdemDeProducao consumers on one PostgreSQL ledger and Estoque (faults/_estoque.ts: its
+ * publisher, its settings) as processes in the services' namespace, on quorum queues, and publishes
+ * during the fault:
+ *
+ * - P1: the node the services are connected to is cut off both ways for 20 s, then healed;
+ * - P2: the work queue's leader is cut off one way (it sends, it does not receive) for 20 s;
+ * - P3: the services' node gets a slow, lossy link (tbf: netem is not available) for 30 s;
+ * - P4: the node `dlq replay` of 1,000 dead letters is connected to is cut off for 20 s.
+ *
+ * Each case runs `FAULT_RUNS` times (5) in a row; every run is accounted for as the other
+ * families' cases are (faults/_accounting.ts), and the longest stall of the ledger after the fault
+ * and after the heal is measured (targets: 10 s and 5 s). The suite runs them only when asked:
+ * `deno task test:faults -- --partitions` (or `FAULT_PARTITIONS=1`), or `FAULT_CASES=p1,...`;
+ * alone with `deno test -P faults/partition.ts -- --partitions`. Needs root (network
+ * namespaces). `FAULT_KEEP_CLUSTER=1` leaves the cluster up (`scripts/partition_cluster.sh down`).
+ *
+ * @module
+ */
+
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { Broker } from "../lib/broker.ts";
+import { keepConnected } from "../lib/reconnect.ts";
+import { account, type ProgressWatch, waitSettled } from "./_accounting.ts";
+import {
+  type Deployment,
+  deployment,
+  keepLog,
+  Service,
+  serviceEnv,
+  startOrdem,
+} from "./_deployment.ts";
+import { aliveOf, ORDERS, partitionSelected, RATE, runCase, step, validAt } from "./_harness.ts";
+import { type Load, makeLoad, publishLoad } from "./_load.ts";
+import {
+  HandshakeProbe,
+  healAndRecover,
+  linkStats,
+  longestStall,
+  NODES,
+  type PartitionCluster,
+  partitionCluster,
+  partitionClusterUp,
+  sleep,
+  startEstoque,
+  startingAt,
+  waitForLeader,
+} from "./_partitions.ts";
+import { type PartitionRun, reportPartitionRun, TARGETS } from "./_partition_report.ts";
+import { reportTest } from "./_report.ts";
+
+/**
+ * Runs of each case (`FAULT_RUNS`).
+ * @default {5}
+ */
+const RUNS = Number(Deno.env.get("FAULT_RUNS") ?? 5);
+
+/** How long a node stays cut off. */
+const CUT_MS = 20_000;
+
+/** How long a node's link stays degraded. */
+const DEGRADE_MS = 30_000;
+
+/** How long settling may take after a fault. */
+const SETTLE_MS = 120_000;
+
+/** What a case's body hands back: the report's line, less what {@linkcode runOnce} works out. */
+type Measured = Omit<PartitionRun, "name" | "run" | "failure" | "afterFault" | "afterHeal"> & {
+  /** When the fault began and when it was healed (`performance.now()` based). */
+  readonly fault: { readonly at: number; readonly healedAt: number };
+  /** When the load had settled. */
+  readonly settledAt: number;
+  /** The production orders the load should make. */
+  readonly valid: number;
+};
+
+/** A partition case. */
+interface PartitionCase {
+  readonly id: string;
+  readonly name: string;
+  readonly body: (
+    cluster: PartitionCluster,
+    dep: Deployment,
+    services: Service[],
+    watch: ProgressWatch,
+  ) => Promise<Measured>;
+}
+
+/** Three consumers on the deployment: all connected to r1 first, or each to another node first. */
+async function startConsumers(
+  dep: Deployment,
+  placement: "r1" | "spread",
+  extra: Record<string, string> = {},
+): Promise<Service[]> {
+  const consumers: Service[] = [];
+  for (const [i, id] of ["ordem-1", "ordem-2", "ordem-3"].entries()) {
+    const urls = placement === "r1" ? dep.urls : startingAt(dep.urls, NODES[i]!);
+    consumers.push(await startOrdem(dep, id, { RABBITMQ_URL: urls.join(","), ...extra }));
+  }
+  return consumers;
+}
+
+/**
+ * Settles the load (rebalancing the quorum leaders if dead letters stop moving, as the cluster
+ * family does for RabbitMQ 3.10.8's stuck dead-letter worker), stops the consumers, accounts for
+ * it; returns the accounting, who was alive, when it was settled and a note if it rebalanced.
+ */
+async function settleAndAccount(
+  dep: Deployment,
+  load: Load,
+  watch: ProgressWatch,
+  consumers: readonly Service[],
+) {
+  const notes: string[] = [];
+  await waitSettled(dep, load, watch, {
+    timeoutMs: SETTLE_MS,
+    onStall: async () => {
+      step("dead letters stuck in a retry tier: rebalancing the quorum leaders");
+      notes.push("stuck dead-letter worker: leaders rebalanced");
+      await partitionCluster("rebalance");
+    },
+  });
+  const settledAt = performance.now();
+  const alive = aliveOf(consumers);
+  for (const consumer of consumers) await consumer.kill("SIGTERM");
+  const accounting = await account(dep, load);
+  return { accounting, alive, settledAt, notes };
+}
+
+/**
+ * Cuts `node` off (both ways, or one way) for `forMs`, then heals it and waits until it runs
+ * RabbitMQ again; resolves with when the fault began and was healed, and any note of the heal.
+ */
+async function faultFor(
+  fault: "cut" | "cut-one-way",
+  node: (typeof NODES)[number],
+  forMs: number,
+): Promise<{ at: number; healedAt: number; note: string | undefined }> {
+  step(`${fault} ${node}`);
+  const at = performance.now();
+  await partitionCluster(fault, node);
+  await sleep(forMs - (performance.now() - at));
+  const healedAt = performance.now();
+  step(`healing ${node}`);
+  const note = await healAndRecover(node);
+  return { at, healedAt, note };
+}
+
+const CASES: PartitionCase[] = [
+  {
+    id: "p1",
+    name: "P1. the services' node cut off both ways for 20 s",
+    async body(_cluster, dep, services, watch) {
+      const consumers = await startConsumers(dep, "r1");
+      services.push(...consumers);
+      const leader = await waitForLeader(dep.topo.queue);
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      const estoque = await startEstoque(dep, load, RATE / 10);
+      services.push(estoque.service);
+      await watch.until(validAt(0.25, load.valid), 90_000);
+      const fault = await faultFor("cut", "r1", CUT_MS);
+      const { resent } = await estoque.result();
+      const settled = await settleAndAccount(dep, load, watch, consumers);
+      return {
+        ...settled,
+        fault,
+        valid: load.valid,
+        resent,
+        notes: [`leader ${leader}`, ...[fault.note ?? []].flat(), ...settled.notes],
+      };
+    },
+  },
+  {
+    id: "p2",
+    name: "P2. the quorum leader cut off one way for 20 s",
+    async body(_cluster, dep, services, watch) {
+      const consumers = await startConsumers(dep, "spread");
+      services.push(...consumers);
+      const leader = await waitForLeader(dep.topo.queue);
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      // Estoque on the leader too: its publishes reach nobody, its confirms cannot come.
+      const estoque = await startEstoque(dep, load, RATE / 10, {
+        RABBITMQ_URL: startingAt(dep.urls, leader).join(","),
+      });
+      services.push(estoque.service);
+      await watch.until(validAt(0.25, load.valid), 90_000);
+      const fault = await faultFor("cut-one-way", leader, CUT_MS);
+      const { resent } = await estoque.result();
+      const settled = await settleAndAccount(dep, load, watch, consumers);
+      return {
+        ...settled,
+        fault,
+        valid: load.valid,
+        resent,
+        notes: [`leader ${leader}`, ...[fault.note ?? []].flat(), ...settled.notes],
+      };
+    },
+  },
+  {
+    id: "p3",
+    name: "P3. the services' node on a slow, lossy link for 30 s",
+    async body(cluster, dep, services, watch) {
+      const consumers = await startConsumers(dep, "r1");
+      services.push(...consumers);
+      const leader = await waitForLeader(dep.topo.queue);
+      const load = makeLoad(ORDERS, 0.1, 0.1);
+      const estoque = await startEstoque(dep, load, RATE / 12);
+      services.push(estoque.service);
+      await watch.until(validAt(0.25, load.valid), 90_000);
+      const host = new URL(cluster.urls[0]!).hostname;
+      const probe = new HandshakeProbe(host, 5672);
+      step("degrade r1");
+      const at = performance.now();
+      await partitionCluster("degrade", "r1");
+      await sleep(DEGRADE_MS);
+      const link = await linkStats("r1");
+      const rtt = await probe.stop();
+      const healedAt = performance.now();
+      const note = await healAndRecover("r1");
+      const { resent } = await estoque.result();
+      const settled = await settleAndAccount(dep, load, watch, consumers);
+      const share = (d: { sent: number; dropped: number }) =>
+        `${d.dropped}/${d.sent + d.dropped} (${
+          (100 * d.dropped / Math.max(1, d.sent + d.dropped)).toFixed(1)
+        } %)`;
+      return {
+        ...settled,
+        fault: { at, healedAt },
+        valid: load.valid,
+        resent,
+        notes: [
+          `leader ${leader}`,
+          `handshake round trip median ${rtt.median.toFixed(0)} ms, p90 ${
+            rtt.p90.toFixed(0)
+          } ms, ${rtt.lost} of ${rtt.count + rtt.lost} not answered in 3 s`,
+          `packets dropped towards r1 ${share(link.to)}, from r1 ${share(link.from)}`,
+          ...[note ?? []].flat(),
+          ...settled.notes,
+        ],
+      };
+    },
+  },
+  {
+    id: "p4",
+    name: "P4. a partition during `dlq replay` of 1,000 dead letters",
+    async body(_cluster, dep, services, watch) {
+      // 1,000 dead letters: valid orders, refused by consumers whose limit is 0 (exhausted).
+      const refused = await startConsumers(dep, "spread", { MAX_QUANTITY: "0" });
+      services.push(...refused);
+      await waitForLeader(dep.topo.queue);
+      const dead = makeLoad(1_000, 0, 0);
+      await publishLoad(dep, dead, RATE * 2);
+      await waitForDeadLetters(dep, dead.orders.length);
+      for (const consumer of refused) await consumer.kill("SIGTERM");
+      const consumers = await startConsumers(dep, "spread");
+      services.push(...consumers);
+      const mixed = makeLoad(ORDERS - dead.orders.length, 0.1, 0.1);
+      const load = joinLoads(dead, mixed);
+      const estoque = await startEstoque(dep, mixed, RATE / 10);
+      services.push(estoque.service);
+      // The replay connects to r1 first, and r1 is cut off under it.
+      const replay = await startReplay(dep, 1, ["--limit", "1000", "--rate", "40"]);
+      services.push(replay);
+      await sleep(5_000);
+      const fault = await faultFor("cut", "r1", CUT_MS);
+      const notes: string[] = [];
+      const first = await replay.exited();
+      let replays = 1;
+      if (first?.code !== 0) {
+        notes.push(`replay 1 exited ${first?.code}: ${lastLine(replay.output())}`);
+        const held = await releaseHeldLetters(dep);
+        if (held) notes.push(held);
+        // What an operator does: run it again; a letter replayed twice is a duplicate to the
+        // ledger, one in both queues is replayed from the DLQ once more.
+        const again = await startReplay(dep, ++replays, ["--rate", "200"]);
+        services.push(again);
+        const status = await again.exited();
+        if (status?.code !== 0) notes.push(`replay 2 exited ${status?.code}`);
+        notes.push(`replay 2: ${lastLine(again.output())}`);
+      } else {
+        notes.push(`replay: ${lastLine(replay.output())}`);
+      }
+      const { resent } = await estoque.result();
+      const settled = await settleAndAccount(dep, load, watch, consumers);
+      return {
+        ...settled,
+        fault,
+        valid: load.valid,
+        resent,
+        notes: [...notes, ...[fault.note ?? []].flat(), ...settled.notes],
+      };
+    },
+  },
+];
+
+/** What a process said last: its error line if it printed one, else its last line. */
+function lastLine(output: string): string {
+  const lines = output.trim().split("\n");
+  return lines.find((line) => line.startsWith("error:")) ?? lines.at(-1) ?? "";
+}
+
+/** `dlq replay` of the deployment's exhausted dead letters, in the services' namespace. */
+async function startReplay(dep: Deployment, n: number, args: string[]): Promise<Service> {
+  const service = new Service(
+    "dlq.ts",
+    ["replay", "--reason", "exhausted", ...args],
+    serviceEnv(dep, { DLQ_AUDIT_LOG: join(dep.dir, "dlq-audit.jsonl"), LOG_LEVEL: "warning" }),
+    join(dep.dir, `replay-${n}.log`),
+    dep.netns,
+  );
+  await service.start();
+  return service;
+}
+
+/**
+ * The letters a replay on a node that was cut off had taken are held for good by RabbitMQ 3.10.8
+ * when its pass had cancelled the batch consumer that took them (a consumer waiting for its
+ * letters to be settled): the queue's new leader never learns that the consumer's channel died
+ * with the node's pause, and keeps the letters checked out to it. A new leader looks at its
+ * consumers afresh: this moves the DLQ's leader when it lists consumers though no pass runs, and
+ * waits until they are gone. Resolves with a note of it, or undefined when there were none.
+ */
+async function releaseHeldLetters(dep: Deployment): Promise<string | undefined> {
+  const count = () =>
+    keepConnected({ urls: dep.urls, giveUpAfterMs: 30_000 }, async (broker: Broker) => {
+      const channel = await broker.channel();
+      try {
+        const { consumerCount, messageCount } = await channel.checkQueue(dep.topo.deadLetterQueue);
+        return { consumerCount, messageCount };
+      } finally {
+        await channel.close().catch(() => {});
+      }
+    });
+  const before = await count();
+  if (before.consumerCount === 0) return undefined;
+  step(`the DLQ lists ${before.consumerCount} consumers of a dead pass: moving its leader`);
+  await partitionCluster("transfer-leader", dep.topo.deadLetterQueue);
+  const deadline = performance.now() + 30_000;
+  while ((await count()).consumerCount > 0) {
+    assert.ok(performance.now() < deadline, "the dead pass's consumers stayed on the DLQ");
+    await sleep(500);
+  }
+  const after = await count();
+  return `the DLQ kept ${before.consumerCount} consumers of the dead replay, holding ${
+    after.messageCount - before.messageCount
+  } letters, until its leader was moved`;
+}
+
+/** Waits until the DLQ holds `count` letters and nothing else is in flight. */
+async function waitForDeadLetters(dep: Deployment, count: number): Promise<void> {
+  const deadline = performance.now() + SETTLE_MS;
+  await keepConnected({ urls: dep.urls, giveUpAfterMs: SETTLE_MS }, async (broker: Broker) => {
+    while (true) {
+      let busy = await broker.messageCount(dep.topo.queue);
+      for (const tier of dep.topo.retryTiers) busy += await broker.messageCount(tier.queue);
+      const letters = await broker.messageCount(dep.topo.deadLetterQueue);
+      if (busy === 0 && letters >= count) return;
+      assert.ok(performance.now() < deadline, `${letters}/${count} dead letters, ${busy} busy`);
+      await sleep(200);
+    }
+  });
+}
+
+/** Two loads as one, for the accounting. */
+function joinLoads(a: Load, b: Load): Load {
+  return {
+    orders: [...a.orders, ...b.orders],
+    invalidBodies: new Map([...a.invalidBodies, ...b.invalidBodies]),
+    expected: new Map([...a.expected, ...b.expected]),
+    valid: a.valid + b.valid,
+  };
+}
+
+/** One run of a case on a deployment of its own; a failure is reported, and returned. */
+async function runOnce(
+  c: PartitionCase,
+  run: number,
+  cluster: PartitionCluster,
+): Promise<string | undefined> {
+  const base = await deployment(
+    `partition-${c.id}`,
+    cluster.urls,
+    "quorum",
+    "postgres",
+    cluster.postgresUrl,
+  );
+  const dep: Deployment = { ...base, netns: cluster.netns };
+  const services: Service[] = [];
+  try {
+    await runCase(dep, services, async (watch) => {
+      const { fault, settledAt, valid, ...rest } = await c.body(cluster, dep, services, watch);
+      const measured = {
+        ...rest,
+        afterFault: longestStall(watch.samples, fault.at, fault.healedAt, valid),
+        afterHeal: longestStall(watch.samples, fault.healedAt, settledAt, valid),
+      };
+      if (Deno.env.get("FAULT_DEBUG")) {
+        // The ledger's growth, in ms from the fault, for a look at where it stalled.
+        const path = await Deno.makeTempFile({
+          prefix: `partition-${c.id}-${run}-`,
+          suffix: ".json",
+        });
+        const samples = watch.samples.map(([t, n]) => [Math.round(t - fault.at), n]);
+        await Deno.writeTextFile(
+          path,
+          JSON.stringify({ healedAt: fault.healedAt - fault.at, samples }),
+        );
+        step(`ledger samples in ${path}`);
+        for (const service of services) keepLog(service);
+      }
+      // The targets are measured against, not asserted: what holds them back is named in the
+      // notes and in docs/guarantees.md (the broker's own failure detection, Estoque's pacing).
+      const late = [
+        measured.afterFault > TARGETS.afterFaultMs ? "after the fault" : [],
+        measured.afterHeal > TARGETS.afterHealMs ? "after the heal" : [],
+      ].flat();
+      const notes = late.length > 0
+        ? [`over target ${late.join(" and ")}`, ...measured.notes]
+        : measured.notes;
+      const failure = measured.alive === "3/3" ? undefined : `consumers alive: ${measured.alive}`;
+      reportPartitionRun({
+        name: c.name,
+        run,
+        ...measured,
+        notes,
+        ...(failure ? { failure } : {}),
+      });
+      if (failure) throw new Error(failure);
+    }, async () => {
+      for (const node of NODES) await healAndRecover(node).catch(() => {});
+    });
+    return undefined;
+  } catch (error) {
+    const failure = error instanceof Error ? error.message : String(error);
+    if (!failure.startsWith("consumers alive")) {
+      reportPartitionRun({ name: c.name, run, notes: [], failure: failure.split("\n")[0]! });
+    }
+    console.error(`${c.name}, run ${run}: ${failure}`);
+    return failure;
+  }
+}
+
+Deno.test({
+  name: "network partitions on a 3-node RabbitMQ 3.10 cluster in network namespaces",
+  ignore: !CASES.some((c) => partitionSelected(c.id)),
+  async fn(t) {
+    try {
+      const cluster = await partitionClusterUp();
+      for (const c of CASES) {
+        await t.step({
+          name: c.name,
+          ignore: !partitionSelected(c.id),
+          fn: async () => {
+            const failures: string[] = [];
+            for (let run = 1; run <= RUNS; run++) {
+              const failure = await runOnce(c, run, cluster);
+              if (failure) failures.push(`run ${run}: ${failure}`);
+            }
+            assert.deepEqual(failures, [], `${failures.length} of ${RUNS} runs failed`);
+          },
+        });
+      }
+    } finally {
+      if (!Deno.env.get("FAULT_KEEP_CLUSTER")) await partitionCluster("down");
+    }
+  },
+});
+
+reportTest(import.meta.url);
