@@ -271,7 +271,7 @@ const CASES: PartitionCase[] = [
       const first = await replay.exited();
       let replays = 1;
       if (first?.code !== 0) {
-        notes.push(`replay 1 exited ${first?.code}: ${lastLine(replay.output())}`);
+        notes.push(`replay 1 exited ${first?.code}: ${replayOutcome(replay.output())}`);
         const held = await releaseHeldLetters(dep);
         if (held) notes.push(held);
         // What an operator does: run it again; a letter replayed twice is a duplicate to the
@@ -279,10 +279,9 @@ const CASES: PartitionCase[] = [
         const again = await startReplay(dep, ++replays, ["--rate", "200"]);
         services.push(again);
         const status = await again.exited();
-        if (status?.code !== 0) notes.push(`replay 2 exited ${status?.code}`);
-        notes.push(`replay 2: ${lastLine(again.output())}`);
+        notes.push(`replay 2 exited ${status?.code}: ${replayOutcome(again.output())}`);
       } else {
-        notes.push(`replay: ${lastLine(replay.output())}`);
+        notes.push(`replay exited 0: ${replayOutcome(replay.output())}`);
       }
       const { resent } = await estoque.result();
       const settled = await settleAndAccount(dep, load, watch, consumers);
@@ -297,10 +296,18 @@ const CASES: PartitionCase[] = [
   },
 ];
 
-/** What a process said last: its error line if it printed one, else its last line. */
-function lastLine(output: string): string {
+/**
+ * What a `dlq replay` said it did, short, for the report's notes (read from its output, which is
+ * meant for people: the report only quotes it).
+ */
+function replayOutcome(output: string): string {
+  const done = /replayed (\d+) of (\d+) matching/.exec(output);
+  if (done) return `${done[1]} of ${done[2]} replayed`;
+  const ended = /(\d+) replayed before it ended/.exec(output);
+  const silent = /the broker sent nothing for [\d.]+ s/.exec(output);
+  if (ended) return `${ended[1]} replayed, then its channel closed (${silent?.[0] ?? "?"})`;
   const lines = output.trim().split("\n");
-  return lines.find((line) => line.startsWith("error:")) ?? lines.at(-1) ?? "";
+  return (lines.find((line) => line.startsWith("error:")) ?? lines.at(-1) ?? "").slice(0, 160);
 }
 
 /** `dlq replay` of the deployment's exhausted dead letters, in the services' namespace. */
@@ -345,9 +352,9 @@ async function releaseHeldLetters(dep: Deployment): Promise<string | undefined> 
     await sleep(500);
   }
   const after = await count();
-  return `the DLQ kept ${before.consumerCount} consumers of the dead replay, holding ${
+  return `${
     after.messageCount - before.messageCount
-  } letters, until its leader was moved`;
+  } letters held by the dead replay's ${before.consumerCount} consumers until the DLQ's leader moved`;
 }
 
 /** Waits until the DLQ holds `count` letters and nothing else is in flight. */
