@@ -150,55 +150,59 @@ async function faultFor(
   return { at, healedAt, note };
 }
 
+/**
+ * A cut case (P1, P2): three consumers placed as `placement` says, Estoque publishing (on the
+ * nodes `estoqueUrls` gives it, by the work queue's leader), and at a quarter of the valid
+ * orders `fault` on the node `target` picks, for {@linkcode CUT_MS}; then the heal and the count.
+ */
+async function cutCase(
+  dep: Deployment,
+  services: Service[],
+  watch: ProgressWatch,
+  how: {
+    readonly placement: "r1" | "spread";
+    readonly fault: "cut" | "cut-one-way";
+    readonly target: (leader: (typeof NODES)[number]) => (typeof NODES)[number];
+    readonly estoqueEnv?: (leader: (typeof NODES)[number]) => Record<string, string>;
+  },
+): Promise<Measured> {
+  const consumers = await startConsumers(dep, how.placement);
+  services.push(...consumers);
+  const leader = await waitForLeader(dep.topo.queue);
+  const load = makeLoad(ORDERS, 0.1, 0.1);
+  const estoque = await startEstoque(dep, load, RATE / 10, how.estoqueEnv?.(leader) ?? {});
+  services.push(estoque.service);
+  await watch.until(validAt(0.25, load.valid), 90_000);
+  const fault = await faultFor(how.fault, how.target(leader), CUT_MS);
+  const { resent } = await estoque.result();
+  const settled = await settleAndAccount(dep, load, watch, consumers);
+  return {
+    ...settled,
+    fault,
+    valid: load.valid,
+    resent,
+    notes: [`leader ${leader}`, ...[fault.note ?? []].flat(), ...settled.notes],
+  };
+}
+
 const CASES: PartitionCase[] = [
   {
     id: "p1",
     name: "P1. the services' node cut off both ways for 20 s",
-    async body(_cluster, dep, services, watch) {
-      const consumers = await startConsumers(dep, "r1");
-      services.push(...consumers);
-      const leader = await waitForLeader(dep.topo.queue);
-      const load = makeLoad(ORDERS, 0.1, 0.1);
-      const estoque = await startEstoque(dep, load, RATE / 10);
-      services.push(estoque.service);
-      await watch.until(validAt(0.25, load.valid), 90_000);
-      const fault = await faultFor("cut", "r1", CUT_MS);
-      const { resent } = await estoque.result();
-      const settled = await settleAndAccount(dep, load, watch, consumers);
-      return {
-        ...settled,
-        fault,
-        valid: load.valid,
-        resent,
-        notes: [`leader ${leader}`, ...[fault.note ?? []].flat(), ...settled.notes],
-      };
-    },
+    body: (_cluster, dep, services, watch) =>
+      cutCase(dep, services, watch, { placement: "r1", fault: "cut", target: () => "r1" }),
   },
   {
     id: "p2",
     name: "P2. the quorum leader cut off one way for 20 s",
-    async body(_cluster, dep, services, watch) {
-      const consumers = await startConsumers(dep, "spread");
-      services.push(...consumers);
-      const leader = await waitForLeader(dep.topo.queue);
-      const load = makeLoad(ORDERS, 0.1, 0.1);
-      // Estoque on the leader too: its publishes reach nobody, its confirms cannot come.
-      const estoque = await startEstoque(dep, load, RATE / 10, {
-        RABBITMQ_URL: startingAt(dep.urls, leader).join(","),
-      });
-      services.push(estoque.service);
-      await watch.until(validAt(0.25, load.valid), 90_000);
-      const fault = await faultFor("cut-one-way", leader, CUT_MS);
-      const { resent } = await estoque.result();
-      const settled = await settleAndAccount(dep, load, watch, consumers);
-      return {
-        ...settled,
-        fault,
-        valid: load.valid,
-        resent,
-        notes: [`leader ${leader}`, ...[fault.note ?? []].flat(), ...settled.notes],
-      };
-    },
+    body: (_cluster, dep, services, watch) =>
+      cutCase(dep, services, watch, {
+        placement: "spread",
+        fault: "cut-one-way",
+        target: (leader) => leader,
+        // Estoque on the leader too: its publishes reach nobody, its confirms cannot come.
+        estoqueEnv: (leader) => ({ RABBITMQ_URL: startingAt(dep.urls, leader).join(",") }),
+      }),
   },
   {
     id: "p3",
