@@ -21,6 +21,8 @@
 #   scripts/go_peer.sh [--install]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/_apt.sh
+source "$root/scripts/_apt.sh"
 seed=${GO_SEED_DIR:-$root/../shared/seed/go}
 repo=${GO_SEED_REPO:-https://github.com/odilonjk/golang-examples}
 commit=${GO_SEED_COMMIT:-74a721c}
@@ -40,8 +42,8 @@ if [ "${1:-}" = "--install" ]; then
   { command -v ip && command -v ss; } >/dev/null 2>&1 || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt_get update -qq
+    apt_get install -y -qq "${need[@]}"
   fi
 fi
 command -v go >/dev/null 2>&1 ||

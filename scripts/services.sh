@@ -89,16 +89,18 @@ wait_port() {
   return 1
 }
 
+# shellcheck source=scripts/_apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_apt.sh"
 apt_updated=""
 apt_install() {
   command -v apt-get >/dev/null 2>&1 || die "cannot install $*: no apt-get here; install it by hand"
   [ "$(id -u)" = 0 ] || die "installing $* needs root (or install it by hand)"
   if [ -z "$apt_updated" ]; then
-    apt-get update -qq
+    apt_get update -qq
     apt_updated=1
   fi
   say "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  apt_get install -y -qq "$@"
 }
 
 local_broker() {
