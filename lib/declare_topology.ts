@@ -8,7 +8,8 @@
 
 import type { Channel } from "amqplib";
 import type { Broker } from "./broker.ts";
-import { FatalError, REPLY_CODE, replyCode } from "./errors.ts";
+import { describeError, errorCode, FatalError, REPLY_CODE, replyCode } from "./errors.ts";
+import { logger } from "./log.ts";
 import {
   DELAYED_MESSAGE_PLUGIN,
   NO_DELAYED_MESSAGE_PLUGIN_FROM,
@@ -186,6 +187,49 @@ export function prepareTopology(
   options: { readonly declare: boolean },
 ): Promise<void> {
   return options.declare ? declareTopology(broker, topo) : checkTopology(broker, topo);
+}
+
+/**
+ * How one process prepares the topology on each of its broker sessions, for a service that
+ * reconnects. The first session declares it (with `declare: false`, checks it) before the work.
+ * A session after a reconnect checks it with passive declares, which only read, starts its work,
+ * and declares it again beside the work: on RabbitMQ 3.x declaring what exists (an exchange, a
+ * binding) is a Mnesia transaction, and while a cluster node is cut off it waits until the cluster
+ * takes that node for down (`net_ticktime`, 60 s by default), which is when a service most likely
+ * reconnects. What the check finds missing (deleted while the process was away) is declared before
+ * the work, as in a first session.
+ *
+ * @returns the preparation of one session: it resolves when the work may start.
+ * @throws what {@linkcode prepareTopology} throws; a declare beside the work that fails is logged
+ * (a warning), not thrown: the objects it declares exist, as the check saw.
+ */
+export function sessionTopology(
+  topo: Topology,
+  options: { readonly declare: boolean },
+): (broker: Broker) => Promise<void> {
+  let declared = false;
+  return async (broker) => {
+    if (!options.declare || !declared) {
+      await prepareTopology(broker, topo, options);
+      declared = true;
+      return;
+    }
+    try {
+      await checkTopology(broker, topo);
+    } catch (error) {
+      if (errorCode(error) !== "topology_missing") throw error;
+      await declareTopology(broker, topo);
+      return;
+    }
+    declareTopology(broker, topo).catch((error) => {
+      // A connection lost is the session's to notice; a refusal is worth a look, no more.
+      if (!broker.isOpen) return;
+      logger("topology").warning("cannot declare the topology again after a reconnect", {
+        exchange: topo.exchange,
+        error: describeError(error),
+      });
+    });
+  };
 }
 
 /**

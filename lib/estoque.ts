@@ -15,7 +15,7 @@ import { Progress } from "./progress.ts";
 import { ConfirmedPublisher } from "./publisher.ts";
 import { ConnectionLost, keepConnected } from "./reconnect.ts";
 import { type Topology } from "./topology.ts";
-import { prepareTopology } from "./declare_topology.ts";
+import { sessionTopology } from "./declare_topology.ts";
 import { endPublishSpanOn } from "./tracing.ts";
 
 /**
@@ -71,13 +71,15 @@ export async function runEstoque(
   const progress = config.count >= 1000
     ? new Progress({ label: "published", total: config.count })
     : undefined;
+  // Checked, not declared, before publishing again after a reconnect (declare_topology.ts).
+  const prepareTopology = sessionTopology(config.topology, config);
   await keepConnected({
     urls: config.urls,
     connect: { name: "estoque", tls: config.tls },
     signal,
     giveUpAfterMs: config.reconnectTimeoutMs,
   }, async (broker) => {
-    await prepareTopology(broker, config.topology, config);
+    await prepareTopology(broker);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
       timeoutMs: config.confirmTimeoutMs,
       connection: broker,

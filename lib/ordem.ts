@@ -21,7 +21,8 @@ import { keepConnected } from "./reconnect.ts";
 import { cachedQueueStats, readQueueStats } from "./queue_stats.ts";
 import { controlExists, declareControl } from "./control_topology.ts";
 import { describeError, errorCode } from "./errors.ts";
-import { prepareTopology } from "./declare_topology.ts";
+import { sessionTopology } from "./declare_topology.ts";
+import { settlesWithin } from "./settles_within.ts";
 
 /**
  * How long a session waits for the control plane (declared, listened to, its state read) before
@@ -53,6 +54,8 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
   const inFlight = () => running.consumer?.inFlight ?? 0;
   // The operator's pause outlives sessions: a session's consumer starts paused when it holds.
   const pause = new OperatorPause();
+  /** Whether a session of this process read the pause state from the control plane. */
+  let stateKnown = false;
   const metrics = new ConsumerMetrics({
     instanceId: config.instanceId,
     inFlight,
@@ -114,7 +117,10 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       broker,
       topology: topo,
       name: config.instanceId,
-      onState: (state) => pause.apply(state),
+      onState: (state) => {
+        stateKnown = true;
+        return pause.apply(state);
+      },
       answer: () => ({
         instanceId: config.instanceId,
         paused: pause.paused,
@@ -175,6 +181,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     signal.addEventListener("abort", () => resolve("signal"), { once: true });
   });
   let deliveries = 0;
+  const prepareTopology = sessionTopology(config.topology, config);
   // One session per connection: declare, consume until stopped, drained or the connection is
   // lost; then keepConnected reconnects (with backoff, through every URL) and starts another.
   const why = await keepConnected({
@@ -185,9 +192,15 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     onReconnect: () => metrics.reconnects.inc(),
   }, async (broker) => {
     running.broker = broker;
-    await prepareTopology(broker, config.topology, config);
-    // Before the consumer: a fleet paused while this instance was away must take nothing.
-    await using control = await listenWithin(broker);
+    await prepareTopology(broker);
+    // The first session listens before it consumes: a fleet paused before this process started
+    // must take nothing. A later one consumes at once as it last knew and listens beside it: a
+    // listener binds a queue (a Mnesia transaction on 3.x, waiting on a cut-off node until the
+    // cluster takes it for down), and a pause made while this process was away reaches it when
+    // its listener has read the state (docs/operations.md, Pause and resume).
+    const listening = listenWithin(broker);
+    listening.catch(() => {}); // its failure is the session's, through the race below
+    if (!stateKnown) await listening;
     const consumer = running.consumer = await OrderConsumer.start({
       broker,
       topology: config.topology,
@@ -219,7 +232,9 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
         drained,
         consumer.done.then(() => "done" as const),
         // A listener that lost its channel would miss pauses: the session ends and starts again.
-        ...(control ? [control.done.then(() => "done" as const)] : []),
+        listening.then((control) =>
+          control ? control.done.then(() => "done" as const) : new Promise<never>(() => {})
+        ),
       ]);
       log.info("stopping", { why });
       return why;
@@ -229,6 +244,9 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       await consumer.stop(config.shutdownTimeoutMs);
       deliveries += consumer.deliveries;
       running.consumer = undefined;
+      // The listener is closed if it came; one still on its way gets a second, then goes with
+      // the connection.
+      await settlesWithin(listening.then((control) => control?.close()), 1_000);
     }
   }).catch((error) => {
     if (signal.aborted) return "signal" as const;

@@ -170,7 +170,10 @@ export interface PublishFeedOptions {
   readonly onProgress?: ((settled: number) => void) | undefined;
   /** Stops publishing new orders when aborted; those in flight still settle. */
   readonly signal?: AbortSignal | undefined;
-  /** At most this many publishes per second; unlimited when undefined. */
+  /**
+   * At most this many new orders per second (orders sent again after a failure go at once);
+   * unlimited when undefined.
+   */
   readonly rate?: number | undefined;
   /** Writes an order's body. @default {encodeOrder} */
   readonly encode?: ((order: Order) => Uint8Array) | undefined;
@@ -189,6 +192,8 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
   const window = options.window ?? 20_000;
   const started = performance.now();
   let sent = 0;
+  /** Of `sent`, the new orders: what `rate` paces. */
+  let fresh = 0;
   let settled = 0;
   let broken = false;
   // Resumes the publishing loop once no more than `resumeAt` publishes are unconfirmed.
@@ -223,13 +228,17 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
       continue;
     }
     if (publisher.blocked) await publisher.writable();
-    if (rate !== undefined) {
-      const wait = started + (sent / rate) * 1000 - performance.now();
+    // The rate paces new orders only: those sent again were due already, and paced they would
+    // hold the new ones back behind them after every reconnect.
+    const resend = feed.resending;
+    if (rate !== undefined && !resend) {
+      const wait = started + (fresh / rate) * 1000 - performance.now();
       if (wait > 4) await new Promise((resolve) => setTimeout(resolve, wait));
     }
     const order = feed.next();
     if (order === undefined) break;
     sent++;
+    if (!resend) fresh++;
     const body = encode(order);
     const properties = orderProperties(order, Date.now());
     const span = traceOrder(options.topology, order, body, properties);

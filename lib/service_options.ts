@@ -22,7 +22,7 @@ export const COMMON_OPTIONS = {
     placeholder: "amqp-url[,...]",
     secret: true,
     description:
-      "The broker, as an amqp:// or amqps:// URL; several, comma-separated, for a cluster (tried in turn). Also from RABBITMQ_URL_FILE.",
+      "The broker, as an amqp:// or amqps:// URL; several, comma-separated, for a cluster (tried in turn). ?heartbeat=N sets the heartbeat (default 5 s; a connection silent for 1.5 heartbeats is dropped and another node tried). Also from RABBITMQ_URL_FILE.",
   },
   user: {
     type: "string",
@@ -185,7 +185,8 @@ export const ESTOQUE_OPTIONS = {
     type: "string",
     env: "ESTOQUE_RATE",
     placeholder: "N",
-    description: "Publish at most N orders per second (default: as fast as confirms allow).",
+    description:
+      "Publish at most N new orders per second; orders sent again after a failure go at once (default: as fast as confirms allow).",
   },
   "confirmed-log": {
     type: "string",

@@ -104,3 +104,31 @@ Deno.test("publishFeed() stops at a lost channel and a second session sends the 
     assert.ok(queued >= 2_000 && queued <= 2_000 + summary.resent, String(queued));
   });
 });
+
+Deno.test("publishFeed() with a rate sends the orders waiting to be sent again at once and paces only the new ones", async () => {
+  await withTopology("estoque-resend-rate", {}, async ({ broker, topo }) => {
+    const feed = new OrderFeed({ count: 25, makeOrder: () => newOrder({ quantity: 1 }) });
+    // A session before this one sent 20 that were never confirmed (its connection dropped).
+    const resends = Array.from({ length: 20 }, () => feed.next()!);
+    for (const order of resends) assert.equal(feed.failed(order, "closed"), true);
+    const resent = new Set(resends.map((order) => order.refCode));
+    const at = new Map<string, number>();
+    const started = performance.now();
+    const finished = await publishFeed({
+      publisher: new ConfirmedPublisher(await broker.confirmChannel()),
+      topology: topo,
+      feed,
+      rate: 10,
+      onConfirmed: (order) => at.set(order.refCode, performance.now() - started),
+    });
+    assert.equal(finished, true);
+    const again = [...at].filter(([refCode]) => resent.has(refCode)).map(([, ms]) => ms);
+    const fresh = [...at].filter(([refCode]) => !resent.has(refCode)).map(([, ms]) => ms);
+    assert.equal(again.length, 20);
+    assert.equal(fresh.length, 5);
+    // Paced at 10/s, the 20 sent again would take 2 s and hold the new ones back behind them.
+    assert.ok(Math.max(...again) < 1_000, `the last order sent again confirmed at ${again}`);
+    // The new ones at 10/s: the fifth no sooner than 400 ms after the first was sent.
+    assert.ok(Math.max(...fresh) >= 380, `the new orders were paced: ${fresh}`);
+  });
+});
