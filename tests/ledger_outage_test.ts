@@ -14,6 +14,7 @@ import { retryDelays } from "../lib/retry_policy.ts";
 import { fastPolicy, takeMessages, waitFor, withTopology } from "../testing/broker.ts";
 import { freePort, scratchPostgres } from "../testing/postgres.ts";
 import { ourService } from "../testing/process.ts";
+import { metric } from "../testing/scrape.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 
 const policy = fastPolicy(2, 100);
@@ -22,12 +23,6 @@ async function readyz(port: number): Promise<number> {
   const response = await fetch(`http://127.0.0.1:${port}/readyz`);
   await response.body?.cancel();
   return response.status;
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
 Deno.test("a PostgreSQL ledger stopped (immediate, then fast) under load: no crash, no retry spent, not ready while down, back within 2 s", async () => {

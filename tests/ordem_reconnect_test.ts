@@ -16,13 +16,8 @@ import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { RABBITMQ_URL, tempDir, waitFor, withTopology } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
 import { ourService } from "../testing/process.ts";
+import { metric } from "../testing/scrape.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
-
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
 
 Deno.test("after a reconnect OrdemDeProducao consumes at once while the control plane cannot be read, and a pause made while it was away reaches it once it can", async () => {
   await using dir = await tempDir();
@@ -40,6 +35,17 @@ Deno.test("after a reconnect OrdemDeProducao consumes at once while the control 
     const paused = () => metric(port, "productionorder_paused");
     const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
     const publish = () => publishOrder(publisher, ctx.topo, newOrder({ quantity: 1 }));
+    /** Takes the control plane's lock on the test's connection and holds it until released. */
+    const holdLock = async () => {
+      const release = Promise.withResolvers<void>();
+      const held = Promise.withResolvers<void>();
+      const holding = withControlLock(ctx.broker, ctx.topo, () => {
+        held.resolve();
+        return release.promise;
+      });
+      await Promise.race([held.promise, holding]);
+      return { release: () => (release.resolve(), holding) };
+    };
     try {
       await ordem.until("the first session ready", /msg=ready/);
       await publish();
@@ -47,14 +53,8 @@ Deno.test("after a reconnect OrdemDeProducao consumes at once while the control 
 
       // 1. The control plane cannot be read (its lock held) when the connection drops: the new
       //    session consumes at once. Before, it waited for the control plane up to 10 s.
-      const gate = Promise.withResolvers<void>();
-      const held = Promise.withResolvers<void>();
-      const holding = withControlLock(ctx.broker, ctx.topo, () => {
-        held.resolve();
-        return gate.promise;
-      });
+      let lock = await holdLock();
       try {
-        await held.promise;
         const cutAt = performance.now();
         proxy.cut();
         await ordem.until("the second session ready", /msg=ready/, 2, 5_000);
@@ -63,8 +63,7 @@ Deno.test("after a reconnect OrdemDeProducao consumes at once while the control 
         const resumedMs = performance.now() - cutAt;
         assert.ok(resumedMs < 5_000, `an order created ${Math.round(resumedMs)} ms after the cut`);
       } finally {
-        gate.resolve();
-        await holding;
+        await lock.release();
       }
 
       // 2. The fleet is paused while the instance cannot reach the broker (the proxy holds what
@@ -75,20 +74,13 @@ Deno.test("after a reconnect OrdemDeProducao consumes at once while the control 
       proxy.hold();
       await using client = await ControlClient.open(ctx.broker, ctx.topo);
       await client.change({ paused: true, by: "test", reason: "paused while away" });
-      const gate2 = Promise.withResolvers<void>();
-      const held2 = Promise.withResolvers<void>();
-      const holding2 = withControlLock(ctx.broker, ctx.topo, () => {
-        held2.resolve();
-        return gate2.promise;
-      });
+      lock = await holdLock();
       try {
-        await held2.promise;
         proxy.release();
         await ordem.until("the third session ready", /msg=ready/, 3, 15_000);
         assert.equal(await paused(), 0, "not paused before its listener read the state");
       } finally {
-        gate2.resolve();
-        await holding2;
+        await lock.release();
       }
       // Paused once the broker confirmed the cancel, which the log line follows.
       await ordem.until("paused once the listener read the state", /consumption paused/, 1, 15_000);
