@@ -338,9 +338,15 @@ case "$version" in
 esac
 # The test suite's other brokers (testing/other_brokers.ts): with no --broker and not
 # --broker-only, the 4.0 and 4.3 nodes are started beside the machine's broker too.
+# Both at once: a first build of each is mostly a wait on Debian's mirror (about a minute each).
 if [ -z "$version" ] && [ -z "$broker_only" ]; then
-  bash "$0" --broker 4.0 --broker-only >/dev/null
-  bash "$0" --broker 4.3 --broker-only >/dev/null
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  bash "$0" --broker 4.0 --broker-only >/dev/null &
+  started40=$!
+  bash "$0" --broker 4.3 --broker-only >/dev/null &
+  started43=$!
+  wait "$started40" || die "RabbitMQ 4.0 did not start (its error above)"
+  wait "$started43" || die "RabbitMQ 4.3 did not start (its error above)"
 fi
 [ -n "$broker_only" ] || postgres
 [ -n "$broker_only" ] || tools

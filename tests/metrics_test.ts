@@ -4,7 +4,7 @@ import { publishOrder } from "../lib/estoque.ts";
 import { readiness, serveHttp } from "../lib/http_server.ts";
 import type { Broker } from "../lib/broker.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
-import { ConsumerMetrics } from "../lib/metrics.ts";
+import { ConsumerMetrics, CRITICAL_TIME_BUCKETS } from "../lib/metrics.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
 import { orderProperties } from "../lib/order_properties.ts";
 import { Broker as BrokerConnection } from "../lib/broker.ts";
@@ -221,7 +221,13 @@ Deno.test("the critical time's p99, read off the histograms of 3 consumers under
         `critical time, ${total} orders at 2,000/s on 3 consumers: p50 ${p50.toFixed(1)} ms ` +
           `(measured ${exact50} ms), p99 ${p99.toFixed(1)} ms (measured ${exact99} ms)`,
       );
-      assert.ok(Math.abs(p99 - exact99) <= 5, `p99 ${p99} vs ${exact99}`);
+      // Within the width of the bucket the measured p99 falls in: 5 ms up to 100 ms (an idle
+      // machine's p99 is well under it), wider above (a loaded one's can be over it).
+      const upper = CRITICAL_TIME_BUCKETS.findIndex((le) => le * 1000 >= exact99);
+      const width = upper <= 0
+        ? 5
+        : (CRITICAL_TIME_BUCKETS[upper]! - CRITICAL_TIME_BUCKETS[upper - 1]!) * 1000;
+      assert.ok(Math.abs(p99 - exact99) <= Math.max(5, width), `p99 ${p99} vs ${exact99}`);
     } finally {
       for (const { broker, consumer } of members) {
         await consumer.stop();
