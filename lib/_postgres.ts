@@ -113,6 +113,12 @@ export function postgresPool(target: PostgresTarget, options: PostgresPoolOption
   // An idle connection that dies (the database restarting) is reported here, not thrown: the
   // next query on the pool opens a new one, or fails as an outage.
   pool.on("error", () => {});
+  // A connection the server ends while it is checked out between queries emits "error" with no
+  // pool listener on it, and an "error" nobody hears is thrown from the socket's callback,
+  // ending the process (brianc/node-postgres#2762; once in about ten ledger outages under load).
+  // Every connection is heard from its start: the query under way, or the next one, fails as an
+  // outage all the same, and a client that failed is released as broken (inTransaction).
+  pool.on("connect", (client: pg.PoolClient) => client.on("error", () => {}));
   return pool;
 }
 
