@@ -18,7 +18,10 @@ import { PATHS, type PathSpec } from "./_paths.ts";
 import type { Knob, Settings } from "./_settings.ts";
 
 /** The parts of a run besides the throughput paths, each selectable with `--only`. */
-export const PARTS = ["latency", "services", "go"] as const;
+export const PARTS = ["latency", "movement lag", "services", "go"] as const;
+
+/** The PostgreSQL of the movement-lag part when none is given: the local one the tests use. */
+export const DEFAULT_POSTGRES_URL = "postgres://postgres:postgres@127.0.0.1:5432/test";
 
 /** The flags of `deno task bench`. */
 export const BENCH_OPTIONS = {
@@ -27,6 +30,13 @@ export const BENCH_OPTIONS = {
     env: "RABBITMQ_URL",
     default: DEFAULT_RABBITMQ_URL,
     description: "The broker.",
+  },
+  "postgres-url": {
+    type: "string",
+    env: "POSTGRES_URL",
+    default: DEFAULT_POSTGRES_URL,
+    description:
+      "The PostgreSQL of the movement-lag part's PostgreSQL stock store (a schema of its own each run, dropped after).",
   },
   quick: {
     type: "boolean",
@@ -104,7 +114,7 @@ export const BENCH_OPTIONS = {
     type: "string",
     placeholder: "part",
     description:
-      "Run one part alone: a throughput path (publish, consume, end-to-end, retry, dead-letter, dlq replay), latency (with end-to-end, whose raw rate sets its loads), services or go.",
+      'Run one part alone: a throughput path (publish, consume, end-to-end, retry, dead-letter, dlq replay, relay), latency (with end-to-end, whose raw rate sets its loads), "movement lag", services or go.',
   },
 } as const;
 
@@ -112,6 +122,8 @@ export const BENCH_OPTIONS = {
 export interface BenchOptions {
   /** The broker. */
   readonly url: string;
+  /** The PostgreSQL of the movement-lag part. */
+  readonly postgresUrl: string;
   /** Small sizes. */
   readonly quick: boolean;
   /** The method: sizes, rounds, warm-up, sweep, loads. */
@@ -126,7 +138,10 @@ export interface BenchOptions {
   readonly only: string | undefined;
   /** The throughput paths to run. */
   readonly paths: readonly PathSpec[];
-  /** Whether to run the latency path, the services' path, the Go peers, the other measures. */
+  /**
+   * Whether to run the latency path, the movement lag, the services' path, the Go peers, the
+   * other measures.
+   */
   readonly parts: Readonly<Record<(typeof PARTS)[number] | "measures", boolean>>;
   /** With `--only <path>`: profile one more run of each side. */
   readonly profile: boolean;
@@ -190,6 +205,7 @@ export function benchOptions(cl: ParsedCommandLine): BenchOptions {
   const part = (name: string) => only === undefined || only === name;
   return {
     url: stringOption(cl.options.url!),
+    postgresUrl: stringOption(cl.options["postgres-url"]!),
     quick,
     method,
     parked: opt("parked", quick ? 10_000 : 100_000, 1, 10_000_000),
@@ -199,6 +215,7 @@ export function benchOptions(cl: ParsedCommandLine): BenchOptions {
     paths,
     parts: {
       latency: part("latency"),
+      "movement lag": part("movement lag"),
       services: part("services"),
       go: part("go"),
       measures: only === undefined,

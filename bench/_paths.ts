@@ -16,6 +16,7 @@ import {
   oursReplay,
   oursRetry,
 } from "./ours.ts";
+import { oursRelay, rawRelay } from "./outbox.ts";
 import {
   rawConsume,
   rawDeadLetter,
@@ -108,6 +109,17 @@ export const PATHS: readonly PathSpec[] = [
     ours: oursReplay,
     rawKnobs: ["prefetch", "connections", "writes"],
     oursSettings: { ...SERVICES, window: REPLAY_WINDOW },
+  },
+  {
+    name: "relay",
+    what:
+      "Estoque's outbox relay publishing committed outbox rows (SQLite), confirmed, then marked sent",
+    target: 0.9,
+    raw: rawRelay,
+    ours: oursRelay,
+    // Raw publishes the same messages as the publish path does, tuned on its knobs.
+    rawKnobs: ["window", "writes"],
+    oursSettings: SERVICES,
   },
 ];
 

@@ -105,6 +105,32 @@ export interface LatencyResults {
   }[];
 }
 
+/** Movement-to-broker lag on one stock store, over the rounds; or why it was not measured. */
+export type MovementLagRow =
+  | {
+    /** `sqlite` or `postgres`. */
+    readonly store: string;
+    /** From each movement's scheduled time to its request's arrival in the work queue. */
+    readonly lag: LatencyTail;
+    /** Movements committed a second in each round (all of them over the time to the last). */
+    readonly committed: SideStats;
+    /** The p99 it is held under, in milliseconds. */
+    readonly target: number;
+    readonly met: boolean;
+  }
+  | { readonly store: string; readonly error: string };
+
+/** The movement-lag part: movements at a steady rate, each one making a request. */
+export interface MovementLagResults {
+  /** Movements a second. */
+  readonly rate: number;
+  /** Movements in each run. */
+  readonly movements: number;
+  /** Timed runs of each store, in ABBA rounds. */
+  readonly rounds: number;
+  readonly rows: readonly MovementLagRow[];
+}
+
 /** One measured rate of the Go services, or why it was not measured. */
 export type GoRate =
   | {
@@ -182,6 +208,7 @@ export interface BenchResults {
   readonly rows: readonly PathRow[];
   readonly services?: ServicesRow;
   readonly latency?: LatencyResults;
+  readonly movementLag?: MovementLagResults;
   readonly go?: GoResults;
   readonly measures?: OtherMeasures;
 }

@@ -5,7 +5,12 @@
  * @module
  */
 
-import { DLQ_OPTIONS, ESTOQUE_OPTIONS, ORDEM_OPTIONS } from "../lib/options.ts";
+import {
+  DLQ_OPTIONS,
+  ESTOQUE_OPTIONS,
+  ESTOQUE_RELAY_OPTIONS,
+  ORDEM_OPTIONS,
+} from "../lib/options.ts";
 import type { Settings } from "./_settings.ts";
 
 const int = (text: string | undefined) => Number(text);
@@ -24,3 +29,14 @@ export const SERVICES: Settings = {
 
 /** `dlq replay`'s default window (`--window`, DLQ_WINDOW). */
 export const REPLAY_WINDOW: number = int(DLQ_OPTIONS.window.default);
+
+/**
+ * What Estoque's outbox relay runs with by default (`estoque serve`, `estoque relay`): its batch
+ * size, fallback poll, confirm timeout and retention.
+ */
+export const RELAY = {
+  batchSize: int(ESTOQUE_RELAY_OPTIONS["batch-size"].default),
+  pollMs: int(ESTOQUE_RELAY_OPTIONS["poll-interval"].default),
+  confirmTimeoutMs: int(ESTOQUE_RELAY_OPTIONS["confirm-timeout"].default),
+  retentionMs: int(ESTOQUE_RELAY_OPTIONS.retention.default),
+} as const;

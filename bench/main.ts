@@ -3,15 +3,16 @@
  * method fixed before it starts (bench/_method.ts, printed first): raw tuned by a sweep as long as
  * the timed runs, each side in its own process with a warm-up run, even ABBA rounds, ratios as the
  * median of paired ratios with a bootstrap interval. Then the services as users run them (each
- * its own process), latency at three loads without coordinated omission, the Go services as
- * peers, and the other measures. Writes bench/results/<run id>/ (results.json, report.md,
+ * its own process), latency at three loads without coordinated omission, the outbox's movement lag
+ * on SQLite and PostgreSQL, the Go services as peers, and the other measures. Writes bench/results/<run id>/ (results.json, report.md,
  * latency.svg) and bench/results/latest.json and latest.md; `--docs` puts the report into
  * docs/performance.md and the plot into docs/performance-latency.svg.
  *
  *   deno task bench [--quick] [--messages N] [--rounds R] [--only part] [--docs]
  *
- * Env: RABBITMQ_URL. Each run uses its own throwaway topology on the broker. Runs with
- * --allow-all: it spawns processes and reads their CPU and RSS from /proc.
+ * Env: RABBITMQ_URL, POSTGRES_URL (the movement lag's PostgreSQL). Each run uses its own throwaway
+ * topology on the broker (and schema in PostgreSQL). Runs with --allow-all: it spawns processes
+ * and reads their CPU and RSS from /proc.
  *
  * @module
  */
@@ -25,6 +26,7 @@ import { pairedRatio } from "./_bootstrap.ts";
 import { goPeers } from "./_go.ts";
 import { latencyPath } from "./_latency_rounds.ts";
 import { measureTheRest } from "./_measures.ts";
+import { movementLagPart, printMovementLag } from "./_movement_lag.ts";
 import { methodText } from "./_method.ts";
 import { printOnly, profileOnly } from "./_only.ts";
 import { BENCH_OPTIONS, benchOptions } from "./_options.ts";
@@ -105,6 +107,8 @@ runCommand({
   const latency = options.parts.latency && e2e !== undefined
     ? await latencyPath(options, e2e.rawRate, e2e.raw)
     : undefined;
+  const movementLag = options.parts["movement lag"] ? await movementLagPart(options) : undefined;
+  if (movementLag && options.only !== undefined) printMovementLag(movementLag);
   const go = options.parts.go ? await goPeers(options) : undefined;
   const measures = options.parts.measures
     ? await measureTheRest(options, (e2e?.rawRate ?? 10_000) * 0.5)
@@ -123,6 +127,7 @@ runCommand({
     rows,
     ...(services ? { services } : {}),
     ...(latency ? { latency } : {}),
+    ...(movementLag ? { movementLag } : {}),
     ...(go ? { go } : {}),
     ...(measures ? { measures } : {}),
   };

@@ -16,6 +16,7 @@ import { BenchRunner } from "./_runner.ts";
 import { SERVICES } from "./_services_settings.ts";
 import type { Settings } from "./_settings.ts";
 import { oursRetryLateness, park } from "./ours.ts";
+import { type LagStore, movementLag } from "./outbox.ts";
 import { cpuDuring, gcPauses, profiled } from "./profile.ts";
 
 /** A job for this process. */
@@ -44,6 +45,14 @@ export type Job =
     readonly kind: "diagnose";
     readonly messages: number;
     readonly rate: number;
+  }
+  | {
+    /** Movements at `rate` a second on `store`, each one's lag to its request's arrival. */
+    readonly kind: "movement-lag";
+    readonly store: LagStore;
+    readonly messages: number;
+    readonly rate: number;
+    readonly postgresUrl: string;
   }
   | {
     /** How late ours' 200 ms retries come back, orders published at `rate` a second. */
@@ -86,6 +95,11 @@ async function perform(runner: BenchRunner, job: Job): Promise<unknown> {
       );
       return { latencies: result.latencies, commitTimes, gcPauses: gcPauses(profile) };
     }
+    case "movement-lag":
+      return await runner.inTopology((ctx) => movementLag(ctx, job), {
+        settings: SERVICES,
+        messages: job.messages,
+      });
     case "lateness":
       return await runner.inTopology((ctx) => oursRetryLateness(ctx, job.rate), {
         settings: SERVICES,

@@ -1,9 +1,10 @@
 /**
  * The shared stock store: PostgreSQL, for several Estoque instances and several relays. A movement
- * locks its item's row (`SELECT … FOR UPDATE`), so concurrent movements of one colour see each
- * other's quantities and a crossing of the reorder point is found exactly once; the outbox row it
- * makes commits with it, and so does its `pg_notify`, which wakes every listening relay once the
- * transaction commits. Relays claim rows with `FOR UPDATE SKIP LOCKED` in a transaction they hold
+ * is one statement that updates its item's row (taking its row lock), so concurrent movements of
+ * one colour see each other's quantities and a crossing of the reorder point is found exactly once;
+ * the outbox row it makes is written by the same statement and commits with it, and so does its
+ * `pg_notify`, which wakes every listening relay once the transaction commits. Movements taken at
+ * once share a transaction (_postgres_stock_mover.ts): a commit's WAL flush is paid once a group. Relays claim rows with `FOR UPDATE SKIP LOCKED` in a transaction they hold
  * until the broker confirmed them: two relays never take the same row, and a relay that dies
  * releases its rows unsent (its connection ends, its transaction rolls back).
  *
@@ -22,19 +23,11 @@ import {
   postgresTarget,
 } from "./_postgres.ts";
 import { listenChannel } from "./_postgres_listener.ts";
-import {
-  IDEMPOTENCY_KEY_INDEX,
-  itemOf,
-  outboxChannel,
-  outboxRowOf,
-  RECORDED_MOVEMENT_SQL,
-  recordedOf,
-  schemaSql,
-} from "./_postgres_stock_schema.ts";
-import { describeError, errorCode } from "./errors.ts";
+import { MAX_WRITERS, PostgresStockMover } from "./_postgres_stock_mover.ts";
+import { itemOf, outboxChannel, outboxRowOf, schemaSql } from "./_postgres_stock_schema.ts";
+import { describeError } from "./errors.ts";
 import { redactUrl } from "./redact.ts";
 import {
-  applyMovement,
   checkItem,
   checkMovement,
   type Movement,
@@ -44,14 +37,12 @@ import {
   type OutboxListener,
   type OutboxRow,
   type OutboxStats,
-  replayedResult,
   StockCommitUnknownError,
   StockError,
   type StockItem,
   type StockItemSettings,
   type StockStore,
   StockStoreUnavailableError,
-  unknownColor,
 } from "./stock_store.ts";
 
 /** Options for {@linkcode PostgresStockStore.open}. */
@@ -67,7 +58,8 @@ export interface PostgresStockStoreOptions {
    */
   now?: () => Date;
   /**
-   * Connections in the pool (a relay holds one while its claim is out).
+   * Connections in the pool (a relay holds one while its claim is out; movements are committed
+   * on at most two at once, and on all but one when there are fewer than four).
    * @default {4}
    */
   maxConnections?: number;
@@ -89,6 +81,9 @@ export class PostgresStockStore implements StockStore {
   readonly #listeners = new Set<() => Promise<void>>();
   /** The claims out, each by its abandon: closing the store rolls them back first. */
   readonly #claims = new Set<() => Promise<void>>();
+  /** Movements, committed in groups (_postgres_stock_mover.ts). */
+  readonly #mover: PostgresStockMover;
+  #closed = false;
 
   private constructor(
     pool: pg.Pool,
@@ -96,12 +91,26 @@ export class PostgresStockStore implements StockStore {
     name: string,
     schema: string,
     now: () => Date,
+    connections: number,
   ) {
     this.#pool = pool;
     this.#connectionString = connectionString;
     this.name = name;
     this.#channel = outboxChannel(schema);
     this.#now = now;
+    this.#mover = new PostgresStockMover({
+      pool,
+      channel: this.#channel,
+      // A connection left for the rest (a relay's claim, reads) where the pool has more than one.
+      writers: Math.max(1, Math.min(MAX_WRITERS, connections - 1)),
+      classify: (error) => this.#classify(error),
+      commitUnknown: (error) =>
+        new StockCommitUnknownError(
+          `the PostgreSQL stock store at ${this.name} stopped answering while the movement ` +
+            "committed: it may or may not have been applied",
+          { cause: error },
+        ),
+    });
   }
 
   /**
@@ -115,9 +124,10 @@ export class PostgresStockStore implements StockStore {
   ): Promise<PostgresStockStore> {
     const target = postgresTarget(url, options.schema);
     const { connectionString, schema } = target;
+    const connections = options.maxConnections ?? 4;
     const pool = postgresPool(target, {
       applicationName: "estoque",
-      max: options.maxConnections ?? 4,
+      max: connections,
       statementTimeoutMs: options.statementTimeoutMs ?? 15_000,
     });
     const store = new PostgresStockStore(
@@ -126,6 +136,7 @@ export class PostgresStockStore implements StockStore {
       redactUrl(url),
       schema,
       options.now ?? (() => new Date()),
+      connections,
     );
     try {
       await store.#transaction(async (client) => {
@@ -173,87 +184,14 @@ export class PostgresStockStore implements StockStore {
     return row === undefined ? undefined : itemOf(row);
   }
 
-  async move(movement: Movement): Promise<MovementResult> {
-    const checked = checkMovement(movement);
-    const { color, delta, reason, idempotencyKey: key } = checked;
-    const now = this.#now();
-    let result: MovementResult | undefined;
+  move(movement: Movement): Promise<MovementResult> {
     try {
-      await this.#transaction(async (client) => {
-        // The row lock: movements of one colour take turns, each sees the last one's quantity
-        // (and, looked up after it, a repeat of the last one's key).
-        const { rows: [row] } = await client.query(
-          "SELECT * FROM stock_items WHERE color = $1 FOR UPDATE",
-          [color],
-        );
-        if (key !== undefined) {
-          const { rows: [recorded] } = await client.query(RECORDED_MOVEMENT_SQL, [key]);
-          if (recorded !== undefined) {
-            result = replayedResult(recordedOf(recorded), checked);
-            return; // nothing written
-          }
-        }
-        if (row === undefined) throw unknownColor(color);
-        const item = itemOf(row);
-        const { after, crossed } = applyMovement(item, delta);
-        await client.query(
-          "UPDATE stock_items SET quantity = $2, updated_at = $3 WHERE color = $1",
-          [color, after, now],
-        );
-        let request: OutboxRow | undefined;
-        if (crossed) {
-          // The RefCode is made in the movement's transaction: a row published twice is one
-          // request.
-          const refCode = crypto.randomUUID();
-          const { rows: [made] } = await client.query(
-            `WITH made AS (
-               INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at)
-               VALUES ($1, $2, $3, $4) RETURNING id)
-             SELECT made.id, pg_notify($5, '') FROM made`,
-            [refCode, color, item.reorderQuantity, now, this.#channel],
-          );
-          request = {
-            id: Number(made.id),
-            refCode,
-            colorCode: color,
-            quantity: item.reorderQuantity,
-            createdAt: now,
-            attempts: 0,
-          };
-        }
-        const { rows: [moved] } = await client.query(
-          `INSERT INTO stock_movements
-             (color, delta, quantity_after, at, reason, ref_code, idempotency_key)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-          [color, delta, after, now, reason ?? null, request?.refCode ?? null, key ?? null],
-        );
-        result = {
-          movementId: Number(moved.id),
-          item: { ...item, quantity: after, updatedAt: now.toISOString() },
-          before: item.quantity,
-          request,
-        };
-      }, {
-        commitUnknown: (error) =>
-          new StockCommitUnknownError(
-            `the PostgreSQL stock store at ${this.name} stopped answering while the movement ` +
-              "committed: it may or may not have been applied",
-            { cause: error },
-          ),
-      });
+      const checked = checkMovement(movement);
+      if (this.#closed) throw new Error(`the stock store ${this.name} is closed`);
+      return this.#mover.move(checked, this.#now());
     } catch (error) {
-      // The same key at once for two colours (no row lock in common): the second insert meets
-      // the first's key, committed meanwhile.
-      if (
-        key !== undefined && errorCode(error) === "23505" &&
-        (error as { constraint?: unknown }).constraint === IDEMPOTENCY_KEY_INDEX
-      ) {
-        const { rows: [recorded] } = await this.#query(RECORDED_MOVEMENT_SQL, [key]);
-        if (recorded !== undefined) return replayedResult(recordedOf(recorded), checked);
-      }
-      throw error;
+      return Promise.reject(error);
     }
-    return result!;
   }
 
   async countMovements(): Promise<number> {
@@ -370,6 +308,8 @@ export class PostgresStockStore implements StockStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#mover.drain();
     await Promise.all([...this.#claims].map((abandon) => abandon().catch(() => {})));
     await Promise.all([...this.#listeners].map((close) => close()));
     await this.#pool.end().catch(() => {});

@@ -176,6 +176,12 @@ export const CONSOLE_OPTIONS = {
     description:
       "The ledger OrdemDeProducao writes, read for counts and journeys (never written). Also from LEDGER_URL_FILE.",
   },
+  "stock-url": {
+    ...DOCTOR_OPTIONS["stock-url"],
+    secret: true,
+    description:
+      "Estoque's stock store (sqlite:PATH or postgres://…): its outbox (requests unsent, the oldest one's age, the publish lag) is shown on the overview, read only. Unset: not shown. Also from STOCK_URL_FILE.",
+  },
   "metrics-url": {
     type: "string",
     env: "CONSOLE_METRICS_URLS",

@@ -98,3 +98,17 @@ Deno.test("renderReport() marks a missed tail MISSED, and says what was not meas
   assert.match(md, /^\| 50 % \(9,887 msg\/s\) \| .* \| p99 ≤ raw p99 \+ 10 ms MISSED \|/m);
   assert.match(md, /^\| 80 % \(15,820 msg\/s\) \| .* \| {2}\| /m);
 });
+
+Deno.test("renderReport() gives each store's movement lag with its target, and why a store was not measured", () => {
+  const lag = RESULTS.movementLag!;
+  const md = renderReport({
+    ...RESULTS,
+    movementLag: { ...lag, rows: [lag.rows[0]!, { store: "postgres", error: "ECONNREFUSED" }] },
+  });
+  assert.match(
+    md,
+    /^\| sqlite \| 4\.2 \/ 17\.0 \/ 25\.7 \/ 27\.3 \| 1,997 \(1,996–1,997\) \| p99 < 50 ms met \|$/m,
+  );
+  assert.match(md, /^\| postgres \| not measured: ECONNREFUSED \| \| p99 < 50 ms \|$/m);
+  assert.match(md, /^Movement lag: 2,000 movements a second, 2,000 a run/m);
+});

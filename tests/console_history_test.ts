@@ -36,7 +36,15 @@ function overview(created: number, depth: number, p99: number | null): Overview 
       windowSeconds: 60,
     },
     pause: { state: null, instances: 1, paused: 0 },
-    sources: { broker: "ok", metrics: "ok", management: "ok", ledger: "ok", control: "ok" },
+    outbox: { state: "off" },
+    sources: {
+      broker: "ok",
+      metrics: "ok",
+      management: "ok",
+      ledger: "ok",
+      control: "ok",
+      stock: "not configured",
+    },
   };
 }
 

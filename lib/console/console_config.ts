@@ -30,6 +30,8 @@ export interface ConsoleConfig {
   readonly gate: Gate;
   /** The ledger the journeys are read from. */
   readonly ledgerUrl: string;
+  /** Estoque's stock store, whose outbox the overview shows (read only); undefined: not shown. */
+  readonly stockUrl: string | undefined;
   /** The services' `/metrics` endpoints the overview reads. */
   readonly metricsUrls: readonly string[];
   /** The management API and its vhost, unless `--no-management`. */
@@ -67,6 +69,8 @@ export async function consoleConfig(cl: ParsedCommandLine): Promise<ConsoleConfi
     port: integerOption(o.port, 0, 65_535),
     gate,
     ledgerUrl: ledgerUrlOption(o["ledger-url"])!.url,
+    // sqlite:PATH or postgres://, checked as the ledger's URL is.
+    stockUrl: ledgerUrlOption(o["stock-url"])?.url,
     metricsUrls: stringOption(o["metrics-url"]).split(",").map((u) => u.trim())
       .filter((u) => u !== "").map((u) =>
         httpUrlOption({ value: u, label: o["metrics-url"].label })

@@ -1,7 +1,8 @@
 /**
  * `deno task console`: with its options read (console_config.ts), wires the console's parts (a broker connection
- * made again when lost, the ledger read without writing, the dead-letter index, the overview, the
- * actions) and serves them until SIGINT/SIGTERM.
+ * made again when lost, the ledger read without writing, Estoque's outbox read without writing when
+ * a stock store is given, the dead-letter index, the overview, the actions) and serves them until
+ * SIGINT/SIGTERM.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import type { LedgerReader } from "../ledger.ts";
 import { logger, setupLogging } from "../log.ts";
 import { EXIT } from "../main.ts";
 import { ManagementClient } from "../management.ts";
+import { OutboxReader } from "../outbox_check.ts";
 import { openLedgerReader } from "../open_ledger.ts";
 import { changeConnections } from "../control_store.ts";
 import { connectFirst } from "../reconnect.ts";
@@ -117,6 +119,10 @@ export async function runConsole(config: ConsoleConfig, signal: AbortSignal): Pr
     auditLog: config.auditLog,
     connect: changeConnections(urls, { name: "console change", tls }),
   });
+  // Read only, as the doctor reads it; a short timeout, so an unreachable store slows no overview.
+  const stock = config.stockUrl === undefined
+    ? undefined
+    : new OutboxReader(config.stockUrl, { applicationName: "console", timeoutMs: 2_000 });
   const overview = new OverviewSampler({
     broker: broker.get,
     topology: topo,
@@ -124,6 +130,7 @@ export async function runConsole(config: ConsoleConfig, signal: AbortSignal): Pr
     management,
     ledger: ledger.get,
     pause: () => control.state(),
+    ...(stock === undefined ? {} : { outbox: (lagSince: Date) => stock.read(lagSince) }),
   });
   const history = new FlowHistory({
     sample: () => overview.sample(),
@@ -162,5 +169,6 @@ export async function runConsole(config: ConsoleConfig, signal: AbortSignal): Pr
   await control.close();
   await broker.close();
   await ledger.close();
+  await stock?.close();
   return EXIT.ok;
 }

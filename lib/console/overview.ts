@@ -2,8 +2,10 @@
  * The console's overview: rates of created, retried and dead-lettered orders from OrdemDeProducao's
  * own /metrics (summed over its instances), the publish rate from the management API, the depth of
  * every queue and the work queue's consumers from the broker, the ledger's count of production
- * orders, and the operator's pause: the fleet's state from the control plane, and how many of the
- * instances scraped hold off for it. Each source may be missing; what it would give then shows as
+ * orders, the operator's pause: the fleet's state from the control plane, and how many of the
+ * instances scraped hold off for it, and Estoque's outbox, read from its stock store as the doctor
+ * reads it (lib/outbox_check.ts): the requests unsent, the oldest one's age and the publish lag of
+ * those sent in the last minute. Each source may be missing; what it would give then shows as
  * unknown, with why.
  *
  * @module
@@ -13,6 +15,7 @@ import type { Broker } from "../broker.ts";
 import type { PauseState } from "../control.ts";
 import type { LedgerReader } from "../ledger.ts";
 import type { ManagementClient } from "../management.ts";
+import type { OutboxReading } from "../outbox_check.ts";
 import { readQueueStats } from "../queue_stats.ts";
 import { describeError } from "../errors.ts";
 import { type Buckets, bucketsBetween, histogramQuantile, readBuckets } from "./_histogram.ts";
@@ -43,6 +46,39 @@ export interface CriticalTime {
   /** How many settled. */
   readonly count: number;
 }
+
+/** How far back the overview's publish lag looks: the requests sent in the last minute. */
+export const OUTBOX_LAG_WINDOW_MS = 60_000;
+
+/** What the overview says when no stock store was given. */
+export const NO_STOCK_STORE = "not configured (--stock-url / STOCK_URL)";
+
+/**
+ * Estoque's outbox as the overview shows it: read (`ok`), not configured (`off`: the console was
+ * given no stock store), or not readable (`error`, and why, without a password).
+ */
+export type OutboxOverview =
+  | { readonly state: "off" }
+  | { readonly state: "error"; readonly error: string }
+  | {
+    readonly state: "ok";
+    /** Requests not yet confirmed by the broker. */
+    readonly depth: number;
+    /** How long the oldest unsent request has waited, in seconds; null when none waits. */
+    readonly oldestUnsentSeconds: number | null;
+    /** The most failed publishes of any unsent request. */
+    readonly maxAttempts: number;
+    /**
+     * From the movement to the broker's confirm, for the requests sent in the last
+     * {@linkcode OUTBOX_LAG_WINDOW_MS}: seconds (null when none was sent), and how many.
+     */
+    readonly lag: {
+      readonly p50: number | null;
+      readonly p99: number | null;
+      readonly count: number;
+      readonly windowSeconds: number;
+    };
+  };
 
 /** What the overview counts a rate of. */
 export type Counted = keyof typeof RATE_COUNTERS;
@@ -81,9 +117,11 @@ export interface Overview {
     /** Of those, how many hold off for the pause. */
     readonly paused: number | null;
   };
-  /** For each source, `ok` or why it could not be read. */
+  /** Estoque's outbox, from its stock store. */
+  readonly outbox: OutboxOverview;
+  /** For each source, `ok` or why it could not be read (`stock`: not configured, said so). */
   readonly sources: Readonly<
-    Record<"broker" | "metrics" | "management" | "ledger" | "control", string>
+    Record<"broker" | "metrics" | "management" | "ledger" | "control" | "stock", string>
   >;
 }
 
@@ -99,6 +137,13 @@ export interface OverviewSources {
   readonly ledger: () => Promise<LedgerReader | undefined>;
   /** The fleet's pause state (console/control.ts); undefined: not shown. */
   readonly pause?: () => Promise<PauseState>;
+  /**
+   * Estoque's outbox, the lag of the requests sent since the time given (lib/outbox_check.ts's
+   * OutboxReader); undefined: no stock store configured.
+   */
+  readonly outbox?: (lagSince: Date) => Promise<OutboxReading>;
+  /** A wall clock, for the outbox's ages. @default {() => new Date()} */
+  readonly now?: () => Date;
   /** A clock in milliseconds. @default {performance.now} */
   readonly clock?: () => number;
 }
@@ -119,6 +164,21 @@ export function sumMetrics(text: string, names: readonly string[]): Map<string, 
     if (Number.isFinite(value)) sums.set(name, (sums.get(name) ?? 0) + value);
   }
   return sums;
+}
+
+/** The outbox as the overview shows it, from a reading taken at `now`. */
+function outboxOverview(reading: OutboxReading, now: Date): OutboxOverview {
+  const { stats, lag } = reading;
+  const oldest = stats.oldestUnsentAt;
+  return {
+    state: "ok",
+    depth: stats.depth,
+    oldestUnsentSeconds: oldest === undefined
+      ? null
+      : Math.max(0, now.getTime() - oldest.getTime()) / 1000,
+    maxAttempts: stats.maxAttempts,
+    lag: { ...lag, windowSeconds: OUTBOX_LAG_WINDOW_MS / 1000 },
+  };
 }
 
 /** Takes overviews; several viewers asking within a second share one. */
@@ -146,7 +206,8 @@ export class OverviewSampler {
 
   async #take(now: number): Promise<Overview> {
     const s = this.#sources;
-    const [metrics, queues, publishRate, ledger, pause] = await Promise.allSettled([
+    const wallNow = s.now?.() ?? new Date();
+    const [metrics, queues, publishRate, ledger, pause, outbox] = await Promise.allSettled([
       this.#scrape(),
       // Depths and consumers only: the overview shows no age, so the DLQ's head is left alone.
       s.broker().then((broker) => readQueueStats(broker, s.topology, { oldest: false })),
@@ -158,6 +219,9 @@ export class OverviewSampler {
         return reader.countOrders();
       }),
       s.pause === undefined ? Promise.reject(new Error("not read")) : s.pause(),
+      s.outbox === undefined
+        ? Promise.reject(new Error(NO_STOCK_STORE))
+        : s.outbox(new Date(wallNow.getTime() - OUTBOX_LAG_WINDOW_MS)),
     ]);
     const why = (result: PromiseSettledResult<unknown>) =>
       result.status === "fulfilled" ? "ok" : redactUrl(describeError(result.reason));
@@ -194,12 +258,18 @@ export class OverviewSampler {
         instances: scraped?.instances ?? null,
         paused: scraped?.paused ?? null,
       },
+      outbox: s.outbox === undefined
+        ? { state: "off" }
+        : outbox.status === "rejected"
+        ? { state: "error", error: why(outbox) }
+        : outboxOverview(outbox.value, wallNow),
       sources: {
         broker: why(queues),
         metrics: why(metrics),
         management: why(publishRate),
         ledger: why(ledger),
         control: why(pause),
+        stock: why(outbox),
       },
     };
   }

@@ -223,8 +223,67 @@ function charts() {
   return { box, stop: () => clearTimeout(timer) };
 }
 
+/** How long ago, in seconds, as an operator reads it: "12 s", "4 min", "2 h". */
+const age = (seconds) =>
+  seconds === null || seconds === undefined
+    ? "–"
+    : seconds < 120
+    ? `${number(seconds, seconds < 10 ? 1 : 0)} s`
+    : seconds < 7200
+    ? `${number(seconds / 60)} min`
+    : `${number(seconds / 3600, 1)} h`;
+
+/** Estoque's outbox: requests unsent, the oldest one's age, the publish lag; or why not. */
+function outboxPanel() {
+  const state = h("p", { class: "muted", "data-testid": "outbox-state" });
+  const cards = h("div", { class: "cards", "data-testid": "outbox-cards" });
+  const box = h(
+    "section",
+    { class: "outbox", "data-testid": "outbox" },
+    h("h2", { text: "Estoque's outbox" }),
+    state,
+    cards,
+  );
+  const card = (label, value, id) =>
+    h(
+      "div",
+      { class: "card" },
+      h("div", { class: "label", text: label }),
+      h("div", { class: "value", "data-testid": id, text: value }),
+    );
+  const show = (o) => {
+    box.dataset.state = o.state;
+    state.classList.toggle("error", o.state === "error");
+    if (o.state === "off") {
+      state.textContent = "No stock store configured: start the console with --stock-url " +
+        "(STOCK_URL) to see Estoque's outbox.";
+      cards.replaceChildren();
+      return;
+    }
+    if (o.state === "error") {
+      state.textContent = `The stock store cannot be read: ${o.error}`;
+      cards.replaceChildren();
+      return;
+    }
+    state.textContent = o.depth === 0
+      ? "Every request published."
+      : `${number(o.depth)} request(s) waiting for the broker's confirm.`;
+    const lag = `sent in the last ${number(o.lag.windowSeconds)} s`;
+    cards.replaceChildren(
+      card("unsent requests", number(o.depth), "outbox-depth"),
+      card("oldest unsent", age(o.oldestUnsentSeconds), "outbox-oldest"),
+      card("most publish attempts", number(o.maxAttempts), "outbox-attempts"),
+      card(`publish lag p50 (${lag})`, duration(o.lag.p50), "outbox-lag-p50"),
+      card(`publish lag p99 (${lag})`, duration(o.lag.p99), "outbox-lag-p99"),
+      card(`requests ${lag}`, number(o.lag.count), "outbox-sent"),
+    );
+  };
+  return { box, show };
+}
+
 function overviewView() {
   const banner = pauseBanner();
+  const outbox = outboxPanel();
   const history = charts();
   chartsStop = history.stop;
   const cards = h("div", { class: "cards", "data-testid": "rates" });
@@ -236,6 +295,7 @@ function overviewView() {
     cards,
     h("h2", { text: "The last hour" }),
     history.box,
+    outbox.box,
     h("h2", { text: "Queues" }),
     h(
       "table",
@@ -259,6 +319,7 @@ function overviewView() {
     );
   const show = (o) => {
     banner.show(o.pause);
+    outbox.show(o.outbox);
     cards.replaceChildren(
       card("published /s", number(o.rates.published, 1), "rate-published"),
       card("created /s", number(o.rates.created, 1), "rate-created"),
