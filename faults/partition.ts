@@ -132,6 +132,34 @@ async function settleAndAccount(
 }
 
 /**
+ * Waits for Estoque's count and for the load to settle ({@linkcode settleAndAccount}): the case's
+ * measures, its notes first, then the heal's note, then the settling's.
+ */
+async function measured(run: {
+  readonly dep: Deployment;
+  readonly load: Load;
+  readonly watch: ProgressWatch;
+  readonly consumers: readonly Service[];
+  readonly estoque: { readonly result: () => Promise<{ resent: number }> };
+  readonly fault: {
+    readonly at: number;
+    readonly healedAt: number;
+    readonly note?: string | undefined;
+  };
+  readonly notes: readonly string[];
+}): Promise<Measured> {
+  const { resent } = await run.estoque.result();
+  const settled = await settleAndAccount(run.dep, run.load, run.watch, run.consumers);
+  return {
+    ...settled,
+    fault: run.fault,
+    valid: run.load.valid,
+    resent,
+    notes: [...run.notes, ...[run.fault.note ?? []].flat(), ...settled.notes],
+  };
+}
+
+/**
  * Cuts `node` off (both ways, or one way) for `forMs`, then heals it and waits until it runs
  * RabbitMQ again; resolves with when the fault began and was healed, and any note of the heal.
  */
@@ -174,15 +202,7 @@ async function cutCase(
   services.push(estoque.service);
   await watch.until(validAt(0.25, load.valid), 90_000);
   const fault = await faultFor(how.fault, how.target(leader), CUT_MS);
-  const { resent } = await estoque.result();
-  const settled = await settleAndAccount(dep, load, watch, consumers);
-  return {
-    ...settled,
-    fault,
-    valid: load.valid,
-    resent,
-    notes: [`leader ${leader}`, ...[fault.note ?? []].flat(), ...settled.notes],
-  };
+  return measured({ dep, load, watch, consumers, estoque, fault, notes: [`leader ${leader}`] });
 }
 
 const CASES: PartitionCase[] = [
@@ -225,27 +245,25 @@ const CASES: PartitionCase[] = [
       const rtt = await probe.stop();
       const healedAt = performance.now();
       const note = await healAndRecover("r1");
-      const { resent } = await estoque.result();
-      const settled = await settleAndAccount(dep, load, watch, consumers);
       const share = (d: { sent: number; dropped: number }) =>
         `${d.dropped}/${d.sent + d.dropped} (${
           (100 * d.dropped / Math.max(1, d.sent + d.dropped)).toFixed(1)
         } %)`;
-      return {
-        ...settled,
-        fault: { at, healedAt },
-        valid: load.valid,
-        resent,
+      return measured({
+        dep,
+        load,
+        watch,
+        consumers,
+        estoque,
+        fault: { at, healedAt, note },
         notes: [
           `leader ${leader}`,
           `handshake round trip median ${rtt.median.toFixed(0)} ms, p90 ${
             rtt.p90.toFixed(0)
           } ms, ${rtt.lost} of ${rtt.count + rtt.lost} not answered in 3 s`,
           `packets dropped towards r1 ${share(link.to)}, from r1 ${share(link.from)}`,
-          ...[note ?? []].flat(),
-          ...settled.notes,
         ],
-      };
+      });
     },
   },
   {
@@ -287,15 +305,7 @@ const CASES: PartitionCase[] = [
       } else {
         notes.push(`replay exited 0: ${replayOutcome(replay.output())}`);
       }
-      const { resent } = await estoque.result();
-      const settled = await settleAndAccount(dep, load, watch, consumers);
-      return {
-        ...settled,
-        fault,
-        valid: load.valid,
-        resent,
-        notes: [...notes, ...[fault.note ?? []].flat(), ...settled.notes],
-      };
+      return measured({ dep, load, watch, consumers, estoque, fault, notes });
     },
   },
 ];

@@ -88,17 +88,3 @@ export class SqliteWorkerClient<Request extends SqliteWorkerRequest, Result> {
     this.#worker.terminate();
   }
 }
-
-/** The reply a worker sends for a failed request: the message, and the outage code if any. */
-export function failureReply(
-  id: number,
-  error: unknown,
-  unavailableCode: (error: unknown) => string | undefined,
-): { readonly id: number; readonly error: string; readonly unavailable?: string } {
-  const unavailable = unavailableCode(error);
-  return {
-    id,
-    error: error instanceof Error ? error.message : String(error),
-    ...(unavailable !== undefined ? { unavailable } : {}),
-  };
-}

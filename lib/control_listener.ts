@@ -29,7 +29,7 @@ import {
   parsePauseState,
   type PauseState,
 } from "./control.ts";
-import { type ControlStoreOptions, readPauseState } from "./control_store.ts";
+import { type ControlStoreOptions, readPauseState } from "./control_lock.ts";
 import { CONTROL_QUEUE_ARGUMENTS, controlQueueFor } from "./control_topology.ts";
 import { describeError } from "./errors.ts";
 import { logger } from "./log.ts";

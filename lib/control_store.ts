@@ -25,7 +25,7 @@
  * @module
  */
 
-import type { Channel, ConfirmChannel, ConsumeMessage } from "amqplib";
+import type { ConfirmChannel, ConsumeMessage } from "amqplib";
 import type { Broker, ConnectOptions } from "./broker.ts";
 import {
   CONTROL_CONTENT_TYPE,
@@ -34,142 +34,26 @@ import {
   encodePauseState,
   type InstanceAnswer,
   type MadePauseState,
-  NEVER_PAUSED,
   nextPauseState,
   parseAnswer,
-  parsePauseState,
   type PauseState,
 } from "./control.ts";
+import {
+  ControlLockError,
+  type ControlStoreOptions,
+  LOCK_TIMEOUT_MS,
+  readHoldingLock,
+  readPauseState,
+  withControlLock,
+} from "./control_lock.ts";
 import { CONTROL_QUEUE_ARGUMENTS } from "./control_topology.ts";
-import { replyCode } from "./errors.ts";
 import { logger } from "./log.ts";
+import { onOwnConnection } from "./_own_connection.ts";
 import { ConfirmedPublisher, PublishError } from "./publisher.ts";
 import { connectFirst } from "./reconnect.ts";
 import type { Topology } from "./topology.ts";
 
-/** How long a read or change waits for the lock by default: 10 s. */
-export const LOCK_TIMEOUT_MS = 10_000;
-
-/** 405 RESOURCE_LOCKED: another connection holds the exclusive queue. */
-const RESOURCE_LOCKED = 405;
-
-/** The most messages a read takes from the state queue (it holds one; a few after a mishap). */
-const MAX_STATE_MESSAGES = 32;
-
 const log = logger("control");
-
-/** The lock could not be had in time: another reader or writer held it all along. */
-export class ControlLockError extends Error {
-  override name = "ControlLockError";
-}
-
-/** Options of the reads and changes. */
-export interface ControlStoreOptions {
-  /** How long to wait for the lock, in milliseconds. @default {LOCK_TIMEOUT_MS} */
-  readonly lockTimeoutMs?: number;
-}
-
-/** In this process, one holder of the lock per connection (the broker sees one owner). */
-const turns = new WeakMap<Broker, Promise<unknown>>();
-
-/**
- * Runs `fn` holding the control plane's lock: first in this process's turn on `broker`, then as
- * the exclusive owner of the lock queue, retried every 10-100 ms while another connection holds
- * it, for at most `lockTimeoutMs`.
- *
- * @throws {ControlLockError} when the lock could not be had in time.
- */
-export function withControlLock<T>(
-  broker: Broker,
-  topo: Topology,
-  fn: () => Promise<T>,
-  options: ControlStoreOptions = {},
-): Promise<T> {
-  const before = turns.get(broker) ?? Promise.resolve();
-  const mine = before.catch(() => {}).then(async () => {
-    const lock = await acquire(broker, topo, options.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
-    try {
-      return await fn();
-    } finally {
-      await lock.deleteQueue(topo.control.lockQueue).catch(() => {});
-      await lock.close().catch(() => {});
-    }
-  });
-  turns.set(broker, mine);
-  return mine;
-}
-
-async function acquire(broker: Broker, topo: Topology, timeoutMs: number): Promise<Channel> {
-  const deadline = performance.now() + timeoutMs;
-  for (let attempt = 1;; attempt++) {
-    const channel = await broker.channel();
-    try {
-      await channel.assertQueue(topo.control.lockQueue, {
-        exclusive: true,
-        durable: false,
-        autoDelete: true,
-        arguments: { ...CONTROL_QUEUE_ARGUMENTS },
-      });
-      return channel;
-    } catch (error) {
-      await channel.close().catch(() => {});
-      if (replyCode(error) !== RESOURCE_LOCKED) throw broker.explain(error);
-    }
-    if (performance.now() >= deadline) {
-      throw new ControlLockError(
-        `another ctl, console or starting OrdemDeProducao held ${topo.control.lockQueue} for ` +
-          `${timeoutMs} ms; try again (the broker frees it when its holder's connection closes)`,
-      );
-    }
-    const wait = Math.min(10 * attempt, 100) * (0.5 + Math.random() / 2);
-    await new Promise((resolve) => setTimeout(resolve, wait));
-  }
-}
-
-/**
- * The state as the state queue keeps it: taken without an ack and given back. Call it holding the
- * lock. Of several messages (a change met a reader that was not holding the lock), the one with
- * the highest `seq`; {@linkcode NEVER_PAUSED} for none.
- */
-async function readUnlocked(broker: Broker, topo: Topology): Promise<PauseState> {
-  const channel = await broker.channel();
-  let latest: PauseState = NEVER_PAUSED;
-  try {
-    for (let i = 0; i < MAX_STATE_MESSAGES; i++) {
-      const message = await channel.get(topo.control.stateQueue, { noAck: false });
-      if (message === false) break;
-      try {
-        const state = parsePauseState(message.content);
-        if (state.seq >= latest.seq) latest = state;
-      } catch (error) {
-        if (!(error instanceof ControlMessageError)) throw error;
-        log.warning("the control plane's state queue holds a message that is no pause state", {
-          queue: topo.control.stateQueue,
-          error: error.message,
-        });
-      }
-    }
-    // Every message back, in its place, before the lock is let go.
-    channel.nackAll(true);
-    await channel.close();
-  } catch (error) {
-    await channel.close().catch(() => {});
-    throw broker.explain(error);
-  }
-  return latest;
-}
-
-/**
- * Reads the fleet's pause state under the lock.
- * @throws {ControlLockError} when the lock could not be had in time.
- */
-export function readPauseState(
-  broker: Broker,
-  topo: Topology,
-  options: ControlStoreOptions = {},
-): Promise<PauseState> {
-  return withControlLock(broker, topo, () => readUnlocked(broker, topo), options);
-}
 
 /** A pause or resume asked for. */
 export interface PauseChange {
@@ -320,9 +204,6 @@ interface Attempt {
   after?: MadePauseState;
 }
 
-/** The deadline of a change on a connection of its own came first. */
-const LATE = Symbol("late");
-
 /** Reads and changes the pause state, and asks the running instances who is there. */
 export class ControlClient implements AsyncDisposable {
   readonly #broker: Broker;
@@ -421,11 +302,11 @@ export class ControlClient implements AsyncDisposable {
     const options = { ...this.#options, lockTimeoutMs: timeoutMs };
     const late = () =>
       new ControlTimeoutError(`the state could not be read within ${timeoutMs} ms`);
-    if (this.#options.connect !== undefined) {
-      return this.#onOwnConnection(
-        timeoutMs,
+    const connect = this.#options.connect;
+    if (connect !== undefined) {
+      return onOwnConnection(
+        { connect, timeoutMs, late },
         ({ broker }) => readPauseState(broker, this.#topo, options),
-        late,
       );
     }
     const read = readPauseState(this.#broker, this.#topo, options);
@@ -452,21 +333,14 @@ export class ControlClient implements AsyncDisposable {
     change: PauseChange,
     now: () => Date = () => new Date(),
   ): Promise<{ readonly before: PauseState; readonly after: MadePauseState }> {
-    if (this.#options.connect === undefined) {
+    const connect = this.#options.connect;
+    if (connect === undefined) {
       return this.#change(this.#broker, this.#publisher, this.#options.userId, change, now, {});
     }
     const made: Attempt = {};
     const timeoutMs = this.changeTimeoutMs;
     const what = change.paused ? "pause" : "resume";
-    return this.#onOwnConnection(timeoutMs, async ({ broker, userId }) => {
-      const channel = await broker.confirmChannel();
-      try {
-        const publisher = new ConfirmedPublisher(channel, { timeoutMs: this.#confirmTimeoutMs });
-        return await this.#change(broker, publisher, userId, change, now, made);
-      } finally {
-        await channel.close().catch(() => {});
-      }
-    }, () => {
+    const late = () => {
       const dropped =
         `its connection was closed at its deadline of ${timeoutMs} ms, freeing the lock`;
       if (made.after === undefined || made.before === undefined) {
@@ -479,6 +353,15 @@ export class ControlClient implements AsyncDisposable {
         made.before,
         new PublishError("timeout", `no confirm before the change's deadline; ${dropped}`),
       );
+    };
+    return onOwnConnection({ connect, timeoutMs, late }, async ({ broker, userId }) => {
+      const channel = await broker.confirmChannel();
+      try {
+        const publisher = new ConfirmedPublisher(channel, { timeoutMs: this.#confirmTimeoutMs });
+        return await this.#change(broker, publisher, userId, change, now, made);
+      } finally {
+        await channel.close().catch(() => {});
+      }
     });
   }
 
@@ -491,7 +374,7 @@ export class ControlClient implements AsyncDisposable {
     made: Attempt,
   ): Promise<{ readonly before: PauseState; readonly after: MadePauseState }> {
     return withControlLock(broker, this.#topo, async () => {
-      const before = await readUnlocked(broker, this.#topo);
+      const before = await readHoldingLock(broker, this.#topo);
       const after = nextPauseState(before, change, now());
       made.before = before;
       made.after = after;
@@ -527,41 +410,6 @@ export class ControlClient implements AsyncDisposable {
       });
       return { before, after };
     }, this.#options);
-  }
-
-  /**
-   * Runs `work` on a connection of its own (`connect`), closing it after; when `work` has not
-   * ended within `timeoutMs`, drops the connection at once (a blocked connection reads no close;
-   * closing its socket is what frees the lock) and throws `late()`.
-   */
-  async #onOwnConnection<T>(
-    timeoutMs: number,
-    work: (connection: ChangeConnection) => Promise<T>,
-    late: () => Error,
-  ): Promise<T> {
-    const deadlineAt = performance.now() + timeoutMs;
-    let connection: ChangeConnection | undefined;
-    const opening = this.#options.connect!().then((opened) => connection = opened);
-    const working = opening.then(work).then((value) => ({ value }));
-    working.catch(() => {}); // after the deadline, it ends on the dropped connection unheard
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<typeof LATE>((resolve) => {
-      timer = setTimeout(() => resolve(LATE), timeoutMs);
-    });
-    let outcome: { value: T } | typeof LATE | undefined;
-    try {
-      outcome = await Promise.race([working, deadline]);
-    } finally {
-      clearTimeout(timer);
-      if (outcome === LATE) {
-        if (connection !== undefined) await connection.broker.close(0);
-        else opening.then((opened) => opened.broker.close(0), () => {});
-      } else {
-        await connection?.broker.close(Math.max(0, deadlineAt - performance.now()));
-      }
-    }
-    if (outcome === LATE) throw late();
-    return outcome.value;
   }
 
   /** Asks every running instance to answer (through `onAnswer`). */

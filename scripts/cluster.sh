@@ -36,6 +36,8 @@
 # /tmp/productionorder-cluster), CLUSTER_PORT (r1's AMQP port: r2 and r3 take the next two, Erlang
 # distribution PORT+20000.., r1's TLS listener PORT+10).
 set -euo pipefail
+# shellcheck source=scripts/_cluster_node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_cluster_node.sh"
 
 NODES=(r1 r2 r3)
 BROKER=${CLUSTER_BROKER:-3.10}
@@ -103,34 +105,23 @@ index_of() {
 
 amqp_port() { echo $((PORT + $(index_of "$1"))); }
 
+name_of() { echo "$1@localhost"; }
+amqp_address() { echo "127.0.0.1:$(amqp_port "$1")"; }
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Runs one of the package's scripts as node $1, with the cluster's own environment.
 as_node() {
   local node=$1 tool=$2
   shift 2
-  local i
+  local i NODE_ENV
   i=$(index_of "$node")
-  local d=$NODE_DIR
-  "${LAUNCH[@]}" env HOME="$d" \
-    RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
-    RABBITMQ_NODENAME="$node@localhost" \
+  node_env "$NODE_DIR" "$node"
+  "${LAUNCH[@]}" env "${NODE_ENV[@]}" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT=$((PORT + i)) \
     RABBITMQ_DIST_PORT=$((PORT + 20000 + i)) \
-    RABBITMQ_CONFIG_FILE="$d/$node/rabbitmq.conf" \
-    RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" \
-    RABBITMQ_ENABLED_PLUGINS_FILE="$d/$node/enabled_plugins" \
-    RABBITMQ_MNESIA_BASE="$d/$node/mnesia" \
-    RABBITMQ_LOG_BASE="$d/$node/log" \
-    RABBITMQ_PID_FILE="$d/$node/pid" \
     "$BIN/$tool" "$@"
-}
-
-ctl() {
-  local node=$1
-  shift
-  as_node "$node" rabbitmqctl -n "$node@localhost" "$@"
 }
 
 # A throwaway CA, a server certificate for localhost and a client certificate, for amqps://.
@@ -157,10 +148,7 @@ make_certificates() {
 prepare() {
   mkdir -p "$DIR"
   make_certificates
-  if [ ! -f "$DIR/.erlang.cookie" ]; then
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/.erlang.cookie"
-    chmod 400 "$DIR/.erlang.cookie"
-  fi
+  make_cookie
   printf 'ERL_EPMD_ADDRESS=127.0.0.1\n' >"$DIR/rabbitmq-env.conf"
   # At-least-once dead-lettering re-sends a dead letter whose confirm was lost (its target's
   # leader died) only after this timeout: 3 minutes by default, 5 s here.
@@ -168,7 +156,7 @@ prepare() {
     >"$DIR/advanced.config"
   local node
   for node in "${NODES[@]}"; do
-    mkdir -p "$DIR/$node/mnesia" "$DIR/$node/log"
+    node_files "$node"
     cat >"$DIR/$node/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$(amqp_port "$node")
 loopback_users = none
@@ -190,7 +178,6 @@ EOF
       printf 'deprecated_features.permit.%s = false\n' transient_nonexcl_queues global_qos \
         queue_master_locator >>"$DIR/$node/rabbitmq.conf"
     fi
-    echo '[].' >"$DIR/$node/enabled_plugins"
   done
 }
 
@@ -201,32 +188,11 @@ mount_proc() {
     mount -t proc proc "$CHROOT/proc" || die "cannot mount /proc in $CHROOT"
 }
 
-pid_of() {
-  local file="$DIR/$1/pid"
-  [ -s "$file" ] && cat "$file"
-}
-
-running() {
-  local pid
-  pid=$(pid_of "$1") || return 1
-  kill -0 "$pid" 2>/dev/null
-}
-
 start_node() {
   local node=$1
   running "$node" && return 0
-  rm -f "$DIR/$node/pid"
   mount_proc
-  as_node "$node" rabbitmq-server -detached >>"$DIR/$node/log/start.out" 2>&1 ||
-    die "$node did not start (see $DIR/$node/log)"
-  # await_startup needs the pid file, which the node writes a moment after it is launched.
-  local _
-  for _ in $(seq 1 300); do
-    [ -s "$DIR/$node/pid" ] && break
-    sleep 0.1
-  done
-  ctl "$node" await_startup --timeout 120 >/dev/null ||
-    die "$node did not finish booting (see $DIR/$node/log)"
+  boot_node "$node"
 }
 
 up() {
@@ -288,20 +254,11 @@ kill_node() {
   die "$node (pid $pid) did not go away"
 }
 
-urls() {
-  local node list=()
-  for node in "${NODES[@]}"; do list+=("amqp://guest:guest@127.0.0.1:$(amqp_port "$node")"); done
-  (
-    IFS=,
-    echo "${list[*]}"
-  )
-}
-
 status() {
   local node
   for node in "${NODES[@]}"; do
     if running "$node"; then
-      echo "$node@localhost  running  amqp://127.0.0.1:$(amqp_port "$node")"
+      echo "$node@localhost  running  amqp://$(amqp_address "$node")"
     else
       echo "$node@localhost  stopped"
     fi
@@ -312,9 +269,7 @@ leader() {
   local queue=$1 node
   for node in "${NODES[@]}"; do
     running "$node" || continue
-    ctl "$node" list_queues name leader --no-table-headers --quiet 2>/dev/null |
-      awk -v q="$queue" '$1 == q { sub(/@.*/, "", $2); print $2; found = 1 } END { exit !found }' &&
-      return 0
+    queue_leader_on "$node" "$queue" && return 0
   done
   die "no running node knows a quorum queue named $queue"
 }

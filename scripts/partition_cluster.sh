@@ -50,6 +50,8 @@
 # /tmp/productionorder-partition), PARTITION_POSTGRES (host:port the forwarder reaches,
 # default 127.0.0.1:5432).
 set -euo pipefail
+# shellcheck source=scripts/_cluster_node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_cluster_node.sh"
 
 NODES=(r1 r2 r3)
 DIR=${PARTITION_DIR:-/tmp/productionorder-partition}
@@ -82,6 +84,8 @@ index_of() {
 ns_of() { echo "$PREFIX-$1"; }
 ip_of() { echo "$SUBNET.$((10 + $(index_of "$1")))"; }
 host_of() { echo "pt$(index_of "$1")"; }
+name_of() { echo "$1@$(host_of "$1")"; }
+amqp_address() { echo "$(ip_of "$1"):$AMQP_PORT"; }
 # The host's end of a node's link (the node's end is eth0 in its namespace).
 link_of() { echo "$PREFIX-$1h"; }
 # Every namespace this script makes: the nodes' and the services'.
@@ -111,23 +115,11 @@ CTL_TIMEOUT=()
 as_node() {
   local node=$1 tool=$2
   shift 2
-  "${CTL_TIMEOUT[@]}" ip netns exec "$(ns_of "$node")" env HOME="$DIR" \
-    RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf" \
-    RABBITMQ_NODENAME="$node@$(host_of "$node")" \
+  local NODE_ENV
+  node_env "$DIR" "$node"
+  "${CTL_TIMEOUT[@]}" ip netns exec "$(ns_of "$node")" env "${NODE_ENV[@]}" \
     RABBITMQ_NODE_PORT=$AMQP_PORT \
-    RABBITMQ_CONFIG_FILE="$DIR/$node/rabbitmq.conf" \
-    RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/advanced.config" \
-    RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/$node/enabled_plugins" \
-    RABBITMQ_MNESIA_BASE="$DIR/$node/mnesia" \
-    RABBITMQ_LOG_BASE="$DIR/$node/log" \
-    RABBITMQ_PID_FILE="$DIR/$node/pid" \
     "$BIN/$tool" "$@"
-}
-
-ctl() {
-  local node=$1
-  shift
-  as_node "$node" rabbitmqctl -n "$node@$(host_of "$node")" "$@"
 }
 
 mac_of_ns() { in_ns "$1" cat /sys/class/net/eth0/address; }
@@ -195,10 +187,7 @@ postgres_forwarder() {
 
 prepare() {
   mkdir -p "$DIR/state"
-  if [ ! -f "$DIR/.erlang.cookie" ]; then
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/.erlang.cookie"
-    chmod 400 "$DIR/.erlang.cookie"
-  fi
+  make_cookie
   : >"$DIR/rabbitmq-env.conf"
   # As scripts/cluster.sh: a dead letter whose confirm was lost is sent again after 5 s (not 3 min).
   cat >"$DIR/advanced.config" <<EOF
@@ -207,7 +196,7 @@ prepare() {
 EOF
   local node
   for node in "${NODES[@]}"; do
-    mkdir -p "$DIR/$node/mnesia" "$DIR/$node/log"
+    node_files "$node"
     cat >"$DIR/$node/rabbitmq.conf" <<EOF
 listeners.tcp.default = $AMQP_PORT
 loopback_users = none
@@ -215,28 +204,13 @@ cluster_partition_handling = pause_minority
 vm_memory_high_watermark.relative = 0.2
 disk_free_limit.absolute = 50MB
 EOF
-    echo '[].' >"$DIR/$node/enabled_plugins"
   done
-}
-
-running() {
-  local file=$DIR/$1/pid
-  [ -s "$file" ] && kill -0 "$(cat "$file")" 2>/dev/null
 }
 
 start_node() {
   local node=$1
   running "$node" && return 0
-  rm -f "$DIR/$node/pid"
-  as_node "$node" rabbitmq-server -detached >>"$DIR/$node/log/start.out" 2>&1 ||
-    die "$node did not start (see $DIR/$node/log)"
-  local _
-  for _ in $(seq 1 300); do
-    [ -s "$DIR/$node/pid" ] && break
-    sleep 0.1
-  done
-  ctl "$node" await_startup --timeout 120 >/dev/null ||
-    die "$node did not finish booting (see $DIR/$node/log)"
+  boot_node "$node"
 }
 
 up() {
@@ -385,9 +359,7 @@ leader() {
   for node in "${NODES[@]}"; do [ -n "$(faults_of "$node")" ] && ordered+=("$node"); done
   for node in "${ordered[@]}"; do
     running "$node" || continue
-    ctl "$node" list_queues name leader --no-table-headers --quiet 2>/dev/null |
-      awk -v q="$queue" '$1 == q { sub(/@.*/, "", $2); print $2; found = 1 } END { exit !found }' &&
-      return 0
+    queue_leader_on "$node" "$queue" && return 0
   done
   die "no running node knows a quorum queue named $queue"
 }
@@ -413,22 +385,13 @@ status() {
   for node in "${NODES[@]}"; do
     faults=$(faults_of "$node")
     if running "$node"; then
-      echo "$node@$(host_of "$node")  running  amqp://$(ip_of "$node"):$AMQP_PORT  ${faults:-connected}"
+      echo "$node@$(host_of "$node")  running  amqp://$(amqp_address "$node")  ${faults:-connected}"
       ctl "$node" cluster_status --formatter json 2>/dev/null |
         sed -n 's/.*"running_nodes":\(\[[^]]*\]\).*/  sees running: \1/p' || true
     else
       echo "$node@$(host_of "$node")  stopped"
     fi
   done
-}
-
-urls() {
-  local node list=()
-  for node in "${NODES[@]}"; do list+=("amqp://guest:guest@$(ip_of "$node"):$AMQP_PORT"); done
-  (
-    IFS=,
-    echo "${list[*]}"
-  )
 }
 
 node_arg() {

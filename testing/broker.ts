@@ -160,6 +160,15 @@ export function tapSent(broker: Broker): (text: string) => boolean {
   };
 }
 
+/** Whether `exchange` exists, by a passive declare on a channel of its own (a refusal closes it). */
+export async function exchangeExists(broker: Broker, exchange: string): Promise<boolean> {
+  const channel = await broker.channel();
+  return await channel.checkExchange(exchange).then(
+    () => true,
+    () => false,
+  ).finally(() => channel.close().catch(() => {}));
+}
+
 /** `promise`, or a rejection saying what stalled once `timeoutMs` have passed. */
 export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

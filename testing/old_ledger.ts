@@ -5,21 +5,36 @@
  * @module
  */
 
+import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { tempDir } from "./broker.ts";
 
-/** Writes the early release's two tables at `path`, then runs `rows` (INSERTs) in it. */
-export function writeOldSqliteLedger(path: string, rows: string): void {
-  const old = new DatabaseSync(path);
+/**
+ * Writes the early release's two tables in a file of a temporary directory, then runs `rows`
+ * (INSERTs) in it; disposing of the result removes the directory.
+ */
+export async function oldSqliteLedger(
+  rows: string,
+): Promise<{ readonly path: string } & AsyncDisposable> {
+  const dir = await tempDir();
+  const path = join(dir.path, "old.sqlite");
   try {
-    old.exec(`
-      CREATE TABLE production_orders (ref_code TEXT PRIMARY KEY, color_code TEXT NOT NULL,
-        quantity INTEGER NOT NULL, created_at TEXT NOT NULL, attempt INTEGER NOT NULL,
-        instance_id TEXT NOT NULL) STRICT;
-      CREATE TABLE forwarded_messages (message_key TEXT NOT NULL, hop TEXT NOT NULL,
-        outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (message_key, hop)) STRICT;
-      ${rows}
-    `);
-  } finally {
-    old.close();
+    const old = new DatabaseSync(path);
+    try {
+      old.exec(`
+        CREATE TABLE production_orders (ref_code TEXT PRIMARY KEY, color_code TEXT NOT NULL,
+          quantity INTEGER NOT NULL, created_at TEXT NOT NULL, attempt INTEGER NOT NULL,
+          instance_id TEXT NOT NULL) STRICT;
+        CREATE TABLE forwarded_messages (message_key TEXT NOT NULL, hop TEXT NOT NULL,
+          outcome TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (message_key, hop)) STRICT;
+        ${rows}
+      `);
+    } finally {
+      old.close();
+    }
+  } catch (error) {
+    await dir[Symbol.asyncDispose]();
+    throw error;
   }
+  return { path, [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose]() };
 }

@@ -311,18 +311,23 @@ async function onPluginBroker(
   await withFleet(target, "backend switch", { policy, maxQuantity: LIMIT, size: 2 }, procedure);
 }
 
+/** Runs `procedure` as {@linkcode onPluginBroker} does on RABBITMQ_URL_4_0, checked to be 4.0. */
+function onRabbitMq40(procedure: (run: FleetRun) => Promise<void>): Promise<void> {
+  return onPluginBroker(otherBroker("4_0"), async (run) => {
+    assert.ok(
+      serverVersionAtLeast(run.version, "4.0"),
+      `RABBITMQ_URL_4_0 is RabbitMQ ${run.version}`,
+    );
+    await procedure(run);
+  });
+}
+
 Deno.test("switching a live fleet from the plugin backend to ttl in place, as docs/migration.md says, loses and duplicates no order on the broker under test (refused from 4.3)", async () => {
   await onPluginBroker(DEFAULT_BROKER, switchInPlace);
 });
 
 Deno.test("switching a live fleet from the plugin backend to ttl in place, as docs/migration.md says, loses and duplicates no order on RabbitMQ 4.0 (RABBITMQ_URL_4_0)", async () => {
-  await onPluginBroker(otherBroker("4_0"), async (run) => {
-    assert.ok(
-      serverVersionAtLeast(run.version, "4.0"),
-      `RABBITMQ_URL_4_0 is RabbitMQ ${run.version}`,
-    );
-    await switchInPlace(run);
-  });
+  await onRabbitMq40(switchInPlace);
 });
 
 Deno.test("switching a live fleet from the plugin backend to ttl under a new prefix while Estoque publishes, as docs/migration.md says, loses and duplicates no order on the broker under test (refused from 4.3)", async () => {
@@ -330,13 +335,7 @@ Deno.test("switching a live fleet from the plugin backend to ttl under a new pre
 });
 
 Deno.test("switching a live fleet from the plugin backend to ttl under a new prefix while Estoque publishes, as docs/migration.md says, loses and duplicates no order on RabbitMQ 4.0 (RABBITMQ_URL_4_0)", async () => {
-  await onPluginBroker(otherBroker("4_0"), async (run) => {
-    assert.ok(
-      serverVersionAtLeast(run.version, "4.0"),
-      `RABBITMQ_URL_4_0 is RabbitMQ ${run.version}`,
-    );
-    await switchToNewPrefix(run);
-  });
+  await onRabbitMq40(switchToNewPrefix);
 });
 
 Deno.test("on the plugin backend, drained() (what --drain waits for) waits for the retries the consumer scheduled in the delayed exchange, which no queue counts (refused from 4.3)", async () => {

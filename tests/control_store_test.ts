@@ -1,7 +1,7 @@
 /**
- * The pause state on the broker (lib/control_store.ts) and a process's ear on it
- * (lib/control_listener.ts), against real brokers: the last change is kept for readers that come
- * later, one message and no more; readers and writers on many connections at once take turns
+ * The pause state on the broker (lib/control_store.ts, lib/control_lock.ts) and a process's ear
+ * on it (lib/control_listener.ts), against real brokers: the last change is kept for readers that
+ * come later, one message and no more; readers and writers on many connections at once take turns
  * (without the lock, a reader would find the queue empty while another holds the state); the lock
  * goes with its holder's connection; with QUEUE_TYPE=quorum, on 3.10, 4.0 and 4.3, reading does not wear
  * the state out; and a listener that starts while changes keep coming ends on the last one.
@@ -11,14 +11,12 @@ import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
 import { type InstanceAnswer, type PauseState } from "../lib/control.ts";
 import { ControlListener } from "../lib/control_listener.ts";
+import { ControlLockError, readPauseState, withControlLock } from "../lib/control_lock.ts";
 import {
   changeAudited,
   type ChangeEffect,
   ControlChangeError,
   ControlClient,
-  ControlLockError,
-  readPauseState,
-  withControlLock,
 } from "../lib/control_store.ts";
 import { RABBITMQ_URL, waitFor } from "../testing/broker.ts";
 import { withControl } from "../testing/control_plane.ts";

@@ -14,6 +14,7 @@ import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { retryDelays } from "../lib/retry_policy.ts";
 import {
   type BrokerContext,
+  exchangeExists,
   fastPolicy,
   runScript,
   tempDir,
@@ -192,20 +193,15 @@ Deno.test("an instance run with --no-declare on a broker without the control pla
   });
 });
 
-/** Whether the control plane's exchange exists, by a passive declare on a channel of its own. */
-async function controlExchangeExists(ctx: BrokerContext): Promise<boolean> {
-  const channel = await ctx.broker.channel();
-  return await channel.checkExchange(ctx.topo.control.exchange).then(
-    () => true,
-    () => false,
-  ).finally(() => channel.close().catch(() => {}));
-}
-
 Deno.test("ctl status declares nothing: on a broker without the control plane it says so", async () => {
   await withTopology("ctl-status-nodeclare", tiers, async (ctx) => {
     await using dir = await tempDir();
     const status = await ctl(ctx, dir.path, ["status", "--wait", "0"]);
-    assert.equal(await controlExchangeExists(ctx), false, "ctl status declared the control plane");
+    assert.equal(
+      await exchangeExists(ctx.broker, ctx.topo.control.exchange),
+      false,
+      "ctl status declared the control plane",
+    );
     assert.match(status.stdout + status.stderr, /no control plane/);
   });
 });

@@ -9,6 +9,14 @@ import { fillDisk, tinyDisk } from "../testing/disk.ts";
 const encoder = new TextEncoder();
 const bytes = (text: string) => encoder.encode(text);
 
+/** An archive that holds a line already ("kept\n"), in a temporary directory removed at the end. */
+async function keptArchive(): Promise<{ readonly path: string } & AsyncDisposable> {
+  const dir = await tempDir();
+  const path = join(dir.path, "archive.jsonl");
+  await Deno.writeTextFile(path, "kept\n");
+  return { path, [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose]() };
+}
+
 Deno.test("DiskWriteError calls a full disk or quota disk_full and any other failure write_failed, keeping the cause", () => {
   const cases: [unknown, "disk_full" | "write_failed", string][] = [
     [
@@ -58,9 +66,8 @@ Deno.test("DurableAppend.open() makes the file and the folders above it, empty u
 });
 
 Deno.test("DurableAppend appends after what the file held, and discard() cuts it back there, committed or not", async () => {
-  await using dir = await tempDir();
-  const path = join(dir.path, "archive.jsonl");
-  await Deno.writeTextFile(path, "kept\n");
+  await using archive = await keptArchive();
+  const path = archive.path;
   const committed = await DurableAppend.open(path, "the archive");
   await committed.write(bytes("first\n"));
   await committed.commit();
@@ -87,10 +94,8 @@ Deno.test("DurableAppend.discard() removes a file it made, and leaves the folder
 });
 
 Deno.test("DurableAppend.close() closes once; discard() of a file it did not make fails once closed", async () => {
-  await using dir = await tempDir();
-  const path = join(dir.path, "archive.jsonl");
-  await Deno.writeTextFile(path, "kept\n");
-  const file = await DurableAppend.open(path, "the archive");
+  await using archive = await keptArchive();
+  const file = await DurableAppend.open(archive.path, "the archive");
   await file.write(bytes("more\n"));
   file.close();
   file.close();

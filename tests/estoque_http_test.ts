@@ -154,8 +154,14 @@ Deno.test("a refused movement gets 400, 404 or 409 with a JSON reason, and write
 
 Deno.test("the stock API is guarded as the console's actions: credentials, role, CSRF token, origin, host name", async () => {
   await served(async ({ store, server, call }) => {
-    const body = JSON.stringify({ color: RED, delta: -1 });
-    const json = { "content-type": "application/json" };
+    // A movement posted with `token` and the JSON content type, `headers` beside.
+    const move = (token: string, headers: Record<string, string> = {}) =>
+      call("/api/stock/movements", {
+        method: "POST",
+        token,
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ color: RED, delta: -1 }),
+      });
     // No credential, a wrong one: 401.
     assert.equal((await answer(await call("/api/stock"), 401)).code, "refused");
     await answer(await call("/api/stock", { token: "wrong" }), 401);
@@ -165,38 +171,17 @@ Deno.test("the stock API is guarded as the console's actions: credentials, role,
     const session = await answer(await call("/api/session", { token: VIEWER }), 200);
     assert.equal(session.canMove, false);
     const viewer = await answer(
-      await call("/api/stock/movements", {
-        method: "POST",
-        token: VIEWER,
-        headers: { ...json, "x-csrf-token": session.csrf as string },
-        body,
-      }),
+      await move(VIEWER, { "x-csrf-token": session.csrf as string }),
       403,
     );
     assert.match(viewer.error as string, /operator role/);
     // The operator, without its CSRF token, or with another's: 403.
-    await answer(
-      await call("/api/stock/movements", { method: "POST", token: OPERATOR, headers: json, body }),
-      403,
-    );
-    await answer(
-      await call("/api/stock/movements", {
-        method: "POST",
-        token: OPERATOR,
-        headers: { ...json, "x-csrf-token": session.csrf as string },
-        body,
-      }),
-      403,
-    );
+    await answer(await move(OPERATOR), 403);
+    await answer(await move(OPERATOR, { "x-csrf-token": session.csrf as string }), 403);
     // A page on another site: its credentials are not looked at.
     const csrf = (await answer(await call("/api/session", { token: OPERATOR }), 200)).csrf;
     await answer(
-      await call("/api/stock/movements", {
-        method: "POST",
-        token: OPERATOR,
-        headers: { ...json, "x-csrf-token": csrf as string, origin: "https://evil.test" },
-        body,
-      }),
+      await move(OPERATOR, { "x-csrf-token": csrf as string, origin: "https://evil.test" }),
       401,
     );
     // A name the API does not answer to (DNS rebinding): 421, before anything is read.

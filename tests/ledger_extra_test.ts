@@ -5,8 +5,7 @@
  */
 
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
-import { writeOldSqliteLedger } from "../testing/old_ledger.ts";
+import { oldSqliteLedger } from "../testing/old_ledger.ts";
 import { EXTRA_MAX_BYTES, type Ledger } from "../lib/ledger.ts";
 import { openLedgerReader } from "../lib/open_ledger.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
@@ -14,7 +13,7 @@ import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { SqliteLedgerReader } from "../lib/sqlite_ledger_reader.ts";
 import { newOrder } from "../lib/order.ts";
 import { buildJourney } from "../lib/console/journey.ts";
-import { POSTGRES_URL, tempDir } from "../testing/broker.ts";
+import { POSTGRES_URL } from "../testing/broker.ts";
 import { dropSchema, postgresClient } from "../testing/postgres.ts";
 
 const schemaName = () => `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
@@ -65,25 +64,22 @@ Deno.test(`extra fields past ${EXTRA_MAX_BYTES} bytes of JSON are cut, with a ma
 });
 
 Deno.test("SqliteLedger adds the extra column to a ledger written before it; a reader reads the old file before and after", async () => {
-  await using dir = await tempDir();
-  const path = join(dir.path, "old.sqlite");
-  writeOldSqliteLedger(
-    path,
+  await using old = await oldSqliteLedger(
     "INSERT INTO production_orders VALUES ('r-old', 'c', 2, '2026-11-01T00:00:00.000Z', 0, 'old');",
   );
   {
-    await using reader = SqliteLedgerReader.open(path);
+    await using reader = SqliteLedgerReader.open(old.path);
     const found = await reader.findOrder("r-old");
     assert.equal(found?.quantity, 2);
     assert.equal(found?.extra, undefined);
   }
   const order = newOrder({ quantity: 7 });
   {
-    await using ledger = await SqliteLedger.open(path, { instanceId: "new" });
+    await using ledger = await SqliteLedger.open(old.path, { instanceId: "new" });
     await ledger.commit([{ kind: "order", order, attempt: 0, extra: { Priority: 1 } }]);
     assert.equal((await ledger.findOrder("r-old"))?.extra, undefined);
   }
-  await using reader = SqliteLedgerReader.open(path);
+  await using reader = SqliteLedgerReader.open(old.path);
   assert.deepEqual((await reader.findOrder(order.refCode))?.extra, { Priority: 1 });
 });
 

@@ -5,7 +5,7 @@ import { openLedger, openLedgerReader } from "../lib/open_ledger.ts";
 import { SqliteLedger } from "../lib/sqlite_ledger.ts";
 import { SqliteLedgerReader } from "../lib/sqlite_ledger_reader.ts";
 import { DatabaseSync } from "node:sqlite";
-import { writeOldSqliteLedger } from "../testing/old_ledger.ts";
+import { oldSqliteLedger } from "../testing/old_ledger.ts";
 import { LedgerUnavailableError } from "../lib/errors.ts";
 import { openDatabase, SCHEMA, SqliteWriter, unavailableCode } from "../lib/_sqlite_writer.ts";
 import { PostgresLedger } from "../lib/postgres_ledger.ts";
@@ -116,21 +116,18 @@ for (const [name, open] of IMPLEMENTATIONS) {
 }
 
 Deno.test("SqliteLedger adds the hop columns to a ledger written before they existed", async () => {
-  await using dir = await tempDir();
-  const path = join(dir.path, "old.sqlite");
-  writeOldSqliteLedger(
-    path,
+  await using old = await oldSqliteLedger(
     "INSERT INTO forwarded_messages VALUES ('m1', '0:0', 'retried', '2026-11-01T00:00:00.000Z');",
   );
   {
     // A reader of the old file, before any service migrated it, still tells the hop.
-    await using reader = SqliteLedgerReader.open(path);
+    await using reader = SqliteLedgerReader.open(old.path);
     const { forwards } = await reader.journey("m1");
     assert.deepEqual(forwards.map((f) => [f.hop, f.error, f.instanceId]), [
       ["0:0", undefined, undefined],
     ]);
   }
-  await using ledger = await SqliteLedger.open(path, { instanceId: "new" });
+  await using ledger = await SqliteLedger.open(old.path, { instanceId: "new" });
   await ledger.commit([
     { kind: "forward", messageKey: "m1", hop: "0:1", outcome: "retried", error: "e", delayMs: 10 },
   ]);

@@ -9,7 +9,8 @@
 
 import { strict as assert } from "node:assert";
 import { declareControl } from "../lib/control_topology.ts";
-import { ControlClient, withControlLock } from "../lib/control_store.ts";
+import { ControlClient } from "../lib/control_store.ts";
+import { withControlLock } from "../lib/control_lock.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";

@@ -11,6 +11,7 @@ import { Broker } from "../lib/broker.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { movementLine, runStockCli, stockTable } from "../lib/stock_cli.ts";
 import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
+import type { StockItemSettings } from "../lib/stock_store.ts";
 import { CommitDroppingProxy } from "../testing/commit_proxy.ts";
 import { dropSchema } from "../testing/postgres.ts";
 import { topology } from "../lib/topology.ts";
@@ -41,6 +42,23 @@ async function withPrefix(name: string, fn: (prefix: string) => Promise<void>): 
     await using broker = await Broker.connect(RABBITMQ_URL);
     await deleteTopology(broker, servicesTopology(prefix));
   }
+}
+
+/**
+ * Runs `fn` with a unique prefix (as {@linkcode withPrefix}) and a SQLite stock in a temporary
+ * directory that holds `item`, set by `estoque stock set`; `env` names both to the commands.
+ */
+function withStockItem(
+  name: string,
+  item: StockItemSettings,
+  fn: (prefix: string, env: Record<string, string>) => Promise<void>,
+): Promise<void> {
+  return withPrefix(name, async (prefix) => {
+    await using dir = await tempDir();
+    const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}`, TOPOLOGY_PREFIX: prefix };
+    assert.equal((await runScript("estoque.ts", stockSetArgs(item), env)).code, 0);
+    await fn(prefix, env);
+  });
 }
 
 Deno.test("movementLine() says the quantities, and the request a crossing made", () => {
@@ -120,11 +138,8 @@ Deno.test("estoque stock set, move and stock list print a line each; a refused m
 });
 
 Deno.test("estoque serve takes a movement over its stock API and relays the request it made; SIGTERM stops it", async () => {
-  await withPrefix("stock-serve", async (prefix) => {
-    await using dir = await tempDir();
-    const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}`, TOPOLOGY_PREFIX: prefix };
-    const set = ["stock", "set", "--color", RED, "--quantity", "1", "--reorder-point", "1"];
-    assert.equal((await runScript("estoque.ts", [...set, "--reorder-quantity", "5"], env)).code, 0);
+  const item = { color: RED, quantity: 1, reorderPoint: 1, reorderQuantity: 5 };
+  await withStockItem("stock-serve", item, async (prefix, env) => {
     const serve = ourService("estoque serve", "estoque.ts", ["serve", "--http-port", "0"], env);
     try {
       const [line] = await serve.until("listening", /^estoque serve: http:\/\/\S+\//);
@@ -154,11 +169,8 @@ Deno.test("estoque serve takes a movement over its stock API and relays the requ
 });
 
 Deno.test("estoque relay publishes what estoque move committed in another process", async () => {
-  await withPrefix("stock-relay", async (prefix) => {
-    await using dir = await tempDir();
-    const env = { STOCK_URL: `sqlite:${join(dir.path, "stock.sqlite")}`, TOPOLOGY_PREFIX: prefix };
-    const set = ["stock", "set", "--color", RED, "--quantity", "2", "--reorder-point", "2"];
-    assert.equal((await runScript("estoque.ts", [...set, "--reorder-quantity", "5"], env)).code, 0);
+  const item = { color: RED, quantity: 2, reorderPoint: 2, reorderQuantity: 5 };
+  await withStockItem("stock-relay", item, async (prefix, env) => {
     // Another process's commit does not wake a SQLite relay: its fallback poll finds it.
     await using relay = ourService("estoque relay", "estoque.ts", [
       "relay",
