@@ -180,11 +180,20 @@ export class PostgresStockMover {
   move(movement: Movement, at: Date): Promise<MovementResult> {
     const { promise, resolve, reject } = Promise.withResolvers<MovementResult>();
     this.#queue.push({ movement, at, resolve, reject });
-    if (this.#writers.size < (this.#options.writers ?? MAX_WRITERS)) {
-      const writer: Promise<void> = this.#write().finally(() => this.#writers.delete(writer));
-      this.#writers.add(writer);
-    }
+    this.#startWriter();
     return promise;
+  }
+
+  /** Starts a writer, unless as many as allowed are at work. */
+  #startWriter(): void {
+    if (this.#writers.size >= (this.#options.writers ?? MAX_WRITERS)) return;
+    const writer: Promise<void> = this.#write().finally(() => {
+      this.#writers.delete(writer);
+      // A movement taken after the writer's last look at the queue, while it still counted as
+      // at work, found no writer free: it is taken now.
+      if (this.#queue.length > 0) this.#startWriter();
+    });
+    this.#writers.add(writer);
   }
 
   /** Resolves once every movement taken so far has settled. */

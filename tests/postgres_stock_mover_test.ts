@@ -244,3 +244,29 @@ Deno.test("two stores' groups taking the same colours in opposite orders never d
     assert.deepEqual((await state(sql)).quantities, COLORS.map(() => 10 + 2 * rounds));
   });
 });
+
+Deno.test("with one writer, movements taken one after another from a caller a step removed each settle (none left queued without a writer)", async () => {
+  const schema = `test_mover_${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    // Two connections: one for the writer, one for the rest; so one writer.
+    await using store = await PostgresStockStore.open(POSTGRES_URL, { schema, maxConnections: 2 });
+    await store.setItem({ color: LAST, quantity: 1_000, reorderPoint: 0, reorderQuantity: 1 });
+    // As an HTTP handler or a service method calls the store: one await between.
+    const caller = async () => await store.move({ color: LAST, delta: -1 });
+    let settled = 0;
+    const all = (async () => {
+      for (let i = 0; i < 50; i++) {
+        await caller();
+        settled++;
+      }
+    })();
+    await waitFor(
+      "50 movements settled one after another",
+      () => settled === 50 ? true : undefined,
+      15_000,
+    ).finally(() => all.catch(() => {}));
+    await all;
+  } finally {
+    await dropSchema(POSTGRES_URL, schema);
+  }
+});
