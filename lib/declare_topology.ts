@@ -189,6 +189,18 @@ export function prepareTopology(
   return options.declare ? declareTopology(broker, topo) : checkTopology(broker, topo);
 }
 
+/** A session's topology, prepared: its work may start. */
+export interface PreparedTopology {
+  /**
+   * Rejects when the declare made beside the work finds what a first session's declare would have
+   * stopped on (a {@linkcode FatalError}: an object there with other settings, the delayed-message
+   * plugin missing): the session must end on it. Never resolves; race it with the session's work.
+   */
+  readonly failed: Promise<never>;
+}
+
+const NEVER: Promise<never> = new Promise<never>(() => {});
+
 /**
  * How one process prepares the topology on each of its broker sessions, for a service that
  * reconnects. The first session declares it (with `declare: false`, checks it) before the work.
@@ -197,38 +209,44 @@ export function prepareTopology(
  * binding) is a Mnesia transaction, and while a cluster node is cut off it waits until the cluster
  * takes that node for down (`net_ticktime`, 60 s by default), which is when a service most likely
  * reconnects. What the check finds missing (deleted while the process was away) is declared before
- * the work, as in a first session.
+ * the work, as in a first session; what the declare beside the work finds changed ends the session
+ * ({@linkcode PreparedTopology.failed}).
  *
  * @returns the preparation of one session: it resolves when the work may start.
- * @throws what {@linkcode prepareTopology} throws; a declare beside the work that fails is logged
- * (a warning), not thrown: the objects it declares exist, as the check saw.
+ * @throws what {@linkcode prepareTopology} throws. A declare beside the work that fails for another
+ * reason (the connection lost, a refused permission) is logged, not thrown.
  */
 export function sessionTopology(
   topo: Topology,
   options: { readonly declare: boolean },
-): (broker: Broker) => Promise<void> {
+): (broker: Broker) => Promise<PreparedTopology> {
   let declared = false;
   return async (broker) => {
     if (!options.declare || !declared) {
       await prepareTopology(broker, topo, options);
       declared = true;
-      return;
+      return { failed: NEVER };
     }
     try {
       await checkTopology(broker, topo);
     } catch (error) {
       if (errorCode(error) !== "topology_missing") throw error;
       await declareTopology(broker, topo);
-      return;
+      return { failed: NEVER };
     }
-    declareTopology(broker, topo).catch((error) => {
-      // A connection lost is the session's to notice; a refusal is worth a look, no more.
-      if (!broker.isOpen) return;
-      logger("topology").warning("cannot declare the topology again after a reconnect", {
-        exchange: topo.exchange,
-        error: describeError(error),
-      });
+    const failed = declareTopology(broker, topo).then(() => NEVER, (error) => {
+      if (error instanceof FatalError) throw error;
+      // A connection lost is the session's to notice; anything else is worth a look, no more.
+      if (broker.isOpen) {
+        logger("topology").warning("cannot declare the topology again after a reconnect", {
+          exchange: topo.exchange,
+          error: describeError(error),
+        });
+      }
+      return NEVER;
     });
+    failed.catch(() => {}); // observed by the session's race; a session already over lets it go
+    return { failed };
   };
 }
 

@@ -79,7 +79,7 @@ export async function runEstoque(
     signal,
     giveUpAfterMs: config.reconnectTimeoutMs,
   }, async (broker) => {
-    await prepareTopology(broker);
+    const topology = await prepareTopology(broker);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
       timeoutMs: config.confirmTimeoutMs,
       connection: broker,
@@ -89,16 +89,19 @@ export async function runEstoque(
       exchange: config.topology.exchange,
       broker: broker.safeUrl,
     });
-    const finished = await publishFeed({
-      publisher,
-      topology: config.topology,
-      feed,
-      window: config.window,
-      rate: config.rate,
-      signal,
-      onConfirmed: confirmedLog?.add,
-      onProgress: (settled) => progress?.update(settled),
-    });
+    const finished = await Promise.race([
+      publishFeed({
+        publisher,
+        topology: config.topology,
+        feed,
+        window: config.window,
+        rate: config.rate,
+        signal,
+        onConfirmed: confirmedLog?.add,
+        onProgress: (settled) => progress?.update(settled),
+      }),
+      topology.failed, // the topology changed while Estoque was away: it stops
+    ]);
     if (!finished) {
       throw new ConnectionLost("publishes failed; sending them again on a new connection", {
         cause: broker.closeError,

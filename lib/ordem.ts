@@ -192,7 +192,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     onReconnect: () => metrics.reconnects.inc(),
   }, async (broker) => {
     running.broker = broker;
-    await prepareTopology(broker);
+    const topology = await prepareTopology(broker);
     // The first session listens before it consumes: a fleet paused before this process started
     // must take nothing. A later one consumes at once as it last knew and listens beside it: a
     // listener binds a queue (a Mnesia transaction on 3.x, waiting on a cut-off node until the
@@ -231,6 +231,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
         stopped,
         drained,
         consumer.done.then(() => "done" as const),
+        topology.failed, // the topology changed while this process was away: it stops
         // A listener that lost its channel would miss pauses: the session ends and starts again.
         listening.then((control) =>
           control ? control.done.then(() => "done" as const) : new Promise<never>(() => {})

@@ -190,10 +190,10 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
   const { publisher, feed, rate } = options;
   const encode = options.encode ?? encodeOrder;
   const window = options.window ?? 20_000;
-  const started = performance.now();
   let sent = 0;
-  /** Of `sent`, the new orders: what `rate` paces. */
+  /** Of `sent`, the new orders: what `rate` paces, from `pacedFrom` on. */
   let fresh = 0;
+  let pacedFrom: number | undefined;
   let settled = 0;
   let broken = false;
   // Resumes the publishing loop once no more than `resumeAt` publishes are unconfirmed.
@@ -229,12 +229,17 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
     }
     if (publisher.blocked) await publisher.writable();
     // The rate paces new orders only: those sent again were due already, and paced they would
-    // hold the new ones back behind them after every reconnect.
-    const resend = feed.resending;
-    if (rate !== undefined && !resend) {
-      const wait = started + (fresh / rate) * 1000 - performance.now();
-      if (wait > 4) await new Promise((resolve) => setTimeout(resolve, wait));
+    // hold the new ones back behind them after every reconnect. The new orders' schedule starts
+    // at the first of them, so the time spent on resends is not taken for a backlog to catch up.
+    if (rate !== undefined && !feed.resending) {
+      pacedFrom ??= performance.now();
+      const wait = pacedFrom + (fresh / rate) * 1000 - performance.now();
+      if (wait > 4) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        continue; // look again: the session may have failed, or an order may wait to go again
+      }
     }
+    const resend = feed.resending;
     const order = feed.next();
     if (order === undefined) break;
     sent++;

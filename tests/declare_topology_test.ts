@@ -98,3 +98,25 @@ Deno.test("sessionTopology(): without declare every session only checks, and a m
     await assert.rejects(prepare(broker), { code: "topology_missing" });
   });
 });
+
+Deno.test("sessionTopology(): a retry queue declared again with other settings while the process was away ends the later session's work with topology_mismatch, as a first session's declare would", async () => {
+  await withTopology(
+    "session-topology-changed",
+    { retryDelays: [1_000] },
+    async ({ broker, topo }) => {
+      const prepare = sessionTopology(topo, { declare: true });
+      await prepare(broker);
+      // Someone recreates the retry queue without its TTL and dead-letter routing: retried orders
+      // would wait there for good.
+      const tier = topo.retryTiers[0]!.queue;
+      await onChannel(broker, async (ch) => {
+        await ch.deleteQueue(tier);
+        await ch.assertQueue(tier, { durable: true });
+      });
+      const { failed } = await within(prepare(broker), 5_000, "the later session's preparation");
+      await assert.rejects(within(failed, 5_000, "the declare beside the work"), {
+        code: "topology_mismatch",
+      });
+    },
+  );
+});

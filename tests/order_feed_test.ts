@@ -2,7 +2,9 @@ import { strict as assert } from "node:assert";
 import { newOrder, parseOrder } from "../lib/order.ts";
 import { failedCount, OrderFeed, publishFeed, publishOrders } from "../lib/order_feed.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
-import { takeMessages, withTopology } from "../testing/broker.ts";
+import { Broker } from "../lib/broker.ts";
+import { RABBITMQ_URL, takeMessages, withTopology } from "../testing/broker.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
 
 Deno.test("publishOrders() publishes confirmed, persistent JSON orders keyed by RefCode", async () => {
   await withTopology("estoque", {}, async ({ broker, topo }) => {
@@ -130,5 +132,41 @@ Deno.test("publishFeed() with a rate sends the orders waiting to be sent again a
     assert.ok(Math.max(...again) < 1_000, `the last order sent again confirmed at ${again}`);
     // The new ones at 10/s: the fifth no sooner than 400 ms after the first was sent.
     assert.ok(Math.max(...fresh) >= 380, `the new orders were paced: ${fresh}`);
+  });
+});
+
+Deno.test("publishFeed() with a rate does not take the time its resends took for a backlog: the new orders after them still go at the rate", async () => {
+  await using proxy = HoldingProxy.start(RABBITMQ_URL);
+  await withTopology("estoque-resend-burst", {}, async ({ topo }) => {
+    const feed = new OrderFeed({ count: 30, makeOrder: () => newOrder({ quantity: 1 }) });
+    const resends = Array.from({ length: 20 }, () => feed.next()!);
+    for (const order of resends) feed.failed(order, "closed");
+    const resent = new Set(resends.map((order) => order.refCode));
+    await using broker = await Broker.connect(proxy.url, { name: "test resend burst" });
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+    const at = new Map<string, number>();
+    // The broker's confirms of the resends take a second (a slow link): the window (20) is full
+    // of them until then.
+    proxy.hold();
+    const release = setTimeout(() => proxy.release(), 1_000);
+    try {
+      const finished = await publishFeed({
+        publisher,
+        topology: topo,
+        feed,
+        window: 20,
+        rate: 10,
+        onConfirmed: (order) => at.set(order.refCode, performance.now()),
+      });
+      assert.equal(finished, true);
+    } finally {
+      clearTimeout(release);
+    }
+    const fresh = [...at].filter(([refCode]) => !resent.has(refCode)).map(([, t]) => t);
+    assert.equal(fresh.length, 10);
+    // 10 new orders at 10/s: 900 ms from the first to the last, not a burst of those "due" while
+    // the resends waited.
+    const span = Math.max(...fresh) - Math.min(...fresh);
+    assert.ok(span >= 800, `the 10 new orders went out within ${Math.round(span)} ms`);
   });
 });
