@@ -6,7 +6,8 @@
 apt_get() {
   local err attempt
   for attempt in $(seq 1 120); do
-    if err=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" 2>&1 >/dev/null); then
+    if err=$(DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>&1 >/dev/null); then
+      [ -z "$err" ] || printf '%s\n' "$err" >&2 # warnings (an index not fetched) stay visible
       return 0
     fi
     if ! grep -q "Could not get lock" <<<"$err"; then

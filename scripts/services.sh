@@ -340,12 +340,14 @@ esac
 # --broker-only, the 4.0 and 4.3 nodes are started beside the machine's broker too.
 # Both at once: a first build of each is mostly a wait on Debian's mirror (about a minute each).
 if [ -z "$version" ] && [ -z "$broker_only" ]; then
-  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
   bash "$0" --broker 4.0 --broker-only >/dev/null &
   started40=$!
   bash "$0" --broker 4.3 --broker-only >/dev/null &
   started43=$!
-  wait "$started40" || die "RabbitMQ 4.0 did not start (its error above)"
+  if ! wait "$started40"; then
+    kill "$started43" 2>/dev/null || true
+    die "RabbitMQ 4.0 did not start (its error above)"
+  fi
   wait "$started43" || die "RabbitMQ 4.3 did not start (its error above)"
 fi
 [ -n "$broker_only" ] || postgres
