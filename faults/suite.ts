@@ -10,6 +10,7 @@
  *   TLS with client certificates (`tls`), a memory alarm (`blocked`);
  * - faults/partition.ts: network partitions on a 3-node cluster in network namespaces (p1..p4),
  *   run only when asked: `deno task test:faults -- --partitions` (about half an hour).
+ * - faults/outbox.ts: Estoque's outbox under kill -9, a dropped link, a stopped store (o1..o4).
  *
  * A report of the outages is printed at the end. Env: `FAULT_BROKER` (`3.10`, the default, `4.0`
  * or `4.3`: the RabbitMQ line, see faults/_brokers.ts), `FAULT_CASES` (e.g. `2,3,tls`: only those),
@@ -29,6 +30,7 @@ import "./services.ts";
 import "./ledger.ts";
 import "./cluster.ts";
 import "./partition.ts";
+import "./outbox.ts";
 import { reportTest } from "./_report.ts";
 
 reportTest(import.meta.url);
