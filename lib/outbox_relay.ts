@@ -39,7 +39,7 @@ import {
   type StockStore,
 } from "./stock_store.ts";
 import { type Topology } from "./topology.ts";
-import { prepareTopology } from "./declare_topology.ts";
+import { sessionTopology } from "./declare_topology.ts";
 
 /** Points where a test (or the fault suite) can step in. */
 export interface OutboxRelayHooks {
@@ -171,6 +171,7 @@ export class OutboxRelay implements AsyncDisposable {
   readonly #options: OutboxRelayOptions;
   readonly #controller = new AbortController();
   readonly #wakeup = new Wakeup();
+  readonly #prepareTopology: ReturnType<typeof sessionTopology>;
   #broker: Broker | undefined;
   #storeAvailable = true;
   /** Whether the last claim failed with an error that is not an outage. */
@@ -180,6 +181,7 @@ export class OutboxRelay implements AsyncDisposable {
 
   private constructor(options: OutboxRelayOptions) {
     this.#options = options;
+    this.#prepareTopology = sessionTopology(options.topology, { declare: options.declare ?? true });
     const { signal } = options;
     if (signal?.aborted) this.#controller.abort(signal.reason);
     signal?.addEventListener("abort", () => this.#controller.abort(signal.reason), { once: true });
@@ -280,41 +282,55 @@ export class OutboxRelay implements AsyncDisposable {
   /** One connection's work: publish batches until stopped or the connection is lost. */
   async #session(broker: Broker, signal: AbortSignal): Promise<void> {
     const o = this.#options;
-    await prepareTopology(broker, o.topology, { declare: o.declare ?? true });
+    // Checked, not declared, before relaying again after a reconnect (declare_topology.ts).
+    const topology = await this.#prepareTopology(broker);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
       timeoutMs: o.confirmTimeoutMs ?? 10_000,
       connection: broker,
     });
     this.#broker = broker;
     log.info("relaying the outbox", { broker: broker.safeUrl, store: o.store.name });
-    let refusedRounds = 0;
     try {
-      while (!signal.aborted) {
-        if (!broker.isOpen) {
-          throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
-        }
-        this.#wakeup.clear();
-        const claim = await this.#claim(broker, signal);
-        if (claim === undefined) continue; // stopped, or the connection closed meanwhile
-        if (claim.rows.length === 0) {
-          this.#idle = true;
-          await this.#wakeup.wait(o.pollMs ?? 1_000, signal, broker.closed);
-          this.#idle = false;
-          continue;
-        }
-        const refused = await this.#relay(publisher, claim);
-        if (refused === "connection") {
-          throw new ConnectionLost("publishes failed with the connection", {
-            cause: broker.closeError,
-          });
-        }
-        if (refused === "refused") {
-          // The broker refused them (unroutable, nacked): tried again, after a growing delay.
-          await pause(backoffDelay(++refusedRounds, o.backoff), signal, broker.closed);
-        } else refusedRounds = 0;
-      }
+      await Promise.race([
+        this.#relayBatches(broker, publisher, signal),
+        topology.failed, // the topology changed while the relay was away: it stops
+      ]);
     } finally {
       this.#broker = undefined;
+    }
+  }
+
+  /** Claims and publishes batches until stopped or the connection is lost. */
+  async #relayBatches(
+    broker: Broker,
+    publisher: ConfirmedPublisher,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const o = this.#options;
+    let refusedRounds = 0;
+    while (!signal.aborted) {
+      if (!broker.isOpen) {
+        throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
+      }
+      this.#wakeup.clear();
+      const claim = await this.#claim(broker, signal);
+      if (claim === undefined) continue; // stopped, or the connection closed meanwhile
+      if (claim.rows.length === 0) {
+        this.#idle = true;
+        await this.#wakeup.wait(o.pollMs ?? 1_000, signal, broker.closed);
+        this.#idle = false;
+        continue;
+      }
+      const refused = await this.#relay(publisher, claim);
+      if (refused === "connection") {
+        throw new ConnectionLost("publishes failed with the connection", {
+          cause: broker.closeError,
+        });
+      }
+      if (refused === "refused") {
+        // The broker refused them (unroutable, nacked): tried again, after a growing delay.
+        await pause(backoffDelay(++refusedRounds, o.backoff), signal, broker.closed);
+      } else refusedRounds = 0;
     }
   }
 
@@ -354,7 +370,14 @@ export class OutboxRelay implements AsyncDisposable {
             delayMs,
           });
         }
-        await pause(delayMs, signal, broker.closed);
+        if (this.#storeAvailable) {
+          await pause(delayMs, signal, broker.closed);
+        } else {
+          // A wake-up is a movement committed, or the LISTEN connection made again: the store
+          // answers again, and the relay looks at once instead of at the end of its backoff.
+          this.#wakeup.clear();
+          await this.#wakeup.wait(delayMs, signal, broker.closed);
+        }
       }
     }
     return undefined;

@@ -320,6 +320,38 @@ Deno.test("while its PostgreSQL store does not answer the relay pauses, and catc
   });
 });
 
+Deno.test("a relay paused for its PostgreSQL store relays again at the store's first wake-up, not at the end of its backoff", async () => {
+  await withTopology("relay-store-back", {}, async ({ broker, topo }) => {
+    const schema = `test_relay_${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await using mover = await PostgresStockStore.open(POSTGRES_URL, { schema });
+      await using proxy = HoldingProxy.start(POSTGRES_URL);
+      await using store = await PostgresStockStore.open(proxy.url, {
+        schema,
+        statementTimeoutMs: 500,
+      });
+      // A backoff of 10-20 s after a failed claim: longer than the test's deadline below.
+      await using relay = relayOf(store, topo, {
+        pollMs: 60_000,
+        backoff: { initialMs: 20_000, maxMs: 20_000 },
+      });
+      await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
+      proxy.hold();
+      await crossings(mover, 3);
+      relay.wake(); // it looks, and finds the store away
+      await waitFor("the relay paused", () => !relay.storeAvailable || undefined);
+      const back = performance.now();
+      proxy.cut(); // the store answers again; its LISTEN connection is made again and wakes it
+      await allSent(mover, 5_000);
+      const ms = performance.now() - back;
+      assert.equal(await broker.messageCount(topo.queue), 3);
+      assert.ok(ms < 5_000, `relayed again ${Math.round(ms)} ms after the store came back`);
+    } finally {
+      await dropSchema(POSTGRES_URL, schema);
+    }
+  });
+});
+
 for (const kind of ["sqlite", "postgres"] as const) {
   Deno.test(`a commit wakes the relay: the lag is far under the fallback poll (${kind})`, async () => {
     await withTopology(`relay-wake-${kind}`, {}, async ({ broker, topo }) => {
