@@ -79,6 +79,8 @@ export class PostgresStockStore implements StockStore {
   readonly #channel: string;
   readonly #now: () => Date;
   readonly #listeners = new Set<() => Promise<void>>();
+  /** The wake-ups of this process's listeners, called when a movement here commits a request. */
+  readonly #wakes = new Set<() => void>();
   /** The claims out, each by its abandon: closing the store rolls them back first. */
   readonly #claims = new Set<() => Promise<void>>();
   /** Movements, committed in groups (_postgres_stock_mover.ts). */
@@ -188,7 +190,12 @@ export class PostgresStockStore implements StockStore {
     try {
       const checked = checkMovement(movement);
       if (this.#closed) throw new Error(`the stock store ${this.name} is closed`);
-      return this.#mover.move(checked, this.#now());
+      return this.#mover.move(checked, this.#now()).then((result) => {
+        // A relay in this process hears of it at once, as on SQLite, also while its LISTEN
+        // connection is being made again (after the database came back); NOTIFY tells the others.
+        if (result.request && !result.replayed) { for (const wake of this.#wakes) wake(); }
+        return result;
+      });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -295,8 +302,10 @@ export class PostgresStockStore implements StockStore {
    */
   async listen(wake: () => void): Promise<OutboxListener> {
     const listener = await listenChannel(this.#connectionString, this.#channel, wake);
+    this.#wakes.add(wake);
     const close = async () => {
       this.#listeners.delete(close);
+      this.#wakes.delete(wake);
       await listener.close();
     };
     this.#listeners.add(close);
