@@ -9,6 +9,7 @@
 
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
+import type { Broker } from "../lib/broker.ts";
 import { setupLogging } from "../lib/log.ts";
 import { encodeOrder } from "../lib/order.ts";
 import { ESTOQUE_APP_ID } from "../lib/order_properties.ts";
@@ -289,66 +290,72 @@ Deno.test("the relay waits while the broker is unreachable, without spinning, an
   });
 });
 
-Deno.test("while its PostgreSQL store does not answer the relay pauses, and catches up once it answers again", async () => {
-  await withTopology("relay-store-away", {}, async ({ broker, topo }) => {
+/**
+ * Runs `fn` with a relay whose PostgreSQL store goes through a proxy (holding what the server
+ * sends makes every statement time out, 0.5 s, as a database that stopped answering would), and a
+ * store of its own for the movements beside it; the relay asleep on an empty outbox to begin with.
+ */
+async function withRelayBehindProxy(
+  name: string,
+  options: Partial<OutboxRelayOptions>,
+  fn: (ctx: {
+    broker: Broker;
+    topo: Topology;
+    mover: PostgresStockStore;
+    proxy: HoldingProxy;
+    relay: OutboxRelay;
+  }) => Promise<void>,
+): Promise<void> {
+  await withTopology(name, {}, async ({ broker, topo }) => {
     const schema = `test_relay_${crypto.randomUUID().slice(0, 8)}`;
     try {
       await using mover = await PostgresStockStore.open(POSTGRES_URL, { schema });
       await using proxy = HoldingProxy.start(POSTGRES_URL);
-      // The relay's store goes through the proxy: holding what the server sends makes every
-      // statement time out (0.5 s), as a database that stopped answering would.
       await using store = await PostgresStockStore.open(proxy.url, {
         schema,
         statementTimeoutMs: 500,
       });
-      await using relay = relayOf(store, topo, { pollMs: 100 });
+      await using relay = relayOf(store, topo, options);
       await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
-      proxy.hold();
-      const refs = await crossings(mover, 3);
-      await waitFor("the relay paused", () => !relay.storeAvailable || undefined);
-      assert.equal((await mover.outboxStats()).depth, 3);
-      assert.equal(await broker.messageCount(topo.queue), 0);
-      proxy.cut(); // the held connections end; new ones are answered
-      await allSent(mover, 30_000);
-      assert.ok(relay.storeAvailable);
-      const messages = await takeMessages(broker, topo.queue, 3);
-      assert.deepEqual(messages.map((m) => m.properties.messageId), refs);
-      assert.equal(await broker.messageCount(topo.queue), 0);
+      await fn({ broker, topo, mover, proxy, relay });
     } finally {
       await dropSchema(POSTGRES_URL, schema);
     }
   });
+}
+
+Deno.test("while its PostgreSQL store does not answer the relay pauses, and catches up once it answers again", async () => {
+  await withRelayBehindProxy("relay-store-away", { pollMs: 100 }, async (ctx) => {
+    const { broker, topo, mover, proxy, relay } = ctx;
+    proxy.hold();
+    const refs = await crossings(mover, 3);
+    await waitFor("the relay paused", () => !relay.storeAvailable || undefined);
+    assert.equal((await mover.outboxStats()).depth, 3);
+    assert.equal(await broker.messageCount(topo.queue), 0);
+    proxy.cut(); // the held connections end; new ones are answered
+    await allSent(mover, 30_000);
+    assert.ok(relay.storeAvailable);
+    const messages = await takeMessages(broker, topo.queue, 3);
+    assert.deepEqual(messages.map((m) => m.properties.messageId), refs);
+    assert.equal(await broker.messageCount(topo.queue), 0);
+  });
 });
 
 Deno.test("a relay paused for its PostgreSQL store relays again at the store's first wake-up, not at the end of its backoff", async () => {
-  await withTopology("relay-store-back", {}, async ({ broker, topo }) => {
-    const schema = `test_relay_${crypto.randomUUID().slice(0, 8)}`;
-    try {
-      await using mover = await PostgresStockStore.open(POSTGRES_URL, { schema });
-      await using proxy = HoldingProxy.start(POSTGRES_URL);
-      await using store = await PostgresStockStore.open(proxy.url, {
-        schema,
-        statementTimeoutMs: 500,
-      });
-      // A backoff of 10-20 s after a failed claim: longer than the test's deadline below.
-      await using relay = relayOf(store, topo, {
-        pollMs: 60_000,
-        backoff: { initialMs: 20_000, maxMs: 20_000 },
-      });
-      await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
-      proxy.hold();
-      await crossings(mover, 3);
-      relay.wake(); // it looks, and finds the store away
-      await waitFor("the relay paused", () => !relay.storeAvailable || undefined);
-      const back = performance.now();
-      proxy.cut(); // the store answers again; its LISTEN connection is made again and wakes it
-      await allSent(mover, 5_000);
-      const ms = performance.now() - back;
-      assert.equal(await broker.messageCount(topo.queue), 3);
-      assert.ok(ms < 5_000, `relayed again ${Math.round(ms)} ms after the store came back`);
-    } finally {
-      await dropSchema(POSTGRES_URL, schema);
-    }
+  // A backoff of 10-20 s after a failed claim: longer than the test's deadline below.
+  const options = { pollMs: 60_000, backoff: { initialMs: 20_000, maxMs: 20_000 } };
+  await withRelayBehindProxy("relay-store-back", options, async (ctx) => {
+    const { broker, topo, mover, proxy, relay } = ctx;
+    proxy.hold();
+    await crossings(mover, 3);
+    relay.wake(); // it looks, and finds the store away
+    await waitFor("the relay paused", () => !relay.storeAvailable || undefined);
+    const back = performance.now();
+    proxy.cut(); // the store answers again; its LISTEN connection is made again and wakes it
+    await allSent(mover, 5_000);
+    const ms = performance.now() - back;
+    assert.equal(await broker.messageCount(topo.queue), 3);
+    assert.ok(ms < 5_000, `relayed again ${Math.round(ms)} ms after the store came back`);
   });
 });
 
