@@ -224,6 +224,15 @@ function charts() {
 }
 
 /** How long ago, in seconds, as an operator reads it: "12 s", "4 min", "2 h". */
+/** A figure on the overview: its label, its value, and the test id the browser tests read. */
+const card = (label, value, id) =>
+  h(
+    "div",
+    { class: "card" },
+    h("div", { class: "label", text: label }),
+    h("div", { class: "value", "data-testid": id, text: value }),
+  );
+
 const age = (seconds) =>
   seconds === null || seconds === undefined
     ? "–"
@@ -244,13 +253,6 @@ function outboxPanel() {
     state,
     cards,
   );
-  const card = (label, value, id) =>
-    h(
-      "div",
-      { class: "card" },
-      h("div", { class: "label", text: label }),
-      h("div", { class: "value", "data-testid": id, text: value }),
-    );
   const show = (o) => {
     box.dataset.state = o.state;
     state.classList.toggle("error", o.state === "error");
@@ -310,13 +312,6 @@ function overviewView() {
     h("h2", { text: "Sources" }),
     h("table", {}, sources),
   );
-  const card = (label, value, id) =>
-    h(
-      "div",
-      { class: "card" },
-      h("div", { class: "label", text: label }),
-      h("div", { class: "value", "data-testid": id, text: value }),
-    );
   const show = (o) => {
     banner.show(o.pause);
     outbox.show(o.outbox);
