@@ -21,6 +21,7 @@ import {
   managementRequest,
   otherBroker,
 } from "../testing/other_brokers.ts";
+import { metric } from "../testing/scrape.ts";
 import { BROKER_LINE, LOCAL_URL } from "./_brokers.ts";
 import {
   type Deployment,
@@ -275,12 +276,6 @@ export async function ledgerRefCodes(rig: OutboxRig): Promise<string[]> {
 }
 
 /** A counter of OrdemDeProducao's metrics (summed over its labels), e.g. its duplicates. */
-export async function ordemCounter(rig: OutboxRig, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${rig.ordemPort}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split("\n")) {
-    const [metric, value] = line.split(" ");
-    if (metric === name || metric?.startsWith(`${name}{`)) total += Number(value);
-  }
-  return total;
+export function ordemCounter(rig: OutboxRig, name: string): Promise<number> {
+  return metric(rig.ordemPort, name);
 }
