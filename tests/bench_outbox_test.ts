@@ -10,9 +10,10 @@ import { join } from "node:path";
 import type { ConsumeMessage } from "amqplib";
 import { RAW_START } from "../bench/_settings.ts";
 import { type RunContext, type RunResult, withBenchTopology } from "../bench/_shared.ts";
+import { leftBy } from "../testing/bench_side.ts";
 import { movementLag, oursRelay, rawRelay } from "../bench/outbox.ts";
 import { SERVICES } from "../bench/_services_settings.ts";
-import { POSTGRES_URL, RABBITMQ_URL, runScript, takeMessages, tempDir } from "../testing/broker.ts";
+import { POSTGRES_URL, RABBITMQ_URL, runScript, tempDir } from "../testing/broker.ts";
 
 /** Tiny sizes, raw's settings pinned: no sweep. */
 const TINY = [
@@ -90,23 +91,8 @@ Deno.test('bench --only "movement lag" times every movement on SQLite and on Pos
 });
 
 /** The messages `side` left in the work queue after publishing 5 outbox requests. */
-async function publishedBy(
-  side: (ctx: RunContext) => Promise<RunResult>,
-  dir: string,
-): Promise<ConsumeMessage[]> {
-  return await withBenchTopology(RABBITMQ_URL, async (broker, topo) => {
-    const ctx = {
-      url: RABBITMQ_URL,
-      broker,
-      topo,
-      messages: 5,
-      dir,
-      settings: { ...RAW_START, window: 100 },
-    };
-    await side(ctx);
-    return await takeMessages(broker, topo.queue, 5);
-  });
-}
+const publishedBy = (side: (ctx: RunContext) => Promise<RunResult>, dir: string) =>
+  leftBy(side, (topo) => topo.queue, dir, { ...RAW_START, window: 100 });
 
 /** What a message carries, less what differs from message to message (ids, times). */
 function shape(message: ConsumeMessage) {

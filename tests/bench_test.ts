@@ -7,8 +7,9 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import type { ConsumeMessage } from "amqplib";
-import { RABBITMQ_URL, runScript, takeMessages, tempDir } from "../testing/broker.ts";
+import { RABBITMQ_URL, runScript, tempDir } from "../testing/broker.ts";
 import { type RunContext, type RunResult, withBenchTopology } from "../bench/_shared.ts";
+import { leftBy } from "../testing/bench_side.ts";
 import { oursDeadLetter, oursRetry } from "../bench/ours.ts";
 import { rawDeadLetter, rawRetry } from "../bench/raw.ts";
 import { RAW_START } from "../bench/_settings.ts";
@@ -112,24 +113,11 @@ Deno.test("bench --only services runs deno task ordem and estoque as processes a
 });
 
 /** The copies left in `queue` after `side` ran on 5 orders in a bench topology of its own. */
-async function copiesOf(
+const copiesOf = (
   side: (ctx: RunContext) => Promise<RunResult>,
   queueOf: (topo: Topology) => string,
   dir: string,
-): Promise<ConsumeMessage[]> {
-  return await withBenchTopology(RABBITMQ_URL, async (broker, topo) => {
-    const ctx = {
-      url: RABBITMQ_URL,
-      broker,
-      topo,
-      messages: 5,
-      dir,
-      settings: { ...RAW_START, prefetch: 100, window: 100 },
-    };
-    await side(ctx);
-    return await takeMessages(broker, queueOf(topo), 5);
-  });
-}
+) => leftBy(side, queueOf, dir, { ...RAW_START, prefetch: 100, window: 100 });
 
 /** What a copy carries, less what differs from run to run (ids, times, the topology's names). */
 function shape(message: ConsumeMessage) {
