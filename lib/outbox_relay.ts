@@ -312,7 +312,6 @@ export class OutboxRelay implements AsyncDisposable {
       if (!broker.isOpen) {
         throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
       }
-      this.#wakeup.clear();
       const claim = await this.#claim(broker, signal);
       if (claim === undefined) continue; // stopped, or the connection closed meanwhile
       if (claim.rows.length === 0) {
@@ -341,6 +340,9 @@ export class OutboxRelay implements AsyncDisposable {
   async #claim(broker: Broker, signal: AbortSignal): Promise<OutboxClaim | undefined> {
     const o = this.#options;
     for (let round = 1; !signal.aborted && broker.isOpen; round++) {
+      // Wake-ups before this claim are answered by it; one that comes while it runs (a movement
+      // committed as a hung claim waits out its timeout) is kept, so the wait after it returns.
+      this.#wakeup.clear();
       try {
         const claim = await o.store.claimOutbox(o.batchSize ?? 500);
         if (!this.#storeAvailable) log.info("the stock store is back", { store: o.store.name });
@@ -375,7 +377,6 @@ export class OutboxRelay implements AsyncDisposable {
         } else {
           // A wake-up is a movement committed, or the LISTEN connection made again: the store
           // answers again, and the relay looks at once instead of at the end of its backoff.
-          this.#wakeup.clear();
           await this.#wakeup.wait(delayMs, signal, broker.closed);
         }
       }

@@ -17,7 +17,12 @@ import { OutboxMetrics } from "../lib/outbox_metrics.ts";
 import { OutboxRelay, type OutboxRelayOptions } from "../lib/outbox_relay.ts";
 import { PostgresStockStore } from "../lib/postgres_stock_store.ts";
 import { SqliteStockStore } from "../lib/sqlite_stock_store.ts";
-import { type OutboxClaim, outboxOrder, type StockStore } from "../lib/stock_store.ts";
+import {
+  type OutboxClaim,
+  outboxOrder,
+  type StockStore,
+  StockStoreUnavailableError,
+} from "../lib/stock_store.ts";
 import type { Topology } from "../lib/topology.ts";
 import {
   fastPolicy,
@@ -358,6 +363,41 @@ Deno.test("a relay paused for its PostgreSQL store relays again at the store's f
     assert.ok(ms < 5_000, `relayed again ${Math.round(ms)} ms after the store came back`);
   });
 });
+
+for (const kind of ["sqlite", "postgres"] as const) {
+  Deno.test(`a movement committed while a claim hangs before failing wakes the relay when that claim fails, not at the end of its backoff (${kind})`, async () => {
+    await withTopology(`relay-wake-kept-${kind}`, {}, async ({ broker, topo }) => {
+      await withStore(kind, async (open) => {
+        await using real = await open();
+        // The next claim hangs (a pooled connection whose peer vanished) until let go, then fails
+        // as an outage; the backoff after it (20 s) is longer than the test's deadline below.
+        let hangNext = false;
+        const gate = Promise.withResolvers<void>();
+        const store = claimingWith(real, async (limit) => {
+          if (!hangNext) return await real.claimOutbox(limit);
+          hangNext = false;
+          await gate.promise;
+          throw new StockStoreUnavailableError("the claim's connection timed out");
+        });
+        await using relay = relayOf(store, topo, {
+          pollMs: 60_000,
+          backoff: { initialMs: 20_000, maxMs: 20_000 },
+        });
+        await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
+        hangNext = true;
+        relay.wake();
+        await waitFor("the claim hanging", () => !hangNext || undefined);
+        await crossings(real, 3); // committed in the relay's process: it is woken meanwhile
+        const failed = performance.now();
+        gate.resolve();
+        await allSent(real, 5_000);
+        const ms = performance.now() - failed;
+        assert.equal(await broker.messageCount(topo.queue), 3);
+        assert.ok(ms < 5_000, `relayed ${Math.round(ms)} ms after the hung claim failed`);
+      });
+    });
+  });
+}
 
 for (const kind of ["sqlite", "postgres"] as const) {
   Deno.test(`a commit wakes the relay: the lag is far under the fallback poll (${kind})`, async () => {
