@@ -97,7 +97,8 @@ export async function declareTopology(broker: Broker, topo: Topology): Promise<v
     if (code === REPLY_CODE.preconditionFailed) {
       throw new FatalError(
         `the broker holds an object of this topology with other settings (${explained.message}); ` +
-          `delete it, use another --prefix, or run on it as it is with --no-declare`,
+          `move the messages it holds out first (a retry queue may hold orders), then delete it, ` +
+          `or use another --prefix, or run on it as it is with --no-declare`,
         { cause: explained, code: "topology_mismatch" },
       );
     }

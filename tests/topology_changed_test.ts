@@ -1,0 +1,85 @@
+/**
+ * A topology changed while a service was away stops it after its reconnect (lib/declare_topology.ts
+ * `sessionTopology`): OrdemDeProducao, Estoque publishing and Estoque's outbox relay, each a real
+ * process whose connection goes through a proxy the test cuts. While the process cannot reach the
+ * broker, a retry queue is deleted and declared again without its TTL and dead-letter arguments
+ * (as another tool or an operator might); the process's next session finds its names there
+ * (passive checks pass), starts its work, and its declare beside the work is refused: the
+ * process stops with exit 1 and says which object has other settings, as a first session would.
+ * Before sessionTopology's `failed` was raced with the work, a session went on with the retry
+ * queue as it found it (retries held there for good).
+ */
+
+import { strict as assert } from "node:assert";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
+import { RABBITMQ_URL, tempDir, withTopology } from "../testing/broker.ts";
+import { freePort } from "../testing/postgres.ts";
+import { ourService } from "../testing/process.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
+
+const cases = [
+  {
+    name: "OrdemDeProducao",
+    script: "ordem_de_producao.ts",
+    args: () => [],
+    ready: /msg=ready/,
+  },
+  {
+    name: "Estoque publishing",
+    script: "estoque.ts",
+    // Long enough to be publishing across the cut.
+    args: () => ["-n", "100000", "--rate", "20"],
+    ready: /publishing/,
+  },
+  {
+    name: "Estoque's outbox relay",
+    script: "estoque.ts",
+    args: (dir: string) => ["relay", "--stock-url", `sqlite:${dir}/stock.sqlite`],
+    ready: /relaying the outbox/,
+  },
+] as const;
+
+for (const c of cases) {
+  Deno.test(`${c.name} stops with exit 1 when a reconnect finds a retry queue declared again with other settings`, async () => {
+    await using dir = await tempDir();
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    await withTopology("topology-changed", {
+      retryDelays: retryDelays(DEFAULT_RETRY_POLICY),
+    }, async ({ broker, topo }) => {
+      await using service = ourService(c.name, c.script, c.args(dir.path), {
+        RABBITMQ_URL: proxy.url,
+        TOPOLOGY_PREFIX: topo.prefix,
+        LEDGER_URL: `sqlite:${dir.path}/ledger.sqlite`,
+        HTTP_PORT: String(freePort()),
+      });
+      try {
+        await service.until("the first session at work", c.ready);
+        // Away: the connection cut, and new ones held in their handshake.
+        proxy.cut();
+        proxy.hold();
+        const tier = topo.retryTiers[0]!.queue;
+        const channel = await broker.channel();
+        try {
+          await channel.deleteQueue(tier);
+          await channel.assertQueue(tier, { durable: true }); // no TTL, no dead-letter exchange
+        } finally {
+          await channel.close();
+        }
+        proxy.release();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const status = await Promise.race([
+          service.status,
+          new Promise<undefined>((resolve) => timer = setTimeout(resolve, 30_000, undefined)),
+        ]).finally(() => clearTimeout(timer));
+        assert.ok(status !== undefined, "still running 30 s after the reconnect");
+        assert.equal(status.code, 1);
+        assert.ok(
+          service.grep(/other settings/).length > 0,
+          "the reason names the object with other settings",
+        );
+      } catch (error) {
+        throw new Error(`${(error as Error).message}\n${service}`, { cause: error });
+      }
+    });
+  });
+}
