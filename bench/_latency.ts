@@ -120,13 +120,19 @@ export function oursLatency(ctx: RunContext, rate: number): Promise<LatencyRun> 
     const scheduled = new Map<string, number>();
     const latencies = emptyHistogram();
     let sending: Promise<void> | undefined;
+    // Every publish's confirm, awaited before the publisher's connection closes (raw waits for its
+    // confirms too): an order can be created before its confirm reaches Estoque, and a confirm
+    // still due when the connection closed failed its publish (a full run died of it at 80 %).
+    const published: Promise<unknown>[] = [];
     await withPublisherConnection(ctx.url, async (broker) => {
       await runConsumer(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
         const publisher = new ConfirmedPublisher(await broker.confirmChannel());
         sending = onSchedule(ctx.messages, rate, (i, scheduledAt) => {
           const order = list[i]!;
           scheduled.set(order.refCode, scheduledAt);
-          publishOrder(publisher, ctx.topo, order);
+          const publish = publishOrder(publisher, ctx.topo, order);
+          publish.catch(() => {}); // seen by Promise.all below, not an unhandled rejection meanwhile
+          published.push(publish);
         });
         return (outcome) => {
           if (outcome.kind === "created") {
@@ -135,6 +141,7 @@ export function oursLatency(ctx: RunContext, rate: number): Promise<LatencyRun> 
         };
       });
       await sending;
+      await Promise.all(published);
     });
     return latencies;
   });
