@@ -238,6 +238,9 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
         await new Promise((resolve) => setTimeout(resolve, wait));
         continue; // look again: the session may have failed, or an order may wait to go again
       }
+      // Behind by more than an order's slot: a full window or a blocked broker held the loop.
+      // What was due meanwhile is not a backlog to burst through: the schedule moves to now.
+      if (wait < -1000 / rate) pacedFrom = performance.now() - (fresh / rate) * 1000;
     }
     const resend = feed.resending;
     const order = feed.next();

@@ -170,3 +170,35 @@ Deno.test("publishFeed() with a rate does not take the time its resends took for
     assert.ok(span >= 800, `the 10 new orders went out within ${Math.round(span)} ms`);
   });
 });
+
+Deno.test("publishFeed() with a rate does not catch up after a stall in the middle of a session: the orders after it still go at the rate", async () => {
+  await using proxy = HoldingProxy.start(RABBITMQ_URL);
+  await withTopology("estoque-stall-burst", {}, async ({ topo }) => {
+    const feed = new OrderFeed({ count: 30, makeOrder: () => newOrder({ quantity: 1 }) });
+    await using broker = await Broker.connect(proxy.url, { name: "test stall burst" });
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+    const at: number[] = [];
+    // The broker's confirms are held for 2 s (a slow link, a busy broker): the window (10) is full
+    // after the first 10 orders, half a second in, and 30 more orders are "due" by the release.
+    proxy.hold();
+    const release = setTimeout(() => proxy.release(), 2_000);
+    try {
+      const finished = await publishFeed({
+        publisher,
+        topology: topo,
+        feed,
+        window: 10,
+        rate: 20,
+        onConfirmed: () => at.push(performance.now()),
+      });
+      assert.equal(finished, true);
+    } finally {
+      clearTimeout(release);
+    }
+    assert.equal(at.length, 30);
+    // The 20 after the stall at 20/s: 950 ms from the first to the last, not a burst.
+    const after = at.slice(10);
+    const span = Math.max(...after) - Math.min(...after);
+    assert.ok(span >= 800, `the 20 orders after the stall went out within ${Math.round(span)} ms`);
+  });
+});
