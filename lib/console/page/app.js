@@ -223,7 +223,6 @@ function charts() {
   return { box, stop: () => clearTimeout(timer) };
 }
 
-/** How long ago, in seconds, as an operator reads it: "12 s", "4 min", "2 h". */
 /** A figure on the overview: its label, its value, and the test id the browser tests read. */
 const card = (label, value, id) =>
   h(
@@ -233,6 +232,7 @@ const card = (label, value, id) =>
     h("div", { class: "value", "data-testid": id, text: value }),
   );
 
+/** How long ago, in seconds, as an operator reads it: "12 s", "4 min", "2 h". */
 const age = (seconds) =>
   seconds === null || seconds === undefined
     ? "–"
