@@ -35,8 +35,8 @@ export async function latencyPath(
   const { method } = options;
   const settings = { raw: rawSettings, ours: SERVICES };
   const processes: Record<"raw" | "ours", SideProcess> = {
-    raw: await sideProcess(options, "latency raw", "raw"),
-    ours: await sideProcess(options, "latency ours", "ours"),
+    raw: sideProcess(options, "latency raw", "raw"),
+    ours: sideProcess(options, "latency ours", "ours"),
   };
   const run = async (side: "raw" | "ours", rate: number, seconds: number) => {
     await brokerQuiet(options.url);

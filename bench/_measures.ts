@@ -30,7 +30,7 @@ export async function measureTheRest(
   latencyRate: number,
 ): Promise<OtherMeasures> {
   const { method, quick, parked, url } = options;
-  await using ours = await sideProcess(options, "measures ours", "ours");
+  await using ours = sideProcess(options, "measures ours", "ours");
 
   log(`  latency diagnostics (one profiled run of ours at ${count(latencyRate)}/s)`);
   const diagnosed = await ours.request<

@@ -41,7 +41,7 @@ export async function movementLagPart(options: BenchOptions): Promise<MovementLa
   };
   try {
     for (const store of STORES) {
-      processes.set(store, await sideProcess(options, `movement lag ${store}`, "ours"));
+      processes.set(store, sideProcess(options, `movement lag ${store}`, "ours"));
     }
     for (const store of STORES) {
       // The warm-up; a store that cannot run (no PostgreSQL here) is reported, not measured.

@@ -57,7 +57,7 @@ export async function profileOnly(
   const dir = options.profileOut ?? await Deno.makeTempDir({ prefix: "productionorder-profile-" });
   const sides = [];
   for (const role of rolesOf(path)) {
-    await using process = await sideProcess(options, `${only} ${role} profiled`, role);
+    await using process = sideProcess(options, `${only} ${role} profiled`, role);
     const { method } = options;
     if (method.warmup > 0) {
       await timedRun(options, process, path, role, settings[role], method.warmup);

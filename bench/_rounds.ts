@@ -14,7 +14,8 @@ import type { SweepReport } from "./_results.ts";
 import { sideOrder } from "./_method.ts";
 import { describe, describeValue, type Knob, RAW_START, type Settings } from "./_settings.ts";
 import type { RunResult } from "./_shared.ts";
-import { serviceV8Flags, SideProcess } from "./_side_process.ts";
+import { SideProcess } from "./_side_process.ts";
+import { serviceV8Flags } from "../testing/service_flags.ts";
 import { type PathRuns, type PathSettings, rate } from "./_stats.ts";
 import { coordinateSweep } from "./_sweep.ts";
 
@@ -22,15 +23,15 @@ const log = (text: string) => console.error(text);
 const count = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** A side's process: ours runs with the services' V8 flags, raw with V8's defaults. */
-export async function sideProcess(
+export function sideProcess(
   options: BenchOptions,
   name: string,
   role: Role,
   env?: Record<string, string>,
-): Promise<SideProcess> {
+): SideProcess {
   return new SideProcess(name, {
     url: options.url,
-    ...(role === "ours" ? { v8Flags: await serviceV8Flags() } : {}),
+    ...(role === "ours" ? { v8Flags: serviceV8Flags() } : {}),
     ...(env ? { env } : {}),
   });
 }
@@ -65,7 +66,7 @@ export async function sweepRaw(
   const knobs = path.rawKnobs.filter((k: Knob) => options.pins[k] === undefined);
   if (knobs.length === 0) return { settings: start };
   const { method } = options;
-  await using process = await sideProcess(options, `raw sweep of ${path.name}`, "raw");
+  await using process = sideProcess(options, `raw sweep of ${path.name}`, "raw");
   if (method.warmup > 0) await timedRun(options, process, path, "raw", start, method.warmup);
   const outcome = await coordinateSweep(
     { start, knobs, passes: method.sweepPasses },
@@ -113,7 +114,7 @@ export async function runPath(
   const processes = new Map<Role, SideProcess>();
   try {
     for (const role of roles) {
-      processes.set(role, await sideProcess(options, `${path.name} ${role}`, role));
+      processes.set(role, sideProcess(options, `${path.name} ${role}`, role));
     }
     // The warm-up: one untimed run of each side in its process, on this path.
     for (const role of roles) {

@@ -18,16 +18,6 @@ export interface SideProcessOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/**
- * The V8 flags `deno task ordem` runs OrdemDeProducao with (deno.json), which our side runs with
- * too: it may only run as the services run.
- */
-export async function serviceV8Flags(): Promise<string[]> {
-  const tasks = JSON.parse(await Deno.readTextFile(`${root}deno.json`)).tasks;
-  const flags = /--v8-flags=(\S+)/.exec(String(tasks.ordem))?.[1];
-  return flags === undefined ? [] : flags.split(",");
-}
-
 /** A side's process, answering jobs in turn. */
 export class SideProcess implements AsyncDisposable {
   readonly name: string;

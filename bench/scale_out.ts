@@ -15,6 +15,7 @@
 
 import { join } from "node:path";
 import { postgresClient } from "../testing/postgres.ts";
+import { serviceV8Flags } from "../testing/service_flags.ts";
 import { booleanOption, integerOption, type OptionSpecs, stringOption } from "../lib/cli.ts";
 import { EXIT, runCommand } from "../lib/main.ts";
 import { writeDocBlock } from "../scripts/doc_block.ts";
@@ -66,7 +67,7 @@ async function run(
             args: [
               "run",
               "-A",
-              "--v8-flags=--max-semi-space-size=8",
+              `--v8-flags=${serviceV8Flags().join(",")}`,
               join(ROOT, "ordem_de_producao.ts"),
               "--no-http",
             ],

@@ -26,7 +26,8 @@ import { pathNamed } from "./_paths.ts";
 import { brokerQuiet } from "./_quiet.ts";
 import { SERVICES } from "./_services_settings.ts";
 import type { RunResult } from "./_shared.ts";
-import { serviceV8Flags, SideProcess } from "./_side_process.ts";
+import { SideProcess } from "./_side_process.ts";
+import { serviceV8Flags } from "../testing/service_flags.ts";
 import { rate, sideStats } from "./_stats.ts";
 
 const OPTIONS = {
@@ -103,7 +104,7 @@ runCommand({
     },
   ];
   const path = pathNamed("end-to-end");
-  const v8Flags = await serviceV8Flags();
+  const v8Flags = serviceV8Flags();
   const processes = variants.map((v) => new SideProcess(v.name, { url, v8Flags, env: v.env }));
   const run = async (i: number, n: number) => {
     await brokerQuiet(url);

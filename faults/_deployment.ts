@@ -12,6 +12,7 @@ import { type QueueType, type Topology, topology } from "../lib/topology.ts";
 import { deleteTopology } from "../lib/declare_topology.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
 import { dropSchema } from "../testing/postgres.ts";
+import { serviceV8Flags } from "../testing/service_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -128,7 +129,7 @@ export class Service {
       Deno.execPath(),
       "run",
       "-A",
-      "--v8-flags=--max-semi-space-size=8",
+      `--v8-flags=${serviceV8Flags().join(",")}`,
       join(ROOT, this.#script),
       ...this.#args,
     ].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");

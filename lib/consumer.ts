@@ -60,7 +60,7 @@ export interface ConsumerOptions {
   /**
    * How many unacknowledged deliveries the broker may send at once. Ledger commits and acks are
    * batched, so a deep window keeps the pipeline full.
-   * @default {500}
+   * @default {DEFAULT_PREFETCH}
    */
   readonly prefetch?: number;
   /**
@@ -131,6 +131,12 @@ export const CLOSE_GRACE_MS = 1_000;
 /** The bytes of bodies a consumer holds at most by default: 64 MiB. */
 export const DEFAULT_PREFETCH_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The prefetch when none is given: deep enough that deliveries keep arriving while a batch of them
+ * commits: at 500 the window emptied while the ledger committed (docs/performance.md).
+ */
+export const DEFAULT_PREFETCH = 2_000;
+
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
 export class OrderConsumer implements AsyncDisposable {
   readonly #options: ConsumerOptions;
@@ -167,7 +173,7 @@ export class OrderConsumer implements AsyncDisposable {
       onMessage: (message) => this.#onDelivery(message),
       // Says which retry settings this consumer runs with, for the doctor.
       consumerArguments: { [RETRY_POLICY_ARGUMENT]: policyTag(options.policy) },
-      prefetch: options.prefetch ?? 500,
+      prefetch: options.prefetch ?? DEFAULT_PREFETCH,
       prefetchBytes: options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES,
       explain: (error) => options.broker.explain(error),
       stopping: () => this.#stopping,
@@ -187,7 +193,7 @@ export class OrderConsumer implements AsyncDisposable {
     });
     this.#acker = new Acker(channel);
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
-      maxSize: options.batch?.maxSize ?? options.prefetch ?? 500,
+      maxSize: options.batch?.maxSize ?? options.prefetch ?? DEFAULT_PREFETCH,
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
       // A write the ledger refuses (not an outage) must not fail the orders committed beside it.
       isolate: (error) => !isLedgerUnavailable(error),
@@ -232,7 +238,7 @@ export class OrderConsumer implements AsyncDisposable {
 
   /** Opens channels, sets the prefetch and starts consuming the topology's work queue. */
   static async start(options: ConsumerOptions): Promise<OrderConsumer> {
-    const prefetch = options.prefetch ?? 500;
+    const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
     const channel = await options.broker.channel();
     // deno-lint-ignore prefer-const -- assigned once the forwarder it is handed to exists
     let consumer: OrderConsumer | undefined;

@@ -203,7 +203,7 @@ export const ORDEM_OPTIONS = {
   prefetch: {
     type: "string",
     env: "PREFETCH",
-    default: "500",
+    default: "2000",
     placeholder: "N",
     description: "Unacknowledged deliveries the broker may send at once.",
   },

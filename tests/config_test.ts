@@ -32,9 +32,9 @@ Deno.test("estoqueConfig() defaults match the Go original", () => {
   assert.deepEqual(config.topology.retryTiers.map((t) => t.delayMs), [5000, 10000]);
 });
 
-Deno.test("ordemConfig() defaults: prefetch 500, limit 500, ledger under data/", () => {
+Deno.test("ordemConfig() defaults: prefetch 2,000, limit 500, ledger under data/", () => {
   const config = ordem([]);
-  assert.equal(config.prefetch, 500);
+  assert.equal(config.prefetch, 2_000);
   assert.equal(config.maxQuantity, 500);
   assert.equal(config.ledgerPath, "data/ledger.sqlite");
   assert.equal(config.drain, false);
@@ -137,7 +137,7 @@ Deno.test("formatHelp() lists every flag with its default and env variable", () 
     const negated = spec.type === "boolean" && "default" in spec && spec.default === "true";
     assert.match(help, new RegExp(`--${negated ? "no-" : ""}${name}( <|\n)`), name);
   }
-  assert.match(help, /--prefetch <N>\n +Unacknowledged .*\(default: 500, env: PREFETCH\)/);
+  assert.match(help, /--prefetch <N>\n +Unacknowledged .*\(default: 2000, env: PREFETCH\)/);
   assert.match(help, /--no-http\n/);
   assert.match(help, /-h, --help/);
 });

@@ -1,0 +1,15 @@
+/**
+ * The V8 flags `deno task ordem` runs OrdemDeProducao with (deno.json's `ordem` task), read from
+ * the task itself so whatever starts a service in a bench or a fault case runs it as users do.
+ *
+ * @module
+ */
+
+const root = new URL("..", import.meta.url).pathname;
+
+/** The `--v8-flags` of deno.json's `ordem` task, one flag an element. */
+export function serviceV8Flags(): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${root}deno.json`)).tasks;
+  const flags = /--v8-flags=(\S+)/.exec(String(tasks.ordem))?.[1];
+  return flags === undefined ? [] : flags.split(",");
+}
