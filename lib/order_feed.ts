@@ -9,6 +9,7 @@
 import { logger } from "./log.ts";
 import { encodeOrder, newOrder, type Order } from "./order.ts";
 import { orderProperties, traceOrder } from "./order_properties.ts";
+import { Pacer } from "./pacer.ts";
 import type { ConfirmedPublisher, PublishError, PublishFailure } from "./publisher.ts";
 import type { Topology } from "./topology.ts";
 import { endPublishSpan } from "./tracing.ts";
@@ -191,9 +192,7 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
   const encode = options.encode ?? encodeOrder;
   const window = options.window ?? 20_000;
   let sent = 0;
-  /** Of `sent`, the new orders: what `rate` paces, from `pacedFrom` on. */
-  let fresh = 0;
-  let pacedFrom: number | undefined;
+  const pacer = rate === undefined ? undefined : new Pacer(rate);
   let settled = 0;
   let broken = false;
   // Resumes the publishing loop once no more than `resumeAt` publishes are unconfirmed.
@@ -225,28 +224,28 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
     // publish per freed slot would cost a socket write and an event-loop turn per message.
     if (sent - settled >= window) {
       await new Promise<void>((resolve) => (wake = resolve));
+      pacer?.held();
       continue;
     }
-    if (publisher.blocked) await publisher.writable();
+    if (publisher.blocked) {
+      await publisher.writable();
+      pacer?.held();
+    }
     // The rate paces new orders only: those sent again were due already, and paced they would
     // hold the new ones back behind them after every reconnect. The new orders' schedule starts
     // at the first of them, so the time spent on resends is not taken for a backlog to catch up.
-    if (rate !== undefined && !feed.resending) {
-      pacedFrom ??= performance.now();
-      const wait = pacedFrom + (fresh / rate) * 1000 - performance.now();
+    if (pacer && !feed.resending) {
+      const wait = pacer.wait();
       if (wait > 4) {
         await new Promise((resolve) => setTimeout(resolve, wait));
         continue; // look again: the session may have failed, or an order may wait to go again
       }
-      // Behind by more than an order's slot: a full window or a blocked broker held the loop.
-      // What was due meanwhile is not a backlog to burst through: the schedule moves to now.
-      if (wait < -1000 / rate) pacedFrom = performance.now() - (fresh / rate) * 1000;
     }
     const resend = feed.resending;
     const order = feed.next();
     if (order === undefined) break;
     sent++;
-    if (!resend) fresh++;
+    if (!resend) pacer?.sent();
     const body = encode(order);
     const properties = orderProperties(order, Date.now());
     const span = traceOrder(options.topology, order, body, properties);
@@ -260,7 +259,10 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
         onSettled(order, error);
       },
     );
-    if (!flowing) await publisher.writable();
+    if (!flowing) {
+      await publisher.writable();
+      pacer?.held();
+    }
   }
   resumeAt = 0;
   while (settled < sent) await new Promise<void>((resolve) => (wake = resolve));
