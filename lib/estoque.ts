@@ -73,6 +73,7 @@ export async function runEstoque(
     : undefined;
   // Checked, not declared, before publishing again after a reconnect (declare_topology.ts).
   const prepareTopology = sessionTopology(config.topology, config);
+  let fatal: { error: unknown } | undefined;
   await keepConnected({
     urls: config.urls,
     connect: { name: "estoque", tls: config.tls },
@@ -89,19 +90,26 @@ export async function runEstoque(
       exchange: config.topology.exchange,
       broker: broker.safeUrl,
     });
-    const finished = await Promise.race([
-      publishFeed({
-        publisher,
-        topology: config.topology,
-        feed,
-        window: config.window,
-        rate: config.rate,
-        signal,
-        onConfirmed: confirmedLog?.add,
-        onProgress: (settled) => progress?.update(settled),
-      }),
-      topology.failed, // the topology changed while Estoque was away: it stops
-    ]);
+    // Ends this session's publishing when the session ends, the race below lost included.
+    const session = new AbortController();
+    let finished: boolean;
+    try {
+      finished = await Promise.race([
+        publishFeed({
+          publisher,
+          topology: config.topology,
+          feed,
+          window: config.window,
+          rate: config.rate,
+          signal: AbortSignal.any([signal, session.signal]),
+          onConfirmed: confirmedLog?.add,
+          onProgress: (settled) => progress?.update(settled),
+        }),
+        topology.failed, // the topology changed while Estoque was away: it stops
+      ]);
+    } finally {
+      session.abort();
+    }
     if (!finished) {
       throw new ConnectionLost("publishes failed; sending them again on a new connection", {
         cause: broker.closeError,
@@ -109,12 +117,18 @@ export async function runEstoque(
     }
   }).catch((error) => {
     // Interrupted or gave up: whatever waits to be sent again counts as failed.
-    if (!signal.aborted) throw error;
+    if (!signal.aborted) fatal = { error };
   });
   feed.abandon();
   const summary = feed.summary();
   progress?.done(summary.confirmed);
-  return { count: config.count, exchange: config.topology.exchange, summary };
+  const result = { count: config.count, exchange: config.topology.exchange, summary };
+  if (fatal) {
+    // Stopped by an error: what was confirmed and what was not is said before the error is.
+    console.log(summaryLine(result));
+    throw fatal.error;
+  }
+  return result;
 }
 
 /** Whether a run sent every order and the broker confirmed them all. */

@@ -83,3 +83,48 @@ for (const c of cases) {
     });
   });
 }
+
+Deno.test("Estoque publishing without a rate, stopped by a changed topology, says what it confirmed and what it left unconfirmed", async () => {
+  await using proxy = HoldingProxy.start(RABBITMQ_URL);
+  await withTopology("topology-changed-unpaced", {
+    retryDelays: retryDelays(DEFAULT_RETRY_POLICY),
+  }, async ({ broker, topo }) => {
+    await using service = ourService("Estoque", "estoque.ts", ["-n", "5000000"], {
+      RABBITMQ_URL: proxy.url,
+      TOPOLOGY_PREFIX: topo.prefix,
+    });
+    try {
+      await service.until("the first session at work", /publishing/);
+      proxy.cut();
+      proxy.hold();
+      const tier = topo.retryTiers[0]!.queue;
+      const channel = await broker.channel();
+      try {
+        await channel.deleteQueue(tier);
+        await channel.assertQueue(tier, { durable: true }); // no TTL, no dead-letter exchange
+      } finally {
+        await channel.close();
+      }
+      proxy.release();
+      assert.ok(
+        await settlesWithin(service.status, 30_000),
+        "still running 30 s after the reconnect",
+      );
+      assert.equal((await service.status).code, 1);
+      // The summary line, as a finished run prints it: every order it sent is either confirmed
+      // or counted as failed, so what sits in the queue is no more than what it accounts for.
+      const [line] = service.grep(/estoque: \d+\/5000000 orders confirmed/);
+      assert.ok(line, "the summary line is printed");
+      const confirmed = Number(/estoque: (\d+)\//.exec(line)![1]);
+      const failed = Number(/, (\d+) failed/.exec(line)?.[1] ?? 0);
+      const queued = await broker.messageCount(topo.queue);
+      assert.ok(confirmed <= queued, `${confirmed} confirmed but ${queued} in the queue`);
+      assert.ok(
+        queued <= confirmed + failed,
+        `${queued} in the queue, ${confirmed} confirmed and ${failed} failed`,
+      );
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${service}`, { cause: error });
+    }
+  });
+});
