@@ -115,6 +115,11 @@ export interface ConsumerOptions {
    * (it starts without consuming), and those it has finish.
    */
   readonly pause?: PauseSource;
+  /**
+   * Retry and dead-letter copies wait for this before they are published (after a reconnect, the
+   * topology's declare beside the work: lib/declare_topology.ts `PreparedTopology.declared`).
+   */
+  readonly topologyDeclared?: Promise<void>;
 }
 
 const log = logger("consumer");
@@ -249,6 +254,7 @@ export class OrderConsumer implements AsyncDisposable {
       onLost: () => {
         if (consumer !== undefined) consumer.#lost();
       },
+      ...(options.topologyDeclared ? { ready: options.topologyDeclared } : {}),
     }).catch(async (error) => {
       await channel.close().catch(() => {});
       throw error;

@@ -198,9 +198,18 @@ export interface PreparedTopology {
    * plugin missing): the session must end on it. Never resolves; race it with the session's work.
    */
   readonly failed: Promise<never>;
+  /**
+   * Resolves once the topology is known to be as declared: at once on a first session, after the
+   * declare beside the work on a later one (or once that declare failed for another reason, which
+   * is logged). Rejects as {@linkcode PreparedTopology.failed} does. What would put messages into
+   * an object the declare may find changed (a retry copy into a retry queue recreated without its
+   * TTL) waits for it.
+   */
+  readonly declared: Promise<void>;
 }
 
 const NEVER: Promise<never> = new Promise<never>(() => {});
+const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * How one process prepares the topology on each of its broker sessions, for a service that
@@ -226,16 +235,16 @@ export function sessionTopology(
     if (!options.declare || !declared) {
       await prepareTopology(broker, topo, options);
       declared = true;
-      return { failed: NEVER };
+      return { failed: NEVER, declared: SETTLED };
     }
     try {
       await checkTopology(broker, topo);
     } catch (error) {
       if (errorCode(error) !== "topology_missing") throw error;
       await declareTopology(broker, topo);
-      return { failed: NEVER };
+      return { failed: NEVER, declared: SETTLED };
     }
-    const failed = declareTopology(broker, topo).then(() => NEVER, (error) => {
+    const declaring = declareTopology(broker, topo).catch((error) => {
       if (error instanceof FatalError) throw error;
       // A connection lost is the session's to notice; anything else is worth a look, no more.
       if (broker.isOpen) {
@@ -244,10 +253,12 @@ export function sessionTopology(
           error: describeError(error),
         });
       }
-      return NEVER;
     });
-    failed.catch(() => {}); // observed by the session's race; a session already over lets it go
-    return { failed };
+    const failed = declaring.then(() => NEVER);
+    // Observed by the session's race and its copies; a session already over lets them go.
+    declaring.catch(() => {});
+    failed.catch(() => {});
+    return { failed, declared: declaring };
   };
 }
 

@@ -13,7 +13,7 @@ import { failedCount, OrderFeed, publishFeed, type PublishSummary } from "./orde
 import { orderProperties, traceOrder } from "./order_properties.ts";
 import { Progress } from "./progress.ts";
 import { ConfirmedPublisher } from "./publisher.ts";
-import { ConnectionLost, keepConnected } from "./reconnect.ts";
+import { ConnectionLost, keepConnected, LOST_CLOSE_TIMEOUT_MS } from "./reconnect.ts";
 import { type Topology } from "./topology.ts";
 import { sessionTopology } from "./declare_topology.ts";
 import { endPublishSpanOn } from "./tracing.ts";
@@ -90,25 +90,28 @@ export async function runEstoque(
       exchange: config.topology.exchange,
       broker: broker.safeUrl,
     });
-    // Ends this session's publishing when the session ends, the race below lost included.
+    // This session's publishing, stopped by its own signal if the topology check below fails.
     const session = new AbortController();
+    const published = publishFeed({
+      publisher,
+      topology: config.topology,
+      feed,
+      window: config.window,
+      rate: config.rate,
+      signal: AbortSignal.any([signal, session.signal]),
+      onConfirmed: confirmedLog?.add,
+      onProgress: (settled) => progress?.update(settled),
+    });
     let finished: boolean;
     try {
-      finished = await Promise.race([
-        publishFeed({
-          publisher,
-          topology: config.topology,
-          feed,
-          window: config.window,
-          rate: config.rate,
-          signal: AbortSignal.any([signal, session.signal]),
-          onConfirmed: confirmedLog?.add,
-          onProgress: (settled) => progress?.update(settled),
-        }),
-        topology.failed, // the topology changed while Estoque was away: it stops
-      ]);
-    } finally {
+      finished = await Promise.race([published, topology.failed]);
+    } catch (error) {
+      // The topology changed while Estoque was away: it stops. It sends nothing more, and what
+      // it sent settles (as failed, once the connection is closed) before the summary counts it.
       session.abort();
+      await broker.close(LOST_CLOSE_TIMEOUT_MS);
+      await published.catch(() => {});
+      throw error;
     }
     if (!finished) {
       throw new ConnectionLost("publishes failed; sending them again on a new connection", {

@@ -88,6 +88,12 @@ export interface ForwarderOptions {
   readonly confirmTimeoutMs: number;
   /** Called when the confirm channel closes without being replaced. */
   readonly onLost: () => void;
+  /**
+   * Copies wait for this before they are published: after a reconnect, the topology's declare
+   * beside the work (a retry queue found recreated with other settings must take no copy). A
+   * rejection fails every copy with it.
+   */
+  readonly ready?: Promise<void>;
 }
 
 /** Publishes retry and dead-letter copies with confirms. */
@@ -96,9 +102,13 @@ export class Forwarder {
   #channel: ConfirmChannel;
   #publisher: ConfirmedPublisher;
   #renewing: Promise<void> | undefined;
+  /** {@linkcode ForwarderOptions.ready} until it resolved. */
+  #ready: Promise<void> | undefined;
 
   private constructor(options: ForwarderOptions, channel: ConfirmChannel) {
     this.#options = options;
+    this.#ready = options.ready;
+    this.#ready?.then(() => (this.#ready = undefined), () => {});
     this.#channel = channel;
     this.#publisher = new ConfirmedPublisher(channel, { timeoutMs: options.confirmTimeoutMs });
     channel.on("close", options.onLost);
@@ -119,6 +129,9 @@ export class Forwarder {
   passOn(delivery: Delivery, failure: Failure, decision: RetryDecision): Promise<PassedOn> {
     // Promise chains rather than async functions here and below: every failed message comes
     // through, and each async frame is garbage the collector pays for.
+    if (this.#ready !== undefined) {
+      return this.#ready.then(() => this.passOn(delivery, failure, decision));
+    }
     const publisher = this.#publisher;
     const published = decision.action === "retry"
       ? this.#publishRetry(delivery, failure, decision)

@@ -215,6 +215,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       ledgerName: redactUrl(config.ledgerUrl),
       onLedger: metrics.observeLedger,
       pause,
+      topologyDeclared: topology.declared,
     });
     log.info("ready", {
       instanceId: config.instanceId,

@@ -12,6 +12,8 @@
 
 import { strict as assert } from "node:assert";
 import { settlesWithin } from "../lib/settles_within.ts";
+import { publishOrders } from "../lib/order_feed.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { RABBITMQ_URL, tempDir, withTopology } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
@@ -24,6 +26,9 @@ const cases = [
     script: "ordem_de_producao.ts",
     args: () => [],
     ready: /msg=ready/,
+    // Orders that fail, waiting when it comes back: their retry copies must not go into the
+    // retry queue found with other settings (no TTL: they would sit there for good).
+    failing: 2_000,
   },
   {
     name: "Estoque publishing",
@@ -66,6 +71,17 @@ for (const c of cases) {
         } finally {
           await channel.close();
         }
+        const failing = "failing" in c ? c.failing : 0;
+        if (failing > 0) {
+          const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+          const sent = await publishOrders({
+            publisher,
+            topology: topo,
+            count: failing,
+            quantity: 900,
+          });
+          assert.equal(sent.confirmed, failing);
+        }
         proxy.release();
         assert.ok(
           await settlesWithin(service.status, 30_000),
@@ -76,6 +92,11 @@ for (const c of cases) {
         assert.ok(
           service.grep(/other settings/).length > 0,
           "the reason names the object with other settings",
+        );
+        assert.equal(
+          await broker.messageCount(tier),
+          0,
+          "no retry copy went into the retry queue found with other settings",
         );
       } catch (error) {
         throw new Error(`${(error as Error).message}\n${service}`, { cause: error });
