@@ -470,6 +470,33 @@ async function logged(fn: (lines: string[]) => Promise<void>): Promise<void> {
   }
 }
 
+for (const kind of ["sqlite", "postgres"] as const) {
+  Deno.test(`an idle relay claims again only when woken or at its poll interval, never in a loop (${kind})`, async () => {
+    await withTopology(`relay-no-spin-${kind}`, {}, async ({ topo }) => {
+      await withStore(kind, async (open) => {
+        await using real = await open();
+        let claims = 0;
+        const store = claimingWith(real, (limit) => {
+          claims++;
+          return real.claimOutbox(limit);
+        });
+        await using relay = relayOf(store, topo, { pollMs: 60_000 });
+        await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
+        const asleep = claims;
+        // Two movements, each a wake-up (two on PostgreSQL: in-process and NOTIFY), each relayed.
+        await crossings(real, 2);
+        await allSent(real);
+        await waitFor("the relay asleep again", () => relay.idle || undefined);
+        const woken = claims - asleep;
+        // At most a claim that finds rows and one that finds none, per wake-up; a relay that
+        // kept an old wake-up (never cleared) would claim all the time it waited above.
+        assert.ok(woken >= 1 && woken <= 8, `${woken} claims for 2 movements`);
+        assert.ok(asleep <= 3, `${asleep} claims before the relay was first idle`);
+      });
+    });
+  });
+}
+
 /** `store` with `claimOutbox` replaced. */
 function claimingWith(
   store: StockStore,
