@@ -124,14 +124,18 @@ export function oursLatency(ctx: RunContext, rate: number): Promise<LatencyRun> 
     // confirms too): an order can be created before its confirm reaches Estoque, and a confirm
     // still due when the connection closed failed its publish (a full run died of it at 80 %).
     const published: Promise<unknown>[] = [];
+    // A publish refused (nacked, returned, timed out) is an order never created: the run fails
+    // with it at once, as raw's waitForConfirms() does, instead of waiting for the consumer.
+    const refused = Promise.withResolvers<never>();
+    refused.promise.catch(() => {});
     await withPublisherConnection(ctx.url, async (broker) => {
-      await runConsumer(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
+      const consumed = runConsumer(ctx, DEFAULT_RETRY_POLICY, ctx.messages, "created", async () => {
         const publisher = new ConfirmedPublisher(await broker.confirmChannel());
         sending = onSchedule(ctx.messages, rate, (i, scheduledAt) => {
           const order = list[i]!;
           scheduled.set(order.refCode, scheduledAt);
           const publish = publishOrder(publisher, ctx.topo, order);
-          publish.catch(() => {}); // seen by Promise.all below, not an unhandled rejection meanwhile
+          publish.catch(refused.reject);
           published.push(publish);
         });
         return (outcome) => {
@@ -140,6 +144,7 @@ export function oursLatency(ctx: RunContext, rate: number): Promise<LatencyRun> 
           }
         };
       });
+      await Promise.race([consumed, refused.promise]);
       await sending;
       await Promise.all(published);
     });
