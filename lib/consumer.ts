@@ -15,17 +15,16 @@
  *
  * A failure is retried through the retry backend until the policy gives up, then dead-lettered.
  * Retry and dead-letter copies are published with confirms (forwarder.ts) and the original is
- * acked only after the confirm; a copy the broker does not confirm is published again after a growing delay (the
- * original requeued only when the consumer stops meanwhile).
+ * acked only after the confirm; a copy the broker does not confirm is published again after a
+ * growing delay (the original requeued only when the consumer stops meanwhile).
  *
  * @module
  */
 
 import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
-import { Batcher, type BatcherOptions } from "./batcher.ts";
+import { Batcher } from "./batcher.ts";
 import { Breaker } from "./breaker.ts";
-import type { Broker } from "./broker.ts";
 import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
 import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
@@ -33,94 +32,22 @@ import { settlesWithin } from "./settles_within.ts";
 import { Forwarder } from "./forwarder.ts";
 import { FailurePath } from "./failure_path.ts";
 import { Intake } from "./intake.ts";
-import type { LedgerEvent, Outcome } from "./outcome.ts";
-import type { Ledger, LedgerResult, LedgerWrite } from "./ledger.ts";
+import type { Outcome } from "./outcome.ts";
+import type { LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
-import type { PauseSource } from "./operator_pause.ts";
 import type { Order, ParseOrderResult } from "./order.ts";
 import { publishedAtMs } from "./order_properties.ts";
-import { policyTag, RETRY_POLICY_ARGUMENT, type RetryPolicy } from "./retry_policy.ts";
+import { policyTag, RETRY_POLICY_ARGUMENT } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
-import type { Topology } from "./topology.ts";
 import type { Span } from "@opentelemetry/api";
 import { childSpan, failSpan, processSpan, TRACING } from "./tracing.ts";
+import {
+  type ConsumerOptions,
+  DEFAULT_PREFETCH,
+  DEFAULT_PREFETCH_BYTES,
+} from "./consumer_options.ts";
 
-/** Options for {@linkcode OrderConsumer.start}. */
-export interface ConsumerOptions {
-  /** The connection to consume on; the consumer opens its own channels on it. */
-  readonly broker: Broker;
-  /** The topology to consume from; declare it first. */
-  readonly topology: Topology;
-  /** Where production orders are written. */
-  readonly ledger: Ledger;
-  /** When to retry and when to give up. */
-  readonly policy: RetryPolicy;
-  /** Orders above this quantity fail with "maximum quantity exceeded". */
-  readonly maxQuantity: number;
-  /**
-   * How many unacknowledged deliveries the broker may send at once. Ledger commits and acks are
-   * batched, so a deep window keeps the pipeline full.
-   * @default {DEFAULT_PREFETCH}
-   */
-  readonly prefetch?: number;
-  /**
-   * The bytes of bodies held at most, give or take what is on its way when it is reached: past
-   * it the consumer stops taking deliveries until half is settled, then takes them with a
-   * prefetch that fits the bodies it saw (byte_budget.ts).
-   * @default {DEFAULT_PREFETCH_BYTES}
-   */
-  readonly prefetchBytes?: number;
-  /**
-   * How long to wait for the confirm of a retry or dead-letter copy, in milliseconds.
-   * @default {10000}
-   */
-  readonly confirmTimeoutMs?: number;
-  /**
-   * How ledger writes are grouped into transactions.
-   * @default {{ maxSize: prefetch, maxDelayMs: 0 }}
-   */
-  readonly batch?: BatcherOptions;
-  /** Randomness for jitter, in [0, 1). @default {Math.random} */
-  readonly random?: () => number;
-  /** A clock, for the history headers. @default {() => new Date()} */
-  readonly now?: () => Date;
-  /**
-   * How long to wait before publishing a retry or dead-letter copy again after attempt `attempt`
-   * failed, in milliseconds.
-   * @default {backoffDelay: 250-500 ms, doubling up to 7.5-15 s}
-   */
-  readonly passOnDelay?: (attempt: number) => number;
-  /** Called with every outcome and how long the delivery took, after it was settled. */
-  readonly onOutcome?: (outcome: Outcome, durationMs: number) => void;
-  /**
-   * Called with the critical time of each order created or dead-lettered, once settled: from its
-   * first publish (order_properties.ts `publishedAtMs`: Estoque's `x-published-at`, else the AMQP
-   * timestamp) to now, in milliseconds, its time queued and in retry tiers included. Not called
-   * for a message without a publish time (the Go Estoque's) or replayed from the DLQ.
-   */
-  readonly onCriticalTime?: (outcome: "created" | "dead-lettered", ms: number) => void;
-  /**
-   * Called after a retry or dead-letter copy is confirmed, before the original is acked.
-   * Fault-injection tests use it to crash the consumer at exactly that point.
-   */
-  readonly beforeAck?: (outcome: Outcome) => void | Promise<void>;
-  /** The ledger's name for log lines (a URL without its password). @default {"the ledger"} */
-  readonly ledgerName?: string;
-  /** Called on each ledger outage error, when the consumer pauses for one, and when it resumes. */
-  readonly onLedger?: (event: LedgerEvent) => void;
-  /** The delay before ledger probe `attempt` while paused. @default {breaker.ts PROBE_BACKOFF} */
-  readonly probeDelay?: (attempt: number) => number;
-  /**
-   * An operator's pause (operator_pause.ts): while it holds, the consumer takes no deliveries
-   * (it starts without consuming), and those it has finish.
-   */
-  readonly pause?: PauseSource;
-  /**
-   * Retry and dead-letter copies wait for this before they are published (after a reconnect, the
-   * topology's declare beside the work: lib/declare_topology.ts `PreparedTopology.declared`).
-   */
-  readonly topologyDeclared?: Promise<void>;
-}
+export { type ConsumerOptions, DEFAULT_PREFETCH, DEFAULT_PREFETCH_BYTES };
 
 const log = logger("consumer");
 
@@ -132,15 +59,6 @@ export const DELAYED_GRACE_MS = 1_000;
 
 /** How long {@linkcode OrderConsumer.stop} waits at least for the broker to close its channels. */
 export const CLOSE_GRACE_MS = 1_000;
-
-/** The bytes of bodies a consumer holds at most by default: 64 MiB. */
-export const DEFAULT_PREFETCH_BYTES = 64 * 1024 * 1024;
-
-/**
- * The prefetch when none is given: deep enough that deliveries keep arriving while a batch of them
- * commits: at 500 the window emptied while the ledger committed (docs/performance.md).
- */
-export const DEFAULT_PREFETCH = 2_000;
 
 /** A running consumer. Stop it with {@linkcode OrderConsumer.stop} or `await using`. */
 export class OrderConsumer implements AsyncDisposable {

@@ -43,6 +43,7 @@ import {
   type StockItemSettings,
   type StockStore,
   StockStoreUnavailableError,
+  wakeOnRequest,
 } from "./stock_store.ts";
 
 /** Options for {@linkcode PostgresStockStore.open}. */
@@ -193,7 +194,7 @@ export class PostgresStockStore implements StockStore {
       return this.#mover.move(checked, this.#now()).then((result) => {
         // A relay in this process hears of it at once, as on SQLite, also while its LISTEN
         // connection is being made again (after the database came back); NOTIFY tells the others.
-        if (result.request && !result.replayed) { for (const wake of this.#wakes) wake(); }
+        wakeOnRequest(result, this.#wakes);
         return result;
       });
     } catch (error) {

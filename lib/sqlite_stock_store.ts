@@ -40,6 +40,7 @@ import {
   type StockItemSettings,
   type StockStore,
   StockStoreUnavailableError,
+  wakeOnRequest,
 } from "./stock_store.ts";
 
 /** Options for {@linkcode SqliteStockStore.open}. */
@@ -239,7 +240,7 @@ export class SqliteStockStore implements StockStore {
     const checked = checkMovement(movement);
     const at = this.#now().toISOString();
     const record = await this.#value({ kind: "move", movement: checked, at }) as MoveRecord;
-    if (record.request && !record.replayed) { for (const wake of this.#wakes) wake(); }
+    wakeOnRequest(record, this.#wakes);
     return record;
   }
 

@@ -204,6 +204,18 @@ export class StockCommitUnknownError extends Error {
   }
 }
 
+/**
+ * Wakes this process's relays (`wakes`, from {@linkcode StockStore.listen}) when a movement
+ * committed a new request: not when it asked for none, nor when it was a replay of one already
+ * committed. Both stores call it as a movement's result comes back.
+ */
+export function wakeOnRequest(
+  result: Pick<MovementResult, "request" | "replayed">,
+  wakes: Iterable<() => void>,
+): void {
+  if (result.request && !result.replayed) { for (const wake of wakes) wake(); }
+}
+
 /** Whether `error`, or one in its cause chain, is a {@linkcode StockStoreUnavailableError}. */
 export function isStoreUnavailable(error: unknown): boolean {
   let current: unknown = error;

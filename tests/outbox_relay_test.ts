@@ -373,12 +373,18 @@ for (const kind of ["sqlite", "postgres"] as const) {
         // as an outage; the backoff after it (20 s) is longer than the test's deadline below.
         let hangNext = false;
         const gate = Promise.withResolvers<void>();
-        const store = claimingWith(real, async (limit) => {
-          if (!hangNext) return await real.claimOutbox(limit);
-          hangNext = false;
-          await gate.promise;
-          throw new StockStoreUnavailableError("the claim's connection timed out");
-        });
+        // Every wake-up the store gives the relay, counted: in-process ones, and on PostgreSQL
+        // its NOTIFYs too, which come later, over the LISTEN connection.
+        let wakes = 0;
+        const store = counting(
+          claimingWith(real, async (limit) => {
+            if (!hangNext) return await real.claimOutbox(limit);
+            hangNext = false;
+            await gate.promise;
+            throw new StockStoreUnavailableError("the claim's connection timed out");
+          }),
+          () => wakes++,
+        );
         await using relay = relayOf(store, topo, {
           pollMs: 60_000,
           backoff: { initialMs: 20_000, maxMs: 20_000 },
@@ -387,7 +393,12 @@ for (const kind of ["sqlite", "postgres"] as const) {
         hangNext = true;
         relay.wake();
         await waitFor("the claim hanging", () => !hangNext || undefined);
+        const before = wakes;
         await crossings(real, 3); // committed in the relay's process: it is woken meanwhile
+        // Every wake-up of the three has come (a NOTIFY heard after the claim failed would wake
+        // the relay whatever it kept, and hide a wake-up lost while the claim hung).
+        const expected = kind === "postgres" ? 6 : 3;
+        await waitFor("every wake-up in", () => wakes - before >= expected || undefined);
         const failed = performance.now();
         gate.resolve();
         await allSent(real, 5_000);
@@ -498,6 +509,23 @@ for (const kind of ["sqlite", "postgres"] as const) {
 }
 
 /** `store` with `claimOutbox` replaced. */
+/** `store` with each wake-up its relay is given also calling `onWake`. */
+function counting(store: StockStore, onWake: () => void): StockStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === "listen") {
+        return (wake: () => void) =>
+          target.listen(() => {
+            onWake();
+            wake();
+          });
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 function claimingWith(
   store: StockStore,
   claimOutbox: (limit: number) => Promise<OutboxClaim>,
