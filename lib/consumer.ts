@@ -43,6 +43,7 @@ import type { Span } from "@opentelemetry/api";
 import { childSpan, failSpan, processSpan, TRACING } from "./tracing.ts";
 import {
   type ConsumerOptions,
+  DEFAULT_COMMIT_BATCH,
   DEFAULT_PREFETCH,
   DEFAULT_PREFETCH_BYTES,
 } from "./consumer_options.ts";
@@ -116,7 +117,8 @@ export class OrderConsumer implements AsyncDisposable {
     });
     this.#acker = new Acker(channel);
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
-      maxSize: options.batch?.maxSize ?? options.prefetch ?? DEFAULT_PREFETCH,
+      maxSize: options.batch?.maxSize ??
+        Math.min(options.prefetch ?? DEFAULT_PREFETCH, DEFAULT_COMMIT_BATCH),
       maxDelayMs: options.batch?.maxDelayMs ?? 0,
       // A write the ledger refuses (not an outage) must not fail the orders committed beside it.
       isolate: (error) => !isLedgerUnavailable(error),
