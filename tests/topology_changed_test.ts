@@ -19,6 +19,31 @@ import { RABBITMQ_URL, tempDir, withTopology } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
 import { ourService } from "../testing/process.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
+import type { Broker } from "../lib/broker.ts";
+import type { Topology } from "../lib/topology.ts";
+
+/**
+ * The service away: its connection cut and new ones held in their handshake, while the first
+ * retry queue is deleted and declared again with no TTL and no dead-letter exchange. Returns that
+ * queue's name; `proxy.release()` lets the service back.
+ */
+async function awayWhileRetryQueueChanges(
+  proxy: HoldingProxy,
+  broker: Broker,
+  topo: Topology,
+): Promise<string> {
+  proxy.cut();
+  proxy.hold();
+  const tier = topo.retryTiers[0]!.queue;
+  const channel = await broker.channel();
+  try {
+    await channel.deleteQueue(tier);
+    await channel.assertQueue(tier, { durable: true }); // no TTL, no dead-letter exchange
+  } finally {
+    await channel.close();
+  }
+  return tier;
+}
 
 const cases = [
   {
@@ -60,17 +85,7 @@ for (const c of cases) {
       });
       try {
         await service.until("the first session at work", c.ready);
-        // Away: the connection cut, and new ones held in their handshake.
-        proxy.cut();
-        proxy.hold();
-        const tier = topo.retryTiers[0]!.queue;
-        const channel = await broker.channel();
-        try {
-          await channel.deleteQueue(tier);
-          await channel.assertQueue(tier, { durable: true }); // no TTL, no dead-letter exchange
-        } finally {
-          await channel.close();
-        }
+        const tier = await awayWhileRetryQueueChanges(proxy, broker, topo);
         const failing = "failing" in c ? c.failing : 0;
         if (failing > 0) {
           const publisher = new ConfirmedPublisher(await broker.confirmChannel());
@@ -116,16 +131,7 @@ Deno.test("Estoque publishing without a rate, stopped by a changed topology, say
     });
     try {
       await service.until("the first session at work", /publishing/);
-      proxy.cut();
-      proxy.hold();
-      const tier = topo.retryTiers[0]!.queue;
-      const channel = await broker.channel();
-      try {
-        await channel.deleteQueue(tier);
-        await channel.assertQueue(tier, { durable: true }); // no TTL, no dead-letter exchange
-      } finally {
-        await channel.close();
-      }
+      await awayWhileRetryQueueChanges(proxy, broker, topo);
       proxy.release();
       assert.ok(
         await settlesWithin(service.status, 30_000),
