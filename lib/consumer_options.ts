@@ -24,8 +24,9 @@ export const DEFAULT_PREFETCH = 2_000;
 
 /**
  * The most ledger writes one commit takes when none is given: while a commit runs, the deliveries
- * behind it keep arriving (the prefetch is deeper) and make the next one; a commit as deep as the
- * prefetch held every delivery behind it (p99 of a commit 395 ms at half load, docs/performance.md).
+ * behind it keep arriving (the prefetch is deeper) and make the next one. Commits as deep as the
+ * prefetch came with a commit p99 of 395 ms in the full run of docs/performance.md; no full run
+ * has measured this cap yet.
  */
 export const DEFAULT_COMMIT_BATCH = 500;
 
