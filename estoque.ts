@@ -46,6 +46,7 @@ if (verb === undefined) {
     setupLogging({ level: config.logLevel });
     const result = await runEstoque(config, signal);
     console.log(summaryLine(result));
+    if (result.error !== undefined) throw result.error;
     return allConfirmed(result) ? EXIT.ok : EXIT.failure;
   });
 } else {

@@ -45,6 +45,12 @@ export interface EstoqueResult {
   readonly exchange: string;
   /** What was confirmed, failed and sent again. */
   readonly summary: PublishSummary;
+  /**
+   * The error that stopped it for good after it started publishing (no broker for
+   * `reconnectTimeoutMs`, a refused login, a topology declared with other settings): the caller
+   * says the summary, then the error.
+   */
+  readonly error?: unknown;
 }
 
 /**
@@ -53,8 +59,8 @@ export interface EstoqueResult {
  * URL, and the unconfirmed orders are sent again. When `signal` aborts it sends no new order, lets
  * those in flight settle, and counts whatever waits to be sent again as failed.
  *
- * @throws the error that stopped it for good: no broker for `reconnectTimeoutMs`, a refused login,
- * a topology declared with other settings, or a confirmed log that cannot be opened.
+ * @throws a confirmed log that cannot be opened. An error that stops it once started is returned
+ * in {@linkcode EstoqueResult.error}, beside what it confirmed.
  */
 export async function runEstoque(
   config: EstoqueConfig,
@@ -125,13 +131,12 @@ export async function runEstoque(
   feed.abandon();
   const summary = feed.summary();
   progress?.done(summary.confirmed);
-  const result = { count: config.count, exchange: config.topology.exchange, summary };
-  if (fatal) {
-    // Stopped by an error: what was confirmed and what was not is said before the error is.
-    console.log(summaryLine(result));
-    throw fatal.error;
-  }
-  return result;
+  return {
+    count: config.count,
+    exchange: config.topology.exchange,
+    summary,
+    ...(fatal ? { error: fatal.error } : {}),
+  };
 }
 
 /** Whether a run sent every order and the broker confirmed them all. */

@@ -193,6 +193,12 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
   const window = options.window ?? 20_000;
   let sent = 0;
   const pacer = rate === undefined ? undefined : new Pacer(rate);
+  // Waits for `until`, and tells the pacer how long the loop was held.
+  const hold = async (until: Promise<unknown>) => {
+    const since = performance.now();
+    await until;
+    pacer?.held(performance.now() - since);
+  };
   let settled = 0;
   let broken = false;
   // Resumes the publishing loop once no more than `resumeAt` publishes are unconfirmed.
@@ -223,14 +229,10 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
     // When the window is full, wait until half of it is confirmed, then publish a burst: one
     // publish per freed slot would cost a socket write and an event-loop turn per message.
     if (sent - settled >= window) {
-      await new Promise<void>((resolve) => (wake = resolve));
-      pacer?.held();
+      await hold(new Promise<void>((resolve) => (wake = resolve)));
       continue;
     }
-    if (publisher.blocked) {
-      await publisher.writable();
-      pacer?.held();
-    }
+    if (publisher.blocked) await hold(publisher.writable());
     // The rate paces new orders only: those sent again were due already, and paced they would
     // hold the new ones back behind them after every reconnect. The new orders' schedule starts
     // at the first of them, so the time spent on resends is not taken for a backlog to catch up.
@@ -259,10 +261,7 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
         onSettled(order, error);
       },
     );
-    if (!flowing) {
-      await publisher.writable();
-      pacer?.held();
-    }
+    if (!flowing) await hold(publisher.writable());
   }
   resumeAt = 0;
   while (settled < sent) await new Promise<void>((resolve) => (wake = resolve));

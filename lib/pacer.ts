@@ -22,7 +22,6 @@ export class Pacer {
   readonly #now: () => number;
   #from: number | undefined;
   #sent = 0;
-  #held = false;
 
   /** Creates a pacer of `rate` orders a second; `now` is the clock, in milliseconds. */
   constructor(rate: number, now: () => number = () => performance.now()) {
@@ -34,22 +33,18 @@ export class Pacer {
   wait(): number {
     const now = this.#now();
     this.#from ??= now;
-    const wait = this.#from + this.#sent * this.#slotMs - now;
-    // Held (a full window, a blocked broker) and now behind by more than an order's slot: what
-    // fell due meanwhile is not a backlog to burst through, so the schedule moves to now. A timer
-    // that merely fired late is caught up instead, or the rate would fall short by its lateness.
-    const held = this.#held;
-    this.#held = false;
-    if (held && wait < -this.#slotMs) {
-      this.#from = now - this.#sent * this.#slotMs;
-      return 0;
-    }
-    return wait;
+    return this.#from + this.#sent * this.#slotMs - now;
   }
 
-  /** Says the loop was held (a full window, a blocked broker): the next wait forgives the time. */
-  held(): void {
-    this.#held = true;
+  /**
+   * Says the loop was held for `ms` (a full window, a blocked broker, a socket to drain): the part
+   * of it that put the schedule behind is forgiven, not caught up in a burst. Lateness from before
+   * the hold (a timer that fired late) is still caught up, or the rate would fall short by it.
+   */
+  held(ms: number): void {
+    if (this.#from === undefined) return;
+    const behind = this.#now() - (this.#from + this.#sent * this.#slotMs);
+    this.#from += Math.min(ms, Math.max(0, behind));
   }
 
   /** Counts an order sent. */

@@ -7,9 +7,13 @@
 
 const root = new URL("..", import.meta.url).pathname;
 
-/** The `--v8-flags` of deno.json's `ordem` task, one flag an element. */
+let flags: string[] | undefined;
+
+/** The `--v8-flags` of deno.json's `ordem` task, one flag an element (read once). */
 export function serviceV8Flags(): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(`${root}deno.json`)).tasks;
-  const flags = /--v8-flags=(\S+)/.exec(String(tasks.ordem))?.[1];
-  return flags === undefined ? [] : flags.split(",");
+  if (flags === undefined) {
+    const tasks = JSON.parse(Deno.readTextFileSync(`${root}deno.json`)).tasks;
+    flags = /--v8-flags=(\S+)/.exec(String(tasks.ordem))?.[1]?.split(",") ?? [];
+  }
+  return [...flags];
 }
