@@ -14,7 +14,7 @@ import { logger } from "./log.ts";
 import { ConfirmedPublisher, copyProperties, PublishError } from "./publisher.ts";
 import { deadLetterHeaders, type FailureRecord, retryHeaders } from "./retry_headers.ts";
 import { type DeadLetterReason, decideAfterRefusal, type RetryDecision } from "./retry_policy.ts";
-import { describeError, errorCode } from "./errors.ts";
+import { describeError, errorCode, FatalError } from "./errors.ts";
 import { endPublishSpanOn, startPublishSpan } from "./tracing.ts";
 import { retryTierFor, type Topology } from "./topology.ts";
 
@@ -91,7 +91,8 @@ export interface ForwarderOptions {
   /**
    * Copies wait for this before they are published: after a reconnect, the topology's declare
    * beside the work (a retry queue found recreated with other settings must take no copy). A
-   * rejection fails every copy with it.
+   * rejection fails every copy with it, and {@linkcode Forwarder.passOnUntilTaken} gives each up
+   * as `refused` at once (the session ends on the same failure).
    */
   readonly ready?: Promise<void>;
 }
@@ -154,7 +155,8 @@ export class Forwarder {
    * a leader, a node going down) is published again after `delay(attempt)`, while the original
    * stays unacknowledged (requeueing it instead would spend a quorum queue's delivery limit in
    * seconds); a retry copy that keeps coming back unroutable becomes a dead letter, as
-   * {@linkcode decideAfterRefusal} says. Gives up only when `stopping()`, with `refused`.
+   * {@linkcode decideAfterRefusal} says. Gives up with `refused` only when `stopping()`, or at once
+   * when {@linkcode ForwarderOptions.ready} rejected.
    */
   passOnUntilTaken(
     delivery: Delivery,
@@ -179,7 +181,11 @@ export class Forwarder {
     let failure = firstFailure;
     let publishError = firstError;
     for (let attempt = 1;; attempt++) {
-      if (options.stopping()) return { kind: "refused", error: describeError(publishError) };
+      // A failed declare beside the work (ForwarderOptions.ready) ends the session: no copy can
+      // go out on it, so the original goes back to the queue now rather than after retries.
+      if (options.stopping() || publishError instanceof FatalError) {
+        return { kind: "refused", error: describeError(publishError) };
+      }
       const refusal = publishError instanceof PublishError ? publishError.code : "closed";
       const next = decideAfterRefusal(decision, refusal, attempt);
       if (next !== decision) {

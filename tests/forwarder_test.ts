@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { Broker } from "../lib/broker.ts";
-import { TransientError } from "../lib/errors.ts";
+import { FatalError, TransientError } from "../lib/errors.ts";
 import { type Delivery, readDelivery } from "../lib/delivery.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { type Failure, failureOf, Forwarder } from "../lib/forwarder.ts";
@@ -18,6 +18,7 @@ import {
 } from "../testing/broker.ts";
 import { withRefusingQueue } from "../testing/refusing_queue.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
+import { settlesWithin } from "../lib/settles_within.ts";
 
 const tiers = { retryDelays: [60_000] }; // copies stay in the tier while the test looks
 const retry: RetryDecision = { action: "retry", retry: 1, delayMs: 60_000 };
@@ -152,3 +153,40 @@ async function waitForCount(broker: Broker, queue: string, count: number): Promi
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+Deno.test("passOnUntilTaken() gives a copy up as refused at once when the topology's declare beside the work failed, publishing nothing", async () => {
+  await withTopology("forward-fatal-ready", tiers, async (ctx) => {
+    const { topo } = ctx;
+    const tier = topo.retryTiers[0]!.queue;
+    const changed = new FatalError("the retry queue exists with other settings", {
+      code: "topology_changed",
+    });
+    const ready = Promise.reject(changed);
+    ready.catch(() => {});
+    const forwarder = await Forwarder.open({
+      broker: ctx.broker,
+      topology: topo,
+      confirmTimeoutMs: 5_000,
+      onLost: () => {},
+      ready,
+    });
+    try {
+      const delivery = await oneDelivery(ctx);
+      const attempts: number[] = [];
+      const passing = forwarder.passOnUntilTaken(delivery, overLimit(topo, "c:fatal"), retry, {
+        delay: (attempt) => (attempts.push(attempt), 60_000),
+        stopping: () => false,
+      });
+      assert.ok(await settlesWithin(passing, 5_000), "still waiting to publish it again");
+      const passed = await passing;
+      assert.deepEqual(passed, {
+        kind: "refused",
+        error: "the retry queue exists with other settings",
+      });
+      assert.deepEqual(attempts, [], "it waited to publish again");
+      assert.equal(await ctx.broker.messageCount(tier), 0);
+    } finally {
+      await forwarder.close();
+    }
+  });
+});
