@@ -21,17 +21,8 @@
  * once looked at, so it holds what one read from the connection delivers (some 100 KB) or one
  * body, even where `maxHeldBytes` is set lower than that.
  *
- * How a pass ends. A quorum queue applies acks and put-backs asynchronously, and a channel that
- * closes while some are on their way loses them (RabbitMQ's quorum-queue client holds them back
- * once 32 commands are in flight, and forgets what it held when the channel goes): an acked letter
- * comes back. So a pass that acked anything puts back every letter it still holds itself, batch
- * by batch in order, and closes its channel only once the queue lists none of its consumers (a
- * quorum queue keeps a cancelled consumer until every letter it delivered is settled: that count
- * is what the queue applied). A pass that acked nothing gives its letters back by closing its
- * channel, then waits the same way: a pass after it counts them all. Either wait ends after
- * {@linkcode SETTLE_TIMEOUT_MS} (someone else's consumer that stays keeps the count up), with a
- * warning. (On a quorum queue every letter given back counts as a delivery in
- * `x-delivery-count`; the DLQ has no delivery limit.)
+ * How a pass ends (what it still holds given back, and a wait until the queue applied all it did)
+ * is in _dead_letter_hand_back.ts.
  *
  * Where the letters go back. A classic queue puts each in its place. A quorum queue serves the
  * letters given back before the others; what a closed channel held goes back at the end of those,
@@ -64,6 +55,12 @@ import {
   type Pass,
   type Visitor,
 } from "./_dead_letter_pass.ts";
+import {
+  handBack,
+  ORDERED_CONSUMERS,
+  SETTLE_TIMEOUT_MS,
+  untilQueue,
+} from "./_dead_letter_hand_back.ts";
 import { logger } from "./log.ts";
 import { serverVersionAtLeast } from "./server_version.ts";
 import type { Topology } from "./topology.ts";
@@ -74,22 +71,10 @@ const log = logger("dlq");
 const MAX_CREDIT = 65_535;
 
 /**
- * How long a pass waits, at most, once it is done, for the queue to apply what it acked and gave
- * back (30 s); past that it closes its channel all the same, with a warning.
- */
-export const SETTLE_TIMEOUT_MS = 30_000;
-
-/**
  * How often a batch that waits for letters asks whether the queue still has any (250 ms): the
  * letters counted when the pass began may have been removed by another operation meanwhile.
  */
 const STARVED_CHECK_MS = 250;
-
-/**
- * The most consumers whose letters a quorum queue of RabbitMQ before 4.3 gives back in order when
- * their channel closes (past 32, the order of its consumer map's keys is a hash's).
- */
-const ORDERED_CONSUMERS = 32;
 
 /** Raised inside a pass when its channel closed; turned into a {@linkcode DeadLetterPassError}. */
 class ChannelClosed {}
@@ -229,25 +214,6 @@ export async function walkDeadLetters(
     },
   };
 
-  /** Polls the queue until `done` says yes; false once the pass's settle time is up. */
-  let deadline = Number.POSITIVE_INFINITY;
-  const until = async (
-    on: Channel,
-    done: (counts: { messageCount: number; consumerCount: number }) => boolean,
-  ): Promise<boolean> => {
-    for (let pause = 1;; pause = Math.min(pause * 2, 50)) {
-      if (done(await on.checkQueue(queue))) return true;
-      if (Date.now() > deadline) {
-        log.warn("the dead-letter queue did not settle in time; closing the pass all the same", {
-          queue,
-          timeoutMs: SETTLE_TIMEOUT_MS,
-        });
-        return false;
-      }
-      await new Promise((resolve) => setTimeout(resolve, pause));
-    }
-  };
-
   const deliver = (batch: Batch, message: ConsumeMessage | null) => {
     if (message === null) {
       stop(
@@ -308,8 +274,8 @@ export async function walkDeadLetters(
       settle(message.fields.deliveryTag);
     }
     const back = before.messageCount + batch.deferred.length;
-    deadline = Date.now() + SETTLE_TIMEOUT_MS;
-    await race(until(channel, (counts) => counts.messageCount >= back));
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    await race(untilQueue(channel, queue, deadline, (counts) => counts.messageCount >= back));
   };
 
   /**
@@ -379,42 +345,6 @@ export async function walkDeadLetters(
     if (open && batch.deferred.length > 0) await putBack(batch);
   };
 
-  /**
-   * Gives back what the pass holds and waits until the queue applied all it did (module doc),
-   * then closes the channel. Never throws: a channel that closes meanwhile gives back the rest.
-   */
-  const handBack = async (): Promise<void> => {
-    deadline = Date.now() + SETTLE_TIMEOUT_MS;
-    const holdingBatches = holding();
-    const byClosing = acked === 0 && (ordered || holdingBatches.length <= ORDERED_CONSUMERS);
-    try {
-      if (!byClosing) {
-        for (const [i, batch] of holdingBatches.entries()) {
-          let tag = batch.lastTag;
-          while (settled.has(tag)) tag--;
-          channel.nack({ fields: { deliveryTag: tag } } as Message, true, true); // and those before
-          // Batch after batch: a batch's letters go back once the batch before it is back.
-          const after = holdingBatches.length - i - 1;
-          if (after > 0) await until(channel, (counts) => counts.consumerCount <= others + after);
-        }
-        await until(channel, (counts) => counts.consumerCount <= others);
-      }
-    } catch {
-      // The channel closed: what it held goes back.
-    }
-    await channel.close().catch(() => {});
-    if (!byClosing || holdingBatches.length === 0) return;
-    const probe = await broker.channel().catch(() => undefined);
-    if (probe === undefined) return;
-    try {
-      await until(probe, (counts) => counts.consumerCount <= others);
-    } catch {
-      // The queue is gone, or the connection: nothing to wait for.
-    } finally {
-      await probe.close().catch(() => {});
-    }
-  };
-
   let started = false;
   try {
     const counts = await race(channel.checkQueue(queue));
@@ -481,7 +411,19 @@ export async function walkDeadLetters(
       await visitor.settle?.();
     } finally {
       channel.off("close", onClose);
-      if (open) await handBack();
+      if (open) {
+        // What it holds goes back, and the queue applies all it did (_dead_letter_hand_back.ts).
+        await handBack({
+          broker,
+          channel,
+          queue,
+          holding: holding(),
+          settled,
+          acked: acked > 0,
+          ordered,
+          others,
+        });
+      }
     }
   }
 }

@@ -30,12 +30,12 @@ import {
   recordedOf,
 } from "./_postgres_stock_schema.ts";
 import { errorCode } from "./errors.ts";
+import { replayedResult } from "./movement_replay.ts";
 import {
   applyMovement,
   isStoreUnavailable,
   type Movement,
   type MovementResult,
-  replayedResult,
   StockCommitUnknownError,
   StockError,
   unknownColor,

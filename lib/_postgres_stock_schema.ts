@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { OutboxRow, RecordedMovement, StockItem } from "./stock_store.ts";
+import type { RecordedMovement } from "./movement_replay.ts";
+import type { OutboxRow, StockItem } from "./stock_store.ts";
 
 /** The tables, created where missing (an idempotent migration). */
 export function schemaSql(schema: string): string {

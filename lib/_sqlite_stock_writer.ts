@@ -11,12 +11,12 @@
 import type { SqliteWorkerReply } from "./_sqlite_worker_client.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { unavailableCode } from "./_sqlite_writer.ts";
+import { replayedResult } from "./movement_replay.ts";
 import {
   applyMovement,
   type Movement,
   type MovementResult,
   type OutboxFailure,
-  replayedResult,
   StockError,
   type StockErrorCode,
   type StockItem,

@@ -22,6 +22,7 @@
  * @module
  */
 
+import { pause, Wakeup } from "./_wakeup.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { Broker, ConnectOptions } from "./broker.ts";
 import { describeError, errorCode, isFatalError } from "./errors.ts";
@@ -104,65 +105,6 @@ export interface OutboxRelayOptions {
 }
 
 const log = logger("relay");
-
-/** Remembers a wake-up that came while nobody waited, so that none is lost. */
-class Wakeup {
-  #pending = false;
-  #waiter: (() => void) | undefined;
-
-  /** Wakes the waiter, or the next one to wait. */
-  readonly wake = (): void => {
-    this.#pending = true;
-    this.#waiter?.();
-  };
-
-  /** Forgets earlier wake-ups: what they announced is about to be read. */
-  clear(): void {
-    this.#pending = false;
-  }
-
-  /**
-   * Resolves at a wake-up (at once if one came since {@linkcode clear}), after `ms`, when
-   * `signal` aborts or `also` settles.
-   */
-  wait(ms: number, signal: AbortSignal, also?: Promise<unknown>): Promise<void> {
-    return pause(ms, signal, also, (done) => {
-      if (this.#pending) return done();
-      this.#waiter = done;
-      return () => (this.#waiter = undefined);
-    });
-  }
-}
-
-/**
- * Resolves after `ms`, when `signal` aborts, when `also` settles, or when `hook` calls its done;
- * `hook` returns its own clean-up.
- */
-function pause(
-  ms: number,
-  signal: AbortSignal,
-  also?: Promise<unknown>,
-  hook?: (done: () => void) => (() => void) | void,
-): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    // Assigned after the hook returns: a hook may call done() before that.
-    let unhook: (() => void) | void = undefined;
-    let finished = false;
-    const done = () => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      unhook?.();
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    also?.then(done, done);
-    unhook = hook?.(done);
-  });
-}
 
 /** Publishes the outbox of a stock store; see the module doc. Start it with {@linkcode start}. */
 export class OutboxRelay implements AsyncDisposable {
