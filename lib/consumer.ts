@@ -24,8 +24,9 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { Acker } from "./acker.ts";
 import { Batcher } from "./batcher.ts";
-import { Breaker } from "./breaker.ts";
-import { describeError, isLedgerUnavailable, PermanentError, TransientError } from "./errors.ts";
+import type { Breaker } from "./breaker.ts";
+import { ledgerBreaker } from "./_ledger_breaker.ts";
+import { describeError, isLedgerUnavailable } from "./errors.ts";
 import { type Delivery, type ReadDelivery, readDelivery } from "./delivery.ts";
 import { waitUntilDrained } from "./drain.ts";
 import { settlesWithin } from "./settles_within.ts";
@@ -35,12 +36,12 @@ import { Intake } from "./intake.ts";
 import type { Outcome } from "./outcome.ts";
 import type { LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
-import type { Order, ParseOrderResult } from "./order.ts";
+import { OrderRule } from "./order_rule.ts";
 import { publishedAtMs } from "./order_properties.ts";
 import { policyTag, RETRY_POLICY_ARGUMENT } from "./retry_policy.ts";
 import { backoffDelay } from "./backoff.ts";
-import type { Span } from "@opentelemetry/api";
-import { childSpan, failSpan, processSpan, TRACING } from "./tracing.ts";
+import { childSpan, TRACING } from "./tracing.ts";
+import { tracedAttempt } from "./_attempt_span.ts";
 import {
   type ConsumerOptions,
   DEFAULT_COMMIT_BATCH,
@@ -70,8 +71,7 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #batcher: Batcher<LedgerWrite, LedgerResult>;
   readonly #acker: Acker;
   readonly #idle = new Set<() => void>();
-  /** The over-limit failure of each quantity seen lately (see `#overLimit`). */
-  readonly #overLimitErrors = new Map<number, TransientError>();
+  readonly #rule: OrderRule;
   /** Taking deliveries, under the breaker and the byte budget. */
   readonly #intake: Intake;
   /** Where failed deliveries go. */
@@ -89,6 +89,7 @@ export class OrderConsumer implements AsyncDisposable {
 
   private constructor(options: ConsumerOptions, channel: Channel, forwarder: Forwarder) {
     this.#options = options;
+    this.#rule = new OrderRule(options.maxQuantity);
     this.#channel = channel;
     this.#forwarder = forwarder;
     this.#intake = new Intake({
@@ -107,14 +108,7 @@ export class OrderConsumer implements AsyncDisposable {
     });
     this.#unfollow = options.pause?.onChange((paused) => this.#operatorPaused(paused)) ??
       (() => {});
-    this.#breaker = new Breaker({
-      probe: () => options.ledger.probe(),
-      onOpen: (error) => this.#pause(error),
-      onClose: (openMs) => this.#resume(openMs),
-      onProbeFailed: (error, attempt) =>
-        log.info("ledger still unavailable", { attempt, error: describeError(error) }),
-      ...(options.probeDelay ? { delay: options.probeDelay } : {}),
-    });
+    this.#breaker = ledgerBreaker(options, this.#intake);
     this.#acker = new Acker(channel);
     this.#batcher = new Batcher((writes) => options.ledger.commit(writes), {
       maxSize: options.batch?.maxSize ??
@@ -146,6 +140,21 @@ export class OrderConsumer implements AsyncDisposable {
     });
     this.done.catch(() => {}); // observed through `done` by whoever awaits it
     channel.on("close", () => this.#lost());
+    // Registered before any copy waits for it, so the consumer is stopping when they give up.
+    options.topologyDeclared?.catch((error) => this.#end(error));
+  }
+
+  /**
+   * The topology's declare beside the work failed (`topologyDeclared`): the consumer ends on it,
+   * as a stop begins (no more deliveries; copies waiting for the declare are given up and their
+   * originals requeued), and `done` rejects with it.
+   */
+  #end(error: unknown): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#unfollow();
+    void this.#intake.cancel().catch(() => {});
+    this.#finish(error instanceof Error ? error : new Error(String(error)));
   }
 
   /** A channel closed under the consumer: it stops, and `done` rejects. */
@@ -212,27 +221,6 @@ export class OrderConsumer implements AsyncDisposable {
         ledgerAway: this.#breaker.isOpen,
       });
     }
-  }
-
-  /** The ledger went away: stop taking deliveries until the breaker closes. */
-  async #pause(error: unknown): Promise<void> {
-    const ledger = this.#options.ledgerName ?? "the ledger";
-    log.error("ledger unavailable: consumption paused, deliveries put back", {
-      ledger,
-      error: describeError(error),
-    });
-    this.#options.onLedger?.({ kind: "unavailable", error });
-    await this.#intake.cancel();
-  }
-
-  /** The ledger is back: take deliveries again (unless the byte budget still says no). */
-  async #resume(unavailableMs: number): Promise<void> {
-    log.error("ledger back: consuming again", {
-      ledger: this.#options.ledgerName ?? "the ledger",
-      unavailableMs: Math.round(unavailableMs),
-    });
-    this.#options.onLedger?.({ kind: "back", unavailableMs });
-    await this.#intake.resume();
   }
 
   /**
@@ -325,22 +313,11 @@ export class OrderConsumer implements AsyncDisposable {
     const read = readDelivery(message);
     // Without tracing, no span attributes and no wrapper around the attempt.
     if (!TRACING) return this.#processRead(read);
-    return processSpan(
-      {
-        operation: "process",
-        destination: this.#options.topology.queue,
-        routingKey: message.fields.routingKey,
-        messageId: message.properties.messageId,
-        bodySize: message.content.byteLength,
-        refCode: read.delivery.key,
-        attempt: read.delivery.retries,
-      },
-      message.properties.headers,
-      async (span) => {
-        const outcome = await this.#processRead(read);
-        describeOutcome(span, outcome);
-        return outcome;
-      },
+    return tracedAttempt(
+      message,
+      read,
+      this.#options.topology.queue,
+      (read) => this.#processRead(read),
     );
   }
 
@@ -349,7 +326,7 @@ export class OrderConsumer implements AsyncDisposable {
     const { message } = delivery;
     if (read.invalid !== undefined) return await this.#failures.fail(delivery, read.invalid);
     try {
-      const order = this.#validate(parsed);
+      const order = this.#rule.check(parsed);
       if (order instanceof Error) return await this.#failures.fail(delivery, order);
       const attempt = delivery.retries;
       // No hop lookup on this path: a production order is written once by its RefCode whichever
@@ -391,40 +368,6 @@ export class OrderConsumer implements AsyncDisposable {
     this.#options.onLedger?.({ kind: "error", error });
     this.#breaker.trip(error);
     return { kind: "requeued", messageKey: delivery.key, error: describeError(error) };
-  }
-
-  /**
-   * The order, or why it fails: returned, not thrown, since a failing order is an everyday outcome
-   * and unwinding an exception through the async frames costs more than deciding its retry.
-   */
-  #validate(parsed: ParseOrderResult): Order | TransientError | PermanentError {
-    if (!parsed.ok) {
-      const { code, message } = parsed.rejection;
-      return code === "unsupported_version"
-        ? new PermanentError(`unsupported version: ${message}`, { code: "unsupported-version" })
-        : new PermanentError(`invalid order: ${message}`, { code: "invalid" });
-    }
-    const { order } = parsed;
-    if (order.quantity > this.#options.maxQuantity) return this.#overLimit(order.quantity);
-    return order;
-  }
-
-  /**
-   * The failure of an order over the limit, made once per quantity and kept for the next 256
-   * quantities: constructing an Error costs Deno 1.5 to 2 µs, as much as deciding the retry, and
-   * the failure carries nothing of the message but its quantity (no stack is ever read).
-   */
-  #overLimit(quantity: number): TransientError {
-    let error = this.#overLimitErrors.get(quantity);
-    if (error === undefined) {
-      if (this.#overLimitErrors.size >= 256) this.#overLimitErrors.clear();
-      error = new TransientError(
-        `maximum quantity exceeded: ${quantity} > ${this.#options.maxQuantity}`,
-        { code: "quantity_exceeded" },
-      );
-      this.#overLimitErrors.set(quantity, error);
-    }
-    return error;
   }
 
   #ack(message: ConsumeMessage): void {
@@ -496,21 +439,5 @@ export class OrderConsumer implements AsyncDisposable {
   /** Stops the consumer with the default timeout. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
-  }
-}
-
-/** Says on an attempt's span how it ended; a failed attempt is marked as an error. */
-function describeOutcome(span: Span | undefined, outcome: Outcome): void {
-  if (span === undefined) return;
-  span.setAttribute("productionorder.outcome", outcome.kind);
-  if (outcome.kind === "retried") {
-    span.setAttribute("productionorder.retry", outcome.retry);
-    span.setAttribute("productionorder.delay_ms", outcome.delayMs);
-  }
-  if (outcome.kind === "dead-lettered") {
-    span.setAttribute("productionorder.dead_letter.reason", outcome.reason);
-  }
-  if (outcome.kind === "retried" || outcome.kind === "dead-lettered") {
-    failSpan(span, new Error(outcome.error));
   }
 }

@@ -102,7 +102,9 @@ export interface ConsumerOptions {
   readonly pause?: PauseSource;
   /**
    * Retry and dead-letter copies wait for this before they are published (after a reconnect, the
-   * topology's declare beside the work: lib/declare_topology.ts `PreparedTopology.declared`).
+   * topology's declare beside the work: lib/declare_topology.ts `PreparedTopology.declared`). A
+   * rejection ends the consumer: its `done` rejects with it, and the originals of the copies that
+   * waited go back to the queue.
    */
   readonly topologyDeclared?: Promise<void>;
 }

@@ -127,7 +127,8 @@ export class FailurePath {
       options.passOnOptions,
     );
     if (outcome.kind === "refused") {
-      // The consumer stops meanwhile: the original goes back to the queue, unchanged.
+      // The consumer stops meanwhile, or the topology's declare failed (it stops on that too):
+      // the original goes back to the queue, unchanged.
       log.error("cannot pass a message on; requeued it", { refCode: key, error: outcome.error });
       options.requeue(message);
       return { kind: "requeued", messageKey: key, error: outcome.error };

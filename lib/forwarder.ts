@@ -76,7 +76,10 @@ function codeOf(failure: Failure): { readonly code?: string } {
 export interface PassOnOptions {
   /** How long to wait before publishing a refused copy again, by attempt (1 for the first). */
   readonly delay: (attempt: number) => number;
-  /** Whether the consumer is stopping: then a refused copy is given up as `refused`. */
+  /**
+   * Whether the consumer is stopping (it stops on a rejected {@linkcode ForwarderOptions.ready}
+   * too): then a refused copy is given up as `refused`.
+   */
   readonly stopping: () => boolean;
 }
 
@@ -92,7 +95,8 @@ export interface ForwarderOptions {
    * Copies wait for this before they are published: after a reconnect, the topology's declare
    * beside the work (a retry queue found recreated with other settings must take no copy). A
    * rejection fails every copy with it, and {@linkcode Forwarder.passOnUntilTaken} gives each up
-   * as `refused` at once (the session ends on the same failure).
+   * as `refused` at once (the consumer ends on the same failure: lib/consumer_options.ts
+   * `topologyDeclared`).
    */
   readonly ready?: Promise<void>;
 }

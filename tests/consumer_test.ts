@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { Buffer } from "node:buffer";
 import { Broker } from "../lib/broker.ts";
+import { FatalError } from "../lib/errors.ts";
 import { type ConsumerOptions, OrderConsumer } from "../lib/consumer.ts";
 import type { PauseSource } from "../lib/operator_pause.ts";
 import type { Outcome } from "../lib/outcome.ts";
@@ -747,6 +748,42 @@ Deno.test("a v1.1 order with a field this reader does not know is created, the f
     } finally {
       await consumer.stop();
       await ledger.close();
+    }
+  });
+});
+
+Deno.test("a consumer whose topology's declare beside the work fails ends on that error; the failing order it held goes back to the queue once, no copy published", async () => {
+  await withTopology("declare-fails", tiers, async (ctx) => {
+    const declared = Promise.withResolvers<void>();
+    const { consumer, outcomes, publisher, ledger } = await start(ctx, {
+      topologyDeclared: declared.promise,
+    });
+    try {
+      const order = newOrder({ quantity: 900 });
+      await publishOrder(publisher, ctx.topo, order);
+      // Its retry copy waits for the declare.
+      await waitFor("the order in flight", () => consumer.inFlight === 1 || undefined);
+      const changed = new FatalError("the retry queue exists with other settings", {
+        code: "topology_changed",
+      });
+      declared.reject(changed);
+      const ended = await within(
+        consumer.done.then(() => "resolved", (error) => error),
+        5_000,
+        "the consumer to end",
+      );
+      assert.equal(ended, changed);
+      await waitFor("the order settled", () => consumer.inFlight === 0 || undefined);
+      assert.deepEqual(outcomes.outcomes.filter(isFor(order.refCode)).map((o) => o.kind), [
+        "requeued",
+      ]);
+    } finally {
+      await consumer.stop();
+      await ledger.close();
+    }
+    assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 1);
+    for (const tier of ctx.topo.retryTiers) {
+      assert.equal(await ctx.broker.messageCount(tier.queue), 0, `a copy in ${tier.queue}`);
     }
   });
 });
