@@ -1,0 +1,105 @@
+import { strict as assert } from "node:assert";
+import type { ConsumeMessage } from "amqplib";
+import { publishOrder } from "../lib/estoque.ts";
+import { Intake, type IntakeOptions } from "../lib/intake.ts";
+import { newOrder } from "../lib/order.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { type BrokerContext, waitFor, withTopology } from "../testing/broker.ts";
+
+/** An intake on the test topology's work queue whose reasons to stop the test sets. */
+async function intakeOn(ctx: BrokerContext, reasons: {
+  stopping?: boolean;
+  ledgerAway?: boolean;
+  held?: boolean;
+}, options: Partial<IntakeOptions> = {}) {
+  const channel = await ctx.broker.channel();
+  const received: ConsumeMessage[] = [];
+  let broken = 0;
+  const intake = new Intake({
+    channel,
+    queue: ctx.topo.queue,
+    onMessage: (message) => {
+      if (message !== null) received.push(message);
+    },
+    consumerArguments: {},
+    prefetch: 10,
+    prefetchBytes: 1 << 20,
+    explain: (error) => error instanceof Error ? error : new Error(String(error)),
+    stopping: () => reasons.stopping ?? false,
+    ledgerAway: () => reasons.ledgerAway ?? false,
+    held: () => reasons.held ?? false,
+    onBroken: () => broken++,
+    ...options,
+  });
+  return { intake, channel, received, broken: () => broken };
+}
+
+async function publishOne(ctx: BrokerContext): Promise<void> {
+  const publisher = new ConfirmedPublisher(await ctx.broker.confirmChannel());
+  await publishOrder(publisher, ctx.topo, newOrder({ quantity: 1 }));
+}
+
+Deno.test("Intake: under an operator's pause, start() only sets the prefetch, and neither the ledger coming back nor a resume takes deliveries until the pause ends", async () => {
+  await withTopology("intake-held", {}, async (ctx) => {
+    const reasons = { held: true, ledgerAway: false };
+    const { intake, channel, received, broken } = await intakeOn(ctx, reasons);
+    try {
+      await intake.start();
+      assert.equal(intake.active, false);
+      assert.equal(intake.held, true);
+      // The breaker closing calls resume(): the pause still holds.
+      await intake.resume();
+      assert.equal(intake.active, false);
+      await publishOne(ctx);
+      assert.equal((await channel.checkQueue(ctx.topo.queue)).consumerCount, 0);
+      reasons.held = false;
+      await intake.resume();
+      assert.equal(intake.active, true);
+      await waitFor("the delivery", () => received.length === 1 || undefined);
+      assert.equal(broken(), 0);
+    } finally {
+      await channel.close();
+    }
+  });
+});
+
+Deno.test("Intake: while the ledger is away or the consumer stops, resume() takes nothing; after a cancel the ledger's return takes deliveries again", async () => {
+  await withTopology("intake-ledger", {}, async (ctx) => {
+    const reasons = { ledgerAway: false, stopping: false };
+    const { intake, channel, received, broken } = await intakeOn(ctx, reasons);
+    try {
+      await intake.start();
+      assert.equal(intake.active, true);
+      reasons.ledgerAway = true;
+      await intake.cancel();
+      assert.equal(intake.active, false);
+      await intake.resume(); // an operator's resume while the ledger is away
+      assert.equal(intake.active, false);
+      await publishOne(ctx);
+      assert.equal((await channel.checkQueue(ctx.topo.queue)).messageCount, 1);
+      reasons.ledgerAway = false;
+      reasons.stopping = true;
+      await intake.resume();
+      assert.equal(intake.active, false, "took deliveries while stopping");
+      reasons.stopping = false;
+      await intake.resume();
+      assert.equal(intake.active, true);
+      await waitFor("the delivery", () => received.length === 1 || undefined);
+      assert.equal(broken(), 0);
+    } finally {
+      await channel.close();
+    }
+  });
+});
+
+Deno.test("Intake: a start on a closed channel reports it once through onBroken", async () => {
+  await withTopology("intake-broken", {}, async (ctx) => {
+    const { intake, channel, broken } = await intakeOn(ctx, {});
+    await intake.start();
+    await intake.cancel();
+    await channel.close();
+    await intake.resume();
+    assert.equal(intake.active, false);
+    assert.equal(broken(), 1);
+  });
+});
