@@ -6,12 +6,14 @@ import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { type BrokerContext, waitFor, withTopology } from "../testing/broker.ts";
 
+type Reasons = { stopping?: boolean; ledgerAway?: boolean; held?: boolean };
+
 /** An intake on the test topology's work queue whose reasons to stop the test sets. */
-async function intakeOn(ctx: BrokerContext, reasons: {
-  stopping?: boolean;
-  ledgerAway?: boolean;
-  held?: boolean;
-}, options: Partial<IntakeOptions> = {}) {
+async function intakeOn(
+  ctx: BrokerContext,
+  reasons: Reasons,
+  options: Partial<IntakeOptions> = {},
+) {
   const channel = await ctx.broker.channel();
   const received: ConsumeMessage[] = [];
   let broken = 0;
@@ -39,56 +41,64 @@ async function publishOne(ctx: BrokerContext): Promise<void> {
   await publishOrder(publisher, ctx.topo, newOrder({ quantity: 1 }));
 }
 
-Deno.test("Intake: under an operator's pause, start() only sets the prefetch, and neither the ledger coming back nor a resume takes deliveries until the pause ends", async () => {
-  await withTopology("intake-held", {}, async (ctx) => {
-    const reasons = { held: true, ledgerAway: false };
-    const { intake, channel, received, broken } = await intakeOn(ctx, reasons);
+type OnIntake = Awaited<ReturnType<typeof intakeOn>> & { readonly ctx: BrokerContext };
+
+/** Runs `fn` with an intake on a fresh topology, whose reasons to stop are `reasons`. */
+function withIntake(name: string, reasons: Reasons, fn: (on: OnIntake) => Promise<void>) {
+  return withTopology(name, {}, async (ctx) => {
+    const on = await intakeOn(ctx, reasons);
     try {
-      await intake.start();
-      assert.equal(intake.active, false);
-      assert.equal(intake.held, true);
-      // The breaker closing calls resume(): the pause still holds.
-      await intake.resume();
-      assert.equal(intake.active, false);
-      await publishOne(ctx);
-      assert.equal((await channel.checkQueue(ctx.topo.queue)).consumerCount, 0);
-      reasons.held = false;
-      await intake.resume();
-      assert.equal(intake.active, true);
-      await waitFor("the delivery", () => received.length === 1 || undefined);
-      assert.equal(broken(), 0);
+      await fn({ ...on, ctx });
     } finally {
-      await channel.close();
+      await on.channel.close();
     }
+  });
+}
+
+/** Once nothing says no: resume() takes deliveries again, and the one waiting arrives. */
+async function takesAgain({ intake, received, broken }: OnIntake): Promise<void> {
+  await intake.resume();
+  assert.equal(intake.active, true);
+  await waitFor("the delivery", () => received.length === 1 || undefined);
+  assert.equal(broken(), 0);
+}
+
+Deno.test("Intake: under an operator's pause, start() only sets the prefetch, and neither the ledger coming back nor a resume takes deliveries until the pause ends", async () => {
+  const reasons = { held: true, ledgerAway: false };
+  await withIntake("intake-held", reasons, async (on) => {
+    const { intake, channel, ctx } = on;
+    await intake.start();
+    assert.equal(intake.active, false);
+    assert.equal(intake.held, true);
+    // The breaker closing calls resume(): the pause still holds.
+    await intake.resume();
+    assert.equal(intake.active, false);
+    await publishOne(ctx);
+    assert.equal((await channel.checkQueue(ctx.topo.queue)).consumerCount, 0);
+    reasons.held = false;
+    await takesAgain(on);
   });
 });
 
 Deno.test("Intake: while the ledger is away or the consumer stops, resume() takes nothing; after a cancel the ledger's return takes deliveries again", async () => {
-  await withTopology("intake-ledger", {}, async (ctx) => {
-    const reasons = { ledgerAway: false, stopping: false };
-    const { intake, channel, received, broken } = await intakeOn(ctx, reasons);
-    try {
-      await intake.start();
-      assert.equal(intake.active, true);
-      reasons.ledgerAway = true;
-      await intake.cancel();
-      assert.equal(intake.active, false);
-      await intake.resume(); // an operator's resume while the ledger is away
-      assert.equal(intake.active, false);
-      await publishOne(ctx);
-      assert.equal((await channel.checkQueue(ctx.topo.queue)).messageCount, 1);
-      reasons.ledgerAway = false;
-      reasons.stopping = true;
-      await intake.resume();
-      assert.equal(intake.active, false, "took deliveries while stopping");
-      reasons.stopping = false;
-      await intake.resume();
-      assert.equal(intake.active, true);
-      await waitFor("the delivery", () => received.length === 1 || undefined);
-      assert.equal(broken(), 0);
-    } finally {
-      await channel.close();
-    }
+  const reasons = { ledgerAway: false, stopping: false };
+  await withIntake("intake-ledger", reasons, async (on) => {
+    const { intake, channel, ctx } = on;
+    await intake.start();
+    assert.equal(intake.active, true);
+    reasons.ledgerAway = true;
+    await intake.cancel();
+    assert.equal(intake.active, false);
+    await intake.resume(); // an operator's resume while the ledger is away
+    assert.equal(intake.active, false);
+    await publishOne(ctx);
+    assert.equal((await channel.checkQueue(ctx.topo.queue)).messageCount, 1);
+    reasons.ledgerAway = false;
+    reasons.stopping = true;
+    await intake.resume();
+    assert.equal(intake.active, false, "took deliveries while stopping");
+    reasons.stopping = false;
+    await takesAgain(on);
   });
 });
 
