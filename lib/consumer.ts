@@ -81,6 +81,8 @@ export class OrderConsumer implements AsyncDisposable {
   /** When the last retry this consumer scheduled in the delayed exchange is due (epoch ms). */
   #delayedUntil = 0;
   #stopping = false;
+  /** The cancel the consumer sent when it ended itself (`#end`). */
+  #cancelling: Promise<void> | undefined;
   /** Stops following the operator's pause. */
   readonly #unfollow: () => void;
   /** Settles when the consumer stops: rejects if the broker ended it. */
@@ -153,7 +155,7 @@ export class OrderConsumer implements AsyncDisposable {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#unfollow();
-    void this.#intake.cancel().catch(() => {});
+    this.#cancelling = this.#intake.cancel().catch(() => {});
     this.#finish(error instanceof Error ? error : new Error(String(error)));
   }
 
@@ -417,8 +419,9 @@ export class OrderConsumer implements AsyncDisposable {
     const wasStopping = this.#stopping;
     this.#stopping = true;
     this.#unfollow();
-    const cancelled = wasStopping ||
-      await settlesWithin(this.#intake.cancel(), left());
+    // A consumer that ended itself (#end) sent its cancel then: the stop waits for that one.
+    const cancel = wasStopping ? this.#cancelling : this.#intake.cancel();
+    const cancelled = cancel === undefined || await settlesWithin(cancel, left());
     const finished = cancelled && await settlesWithin(this.#whenIdle(), left());
     if (!finished) {
       log.warning("deliveries unfinished at shutdown; the broker requeues them", {

@@ -729,6 +729,51 @@ Deno.test("a consumer whose start fails stops following the operator's pause", a
   });
 });
 
+Deno.test("a stop after the consumer ended on a failed declare waits for the cancel that ending sent before it closes the channel", async () => {
+  await withTopology("declare-fails-stop", tiers, async (ctx) => {
+    // The consumer's channel, its cancel held until the test lets it go, and the order of events.
+    const events: string[] = [];
+    const cancelGate = Promise.withResolvers<void>();
+    const closeCalled = Promise.withResolvers<void>();
+    const open = ctx.broker.channel.bind(ctx.broker);
+    ctx.broker.channel = async () => {
+      const channel = await open();
+      const cancel = channel.cancel.bind(channel);
+      const close = channel.close.bind(channel);
+      channel.cancel = async (tag: string) => {
+        events.push("cancel sent");
+        await cancelGate.promise;
+        const ok = await cancel(tag);
+        events.push("cancelled");
+        return ok;
+      };
+      channel.close = () => {
+        events.push("close");
+        closeCalled.resolve();
+        return close();
+      };
+      return channel;
+    };
+    const declared = Promise.withResolvers<void>();
+    const { consumer, ledger } = await start(ctx, { topologyDeclared: declared.promise });
+    ctx.broker.channel = open;
+    try {
+      declared.reject(new FatalError("the retry queue changed", { code: "topology_changed" }));
+      await within(consumer.done.catch(() => {}), 5_000, "the consumer to end");
+      const stopping = consumer.stop(10_000);
+      // The window a stop that skips the cancel needs to reach the close: it closes at once.
+      await Promise.race([closeCalled.promise, new Promise((r) => setTimeout(r, 500))]);
+      cancelGate.resolve();
+      await within(stopping, 10_000, "the stop");
+      assert.deepEqual(events, ["cancel sent", "cancelled", "close"]);
+    } finally {
+      cancelGate.resolve();
+      await consumer.stop();
+      await ledger.close();
+    }
+  });
+});
+
 Deno.test("a v1.1 order with a field this reader does not know is created, the field kept with its production order", async () => {
   await withTopology("extra-fields", tiers, async (ctx) => {
     const { consumer, outcomes, ledger } = await start(ctx);
