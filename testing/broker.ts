@@ -255,6 +255,8 @@ export async function takeMessages(
   count: number,
   timeoutMs = 10_000,
 ): Promise<ConsumeMessage[]> {
+  // None asked for: nothing to wait for (and a prefetch of 0 would be no limit at all).
+  if (count === 0) return [];
   const channel: Channel = await broker.channel();
   const messages: ConsumeMessage[] = [];
   try {
