@@ -298,11 +298,24 @@ export function scriptCommand(
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(root, script), ...args],
     cwd: root,
-    env: { RABBITMQ_URL, ...env },
+    // The dlq tools' audit log and archive default to the checkout's data/, a developer's own:
+    // a test's go to a folder of the test run's unless it names its own.
+    env: { RABBITMQ_URL, ...scriptFiles(), ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   });
+}
+
+let scriptDir: string | undefined;
+
+/** Where entry scripts run by a test write what they would write under data/ by default. */
+function scriptFiles(): Record<string, string> {
+  scriptDir ??= Deno.makeTempDirSync({ prefix: "productionorder-test-scripts-" });
+  return {
+    DLQ_AUDIT_LOG: join(scriptDir, "dlq-audit.jsonl"),
+    DLQ_ARCHIVE_DIR: join(scriptDir, "dlq-archive"),
+  };
 }
 
 /** Runs an entry script to its end; its exit code and what it printed. */

@@ -151,6 +151,7 @@ Deno.test("ordem --drain processes what estoque sent and exits 0", async () => {
       ledger,
       "--log-level",
       "debug",
+      "--no-http",
     ]);
     assert.equal(code, 0, stderr);
     assert.equal(stderr.match(/msg="production order" kind=created/g)?.length, 10);
@@ -164,8 +165,13 @@ Deno.test("ordem stops cleanly on SIGTERM and exits 0; a second instance on its 
   const prefix = uniquePrefix("entry-signal");
   await using dir = await tempDir();
   const ledger = join(dir.path, "l.sqlite");
-  const child = scriptCommand("ordem_de_producao.ts", ["--prefix", prefix, "--ledger", ledger])
-    .spawn();
+  const child = scriptCommand("ordem_de_producao.ts", [
+    "--prefix",
+    prefix,
+    "--ledger",
+    ledger,
+    "--no-http",
+  ]).spawn();
   try {
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
@@ -182,6 +188,7 @@ Deno.test("ordem stops cleanly on SIGTERM and exits 0; a second instance on its 
       prefix,
       "--ledger",
       ledger,
+      "--no-http",
     ]);
     assert.equal(second.code, 1, second.stderr);
     assert.match(second.stderr, /the SQLite ledger .* is in use by another process \(.+:\d+\)/);
