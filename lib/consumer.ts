@@ -81,7 +81,7 @@ export class OrderConsumer implements AsyncDisposable {
   /** When the last retry this consumer scheduled in the delayed exchange is due (epoch ms). */
   #delayedUntil = 0;
   #stopping = false;
-  /** The cancel the consumer sent when it ended itself (`#end`). */
+  /** The cancel the consumer sent when it ended itself (`#end`) or began to stop. */
   #cancelling: Promise<void> | undefined;
   /** Stops following the operator's pause. */
   readonly #unfollow: () => void;
@@ -419,8 +419,10 @@ export class OrderConsumer implements AsyncDisposable {
     const wasStopping = this.#stopping;
     this.#stopping = true;
     this.#unfollow();
-    // A consumer that ended itself (#end) sent its cancel then: the stop waits for that one.
-    const cancel = wasStopping ? this.#cancelling : this.#intake.cancel();
+    // A consumer that ended itself (#end), or a stop already under way, sent its cancel then:
+    // this stop waits for that one.
+    if (!wasStopping) this.#cancelling = this.#intake.cancel().catch(() => {});
+    const cancel = this.#cancelling;
     const cancelled = cancel === undefined || await settlesWithin(cancel, left());
     const finished = cancelled && await settlesWithin(this.#whenIdle(), left());
     if (!finished) {

@@ -729,40 +729,79 @@ Deno.test("a consumer whose start fails stops following the operator's pause", a
   });
 });
 
+/**
+ * Waits until `closed` settles or 500 ms have passed: the window a stop that does not wait for a
+ * held cancel needs to reach the channel's close (it gets there within microtasks).
+ */
+async function closeOrWindow(closed: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, 500)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Wraps the next channel the broker opens: its `cancel` waits for `gate`, and `events` records the
+ * cancel sent, the cancel done and the close, in order.
+ */
+function gateNextChannel(broker: Broker, gate: Promise<void>) {
+  const events: string[] = [];
+  const closeCalled = Promise.withResolvers<void>();
+  const open = broker.channel.bind(broker);
+  broker.channel = async () => {
+    broker.channel = open;
+    const channel = await open();
+    const cancel = channel.cancel.bind(channel);
+    const close = channel.close.bind(channel);
+    channel.cancel = async (tag: string) => {
+      events.push("cancel sent");
+      await gate;
+      const ok = await cancel(tag);
+      events.push("cancelled");
+      return ok;
+    };
+    channel.close = () => {
+      events.push("close");
+      closeCalled.resolve();
+      return close();
+    };
+    return channel;
+  };
+  return { events, closeCalled: closeCalled.promise };
+}
+
+Deno.test("two stops at once: the second waits for the first one's cancel before it closes the channel", async () => {
+  await withTopology("stop-twice", tiers, async (ctx) => {
+    const cancelGate = Promise.withResolvers<void>();
+    const gated = gateNextChannel(ctx.broker, cancelGate.promise);
+    const { consumer, ledger } = await start(ctx);
+    try {
+      const first = consumer.stop(10_000);
+      const second = consumer.stop(10_000);
+      await closeOrWindow(gated.closeCalled);
+      cancelGate.resolve();
+      await within(Promise.all([first, second]), 10_000, "both stops");
+      assert.equal(gated.events.indexOf("cancelled"), 1, gated.events.join(", "));
+      assert.ok(gated.events.indexOf("close") > 1, gated.events.join(", "));
+    } finally {
+      cancelGate.resolve();
+      await consumer.stop();
+      await ledger.close();
+    }
+  });
+});
+
 Deno.test("a stop after the consumer ended on a failed declare waits for the cancel that ending sent before it closes the channel", async () => {
   await withTopology("declare-fails-stop", tiers, async (ctx) => {
     // The consumer's channel, its cancel held until the test lets it go, and the order of events.
-    const events: string[] = [];
     const cancelGate = Promise.withResolvers<void>();
-    const closeCalled = Promise.withResolvers<void>();
-    const open = ctx.broker.channel.bind(ctx.broker);
-    ctx.broker.channel = async () => {
-      const channel = await open();
-      const cancel = channel.cancel.bind(channel);
-      const close = channel.close.bind(channel);
-      channel.cancel = async (tag: string) => {
-        events.push("cancel sent");
-        await cancelGate.promise;
-        const ok = await cancel(tag);
-        events.push("cancelled");
-        return ok;
-      };
-      channel.close = () => {
-        events.push("close");
-        closeCalled.resolve();
-        return close();
-      };
-      return channel;
-    };
+    const { events, closeCalled } = gateNextChannel(ctx.broker, cancelGate.promise);
     const declared = Promise.withResolvers<void>();
     const { consumer, ledger } = await start(ctx, { topologyDeclared: declared.promise });
-    ctx.broker.channel = open;
     try {
       declared.reject(new FatalError("the retry queue changed", { code: "topology_changed" }));
       await within(consumer.done.catch(() => {}), 5_000, "the consumer to end");
       const stopping = consumer.stop(10_000);
-      // The window a stop that skips the cancel needs to reach the close: it closes at once.
-      await Promise.race([closeCalled.promise, new Promise((r) => setTimeout(r, 500))]);
+      await closeOrWindow(closeCalled);
       cancelGate.resolve();
       await within(stopping, 10_000, "the stop");
       assert.deepEqual(events, ["cancel sent", "cancelled", "close"]);
