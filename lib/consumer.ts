@@ -81,7 +81,7 @@ export class OrderConsumer implements AsyncDisposable {
   /** When the last retry this consumer scheduled in the delayed exchange is due (epoch ms). */
   #delayedUntil = 0;
   #stopping = false;
-  /** The cancel the consumer sent when it ended itself (`#end`) or began to stop. */
+  /** The cancel sent when the consumer began to stop ({@linkcode OrderConsumer.stop}, `#end`). */
   #cancelling: Promise<void> | undefined;
   /** Stops following the operator's pause. */
   readonly #unfollow: () => void;
@@ -153,10 +153,22 @@ export class OrderConsumer implements AsyncDisposable {
    */
   #end(error: unknown): void {
     if (this.#stopping) return;
-    this.#stopping = true;
-    this.#unfollow();
-    this.#cancelling = this.#intake.cancel().catch(() => {});
+    void this.#beginStop();
     this.#finish(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /**
+   * Begins a stop, once: no longer following the pause, and the broker told to send no more
+   * deliveries. Resolves when that cancel is done; at once if the channel was lost or the broker
+   * cancelled the consumer (nothing to cancel).
+   */
+  #beginStop(): Promise<void> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#unfollow();
+      this.#cancelling = this.#intake.cancel().catch(() => {});
+    }
+    return this.#cancelling ?? Promise.resolve();
   }
 
   /** A channel closed under the consumer: it stops, and `done` rejects. */
@@ -417,13 +429,9 @@ export class OrderConsumer implements AsyncDisposable {
     const deadline = performance.now() + timeoutMs;
     const left = () => deadline - performance.now();
     const wasStopping = this.#stopping;
-    this.#stopping = true;
-    this.#unfollow();
     // A consumer that ended itself (#end), or a stop already under way, sent its cancel then:
     // this stop waits for that one.
-    if (!wasStopping) this.#cancelling = this.#intake.cancel().catch(() => {});
-    const cancel = this.#cancelling;
-    const cancelled = cancel === undefined || await settlesWithin(cancel, left());
+    const cancelled = await settlesWithin(this.#beginStop(), left());
     const finished = cancelled && await settlesWithin(this.#whenIdle(), left());
     if (!finished) {
       log.warning("deliveries unfinished at shutdown; the broker requeues them", {
