@@ -298,9 +298,7 @@ export function scriptCommand(
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(root, script), ...args],
     cwd: root,
-    // The dlq tools' audit log and archive default to the checkout's data/, a developer's own:
-    // a test's go to a folder of the test run's unless it names its own.
-    env: { RABBITMQ_URL, ...scriptFiles(), ...env },
+    env: { ...scriptEnv(), ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -309,10 +307,15 @@ export function scriptCommand(
 
 let scriptDir: string | undefined;
 
-/** Where entry scripts run by a test write what they would write under data/ by default. */
-function scriptFiles(): Record<string, string> {
+/**
+ * The environment of an entry script a test runs, before what the test adds: the broker under
+ * test, and a folder of the test run's for what the dlq tools write under the checkout's data/ by
+ * default (their audit log and archive: a developer's own).
+ */
+export function scriptEnv(): Record<string, string> {
   scriptDir ??= Deno.makeTempDirSync({ prefix: "productionorder-test-scripts-" });
   return {
+    RABBITMQ_URL,
     DLQ_AUDIT_LOG: join(scriptDir, "dlq-audit.jsonl"),
     DLQ_ARCHIVE_DIR: join(scriptDir, "dlq-archive"),
   };

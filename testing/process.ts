@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RABBITMQ_URL } from "./broker.ts";
+import { scriptEnv } from "./broker.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -117,8 +117,8 @@ export class Peer implements AsyncDisposable {
 }
 
 /**
- * One of this project's entry scripts as a running process against the broker under test
- * (`RABBITMQ_URL`), with `env` added.
+ * One of this project's entry scripts as a running process against the broker under test, with
+ * `env` added to {@linkcode scriptEnv}'s.
  */
 export function ourService(
   name: string,
@@ -127,7 +127,7 @@ export function ourService(
   env: Record<string, string> = {},
 ): Peer {
   return new Peer(name, Deno.execPath(), ["run", "-A", `${root}${script}`, ...args], {
-    RABBITMQ_URL,
+    ...scriptEnv(),
     NO_COLOR: "1",
     ...env,
   });
