@@ -132,7 +132,7 @@ export class OrderConsumer implements AsyncDisposable {
       },
       record: (write) => this.#batcher.add(write),
       ack: (message) => this.#ack(message),
-      requeue: (message) => this.#acker.nack(message, true),
+      requeue: (message) => this.#requeue(message),
       putBack: (delivery, error) => this.#putBack(delivery, error),
       trip: (error) => this.#breaker.trip(error),
       beforeAck: options.beforeAck,
@@ -377,11 +377,23 @@ export class OrderConsumer implements AsyncDisposable {
    * back to the queue unchanged (its retry budget untouched) and the breaker pauses consumption
    * until the ledger answers again.
    */
-  #putBack(delivery: Delivery, error: unknown): Outcome {
-    this.#acker.nack(delivery.message, true);
+  async #putBack(delivery: Delivery, error: unknown): Promise<Outcome> {
     this.#options.onLedger?.({ kind: "error", error });
     this.#breaker.trip(error);
+    await this.#requeue(delivery.message);
     return { kind: "requeued", messageKey: delivery.key, error: describeError(error) };
+  }
+
+  /**
+   * Puts a delivery back in the queue once the cancels under way are done: a stop's cancel that
+   * waits behind a prefetch switch's consume (intake.ts), or the cancel the breaker just sent. A
+   * nack the broker gets while this consumer still consumes brings the message straight back to
+   * it, a delivery spent against a quorum queue's delivery limit. A cancel that never completes
+   * holds the delivery until the stop's timeout closes the channel, which requeues it too.
+   */
+  async #requeue(message: ConsumeMessage): Promise<void> {
+    await this.#intake.settled();
+    this.#acker.nack(message, true);
   }
 
   #ack(message: ConsumeMessage): void {

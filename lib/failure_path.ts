@@ -38,9 +38,9 @@ export interface FailurePathOptions {
   readonly record: (write: LedgerWrite) => Promise<LedgerResult>;
   readonly ack: (message: ConsumeMessage) => void;
   /** Gives a delivery back to the queue, unchanged. */
-  readonly requeue: (message: ConsumeMessage) => void;
+  readonly requeue: (message: ConsumeMessage) => void | Promise<void>;
   /** The ledger is away: the delivery goes back and the consumer pauses. */
-  readonly putBack: (delivery: Delivery, error: unknown) => Outcome;
+  readonly putBack: (delivery: Delivery, error: unknown) => Outcome | Promise<Outcome>;
   /** Opens the breaker for a ledger outage met on the way. */
   readonly trip: (error: unknown) => void;
   /** Called after a copy is confirmed, before the original is acked (fault-injection tests). */
@@ -83,7 +83,9 @@ export class FailurePath {
       try {
         forwarded = await this.#options.ledger.wasForwarded(key, hop);
       } catch (ledgerError) {
-        if (isLedgerUnavailable(ledgerError)) return this.#options.putBack(delivery, ledgerError);
+        if (isLedgerUnavailable(ledgerError)) {
+          return await this.#options.putBack(delivery, ledgerError);
+        }
         // Not an outage: the message still moves on, with the reason it failed.
         log.warning("cannot look up whether a message was passed on", {
           refCode: key,
@@ -130,7 +132,7 @@ export class FailurePath {
       // The consumer stops meanwhile, or the topology's declare failed (it stops on that too):
       // the original goes back to the queue, unchanged.
       log.error("cannot pass a message on; requeued it", { refCode: key, error: outcome.error });
-      options.requeue(message);
+      await options.requeue(message);
       return { kind: "requeued", messageKey: key, error: outcome.error };
     }
     // Record the hop as passed on, so that a redelivered original of it is dropped. The record

@@ -124,6 +124,15 @@ export class Intake {
     });
   }
 
+  /**
+   * Resolves once the cancels and starts asked for so far are done (never rejects): a requeue
+   * waits for it, since a nack the broker gets while this consumer still consumes brings the
+   * message straight back to it.
+   */
+  settled(): Promise<void> {
+    return this.#switching;
+  }
+
   /** A delivery of `bytes` arrived: stop at the budget, or grow the prefetch after small ones. */
   taken(bytes: number): void {
     const verdict = this.#budget.take(bytes);

@@ -730,34 +730,44 @@ Deno.test("a consumer whose start fails stops following the operator's pause", a
 });
 
 /**
- * Waits until `closed` settles or 500 ms have passed: the window a stop that does not wait for a
- * held cancel needs to reach the channel's close (it gets there within microtasks).
+ * Waits until `event` happens or 500 ms have passed: the window a stop that does not wait for a
+ * held cancel needs to reach what comes after it (it gets there within microtasks, or a broker's
+ * round trip).
  */
-async function closeOrWindow(closed: Promise<void>): Promise<void> {
+async function eventOrWindow(event: Promise<void>): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, 500)))]);
+  await Promise.race([event, new Promise((r) => (timer = setTimeout(r, 500)))]);
   clearTimeout(timer);
 }
 
 /**
  * Wraps the next channel the broker opens: its `cancel` waits for `gate`, and `events` records the
- * cancel sent, the cancel done and the close, in order.
+ * cancel sent, the cancel done, each nack that requeues and the close, in order.
  */
 function gateNextChannel(broker: Broker, gate: Promise<void>) {
   const events: string[] = [];
   const closeCalled = Promise.withResolvers<void>();
+  const requeued = Promise.withResolvers<void>();
   const open = broker.channel.bind(broker);
   broker.channel = async () => {
     broker.channel = open;
     const channel = await open();
     const cancel = channel.cancel.bind(channel);
     const close = channel.close.bind(channel);
+    const nack = channel.nack.bind(channel);
     channel.cancel = async (tag: string) => {
       events.push("cancel sent");
       await gate;
       const ok = await cancel(tag);
       events.push("cancelled");
       return ok;
+    };
+    channel.nack = (message, allUpTo, requeue) => {
+      if (requeue !== false) {
+        events.push("requeue");
+        requeued.resolve();
+      }
+      return nack(message, allUpTo, requeue);
     };
     channel.close = () => {
       events.push("close");
@@ -766,7 +776,7 @@ function gateNextChannel(broker: Broker, gate: Promise<void>) {
     };
     return channel;
   };
-  return { events, closeCalled: closeCalled.promise };
+  return { events, closeCalled: closeCalled.promise, requeued: requeued.promise };
 }
 
 Deno.test("two stops at once: the second waits for the first one's cancel before it closes the channel", async () => {
@@ -777,7 +787,7 @@ Deno.test("two stops at once: the second waits for the first one's cancel before
     try {
       const first = consumer.stop(10_000);
       const second = consumer.stop(10_000);
-      await closeOrWindow(gated.closeCalled);
+      await eventOrWindow(gated.closeCalled);
       cancelGate.resolve();
       await within(Promise.all([first, second]), 10_000, "both stops");
       assert.equal(gated.events.indexOf("cancelled"), 1, gated.events.join(", "));
@@ -801,12 +811,85 @@ Deno.test("a stop after the consumer ended on a failed declare waits for the can
       declared.reject(new FatalError("the retry queue changed", { code: "topology_changed" }));
       await within(consumer.done.catch(() => {}), 5_000, "the consumer to end");
       const stopping = consumer.stop(10_000);
-      await closeOrWindow(closeCalled);
+      await eventOrWindow(closeCalled);
       cancelGate.resolve();
       await within(stopping, 10_000, "the stop");
       assert.deepEqual(events, ["cancel sent", "cancelled", "close"]);
     } finally {
       cancelGate.resolve();
+      await consumer.stop();
+      await ledger.close();
+    }
+  });
+});
+
+Deno.test("a stop whose cancel is delayed (behind a prefetch switch) requeues what it gives up only after the cancel: the broker does not deliver it again to the stopping consumer", async () => {
+  await withTopology("stop-requeue-after-cancel", tiers, async (ctx) => {
+    // The DLQ unbound: the invalid message's dead letter is returned, and published again while
+    // the consumer runs; once it stops, the original is given up and requeued.
+    const admin = await ctx.broker.channel();
+    await admin.unbindQueue(ctx.topo.deadLetterQueue, ctx.topo.deadLetterExchange, "create");
+    await admin.close();
+    // The cancel held as a prefetch switch under way holds it (lib/intake.ts: cancel, prefetch,
+    // consume, one after the other; a stop's cancel waits for the consume).
+    const cancelGate = Promise.withResolvers<void>();
+    const { events, requeued } = gateNextChannel(ctx.broker, cancelGate.promise);
+    const refused = Promise.withResolvers<void>();
+    const { consumer, outcomes, ledger, publisher } = await start(ctx, {
+      passOnDelay: (attempt) => (attempt === 2 && refused.resolve(), 20),
+    });
+    try {
+      await publishRaw(publisher, ctx.topo, "not json", { messageId: "given-up" });
+      await within(refused.promise, 10_000, "the dead letter refused twice");
+      const stopping = consumer.stop(10_000);
+      // A requeue sent now reaches the broker while this consumer still consumes: it would be
+      // delivered straight back, a delivery spent (a quorum queue's delivery limit).
+      await eventOrWindow(requeued);
+      cancelGate.resolve();
+      await within(stopping, 10_000, "the stop");
+      assert.deepEqual(events, ["cancel sent", "cancelled", "requeue", "close"]);
+      assert.equal(consumer.deliveries, 1, "delivered again to the stopping consumer");
+      assert.deepEqual(outcomes.outcomes.map((o) => o.kind), ["requeued"]);
+    } finally {
+      cancelGate.resolve();
+      await consumer.stop();
+      await ledger.close();
+    }
+    const [back] = await takeMessages(ctx.broker, ctx.topo.queue, 1);
+    assert.equal(back!.properties.messageId, "given-up");
+    assert.equal(await ctx.broker.messageCount(ctx.topo.deadLetterQueue), 0);
+  });
+});
+
+Deno.test("an order put back for a ledger outage is requeued once the breaker's cancel is done: never delivered again to the paused consumer", async () => {
+  await withTopology("put-back-after-cancel", tiers, async (ctx) => {
+    const cancelGate = Promise.withResolvers<void>();
+    const { events, requeued } = gateNextChannel(ctx.broker, cancelGate.promise);
+    const ledger = new ControlledLedger(
+      await SqliteLedger.open(":memory:", { instanceId: "put-back" }),
+    );
+    const { consumer, outcomes, publisher } = await startConsumer(ctx, policy, {
+      ledger,
+      probeDelay: () => 50,
+    });
+    try {
+      ledger.away = true;
+      const order = newOrder({ quantity: 5 });
+      await publishOrder(publisher, ctx.topo, order);
+      await waitFor("paused for the ledger", () => consumer.paused || undefined);
+      // A nack sent before the broker has the cancel brings the order straight back.
+      await eventOrWindow(requeued);
+      cancelGate.resolve();
+      await outcomes.until("put back", (o) => o.kind === "requeued");
+      assert.deepEqual(events, ["cancel sent", "cancelled", "requeue"]);
+      assert.equal(consumer.deliveries, 1, "delivered again to the paused consumer");
+      assert.equal(await ctx.broker.messageCount(ctx.topo.queue), 1);
+      ledger.away = false;
+      await outcomes.until("created", (o) => o.kind === "created" && o.refCode === order.refCode);
+      assert.deepEqual(outcomes.outcomes.map((o) => o.kind), ["requeued", "created"]);
+    } finally {
+      cancelGate.resolve();
+      ledger.away = false;
       await consumer.stop();
       await ledger.close();
     }
