@@ -11,6 +11,7 @@ import { coalesceWrites, type CorkableSocket } from "./_coalesced_writes.ts";
 import { BrokerError, describeError, errorCode, FatalError, replyCode } from "./errors.ts";
 import { logger } from "./log.ts";
 import { redactUrl } from "./redact.ts";
+import { settlesWithin } from "./settles_within.ts";
 
 export { redactUrl };
 
@@ -402,21 +403,16 @@ export class Broker implements AsyncDisposable {
   async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timeoutMs);
-    });
-    try {
-      const result = await Promise.race([this.model.close(), timedOut]);
-      if (result === "timeout") {
-        // The broker never answered the close: the socket is dead. Let it go.
-        (this.model.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy();
-      }
-    } catch {
-      // Already closed: nothing left to release.
-    } finally {
-      clearTimeout(timer);
-    }
+    // Already closed: the close rejects at once, nothing left to release.
+    if (await settlesWithin(this.model.close(), timeoutMs)) return;
+    // The broker never answered the close: the socket is dead. Let it go, with an error: amqplib
+    // ends the connection on its socket's error or end only, and a socket destroyed without one
+    // leaves it open, its channels' pending calls waiting for ever. It ends it a turn later.
+    const { stream } = this.model.connection as unknown as {
+      stream?: { destroy(error?: Error): void };
+    };
+    stream?.destroy(new Error(`the broker did not answer the close in ${timeoutMs} ms`));
+    await settlesWithin(this.closed, timeoutMs);
   }
 
   /** Closes the connection. */

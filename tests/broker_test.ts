@@ -3,7 +3,8 @@ import { Buffer } from "node:buffer";
 import type { Channel } from "amqplib";
 import { Broker } from "../lib/broker.ts";
 import { BrokerError, describeError, REPLY_CODE, replyCode } from "../lib/errors.ts";
-import { RABBITMQ_URL, waitFor } from "../testing/broker.ts";
+import { RABBITMQ_URL, waitFor, within } from "../testing/broker.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
 import {
   type BrokerUnderTest,
   connectTo,
@@ -19,6 +20,26 @@ Deno.test("Broker.connect() names the broker without its password when it cannot
       /^cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1: /.test(error.message) &&
       !describeError(error).includes("hunter2"),
   );
+});
+
+Deno.test("Broker.close() on a broker that stopped answering ends the connection: closed, and what waited on it fails", async () => {
+  await using proxy = HoldingProxy.start(RABBITMQ_URL);
+  // No heartbeat: the silence watch (which would end it after 1.5 intervals) is not what ends it.
+  const broker = await Broker.connect(`${proxy.url}?heartbeat=0`, { name: "test close unheard" });
+  try {
+    const channel = await broker.channel();
+    proxy.hold(); // the link goes silent: no close-ok, no answer to anything
+    const waiting = channel.checkQueue("amq.rabbitmq.trace.nothing").then(
+      () => "answered",
+      (error: Error) => error.message,
+    );
+    await within(broker.close(200), 5_000, "close() on a silent link");
+    assert.equal(broker.isOpen, false, "the connection still counts as open");
+    assert.equal(await within(broker.closed, 1_000, "closed"), undefined, "a close we asked for");
+    assert.notEqual(await within(waiting, 1_000, "the pending call to fail"), "answered");
+  } finally {
+    proxy.cut();
+  }
 });
 
 Deno.test("Broker reports its version and state, and closes twice without complaint", async () => {
