@@ -73,7 +73,7 @@ export interface OutboxRelayOptions {
   readonly confirmTimeoutMs?: number;
   /**
    * Rows taken (and published, their confirms awaited together) at once.
-   * @default {500}
+   * @default {5000}
    */
   readonly batchSize?: number;
   /**
@@ -286,7 +286,7 @@ export class OutboxRelay implements AsyncDisposable {
       // committed as a hung claim waits out its timeout) is kept, so the wait after it returns.
       this.#wakeup.clear();
       try {
-        const claim = await o.store.claimOutbox(o.batchSize ?? 500);
+        const claim = await o.store.claimOutbox(o.batchSize ?? 5_000);
         if (!this.#storeAvailable) log.info("the stock store is back", { store: o.store.name });
         this.#storeAvailable = true;
         this.#failing = false;

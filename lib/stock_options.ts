@@ -87,7 +87,7 @@ export const ESTOQUE_RELAY_OPTIONS = {
   "batch-size": {
     type: "string",
     env: "OUTBOX_BATCH_SIZE",
-    default: "500",
+    default: "5000",
     placeholder: "N",
     description: "Outbox rows a relay takes, publishes and marks sent at once.",
   },

@@ -123,7 +123,7 @@ Deno.test("stock set reads the item; serve and relay read the relay's settings a
   assert.ok(serve.verb === "serve");
   assert.deepEqual(serve.relay, {
     confirmTimeoutMs: 10_000,
-    batchSize: 500,
+    batchSize: 5_000,
     pollMs: 250,
     retentionMs: 604_800_000,
   });
