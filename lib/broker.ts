@@ -403,8 +403,9 @@ export class Broker implements AsyncDisposable {
   async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    // Already closed: the close rejects at once, nothing left to release.
-    if (await settlesWithin(this.model.close(), timeoutMs)) return;
+    // Already closed: the close rejects at once, nothing left to release. A close the broker sent
+    // at the same moment ends the connection without calling the close's callback: `closed`.
+    if (await settlesWithin(Promise.race([this.model.close(), this.closed]), timeoutMs)) return;
     // The broker never answered the close: the socket is dead. Let it go, with an error: amqplib
     // ends the connection on its socket's error or end only, and a socket destroyed without one
     // leaves it open, its channels' pending calls waiting for ever. It ends it a turn later.

@@ -171,10 +171,15 @@ export class OrderConsumer implements AsyncDisposable {
     return this.#cancelling ?? Promise.resolve();
   }
 
-  /** A channel closed under the consumer: it stops, and `done` rejects. */
+  /**
+   * A channel closed under the consumer: it stops, and `done` rejects. When it was the copies'
+   * channel, the consumer's own is still open and still consuming: the stop's cancel goes out, so
+   * that what the consumer gives back now is not delivered to it again (on its own channel's
+   * close the cancel fails at once, harmlessly).
+   */
   #lost(): void {
     if (this.#stopping) return;
-    this.#stopping = true;
+    void this.#beginStop();
     const { broker, topology } = this.#options;
     const reason = broker.closeError ?? new Error("the broker closed the channel");
     this.#finish(

@@ -26,7 +26,7 @@ import { pause, Wakeup } from "./_wakeup.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { Broker, ConnectOptions } from "./broker.ts";
 import { describeError, errorCode, isFatalError } from "./errors.ts";
-import { publishOrder } from "./estoque.ts";
+import { sendOrder } from "./estoque.ts";
 import { logger } from "./log.ts";
 import type { OutboxMetrics } from "./outbox_metrics.ts";
 import { ConfirmedPublisher, PublishError } from "./publisher.ts";
@@ -327,6 +327,47 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
+   * Publishes `rows` in order, all at once but for the channel's buffer, and resolves once the
+   * broker has answered each: its error, or undefined where it confirmed the row. In the
+   * publisher's callback form: a batch is thousands of rows, and a promise per row is garbage the
+   * collector pays for on the relay's one core.
+   */
+  async #publishAll(
+    publisher: ConfirmedPublisher,
+    rows: readonly OutboxRow[],
+  ): Promise<unknown[]> {
+    const { topology } = this.#options;
+    const errors = new Array<unknown>(rows.length).fill(UNSETTLED);
+    let left = rows.length;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const settle = (i: number, error: unknown) => {
+      if (errors[i] !== UNSETTLED) return;
+      errors[i] = error;
+      if (--left === 0) resolve();
+    };
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      if (publisher.blocked) await publisher.writable();
+      let flowing = true;
+      try {
+        flowing = sendOrder(
+          publisher,
+          topology,
+          outboxOrder(row),
+          row.createdAt,
+          (error) => settle(i, error),
+        );
+      } catch (error) {
+        // A row no message can be made of fails that row only.
+        settle(i, error ?? new Error("a row that cannot be published"));
+      }
+      if (!flowing) await publisher.writable();
+    }
+    if (left > 0) await promise;
+    return errors;
+  }
+
+  /**
    * Publishes a claim's rows in order, awaits their confirms, marks the confirmed ones sent and
    * records the failed ones. Says whether any failed, and how.
    */
@@ -335,20 +376,14 @@ export class OutboxRelay implements AsyncDisposable {
     claim: OutboxClaim,
   ): Promise<"ok" | "refused" | "connection"> {
     const o = this.#options;
-    const results = await Promise.allSettled(
-      // A publish that throws at once (a row no message can be made of) fails that row only.
-      claim.rows.map(async (row) =>
-        await publishOrder(publisher, o.topology, outboxOrder(row), row.createdAt)
-      ),
-    );
+    const errors = await this.#publishAll(publisher, claim.rows);
     const at = o.now?.() ?? new Date();
     const sent: OutboxRow[] = [];
     const failed: OutboxFailure[] = [];
     let outcome: "ok" | "refused" | "connection" = "ok";
-    results.forEach((result, i) => {
+    errors.forEach((reason, i) => {
       const row = claim.rows[i]!;
-      if (result.status === "fulfilled") return sent.push(row);
-      const reason: unknown = result.reason;
+      if (reason === undefined) return sent.push(row);
       let code: string;
       if (reason instanceof PublishError) code = reason.code;
       else if (reason instanceof ConnectionLost) code = "closed";
@@ -400,6 +435,9 @@ export class OutboxRelay implements AsyncDisposable {
     return outcome;
   }
 }
+
+/** A row of {@linkcode OutboxRelay}'s batch the broker has not answered yet. */
+const UNSETTLED: unique symbol = Symbol("unsettled");
 
 /** An error's type, for logs and a row's last error: its name (`TypeError`, `DatabaseError`). */
 function errorType(error: unknown): string {

@@ -823,15 +823,15 @@ Deno.test("a stop after the consumer ended on a failed declare waits for the can
   });
 });
 
-Deno.test("a stop whose cancel is delayed (behind a prefetch switch) requeues what it gives up only after the cancel: the broker does not deliver it again to the stopping consumer", async () => {
+Deno.test("a stop whose cancel goes out late requeues what it gives up only after the cancel: the broker does not deliver it again to the stopping consumer", async () => {
   await withTopology("stop-requeue-after-cancel", tiers, async (ctx) => {
     // The DLQ unbound: the invalid message's dead letter is returned, and published again while
     // the consumer runs; once it stops, the original is given up and requeued.
     const admin = await ctx.broker.channel();
     await admin.unbindQueue(ctx.topo.deadLetterQueue, ctx.topo.deadLetterExchange, "create");
     await admin.close();
-    // The cancel held as a prefetch switch under way holds it (lib/intake.ts: cancel, prefetch,
-    // consume, one after the other; a stop's cancel waits for the consume).
+    // The cancel held, as a prefetch switch under way would hold it (lib/intake.ts: cancel,
+    // prefetch, consume, one after the other; a stop's cancel waits for the consume).
     const cancelGate = Promise.withResolvers<void>();
     const { events, requeued } = gateNextChannel(ctx.broker, cancelGate.promise);
     const refused = Promise.withResolvers<void>();
@@ -893,6 +893,36 @@ Deno.test("an order put back for a ledger outage is requeued once the breaker's 
       await consumer.stop();
       await ledger.close();
     }
+  });
+});
+
+Deno.test("a consumer whose copies' channel the broker closed stops taking deliveries before it requeues: what it gives back is not delivered to it again", async () => {
+  await withTopology("copies-channel-lost", tiers, async (ctx) => {
+    // The dead-letter exchange gone: publishing the dead letter of an invalid message closes the
+    // copies' channel (404), and the consumer ends on it while its own channel is still open.
+    const admin = await ctx.broker.channel();
+    await admin.deleteExchange(ctx.topo.deadLetterExchange);
+    await admin.close();
+    // Prefetch 1: no prefetch grows (whose cancel would stop the consumption by chance).
+    const { consumer, outcomes, ledger, publisher } = await start(ctx, { prefetch: 1 });
+    try {
+      await publishRaw(publisher, ctx.topo, "not json", { messageId: "copies-lost" });
+      await within(consumer.done.catch(() => {}), 10_000, "the consumer to end");
+      await outcomes.until("given back", (o) => o.kind === "requeued");
+      // Given back while it still consumed, it comes straight back and is given back again.
+      await eventOrWindow(
+        outcomes.until("given back twice", (o) => o.kind === "requeued", 2, 500)
+          .then(() => {}, () => {}),
+      );
+      await within(consumer.stop(5_000), 10_000, "the stop");
+      assert.equal(consumer.deliveries, 1, "delivered again to the consumer that had ended");
+      assert.deepEqual(outcomes.outcomes.map((o) => o.kind), ["requeued"]);
+    } finally {
+      await consumer.stop();
+      await ledger.close();
+    }
+    const [back] = await takeMessages(ctx.broker, ctx.topo.queue, 1);
+    assert.equal(back!.properties.messageId, "copies-lost");
   });
 });
 
