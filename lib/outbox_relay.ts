@@ -72,7 +72,9 @@ export interface OutboxRelayOptions {
    */
   readonly confirmTimeoutMs?: number;
   /**
-   * Rows taken (and published, their confirms awaited together) at once.
+   * Rows taken (and published, their confirms awaited together) at once, at most: after a batch
+   * the broker did not confirm within `confirmTimeoutMs` the relay takes half as many, and twice
+   * as many again (up to this) after each batch it confirmed whole.
    * @default {5000}
    */
   readonly batchSize?: number;
@@ -120,9 +122,12 @@ export class OutboxRelay implements AsyncDisposable {
   #failing = false;
   #published = 0;
   #idle = false;
+  /** The rows the next claim takes (see {@linkcode OutboxRelayOptions.batchSize}). */
+  #batch: number;
 
   private constructor(options: OutboxRelayOptions) {
     this.#options = options;
+    this.#batch = options.batchSize ?? DEFAULT_BATCH_SIZE;
     this.#prepareTopology = sessionTopology(options.topology, { declare: options.declare ?? true });
     const { signal } = options;
     if (signal?.aborted) this.#controller.abort(signal.reason);
@@ -286,7 +291,7 @@ export class OutboxRelay implements AsyncDisposable {
       // committed as a hung claim waits out its timeout) is kept, so the wait after it returns.
       this.#wakeup.clear();
       try {
-        const claim = await o.store.claimOutbox(o.batchSize ?? 5_000);
+        const claim = await o.store.claimOutbox(this.#batch);
         if (!this.#storeAvailable) log.info("the stock store is back", { store: o.store.name });
         this.#storeAvailable = true;
         this.#failing = false;
@@ -324,6 +329,28 @@ export class OutboxRelay implements AsyncDisposable {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The next claim's size after a batch of `rows` with `failed` among them: half after a batch
+   * the broker did not confirm in time (a broker that confirms fewer than a batch in the confirm
+   * timeout would fail every batch, and each failure sends its rows again), twice after a batch
+   * it confirmed whole, up to the batch size.
+   */
+  #sizeBatch(rows: number, failed: readonly OutboxFailure[]): void {
+    const most = this.#options.batchSize ?? DEFAULT_BATCH_SIZE;
+    if (failed.some((f) => f.error === "timeout")) {
+      const batch = Math.max(1, Math.floor(this.#batch / 2));
+      if (batch < this.#batch) {
+        log.warning("the broker did not confirm a batch in time: the relay takes fewer rows", {
+          rows: batch,
+          confirmTimeoutMs: this.#options.confirmTimeoutMs ?? 10_000,
+        });
+      }
+      this.#batch = batch;
+    } else if (failed.length === 0 && rows >= this.#batch && this.#batch < most) {
+      this.#batch = Math.min(most, this.#batch * 2);
+    }
   }
 
   /**
@@ -402,6 +429,7 @@ export class OutboxRelay implements AsyncDisposable {
       if (code === "closed" || code === "timeout") outcome = "connection";
       else if (outcome === "ok") outcome = "refused";
     });
+    this.#sizeBatch(claim.rows.length, failed);
     try {
       await o.hooks?.beforeMarkSent?.(claim.rows);
     } catch (error) {
@@ -435,6 +463,9 @@ export class OutboxRelay implements AsyncDisposable {
     return outcome;
   }
 }
+
+/** {@linkcode OutboxRelayOptions.batchSize}'s default. */
+const DEFAULT_BATCH_SIZE = 5_000;
 
 /** A row of {@linkcode OutboxRelay}'s batch the broker has not answered yet. */
 const UNSETTLED: unique symbol = Symbol("unsettled");

@@ -539,6 +539,34 @@ function claimingWith(
   });
 }
 
+Deno.test("after a batch the broker does not confirm in time the relay claims half as many rows, and twice as many again after batches confirmed whole", async () => {
+  await withTopology("relay-slow-confirms", {}, async ({ topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using real = await open();
+      const limits: number[] = [];
+      const store = claimingWith(real, (limit) => (limits.push(limit), real.claimOutbox(limit)));
+      await using proxy = HoldingProxy.start(RABBITMQ_URL);
+      await using relay = relayOf(store, topo, {
+        urls: [proxy.url],
+        batchSize: 8,
+        confirmTimeoutMs: 300,
+      });
+      await waitFor("the relay connected", () => relay.connected || undefined);
+      proxy.hold(); // no confirm comes: the first batch times out
+      await crossings(real, 12);
+      await waitFor("a batch timed out", async () => {
+        const rows = await real.outboxRows();
+        return rows.some((r) => r.attempts > 0) || undefined;
+      });
+      proxy.release();
+      await allSent(real);
+      const halved = limits.indexOf(4);
+      assert.ok(halved > 0 && limits.slice(0, halved).every((l) => l === 8), `${limits}`);
+      assert.ok(limits.slice(halved).includes(8), `grown back: ${limits}`);
+    });
+  });
+});
+
 Deno.test("a claim that fails with an error that is not an outage is logged at error level every time, by its type and code; the store is not called unavailable", async () => {
   await withTopology("relay-claim-bug", {}, async ({ broker, topo }) => {
     await withStore("sqlite", async (open) => {
