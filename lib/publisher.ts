@@ -83,8 +83,10 @@ interface Pending {
   readonly key: string | undefined;
   /** When the publish times out (`performance.now()` based). */
   deadline: number;
-  /** Settles the publish. */
-  readonly finish: (error?: PublishError) => void;
+  /** Told once how the publish ended. */
+  readonly done: (error?: PublishError) => void;
+  /** Whether it ended (a confirm after its timeout is ignored). */
+  settled: boolean;
 }
 
 function returnKey(exchange: string, routingKey: string, messageId: unknown): string {
@@ -104,7 +106,8 @@ function returnKey(exchange: string, routingKey: string, messageId: unknown): st
 export class ConfirmedPublisher {
   readonly #channel: ConfirmChannel;
   readonly #timeoutMs: number;
-  readonly #pendingByKey = new Map<string, Pending[]>();
+  /** Mandatory publishes by return key: one, or those that share a key, oldest first. */
+  readonly #pendingByKey = new Map<string, Pending | Pending[]>();
   /** Every publish awaiting its confirm, oldest first (so deadlines are in order). */
   readonly #pending = new Set<Pending>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -132,8 +135,11 @@ export class ConfirmedPublisher {
         replyText?: string;
       };
       const key = returnKey(exchange, routingKey, message.properties.messageId);
-      const pending = this.#pendingByKey.get(key)?.find((p) => p.returned === undefined);
-      if (pending) pending.returned = replyText ?? "NO_ROUTE";
+      const entry = this.#pendingByKey.get(key);
+      const pending = Array.isArray(entry) ? entry.find((p) => p.returned === undefined) : entry;
+      if (pending !== undefined && pending.returned === undefined) {
+        pending.returned = replyText ?? "NO_ROUTE";
+      }
     });
   }
 
@@ -171,8 +177,29 @@ export class ConfirmedPublisher {
     const message = `no confirm from the broker within ${this.#timeoutMs} ms` +
       (behind > 0 ? ` (${behind} publishes behind it on the channel fail with it)` : "");
     for (const pending of [...this.#pending]) {
-      pending.finish(new PublishError("timeout", message));
+      this.#settle(pending, new PublishError("timeout", message));
     }
+  }
+
+  /** Ends `pending` once, with `error` or confirmed, and forgets it. */
+  #settle(pending: Pending, error?: PublishError): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    this.#pending.delete(pending);
+    if (this.#pending.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+    const key = pending.key;
+    if (key !== undefined) {
+      const entry = this.#pendingByKey.get(key);
+      if (entry === pending) this.#pendingByKey.delete(key);
+      else if (Array.isArray(entry)) {
+        entry.splice(entry.indexOf(pending), 1);
+        if (entry.length === 0) this.#pendingByKey.delete(key);
+      }
+    }
+    pending.done(error);
   }
 
   /**
@@ -233,32 +260,20 @@ export class ConfirmedPublisher {
     const key = properties.mandatory
       ? returnKey(exchange, routingKey, properties.messageId)
       : undefined;
-    let settled = false;
+    // Plain data, settled by #settle: no closures of its own, one publish being thousands.
     const pending: Pending = {
       returned: undefined,
       key,
       deadline: performance.now() + this.#timeoutMs,
-      finish: (error) => {
-        if (settled) return;
-        settled = true;
-        this.#pending.delete(pending);
-        if (this.#pending.size === 0 && this.#sweeper !== undefined) {
-          clearInterval(this.#sweeper);
-          this.#sweeper = undefined;
-        }
-        if (key !== undefined) {
-          const list = this.#pendingByKey.get(key)!;
-          if (list.length === 1) this.#pendingByKey.delete(key);
-          else list.splice(list.indexOf(pending), 1);
-        }
-        done(error);
-      },
+      done,
+      settled: false,
     };
     this.#pending.add(pending);
     if (key !== undefined) {
-      const list = this.#pendingByKey.get(key);
-      if (list) list.push(pending);
-      else this.#pendingByKey.set(key, [pending]);
+      const entry = this.#pendingByKey.get(key);
+      if (entry === undefined) this.#pendingByKey.set(key, pending);
+      else if (Array.isArray(entry)) entry.push(pending);
+      else this.#pendingByKey.set(key, [entry, pending]);
     }
     if (this.#sweeper === undefined) {
       this.#sweeper = setInterval(
@@ -272,7 +287,8 @@ export class ConfirmedPublisher {
       flowing = this.#channel.publish(exchange, routingKey, content, properties, (error) => {
         if (error) {
           const closed = this.#closed;
-          pending.finish(
+          this.#settle(
+            pending,
             new PublishError(
               closed ? "closed" : "nacked",
               closed
@@ -282,18 +298,20 @@ export class ConfirmedPublisher {
             ),
           );
         } else if (pending.returned !== undefined) {
-          pending.finish(
+          this.#settle(
+            pending,
             new PublishError(
               "returned",
               `a message to ${exchange}/${routingKey} was returned as unroutable (${pending.returned})`,
             ),
           );
         } else {
-          pending.finish();
+          this.#settle(pending);
         }
       });
     } catch (error) {
-      pending.finish(
+      this.#settle(
+        pending,
         new PublishError("closed", `cannot publish to ${exchange}/${routingKey}`, { cause: error }),
       );
       return true;
