@@ -12,11 +12,11 @@ import { encodeOrder, newOrder, type Order } from "./order.ts";
 import { failedCount, OrderFeed, publishFeed, type PublishSummary } from "./order_feed.ts";
 import { orderProperties, traceOrder } from "./order_properties.ts";
 import { Progress } from "./progress.ts";
-import { ConfirmedPublisher, type PublishError } from "./publisher.ts";
+import { ConfirmedPublisher } from "./publisher.ts";
 import { ConnectionLost, keepConnected, LOST_CLOSE_TIMEOUT_MS } from "./reconnect.ts";
 import { type Topology } from "./topology.ts";
 import { sessionTopology } from "./declare_topology.ts";
-import { endPublishSpan, endPublishSpanOn } from "./tracing.ts";
+import { endPublishSpanOn } from "./tracing.ts";
 
 /**
  * Publishes one order as the Go Estoque does: JSON body, `application/json`, persistent,
@@ -34,34 +34,6 @@ export function publishOrder(
   return endPublishSpanOn(
     span,
     publisher.publish(topo.exchange, topo.routingKey, body, properties),
-  );
-}
-
-/**
- * {@linkcode publishOrder} in the publisher's callback form, for publishing many at once with no
- * promise per order: `done` is called once, without an error when the broker confirmed the order.
- * Returns false when the channel's buffer is full: await the publisher's `writable()` before
- * sending more.
- */
-export function sendOrder(
-  publisher: ConfirmedPublisher,
-  topo: Topology,
-  order: Order,
-  now: Date,
-  done: (error?: PublishError) => void,
-): boolean {
-  const body = encodeOrder(order);
-  const properties = orderProperties(order, now.getTime());
-  const span = traceOrder(topo, order, body, properties);
-  return publisher.send(
-    topo.exchange,
-    topo.routingKey,
-    body,
-    properties,
-    span === undefined ? done : (error) => {
-      endPublishSpan(span, error);
-      done(error);
-    },
   );
 }
 

@@ -181,6 +181,35 @@ export interface PublishFeedOptions {
 }
 
 /**
+ * Publishes one order as {@linkcode publishOrder} does (its body, Estoque's properties stamped
+ * `nowMs`, its publish span when tracing), in the publisher's callback form, for publishing many
+ * at once with no promise per order: `done` is called once, without an error when the broker
+ * confirmed it. Returns false when the channel's buffer is full: await the publisher's
+ * `writable()` before sending more.
+ */
+export function sendOrder(
+  publisher: ConfirmedPublisher,
+  topo: Topology,
+  order: Order,
+  nowMs: number,
+  done: (error?: PublishError) => void,
+  body: Uint8Array = encodeOrder(order),
+): boolean {
+  const properties = orderProperties(order, nowMs);
+  const span = traceOrder(topo, order, body, properties);
+  return publisher.send(
+    topo.exchange,
+    topo.routingKey,
+    body,
+    properties,
+    span === undefined ? done : (error) => {
+      endPublishSpan(span, error);
+      done(error);
+    },
+  );
+}
+
+/**
  * Publishes from `feed` on one publisher, keeping at most `window` unconfirmed at once, until the
  * feed is empty or a publish fails in a way that sending again can cure. In that case the
  * session stops sending (the connection is presumed broken: a timeout means confirms are stuck),
@@ -248,18 +277,13 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
     if (order === undefined) break;
     sent++;
     if (!resend) pacer?.sent();
-    const body = encode(order);
-    const properties = orderProperties(order, Date.now());
-    const span = traceOrder(options.topology, order, body, properties);
-    const flowing = publisher.send(
-      options.topology.exchange,
-      options.topology.routingKey,
-      body,
-      properties,
-      (error) => {
-        endPublishSpan(span, error);
-        onSettled(order, error);
-      },
+    const flowing = sendOrder(
+      publisher,
+      options.topology,
+      order,
+      Date.now(),
+      (error) => onSettled(order, error),
+      encode(order),
     );
     if (!flowing) await hold(publisher.writable());
   }

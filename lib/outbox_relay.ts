@@ -26,8 +26,8 @@ import { pause, Wakeup } from "./_wakeup.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { Broker, ConnectOptions } from "./broker.ts";
 import { describeError, errorCode, isFatalError } from "./errors.ts";
-import { sendOrder } from "./estoque.ts";
 import { logger } from "./log.ts";
+import { sendOrder } from "./order_feed.ts";
 import type { OutboxMetrics } from "./outbox_metrics.ts";
 import { ConfirmedPublisher, PublishError } from "./publisher.ts";
 import { ConnectionLost, keepConnected } from "./reconnect.ts";
@@ -127,7 +127,7 @@ export class OutboxRelay implements AsyncDisposable {
 
   private constructor(options: OutboxRelayOptions) {
     this.#options = options;
-    this.#batch = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.#batch = options.batchSize ?? DEFAULT_OUTBOX_BATCH_SIZE;
     this.#prepareTopology = sessionTopology(options.topology, { declare: options.declare ?? true });
     const { signal } = options;
     if (signal?.aborted) this.#controller.abort(signal.reason);
@@ -338,13 +338,12 @@ export class OutboxRelay implements AsyncDisposable {
    * it confirmed whole, up to the batch size.
    */
   #sizeBatch(rows: number, failed: readonly OutboxFailure[]): void {
-    const most = this.#options.batchSize ?? DEFAULT_BATCH_SIZE;
+    const most = this.#options.batchSize ?? DEFAULT_OUTBOX_BATCH_SIZE;
     if (failed.some((f) => f.error === "timeout")) {
       const batch = Math.max(1, Math.floor(this.#batch / 2));
       if (batch < this.#batch) {
         log.warning("the broker did not confirm a batch in time: the relay takes fewer rows", {
           rows: batch,
-          confirmTimeoutMs: this.#options.confirmTimeoutMs ?? 10_000,
         });
       }
       this.#batch = batch;
@@ -372,23 +371,22 @@ export class OutboxRelay implements AsyncDisposable {
       errors[i] = error;
       if (--left === 0) resolve();
     };
+    let flowing = true;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      if (publisher.blocked) await publisher.writable();
-      let flowing = true;
+      if (!flowing || publisher.blocked) await publisher.writable();
       try {
         flowing = sendOrder(
           publisher,
           topology,
           outboxOrder(row),
-          row.createdAt,
+          row.createdAt.getTime(),
           (error) => settle(i, error),
         );
       } catch (error) {
         // A row no message can be made of fails that row only.
         settle(i, error ?? new Error("a row that cannot be published"));
       }
-      if (!flowing) await publisher.writable();
     }
     if (left > 0) await promise;
     return errors;
@@ -464,8 +462,8 @@ export class OutboxRelay implements AsyncDisposable {
   }
 }
 
-/** {@linkcode OutboxRelayOptions.batchSize}'s default. */
-const DEFAULT_BATCH_SIZE = 5_000;
+/** {@linkcode OutboxRelayOptions.batchSize}'s default (`--batch-size`). */
+export const DEFAULT_OUTBOX_BATCH_SIZE = 5_000;
 
 /** A row of {@linkcode OutboxRelay}'s batch the broker has not answered yet. */
 const UNSETTLED: unique symbol = Symbol("unsettled");

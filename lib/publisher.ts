@@ -85,8 +85,6 @@ interface Pending {
   deadline: number;
   /** Told once how the publish ended. */
   readonly done: (error?: PublishError) => void;
-  /** Whether it ended (a confirm after its timeout is ignored). */
-  settled: boolean;
 }
 
 function returnKey(exchange: string, routingKey: string, messageId: unknown): string {
@@ -181,11 +179,12 @@ export class ConfirmedPublisher {
     }
   }
 
-  /** Ends `pending` once, with `error` or confirmed, and forgets it. */
+  /**
+   * Ends `pending` once, with `error` or confirmed, and forgets it; a publish already ended (a
+   * confirm after its timeout) is no longer in {@linkcode ConfirmedPublisher.#pending}.
+   */
   #settle(pending: Pending, error?: PublishError): void {
-    if (pending.settled) return;
-    pending.settled = true;
-    this.#pending.delete(pending);
+    if (!this.#pending.delete(pending)) return;
     if (this.#pending.size === 0 && this.#sweeper !== undefined) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
@@ -266,7 +265,6 @@ export class ConfirmedPublisher {
       key,
       deadline: performance.now() + this.#timeoutMs,
       done,
-      settled: false,
     };
     this.#pending.add(pending);
     if (key !== undefined) {

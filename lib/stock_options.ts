@@ -6,6 +6,7 @@
 
 import type { OptionSpecs } from "./cli.ts";
 import { DEFAULT_STOCK_URL } from "./stock_store.ts";
+import { DEFAULT_OUTBOX_BATCH_SIZE } from "./outbox_relay.ts";
 
 import { COMMON_OPTIONS, DECLARE_OPTION, ESTOQUE_OPTIONS } from "./service_options.ts";
 import { CONSOLE_OPTIONS } from "./tool_options.ts";
@@ -87,7 +88,7 @@ export const ESTOQUE_RELAY_OPTIONS = {
   "batch-size": {
     type: "string",
     env: "OUTBOX_BATCH_SIZE",
-    default: "5000",
+    default: String(DEFAULT_OUTBOX_BATCH_SIZE),
     placeholder: "N",
     description: "Outbox rows a relay takes, publishes and marks sent at once.",
   },
