@@ -271,6 +271,22 @@ function brokerAddress(port: number) {
   };
 }
 
+Deno.test("two relays on one PostgreSQL outbox: a backlog within a batch goes whole to the relay that claims first (several relays share only what is beyond a batch)", async () => {
+  await withTopology("relay-two-small", {}, async ({ broker, topo }) => {
+    await withStore("postgres", async (open) => {
+      await using store = await open();
+      await using other = await open();
+      await crossings(store, 10);
+      await using one = relayOf(store, topo, { batchSize: 20 });
+      await using two = relayOf(other, topo, { batchSize: 20 });
+      await allSent(store);
+      await waitFor("10 marked", () => one.published + two.published === 10 || undefined);
+      assert.deepEqual([one.published, two.published].sort((a, b) => a - b), [0, 10]);
+      assert.equal(await broker.messageCount(topo.queue), 10);
+    });
+  });
+});
+
 Deno.test("the relay waits while the broker is unreachable, without spinning, and catches up after", async () => {
   await withTopology("relay-unreachable", {}, async ({ broker, topo }) => {
     await withStore("sqlite", async (open) => {
