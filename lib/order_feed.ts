@@ -181,7 +181,7 @@ export interface PublishFeedOptions {
 }
 
 /**
- * Publishes one order as {@linkcode publishOrder} does (its body, Estoque's properties stamped
+ * Publishes one order as estoque.ts's `publishOrder` does (its body, Estoque's properties stamped
  * `nowMs`, its publish span when tracing), in the publisher's callback form, for publishing many
  * at once with no promise per order: `done` is called once, without an error when the broker
  * confirmed it. Returns false when the channel's buffer is full: await the publisher's
@@ -277,13 +277,14 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
     if (order === undefined) break;
     sent++;
     if (!resend) pacer?.sent();
+    const body = encode(order);
     const flowing = sendOrder(
       publisher,
       options.topology,
       order,
       Date.now(),
       (error) => onSettled(order, error),
-      encode(order),
+      body,
     );
     if (!flowing) await hold(publisher.writable());
   }

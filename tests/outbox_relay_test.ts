@@ -271,19 +271,27 @@ function brokerAddress(port: number) {
   };
 }
 
-Deno.test("two relays on one PostgreSQL outbox: a backlog within a batch goes whole to the relay that claims first (several relays share only what is beyond a batch)", async () => {
-  await withTopology("relay-two-small", {}, async ({ broker, topo }) => {
-    await withStore("postgres", async (open) => {
-      await using store = await open();
-      await using other = await open();
-      await crossings(store, 10);
-      await using one = relayOf(store, topo, { batchSize: 20 });
-      await using two = relayOf(other, topo, { batchSize: 20 });
-      await allSent(store);
-      await waitFor("10 marked", () => one.published + two.published === 10 || undefined);
-      assert.deepEqual([one.published, two.published].sort((a, b) => a - b), [0, 10]);
-      assert.equal(await broker.messageCount(topo.queue), 10);
-    });
+Deno.test("on one PostgreSQL outbox a claim takes up to a batch and another claim meanwhile finds those rows locked: several relays share only what is beyond a batch", async () => {
+  await withStore("postgres", async (open) => {
+    await using store = await open();
+    await using other = await open();
+    await crossings(store, 10);
+    const first = await store.claimOutbox(20);
+    try {
+      assert.equal(first.rows.length, 10, "the whole backlog, within a batch");
+      assert.equal((await other.claimOutbox(20)).rows.length, 0, "the other relay's claim");
+    } finally {
+      await first.abandon();
+    }
+    const smaller = await other.claimOutbox(4);
+    try {
+      assert.equal(smaller.rows.length, 4, "at most a batch");
+      const rest = await store.claimOutbox(20);
+      assert.equal(rest.rows.length, 6, "what is beyond the other's batch");
+      await rest.abandon();
+    } finally {
+      await smaller.abandon();
+    }
   });
 });
 
