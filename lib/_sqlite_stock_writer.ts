@@ -172,7 +172,7 @@ export class SqliteStockWriter {
        WHERE m.idempotency_key = ?`,
     );
     this.#markSent = db.prepare(
-      "UPDATE stock_outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+      "UPDATE stock_outbox SET sent_at = ? WHERE id BETWEEN ? AND ? AND sent_at IS NULL",
     );
     this.#markFailed = db.prepare(
       "UPDATE stock_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
@@ -231,7 +231,8 @@ export class SqliteStockWriter {
       case "move":
         return this.#move(op.movement, op.at);
       case "finish":
-        for (const id of op.sent) this.#markSent.run(op.at, id);
+        // A statement per run of consecutive ids (a batch is usually one), not per row.
+        for (const [first, last] of idRuns(op.sent)) this.#markSent.run(op.at, first, last);
         for (const failure of op.failed) this.#markFailed.run(failure.error, failure.id);
         return null;
       case "delete-sent":
@@ -319,3 +320,22 @@ export type StockWorkerRequest =
 
 /** The worker's answer. */
 export type StockWorkerReply = SqliteWorkerReply<StockOpResult>;
+
+/**
+ * `ids` as runs of consecutive ids, `[first, last]` each, in the order given: every id from
+ * `first` to `last` is in `ids`, so a statement over the range touches only those rows.
+ *
+ * @example
+ * ```ts
+ * idRuns([4, 5, 6, 9, 10, 2]); // [[4, 6], [9, 10], [2, 2]]
+ * ```
+ */
+export function idRuns(ids: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  let run: [number, number] | undefined;
+  for (const id of ids) {
+    if (run !== undefined && id === run[1] + 1) run[1] = id;
+    else runs.push(run = [id, id]);
+  }
+  return runs;
+}

@@ -247,7 +247,12 @@ export class OutboxRelay implements AsyncDisposable {
     }
   }
 
-  /** Claims and publishes batches until stopped or the connection is lost. */
+  /**
+   * Claims and publishes batches until stopped or the connection is lost. Two at most are under
+   * way: while the broker confirms one (and the store marks it), the next is claimed and
+   * published behind it on the same channel, in order, so that the broker always has work and
+   * neither side waits for the other between batches.
+   */
   async #relayBatches(
     broker: Broker,
     publisher: ConfirmedPublisher,
@@ -255,28 +260,51 @@ export class OutboxRelay implements AsyncDisposable {
   ): Promise<void> {
     const o = this.#options;
     let refusedRounds = 0;
-    while (!signal.aborted) {
-      if (!broker.isOpen) {
-        throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
-      }
-      const claim = await this.#claim(broker, signal);
-      if (claim === undefined) continue; // stopped, or the connection closed meanwhile
-      if (claim.rows.length === 0) {
-        this.#idle = true;
-        await this.#wakeup.wait(o.pollMs ?? 1_000, signal, broker.closed);
-        this.#idle = false;
-        continue;
-      }
-      const refused = await this.#relay(publisher, claim);
-      if (refused === "connection") {
+    // The batch published before the current one, until it is confirmed and marked.
+    let previous: Promise<Outcome> | undefined;
+    const settle = async (batch: Promise<Outcome>) => {
+      const outcome = await batch;
+      if (outcome === "connection") {
         throw new ConnectionLost("publishes failed with the connection", {
           cause: broker.closeError,
         });
       }
-      if (refused === "refused") {
+      if (outcome === "refused") {
         // The broker refused them (unroutable, nacked): tried again, after a growing delay.
         await pause(backoffDelay(++refusedRounds, o.backoff), signal, broker.closed);
       } else refusedRounds = 0;
+    };
+    try {
+      while (!signal.aborted) {
+        if (!broker.isOpen) {
+          throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
+        }
+        const claim = await this.#claim(broker, signal);
+        if (claim === undefined) continue; // stopped, or the connection closed meanwhile
+        if (claim.rows.length === 0) {
+          if (previous !== undefined) {
+            // Nothing more to send: the batch under way settles before the relay looks again.
+            const batch = previous;
+            previous = undefined;
+            await settle(batch);
+            continue;
+          }
+          this.#idle = true;
+          await this.#wakeup.wait(o.pollMs ?? 1_000, signal, broker.closed);
+          this.#idle = false;
+          continue;
+        }
+        const { written, errors } = this.#publishAll(publisher, claim.rows);
+        const current = this.#relay(claim, errors);
+        current.catch(() => {}); // awaited below, or as `previous` in the next round
+        await written;
+        const batch = previous;
+        previous = current;
+        if (batch !== undefined) await settle(batch);
+      }
+    } finally {
+      // A stop, or a failed batch: the one under way is still confirmed (or fails) and marked.
+      await previous?.catch(() => {});
     }
   }
 
@@ -353,59 +381,66 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Publishes `rows` in order, all at once but for the channel's buffer, and resolves once the
-   * broker has answered each: its error, or undefined where it confirmed the row. In the
-   * publisher's callback form: a batch is thousands of rows, and a promise per row is garbage the
-   * collector pays for on the relay's one core.
+   * Publishes `rows` in order, all at once but for the channel's buffer: `written` resolves once
+   * each is handed to the channel, `errors` once the broker has answered each (its error, or
+   * undefined where it confirmed the row). In the publisher's callback form: a batch is thousands
+   * of rows, and a promise per row is garbage the collector pays for on the relay's one core.
    */
-  async #publishAll(
+  #publishAll(
     publisher: ConfirmedPublisher,
     rows: readonly OutboxRow[],
-  ): Promise<unknown[]> {
+  ): { written: Promise<void>; errors: Promise<unknown[]> } {
     const { topology } = this.#options;
     const errors = new Array<unknown>(rows.length).fill(UNSETTLED);
     let left = rows.length;
-    const { promise, resolve } = Promise.withResolvers<void>();
+    const settled = Promise.withResolvers<unknown[]>();
     const settle = (i: number, error: unknown) => {
       if (errors[i] !== UNSETTLED) return;
       errors[i] = error;
-      if (--left === 0) resolve();
+      if (--left === 0) settled.resolve(errors);
     };
-    let flowing = true;
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!;
-      if (!flowing || publisher.blocked) await publisher.writable();
-      try {
-        flowing = sendOrder(
-          publisher,
-          topology,
-          outboxOrder(row),
-          row.createdAt.getTime(),
-          (error) => settle(i, error),
-        );
-      } catch (error) {
-        // A row no message can be made of fails that row only.
-        settle(i, error ?? new Error("a row that cannot be published"));
+    const write = async () => {
+      let flowing = true;
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i]!;
+        if (!flowing || publisher.blocked) {
+          try {
+            await publisher.writable();
+          } catch (error) {
+            // Never expected (the wait ends when the channel closes); the rows left fail with
+            // it, so that the batch still settles and its claim is released.
+            for (let j = i; j < rows.length; j++) settle(j, error);
+            return;
+          }
+        }
+        try {
+          flowing = sendOrder(
+            publisher,
+            topology,
+            outboxOrder(row),
+            row.createdAt.getTime(),
+            (error) => settle(i, error),
+          );
+        } catch (error) {
+          // A row no message can be made of fails that row only.
+          settle(i, error ?? new Error("a row that cannot be published"));
+        }
       }
-    }
-    if (left > 0) await promise;
-    return errors;
+    };
+    return { written: write(), errors: settled.promise };
   }
 
   /**
-   * Publishes a claim's rows in order, awaits their confirms, marks the confirmed ones sent and
-   * records the failed ones. Says whether any failed, and how.
+   * Awaits the confirms of a claim's rows (published by {@linkcode #publishAll}), marks the
+   * confirmed ones sent and records the failed ones. Says whether any failed, and how.
    */
-  async #relay(
-    publisher: ConfirmedPublisher,
-    claim: OutboxClaim,
-  ): Promise<"ok" | "refused" | "connection"> {
+  async #relay(claim: OutboxClaim, settled: Promise<unknown[]>): Promise<Outcome> {
     const o = this.#options;
-    const errors = await this.#publishAll(publisher, claim.rows);
+    const errors = await settled;
     const at = o.now?.() ?? new Date();
     const sent: OutboxRow[] = [];
     const failed: OutboxFailure[] = [];
-    let outcome: "ok" | "refused" | "connection" = "ok";
+    let outcome: Outcome = "ok";
     errors.forEach((reason, i) => {
       const row = claim.rows[i]!;
       if (reason === undefined) return sent.push(row);
@@ -464,6 +499,9 @@ export class OutboxRelay implements AsyncDisposable {
 
 /** {@linkcode OutboxRelayOptions.batchSize}'s default (`--batch-size`). */
 export const DEFAULT_OUTBOX_BATCH_SIZE = 5_000;
+
+/** How a batch went: all confirmed, some refused by the broker, or some lost with the connection. */
+type Outcome = "ok" | "refused" | "connection";
 
 /** A row of {@linkcode OutboxRelay}'s batch the broker has not answered yet. */
 const UNSETTLED: unique symbol = Symbol("unsettled");

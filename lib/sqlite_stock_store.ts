@@ -272,12 +272,15 @@ export class SqliteStockStore implements StockStore {
     if (this.#worker && this.#relayLock === undefined) {
       this.#relayLock = await lockRelay(this.#path);
     }
-    const rows = await this.#reading(() =>
-      (this.#read.unsent.all(limit + this.#claimed.size) as unknown as OutboxDbRow[])
-        .map(outboxRowOf)
-        .filter((row) => !this.#claimed.has(row.id))
-        .slice(0, limit)
-    );
+    const rows = await this.#reading(() => {
+      // Rows another claim of this store holds (a relay's batch still under way) are skipped.
+      const found = this.#read.unsent.all(limit + this.#claimed.size) as unknown as OutboxDbRow[];
+      const rows: OutboxRow[] = [];
+      for (let i = 0; i < found.length && rows.length < limit; i++) {
+        if (!this.#claimed.has(Number(found[i]!.id))) rows.push(outboxRowOf(found[i]!));
+      }
+      return rows;
+    });
     for (const row of rows) this.#claimed.add(row.id);
     let open = rows.length > 0;
     const release = () => {

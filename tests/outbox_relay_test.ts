@@ -135,6 +135,51 @@ for (const kind of ["sqlite", "postgres"] as const) {
   });
 }
 
+for (const kind of ["sqlite", "postgres"] as const) {
+  Deno.test(`while the broker confirms a batch the relay claims and publishes the next, never more than two at once, in order (${kind})`, async () => {
+    await withTopology(`relay-pipelined-${kind}`, {}, async ({ broker, topo }) => {
+      await withStore(kind, async (open) => {
+        await using real = await open();
+        let open_ = 0;
+        let most = 0;
+        const rowsMade = Promise.withResolvers<void>();
+        const store = claimingWith(real, async (limit) => {
+          await rowsMade.promise; // every claim sees the twelve rows
+          const claim = await real.claimOutbox(limit);
+          if (claim.rows.length === 0) return claim;
+          most = Math.max(most, ++open_);
+          let ended = false;
+          const end = () => ended ? undefined : (ended = true, open_--);
+          return {
+            rows: claim.rows,
+            finish: (...args) => claim.finish(...args).finally(end),
+            abandon: () => claim.abandon().finally(end),
+          };
+        });
+        await using proxy = HoldingProxy.start(RABBITMQ_URL);
+        await using relay = relayOf(store, topo, { urls: [proxy.url], batchSize: 4 });
+        await waitFor("the relay connected", () => relay.connected || undefined);
+        proxy.hold(); // no confirm reaches the relay
+        const refs = await crossings(real, 12);
+        rowsMade.resolve();
+        // The first batch waits for its confirms; the second is claimed and published meanwhile,
+        // and the third waits for the first to be marked.
+        await waitFor(
+          "two batches in the queue before any confirm",
+          async () => await broker.messageCount(topo.queue) >= 8 || undefined,
+        );
+        assert.equal(open_, 2);
+        proxy.release();
+        await allSent(real);
+        await marked(relay, 12);
+        assert.equal(most, 2);
+        const messages = await takeMessages(broker, topo.queue, 12);
+        assert.deepEqual(messages.map((m) => m.properties.messageId), refs);
+      });
+    });
+  });
+}
+
 Deno.test("a request no queue takes stays in the outbox, its failures counted, until it can be routed", async () => {
   await withTopology("relay-unroutable", {}, async ({ broker, topo }) => {
     await withStore("sqlite", async (open) => {
