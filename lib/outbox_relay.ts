@@ -178,8 +178,9 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Stops: takes no new rows, lets the batch under way settle (its confirms, at most
-   * `confirmTimeoutMs`) and be marked, closes the connection.
+   * Stops: takes no new rows (a claim under way is given back unpublished), lets the batches
+   * under way (two at most) settle (their confirms, at most `confirmTimeoutMs`) and be marked,
+   * closes the connection.
    * @throws the error that had stopped the relay for good, if one had.
    */
   async stop(): Promise<void> {
@@ -249,9 +250,10 @@ export class OutboxRelay implements AsyncDisposable {
 
   /**
    * Claims and publishes batches until stopped or the connection is lost. Two at most are under
-   * way: while the broker confirms one (and the store marks it), the next is claimed and
-   * published behind it on the same channel, in order, so that the broker always has work and
-   * neither side waits for the other between batches.
+   * way where the store can hold two claims ({@linkcode StockStore.outboxClaimsAtOnce}): while the
+   * broker confirms one (and the store marks it), the next is claimed and published behind it on
+   * the same channel, in order, so that the broker always has work and neither side waits for the
+   * other between batches.
    */
   async #relayBatches(
     broker: Broker,
@@ -259,10 +261,13 @@ export class OutboxRelay implements AsyncDisposable {
     signal: AbortSignal,
   ): Promise<void> {
     const o = this.#options;
+    const pipelined = o.store.outboxClaimsAtOnce >= 2;
     let refusedRounds = 0;
-    // The batch published before the current one, until it is confirmed and marked.
+    // The batch under way (published, not yet confirmed and marked), if any.
     let previous: Promise<Outcome> | undefined;
-    const settle = async (batch: Promise<Outcome>) => {
+    // Ends the writing of a batch when the session ends first (the rows not written stay unsent).
+    const ending = new AbortController();
+    const settle = async (batch: Promise<Outcome>): Promise<Outcome> => {
       const outcome = await batch;
       if (outcome === "connection") {
         throw new ConnectionLost("publishes failed with the connection", {
@@ -273,38 +278,56 @@ export class OutboxRelay implements AsyncDisposable {
         // The broker refused them (unroutable, nacked): tried again, after a growing delay.
         await pause(backoffDelay(++refusedRounds, o.backoff), signal, broker.closed);
       } else refusedRounds = 0;
+      return outcome;
     };
     try {
       while (!signal.aborted) {
         if (!broker.isOpen) {
           throw new ConnectionLost("the relay's connection closed", { cause: broker.closeError });
         }
-        const claim = await this.#claim(broker, signal);
+        const limit = this.#batch;
+        const claim = await this.#claim(limit, broker, signal);
         if (claim === undefined) continue; // stopped, or the connection closed meanwhile
+        if (signal.aborted) {
+          await claim.abandon(); // stopped while claiming: nothing new goes out
+          break;
+        }
         if (claim.rows.length === 0) {
           if (previous !== undefined) {
-            // Nothing more to send: the batch under way settles before the relay looks again.
+            // Nothing more to send: the batch under way settles first. All confirmed, the relay
+            // sleeps (a wake-up that came meanwhile ends the sleep at once); else it looks again.
             const batch = previous;
             previous = undefined;
-            await settle(batch);
-            continue;
+            if (await settle(batch) !== "ok") continue;
           }
           this.#idle = true;
           await this.#wakeup.wait(o.pollMs ?? 1_000, signal, broker.closed);
           this.#idle = false;
           continue;
         }
-        const { written, errors } = this.#publishAll(publisher, claim.rows);
-        const current = this.#relay(claim, errors);
-        current.catch(() => {}); // awaited below, or as `previous` in the next round
-        await written;
+        const { written, errors } = this.#publishAll(publisher, claim.rows, ending.signal);
+        const current = this.#relay(claim, limit, errors);
+        current.catch(() => {}); // awaited below, or in the next round, or at the end
         const batch = previous;
         previous = current;
-        if (batch !== undefined) await settle(batch);
+        if (batch !== undefined) {
+          // A timeout or a lost connection in the batch before ends the session without
+          // waiting for this one's writes (which a broker that stopped reading never lets end).
+          await Promise.race([written, batch]);
+          await settle(batch);
+        }
+        await written;
+        if (!pipelined) {
+          previous = undefined;
+          await settle(current);
+        }
       }
     } finally {
-      // A stop, or a failed batch: the one under way is still confirmed (or fails) and marked.
-      await previous?.catch(() => {});
+      ending.abort();
+      // The batch under way is confirmed (or fails) and marked before the session ends; an error
+      // that stops the relay (a hook's, a fatal one while marking) is not lost behind another.
+      const failed = await previous?.then(() => undefined, (error: unknown) => error);
+      if (failed !== undefined) throw failed;
     }
   }
 
@@ -312,14 +335,18 @@ export class OutboxRelay implements AsyncDisposable {
    * Claims the next rows; while the store is away, tries again with backoff. Undefined when
    * stopped or when the broker connection closed meanwhile.
    */
-  async #claim(broker: Broker, signal: AbortSignal): Promise<OutboxClaim | undefined> {
+  async #claim(
+    limit: number,
+    broker: Broker,
+    signal: AbortSignal,
+  ): Promise<OutboxClaim | undefined> {
     const o = this.#options;
     for (let round = 1; !signal.aborted && broker.isOpen; round++) {
       // Wake-ups before this claim are answered by it; one that comes while it runs (a movement
       // committed as a hung claim waits out its timeout) is kept, so the wait after it returns.
       this.#wakeup.clear();
       try {
-        const claim = await o.store.claimOutbox(this.#batch);
+        const claim = await o.store.claimOutbox(limit);
         if (!this.#storeAvailable) log.info("the stock store is back", { store: o.store.name });
         this.#storeAvailable = true;
         this.#failing = false;
@@ -360,21 +387,22 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * The next claim's size after a batch of `rows` with `failed` among them: half after a batch
-   * the broker did not confirm in time (a broker that confirms fewer than a batch in the confirm
-   * timeout would fail every batch, and each failure sends its rows again), twice after a batch
-   * it confirmed whole, up to the batch size.
+   * The next claim's size after a batch claimed at `limit` rows, of `rows`, with `failed` among
+   * them: half the limit after a batch the broker did not confirm in time (a broker that confirms
+   * fewer than a batch in the confirm timeout would fail every batch, and each failure sends its
+   * rows again; the batch published behind it, claimed at the same limit and failed by the same
+   * timeout, halves it no further), twice after a batch it confirmed whole, up to the batch size.
    */
-  #sizeBatch(rows: number, failed: readonly OutboxFailure[]): void {
+  #sizeBatch(limit: number, rows: number, failed: readonly OutboxFailure[]): void {
     const most = this.#options.batchSize ?? DEFAULT_OUTBOX_BATCH_SIZE;
     if (failed.some((f) => f.error === "timeout")) {
-      const batch = Math.max(1, Math.floor(this.#batch / 2));
+      const batch = Math.max(1, Math.floor(limit / 2));
       if (batch < this.#batch) {
         log.warning("the broker did not confirm a batch in time: the relay takes fewer rows", {
           rows: batch,
         });
+        this.#batch = batch;
       }
-      this.#batch = batch;
     } else if (failed.length === 0 && rows >= this.#batch && this.#batch < most) {
       this.#batch = Math.min(most, this.#batch * 2);
     }
@@ -389,6 +417,7 @@ export class OutboxRelay implements AsyncDisposable {
   #publishAll(
     publisher: ConfirmedPublisher,
     rows: readonly OutboxRow[],
+    stop: AbortSignal,
   ): { written: Promise<void>; errors: Promise<unknown[]> } {
     const { topology } = this.#options;
     const errors = new Array<unknown>(rows.length).fill(UNSETTLED);
@@ -399,19 +428,27 @@ export class OutboxRelay implements AsyncDisposable {
       errors[i] = error;
       if (--left === 0) settled.resolve(errors);
     };
+    const stopped = Promise.withResolvers<void>();
+    const onStop = () => stopped.resolve();
+    stop.addEventListener("abort", onStop, { once: true });
     const write = async () => {
       let flowing = true;
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i]!;
         if (!flowing || publisher.blocked) {
           try {
-            await publisher.writable();
+            await Promise.race([publisher.writable(), stopped.promise]);
           } catch (error) {
             // Never expected (the wait ends when the channel closes); the rows left fail with
             // it, so that the batch still settles and its claim is released.
             for (let j = i; j < rows.length; j++) settle(j, error);
             return;
           }
+        }
+        if (stop.aborted) {
+          // The session ended before these were written: they stay unsent, with no failure.
+          for (let j = i; j < rows.length; j++) settle(j, NOT_SENT);
+          return;
         }
         try {
           flowing = sendOrder(
@@ -427,14 +464,19 @@ export class OutboxRelay implements AsyncDisposable {
         }
       }
     };
-    return { written: write(), errors: settled.promise };
+    const written = write().finally(() => stop.removeEventListener("abort", onStop));
+    return { written, errors: settled.promise };
   }
 
   /**
    * Awaits the confirms of a claim's rows (published by {@linkcode #publishAll}), marks the
    * confirmed ones sent and records the failed ones. Says whether any failed, and how.
    */
-  async #relay(claim: OutboxClaim, settled: Promise<unknown[]>): Promise<Outcome> {
+  async #relay(
+    claim: OutboxClaim,
+    limit: number,
+    settled: Promise<unknown[]>,
+  ): Promise<Outcome> {
     const o = this.#options;
     const errors = await settled;
     const at = o.now?.() ?? new Date();
@@ -444,6 +486,7 @@ export class OutboxRelay implements AsyncDisposable {
     errors.forEach((reason, i) => {
       const row = claim.rows[i]!;
       if (reason === undefined) return sent.push(row);
+      if (reason === NOT_SENT) return;
       let code: string;
       if (reason instanceof PublishError) code = reason.code;
       else if (reason instanceof ConnectionLost) code = "closed";
@@ -462,7 +505,7 @@ export class OutboxRelay implements AsyncDisposable {
       if (code === "closed" || code === "timeout") outcome = "connection";
       else if (outcome === "ok") outcome = "refused";
     });
-    this.#sizeBatch(claim.rows.length, failed);
+    this.#sizeBatch(limit, claim.rows.length, failed);
     try {
       await o.hooks?.beforeMarkSent?.(claim.rows);
     } catch (error) {
@@ -505,6 +548,9 @@ type Outcome = "ok" | "refused" | "connection";
 
 /** A row of {@linkcode OutboxRelay}'s batch the broker has not answered yet. */
 const UNSETTLED: unique symbol = Symbol("unsettled");
+
+/** A row of {@linkcode OutboxRelay}'s batch not written before its session ended. */
+const NOT_SENT: unique symbol = Symbol("not sent");
 
 /** An error's type, for logs and a row's last error: its name (`TypeError`, `DatabaseError`). */
 function errorType(error: unknown): string {

@@ -59,9 +59,11 @@ export interface PostgresStockStoreOptions {
    */
   now?: () => Date;
   /**
-   * Connections in the pool (a relay holds one while its claim is out; movements are committed
-   * on at most two at once, and on all but one when there are fewer than four).
-   * @default {4}
+   * Connections in the pool: movements are committed on at most two at once (on all but one
+   * when there are fewer than three), a relay holds one while a claim is out, two when the pool
+   * has a connection left for the rest beside them (five and more: see
+   * {@linkcode PostgresStockStore.outboxClaimsAtOnce}).
+   * @default {5}
    */
   maxConnections?: number;
   /**
@@ -75,6 +77,11 @@ export interface PostgresStockStoreOptions {
 /** A stock store in PostgreSQL; see the module doc. Open it with {@linkcode open}. */
 export class PostgresStockStore implements StockStore {
   readonly name: string;
+  /**
+   * Two when the pool has room for two claims beside the movements' writers and one connection
+   * for the rest (reads, the API, the relay's purge), one otherwise.
+   */
+  readonly outboxClaimsAtOnce: number;
   readonly #pool: pg.Pool;
   readonly #connectionString: string;
   readonly #channel: string;
@@ -101,11 +108,13 @@ export class PostgresStockStore implements StockStore {
     this.name = name;
     this.#channel = outboxChannel(schema);
     this.#now = now;
+    // A connection left for the rest (a relay's claim, reads) where the pool has more than one.
+    const writers = Math.max(1, Math.min(MAX_WRITERS, connections - 1));
+    this.outboxClaimsAtOnce = connections - writers >= 3 ? 2 : 1;
     this.#mover = new PostgresStockMover({
       pool,
       channel: this.#channel,
-      // A connection left for the rest (a relay's claim, reads) where the pool has more than one.
-      writers: Math.max(1, Math.min(MAX_WRITERS, connections - 1)),
+      writers,
       classify: (error) => this.#classify(error),
       commitUnknown: (error) =>
         new StockCommitUnknownError(
@@ -127,7 +136,7 @@ export class PostgresStockStore implements StockStore {
   ): Promise<PostgresStockStore> {
     const target = postgresTarget(url, options.schema);
     const { connectionString, schema } = target;
-    const connections = options.maxConnections ?? 4;
+    const connections = options.maxConnections ?? 5;
     const pool = postgresPool(target, {
       applicationName: "estoque",
       max: connections,

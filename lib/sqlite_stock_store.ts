@@ -85,6 +85,8 @@ function outboxRowOf(row: OutboxDbRow): OutboxRow {
 /** A stock store in one SQLite file; see the module doc. Open it with {@linkcode open}. */
 export class SqliteStockStore implements StockStore {
   readonly name: string;
+  /** Two: a claim is a read, its mark a write in the writer's queue beside the movements'. */
+  readonly outboxClaimsAtOnce = 2;
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #now: () => Date;

@@ -231,6 +231,12 @@ export function isStoreUnavailable(error: unknown): boolean {
 export interface StockStore extends AsyncDisposable {
   /** Where it is, without a password (`sqlite:data/stock.sqlite`, `postgres://u:***@db/x`). */
   readonly name: string;
+  /**
+   * How many claims of one relay ({@linkcode StockStore.claimOutbox}) the store takes at once
+   * without holding up movements: 2 where it can (the relay then claims and publishes the next
+   * batch while the broker confirms one), 1 otherwise.
+   */
+  readonly outboxClaimsAtOnce: number;
   /** Creates a colour's item or replaces its values; no request is made. */
   setItem(settings: StockItemSettings): Promise<StockItem>;
   /** Every item, by colour. */

@@ -180,6 +180,52 @@ for (const kind of ["sqlite", "postgres"] as const) {
   });
 }
 
+Deno.test("a relay stopped while it claims gives the claim back unpublished", async () => {
+  await withTopology("relay-stop-claiming", {}, async ({ broker, topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using real = await open();
+      const claiming = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      let held = false;
+      const store = claimingWith(real, async (limit) => {
+        if (held) {
+          claiming.resolve();
+          await release.promise;
+        }
+        return real.claimOutbox(limit);
+      });
+      const relay = relayOf(store, topo);
+      await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
+      held = true;
+      await crossings(real, 3);
+      await claiming.promise; // woken: its claim is under way
+      const stopping = relay.stop();
+      release.resolve();
+      await stopping;
+      assert.equal(await broker.messageCount(topo.queue), 0);
+      assert.equal(relay.published, 0);
+      const again = await real.claimOutbox(10); // given back: the store holds none of them
+      assert.equal(again.rows.length, 3);
+      await again.abandon();
+    });
+  });
+});
+
+Deno.test("a PostgreSQL stock store takes two claims of a relay at once only with a connection to spare beside them and the movements' writers", async () => {
+  for (const [connections, claims] of [[2, 1], [4, 1], [5, 2], [8, 2]] as const) {
+    const schema = `test_claims_${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await using store = await PostgresStockStore.open(POSTGRES_URL, {
+        schema,
+        maxConnections: connections,
+      });
+      assert.equal(store.outboxClaimsAtOnce, claims, `${connections} connections`);
+    } finally {
+      await dropSchema(POSTGRES_URL, schema);
+    }
+  }
+});
+
 Deno.test("a request no queue takes stays in the outbox, its failures counted, until it can be routed", async () => {
   await withTopology("relay-unroutable", {}, async ({ broker, topo }) => {
     await withStore("sqlite", async (open) => {
