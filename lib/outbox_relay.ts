@@ -267,6 +267,8 @@ export class OutboxRelay implements AsyncDisposable {
     let previous: Promise<Outcome> | undefined;
     // Ends the writing of a batch when the session ends first (the rows not written stay unsent).
     const ending = new AbortController();
+    // Why the loop ended, when it threw.
+    let ended: { error: unknown } | undefined;
     const settle = async (batch: Promise<Outcome>): Promise<Outcome> => {
       const outcome = await batch;
       if (outcome === "connection") {
@@ -322,13 +324,15 @@ export class OutboxRelay implements AsyncDisposable {
           await settle(current);
         }
       }
-    } finally {
-      ending.abort();
-      // The batch under way is confirmed (or fails) and marked before the session ends; an error
-      // that stops the relay (a hook's, a fatal one while marking) is not lost behind another.
-      const failed = await previous?.then(() => undefined, (error: unknown) => error);
-      if (failed !== undefined) throw failed;
+    } catch (error) {
+      ended = { error };
     }
+    ending.abort();
+    // The batch under way is confirmed (or fails) and marked before the session ends; an error
+    // that stops the relay (a hook's, a fatal one while marking) is not lost behind another.
+    const failed = await previous?.then(() => undefined, (error: unknown) => error);
+    if (failed !== undefined) throw failed;
+    if (ended !== undefined) throw ended.error;
   }
 
   /**
