@@ -330,7 +330,7 @@ export type StockWorkerReply = SqliteWorkerReply<StockOpResult>;
  * idRuns([4, 5, 6, 9, 10, 2]); // [[4, 6], [9, 10], [2, 2]]
  * ```
  */
-export function idRuns(ids: readonly number[]): [number, number][] {
+function idRuns(ids: readonly number[]): [number, number][] {
   const runs: [number, number][] = [];
   let run: [number, number] | undefined;
   for (const id of ids) {

@@ -435,25 +435,16 @@ export class OutboxRelay implements AsyncDisposable {
     const stopped = Promise.withResolvers<void>();
     const onStop = () => stopped.resolve();
     stop.addEventListener("abort", onStop, { once: true });
+    let next = 0; // the first row not yet written
     const write = async () => {
       let flowing = true;
-      for (let i = 0; i < rows.length; i++) {
-        const row = rows[i]!;
+      for (; next < rows.length; next++) {
         if (!flowing || publisher.blocked) {
-          try {
-            await Promise.race([publisher.writable(), stopped.promise]);
-          } catch (error) {
-            // Never expected (the wait ends when the channel closes); the rows left fail with
-            // it, so that the batch still settles and its claim is released.
-            for (let j = i; j < rows.length; j++) settle(j, error);
-            return;
-          }
+          await Promise.race([publisher.writable(), stopped.promise]);
         }
-        if (stop.aborted) {
-          // The session ended before these were written: they stay unsent, with no failure.
-          for (let j = i; j < rows.length; j++) settle(j, NOT_SENT);
-          return;
-        }
+        if (stop.aborted) return;
+        const i = next;
+        const row = rows[i]!;
         try {
           flowing = sendOrder(
             publisher,
@@ -468,7 +459,12 @@ export class OutboxRelay implements AsyncDisposable {
         }
       }
     };
-    const written = write().finally(() => stop.removeEventListener("abort", onStop));
+    // The rows not written settle too, so that the batch ends and its claim is released: unsent
+    // with no failure when the session ended first, failed with the error if the writing failed.
+    const written = write().then(() => NOT_SENT, (error: unknown) => error).then((reason) => {
+      stop.removeEventListener("abort", onStop);
+      for (let j = next; j < rows.length; j++) settle(j, reason);
+    });
     return { written, errors: settled.promise };
   }
 

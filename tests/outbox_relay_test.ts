@@ -140,16 +140,16 @@ for (const kind of ["sqlite", "postgres"] as const) {
     await withTopology(`relay-pipelined-${kind}`, {}, async ({ broker, topo }) => {
       await withStore(kind, async (open) => {
         await using real = await open();
-        let open_ = 0;
+        let claimsOpen = 0;
         let most = 0;
         const rowsMade = Promise.withResolvers<void>();
         const store = claimingWith(real, async (limit) => {
           await rowsMade.promise; // every claim sees the twelve rows
           const claim = await real.claimOutbox(limit);
           if (claim.rows.length === 0) return claim;
-          most = Math.max(most, ++open_);
+          most = Math.max(most, ++claimsOpen);
           let ended = false;
-          const end = () => ended ? undefined : (ended = true, open_--);
+          const end = () => ended ? undefined : (ended = true, claimsOpen--);
           return {
             rows: claim.rows,
             finish: (...args) => claim.finish(...args).finally(end),
@@ -168,7 +168,7 @@ for (const kind of ["sqlite", "postgres"] as const) {
           "two batches in the queue before any confirm",
           async () => await broker.messageCount(topo.queue) >= 8 || undefined,
         );
-        assert.equal(open_, 2);
+        assert.equal(claimsOpen, 2);
         proxy.release();
         await allSent(real);
         await marked(relay, 12);
