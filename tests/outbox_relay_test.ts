@@ -10,6 +10,7 @@
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import type { Broker } from "../lib/broker.ts";
+import { FatalError } from "../lib/errors.ts";
 import { setupLogging } from "../lib/log.ts";
 import { encodeOrder } from "../lib/order.ts";
 import { ESTOQUE_APP_ID } from "../lib/order_properties.ts";
@@ -32,6 +33,7 @@ import {
   takeMessages,
   tempDir,
   waitFor,
+  within,
   withTopology,
 } from "../testing/broker.ts";
 import { dropSchema, freePort } from "../testing/postgres.ts";
@@ -678,6 +680,78 @@ Deno.test("after a batch the broker does not confirm in time the relay claims ha
       const halved = limits.indexOf(4);
       assert.ok(halved > 0 && limits.slice(0, halved).every((l) => l === 8), `${limits}`);
       assert.ok(limits.slice(halved).includes(8), `grown back: ${limits}`);
+    });
+  });
+});
+
+Deno.test("two batches the broker does not confirm in time, the second claimed behind the first, halve the claims once, not twice", async () => {
+  await withTopology("relay-two-timeouts", {}, async ({ topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using real = await open();
+      const limits: number[] = [];
+      const rowsMade = Promise.withResolvers<void>();
+      const store = claimingWith(real, async (limit) => {
+        await rowsMade.promise; // the first claim takes 8 of the 12 rows, the second 4
+        limits.push(limit);
+        return real.claimOutbox(limit);
+      });
+      await using proxy = HoldingProxy.start(RABBITMQ_URL);
+      await using relay = relayOf(store, topo, {
+        urls: [proxy.url],
+        batchSize: 8,
+        confirmTimeoutMs: 300,
+      });
+      await waitFor("the relay connected", () => relay.connected || undefined);
+      proxy.hold(); // neither batch is confirmed: both time out
+      await crossings(real, 12);
+      rowsMade.resolve();
+      await waitFor("both batches timed out", async () => {
+        const rows = await real.outboxRows();
+        return rows.filter((r) => r.attempts > 0).length === 12 || undefined;
+      });
+      proxy.release();
+      await allSent(real);
+      assert.deepEqual(limits.slice(0, 2), [8, 8], `${limits}`);
+      assert.equal(Math.min(...limits), 4, `halved once: ${limits}`);
+    });
+  });
+});
+
+Deno.test("an error that stops the relay in the batch behind one lost with its connection stops the relay; it is not taken for the lost connection", async () => {
+  await withTopology("relay-error-behind-lost", {}, async ({ topo }) => {
+    await withStore("sqlite", async (open) => {
+      await using real = await open();
+      const rowsMade = Promise.withResolvers<void>();
+      const store = claimingWith(real, async (limit) => {
+        await rowsMade.promise;
+        return real.claimOutbox(limit);
+      });
+      let batches = 0;
+      const crash = new FatalError("the relay crashed marking its second batch");
+      await using proxy = HoldingProxy.start(RABBITMQ_URL);
+      const relay = relayOf(store, topo, {
+        urls: [proxy.url],
+        batchSize: 4,
+        confirmTimeoutMs: 300,
+        hooks: {
+          beforeMarkSent: () => {
+            // The first batch times out (the session ends for its connection); the second,
+            // settling after it, fails with an error that stops the relay.
+            if (++batches === 2) throw crash;
+          },
+        },
+      });
+      await waitFor("the relay connected", () => relay.connected || undefined);
+      proxy.hold();
+      await crossings(real, 8);
+      rowsMade.resolve();
+      await assert.rejects(
+        within(relay.done, 10_000, "the relay stopping"),
+        (error) => error === crash,
+      );
+      assert.equal(batches, 2);
+      proxy.release();
+      assert.equal((await real.outboxStats()).depth, 8, "nothing marked sent");
     });
   });
 });
