@@ -32,10 +32,10 @@ export interface Method {
 export const MOVEMENT_RATE = 2_000;
 
 /**
- * The untimed movements a movement-lag run takes at once before its schedule, so that its fresh
- * store's writers have their connections: two of the PostgreSQL mover's groups.
+ * The untimed movements a movement-lag run takes at its rate before its schedule (half a second),
+ * so that its fresh store has opened its pool's connections and prepared its statements on them.
  */
-export const STORE_WARMUP = 200;
+export const STORE_WARMUP = 1_000;
 
 /** The p99 the movement lag of each stock store is held under, in milliseconds. */
 export const MOVEMENT_LAG_TARGET_MS = 50;
@@ -122,7 +122,7 @@ export function methodText(method: Method): string {
     `colour's reorder point, ${method.latencySeconds} s of movements a run, on SQLite and on ` +
     `PostgreSQL, each in a process of its own with the relay beside the movements, ` +
     `${method.rounds} ABBA rounds after a warm-up run, each run's fresh store first warmed by ` +
-    `${count(STORE_WARMUP)} untimed movements; its p99 is held under ` +
+    `${count(STORE_WARMUP)} untimed movements at that rate; its p99 is held under ` +
     `${MOVEMENT_LAG_TARGET_MS} ms.`,
   ].join("\n\n");
 }

@@ -228,9 +228,10 @@ async function dropSchema(url: string, schema: string): Promise<void> {
  * t0 + i/rate and taken then, without waiting for the ones before it (a store that falls behind
  * shows in the lags, not in a slower schedule); its lag runs from that scheduled time to the
  * arrival of its request at a consumer of the work queue. Before the schedule, untimed,
- * {@linkcode STORE_WARMUP} movements at once on colours of their own, their requests awaited: a
- * fresh store's pool opens its connections on its first movements (on PostgreSQL the first ones
- * waited 40-70 ms for them in a profile), which `estoque serve`'s store did long before.
+ * {@linkcode STORE_WARMUP} movements at the same rate on colours of their own, their requests
+ * awaited: a fresh store opens its pool's connections and prepares its statements on each of them
+ * on its first movements (on PostgreSQL the first ones waited 40-70 ms in a profile), which
+ * `estoque serve`'s store did long before.
  */
 export async function movementLag(
   ctx: RunContext,
@@ -267,7 +268,11 @@ export async function movementLag(
       });
       try {
         await idle(relay);
-        await Promise.all(warmup.map((color) => store.move({ color, delta: -1 })));
+        const warming: Promise<unknown>[] = [];
+        await onSchedule(STORE_WARMUP, options.rate, (i) => {
+          warming.push(store.move({ color: warmup[i]!, delta: -1 }));
+        });
+        await Promise.all(warming);
         await withDeadline(warmed.promise, relay, () => `the warm-up's requests (${arrived.size})`);
         const scheduled = new Map<string, number>();
         const moved: Promise<void>[] = [];
