@@ -49,6 +49,11 @@ export interface OutboxRelayHooks {
    * sent: a relay that crashes here has published rows it has not marked.
    */
   readonly beforeMarkSent?: (rows: readonly OutboxRow[]) => void | Promise<void>;
+  /**
+   * Called when a batch's writing waits for the channel to take more (its buffer full, or the
+   * connection blocked by the broker).
+   */
+  readonly waitingToWrite?: () => void;
 }
 
 /** Options for {@linkcode OutboxRelay.start}. */
@@ -178,9 +183,12 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Stops: takes no new rows (a claim under way is given back unpublished), lets the batches
-   * under way (two at most) settle (their confirms, at most `confirmTimeoutMs`) and be marked,
-   * closes the connection.
+   * Stops: takes no new rows (a claim under way is given back unpublished), stops writing the
+   * batches under way (two at most; their rows not yet written stay unsent), lets what was written
+   * settle (its confirms, at most `confirmTimeoutMs`) and be marked, closes the connection. While
+   * the broker blocks the connection (a resource alarm) no confirm can come and none times out:
+   * the stop then waits for the alarm to clear (a kill meanwhile loses nothing: the rows stay
+   * unsent).
    * @throws the error that had stopped the relay for good, if one had.
    */
   async stop(): Promise<void> {
@@ -307,7 +315,13 @@ export class OutboxRelay implements AsyncDisposable {
           this.#idle = false;
           continue;
         }
-        const { written, errors } = this.#publishAll(publisher, claim.rows, ending.signal);
+        // Ended by the session's end, or by stop(): a batch the broker no longer reads would
+        // otherwise hold the relay (and its claim) for as long as the broker does not read.
+        const { written, errors } = this.#publishAll(
+          publisher,
+          claim.rows,
+          AbortSignal.any([ending.signal, signal]),
+        );
         const current = this.#relay(claim, limit, errors);
         current.catch(() => {}); // awaited below, or in the next round, or at the end
         const batch = previous;
@@ -329,8 +343,11 @@ export class OutboxRelay implements AsyncDisposable {
     }
     ending.abort();
     // The batch under way is confirmed (or fails) and marked before the session ends; an error
-    // that stops the relay (a hook's, a fatal one while marking) is not lost behind another.
+    // that stops the relay (a hook's, a fatal one while claiming or marking) is not lost behind
+    // another: a fatal one first, then the batch's.
     const failed = await previous?.then(() => undefined, (error: unknown) => error);
+    const fatal = [failed, ended?.error].find(isFatalError);
+    if (fatal !== undefined) throw fatal;
     if (failed !== undefined) throw failed;
     if (ended !== undefined) throw ended.error;
   }
@@ -417,32 +434,43 @@ export class OutboxRelay implements AsyncDisposable {
    * each is handed to the channel, `errors` once the broker has answered each (its error, or
    * undefined where it confirmed the row). In the publisher's callback form: a batch is thousands
    * of rows, and a promise per row is garbage the collector pays for on the relay's one core.
+   * The writing ends early when `stop` aborts, or when a row fails with a timeout or the
+   * connection (the channel is taken for stuck: the rest would only wait behind it); the rows
+   * not written then settle as not sent.
    */
   #publishAll(
     publisher: ConfirmedPublisher,
     rows: readonly OutboxRow[],
     stop: AbortSignal,
   ): { written: Promise<void>; errors: Promise<unknown[]> } {
-    const { topology } = this.#options;
+    const o = this.#options;
+    const { topology } = o;
     const errors = new Array<unknown>(rows.length).fill(UNSETTLED);
     let left = rows.length;
+    let halted = false;
+    const stopped = Promise.withResolvers<void>();
+    const onStop = () => {
+      halted = true;
+      stopped.resolve();
+    };
+    stop.addEventListener("abort", onStop, { once: true });
     const settled = Promise.withResolvers<unknown[]>();
     const settle = (i: number, error: unknown) => {
       if (errors[i] !== UNSETTLED) return;
       errors[i] = error;
+      if (isLost(error)) onStop();
       if (--left === 0) settled.resolve(errors);
     };
-    const stopped = Promise.withResolvers<void>();
-    const onStop = () => stopped.resolve();
-    stop.addEventListener("abort", onStop, { once: true });
     let next = 0; // the first row not yet written
     const write = async () => {
       let flowing = true;
       for (; next < rows.length; next++) {
+        if (halted) return;
         if (!flowing || publisher.blocked) {
+          o.hooks?.waitingToWrite?.();
           await Promise.race([publisher.writable(), stopped.promise]);
         }
-        if (stop.aborted) return;
+        if (halted) return;
         const i = next;
         const row = rows[i]!;
         try {
@@ -461,7 +489,10 @@ export class OutboxRelay implements AsyncDisposable {
     };
     // The rows not written settle too, so that the batch ends and its claim is released: unsent
     // with no failure when the session ended first, failed with the error if the writing failed.
-    const written = write().then(() => NOT_SENT, (error: unknown) => error).then((reason) => {
+    const written = write().then(
+      () => NOT_SENT,
+      (error: unknown) => error ?? new Error("writing a batch failed"),
+    ).then((reason) => {
       stop.removeEventListener("abort", onStop);
       for (let j = next; j < rows.length; j++) settle(j, reason);
     });
@@ -505,7 +536,8 @@ export class OutboxRelay implements AsyncDisposable {
       if (code === "closed" || code === "timeout") outcome = "connection";
       else if (outcome === "ok") outcome = "refused";
     });
-    this.#sizeBatch(limit, claim.rows.length, failed);
+    // Rows the session ended before writing are neither: a batch cut short is not "whole".
+    this.#sizeBatch(limit, sent.length + failed.length, failed);
     try {
       await o.hooks?.beforeMarkSent?.(claim.rows);
     } catch (error) {
@@ -551,6 +583,12 @@ const UNSETTLED: unique symbol = Symbol("unsettled");
 
 /** A row of {@linkcode OutboxRelay}'s batch not written before its session ended. */
 const NOT_SENT: unique symbol = Symbol("not sent");
+
+/** Whether a row's publish failed with its channel: no confirm in time, or the connection lost. */
+function isLost(error: unknown): boolean {
+  return error instanceof ConnectionLost ||
+    (error instanceof PublishError && (error.code === "timeout" || error.code === "closed"));
+}
 
 /** An error's type, for logs and a row's last error: its name (`TypeError`, `DatabaseError`). */
 function errorType(error: unknown): string {

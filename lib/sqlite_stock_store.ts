@@ -281,11 +281,15 @@ export class SqliteStockStore implements StockStore {
       for (let i = 0; i < found.length && rows.length < limit; i++) {
         if (!this.#claimed.has(Number(found[i]!.id))) rows.push(outboxRowOf(found[i]!));
       }
+      // Held from the read on, so that a claim that starts before this one returns skips them.
+      for (const row of rows) this.#claimed.add(row.id);
       return rows;
     });
-    for (const row of rows) this.#claimed.add(row.id);
     let open = rows.length > 0;
+    // Once only: a second release (an abandon after a failed finish) would free ids that a newer
+    // claim took in between.
     const release = () => {
+      if (!open) return;
       open = false;
       for (const row of rows) this.#claimed.delete(row.id);
     };

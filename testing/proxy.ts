@@ -2,8 +2,10 @@
  * A TCP proxy in front of a server (the broker, PostgreSQL), for a fault on one connection only:
  * it can hold what the server sends (confirms, deliveries, the replies to channel opens, query
  * results) while what the client sends still goes through, as a congested link or a server that
- * has stopped answering would, and let it go again; or cut every connection through it, as a
- * network failure would. Nothing else on the server notices.
+ * has stopped answering would, and let it go again; stop reading what the client sends, as a
+ * server that no longer reads its socket does (the client's writes back up once the buffers between
+ * are full); or cut every connection through it, as a network failure would. Nothing else on the
+ * server notices.
  *
  * @module
  */
@@ -13,6 +15,7 @@ import { TcpForwarder } from "./tcp_forwarder.ts";
 /** A proxy to one server; connect through {@linkcode HoldingProxy.url}. */
 export class HoldingProxy extends TcpForwarder {
   #gate: PromiseWithResolvers<void> | undefined;
+  #clientGate: PromiseWithResolvers<void> | undefined;
 
   /** Listens on a free loopback port and forwards each connection to the server of `url`. */
   static start(url: string): HoldingProxy {
@@ -36,15 +39,52 @@ export class HoldingProxy extends TcpForwarder {
     gate?.resolve();
   }
 
+  /**
+   * From now on, what the client sends is not read: it waits in the kernel's buffers, and once
+   * they are full the client's writes back up (what the server sends goes on).
+   */
+  stopReadingClient(): void {
+    this.#clientGate ??= Promise.withResolvers<void>();
+  }
+
+  /** Reads what the client sends again, and forwards it. */
+  readClient(): void {
+    const gate = this.#clientGate;
+    this.#clientGate = undefined;
+    gate?.resolve();
+  }
+
   /** Cuts every connection, as {@linkcode TcpForwarder.cut} does; what was held is dropped. */
   override cut(): void {
     super.cut();
     this.release();
+    this.readClient();
   }
 
   protected override forward(client: Deno.TcpConn, server: Deno.TcpConn): void {
-    this.pipe(client.readable.pipeTo(server.writable));
+    this.pipe(this.#clientToServer(client, server));
     this.pipe(this.#serverToClient(server, client));
+  }
+
+  async #clientToServer(client: Deno.TcpConn, server: Deno.TcpConn): Promise<void> {
+    const reader = client.readable.getReader();
+    const writer = server.writable.getWriter();
+    try {
+      while (true) {
+        // Checked before each read: while stopped, nothing more is taken off the socket.
+        while (this.#clientGate) await this.#clientGate.promise;
+        const { value, done } = await reader.read();
+        if (done) break;
+        await writer.write(value);
+      }
+    } catch (error) {
+      // The server's side failed: the client's is ended too, as pipeTo() would.
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    } finally {
+      reader.releaseLock();
+      await writer.close().catch(() => {});
+    }
   }
 
   async #serverToClient(server: Deno.TcpConn, client: Deno.TcpConn): Promise<void> {
