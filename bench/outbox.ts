@@ -37,7 +37,7 @@ export function outboxOrders(n: number): Order[] {
 }
 
 /** Writes `orders` into the outbox of the SQLite stock file at `path`, unsent, in one commit. */
-function commitOutboxRows(path: string, orders: readonly Order[], at: Date): void {
+export function commitOutboxRows(path: string, orders: readonly Order[], at: Date): void {
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA busy_timeout = 10000");

@@ -8,8 +8,8 @@
  */
 
 import { strict as assert } from "node:assert";
-import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
+import { commitOutboxRows, outboxOrders } from "../bench/outbox.ts";
 import type { Broker } from "../lib/broker.ts";
 import { FatalError } from "../lib/errors.ts";
 import { setupLogging } from "../lib/log.ts";
@@ -758,23 +758,6 @@ Deno.test("an error that stops the relay in the batch behind one lost with its c
   });
 });
 
-/** Commits `count` unsent outbox rows into the SQLite stock file at `path`, in one transaction. */
-function commitOutboxRows(path: string, count: number): void {
-  const db = new DatabaseSync(path);
-  try {
-    db.exec("PRAGMA busy_timeout = 10000");
-    db.exec("BEGIN IMMEDIATE");
-    const insert = db.prepare(
-      "INSERT INTO stock_outbox (ref_code, color_code, quantity, created_at) VALUES (?, ?, ?, ?)",
-    );
-    const at = new Date().toISOString();
-    for (let i = 0; i < count; i++) insert.run(crypto.randomUUID(), "red", 500, at);
-    db.exec("COMMIT");
-  } finally {
-    db.close();
-  }
-}
-
 /**
  * A relay on a SQLite store in front of a proxy, asleep, with a batch of {@linkcode UNREAD_ROWS}
  * rows; then the proxy stops reading what the relay sends, the rows are committed and the relay
@@ -815,7 +798,7 @@ async function withUnreadBatch(
     try {
       await waitFor("the relay asleep", () => (relay.connected && relay.idle) || undefined);
       proxy.stopReadingClient();
-      commitOutboxRows(path, UNREAD_ROWS);
+      commitOutboxRows(path, outboxOrders(UNREAD_ROWS), new Date());
       relay.wake();
       await claimed.promise;
       await backedUp.promise; // its writes wait for the channel
