@@ -25,6 +25,7 @@ import { emptyHistogram, type Histogram, record } from "./_histogram.ts";
 import { onSchedule } from "./_latency.ts";
 import { STORE_WARMUP } from "./_method.ts";
 import { publishWindowed, rawConnect } from "./_raw_client.ts";
+import { within } from "../testing/broker.ts";
 import { RELAY } from "./_services_settings.ts";
 import { type RunContext, type RunResult, withConnection } from "./_shared.ts";
 
@@ -193,23 +194,6 @@ async function itemsAtTheirPoint(
   return colors;
 }
 
-/** Waits for `arrival`, or the relay's end, at most 60 s: then fails with what had arrived. */
-async function withDeadline(
-  arrival: Promise<void>,
-  relay: OutboxRelay,
-  arrived: () => string,
-): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`only ${arrived()} arrived in 60 s`)), 60_000);
-  });
-  try {
-    await Promise.race([arrival, relay.done, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Drops a movement-lag run's PostgreSQL schema. */
 async function dropSchema(url: string, schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
@@ -230,8 +214,8 @@ async function dropSchema(url: string, schema: string): Promise<void> {
  * arrival of its request at a consumer of the work queue. Before the schedule, untimed,
  * {@linkcode STORE_WARMUP} movements at the same rate on colours of their own, their requests
  * awaited: a fresh store opens its pool's connections and prepares its statements on each of them
- * on its first movements (on PostgreSQL the first ones waited 40-70 ms in a profile), which
- * `estoque serve`'s store did long before.
+ * on its first movements (on PostgreSQL the first ones waited 40-70 ms in a profile); a service
+ * pays that after its start and after a lull, not at a steady rate.
  */
 export async function movementLag(
   ctx: RunContext,
@@ -273,7 +257,7 @@ export async function movementLag(
           warming.push(store.move({ color: warmup[i]!, delta: -1 }));
         });
         await Promise.all(warming);
-        await withDeadline(warmed.promise, relay, () => `the warm-up's requests (${arrived.size})`);
+        await within(Promise.race([warmed.promise, relay.done]), 60_000, "the warm-up's requests");
         const scheduled = new Map<string, number>();
         const moved: Promise<void>[] = [];
         let t0 = 0;
@@ -289,11 +273,7 @@ export async function movementLag(
           );
         });
         await Promise.all(moved);
-        await withDeadline(
-          all.promise,
-          relay,
-          () => `${arrived.size - STORE_WARMUP} of ${n} requests`,
-        );
+        await within(Promise.race([all.promise, relay.done]), 60_000, `all ${n} requests`);
         const lags = emptyHistogram();
         for (const [refCode, at] of scheduled) record(lags, arrived.get(refCode)! - at);
         return { lags, committedRate: n / ((lastCommit - t0) / 1000) };
