@@ -26,6 +26,8 @@
 #   transfer-leader QUEUE
 #                      move a quorum queue's leadership to another node that is not cut off
 #   status             the nodes, their faults, and each one's view of the cluster
+#   ctl NODE ARGS...   rabbitmqctl against NODE, from its namespace (`ctl r2 list_queues`, or
+#                      `ctl r2 eval 'EXPR.'` to look into a node during a fault)
 #   urls               the AMQP URLs of the nodes, comma-separated
 #   netns              the services' namespace: run them with `ip netns exec $(... netns) CMD`
 #   postgres           HOST:PORT where the services reach PostgreSQL (a forwarder on the bridge)
@@ -424,6 +426,11 @@ case "${1:-}" in
     die "no node is running"
     ;;
   status) status ;;
+  ctl)
+    node=$(node_arg "${2:-}" ctl)
+    shift 2
+    ctl "$node" "$@"
+    ;;
   urls) urls ;;
   netns) echo "$SVC_NS" ;;
   postgres) echo "$HOST_IP:$PG_PORT" ;;

@@ -14,6 +14,7 @@ import { withControlLock } from "../lib/control_lock.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { RABBITMQ_URL, tempDir, waitFor, withTopology } from "../testing/broker.ts";
 import { freePort } from "../testing/postgres.ts";
 import { ourService } from "../testing/process.ts";
@@ -23,7 +24,9 @@ import { HoldingProxy } from "../testing/proxy.ts";
 Deno.test("after a reconnect OrdemDeProducao consumes at once while the control plane cannot be read, and a pause made while it was away reaches it once it can", async () => {
   await using dir = await tempDir();
   await using proxy = HoldingProxy.start(RABBITMQ_URL);
-  await withTopology("ordem-reconnect", {}, async (ctx) => {
+  // The service's retry tiers (its default policy), so that the clean-up deletes them too.
+  const options = { retryDelays: retryDelays(DEFAULT_RETRY_POLICY) };
+  await withTopology("ordem-reconnect", options, async (ctx) => {
     await declareControl(ctx.broker, ctx.topo);
     const port = freePort();
     await using ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", [], {
