@@ -2,7 +2,7 @@
  * Estoque for a fault case run as a process of its own (the partition cases run it in the
  * services' network namespace): publishes the case's load, written by `loadToJson` to
  * `FAULT_LOAD_FILE`, with Estoque's publisher and with Estoque's settings read from the
- * environment as estoque.ts reads them (`RABBITMQ_URL`, `CONFIRM_TIMEOUT_MS`, `PUBLISH_WINDOW`,
+ * environment as estoque.ts reads them (`RABBITMQ_URL`, `CONFIRM_TIMEOUT_MS`, `FIRST_CONFIRM_TIMEOUT_MS`, `PUBLISH_WINDOW`,
  * `ESTOQUE_RATE`, `TOPOLOGY_PREFIX`, ...), declaring the topology on each connection as Estoque
  * does, and writes `{ confirmed, resent }` as JSON to
  * `FAULT_RESULT_FILE`. Exits 1 when an order was not confirmed.
@@ -28,6 +28,7 @@ runMain(async () => {
     connect: { name: "estoque", tls: config.tls },
     rate: config.rate ?? 1_000,
     confirmTimeoutMs: config.confirmTimeoutMs,
+    firstConfirmTimeoutMs: config.firstConfirmTimeoutMs,
     window: config.window,
     prepare: (broker) => prepareTopology(broker, config.topology, config),
   });

@@ -88,6 +88,8 @@ export interface PublishSettings {
   /** Orders per second. */
   readonly rate: number;
   readonly confirmTimeoutMs: number;
+  /** The first confirm's timeout on each connection (Estoque's `--first-confirm-timeout`). */
+  readonly firstConfirmTimeoutMs?: number;
   readonly window: number;
   /** Run on each connection before publishing (Estoque declares its topology). */
   readonly prepare?: (broker: Broker) => Promise<void>;
@@ -110,6 +112,9 @@ export async function publishWith(
       await settings.prepare?.(broker);
       const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
         timeoutMs: settings.confirmTimeoutMs,
+        ...(settings.firstConfirmTimeoutMs === undefined
+          ? {}
+          : { firstConfirmTimeoutMs: settings.firstConfirmTimeoutMs }),
         connection: broker,
       });
       const done = await publishFeed({

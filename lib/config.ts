@@ -63,6 +63,8 @@ export interface EstoqueConfig extends ServiceConfig {
   readonly quantity: number | QuantityRange | undefined;
   /** Confirm timeout, in milliseconds. */
   readonly confirmTimeoutMs: number;
+  /** Confirm timeout of the publishes sent before a connection's first confirm, in milliseconds. */
+  readonly firstConfirmTimeoutMs: number;
   /** Publishes in flight at once. */
   readonly window: number;
   /** Publishes per second at most; undefined for no limit. */
@@ -89,6 +91,8 @@ export interface OrdemConfig extends ServiceConfig {
   readonly drain: boolean;
   /** Confirm timeout of retry and dead-letter copies, in milliseconds. */
   readonly confirmTimeoutMs: number;
+  /** How long the consumer may be sent nothing while its queue holds messages (0: no limit). */
+  readonly firstDeliveryTimeoutMs: number;
   /** Grace period on shutdown, in milliseconds. */
   readonly shutdownTimeoutMs: number;
   /** The metrics and health endpoint, or undefined when turned off with `--no-http`. */
@@ -262,6 +266,7 @@ export function estoqueConfig(cl: ParsedCommandLine): EstoqueConfig {
     count: integerOption(o.count, 1, 10_000_000),
     quantity: quantityOption(o.quantity),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
+    firstConfirmTimeoutMs: integerOption(o["first-confirm-timeout"], 1, 600_000),
     window: integerOption(o.window, 1, 100_000),
     rate: o.rate.value === undefined ? undefined : integerOption(o.rate, 1, 1_000_000),
     confirmedLog: o["confirmed-log"].value === undefined || o["confirmed-log"].value === ""
@@ -292,6 +297,7 @@ export function ordemConfig(cl: ParsedCommandLine): OrdemConfig {
     instanceId,
     drain: booleanOption(o.drain),
     confirmTimeoutMs: integerOption(o["confirm-timeout"], 1, 600_000),
+    firstDeliveryTimeoutMs: integerOption(o["first-delivery-timeout"], 0, 600_000),
     shutdownTimeoutMs: integerOption(o["shutdown-timeout"], 0, 600_000),
     http: booleanOption(o.http)
       ? { port: integerOption(o["http-port"], 0, 65_535), hostname: stringOption(o["http-host"]) }

@@ -33,6 +33,11 @@ import { settlesWithin } from "./settles_within.ts";
 import { Forwarder } from "./forwarder.ts";
 import { FailurePath } from "./failure_path.ts";
 import { Intake } from "./intake.ts";
+import {
+  ConsumerStuckError,
+  type FirstDeliveryWatch,
+  watchFirstDelivery,
+} from "./first_delivery_watch.ts";
 import type { Outcome } from "./outcome.ts";
 import type { LedgerResult, LedgerWrite } from "./ledger.ts";
 import { logger } from "./log.ts";
@@ -45,6 +50,7 @@ import { tracedAttempt } from "./_attempt_span.ts";
 import {
   type ConsumerOptions,
   DEFAULT_COMMIT_BATCH,
+  DEFAULT_FIRST_DELIVERY_TIMEOUT_MS,
   DEFAULT_PREFETCH,
   DEFAULT_PREFETCH_BYTES,
 } from "./consumer_options.ts";
@@ -85,6 +91,8 @@ export class OrderConsumer implements AsyncDisposable {
   #cancelling: Promise<void> | undefined;
   /** Stops following the operator's pause. */
   readonly #unfollow: () => void;
+  /** Looks for a consumer sent nothing while its queue holds messages, until its first delivery. */
+  #firstDelivery: FirstDeliveryWatch | undefined;
   /** Settles when the consumer stops: rejects if the broker ended it. */
   readonly done: Promise<void>;
   #finish!: (error?: Error) => void;
@@ -166,6 +174,7 @@ export class OrderConsumer implements AsyncDisposable {
     if (!this.#stopping) {
       this.#stopping = true;
       this.#unfollow();
+      this.#firstDelivery?.stop();
       this.#cancelling = this.#intake.cancel().catch(() => {});
     }
     return this.#cancelling ?? Promise.resolve();
@@ -220,8 +229,33 @@ export class OrderConsumer implements AsyncDisposable {
       consumer.#finish();
       throw error;
     }
+    consumer.#watchFirstDelivery();
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
+  }
+
+  /**
+   * Watches, until the first delivery, for a consumer the broker sends nothing while the work
+   * queue holds ready messages (first_delivery_watch.ts): taken for stuck, it stops as on a lost
+   * channel, and `done` rejects with a {@linkcode ConsumerStuckError}, so that the service
+   * consumes again on a new connection.
+   */
+  #watchFirstDelivery(): void {
+    const { broker, topology, pause } = this.#options;
+    this.#firstDelivery = watchFirstDelivery({
+      timeoutMs: this.#options.firstDeliveryTimeoutMs ?? DEFAULT_FIRST_DELIVERY_TIMEOUT_MS,
+      deliveries: () => this.#deliveries,
+      expecting: () => this.#intake.active && !this.#breaker.isOpen && !(pause?.paused),
+      ended: () => this.#stopping,
+      readyMessages: () => broker.messageCount(topology.queue),
+      onStuck: (seen) => {
+        if (this.#stopping) return;
+        const error = new ConsumerStuckError(topology.queue, seen);
+        log.warning("consumer taken for stuck", { queue: topology.queue, ...seen });
+        void this.#beginStop();
+        this.#finish(error);
+      },
+    });
   }
 
   /**

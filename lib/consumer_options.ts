@@ -30,6 +30,13 @@ export const DEFAULT_PREFETCH = 2_000;
  */
 export const DEFAULT_COMMIT_BATCH = 500;
 
+/**
+ * How long a consumer may be sent nothing after it started consuming while its queue holds ready
+ * messages (4 s): a consumer sends its first delivery within milliseconds on a queue with
+ * messages; one that does not is on a channel that kept a quorum queue's old leader.
+ */
+export const DEFAULT_FIRST_DELIVERY_TIMEOUT_MS = 4_000;
+
 /** Options for {@linkcode OrderConsumer.start}. */
 export interface ConsumerOptions {
   /** The connection to consume on; the consumer opens its own channels on it. */
@@ -60,6 +67,13 @@ export interface ConsumerOptions {
    * @default {10000}
    */
   readonly confirmTimeoutMs?: number;
+  /**
+   * How long the consumer may be sent nothing after it started consuming while its queue holds
+   * ready messages, in milliseconds; then it is taken for stuck and `done` rejects with a
+   * `ConsumerStuckError` (lib/first_delivery_watch.ts). 0 turns the watch off.
+   * @default {DEFAULT_FIRST_DELIVERY_TIMEOUT_MS}
+   */
+  readonly firstDeliveryTimeoutMs?: number;
   /**
    * How ledger writes are grouped into transactions.
    * @default {{ maxSize: the prefetch or DEFAULT_COMMIT_BATCH, whichever is less, maxDelayMs: 0 }}

@@ -89,6 +89,7 @@ export async function runEstoque(
     const topology = await prepareTopology(broker);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
       timeoutMs: config.confirmTimeoutMs,
+      firstConfirmTimeoutMs: config.firstConfirmTimeoutMs,
       connection: broker,
     });
     log.info("publishing", {

@@ -210,6 +210,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       prefetch: config.prefetch,
       prefetchBytes: config.prefetchBytes,
       confirmTimeoutMs: config.confirmTimeoutMs,
+      firstDeliveryTimeoutMs: config.firstDeliveryTimeoutMs,
       onOutcome: metrics.observe,
       onCriticalTime: metrics.observeCriticalTime,
       ledgerName: redactUrl(config.ledgerUrl),

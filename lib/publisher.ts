@@ -34,6 +34,16 @@ export interface ConfirmedPublisherOptions {
    */
   timeoutMs?: number;
   /**
+   * How long the publishes sent before the channel's first confirm (or nack) wait for it, in
+   * milliseconds, when it should be shorter than `timeoutMs`. On RabbitMQ 3.10 a channel whose
+   * first publish to a quorum queue is made while its node still names a leader that a partition
+   * cut off waits on that leader until the partition heals (docs/guarantees.md); a new connection
+   * a few seconds later finds the new one. A broker that answers at all confirms within
+   * milliseconds.
+   * @default {timeoutMs}
+   */
+  firstConfirmTimeoutMs?: number;
+  /**
    * The channel's connection, to wait while the broker blocks publishing (a memory or disk
    * alarm): {@linkcode ConfirmedPublisher.writable} waits, and no publish times out meanwhile.
    */
@@ -83,6 +93,8 @@ interface Pending {
   readonly key: string | undefined;
   /** When the publish times out (`performance.now()` based). */
   deadline: number;
+  /** Whether it was sent before the channel's first confirm (its deadline the shorter one). */
+  readonly first: boolean;
   /** Told once how the publish ended. */
   readonly done: (error?: PublishError) => void;
 }
@@ -104,6 +116,9 @@ function returnKey(exchange: string, routingKey: string, messageId: unknown): st
 export class ConfirmedPublisher {
   readonly #channel: ConfirmChannel;
   readonly #timeoutMs: number;
+  readonly #firstTimeoutMs: number;
+  /** Whether the broker confirmed (or nacked) a publish on the channel yet. */
+  #answered = false;
   /** Mandatory publishes by return key: one, or those that share a key, oldest first. */
   readonly #pendingByKey = new Map<string, Pending | Pending[]>();
   /** Every publish awaiting its confirm, oldest first (so deadlines are in order). */
@@ -121,6 +136,7 @@ export class ConfirmedPublisher {
   constructor(channel: ConfirmChannel, options: ConfirmedPublisherOptions = {}) {
     this.#channel = channel;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#firstTimeoutMs = Math.min(options.firstConfirmTimeoutMs ?? Infinity, this.#timeoutMs);
     this.#gate = options.connection;
     // amqplib fails a nacked publish and, from its own `close` listener, every unconfirmed one
     // alike, with a bare Error ("message nacked", "channel closed") that has no code: the
@@ -172,11 +188,26 @@ export class ConfirmedPublisher {
     // (a node cut off, its connection not yet known dead), and every publish behind it fails
     // with it now rather than each after its own timeout, so that they are sent again at once.
     const behind = this.#pending.size - 1;
-    const message = `no confirm from the broker within ${this.#timeoutMs} ms` +
+    const message =
+      (!this.#answered && this.#firstTimeoutMs < this.#timeoutMs
+        ? `no first confirm on the channel from the broker within ${this.#firstTimeoutMs} ms`
+        : `no confirm from the broker within ${this.#timeoutMs} ms`) +
       (behind > 0 ? ` (${behind} publishes behind it on the channel fail with it)` : "");
     for (const pending of [...this.#pending]) {
       this.#settle(pending, new PublishError("timeout", message));
     }
+  }
+
+  /**
+   * The broker answered a publish on the channel: it works. The publishes sent before, which
+   * wait for their confirm with the first one's shorter timeout, get the whole one from their
+   * send (so a burst sent before the first confirm is not timed out for being long).
+   */
+  #firstAnswer(): void {
+    this.#answered = true;
+    const extra = this.#timeoutMs - this.#firstTimeoutMs;
+    if (extra <= 0) return;
+    for (const pending of this.#pending) if (pending.first) pending.deadline += extra;
   }
 
   /**
@@ -260,10 +291,12 @@ export class ConfirmedPublisher {
       ? returnKey(exchange, routingKey, properties.messageId)
       : undefined;
     // Plain data, settled by #settle: no closures of its own, one publish being thousands.
+    const first = !this.#answered;
     const pending: Pending = {
       returned: undefined,
       key,
-      deadline: performance.now() + this.#timeoutMs,
+      deadline: performance.now() + (first ? this.#firstTimeoutMs : this.#timeoutMs),
+      first,
       done,
     };
     this.#pending.add(pending);
@@ -283,6 +316,7 @@ export class ConfirmedPublisher {
     let flowing: boolean;
     try {
       flowing = this.#channel.publish(exchange, routingKey, content, properties, (error) => {
+        if (!this.#answered && !this.#closed) this.#firstAnswer();
         if (error) {
           const closed = this.#closed;
           this.#settle(

@@ -174,6 +174,14 @@ export const ESTOQUE_OPTIONS = {
     placeholder: "ms",
     description: "A publish not confirmed within this long is sent again on a new connection.",
   },
+  "first-confirm-timeout": {
+    type: "string",
+    env: "FIRST_CONFIRM_TIMEOUT_MS",
+    default: "3000",
+    placeholder: "ms",
+    description:
+      "The same for the publishes sent before a connection's first confirm: a node still naming a quorum queue's old leader after a partition never confirms them.",
+  },
   window: {
     type: "string",
     env: "PUBLISH_WINDOW",
@@ -251,6 +259,14 @@ export const ORDEM_OPTIONS = {
   "confirm-timeout": {
     ...ESTOQUE_OPTIONS["confirm-timeout"],
     description: "A retry or dead-letter copy not confirmed within this long is published again.",
+  },
+  "first-delivery-timeout": {
+    type: "string",
+    env: "FIRST_DELIVERY_TIMEOUT_MS",
+    default: "4000",
+    placeholder: "ms",
+    description:
+      "Sent nothing this long after it started consuming while the work queue holds ready messages, the consumer is taken for stuck and consumes again on a new connection (0: never).",
   },
   http: {
     type: "boolean",

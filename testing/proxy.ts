@@ -66,15 +66,22 @@ export class HoldingProxy extends TcpForwarder {
     this.pipe(this.#serverToClient(server, client));
   }
 
+  /** Resolves once the proxy reads what the client sends (at once when it does). */
+  async #whileNotReading(): Promise<void> {
+    while (this.#clientGate) await this.#clientGate.promise;
+  }
+
   async #clientToServer(client: Deno.TcpConn, server: Deno.TcpConn): Promise<void> {
     const reader = client.readable.getReader();
     const writer = server.writable.getWriter();
     try {
       while (true) {
         // Checked before each read: while stopped, nothing more is taken off the socket.
-        while (this.#clientGate) await this.#clientGate.promise;
+        await this.#whileNotReading();
         const { value, done } = await reader.read();
         if (done) break;
+        // A read under way when the proxy stopped reading: what it took waits with the rest.
+        await this.#whileNotReading();
         await writer.write(value);
       }
     } catch (error) {
