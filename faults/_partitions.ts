@@ -217,3 +217,59 @@ export async function linkStats(node: Node): Promise<LinkStats> {
   };
   return { to: read("to"), from: read("from") };
 }
+
+/**
+ * Whether a TCP connection from the services' namespace to `address` (HOST:PORT) opens within
+ * `timeoutMs`.
+ */
+export async function reachableFrom(
+  netns: string,
+  address: string,
+  timeoutMs = 3_000,
+): Promise<boolean> {
+  const [host, port] = address.split(":");
+  const { code } = await new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      netns,
+      "timeout",
+      String(timeoutMs / 1000),
+      "bash",
+      "-c",
+      `exec 3<>/dev/tcp/${host}/${port}`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return code === 0;
+}
+
+/**
+ * Cuts each node off in turn, for a moment (far less than `net_ticktime`: no node is taken for
+ * down), and lists what the services' namespace could not reach meanwhile that it should:
+ * PostgreSQL through the bridge, and the nodes not cut. A cut that takes more than its node (the
+ * bridge's address moving with a link, as it did before the bridge had an address of its own)
+ * would stall every case for a reason that is not the partition.
+ */
+export async function cutsStayNarrow(cluster: PartitionCluster): Promise<string[]> {
+  const wrong: string[] = [];
+  const nodeAddress = (url: string) => new URL(url).host;
+  for (const [i, node] of NODES.entries()) {
+    await partitionCluster("cut", node);
+    try {
+      if (!(await reachableFrom(cluster.netns, new URL(cluster.postgresUrl).host))) {
+        wrong.push(`PostgreSQL unreachable while ${node} was cut off`);
+      }
+      for (const [j, url] of cluster.urls.entries()) {
+        if (j === i) continue;
+        if (!(await reachableFrom(cluster.netns, nodeAddress(url)))) {
+          wrong.push(`${NODES[j]} unreachable while ${node} was cut off`);
+        }
+      }
+    } finally {
+      await partitionCluster("heal", node);
+    }
+  }
+  return wrong;
+}

@@ -27,6 +27,7 @@ import { type Deployment, deployment, keepLog, Service, startOrdem } from "./_de
 import { aliveOf, ORDERS, partitionSelected, RATE, runCase, step, validAt } from "./_harness.ts";
 import { type Load, makeLoad, publishLoad } from "./_load.ts";
 import {
+  cutsStayNarrow,
   HandshakeProbe,
   healAndRecover,
   linkStats,
@@ -391,6 +392,12 @@ Deno.test({
   async fn(t) {
     try {
       const cluster = await partitionClusterUp();
+      await t.step(
+        "a node cut off takes only itself away: the services still reach PostgreSQL and the other nodes",
+        async () => {
+          assert.deepEqual(await cutsStayNarrow(cluster), []);
+        },
+      );
       for (const c of CASES) {
         await t.step({
           name: c.name,

@@ -68,6 +68,7 @@ SVC_NS=$PREFIX-svc
 SVC_IP=$SUBNET.20
 AMQP_PORT=5672
 PG_PORT=5432
+BRIDGE_MAC=02:77:00:00:00:01
 
 die() {
   echo "partition_cluster.sh: $*" >&2
@@ -128,6 +129,11 @@ mac_of_ns() { in_ns "$1" cat /sys/class/net/eth0/address; }
 
 network_up() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  # A bridge takes the lowest MAC address of its links unless given one: a node's link leaving it
+  # (cut) could change the bridge's address, and every namespace's permanent entry for it would
+  # then point nowhere: the services would lose PostgreSQL (behind the bridge's address) along
+  # with the node. A fixed, locally administered address does not move.
+  ip link set "$BRIDGE" address "$BRIDGE_MAC"
   ip addr replace "$HOST_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   local node ns link address
