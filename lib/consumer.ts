@@ -93,6 +93,8 @@ export class OrderConsumer implements AsyncDisposable {
   readonly #unfollow: () => void;
   /** Looks for a consumer sent nothing while its queue holds messages, until its first delivery. */
   #firstDelivery: FirstDeliveryWatch | undefined;
+  /** Whether the consumer ended taken for stuck. */
+  #stuck = false;
   /** Settles when the consumer stops: rejects if the broker ended it. */
   readonly done: Promise<void>;
   #finish!: (error?: Error) => void;
@@ -243,13 +245,18 @@ export class OrderConsumer implements AsyncDisposable {
   #watchFirstDelivery(): void {
     const { broker, topology, pause } = this.#options;
     this.#firstDelivery = watchFirstDelivery({
-      timeoutMs: this.#options.firstDeliveryTimeoutMs ?? DEFAULT_FIRST_DELIVERY_TIMEOUT_MS,
+      // A classic queue has no leader to move: its consumer is never taken for stuck.
+      timeoutMs: topology.queueType === "quorum"
+        ? this.#options.firstDeliveryTimeoutMs ?? DEFAULT_FIRST_DELIVERY_TIMEOUT_MS
+        : 0,
       deliveries: () => this.#deliveries,
       expecting: () => this.#intake.active && !this.#breaker.isOpen && !(pause?.paused),
+      starts: () => this.#intake.starts,
       ended: () => this.#stopping,
       readyMessages: () => broker.messageCount(topology.queue),
       onStuck: (seen) => {
         if (this.#stopping) return;
+        this.#stuck = true;
         const error = new ConsumerStuckError(topology.queue, seen);
         log.warning("consumer taken for stuck", { queue: topology.queue, ...seen });
         void this.#beginStop();
@@ -305,6 +312,14 @@ export class OrderConsumer implements AsyncDisposable {
     return this.#inFlight;
   }
 
+  /**
+   * Whether the consumer ended taken for stuck: sent nothing while its quorum queue held ready
+   * messages ({@linkcode ConsumerStuckError}).
+   */
+  get stuck(): boolean {
+    return this.#stuck;
+  }
+
   /** Deliveries received since start. */
   get deliveries(): number {
     return this.#deliveries;
@@ -313,6 +328,7 @@ export class OrderConsumer implements AsyncDisposable {
   #onDelivery(message: ConsumeMessage | null): void {
     if (message === null) {
       // The broker cancelled the consumer (the queue was deleted, or a node went down).
+      this.#firstDelivery?.stop();
       if (!this.#stopping) {
         this.#stopping = true;
         this.#finish(
@@ -480,6 +496,7 @@ export class OrderConsumer implements AsyncDisposable {
     const deadline = performance.now() + timeoutMs;
     const left = () => deadline - performance.now();
     const wasStopping = this.#stopping;
+    this.#firstDelivery?.stop();
     // A consumer that ended itself (#end), or a stop already under way, sent its cancel then:
     // this stop waits for that one.
     const cancelled = await settlesWithin(this.#beginStop(), left());

@@ -15,6 +15,7 @@ export class Consumption {
   readonly #onMessage: (message: ConsumeMessage | null) => void;
   readonly #arguments: Record<string, unknown>;
   #tag: string | undefined;
+  #starts = 0;
 
   /** Not consuming yet: call {@linkcode Consumption.start}. */
   constructor(
@@ -34,6 +35,11 @@ export class Consumption {
     return this.#tag !== undefined;
   }
 
+  /** How many times consuming started (each `consume-ok`). */
+  get starts(): number {
+    return this.#starts;
+  }
+
   /** Starts consuming (manual acks). */
   async start(): Promise<void> {
     const { consumerTag } = await this.#channel.consume(this.#queue, this.#onMessage, {
@@ -41,6 +47,7 @@ export class Consumption {
       arguments: this.#arguments,
     });
     this.#tag = consumerTag;
+    this.#starts++;
   }
 
   /** Stops the broker sending deliveries; those already sent stay to be settled. */

@@ -1,11 +1,12 @@
 /**
  * A consumer the broker says is consuming but that is sent nothing. On RabbitMQ 3.10, a consumer
  * that starts on a quorum queue while the node it is connected to still names a leader that a
- * partition cut off gets its `consume-ok`, then nothing until the partition heals: its channel
+ * partition cut off can get its `consume-ok`, then nothing until the partition heals: its channel
  * keeps the old leader (seen on a stalled run of the partition suite: docs/guarantees.md). A new
  * channel made a few seconds later finds the new leader. The watch looks, from the consumer's
  * start until its first delivery, whether the queue holds ready messages; seen there on two looks
- * in a row with still no delivery, the consumer is taken for stuck.
+ * in a row, with no delivery and the consumer consuming all along, the consumer is taken for
+ * stuck.
  *
  * @module
  */
@@ -14,7 +15,8 @@
 export interface FirstDeliveryWatchOptions {
   /**
    * How long a consumer may go without a delivery while its queue holds ready messages; looked
-   * at every half of it. 0 turns the watch off.
+   * at every half of it (less often on a queue found empty again and again). 0 turns the watch
+   * off.
    */
   readonly timeoutMs: number;
   /** Deliveries the consumer received so far. */
@@ -24,13 +26,21 @@ export interface FirstDeliveryWatchOptions {
    * it should not counts for nothing.
    */
   readonly expecting: () => boolean;
+  /**
+   * How many times the consumer started consuming: one that started again since the last look
+   * (paused and resumed) is looked at anew.
+   */
+  readonly starts: () => number;
   /** Whether the consumer has stopped (or is stopping): the watch then ends. */
   readonly ended: () => boolean;
-  /** The queue's ready messages, seen on a channel of its own. */
+  /**
+   * The queue's ready messages, seen on a channel of its own. A look that fails or takes more than
+   * half the timeout says nothing.
+   */
   readonly readyMessages: () => Promise<number>;
   /** Called once when the consumer is taken for stuck, with what was seen. */
   readonly onStuck: (seen: { readonly readyMessages: number; readonly waitedMs: number }) => void;
-  /** Called after each look, with the ready messages it saw (undefined: not looked). For tests. */
+  /** Called after each look, with the ready messages it saw (undefined: nothing seen). For tests. */
   readonly onLook?: (readyMessages: number | undefined) => void;
 }
 
@@ -40,41 +50,65 @@ export interface FirstDeliveryWatch {
   stop(): void;
 }
 
+/** The longest wait between two looks at a queue found empty again and again. */
+const LONGEST_LOOK_INTERVAL_MS = 30_000;
+
 /**
  * Starts watching a consumer that just got its `consume-ok`. The watch ends by itself at the
  * first delivery, when the consumer ends, or once it called `onStuck`.
  */
 export function watchFirstDelivery(options: FirstDeliveryWatchOptions): FirstDeliveryWatch {
   if (options.timeoutMs <= 0) return { stop: () => {} };
-  const started = performance.now();
+  const half = options.timeoutMs / 2;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  /** Looks in a row that saw ready messages while the consumer was sent none. */
+  /** Looks in a row that saw ready messages while the consumer consumed and was sent none. */
   let seenReady = 0;
+  /** Looks in a row that saw nothing to send: the next one waits longer. */
+  let empty = 0;
+  let starts = options.starts();
+  /** When the consumer last started consuming, as the watch saw it. */
+  let since = performance.now();
   const stop = () => {
     stopped = true;
     clearTimeout(timer);
   };
+  const over = () => stopped || options.deliveries() > 0 || options.ended();
   const look = async () => {
-    if (stopped) return;
-    if (options.deliveries() > 0 || options.ended()) return stop();
+    if (over()) return stop();
     let ready: number | undefined;
     if (options.expecting()) {
+      let timeout: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timeout = setTimeout(() => resolve(undefined), half);
+      });
       // A look that fails (the connection going) says nothing: the consumer learns of that itself.
-      ready = await options.readyMessages().catch(() => undefined);
-      if (stopped) return;
-      if (options.deliveries() > 0 || options.ended()) return stop();
+      ready = await Promise.race([options.readyMessages().catch(() => undefined), late]);
+      clearTimeout(timeout);
+      if (over()) return stop();
     }
-    seenReady = ready !== undefined && ready > 0 && options.expecting() ? seenReady + 1 : 0;
+    const startsNow = options.starts();
+    if (startsNow !== starts || !options.expecting()) {
+      // Paused, or started again since the look before: its wait starts anew.
+      starts = startsNow;
+      since = performance.now();
+      seenReady = 0;
+    } else if (ready !== undefined && ready > 0) {
+      seenReady++;
+    } else {
+      seenReady = 0;
+    }
+    empty = ready === 0 ? empty + 1 : 0;
     options.onLook?.(ready);
     if (seenReady >= 2) {
       stop();
-      options.onStuck({ readyMessages: ready!, waitedMs: performance.now() - started });
+      options.onStuck({ readyMessages: ready!, waitedMs: performance.now() - since });
       return;
     }
-    timer = setTimeout(look, options.timeoutMs / 2);
+    const next = Math.min(half * 2 ** Math.max(0, empty - 3), LONGEST_LOOK_INTERVAL_MS);
+    timer = setTimeout(look, seenReady > 0 ? half : next);
   };
-  timer = setTimeout(look, options.timeoutMs / 2);
+  timer = setTimeout(look, half);
   return { stop };
 }
 
@@ -91,7 +125,7 @@ export class ConsumerStuckError extends Error {
     super(
       `the consumer of ${queue} was sent nothing ${(seen.waitedMs / 1000).toFixed(1)} s after ` +
         `it started consuming while the queue held ${seen.readyMessages} ready messages: taken ` +
-        `for stuck (a quorum queue's leader that moved, still named by this node)`,
+        `for stuck (on a quorum queue after a partition, its node may still name the old leader)`,
     );
     this.name = "ConsumerStuckError";
   }

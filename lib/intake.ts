@@ -74,6 +74,11 @@ export class Intake {
     return this.#consumption.active;
   }
 
+  /** How many times consuming started: paused (ledger, operator, byte budget) and resumed. */
+  get starts(): number {
+    return this.#consumption.starts;
+  }
+
   /** Whether an operator paused the fleet (consumption is then stopped). */
   get held(): boolean {
     return this.#held();

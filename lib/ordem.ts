@@ -24,6 +24,9 @@ import { describeError, errorCode } from "./errors.ts";
 import { sessionTopology } from "./declare_topology.ts";
 import { settlesWithin } from "./settles_within.ts";
 
+/** The longest first-delivery timeout a session gets after its consumers were taken for stuck. */
+const MAX_FIRST_DELIVERY_TIMEOUT_MS = 60_000;
+
 /**
  * How long a session waits for the control plane (declared, listened to, its state read) before
  * it consumes without it (10 s).
@@ -181,6 +184,8 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     signal.addEventListener("abort", () => resolve("signal"), { once: true });
   });
   let deliveries = 0;
+  /** The consumer's first-delivery timeout this session: doubled after each taken for stuck. */
+  let firstDeliveryTimeoutMs = config.firstDeliveryTimeoutMs;
   const prepareTopology = sessionTopology(config.topology, config);
   // One session per connection: declare, consume until stopped, drained or the connection is
   // lost; then keepConnected reconnects (with backoff, through every URL) and starts another.
@@ -210,7 +215,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       prefetch: config.prefetch,
       prefetchBytes: config.prefetchBytes,
       confirmTimeoutMs: config.confirmTimeoutMs,
-      firstDeliveryTimeoutMs: config.firstDeliveryTimeoutMs,
+      firstDeliveryTimeoutMs: firstDeliveryTimeoutMs,
       onOutcome: metrics.observe,
       onCriticalTime: metrics.observeCriticalTime,
       ledgerName: redactUrl(config.ledgerUrl),
@@ -244,8 +249,18 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
     } finally {
       // In-flight deliveries finish first (their acks may fail: the broker then redelivers them,
       // and the ledger turns a second production order into a duplicate).
-      await consumer.stop(config.shutdownTimeoutMs);
+      // A consumer taken for stuck holds no delivery: its channel, which may not answer the
+      // cancel, gets a second.
+      await consumer.stop(consumer.stuck ? 1_000 : config.shutdownTimeoutMs);
       deliveries += consumer.deliveries;
+      // Taken for stuck again and again (a broker slow to send a first delivery, or a standby
+      // consumer of a single-active-consumer queue): each next session waits twice as long.
+      if (consumer.stuck) {
+        firstDeliveryTimeoutMs = Math.min(
+          firstDeliveryTimeoutMs * 2,
+          MAX_FIRST_DELIVERY_TIMEOUT_MS,
+        );
+      } else if (consumer.deliveries > 0) firstDeliveryTimeoutMs = config.firstDeliveryTimeoutMs;
       running.consumer = undefined;
       // The listener is closed if it came; one still on its way gets a second, then goes with
       // the connection.

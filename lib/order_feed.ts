@@ -209,6 +209,9 @@ export function sendOrder(
   );
 }
 
+/** Publishes in flight on a channel before its first confirm (then the whole window). */
+export const FIRST_WINDOW = 100;
+
 /**
  * Publishes from `feed` on one publisher, keeping at most `window` unconfirmed at once, until the
  * feed is empty or a publish fails in a way that sending again can cure. In that case the
@@ -257,7 +260,9 @@ export async function publishFeed(options: PublishFeedOptions): Promise<boolean>
   while (!broken && !options.signal?.aborted) {
     // When the window is full, wait until half of it is confirmed, then publish a burst: one
     // publish per freed slot would cost a socket write and an event-loop turn per message.
-    if (sent - settled >= window) {
+    // Before the channel's first confirm, a few only: a channel stuck on a cut-off leader holds
+    // what is sent on it, and all of it would be sent again.
+    if (sent - settled >= (publisher.answered ? window : Math.min(window, FIRST_WINDOW))) {
       await hold(new Promise<void>((resolve) => (wake = resolve)));
       continue;
     }

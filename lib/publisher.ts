@@ -38,8 +38,9 @@ export interface ConfirmedPublisherOptions {
    * milliseconds, when it should be shorter than `timeoutMs`. On RabbitMQ 3.10 a channel whose
    * first publish to a quorum queue is made while its node still names a leader that a partition
    * cut off waits on that leader until the partition heals (docs/guarantees.md); a new connection
-   * a few seconds later finds the new one. A broker that answers at all confirms within
-   * milliseconds.
+   * a few seconds later finds the new one. A healthy broker confirms a first publish within
+   * milliseconds; one that is slow to (a quorum queue's disk, an election) times it out too,
+   * and is sent the publish again.
    * @default {timeoutMs}
    */
   firstConfirmTimeoutMs?: number;
@@ -136,7 +137,11 @@ export class ConfirmedPublisher {
   constructor(channel: ConfirmChannel, options: ConfirmedPublisherOptions = {}) {
     this.#channel = channel;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#firstTimeoutMs = Math.min(options.firstConfirmTimeoutMs ?? Infinity, this.#timeoutMs);
+    const first = options.firstConfirmTimeoutMs;
+    if (first !== undefined && !(first > 0)) {
+      throw new RangeError(`firstConfirmTimeoutMs must be above 0, got ${first}`);
+    }
+    this.#firstTimeoutMs = Math.min(first ?? Infinity, this.#timeoutMs);
     this.#gate = options.connection;
     // amqplib fails a nacked publish and, from its own `close` listener, every unconfirmed one
     // alike, with a bare Error ("message nacked", "channel closed") that has no code: the
@@ -157,6 +162,14 @@ export class ConfirmedPublisher {
     });
   }
 
+  /**
+   * Whether the broker confirmed a publish on the channel yet: until then, send few (a channel
+   * stuck on a cut-off leader holds whatever is sent on it until the partition heals).
+   */
+  get answered(): boolean {
+    return this.#answered;
+  }
+
   /** How many publishes await their confirm. */
   get inFlight(): number {
     return this.#pending.size;
@@ -175,7 +188,8 @@ export class ConfirmedPublisher {
         this.#paused = true;
         this.#gate.whenUnblocked().then(() => {
           this.#paused = false;
-          const deadline = performance.now() + this.#timeoutMs;
+          const deadline = performance.now() +
+            (this.#answered ? this.#timeoutMs : this.#firstTimeoutMs);
           for (const pending of this.#pending) pending.deadline = deadline;
         });
       }
@@ -207,7 +221,12 @@ export class ConfirmedPublisher {
     this.#answered = true;
     const extra = this.#timeoutMs - this.#firstTimeoutMs;
     if (extra <= 0) return;
-    for (const pending of this.#pending) if (pending.first) pending.deadline += extra;
+    // Never past now + the whole timeout, so that deadlines stay in the order the publishes went
+    // (after a block lifted, every one of them was reset to the same one).
+    const latest = performance.now() + this.#timeoutMs;
+    for (const pending of this.#pending) {
+      if (pending.first) pending.deadline = Math.min(pending.deadline + extra, latest);
+    }
   }
 
   /**
@@ -309,14 +328,16 @@ export class ConfirmedPublisher {
     if (this.#sweeper === undefined) {
       this.#sweeper = setInterval(
         () => this.#sweep(),
-        Math.min(1_000, Math.max(5, this.#timeoutMs / 4)),
+        Math.min(1_000, Math.max(5, this.#firstTimeoutMs / 4)),
       );
     }
     const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     let flowing: boolean;
     try {
       flowing = this.#channel.publish(exchange, routingKey, content, properties, (error) => {
-        if (!this.#answered && !this.#closed) this.#firstAnswer();
+        // A nack does not count: a channel stuck on a cut-off leader can nack one publish and
+        // hold the next.
+        if (!error && !this.#answered) this.#firstAnswer();
         if (error) {
           const closed = this.#closed;
           this.#settle(
@@ -362,4 +383,18 @@ export class ConfirmedPublisher {
     }
     return flowing;
   }
+}
+
+/**
+ * The first-confirm timeout of a publisher's next channel: twice `current` (up to `timeoutMs`)
+ * after a channel that never had a confirm, `base` again after one that had. A broker slow to
+ * confirm anything is then given longer each time, rather than sent the same publishes forever.
+ */
+export function nextFirstConfirmTimeout(
+  current: number,
+  answered: boolean,
+  base: number,
+  timeoutMs: number,
+): number {
+  return answered ? base : Math.min(current * 2, timeoutMs);
 }

@@ -180,7 +180,7 @@ export const ESTOQUE_OPTIONS = {
     default: "3000",
     placeholder: "ms",
     description:
-      "The same for the publishes sent before a connection's first confirm: a node still naming a quorum queue's old leader after a partition never confirms them.",
+      "The same for the publishes sent before a connection's first confirm (100 at most): a node still naming a quorum queue's cut-off leader holds them until the partition heals. Doubled, up to --confirm-timeout, after a connection that had none.",
   },
   window: {
     type: "string",
@@ -266,7 +266,7 @@ export const ORDEM_OPTIONS = {
     default: "4000",
     placeholder: "ms",
     description:
-      "Sent nothing this long after it started consuming while the work queue holds ready messages, the consumer is taken for stuck and consumes again on a new connection (0: never).",
+      "On a quorum queue, a consumer sent nothing this long after it started consuming while the queue holds ready messages is taken for stuck and consumes again on a new connection; doubled each time, up to 60 s (0: never).",
   },
   http: {
     type: "boolean",

@@ -13,6 +13,7 @@ import { Broker } from "../lib/broker.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { ConsumerStuckError, watchFirstDelivery } from "../lib/first_delivery_watch.ts";
 import { newOrder } from "../lib/order.ts";
+import { FIRST_WINDOW, OrderFeed, publishFeed } from "../lib/order_feed.ts";
 import { ConfirmedPublisher, PublishError } from "../lib/publisher.ts";
 import {
   fastPolicy,
@@ -23,17 +24,21 @@ import {
   withTopology,
 } from "../testing/broker.ts";
 import { HoldingProxy } from "../testing/proxy.ts";
+import { ourService } from "../testing/process.ts";
+import { freePort } from "../testing/postgres.ts";
+import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
+import { tempDir } from "../testing/broker.ts";
 
 Deno.test("a consumer sent nothing while its queue holds ready messages is taken for stuck: done rejects with ConsumerStuckError, nothing is taken from the queue", async () => {
-  await withTopology("first-delivery-stuck", {}, async (ctx) => {
+  await withTopology("first-delivery-stuck", { queueType: "quorum" }, async (ctx) => {
     const { broker, topo } = ctx;
-    // The work queue made single-active-consumer, its active consumer another one that holds its
-    // one delivery: the queue then sends ours nothing, however many messages wait.
+    // The work queue (quorum) made single-active-consumer, its active consumer another one that
+    // holds its one delivery: the queue then sends ours nothing, however many messages wait.
     const admin = await broker.channel();
     await admin.deleteQueue(topo.queue);
     await admin.assertQueue(topo.queue, {
       durable: true,
-      arguments: { "x-single-active-consumer": true },
+      arguments: { "x-queue-type": "quorum", "x-single-active-consumer": true },
     });
     await admin.bindQueue(topo.queue, topo.exchange, topo.routingKey);
     const active = await broker.channel();
@@ -66,21 +71,27 @@ Deno.test("a consumer sent nothing while its queue holds ready messages is taken
   });
 });
 
-Deno.test("a consumer on an empty queue, or one paused, is never taken for stuck; its first delivery ends the watch", async () => {
+Deno.test("the watch: an empty queue, a paused consumer, or one paused and resumed between two looks is never taken for stuck; the first delivery ends it", async () => {
   let ready = 0;
   let expecting = true;
   let deliveries = 0;
+  let starts = 1;
   const looks: (number | undefined)[] = [];
   let stuck = false;
   const looked = () => looks.length;
+  let resumeEachLook = false;
   const watch = watchFirstDelivery({
     timeoutMs: 20,
     deliveries: () => deliveries,
     expecting: () => expecting,
+    starts: () => starts,
     ended: () => false,
     readyMessages: () => Promise.resolve(ready),
     onStuck: () => (stuck = true),
-    onLook: (seen) => looks.push(seen),
+    onLook: (seen) => {
+      looks.push(seen);
+      if (resumeEachLook) starts++; // paused and resumed before the next look
+    },
   });
   try {
     await waitFor("five looks at an empty queue", () => looked() >= 5 || undefined);
@@ -88,21 +99,54 @@ Deno.test("a consumer on an empty queue, or one paused, is never taken for stuck
     // Paused (by the ledger's breaker, an operator, its byte budget): messages wait, rightly.
     expecting = false;
     ready = 100;
-    const before = looked();
+    let before = looked();
     await waitFor("five looks while paused", () => looked() >= before + 5 || undefined);
     assert.ok(!stuck, "a paused consumer is not a stuck one");
     assert.ok(
       looks.slice(before).every((seen) => seen === undefined),
       "nothing asked while paused",
     );
-    // Resumed, and sent its first delivery: the watch ends before it would take it for stuck.
+    // Consuming, but started again between every two looks: each look is its first.
+    resumeEachLook = true;
     expecting = true;
+    before = looked();
+    await waitFor("five looks, resumed between each", () => looked() >= before + 5 || undefined);
+    assert.ok(!stuck, "a consumer that just started again is not a stuck one");
+    // Sent its first delivery: the watch ends before it would take it for stuck.
+    resumeEachLook = false;
     deliveries = 1;
     const last = looked();
     // Two more of its periods with nothing looked at: the watch has ended.
     await new Promise((resolve) => setTimeout(resolve, 40));
     assert.equal(looked(), last);
     assert.ok(!stuck);
+  } finally {
+    watch.stop();
+  }
+});
+
+Deno.test("the watch: a look that does not answer says nothing, and the consumer is taken for stuck only on two looks that saw messages", async () => {
+  let answer = false;
+  let stuck: { readyMessages: number } | undefined;
+  const looks: (number | undefined)[] = [];
+  const watch = watchFirstDelivery({
+    timeoutMs: 40,
+    deliveries: () => 0,
+    expecting: () => true,
+    starts: () => 1,
+    ended: () => false,
+    // A passive declare that never answers (a channel stuck on the cut-off node), then one that does.
+    readyMessages: () => answer ? Promise.resolve(7) : new Promise<number>(() => {}),
+    onStuck: (seen) => (stuck = seen),
+    onLook: (seen) => looks.push(seen),
+  });
+  try {
+    await waitFor("three looks that got no answer", () => looks.length >= 3 || undefined);
+    assert.deepEqual(looks.slice(0, 3), [undefined, undefined, undefined]);
+    assert.equal(stuck, undefined);
+    answer = true;
+    await waitFor("taken for stuck", () => stuck);
+    assert.equal(stuck!.readyMessages, 7);
   } finally {
     watch.stop();
   }
@@ -151,26 +195,105 @@ Deno.test("ConfirmedPublisher: publishes sent before a channel's first confirm t
 
 Deno.test("ConfirmedPublisher: a burst sent before the first confirm is not timed out by the first confirm's timeout once the broker answers", async () => {
   await withTopology("first-confirm-burst", {}, async ({ broker, topo }) => {
-    // 30,000 sent at once: the broker confirms them over a second or more, far past 200 ms.
+    // 100,000 sent as fast as the channel takes them (waiting only when its buffer is full): the
+    // broker confirms them over seconds, far past the first confirm's 1.5 s (under such a burst
+    // its first confirm itself can take more than 500 ms: Estoque sends FIRST_WINDOW at first).
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
-      timeoutMs: 30_000,
-      firstConfirmTimeoutMs: 200,
+      timeoutMs: 60_000,
+      firstConfirmTimeoutMs: 1_500,
     });
-    const count = 30_000;
+    const count = 100_000;
     const body = new TextEncoder().encode("{}");
     let confirmed = 0;
     const failures: string[] = [];
     const all = Promise.withResolvers<void>();
     let settled = 0;
+    const started = performance.now();
     for (let i = 0; i < count; i++) {
-      publisher.send(topo.exchange, topo.routingKey, body, { persistent: true }, (error) => {
+      const flowing = publisher.send(topo.exchange, topo.routingKey, body, { persistent: true }, (
+        error,
+      ) => {
         if (error) failures.push(error.message);
         else confirmed++;
         if (++settled === count) all.resolve();
       });
+      if (!flowing) await publisher.writable();
     }
     await within(all.promise, 60_000, "every publish settled");
+    const took = performance.now() - started;
     assert.deepEqual(failures.slice(0, 1), []);
     assert.equal(confirmed, count);
+    assert.ok(took > 3_000, `confirmed in ${took} ms: too fast to show the first timeout spared`);
+  });
+});
+
+Deno.test("Estoque's feed sends a channel no more than FIRST_WINDOW publishes before its first confirm; with none coming, the session ends to send them again", async () => {
+  await using proxy = HoldingProxy.start(RABBITMQ_URL);
+  await withTopology("first-window", {}, async ({ broker: direct, topo }) => {
+    const broker = await Broker.connect(proxy.url, { name: "test first window" });
+    try {
+      const feed = new OrderFeed({ count: 1_000, makeOrder: () => newOrder({ quantity: 1 }) });
+      const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
+        timeoutMs: 5_000,
+        firstConfirmTimeoutMs: 300,
+      });
+      proxy.hold(); // what the broker sends (its confirms) stops; what the client sends goes on
+      const finished = await within(
+        publishFeed({ publisher, topology: topo, feed, window: 20_000 }),
+        10_000,
+        "the session ending",
+      );
+      assert.equal(finished, false, "the session ends for its publishes to be sent again");
+      assert.ok(feed.resending, "the publishes wait to be sent again");
+      // Every publish the session sent reached the broker (only its confirm was held).
+      await waitFor(
+        `${FIRST_WINDOW} in the queue`,
+        async () => (await direct.messageCount(topo.queue)) === FIRST_WINDOW || undefined,
+      );
+    } finally {
+      proxy.release();
+      await broker.close();
+    }
+  });
+});
+
+Deno.test("OrdemDeProducao taken for stuck again and again waits twice as long each session (FIRST_DELIVERY_TIMEOUT_MS), and says so", async () => {
+  await using dir = await tempDir();
+  const options = { queueType: "quorum" as const, retryDelays: retryDelays(DEFAULT_RETRY_POLICY) };
+  await withTopology("first-delivery-backoff", options, async ({ broker, topo }) => {
+    // As in the first test: a single-active-consumer queue whose active consumer is another.
+    const admin = await broker.channel();
+    await admin.deleteQueue(topo.queue);
+    await admin.assertQueue(topo.queue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum", "x-single-active-consumer": true },
+    });
+    await admin.bindQueue(topo.queue, topo.exchange, topo.routingKey);
+    const active = await broker.channel();
+    await active.prefetch(1);
+    await active.consume(topo.queue, () => {}, { noAck: false });
+    const publisher = new ConfirmedPublisher(await broker.confirmChannel());
+    for (let i = 0; i < 5; i++) await publishOrder(publisher, topo, newOrder({ quantity: 1 }));
+    await using ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", ["--no-declare"], {
+      TOPOLOGY_PREFIX: topo.prefix,
+      QUEUE_TYPE: "quorum",
+      LEDGER_URL: `sqlite:${dir.path}/ledger.sqlite`,
+      HTTP_PORT: String(freePort()),
+      FIRST_DELIVERY_TIMEOUT_MS: "400",
+    });
+    try {
+      const lines = await ordem.until("taken for stuck three times", /consumer taken for stuck/, 3);
+      const waited = lines.map((line) => Number(/waitedMs=([\d.]+)/.exec(line)![1]));
+      assert.ok(waited[0]! >= 400 && waited[0]! < 800, `first: ${waited[0]} ms`);
+      assert.ok(waited[1]! >= 800, `second: ${waited[1]} ms, not twice the first timeout`);
+      assert.ok(waited[2]! >= 1_600, `third: ${waited[2]} ms, not four times the first timeout`);
+      assert.ok(ordem.running, "it keeps running");
+      assert.equal(await broker.messageCount(topo.queue), 4, "nothing taken");
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${ordem}`, { cause: error });
+    } finally {
+      await admin.close();
+      await active.close().catch(() => {});
+    }
   });
 });
