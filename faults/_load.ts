@@ -128,7 +128,7 @@ export async function publishWith(
       if (firstConfirmTimeoutMs !== undefined) {
         firstConfirmTimeoutMs = nextFirstConfirmTimeout(
           firstConfirmTimeoutMs,
-          publisher.answered,
+          publisher,
           settings.firstConfirmTimeoutMs!,
           settings.confirmTimeoutMs,
         );

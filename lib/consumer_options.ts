@@ -68,9 +68,10 @@ export interface ConsumerOptions {
    */
   readonly confirmTimeoutMs?: number;
   /**
-   * How long the consumer may be sent nothing after it started consuming while its queue holds
-   * ready messages, in milliseconds; then it is taken for stuck and `done` rejects with a
-   * `ConsumerStuckError` (lib/first_delivery_watch.ts). 0 turns the watch off.
+   * On a quorum queue, how long the consumer may be sent nothing after it started consuming while
+   * its queue holds ready messages, in milliseconds; then it is taken for stuck and `done`
+   * rejects with a `ConsumerStuckError` (lib/first_delivery_watch.ts). 0 turns the watch off;
+   * on a classic queue it is off. (OrdemDeProducao doubles it after each session taken for stuck.)
    * @default {DEFAULT_FIRST_DELIVERY_TIMEOUT_MS}
    */
   readonly firstDeliveryTimeoutMs?: number;

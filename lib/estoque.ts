@@ -116,7 +116,7 @@ export async function runEstoque(
       finished = await Promise.race([published, topology.failed]);
       firstConfirmTimeoutMs = nextFirstConfirmTimeout(
         firstConfirmTimeoutMs,
-        publisher.answered,
+        publisher,
         config.firstConfirmTimeoutMs,
         config.confirmTimeoutMs,
       );

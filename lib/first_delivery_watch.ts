@@ -50,6 +50,12 @@ export interface FirstDeliveryWatch {
   stop(): void;
 }
 
+/**
+ * Looks whose passive declare may go unanswered at once (a node that does not answer it): past
+ * that, a look asks nothing, so that channels do not pile up.
+ */
+const MAX_UNANSWERED_LOOKS = 3;
+
 /** The longest wait between two looks at a queue found empty again and again. */
 const LONGEST_LOOK_INTERVAL_MS = 30_000;
 
@@ -69,23 +75,35 @@ export function watchFirstDelivery(options: FirstDeliveryWatchOptions): FirstDel
   let starts = options.starts();
   /** When the consumer last started consuming, as the watch saw it. */
   let since = performance.now();
+  /** When the first look of the streak that saw ready messages was made. */
+  let readySince = since;
+  /** Looks whose passive declare has not answered (each holds a channel): a few at most. */
+  let unanswered = 0;
+  let timeout: ReturnType<typeof setTimeout> | undefined;
   const stop = () => {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(timeout);
   };
   const over = () => stopped || options.deliveries() > 0 || options.ended();
   const look = async () => {
     if (over()) return stop();
     let ready: number | undefined;
     if (options.expecting()) {
-      let timeout: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<undefined>((resolve) => {
-        timeout = setTimeout(() => resolve(undefined), half);
-      });
-      // A look that fails (the connection going) says nothing: the consumer learns of that itself.
-      ready = await Promise.race([options.readyMessages().catch(() => undefined), late]);
-      clearTimeout(timeout);
-      if (over()) return stop();
+      if (unanswered < MAX_UNANSWERED_LOOKS) {
+        const late = new Promise<undefined>((resolve) => {
+          timeout = setTimeout(() => resolve(undefined), half);
+        });
+        // A look that fails (the connection going) says nothing: the consumer learns of that
+        // itself.
+        unanswered++;
+        const question = options.readyMessages().catch(() => undefined).finally(() => {
+          unanswered--;
+        });
+        ready = await Promise.race([question, late]);
+        clearTimeout(timeout);
+        if (over()) return stop();
+      }
     }
     const startsNow = options.starts();
     if (startsNow !== starts || !options.expecting()) {
@@ -94,7 +112,9 @@ export function watchFirstDelivery(options: FirstDeliveryWatchOptions): FirstDel
       since = performance.now();
       seenReady = 0;
     } else if (ready !== undefined && ready > 0) {
-      seenReady++;
+      // The messages may have come just after the look before: the wait counts from half a
+      // timeout before the first look that saw them, or the start, whichever is later.
+      if (seenReady++ === 0) readySince = Math.max(since, performance.now() - half);
     } else {
       seenReady = 0;
     }
@@ -102,7 +122,7 @@ export function watchFirstDelivery(options: FirstDeliveryWatchOptions): FirstDel
     options.onLook?.(ready);
     if (seenReady >= 2) {
       stop();
-      options.onStuck({ readyMessages: ready!, waitedMs: performance.now() - since });
+      options.onStuck({ readyMessages: ready!, waitedMs: performance.now() - readySince });
       return;
     }
     const next = Math.min(half * 2 ** Math.max(0, empty - 3), LONGEST_LOOK_INTERVAL_MS);
@@ -124,7 +144,8 @@ export class ConsumerStuckError extends Error {
   constructor(queue: string, seen: { readonly readyMessages: number; readonly waitedMs: number }) {
     super(
       `the consumer of ${queue} was sent nothing ${(seen.waitedMs / 1000).toFixed(1)} s after ` +
-        `it started consuming while the queue held ${seen.readyMessages} ready messages: taken ` +
+        `it started consuming, or since the queue held ready messages (${seen.readyMessages} at ` +
+        `the last look): taken ` +
         `for stuck (on a quorum queue after a partition, its node may still name the old leader)`,
     );
     this.name = "ConsumerStuckError";

@@ -24,7 +24,10 @@ import { describeError, errorCode } from "./errors.ts";
 import { sessionTopology } from "./declare_topology.ts";
 import { settlesWithin } from "./settles_within.ts";
 
-/** The longest first-delivery timeout a session gets after its consumers were taken for stuck. */
+/**
+ * The longest first-delivery timeout a session gets by doubling after its consumers were taken
+ * for stuck (a longer one configured stays as it is).
+ */
 const MAX_FIRST_DELIVERY_TIMEOUT_MS = 60_000;
 
 /**
@@ -258,7 +261,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       if (consumer.stuck) {
         firstDeliveryTimeoutMs = Math.min(
           firstDeliveryTimeoutMs * 2,
-          MAX_FIRST_DELIVERY_TIMEOUT_MS,
+          Math.max(MAX_FIRST_DELIVERY_TIMEOUT_MS, config.firstDeliveryTimeoutMs),
         );
       } else if (consumer.deliveries > 0) firstDeliveryTimeoutMs = config.firstDeliveryTimeoutMs;
       running.consumer = undefined;

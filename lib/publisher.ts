@@ -118,8 +118,10 @@ export class ConfirmedPublisher {
   readonly #channel: ConfirmChannel;
   readonly #timeoutMs: number;
   readonly #firstTimeoutMs: number;
-  /** Whether the broker confirmed (or nacked) a publish on the channel yet. */
+  /** Whether the broker confirmed a publish on the channel yet. */
   #answered = false;
+  /** Whether publishes timed out for want of the channel's first confirm. */
+  #firstTimedOut = false;
   /** Mandatory publishes by return key: one, or those that share a key, oldest first. */
   readonly #pendingByKey = new Map<string, Pending | Pending[]>();
   /** Every publish awaiting its confirm, oldest first (so deadlines are in order). */
@@ -170,6 +172,11 @@ export class ConfirmedPublisher {
     return this.#answered;
   }
 
+  /** Whether publishes timed out for want of the channel's first confirm (its shorter timeout). */
+  get firstTimedOut(): boolean {
+    return this.#firstTimedOut;
+  }
+
   /** How many publishes await their confirm. */
   get inFlight(): number {
     return this.#pending.size;
@@ -202,8 +209,10 @@ export class ConfirmedPublisher {
     // (a node cut off, its connection not yet known dead), and every publish behind it fails
     // with it now rather than each after its own timeout, so that they are sent again at once.
     const behind = this.#pending.size - 1;
+    const first = !this.#answered && this.#firstTimeoutMs < this.#timeoutMs;
+    if (first) this.#firstTimedOut = true;
     const message =
-      (!this.#answered && this.#firstTimeoutMs < this.#timeoutMs
+      (first
         ? `no first confirm on the channel from the broker within ${this.#firstTimeoutMs} ms`
         : `no confirm from the broker within ${this.#timeoutMs} ms`) +
       (behind > 0 ? ` (${behind} publishes behind it on the channel fail with it)` : "");
@@ -221,12 +230,7 @@ export class ConfirmedPublisher {
     this.#answered = true;
     const extra = this.#timeoutMs - this.#firstTimeoutMs;
     if (extra <= 0) return;
-    // Never past now + the whole timeout, so that deadlines stay in the order the publishes went
-    // (after a block lifted, every one of them was reset to the same one).
-    const latest = performance.now() + this.#timeoutMs;
-    for (const pending of this.#pending) {
-      if (pending.first) pending.deadline = Math.min(pending.deadline + extra, latest);
-    }
+    for (const pending of this.#pending) if (pending.first) pending.deadline += extra;
   }
 
   /**
@@ -386,15 +390,17 @@ export class ConfirmedPublisher {
 }
 
 /**
- * The first-confirm timeout of a publisher's next channel: twice `current` (up to `timeoutMs`)
- * after a channel that never had a confirm, `base` again after one that had. A broker slow to
- * confirm anything is then given longer each time, rather than sent the same publishes forever.
+ * The first-confirm timeout of a publisher's next channel, after `last`: twice `current` (up to
+ * `timeoutMs`) when its publishes timed out for want of a first confirm, `base` again when it had
+ * one, `current` otherwise (closed or nacked first). A broker slow to confirm anything is then
+ * given longer each time, rather than sent the same publishes forever.
  */
 export function nextFirstConfirmTimeout(
   current: number,
-  answered: boolean,
+  last: Pick<ConfirmedPublisher, "answered" | "firstTimedOut">,
   base: number,
   timeoutMs: number,
 ): number {
-  return answered ? base : Math.min(current * 2, timeoutMs);
+  if (last.answered) return base;
+  return last.firstTimedOut ? Math.min(current * 2, timeoutMs) : current;
 }
