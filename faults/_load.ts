@@ -8,7 +8,8 @@
 import { strict as assert } from "node:assert";
 import { OrderFeed, publishFeed } from "../lib/order_feed.ts";
 import { encodeOrder, newOrder, type Order } from "../lib/order.ts";
-import { ConfirmedPublisher, nextFirstConfirmTimeout } from "../lib/publisher.ts";
+import { ConfirmedPublisher } from "../lib/publisher.ts";
+import { DoublingTimeout } from "../lib/backoff.ts";
 import { ConnectionLost, keepConnected } from "../lib/reconnect.ts";
 import type { Broker, ConnectOptions } from "../lib/broker.ts";
 import type { Topology } from "../lib/topology.ts";
@@ -106,14 +107,16 @@ export async function publishWith(
   onConfirmed?: () => void,
 ): Promise<{ confirmed: number; resent: number }> {
   const feed = new OrderFeed({ count: load.orders.length, makeOrder: (i) => load.orders[i]! });
-  let firstConfirmTimeoutMs = settings.firstConfirmTimeoutMs;
+  const firstConfirm = settings.firstConfirmTimeoutMs === undefined
+    ? undefined
+    : new DoublingTimeout(settings.firstConfirmTimeoutMs, settings.confirmTimeoutMs);
   await keepConnected(
     { urls: settings.urls, ...(settings.connect ? { connect: settings.connect } : {}) },
     async (broker) => {
       await settings.prepare?.(broker);
       const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
         timeoutMs: settings.confirmTimeoutMs,
-        ...(firstConfirmTimeoutMs === undefined ? {} : { firstConfirmTimeoutMs }),
+        ...(firstConfirm ? { firstConfirmTimeoutMs: firstConfirm.ms } : {}),
         connection: broker,
       });
       const done = await publishFeed({
@@ -125,14 +128,8 @@ export async function publishWith(
         encode: (order) => load.invalidBodies.get(order.refCode) ?? encodeOrder(order),
         onConfirmed,
       });
-      if (firstConfirmTimeoutMs !== undefined) {
-        firstConfirmTimeoutMs = nextFirstConfirmTimeout(
-          firstConfirmTimeoutMs,
-          publisher,
-          settings.firstConfirmTimeoutMs!,
-          settings.confirmTimeoutMs,
-        );
-      }
+      if (publisher.answered) firstConfirm?.sufficed();
+      else if (publisher.firstTimedOut) firstConfirm?.tooShort();
       if (!done) throw new ConnectionLost("publishes to send again");
     },
   );

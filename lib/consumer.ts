@@ -496,7 +496,6 @@ export class OrderConsumer implements AsyncDisposable {
     const deadline = performance.now() + timeoutMs;
     const left = () => deadline - performance.now();
     const wasStopping = this.#stopping;
-    this.#firstDelivery?.stop();
     // A consumer that ended itself (#end), or a stop already under way, sent its cancel then:
     // this stop waits for that one.
     const cancelled = await settlesWithin(this.#beginStop(), left());

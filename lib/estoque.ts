@@ -12,7 +12,8 @@ import { encodeOrder, newOrder, type Order } from "./order.ts";
 import { failedCount, OrderFeed, publishFeed, type PublishSummary } from "./order_feed.ts";
 import { orderProperties, traceOrder } from "./order_properties.ts";
 import { Progress } from "./progress.ts";
-import { ConfirmedPublisher, nextFirstConfirmTimeout } from "./publisher.ts";
+import { ConfirmedPublisher } from "./publisher.ts";
+import { DoublingTimeout } from "./backoff.ts";
 import { ConnectionLost, keepConnected, LOST_CLOSE_TIMEOUT_MS } from "./reconnect.ts";
 import { type Topology } from "./topology.ts";
 import { sessionTopology } from "./declare_topology.ts";
@@ -80,8 +81,8 @@ export async function runEstoque(
   // Checked, not declared, before publishing again after a reconnect (declare_topology.ts).
   const prepareTopology = sessionTopology(config.topology, config);
   let fatal: { error: unknown } | undefined;
-  // Each connection's first-confirm timeout: longer after one that never had a confirm.
-  let firstConfirmTimeoutMs = config.firstConfirmTimeoutMs;
+  // Each connection's first-confirm timeout: longer after one whose publishes waited it out.
+  const firstConfirm = new DoublingTimeout(config.firstConfirmTimeoutMs, config.confirmTimeoutMs);
   await keepConnected({
     urls: config.urls,
     connect: { name: "estoque", tls: config.tls },
@@ -91,7 +92,7 @@ export async function runEstoque(
     const topology = await prepareTopology(broker);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel(), {
       timeoutMs: config.confirmTimeoutMs,
-      firstConfirmTimeoutMs,
+      firstConfirmTimeoutMs: firstConfirm.ms,
       connection: broker,
     });
     log.info("publishing", {
@@ -114,12 +115,8 @@ export async function runEstoque(
     let finished: boolean;
     try {
       finished = await Promise.race([published, topology.failed]);
-      firstConfirmTimeoutMs = nextFirstConfirmTimeout(
-        firstConfirmTimeoutMs,
-        publisher,
-        config.firstConfirmTimeoutMs,
-        config.confirmTimeoutMs,
-      );
+      if (publisher.answered) firstConfirm.sufficed();
+      else if (publisher.firstTimedOut) firstConfirm.tooShort();
     } catch (error) {
       // The topology changed while Estoque was away: it stops. It sends nothing more, and what
       // it sent settles (as failed, once the connection is closed) before the summary counts it.

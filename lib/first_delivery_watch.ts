@@ -145,8 +145,8 @@ export class ConsumerStuckError extends Error {
     super(
       `the consumer of ${queue} was sent nothing ${(seen.waitedMs / 1000).toFixed(1)} s after ` +
         `it started consuming, or since the queue held ready messages (${seen.readyMessages} at ` +
-        `the last look): taken ` +
-        `for stuck (on a quorum queue after a partition, its node may still name the old leader)`,
+        `the last look): taken for stuck (on a quorum queue after a partition, its node may ` +
+        `still name the old leader)`,
     );
     this.name = "ConsumerStuckError";
   }

@@ -23,6 +23,7 @@ import { controlExists, declareControl } from "./control_topology.ts";
 import { describeError, errorCode } from "./errors.ts";
 import { sessionTopology } from "./declare_topology.ts";
 import { settlesWithin } from "./settles_within.ts";
+import { DoublingTimeout } from "./backoff.ts";
 
 /**
  * The longest first-delivery timeout a session gets by doubling after its consumers were taken
@@ -188,7 +189,10 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
   });
   let deliveries = 0;
   /** The consumer's first-delivery timeout this session: doubled after each taken for stuck. */
-  let firstDeliveryTimeoutMs = config.firstDeliveryTimeoutMs;
+  const firstDelivery = new DoublingTimeout(
+    config.firstDeliveryTimeoutMs,
+    MAX_FIRST_DELIVERY_TIMEOUT_MS,
+  );
   const prepareTopology = sessionTopology(config.topology, config);
   // One session per connection: declare, consume until stopped, drained or the connection is
   // lost; then keepConnected reconnects (with backoff, through every URL) and starts another.
@@ -218,7 +222,7 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       prefetch: config.prefetch,
       prefetchBytes: config.prefetchBytes,
       confirmTimeoutMs: config.confirmTimeoutMs,
-      firstDeliveryTimeoutMs: firstDeliveryTimeoutMs,
+      firstDeliveryTimeoutMs: firstDelivery.ms,
       onOutcome: metrics.observe,
       onCriticalTime: metrics.observeCriticalTime,
       ledgerName: redactUrl(config.ledgerUrl),
@@ -258,12 +262,8 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       deliveries += consumer.deliveries;
       // Taken for stuck again and again (a broker slow to send a first delivery, or a standby
       // consumer of a single-active-consumer queue): each next session waits twice as long.
-      if (consumer.stuck) {
-        firstDeliveryTimeoutMs = Math.min(
-          firstDeliveryTimeoutMs * 2,
-          Math.max(MAX_FIRST_DELIVERY_TIMEOUT_MS, config.firstDeliveryTimeoutMs),
-        );
-      } else if (consumer.deliveries > 0) firstDeliveryTimeoutMs = config.firstDeliveryTimeoutMs;
+      if (consumer.stuck) firstDelivery.tooShort();
+      else if (consumer.deliveries > 0) firstDelivery.sufficed();
       running.consumer = undefined;
       // The listener is closed if it came; one still on its way gets a second, then goes with
       // the connection.

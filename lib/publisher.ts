@@ -34,7 +34,7 @@ export interface ConfirmedPublisherOptions {
    */
   timeoutMs?: number;
   /**
-   * How long the publishes sent before the channel's first confirm (or nack) wait for it, in
+   * How long the publishes sent before the channel's first confirm wait for it, in
    * milliseconds, when it should be shorter than `timeoutMs`. On RabbitMQ 3.10 a channel whose
    * first publish to a quorum queue is made while its node still names a leader that a partition
    * cut off waits on that leader until the partition heals (docs/guarantees.md); a new connection
@@ -94,8 +94,6 @@ interface Pending {
   readonly key: string | undefined;
   /** When the publish times out (`performance.now()` based). */
   deadline: number;
-  /** Whether it was sent before the channel's first confirm (its deadline the shorter one). */
-  readonly first: boolean;
   /** Told once how the publish ended. */
   readonly done: (error?: PublishError) => void;
 }
@@ -222,15 +220,15 @@ export class ConfirmedPublisher {
   }
 
   /**
-   * The broker answered a publish on the channel: it works. The publishes sent before, which
-   * wait for their confirm with the first one's shorter timeout, get the whole one from their
-   * send (so a burst sent before the first confirm is not timed out for being long).
+   * The broker confirmed a publish on the channel: it works. Every publish still waiting was sent
+   * before, with the first confirm's shorter timeout: each gets the whole one from its send (so a
+   * burst sent before the first confirm is not timed out for being long).
    */
   #firstAnswer(): void {
     this.#answered = true;
     const extra = this.#timeoutMs - this.#firstTimeoutMs;
     if (extra <= 0) return;
-    for (const pending of this.#pending) if (pending.first) pending.deadline += extra;
+    for (const pending of this.#pending) pending.deadline += extra;
   }
 
   /**
@@ -314,12 +312,10 @@ export class ConfirmedPublisher {
       ? returnKey(exchange, routingKey, properties.messageId)
       : undefined;
     // Plain data, settled by #settle: no closures of its own, one publish being thousands.
-    const first = !this.#answered;
     const pending: Pending = {
       returned: undefined,
       key,
-      deadline: performance.now() + (first ? this.#firstTimeoutMs : this.#timeoutMs),
-      first,
+      deadline: performance.now() + (this.#answered ? this.#timeoutMs : this.#firstTimeoutMs),
       done,
     };
     this.#pending.add(pending);
@@ -387,20 +383,4 @@ export class ConfirmedPublisher {
     }
     return flowing;
   }
-}
-
-/**
- * The first-confirm timeout of a publisher's next channel, after `last`: twice `current` (up to
- * `timeoutMs`) when its publishes timed out for want of a first confirm, `base` again when it had
- * one, `current` otherwise (closed or nacked first). A broker slow to confirm anything is then
- * given longer each time, rather than sent the same publishes forever.
- */
-export function nextFirstConfirmTimeout(
-  current: number,
-  last: Pick<ConfirmedPublisher, "answered" | "firstTimedOut">,
-  base: number,
-  timeoutMs: number,
-): number {
-  if (last.answered) return base;
-  return last.firstTimedOut ? Math.min(current * 2, timeoutMs) : current;
 }

@@ -1,6 +1,6 @@
 // The default table (250-500 ms doubling to 15 s, the 250 ms floor) is in reconnect_test.ts.
 import { strict as assert } from "node:assert";
-import { backoffDelay, MIN_RECONNECT_DELAY_MS } from "../lib/backoff.ts";
+import { backoffDelay, DoublingTimeout, MIN_RECONNECT_DELAY_MS } from "../lib/backoff.ts";
 
 const low = () => 0;
 const middle = () => 0.5;
@@ -51,4 +51,23 @@ Deno.test("backoffDelay() never goes below the reconnect floor, whatever the opt
   assert.equal(backoffDelay(3, { initialMs: 100 }, low), MIN_RECONNECT_DELAY_MS);
   assert.equal(backoffDelay(4, { initialMs: 100 }, low), 400);
   assert.equal(backoffDelay(9, { initialMs: 500, maxMs: 200 }, low), MIN_RECONNECT_DELAY_MS);
+});
+
+Deno.test("DoublingTimeout doubles each time it was too short, up to its maximum (or its base, if larger), and goes back to its base once it sufficed", () => {
+  const timeout = new DoublingTimeout(400, 1_000);
+  assert.equal(timeout.ms, 400);
+  timeout.tooShort();
+  assert.equal(timeout.ms, 800);
+  timeout.tooShort();
+  assert.equal(timeout.ms, 1_000);
+  timeout.tooShort();
+  assert.equal(timeout.ms, 1_000);
+  timeout.sufficed();
+  assert.equal(timeout.ms, 400);
+  const large = new DoublingTimeout(90_000, 60_000);
+  large.tooShort();
+  assert.equal(large.ms, 90_000, "a base above the maximum is never lowered");
+  const off = new DoublingTimeout(0, 60_000);
+  off.tooShort();
+  assert.equal(off.ms, 0, "0 (off) stays off");
 });

@@ -10,7 +10,8 @@
 
 import { strict as assert } from "node:assert";
 import { EventEmitter } from "node:events";
-import type { ConfirmChannel } from "amqplib";
+import type { Channel, ConfirmChannel } from "amqplib";
+import type { Topology } from "../lib/topology.ts";
 import { Broker } from "../lib/broker.ts";
 import { publishOrder } from "../lib/estoque.ts";
 import { ConsumerStuckError, watchFirstDelivery } from "../lib/first_delivery_watch.ts";
@@ -31,28 +32,44 @@ import { freePort } from "../testing/postgres.ts";
 import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { tempDir } from "../testing/broker.ts";
 
-Deno.test("a consumer sent nothing while its queue holds ready messages is taken for stuck: done rejects with ConsumerStuckError, nothing is taken from the queue", async () => {
-  await withTopology("first-delivery-stuck", { queueType: "quorum" }, async (ctx) => {
-    const { broker, topo } = ctx;
-    // The work queue (quorum) made single-active-consumer, its active consumer another one that
-    // holds its one delivery: the queue then sends ours nothing, however many messages wait.
-    const admin = await broker.channel();
+/**
+ * Makes the topology's work queue a single-active-consumer quorum queue and takes its active slot
+ * with a consumer of the test's that holds its one delivery (`held` resolves when it has it):
+ * the queue then sends any other consumer nothing, however many messages wait. Close `active`
+ * afterwards.
+ */
+async function standbyOnly(
+  broker: Broker,
+  topo: Topology,
+): Promise<{ active: Channel; held: Promise<void> }> {
+  const admin = await broker.channel();
+  try {
     await admin.deleteQueue(topo.queue);
     await admin.assertQueue(topo.queue, {
       durable: true,
       arguments: { "x-queue-type": "quorum", "x-single-active-consumer": true },
     });
     await admin.bindQueue(topo.queue, topo.exchange, topo.routingKey);
-    const active = await broker.channel();
-    await active.prefetch(1);
-    const held = Promise.withResolvers<void>();
-    await active.consume(topo.queue, () => held.resolve(), { noAck: false });
+  } finally {
+    await admin.close();
+  }
+  const active = await broker.channel();
+  await active.prefetch(1);
+  const held = Promise.withResolvers<void>();
+  await active.consume(topo.queue, () => held.resolve(), { noAck: false });
+  return { active, held: held.promise };
+}
+
+Deno.test("a consumer sent nothing while its queue holds ready messages is taken for stuck: done rejects with ConsumerStuckError, nothing is taken from the queue", async () => {
+  await withTopology("first-delivery-stuck", { queueType: "quorum" }, async (ctx) => {
+    const { broker, topo } = ctx;
+    const { active, held } = await standbyOnly(broker, topo);
     const running = await startConsumer(ctx, fastPolicy(3, 100), { firstDeliveryTimeoutMs: 600 });
     try {
       for (let i = 0; i < 10; i++) {
         await publishOrder(running.publisher, topo, newOrder({ quantity: 1 }));
       }
-      await held.promise;
+      await held;
       const error = await within(
         running.consumer.done.then(() => undefined, (error: unknown) => error),
         10_000,
@@ -67,7 +84,6 @@ Deno.test("a consumer sent nothing while its queue holds ready messages is taken
     } finally {
       await running.consumer.stop();
       await running.ledger.close();
-      await admin.close();
       await active.close().catch(() => {});
     }
   });
@@ -292,17 +308,7 @@ Deno.test("OrdemDeProducao taken for stuck again and again waits twice as long e
   await using dir = await tempDir();
   const options = { queueType: "quorum" as const, retryDelays: retryDelays(DEFAULT_RETRY_POLICY) };
   await withTopology("first-delivery-backoff", options, async ({ broker, topo }) => {
-    // As in the first test: a single-active-consumer queue whose active consumer is another.
-    const admin = await broker.channel();
-    await admin.deleteQueue(topo.queue);
-    await admin.assertQueue(topo.queue, {
-      durable: true,
-      arguments: { "x-queue-type": "quorum", "x-single-active-consumer": true },
-    });
-    await admin.bindQueue(topo.queue, topo.exchange, topo.routingKey);
-    const active = await broker.channel();
-    await active.prefetch(1);
-    await active.consume(topo.queue, () => {}, { noAck: false });
+    const { active } = await standbyOnly(broker, topo);
     const publisher = new ConfirmedPublisher(await broker.confirmChannel());
     for (let i = 0; i < 5; i++) await publishOrder(publisher, topo, newOrder({ quantity: 1 }));
     await using ordem = ourService("OrdemDeProducao", "ordem_de_producao.ts", ["--no-declare"], {
@@ -326,7 +332,6 @@ Deno.test("OrdemDeProducao taken for stuck again and again waits twice as long e
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${ordem}`, { cause: error });
     } finally {
-      await admin.close();
       await active.close().catch(() => {});
     }
   });
