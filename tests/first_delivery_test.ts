@@ -33,7 +33,7 @@ import { DEFAULT_RETRY_POLICY, retryDelays } from "../lib/retry_policy.ts";
 import { tempDir } from "../testing/broker.ts";
 
 /**
- * Makes the topology's work queue a single-active-consumer quorum queue and takes its active slot
+ * Makes the topology's work queue a single-active-consumer queue (quorum unless told) and takes its active slot
  * with a consumer of the test's that holds its one delivery (`held` resolves when it has it):
  * the queue then sends any other consumer nothing, however many messages wait. Close `active`
  * afterwards.
@@ -41,13 +41,14 @@ import { tempDir } from "../testing/broker.ts";
 async function standbyOnly(
   broker: Broker,
   topo: Topology,
+  queueType: "quorum" | "classic" = "quorum",
 ): Promise<{ active: Channel; held: Promise<void> }> {
   const admin = await broker.channel();
   try {
     await admin.deleteQueue(topo.queue);
     await admin.assertQueue(topo.queue, {
       durable: true,
-      arguments: { "x-queue-type": "quorum", "x-single-active-consumer": true },
+      arguments: { "x-queue-type": queueType, "x-single-active-consumer": true },
     });
     await admin.bindQueue(topo.queue, topo.exchange, topo.routingKey);
   } finally {
@@ -86,6 +87,46 @@ Deno.test("a consumer sent nothing while its queue holds ready messages is taken
       await running.ledger.close();
       await active.close().catch(() => {});
     }
+  });
+});
+
+Deno.test("on a classic queue the watch is off: a standby consumer there is not taken for stuck when one on a quorum queue, started after it, is", async () => {
+  await withTopology("first-delivery-classic", {}, async (classicCtx) => {
+    await withTopology("first-delivery-quorum", { queueType: "quorum" }, async (quorumCtx) => {
+      const classicQueue = await standbyOnly(classicCtx.broker, classicCtx.topo, "classic");
+      const quorumQueue = await standbyOnly(quorumCtx.broker, quorumCtx.topo);
+      const options = { firstDeliveryTimeoutMs: 400 };
+      const classic = await startConsumer(classicCtx, fastPolicy(3, 100), options);
+      const quorum = await startConsumer(quorumCtx, fastPolicy(3, 100), options);
+      try {
+        for (
+          const { publisher, ctx } of [
+            { publisher: classic.publisher, ctx: classicCtx },
+            { publisher: quorum.publisher, ctx: quorumCtx },
+          ]
+        ) {
+          for (let i = 0; i < 3; i++) {
+            await publishOrder(publisher, ctx.topo, newOrder({ quantity: 1 }));
+          }
+        }
+        const error = await within(
+          quorum.consumer.done.then(() => undefined, (error: unknown) => error),
+          10_000,
+          "the quorum queue's consumer taken for stuck",
+        );
+        assert.ok(error instanceof ConsumerStuckError, String(error));
+        // The classic one started first, with the same timeout: a watch would have fired there.
+        assert.ok(classic.consumer.consuming, "the classic queue's consumer still consumes");
+        assert.ok(!classic.consumer.stuck);
+      } finally {
+        for (const running of [classic, quorum]) {
+          await running.consumer.stop();
+          await running.ledger.close();
+        }
+        await classicQueue.active.close().catch(() => {});
+        await quorumQueue.active.close().catch(() => {});
+      }
+    });
   });
 });
 
