@@ -35,6 +35,15 @@ export interface PartitionRun {
 export const TARGETS = { afterFaultMs: 10_000, afterHealMs: 5_000 } as const;
 
 const runs: PartitionRun[] = [];
+let settings = "";
+
+/**
+ * The settings the runs were made with (the cluster's `net_ticktime`, the services' heartbeat),
+ * said above the table.
+ */
+export function reportPartitionSettings(text: string): void {
+  settings = text;
+}
 
 /** Adds a run to the report. */
 export function reportPartitionRun(run: PartitionRun): void {
@@ -50,9 +59,10 @@ function seconds(ms: number | undefined): string {
   return ms === undefined ? "-" : `${(ms / 1000).toFixed(2)} s`;
 }
 
-/** The table: a line per run, the cases in order. */
+/** The table: the settings, then a line per run, the cases in order. */
 export function formatPartitionReport(): string {
   const lines = [
+    ...(settings ? [settings, ""] : []),
     "| case | run | orders | production orders | dead letters | lost | duplicate orders | consumers alive | flow stalled after the fault | after the heal | Estoque resent | notes |",
     "| ---- | --: | -----: | ----------------: | -----------: | ---: | ---------------: | :-------------: | ---------------------------: | -------------: | -------------: | ----- |",
   ];

@@ -8,6 +8,7 @@
  */
 
 import { join } from "node:path";
+import { DEFAULT_HEARTBEAT_SECONDS } from "../lib/broker.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
 import { type Deployment, Service, serviceEnv } from "./_deployment.ts";
 import { step } from "./_harness.ts";
@@ -49,16 +50,38 @@ export interface PartitionCluster {
   readonly netns: string;
   /** `POSTGRES_URL` as the services reach it: through the forwarder on the bridge. */
   readonly postgresUrl: string;
+  /** The cluster's `net_ticktime` in seconds, as r1 reports it. */
+  readonly netTicktimeSeconds: number;
+  /** The heartbeat the services ask for, in seconds (`FAULT_HEARTBEAT`, else their default). */
+  readonly heartbeatSeconds: number;
 }
+
+/**
+ * The heartbeat the services ask for (`FAULT_HEARTBEAT`, seconds, as `?heartbeat=N` on every URL);
+ * unset, the services' default.
+ */
+const HEARTBEAT = Deno.env.get("FAULT_HEARTBEAT");
 
 /** Starts the cluster (about 30 s) and says where it is. */
 export async function partitionClusterUp(): Promise<PartitionCluster> {
   await partitionCluster("up");
-  const urls = (await partitionCluster("urls")).split(",");
+  const urls = (await partitionCluster("urls")).split(",").map((url) => {
+    if (HEARTBEAT === undefined) return url;
+    const withHeartbeat = new URL(url);
+    withHeartbeat.searchParams.set("heartbeat", HEARTBEAT);
+    return withHeartbeat.href;
+  });
   const netns = await partitionCluster("netns");
   const target = new URL(POSTGRES_URL);
   target.host = await partitionCluster("postgres");
-  return { urls, netns, postgresUrl: target.href };
+  const ticktime = await partitionCluster("ctl", "r1", "eval", "net_kernel:get_net_ticktime().");
+  return {
+    urls,
+    netns,
+    postgresUrl: target.href,
+    netTicktimeSeconds: Number(ticktime.split("\n").at(-1)),
+    heartbeatSeconds: HEARTBEAT === undefined ? DEFAULT_HEARTBEAT_SECONDS : Number(HEARTBEAT),
+  };
 }
 
 /** The node leading a quorum queue, once the queue exists (OrdemDeProducao declares it). */

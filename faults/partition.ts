@@ -16,7 +16,10 @@
  * and after the heal is measured (targets: 10 s and 5 s). The suite runs them only when asked:
  * `deno task test:faults -- --partitions` (or `FAULT_PARTITIONS=1`), or `FAULT_CASES=p1,...`;
  * alone with `deno test -P faults/partition.ts -- --partitions`. Needs root (network
- * namespaces). `FAULT_KEEP_CLUSTER=1` leaves the cluster up (`scripts/partition_cluster.sh down`).
+ * namespaces). `FAULT_KEEP_CLUSTER=1` leaves the cluster up (`scripts/partition_cluster.sh down`);
+ * `FAULT_HEARTBEAT=N` has the services ask for an N s heartbeat (`?heartbeat=N` on their URLs),
+ * `PARTITION_NET_TICKTIME=N` gives the cluster another `net_ticktime` (10 s by default); the report
+ * says both.
  *
  * @module
  */
@@ -41,7 +44,12 @@ import {
   startingAt,
   waitForLeader,
 } from "./_partitions.ts";
-import { type PartitionRun, reportPartitionRun, TARGETS } from "./_partition_report.ts";
+import {
+  type PartitionRun,
+  reportPartitionRun,
+  reportPartitionSettings,
+  TARGETS,
+} from "./_partition_report.ts";
 import {
   releaseHeldLetters,
   replayOutcome,
@@ -392,6 +400,13 @@ Deno.test({
   async fn(t) {
     try {
       const cluster = await partitionClusterUp();
+      reportPartitionSettings(
+        `The cluster's \`net_ticktime\`: ${cluster.netTicktimeSeconds} s; the services' heartbeat: ${cluster.heartbeatSeconds} s${
+          Deno.env.get("FAULT_HEARTBEAT") === undefined
+            ? " (their default)"
+            : " (`FAULT_HEARTBEAT`)"
+        }.`,
+      );
       await t.step(
         "a node cut off takes only itself away: the services still reach PostgreSQL and the other nodes",
         async () => {
