@@ -50,17 +50,29 @@ export interface PartitionCluster {
   readonly netns: string;
   /** `POSTGRES_URL` as the services reach it: through the forwarder on the bridge. */
   readonly postgresUrl: string;
-  /** The cluster's `net_ticktime` in seconds, as r1 reports it. */
-  readonly netTicktimeSeconds: number;
+  /** The cluster's `net_ticktime` in seconds, as r1 reports it; undefined when it could not say. */
+  readonly netTicktimeSeconds: number | undefined;
   /** The heartbeat the services ask for, in seconds (`FAULT_HEARTBEAT`, else their default). */
   readonly heartbeatSeconds: number;
 }
 
 /**
- * The heartbeat the services ask for (`FAULT_HEARTBEAT`, seconds, as `?heartbeat=N` on every URL);
- * unset, the services' default.
+ * The heartbeat the services, the replays and the harness's own connections ask for
+ * (`FAULT_HEARTBEAT`, whole seconds, at least 1, as `?heartbeat=N` on every URL); unset, the
+ * services' default.
  */
-const HEARTBEAT = Deno.env.get("FAULT_HEARTBEAT");
+const HEARTBEAT = heartbeatSetting(Deno.env.get("FAULT_HEARTBEAT"));
+
+function heartbeatSetting(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (!/^[0-9]+$/.test(value) || seconds < 1) {
+    throw new Error(
+      `FAULT_HEARTBEAT must be a whole number of seconds, at least 1: got "${value}"`,
+    );
+  }
+  return seconds;
+}
 
 /** Starts the cluster (about 30 s) and says where it is. */
 export async function partitionClusterUp(): Promise<PartitionCluster> {
@@ -68,19 +80,20 @@ export async function partitionClusterUp(): Promise<PartitionCluster> {
   const urls = (await partitionCluster("urls")).split(",").map((url) => {
     if (HEARTBEAT === undefined) return url;
     const withHeartbeat = new URL(url);
-    withHeartbeat.searchParams.set("heartbeat", HEARTBEAT);
+    withHeartbeat.searchParams.set("heartbeat", String(HEARTBEAT));
     return withHeartbeat.href;
   });
   const netns = await partitionCluster("netns");
   const target = new URL(POSTGRES_URL);
   target.host = await partitionCluster("postgres");
-  const ticktime = await partitionCluster("ctl", "r1", "eval", "net_kernel:get_net_ticktime().");
+  // For the report only: a node that cannot say leaves it unknown.
+  const ticktime = Number(await partitionCluster("ticktime").catch(() => ""));
   return {
     urls,
     netns,
     postgresUrl: target.href,
-    netTicktimeSeconds: Number(ticktime.split("\n").at(-1)),
-    heartbeatSeconds: HEARTBEAT === undefined ? DEFAULT_HEARTBEAT_SECONDS : Number(HEARTBEAT),
+    netTicktimeSeconds: ticktime > 0 ? ticktime : undefined,
+    heartbeatSeconds: HEARTBEAT ?? DEFAULT_HEARTBEAT_SECONDS,
   };
 }
 

@@ -400,12 +400,16 @@ Deno.test({
   async fn(t) {
     try {
       const cluster = await partitionClusterUp();
+      const ticktime = cluster.netTicktimeSeconds;
       reportPartitionSettings(
-        `The cluster's \`net_ticktime\`: ${cluster.netTicktimeSeconds} s; the services' heartbeat: ${cluster.heartbeatSeconds} s${
-          Deno.env.get("FAULT_HEARTBEAT") === undefined
-            ? " (their default)"
-            : " (`FAULT_HEARTBEAT`)"
-        }.`,
+        `The cluster's \`net_ticktime\`: ${
+          ticktime === undefined ? "unknown" : `${ticktime} s`
+        }; ` +
+          `the services' heartbeat: ${cluster.heartbeatSeconds} s${
+            Deno.env.get("FAULT_HEARTBEAT") === undefined
+              ? " (their default)"
+              : " (`FAULT_HEARTBEAT`)"
+          }.`,
       );
       await t.step(
         "a node cut off takes only itself away: the services still reach PostgreSQL and the other nodes",

@@ -26,6 +26,7 @@
 #   transfer-leader QUEUE
 #                      move a quorum queue's leadership to another node that is not cut off
 #   status             the nodes, their faults, and each one's view of the cluster
+#   ticktime           the cluster's net_ticktime in seconds, as r1 reports it
 #   ctl NODE ARGS...   rabbitmqctl against NODE, from its namespace (`ctl r2 list_queues`, or
 #                      `ctl r2 eval 'EXPR.'` to look into a node during a fault)
 #   urls               the AMQP URLs of the nodes, comma-separated
@@ -48,7 +49,7 @@
 #
 # The cluster runs with cluster_partition_handling = pause_minority and net_ticktime 10 (env
 # PARTITION_NET_TICKTIME; RabbitMQ's default is 60): a node cut off for 20 s is then seen as down
-# by the others (after 7.5-12.5 s) and pauses itself, as it would in a longer outage. On 3.10 the
+# by the others (after 0.75 to 1.25 times net_ticktime: 7.5-12.5 s) and pauses itself, as it would in a longer outage. On 3.10 the
 # majority serves a queue the cut node led only once it takes that node for down, so this setting
 # bounds how soon the flow resumes after a cut (docs/guarantees.md, "Network partitions"). Env:
 # PARTITION_DIR (default /tmp/productionorder-partition), PARTITION_POSTGRES (host:port the
@@ -434,6 +435,10 @@ case "${1:-}" in
     die "no node is running"
     ;;
   status) status ;;
+  ticktime)
+    CTL_TIMEOUT=(timeout 20)
+    ctl r1 eval 'net_kernel:get_net_ticktime().'
+    ;;
   ctl)
     node=$(node_arg "${2:-}" ctl)
     shift 2
