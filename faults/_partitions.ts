@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { DEFAULT_HEARTBEAT_SECONDS } from "../lib/broker.ts";
+import { integerOption } from "../lib/cli.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
 import { type Deployment, Service, serviceEnv } from "./_deployment.ts";
 import { step } from "./_harness.ts";
@@ -52,27 +52,17 @@ export interface PartitionCluster {
   readonly postgresUrl: string;
   /** The cluster's `net_ticktime` in seconds, as r1 reports it; undefined when it could not say. */
   readonly netTicktimeSeconds: number | undefined;
-  /** The heartbeat the services ask for, in seconds (`FAULT_HEARTBEAT`, else their default). */
-  readonly heartbeatSeconds: number;
+  /** The heartbeat the services ask for, in seconds (`FAULT_HEARTBEAT`); undefined: their default. */
+  readonly heartbeatSeconds: number | undefined;
 }
 
 /**
  * The heartbeat the services, the replays and the harness's own connections ask for
- * (`FAULT_HEARTBEAT`, whole seconds, at least 1, as `?heartbeat=N` on every URL); unset, the
- * services' default.
+ * (`FAULT_HEARTBEAT`, whole seconds, as `?heartbeat=N` on every URL); unset, the services' default.
  */
-const HEARTBEAT = heartbeatSetting(Deno.env.get("FAULT_HEARTBEAT"));
-
-function heartbeatSetting(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (!/^[0-9]+$/.test(value) || seconds < 1) {
-    throw new Error(
-      `FAULT_HEARTBEAT must be a whole number of seconds, at least 1: got "${value}"`,
-    );
-  }
-  return seconds;
-}
+const HEARTBEAT = Deno.env.get("FAULT_HEARTBEAT") === undefined
+  ? undefined
+  : integerOption({ label: "FAULT_HEARTBEAT", value: Deno.env.get("FAULT_HEARTBEAT") }, 1, 3_600);
 
 /** Starts the cluster (about 30 s) and says where it is. */
 export async function partitionClusterUp(): Promise<PartitionCluster> {
@@ -93,7 +83,7 @@ export async function partitionClusterUp(): Promise<PartitionCluster> {
     netns,
     postgresUrl: target.href,
     netTicktimeSeconds: ticktime > 0 ? ticktime : undefined,
-    heartbeatSeconds: HEARTBEAT ?? DEFAULT_HEARTBEAT_SECONDS,
+    heartbeatSeconds: HEARTBEAT,
   };
 }
 

@@ -25,6 +25,7 @@
  */
 
 import { strict as assert } from "node:assert";
+import { DEFAULT_HEARTBEAT_SECONDS } from "../lib/broker.ts";
 import { account, type ProgressWatch, waitSettled } from "./_accounting.ts";
 import { type Deployment, deployment, keepLog, Service, startOrdem } from "./_deployment.ts";
 import { aliveOf, ORDERS, partitionSelected, RATE, runCase, step, validAt } from "./_harness.ts";
@@ -401,14 +402,15 @@ Deno.test({
     try {
       const cluster = await partitionClusterUp();
       const ticktime = cluster.netTicktimeSeconds;
+      const heartbeat = cluster.heartbeatSeconds;
       reportPartitionSettings(
         `The cluster's \`net_ticktime\`: ${
           ticktime === undefined ? "unknown" : `${ticktime} s`
         }; ` +
-          `the services' heartbeat: ${cluster.heartbeatSeconds} s${
-            Deno.env.get("FAULT_HEARTBEAT") === undefined
-              ? " (their default)"
-              : " (`FAULT_HEARTBEAT`)"
+          `the services' heartbeat: ${
+            heartbeat === undefined
+              ? `${DEFAULT_HEARTBEAT_SECONDS} s (their default)`
+              : `${heartbeat} s (\`FAULT_HEARTBEAT\`)`
           }.`,
       );
       await t.step(

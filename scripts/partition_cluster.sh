@@ -49,11 +49,11 @@
 #
 # The cluster runs with cluster_partition_handling = pause_minority and net_ticktime 10 (env
 # PARTITION_NET_TICKTIME; RabbitMQ's default is 60): a node cut off for 20 s is then seen as down
-# by the others (after 0.75 to 1.25 times net_ticktime: 7.5-12.5 s) and pauses itself, as it would in a longer outage. On 3.10 the
-# majority serves a queue the cut node led only once it takes that node for down, so this setting
-# bounds how soon the flow resumes after a cut (docs/guarantees.md, "Network partitions"). Env:
-# PARTITION_DIR (default /tmp/productionorder-partition), PARTITION_POSTGRES (host:port the
-# forwarder reaches, default 127.0.0.1:5432).
+# by the others (after 0.75 to 1.25 times net_ticktime: 7.5-12.5 s) and pauses itself, as it would
+# in a longer outage. On 3.10 the majority serves a queue the cut node led only once it takes that
+# node for down, so this setting bounds how soon the flow resumes after a cut (docs/guarantees.md,
+# "Network partitions"). Env: PARTITION_DIR (default /tmp/productionorder-partition),
+# PARTITION_POSTGRES (host:port the forwarder reaches, default 127.0.0.1:5432).
 set -euo pipefail
 # shellcheck source=scripts/_cluster_node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_cluster_node.sh"
