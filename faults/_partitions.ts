@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { integerOption } from "../lib/cli.ts";
 import { POSTGRES_URL } from "../testing/broker.ts";
+import { BROKER_LINE } from "./_brokers.ts";
 import { type Deployment, Service, serviceEnv } from "./_deployment.ts";
 import { step } from "./_harness.ts";
 import { type Load, loadToJson } from "./_load.ts";
@@ -23,13 +24,14 @@ export const NODES = ["r1", "r2", "r3"] as const;
 export type Node = typeof NODES[number];
 
 /**
- * Runs `scripts/partition_cluster.sh` with `args`; resolves with what it printed, throws with its
- * error output if it failed. PostgreSQL's forwarder points at `POSTGRES_URL`'s host and port.
+ * Runs `scripts/partition_cluster.sh` for the line's cluster (`FAULT_BROKER`) with `args`; resolves
+ * with what it printed, throws with its error output if it failed. PostgreSQL's forwarder points at
+ * `POSTGRES_URL`'s host and port.
  */
 export async function partitionCluster(...args: string[]): Promise<string> {
   const postgres = new URL(POSTGRES_URL);
   const { code, stdout, stderr } = await new Deno.Command("bash", {
-    args: [join(ROOT, "scripts/partition_cluster.sh"), ...args],
+    args: [join(ROOT, "scripts/partition_cluster.sh"), "--broker", BROKER_LINE, ...args],
     env: { PARTITION_POSTGRES: `${postgres.hostname}:${postgres.port || "5432"}` },
     stdout: "piped",
     stderr: "piped",
@@ -52,6 +54,8 @@ export interface PartitionCluster {
   readonly postgresUrl: string;
   /** The cluster's `net_ticktime` in seconds, as r1 reports it; undefined when it could not say. */
   readonly netTicktimeSeconds: number | undefined;
+  /** Where the cluster keeps queues and their leaders (`khepri`, `mnesia`), as r1 says; or undefined. */
+  readonly metadataStore: string | undefined;
   /** The heartbeat the services ask for, in seconds (`FAULT_HEARTBEAT`); undefined: their default. */
   readonly heartbeatSeconds: number | undefined;
 }
@@ -78,11 +82,13 @@ export async function partitionClusterUp(): Promise<PartitionCluster> {
   target.host = await partitionCluster("postgres");
   // For the report only: a node that cannot say leaves it unknown.
   const ticktime = Number(await partitionCluster("ticktime").catch(() => ""));
+  const store = await partitionCluster("metadata-store").catch(() => "");
   return {
     urls,
     netns,
     postgresUrl: target.href,
     netTicktimeSeconds: ticktime > 0 ? ticktime : undefined,
+    metadataStore: store === "khepri" || store === "mnesia" ? store : undefined,
     heartbeatSeconds: HEARTBEAT,
   };
 }

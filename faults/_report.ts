@@ -23,7 +23,7 @@ export function report(line: CaseReport): void {
  * the test file `deno test` runs, so that it comes after every case of that file. With
  * `FAULT_DOCS=1` the table goes into docs/guarantees.md: its `faults` block on RabbitMQ 3.10, its
  * `faults-<line>` block (e.g. `faults-4.3`) on another line; the partition cases' table goes into
- * its `partitions` block.
+ * its `partitions` block on 3.10, its `partitions-<line>` block on another line.
  */
 export function reportTest(moduleUrl: string): void {
   if (moduleUrl !== Deno.mainModule) return;
@@ -40,12 +40,13 @@ export function reportTest(moduleUrl: string): void {
       }
     }
     if (hasPartitionRuns()) {
-      // The partition cases run on their own cluster of the machine's RabbitMQ (3.10).
+      // The partition cases run on their own cluster of the line.
       const table = formatPartitionReport();
-      console.log(`\nNetwork partitions (RabbitMQ 3.10, ${ORDERS} orders per case):\n`);
+      console.log(`\nNetwork partitions (RabbitMQ ${BROKER_LINE}, ${ORDERS} orders per case):\n`);
       console.log(table);
       if (Deno.env.get("FAULT_DOCS")) {
-        await writeDocBlock("guarantees.md", "partitions", `Last run: ${date}.\n\n${table}`);
+        const block = BROKER_LINE === "3.10" ? "partitions" : `partitions-${BROKER_LINE}`;
+        await writeDocBlock("guarantees.md", block, `Last run: ${date}.\n\n${table}`);
       }
     }
   });

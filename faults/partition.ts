@@ -1,10 +1,11 @@
 /**
- * Network partitions: a node cut off while it keeps running, on a throwaway 3-node RabbitMQ 3.10
- * cluster whose nodes sit in network namespaces of their own (`scripts/partition_cluster.sh`,
- * `cluster_partition_handling = pause_minority`), the services in another. Every case runs
- * three OrdemDeProducao consumers on one PostgreSQL ledger and Estoque (faults/_estoque.ts: its
- * publisher, its settings) as processes in the services' namespace, on quorum queues, and publishes
- * during the fault:
+ * Network partitions: a node cut off while it keeps running, on a throwaway 3-node RabbitMQ cluster
+ * of the line `FAULT_BROKER` names (3.10 by default, 4.0, 4.3: metadata in Mnesia on the first two,
+ * in Khepri on 4.3) whose nodes sit in network namespaces of their own
+ * (`scripts/partition_cluster.sh`, `cluster_partition_handling = pause_minority`), the services in
+ * another. Every case runs three OrdemDeProducao consumers on one PostgreSQL ledger and Estoque
+ * (faults/_estoque.ts: its publisher, its settings) as processes in the services' namespace, on
+ * quorum queues, and publishes during the fault:
  *
  * - P1: the node the services are connected to is cut off both ways for 20 s, then healed;
  * - P2: the work queue's leader is cut off one way (it sends, it does not receive) for 20 s;
@@ -26,6 +27,7 @@
 
 import { strict as assert } from "node:assert";
 import { DEFAULT_HEARTBEAT_SECONDS } from "../lib/broker.ts";
+import { BROKER_LINE } from "./_brokers.ts";
 import { account, type ProgressWatch, waitSettled } from "./_accounting.ts";
 import { type Deployment, deployment, keepLog, Service, startOrdem } from "./_deployment.ts";
 import { aliveOf, ORDERS, partitionSelected, RATE, runCase, step, validAt } from "./_harness.ts";
@@ -396,7 +398,7 @@ async function runOnce(
 }
 
 Deno.test({
-  name: "network partitions on a 3-node RabbitMQ 3.10 cluster in network namespaces",
+  name: `network partitions on a 3-node RabbitMQ ${BROKER_LINE} cluster in network namespaces`,
   ignore: !CASES.some((c) => partitionSelected(c.id)),
   async fn(t) {
     try {
@@ -404,9 +406,10 @@ Deno.test({
       const ticktime = cluster.netTicktimeSeconds;
       const heartbeat = cluster.heartbeatSeconds;
       reportPartitionSettings(
-        `The cluster's \`net_ticktime\`: ${
-          ticktime === undefined ? "unknown" : `${ticktime} s`
-        }; ` +
+        `RabbitMQ ${BROKER_LINE}, metadata in ${cluster.metadataStore ?? "an unknown store"}. ` +
+          `The cluster's \`net_ticktime\`: ${
+            ticktime === undefined ? "unknown" : `${ticktime} s`
+          }; ` +
           `the services' heartbeat: ${
             heartbeat === undefined
               ? `${DEFAULT_HEARTBEAT_SECONDS} s (their default)`

@@ -35,6 +35,7 @@ import { FailurePath } from "./failure_path.ts";
 import { Intake } from "./intake.ts";
 import {
   ConsumerStuckError,
+  ConsumeUnansweredError,
   type FirstDeliveryWatch,
   watchFirstDelivery,
 } from "./first_delivery_watch.ts";
@@ -219,21 +220,31 @@ export class OrderConsumer implements AsyncDisposable {
       throw error;
     });
     consumer = new OrderConsumer(options, channel, forwarder);
-    // Small at first, growing while bodies are small (byte_budget.ts).
+    // Small at first, growing while bodies are small (byte_budget.ts). On a quorum queue a start
+    // not answered in half the first-delivery timeout is given up (ConsumeUnansweredError).
     try {
-      await consumer.#intake.start();
+      await consumer.#intake.start(consumer.#firstDeliveryTimeoutMs() / 2);
     } catch (error) {
       // No consumer to stop: let go of the pause it follows (it outlives this session) and of its
-      // channels.
+      // channels (a channel whose start went unanswered may not answer its close either).
       consumer.#stopping = true;
       consumer.#unfollow();
-      await Promise.all([channel.close().catch(() => {}), forwarder.close()]);
+      const closing = Promise.all([channel.close().catch(() => {}), forwarder.close()]);
+      if (error instanceof ConsumeUnansweredError) await settlesWithin(closing, CLOSE_GRACE_MS);
+      else await closing;
       consumer.#finish();
       throw error;
     }
     consumer.#watchFirstDelivery();
     log.info("consuming", { queue: options.topology.queue, prefetch });
     return consumer;
+  }
+
+  /** The first-delivery timeout; 0 on a classic queue, which has no leader to move. */
+  #firstDeliveryTimeoutMs(): number {
+    return this.#options.topology.queueType === "quorum"
+      ? this.#options.firstDeliveryTimeoutMs ?? DEFAULT_FIRST_DELIVERY_TIMEOUT_MS
+      : 0;
   }
 
   /**
@@ -245,10 +256,7 @@ export class OrderConsumer implements AsyncDisposable {
   #watchFirstDelivery(): void {
     const { broker, topology, pause } = this.#options;
     this.#firstDelivery = watchFirstDelivery({
-      // A classic queue has no leader to move: its consumer is never taken for stuck.
-      timeoutMs: topology.queueType === "quorum"
-        ? this.#options.firstDeliveryTimeoutMs ?? DEFAULT_FIRST_DELIVERY_TIMEOUT_MS
-        : 0,
+      timeoutMs: this.#firstDeliveryTimeoutMs(),
       deliveries: () => this.#deliveries,
       expecting: () => this.#intake.active && !this.#breaker.isOpen && !(pause?.paused),
       starts: () => this.#intake.starts,

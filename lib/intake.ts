@@ -13,7 +13,9 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { ByteBudget } from "./byte_budget.ts";
 import { Consumption } from "./consumption.ts";
+import { ConsumeUnansweredError } from "./first_delivery_watch.ts";
 import { logger } from "./log.ts";
+import { settlesWithin } from "./settles_within.ts";
 
 const log = logger("consumer");
 
@@ -97,14 +99,19 @@ export class Intake {
   /**
    * Sets the first prefetch (small, growing while bodies are small) and starts consuming, in the
    * switch's turn, so that a prefetch grown by the first deliveries waits for the start; while an
-   * operator's pause holds, only sets the prefetch ({@linkcode Intake.resume} starts).
+   * operator's pause holds, only sets the prefetch ({@linkcode Intake.resume} starts). With
+   * `answerTimeoutMs` (0: none), a start the broker has not answered by then rejects with a
+   * {@linkcode ConsumeUnansweredError}; the channel is then to be given up.
    */
-  async start(): Promise<void> {
+  async start(answerTimeoutMs = 0): Promise<void> {
     const starting = (async () => {
       await this.#options.channel.prefetch(this.#budget.prefetchNow);
       if (!this.#held()) await this.#consume();
     })();
     this.#switching = starting.catch(() => {});
+    if (answerTimeoutMs > 0 && !(await settlesWithin(starting, answerTimeoutMs))) {
+      throw new ConsumeUnansweredError(this.#options.queue, answerTimeoutMs);
+    }
     await starting;
   }
 

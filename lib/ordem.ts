@@ -24,6 +24,7 @@ import { describeError, errorCode } from "./errors.ts";
 import { sessionTopology } from "./declare_topology.ts";
 import { settlesWithin } from "./settles_within.ts";
 import { DoublingTimeout } from "./backoff.ts";
+import { ConsumeUnansweredError } from "./first_delivery_watch.ts";
 
 /**
  * The longest first-delivery timeout a session gets by doubling after its consumers were taken
@@ -229,6 +230,11 @@ export async function runOrdem(config: OrdemConfig, signal: AbortSignal): Promis
       onLedger: metrics.observeLedger,
       pause,
       topologyDeclared: topology.declared,
+    }).catch((error) => {
+      // Its start went unanswered (a node that still names a cut-off leader): the session ends,
+      // the next consumes on a new connection, and gives its start twice as long.
+      if (error instanceof ConsumeUnansweredError) firstDelivery.tooShort();
+      throw error;
     });
     log.info("ready", {
       instanceId: config.instanceId,

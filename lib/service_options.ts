@@ -266,7 +266,7 @@ export const ORDEM_OPTIONS = {
     default: "4000",
     placeholder: "ms",
     description:
-      "On a quorum queue, a consumer sent nothing this long after it started consuming while the queue holds ready messages is taken for stuck and consumes again on a new connection; doubled each time, up to 60 s (0: never).",
+      "On a quorum queue, a consumer whose start the broker does not answer within half this time, or that is sent nothing this long after it started consuming while the queue holds ready messages, is taken for stuck and consumes again on a new connection; doubled each time, up to 60 s (0: never).",
   },
   http: {
     type: "boolean",

@@ -11,6 +11,30 @@
 #   amqp_address NODE        HOST:PORT where NODE listens for AMQP clients
 #   as_node NODE TOOL ARGS   run one of the package's scripts as NODE (with node_env)
 
+# The chroot where `scripts/services.sh --broker VERSION` built RabbitMQ VERSION (4.0, 4.3), checked:
+# it must be built, and this must run as root. Sets CHROOT.
+broker_chroot() {
+  local version=$1 chroots
+  chroots=${RABBITMQ_CHROOTS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rabbitmq-chroots}
+  CHROOT=$chroots/$version
+  [ -f "$CHROOT/.services-built" ] && [ -x "$CHROOT/usr/lib/rabbitmq/bin/rabbitmq-server" ] ||
+    die "no RabbitMQ $version in $CHROOT: build it with scripts/services.sh --broker $version"
+  [ "$(id -u)" = 0 ] || die "a RabbitMQ $version cluster runs in a chroot: that needs root"
+}
+
+# A 4.x node in its chroot needs the chroot's /proc (services.sh mounts it, and it stays mounted).
+mount_chroot_proc() {
+  awk -v d="$CHROOT/proc" '$2 == d { found = 1 } END { exit !found }' /proc/mounts ||
+    mount -t proc proc "$CHROOT/proc" || die "cannot mount /proc in $CHROOT"
+}
+
+# The lines of a 4.x node's rabbitmq.conf that refuse the deprecated features services.sh's 4.x
+# nodes refuse (transient non-exclusive queues, global QoS, queue master locators).
+refused_deprecated_features() {
+  printf 'deprecated_features.permit.%s = false\n' transient_nonexcl_queues global_qos \
+    queue_master_locator
+}
+
 # The Erlang cookie every node reads from its HOME (DIR), made once.
 make_cookie() {
   [ -f "$DIR/.erlang.cookie" ] && return 0

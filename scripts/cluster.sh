@@ -72,8 +72,7 @@ case "$BROKER" in
     [ -x "$BIN/rabbitmq-server" ] || die "$BIN/rabbitmq-server not found: install rabbitmq-server"
     ;;
   4.0 | 4.3)
-    chroots=${RABBITMQ_CHROOTS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rabbitmq-chroots}
-    CHROOT=$chroots/$BROKER
+    broker_chroot "$BROKER"
     # The paths the nodes see are inside the chroot; this script reaches them under $CHROOT.
     NODE_DIR=${CLUSTER_DIR:-/tmp/productionorder-cluster}
     DIR=$CHROOT$NODE_DIR
@@ -85,9 +84,6 @@ case "$BROKER" in
     LAUNCH=(chroot "$CHROOT" /usr/bin/env -i
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
       ERL_EPMD_PORT="$epmd_port")
-    [ -f "$CHROOT/.services-built" ] && [ -x "$CHROOT$BIN/rabbitmq-server" ] ||
-      die "no RabbitMQ $BROKER in $CHROOT: build it with scripts/services.sh --broker $BROKER"
-    [ "$(id -u)" = 0 ] || die "a RabbitMQ $BROKER cluster runs in a chroot: that needs root"
     ;;
   *)
     die "--broker $BROKER: no such broker here (3.10 is the machine's; 4.0 and 4.3 run in a chroot)"
@@ -175,23 +171,15 @@ EOF
     fi
     if [ "$BROKER" != 3.10 ]; then
       # As scripts/services.sh's 4.x nodes: a deprecated feature a client uses is refused.
-      printf 'deprecated_features.permit.%s = false\n' transient_nonexcl_queues global_qos \
-        queue_master_locator >>"$DIR/$node/rabbitmq.conf"
+      refused_deprecated_features >>"$DIR/$node/rabbitmq.conf"
     fi
   done
-}
-
-# A 4.x node in the chroot needs its /proc (services.sh mounts it, and it stays mounted).
-mount_proc() {
-  [ "$BROKER" != 3.10 ] || return 0
-  awk -v d="$CHROOT/proc" '$2 == d { found = 1 } END { exit !found }' /proc/mounts ||
-    mount -t proc proc "$CHROOT/proc" || die "cannot mount /proc in $CHROOT"
 }
 
 start_node() {
   local node=$1
   running "$node" && return 0
-  mount_proc
+  [ "$BROKER" = 3.10 ] || mount_chroot_proc
   boot_node "$node"
 }
 

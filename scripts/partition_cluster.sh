@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# A throwaway 3-node RabbitMQ 3.10 cluster whose nodes sit in network namespaces of their own, on
-# one bridge, so that a node can be cut off while it keeps running, as a real network does it (the
-# partition cases of the fault suite, faults/partition.ts). Needs root (ip netns, veth, bridge, tc)
-# and the machine's RabbitMQ; scripts/cluster.sh is the same cluster on loopback, for the faults
-# that kill or restart a node.
+# A throwaway 3-node RabbitMQ cluster whose nodes sit in network namespaces of their own, on one
+# bridge, so that a node can be cut off while it keeps running, as a real network does it (the
+# partition cases of the fault suite, faults/partition.ts). Needs root (ip netns, veth, bridge, tc);
+# scripts/cluster.sh is the same cluster on loopback, for the faults that kill or restart a node.
 #
-#   scripts/partition_cluster.sh COMMAND
+#   scripts/partition_cluster.sh [--broker 3.10|4.0|4.3] COMMAND
+#
+# --broker (env PARTITION_BROKER; the flag wins) picks the RabbitMQ line, 3.10 by default: the
+# machine's, or the one `scripts/services.sh --broker 4.x` built in its chroot (as root, under
+# RABBITMQ_CHROOTS; build it first). A 4.x node runs that chroot's binaries in its namespace, with
+# its directory inside the chroot (PARTITION_DIR is the path there), the node names bound over the
+# chroot's /etc/hosts for that node alone, and the deprecated features services.sh's 4.x nodes
+# refuse refused. RabbitMQ 4.3 keeps its metadata (queues, their leaders) in Khepri, a Raft store
+# a majority writes without the cut node; 3.10 and 4.0 (unless khepri_db is enabled) in Mnesia.
+# One line's cluster at a time: they share the namespaces, the bridge and the addresses.
 #
 #   up                 namespaces, bridge and links; start r1..r3 and join them (about 30 s)
 #   down               stop everything it started and remove every namespace, link, bridge, route
@@ -27,6 +35,7 @@
 #                      move a quorum queue's leadership to another node that is not cut off
 #   status             the nodes, their faults, and each one's view of the cluster
 #   ticktime           the cluster's net_ticktime in seconds, as r1 reports it
+#   metadata-store     where the cluster keeps queues and their leaders: khepri or mnesia (r1's word)
 #   ctl NODE ARGS...   rabbitmqctl against NODE, from its namespace (`ctl r2 list_queues`, or
 #                      `ctl r2 eval 'EXPR.'` to look into a node during a fault)
 #   urls               the AMQP URLs of the nodes, comma-separated
@@ -59,7 +68,21 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_cluster_node.sh"
 
 NODES=(r1 r2 r3)
-DIR=${PARTITION_DIR:-/tmp/productionorder-partition}
+BROKER=${PARTITION_BROKER:-3.10}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --broker)
+      [ $# -ge 2 ] || { echo "partition_cluster.sh: --broker needs a version: 3.10, 4.0 or 4.3" >&2; exit 2; }
+      BROKER=$2
+      shift 2
+      ;;
+    --broker=*)
+      BROKER=${1#--broker=}
+      shift
+      ;;
+    *) break ;;
+  esac
+done
 TICKTIME=${PARTITION_NET_TICKTIME:-10}
 POSTGRES=${PARTITION_POSTGRES:-127.0.0.1:5432}
 BIN=/usr/lib/rabbitmq/bin
@@ -77,6 +100,25 @@ die() {
   echo "partition_cluster.sh: $*" >&2
   exit 1
 }
+
+# NODE_DIR: the cluster's directory as the nodes see it; DIR: as this script reaches it. CHROOT:
+# where a 4.x node's tools run (empty on 3.10).
+case "$BROKER" in
+  3.10)
+    DIR=${PARTITION_DIR:-/tmp/productionorder-partition}
+    NODE_DIR=$DIR
+    CHROOT=""
+    [ -x "$BIN/rabbitmq-server" ] || die "$BIN/rabbitmq-server not found: install rabbitmq-server"
+    ;;
+  4.0 | 4.3)
+    broker_chroot "$BROKER"
+    NODE_DIR=${PARTITION_DIR:-/tmp/productionorder-partition}
+    DIR=$CHROOT$NODE_DIR
+    ;;
+  *)
+    die "--broker $BROKER: no such broker here (3.10 is the machine's; 4.0 and 4.3 run in a chroot)"
+    ;;
+esac
 
 index_of() {
   case "$1" in
@@ -118,14 +160,26 @@ in_ns() {
 CTL_TIMEOUT=()
 
 # Runs one of the package's scripts as node $1, in its namespace, with the cluster's environment.
+# ip netns exec gives the command a mount namespace of its own (and mounts the namespace's hosts
+# file over /etc/hosts): on 4.x the same file is bound over the chroot's, there and only there, and
+# the tool runs in the chroot with no environment of ours.
 as_node() {
   local node=$1 tool=$2
   shift 2
-  local NODE_ENV
-  node_env "$DIR" "$node"
-  "${CTL_TIMEOUT[@]}" ip netns exec "$(ns_of "$node")" env "${NODE_ENV[@]}" \
-    RABBITMQ_NODE_PORT=$AMQP_PORT \
-    "$BIN/$tool" "$@"
+  local NODE_ENV ns
+  ns=$(ns_of "$node")
+  node_env "$NODE_DIR" "$node"
+  local command=(env "${NODE_ENV[@]}" RABBITMQ_NODE_PORT=$AMQP_PORT "$BIN/$tool" "$@")
+  if [ -z "$CHROOT" ]; then
+    "${CTL_TIMEOUT[@]}" ip netns exec "$ns" "${command[@]}"
+  else
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    "${CTL_TIMEOUT[@]}" ip netns exec "$ns" bash -c \
+      'mount --bind "$1" "$2/etc/hosts" && root=$2 && shift 2 && exec chroot "$root" "$@"' \
+      as_node "/etc/netns/$ns/hosts" "$CHROOT" /usr/bin/env -i \
+      PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+      "${command[@]}"
+  fi
 }
 
 mac_of_ns() { in_ns "$1" cat /sys/class/net/eth0/address; }
@@ -215,12 +269,14 @@ cluster_partition_handling = pause_minority
 vm_memory_high_watermark.relative = 0.2
 disk_free_limit.absolute = 50MB
 EOF
+    [ -z "$CHROOT" ] || refused_deprecated_features >>"$DIR/$node/rabbitmq.conf"
   done
 }
 
 start_node() {
   local node=$1
   running "$node" && return 0
+  [ -z "$CHROOT" ] || mount_chroot_proc
   boot_node "$node"
 }
 
@@ -385,8 +441,11 @@ transfer_leader() {
     fi
   done
   [ -n "$to" ] || die "no node to move $queue's leader to"
-  local name="'%2F_$queue'" CTL_TIMEOUT=(timeout 30)
-  ctl "$from" eval "ra:transfer_leadership({$name, '$from@$(host_of "$from")'}, {$name, '$to@$(host_of "$to")'})." >/dev/null ||
+  # The queue's Ra name from its record (3.10 and 4.x name it differently).
+  local CTL_TIMEOUT=(timeout 30)
+  ctl "$from" eval "{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"$queue\">>)),
+    {Name, _} = amqqueue:get_pid(Q),
+    ra:transfer_leadership({Name, '$(name_of "$from")'}, {Name, '$(name_of "$to")'})." >/dev/null ||
     die "cannot move $queue's leader from $from to $to"
   echo "$queue: leader moved from $from to $to"
 }
@@ -438,6 +497,15 @@ case "${1:-}" in
   ticktime)
     CTL_TIMEOUT=(timeout 20)
     ctl r1 eval 'net_kernel:get_net_ticktime().'
+    ;;
+  metadata-store)
+    # 3.10 has no Khepri at all.
+    CTL_TIMEOUT=(timeout 20)
+    if [ "$BROKER" = 3.10 ]; then
+      echo mnesia
+    else
+      ctl r1 eval 'case rabbit_khepri:is_enabled() of true -> khepri; false -> mnesia end.'
+    fi
     ;;
   ctl)
     node=$(node_arg "${2:-}" ctl)

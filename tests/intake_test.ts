@@ -4,7 +4,16 @@ import { publishOrder } from "../lib/estoque.ts";
 import { Intake, type IntakeOptions } from "../lib/intake.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
-import { type BrokerContext, waitFor, withTopology } from "../testing/broker.ts";
+import { Broker } from "../lib/broker.ts";
+import { ConsumeUnansweredError } from "../lib/first_delivery_watch.ts";
+import {
+  type BrokerContext,
+  RABBITMQ_URL,
+  waitFor,
+  within,
+  withTopology,
+} from "../testing/broker.ts";
+import { HoldingProxy } from "../testing/proxy.ts";
 
 type Reasons = { stopping?: boolean; ledgerAway?: boolean; held?: boolean };
 
@@ -111,5 +120,40 @@ Deno.test("Intake: a start on a closed channel reports it once through onBroken"
     await intake.resume();
     assert.equal(intake.active, false);
     assert.equal(broken(), 1);
+  });
+});
+
+Deno.test("Intake: a first start the broker does not answer within answerTimeoutMs rejects with ConsumeUnansweredError; nothing is taken", async () => {
+  // What a channel opened on the majority meets after a partition while the queue's record still
+  // names the cut-off leader (RabbitMQ 4.3, docs/guarantees.md): its consume is not answered. Here
+  // a proxy holds what the real broker sends.
+  await withTopology("intake-unanswered", { queueType: "quorum" }, async (ctx) => {
+    await publishOne(ctx);
+    await using proxy = HoldingProxy.start(RABBITMQ_URL);
+    // No heartbeat: the connection must stay up for the start's own timeout to show.
+    const broker = await Broker.connect(proxy.url, { heartbeatSeconds: 0 });
+    try {
+      const on = await intakeOn({ broker, topo: ctx.topo }, {});
+      proxy.hold();
+      const started = performance.now();
+      const error = await within(
+        on.intake.start(300).then(() => undefined, (error: unknown) => error),
+        5_000,
+        "the start given up",
+      );
+      const waited = performance.now() - started;
+      assert.ok(error instanceof ConsumeUnansweredError, String(error));
+      assert.equal(error.code, "consume_unanswered");
+      assert.match(error.message, /did not answer the consume on .*intake-unanswered.* in 0\.3 s/);
+      assert.ok(waited >= 300 && waited < 1_500, `gave up after ${waited} ms`);
+      assert.equal(on.received.length, 0);
+    } finally {
+      await broker.close(500);
+      proxy.release();
+    }
+    // The consume the broker did get went with the connection: the order waits in the queue.
+    await waitFor("the order back in the queue", async () => {
+      return await ctx.broker.messageCount(ctx.topo.queue) === 1 ? true : undefined;
+    }, 5_000);
   });
 });
