@@ -1,13 +1,14 @@
 /**
  * The brokers of the fault suite, on the RabbitMQ line `FAULT_BROKER` names (`3.10`, the default;
  * `4.0`; `4.3`): the single node most cases run on, its connections closed as an operator would,
- * and the throwaway 3-node cluster of `scripts/cluster.sh` of the same line.
+ * and the throwaway 3-node clusters of the same line: `scripts/cluster.sh` (on loopback) and
+ * `scripts/partition_cluster.sh` (in network namespaces, faults/_partitions.ts).
  *
  * - `3.10`: the broker of `RABBITMQ_URL` and `RABBITMQ_MANAGEMENT_URL` (default: the machine's);
  *   the cluster runs the machine's binaries.
  * - `4.0`, `4.3`: the broker of `RABBITMQ_URL_4_x` and `RABBITMQ_MANAGEMENT_URL_4_x` (default: the
- *   node `scripts/services.sh` runs in its 4.x chroot, testing/other_brokers.ts); the cluster runs
- *   in that chroot.
+ *   node `scripts/services.sh` runs in its 4.x chroot, testing/other_brokers.ts); the clusters run
+ *   that chroot's binaries.
  *
  * The services run on the ttl retry backend on every line: no cluster has the delayed-message
  * plugin, and 4.3 has none at all.

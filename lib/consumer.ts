@@ -32,10 +32,9 @@ import { waitUntilDrained } from "./drain.ts";
 import { settlesWithin } from "./settles_within.ts";
 import { Forwarder } from "./forwarder.ts";
 import { FailurePath } from "./failure_path.ts";
-import { Intake } from "./intake.ts";
+import { ConsumeUnansweredError, Intake } from "./intake.ts";
 import {
   ConsumerStuckError,
-  ConsumeUnansweredError,
   type FirstDeliveryWatch,
   watchFirstDelivery,
 } from "./first_delivery_watch.ts";

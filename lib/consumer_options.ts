@@ -70,8 +70,10 @@ export interface ConsumerOptions {
   /**
    * On a quorum queue, how long the consumer may be sent nothing after it started consuming while
    * its queue holds ready messages, in milliseconds; then it is taken for stuck and `done`
-   * rejects with a `ConsumerStuckError` (lib/first_delivery_watch.ts). 0 turns the watch off;
-   * on a classic queue it is off. (OrdemDeProducao doubles it after each session taken for stuck.)
+   * rejects with a `ConsumerStuckError` (lib/first_delivery_watch.ts); a first start (prefetch and
+   * consume) not answered within half of it makes `OrderConsumer.start` reject with a
+   * `ConsumeUnansweredError` (lib/intake.ts). 0 turns both off; on a classic queue they are off.
+   * (OrdemDeProducao doubles it after each session taken for stuck or not answered.)
    * @default {DEFAULT_FIRST_DELIVERY_TIMEOUT_MS}
    */
   readonly firstDeliveryTimeoutMs?: number;

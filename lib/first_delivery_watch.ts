@@ -151,24 +151,3 @@ export class ConsumerStuckError extends Error {
     this.name = "ConsumerStuckError";
   }
 }
-
-/**
- * The broker did not answer a consumer's first start (its prefetch and `basic.consume`, on a new
- * channel) in time. Seen on RabbitMQ 4.3 after a partition: a channel opened on the majority
- * before the work queue's record names its new leader sends its consume to the cut-off one and
- * waits until the cluster takes that node for down (`net_ticktime`: 45-75 s by default); a channel
- * made later finds the new leader (docs/guarantees.md, Network partitions).
- */
-export class ConsumeUnansweredError extends Error {
-  /** Always `consume_unanswered`. */
-  readonly code = "consume_unanswered";
-
-  /** Creates the error for the consumer of `queue`, which waited `waitedMs`. */
-  constructor(queue: string, waitedMs: number) {
-    super(
-      `the broker did not answer the consume on ${queue} in ${(waitedMs / 1000).toFixed(1)} s ` +
-        `(on a quorum queue after a partition, the node may still name the old leader)`,
-    );
-    this.name = "ConsumeUnansweredError";
-  }
-}

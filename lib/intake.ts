@@ -13,11 +13,31 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { ByteBudget } from "./byte_budget.ts";
 import { Consumption } from "./consumption.ts";
-import { ConsumeUnansweredError } from "./first_delivery_watch.ts";
 import { logger } from "./log.ts";
 import { settlesWithin } from "./settles_within.ts";
 
 const log = logger("consumer");
+
+/**
+ * The broker did not answer a consumer's first start (its prefetch and `basic.consume`, on a new
+ * channel) in time. Seen on RabbitMQ 4.3 after a partition: a channel opened on the majority
+ * before the work queue's record names its new leader sends its consume to the cut-off one and
+ * waits until the cluster takes that node for down (`net_ticktime`: 45-75 s by default); a channel
+ * made later finds the new leader (docs/guarantees.md, Network partitions).
+ */
+export class ConsumeUnansweredError extends Error {
+  /** Always `consume_unanswered`. */
+  readonly code = "consume_unanswered";
+
+  /** Creates the error for the consumer of `queue`, which waited `waitedMs`. */
+  constructor(queue: string, waitedMs: number) {
+    super(
+      `the broker did not answer the consume on ${queue} in ${(waitedMs / 1000).toFixed(1)} s ` +
+        `(on a quorum queue after a partition, the node may still name the old leader)`,
+    );
+    this.name = "ConsumeUnansweredError";
+  }
+}
 
 /** Options for {@linkcode Intake}. */
 export interface IntakeOptions {

@@ -24,7 +24,7 @@ import { describeError, errorCode } from "./errors.ts";
 import { sessionTopology } from "./declare_topology.ts";
 import { settlesWithin } from "./settles_within.ts";
 import { DoublingTimeout } from "./backoff.ts";
-import { ConsumeUnansweredError } from "./first_delivery_watch.ts";
+import { ConsumeUnansweredError } from "./intake.ts";
 
 /**
  * The longest first-delivery timeout a session gets by doubling after its consumers were taken

@@ -12,12 +12,12 @@
 #   as_node NODE TOOL ARGS   run one of the package's scripts as NODE (with node_env)
 
 # The chroot where `scripts/services.sh --broker VERSION` built RabbitMQ VERSION (4.0, 4.3), checked:
-# it must be built, and this must run as root. Sets CHROOT.
+# it must be built (its tools under BIN), and this must run as root. Sets CHROOT.
 broker_chroot() {
   local version=$1 chroots
   chroots=${RABBITMQ_CHROOTS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rabbitmq-chroots}
   CHROOT=$chroots/$version
-  [ -f "$CHROOT/.services-built" ] && [ -x "$CHROOT/usr/lib/rabbitmq/bin/rabbitmq-server" ] ||
+  [ -f "$CHROOT/.services-built" ] && [ -x "$CHROOT$BIN/rabbitmq-server" ] ||
     die "no RabbitMQ $version in $CHROOT: build it with scripts/services.sh --broker $version"
   [ "$(id -u)" = 0 ] || die "a RabbitMQ $version cluster runs in a chroot: that needs root"
 }

@@ -6,9 +6,11 @@
 #
 #   scripts/partition_cluster.sh [--broker 3.10|4.0|4.3] COMMAND
 #
-# --broker (env PARTITION_BROKER; the flag wins) picks the RabbitMQ line, 3.10 by default: the
-# machine's, or the one `scripts/services.sh --broker 4.x` built in its chroot (as root, under
-# RABBITMQ_CHROOTS; build it first). A 4.x node runs that chroot's binaries in its namespace, with
+# --broker (env PARTITION_BROKER; the flag wins) picks the RabbitMQ line: the machine's 3.10, or
+# the one `scripts/services.sh --broker 4.x` built in its chroot (as root, under RABBITMQ_CHROOTS;
+# build it first). Given neither, the line of the cluster that is up (`up` notes it in
+# /tmp/productionorder-partition.broker, `down` removes the note), else 3.10; `up` refuses a line
+# other than the one up. A 4.x node runs that chroot's binaries in its namespace, with
 # its directory inside the chroot (PARTITION_DIR is the path there), the node names bound over the
 # chroot's /etc/hosts for that node alone, and the deprecated features services.sh's 4.x nodes
 # refuse refused. RabbitMQ 4.3 keeps its metadata (queues, their leaders) in Khepri, a Raft store
@@ -68,7 +70,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_cluster_node.sh"
 
 NODES=(r1 r2 r3)
-BROKER=${PARTITION_BROKER:-3.10}
+# The line of the cluster that is up, noted by up.
+BROKER_NOTE=/tmp/productionorder-partition.broker
+UP_BROKER=$(cat "$BROKER_NOTE" 2>/dev/null || true)
+BROKER=${PARTITION_BROKER:-${UP_BROKER:-3.10}}
 while [ $# -gt 0 ]; do
   case "$1" in
     --broker)
@@ -276,17 +281,21 @@ EOF
 start_node() {
   local node=$1
   running "$node" && return 0
-  [ -z "$CHROOT" ] || mount_chroot_proc
   boot_node "$node"
 }
 
 up() {
   need_root
+  [ -z "$UP_BROKER" ] || [ "$UP_BROKER" = "$BROKER" ] ||
+    die "a RabbitMQ $UP_BROKER cluster is up: take it down first (scripts/partition_cluster.sh down)"
   # An up that fails half way leaves nothing behind.
   trap 'echo "partition_cluster.sh: up failed: removing what it made" >&2; down >/dev/null 2>&1' EXIT
+  echo "$BROKER" >"$BROKER_NOTE"
   prepare
   network_up
   postgres_forwarder
+  # Once, before the nodes start side by side.
+  [ -z "$CHROOT" ] || mount_chroot_proc
   local node pids=() pid
   for node in "${NODES[@]}"; do
     start_node "$node" &
@@ -330,6 +339,7 @@ down() {
   for node in "${NODES[@]}" svc; do ip link del "$PREFIX-${node}h" 2>/dev/null || true; done
   ip link del "$BRIDGE" 2>/dev/null || true
   rm -rf "$DIR"
+  rm -f "$BROKER_NOTE"
   echo "cluster down"
 }
 

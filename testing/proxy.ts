@@ -15,6 +15,8 @@ import { TcpForwarder } from "./tcp_forwarder.ts";
 /** A proxy to one server; connect through {@linkcode HoldingProxy.url}. */
 export class HoldingProxy extends TcpForwarder {
   #gate: PromiseWithResolvers<void> | undefined;
+  /** Reads from the server still to let go before holding ({@linkcode HoldingProxy.holdAfter}). */
+  #passing: number | undefined;
   #clientGate: PromiseWithResolvers<void> | undefined;
 
   /** Listens on a free loopback port and forwards each connection to the server of `url`. */
@@ -30,6 +32,14 @@ export class HoldingProxy extends TcpForwarder {
   /** From now on, what the server sends waits in the proxy (what the client sends goes on). */
   hold(): void {
     this.#gate ??= Promise.withResolvers<void>();
+  }
+
+  /**
+   * Lets the next `chunks` reads from the server go on (one reply each, when the client waits for
+   * it before it sends more), then holds what the server sends, as {@linkcode HoldingProxy.hold}.
+   */
+  holdAfter(chunks: number): void {
+    this.#passing = chunks;
   }
 
   /** Lets what was held go on to the client, in order, and stops holding. */
@@ -98,6 +108,10 @@ export class HoldingProxy extends TcpForwarder {
     const writer = client.writable.getWriter();
     try {
       for await (const chunk of server.readable) {
+        if (this.#passing !== undefined && this.#passing-- <= 0) {
+          this.#passing = undefined;
+          this.hold();
+        }
         while (this.#gate) await this.#gate.promise;
         await writer.write(chunk);
       }

@@ -1,11 +1,10 @@
 import { strict as assert } from "node:assert";
 import type { ConsumeMessage } from "amqplib";
 import { publishOrder } from "../lib/estoque.ts";
-import { Intake, type IntakeOptions } from "../lib/intake.ts";
+import { ConsumeUnansweredError, Intake, type IntakeOptions } from "../lib/intake.ts";
 import { newOrder } from "../lib/order.ts";
 import { ConfirmedPublisher } from "../lib/publisher.ts";
 import { Broker } from "../lib/broker.ts";
-import { ConsumeUnansweredError } from "../lib/first_delivery_watch.ts";
 import {
   type BrokerContext,
   RABBITMQ_URL,
@@ -123,10 +122,10 @@ Deno.test("Intake: a start on a closed channel reports it once through onBroken"
   });
 });
 
-Deno.test("Intake: a first start the broker does not answer within answerTimeoutMs rejects with ConsumeUnansweredError; nothing is taken", async () => {
+Deno.test("Intake: a first start whose consume the broker does not answer within answerTimeoutMs rejects with ConsumeUnansweredError; what it sends later is not taken", async () => {
   // What a channel opened on the majority meets after a partition while the queue's record still
   // names the cut-off leader (RabbitMQ 4.3, docs/guarantees.md): its consume is not answered. Here
-  // a proxy holds what the real broker sends.
+  // a proxy lets the prefetch's answer through, then holds what the real broker sends.
   await withTopology("intake-unanswered", { queueType: "quorum" }, async (ctx) => {
     await publishOne(ctx);
     await using proxy = HoldingProxy.start(RABBITMQ_URL);
@@ -134,7 +133,7 @@ Deno.test("Intake: a first start the broker does not answer within answerTimeout
     const broker = await Broker.connect(proxy.url, { heartbeatSeconds: 0 });
     try {
       const on = await intakeOn({ broker, topo: ctx.topo }, {});
-      proxy.hold();
+      proxy.holdAfter(1); // qos-ok goes through; consume-ok and the delivery wait
       const started = performance.now();
       const error = await within(
         on.intake.start(300).then(() => undefined, (error: unknown) => error),
@@ -146,12 +145,27 @@ Deno.test("Intake: a first start the broker does not answer within answerTimeout
       assert.equal(error.code, "consume_unanswered");
       assert.match(error.message, /did not answer the consume on .*intake-unanswered.* in 0\.3 s/);
       assert.ok(waited >= 300 && waited < 1_500, `gave up after ${waited} ms`);
-      assert.equal(on.received.length, 0);
+      assert.ok(proxy.holding, "the broker's answers are held");
+      // The broker got the consume (its answer is what is held): the queue has the consumer.
+      const look = await ctx.broker.channel();
+      try {
+        await waitFor("the held consumer on the queue", async () => {
+          const { consumerCount } = await look.checkQueue(ctx.topo.queue);
+          return consumerCount === 1 ? true : undefined;
+        }, 5_000);
+      } finally {
+        await look.close();
+      }
+      // The channel is given up, as OrderConsumer does; then the late consume-ok and delivery
+      // arrive at a channel that is closing.
+      const closing = on.channel.close().catch(() => {});
+      proxy.release();
+      await closing;
+      assert.equal(on.received.length, 0, "nothing taken on the channel given up");
     } finally {
       await broker.close(500);
-      proxy.release();
     }
-    // The consume the broker did get went with the connection: the order waits in the queue.
+    // The consume the broker did get went with its channel: the order waits in the queue again.
     await waitFor("the order back in the queue", async () => {
       return await ctx.broker.messageCount(ctx.topo.queue) === 1 ? true : undefined;
     }, 5_000);
