@@ -11,6 +11,29 @@
 #   amqp_address NODE        HOST:PORT where NODE listens for AMQP clients
 #   as_node NODE TOOL ARGS   run one of the package's scripts as NODE (with node_env)
 
+# broker_flag SCRIPT ARGS...: sets BROKER from ARGS' leading `--broker V` or `--broker=V` (the last
+# one wins; without one BROKER is left as it is) and ARGS to what follows them. SCRIPT names the
+# script in the message of a `--broker` without a version (exit 2).
+broker_flag() {
+  local script=$1
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --broker)
+        [ $# -ge 2 ] || { echo "$script: --broker needs a version: 3.10, 4.0 or 4.3" >&2; exit 2; }
+        BROKER=$2
+        shift 2
+        ;;
+      --broker=*)
+        BROKER=${1#--broker=}
+        shift
+        ;;
+      *) break ;;
+    esac
+  done
+  ARGS=("$@")
+}
+
 # The chroot where `scripts/services.sh --broker VERSION` built RabbitMQ VERSION (4.0, 4.3), checked:
 # it must be built (its tools under BIN), and this must run as root. Sets CHROOT.
 broker_chroot() {

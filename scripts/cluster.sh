@@ -41,20 +41,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/_cluster_node.sh"
 
 NODES=(r1 r2 r3)
 BROKER=${CLUSTER_BROKER:-3.10}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --broker)
-      [ $# -ge 2 ] || { echo "cluster.sh: --broker needs a version: 3.10, 4.0 or 4.3" >&2; exit 2; }
-      BROKER=$2
-      shift 2
-      ;;
-    --broker=*)
-      BROKER=${1#--broker=}
-      shift
-      ;;
-    *) break ;;
-  esac
-done
+broker_flag cluster.sh "$@"
+set -- "${ARGS[@]}"
 
 die() {
   echo "cluster.sh: $*" >&2

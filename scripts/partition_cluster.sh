@@ -74,20 +74,8 @@ NODES=(r1 r2 r3)
 BROKER_NOTE=/tmp/productionorder-partition.broker
 UP_BROKER=$(cat "$BROKER_NOTE" 2>/dev/null || true)
 BROKER=${PARTITION_BROKER:-${UP_BROKER:-3.10}}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --broker)
-      [ $# -ge 2 ] || { echo "partition_cluster.sh: --broker needs a version: 3.10, 4.0 or 4.3" >&2; exit 2; }
-      BROKER=$2
-      shift 2
-      ;;
-    --broker=*)
-      BROKER=${1#--broker=}
-      shift
-      ;;
-    *) break ;;
-  esac
-done
+broker_flag partition_cluster.sh "$@"
+set -- "${ARGS[@]}"
 TICKTIME=${PARTITION_NET_TICKTIME:-10}
 POSTGRES=${PARTITION_POSTGRES:-127.0.0.1:5432}
 BIN=/usr/lib/rabbitmq/bin
