@@ -55,7 +55,7 @@ export interface PartitionCluster {
   /** The cluster's `net_ticktime` in seconds, as r1 reports it; undefined when it could not say. */
   readonly netTicktimeSeconds: number | undefined;
   /** Where the cluster keeps queues and their leaders (`khepri`, `mnesia`), as r1 says; or undefined. */
-  readonly metadataStore: string | undefined;
+  readonly metadataStore: "khepri" | "mnesia" | undefined;
   /** The heartbeat the services ask for, in seconds (`FAULT_HEARTBEAT`); undefined: their default. */
   readonly heartbeatSeconds: number | undefined;
 }
@@ -64,9 +64,13 @@ export interface PartitionCluster {
  * The heartbeat the services, the replays and the harness's own connections ask for
  * (`FAULT_HEARTBEAT`, whole seconds, as `?heartbeat=N` on every URL); unset, the services' default.
  */
-const HEARTBEAT = Deno.env.get("FAULT_HEARTBEAT") === undefined
-  ? undefined
-  : integerOption({ label: "FAULT_HEARTBEAT", value: Deno.env.get("FAULT_HEARTBEAT") }, 1, 3_600);
+const HEARTBEAT = heartbeatSetting(Deno.env.get("FAULT_HEARTBEAT"));
+
+function heartbeatSetting(value: string | undefined): number | undefined {
+  return value === undefined
+    ? undefined
+    : integerOption({ label: "FAULT_HEARTBEAT", value }, 1, 3_600);
+}
 
 /** Starts the cluster (about 30 s) and says where it is. */
 export async function partitionClusterUp(): Promise<PartitionCluster> {
